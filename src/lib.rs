@@ -1,0 +1,23 @@
+//! callq: an inbound call queue (ACD) for Twilio Programmable Voice.
+//!
+//! Every inbound call is held in a queue in Redis; callers hear their position and an honest
+//! estimated wait; calls are offered to agents who are really online, one after another, until
+//! someone answers. The crate is laid out by concern:
+//!
+//! - [`store`]: the only code that touches routing keys; one typed function per Lua script.
+//! - [`twilio`]: Twilio's side: webhook signatures, TwiML, webhook handlers, the REST client.
+//! - [`agents`]: the agent API (heartbeat, status) and the admin API, with their tokens.
+//! - [`worker`]: the wake loop that claims (call, agent) pairs and rings agents; reaping.
+//! - [`sim`]: a Twilio simulator that speaks Twilio's real protocol, for the demo and benches.
+//! - [`bench`]: load runs against the simulator and the Erlang C yardstick.
+//! - [`ops`]: metrics, health and the event stream.
+
+pub mod agents;
+pub mod bench;
+pub mod config;
+pub mod embedded_redis;
+pub mod ops;
+pub mod sim;
+pub mod store;
+pub mod twilio;
+pub mod worker;
