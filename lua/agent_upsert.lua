@@ -1,0 +1,36 @@
+-- agent_upsert: create an agent or change its identity, queues and tiers, or capacity.
+-- A new agent starts offline; an existing one keeps its state and is re-indexed in the ready
+-- sets of its new queues.
+--
+-- KEYS[1]  centre prefix `callq:{C}:`
+-- ARGV[1]  agent id
+-- ARGV[2]  identity for <Client> (Twilio Voice SDK identity)
+-- ARGV[3]  queues with tiers, "sales=1,support=2" (every queue must be configured)
+-- ARGV[4]  capacity (calls held at once, >= 1)
+-- Returns  {'created' | 'updated'} or {'unknown_queue', name}
+-- @include common.lua
+
+local id = ARGV[1]
+local qs = agent_queues(ARGV[3])
+for _, qt in ipairs(qs) do
+  if redis.call('SISMEMBER', K_QUEUES, qt[1]) == 0 then return { 'unknown_queue', qt[1] } end
+end
+local a = hgetall(k_agent(id))
+local created = a == nil
+if created then
+  a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = tostring(NOW) }
+  agent_set(id, a, { id = id, status = 'offline', reason = 'new', active = 0, handled = 0,
+    misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW })
+else
+  remove_ready(id, a)
+end
+agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4] })
+for _, qt in ipairs(qs) do
+  local tiers = num(redis.call('HGET', k_queue(qt[1]), 'tiers'), 1)
+  if qt[2] > tiers then redis.call('HSET', k_queue(qt[1]), 'tiers', qt[2]) end
+end
+redis.call('SADD', K_AGENTS, id)
+if refresh_ready(id, a) then wake() end
+event('agent', { 'agent', id, 'status', a.status, 'reason', created and 'created' or 'updated' })
+if created then return { 'created' } end
+return { 'updated' }

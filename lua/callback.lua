@@ -1,0 +1,16 @@
+-- callback: a waiting caller asked to be called back. The call keeps its rank (virtual hold);
+-- when it reaches an agent, the worker rings the agent first and then the customer.
+--
+-- KEYS[1]  centre prefix `callq:{C}:`
+-- ARGV[1]  CallSid
+-- ARGV[2]  number to call back (E.164)
+-- Returns  {'callback'} | {'stale', state}
+-- @include common.lua
+
+local sid = ARGV[1]
+local c = hgetall(k_call(sid))
+if c == nil then return { 'stale', 'unknown' } end
+if c.state ~= 'waiting' then return { 'stale', c.state } end
+redis.call('HSET', k_call(sid), 'state', 'callback', 'kind', 'callback', 'callback_to', ARGV[2])
+event('callback', { 'call', sid, 'queue', c.queue })
+return { 'callback' }

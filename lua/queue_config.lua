@@ -1,0 +1,21 @@
+-- queue_config: create or update a queue's routing settings (from the centre's config file).
+--
+-- KEYS[1]  centre prefix `callq:{C}:`
+-- ARGV[1]  queue name
+-- ARGV[2]  strategy: longest_idle | fewest_calls | round_robin | random
+-- ARGV[3]  ring timeout, ms (how long an agent's phone rings)
+-- ARGV[4]  wrap-up, ms (after-call work before the next offer)
+-- ARGV[5]  max no-answer in a row before the agent is paused
+-- ARGV[6]  no-answer delay, ms (rest after a missed offer)
+-- Returns  {'created' | 'updated'}
+-- @include common.lua
+
+local q = ARGV[1]
+local existed = redis.call('SISMEMBER', K_QUEUES, q) == 1
+redis.call('HSET', k_queue(q),
+  'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
+  'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6])
+redis.call('HSETNX', k_queue(q), 'tiers', 1)
+redis.call('SADD', K_QUEUES, q)
+if existed then return { 'updated' } end
+return { 'created' }
