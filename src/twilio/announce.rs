@@ -1,1 +1,338 @@
-//! (in progress)
+//! What a caller hears while waiting, as plain text for TwiML `<Say>`: their place in line,
+//! an estimated wait rounded the way a person would say it, and when a closed queue opens.
+//!
+//! The wording is English and deliberately honest: a caller still waiting never hears "0
+//! minutes", a long estimate is not shortened into something hopeful, and an estimate we do
+//! not have is said as such. The text is for a speech engine, so numbers are digits (engines
+//! read them well) and no markup is produced; the TwiML writer escapes it.
+
+use jiff::Zoned;
+
+/// Estimates above this many seconds are said as "more than an hour and a half".
+const LONGEST_SPOKEN_S: f64 = 90.0 * 60.0;
+
+/// The caller's place in line, 1 being the next call an agent gets. Position 0 (already at
+/// the head, being offered) is said the same as 1.
+///
+/// `position_phrase(1)` is "You are next in line.", `position_phrase(3)` "You are number 3 in
+/// line."
+pub fn position_phrase(position: u64) -> String {
+    if position <= 1 {
+        "You are next in line.".to_string()
+    } else {
+        format!("You are number {position} in line.")
+    }
+}
+
+/// An estimated wait in seconds, as a phrase that completes "Your estimated wait is …":
+///
+/// | estimate | said |
+/// |---|---|
+/// | under 1 minute (and negative) | "less than a minute" |
+/// | 1 to 10 minutes | nearest minute: "about a minute", "about 2 minutes", … "about 10 minutes" |
+/// | 10 to 30 minutes | nearest 5 minutes: "about 15 minutes" |
+/// | 30 to 90 minutes | nearest 15 minutes: "about 45 minutes", "about an hour", "about an hour and a quarter", "about an hour and a half" |
+/// | over 90 minutes (and +∞) | "more than an hour and a half" |
+/// | NaN (no estimate) | "an unknown time" (prefer [`wait_sentence`], which words it better) |
+///
+/// Each band's upper bound belongs to it (exactly 10 minutes is "about 10 minutes"), and the
+/// rounding never says less than the band below, so a growing estimate never sounds shorter.
+pub fn wait_phrase(estimate_s: f64) -> String {
+    if estimate_s.is_nan() {
+        return "an unknown time".to_string();
+    }
+    if estimate_s < 60.0 {
+        return "less than a minute".to_string();
+    }
+    if estimate_s > LONGEST_SPOKEN_S {
+        return "more than an hour and a half".to_string();
+    }
+    let minutes = estimate_s / 60.0;
+    let rounded = if minutes <= 10.0 {
+        minutes.round().max(1.0)
+    } else if minutes <= 30.0 {
+        (minutes / 5.0).round() * 5.0
+    } else {
+        (minutes / 15.0).round() * 15.0
+    };
+    // 1.0 ..= 90.0 here, so the cast is exact.
+    minutes_phrase(rounded as u32)
+}
+
+fn minutes_phrase(minutes: u32) -> String {
+    match minutes {
+        0 | 1 => "about a minute".to_string(),
+        60 => "about an hour".to_string(),
+        75 => "about an hour and a quarter".to_string(),
+        90 => "about an hour and a half".to_string(),
+        n => format!("about {n} minutes"),
+    }
+}
+
+/// The whole wait announcement: "Your estimated wait is about 5 minutes." When there is no
+/// estimate (NaN) it says so instead of guessing: "We cannot estimate your wait right now."
+pub fn wait_sentence(estimate_s: f64) -> String {
+    if estimate_s.is_nan() {
+        "We cannot estimate your wait right now.".to_string()
+    } else {
+        format!("Your estimated wait is {}.", wait_phrase(estimate_s))
+    }
+}
+
+/// When a closed queue opens, relative to `now`, in the time zone of `opens` (the queue's, as
+/// returned by `Hours::next_open`): "today at 1:30 PM", "tomorrow at 9 AM", "on Monday at 9
+/// AM", and beyond a week "on Monday, December 28, at 9 AM". Midnight is said as "from
+/// midnight" ("tomorrow, from midnight") because "Monday at midnight" is heard as the night
+/// after Monday. When `opens` is not after `now`, "now".
+pub fn opening_phrase(now: &Zoned, opens: &Zoned) -> String {
+    if opens.timestamp() <= now.timestamp() {
+        return "now".to_string();
+    }
+    let today = now.with_time_zone(opens.time_zone().clone()).date();
+    let day = opens.date();
+    let days_ahead = today
+        .until(day)
+        .map(|span| span.get_days())
+        .unwrap_or(i32::MAX);
+    let day_words = match days_ahead {
+        0 => "today".to_string(),
+        1 => "tomorrow".to_string(),
+        2..=6 => format!("on {}", weekday_name(day.weekday())),
+        _ => format!(
+            "on {}, {} {},",
+            weekday_name(day.weekday()),
+            month_name(day.month()),
+            day.day()
+        ),
+    };
+    let (hour, minute) = (opens.hour(), opens.minute());
+    if hour == 0 && minute == 0 {
+        let day_words = day_words.trim_end_matches(',');
+        return format!("{day_words}, from midnight");
+    }
+    format!("{day_words} at {}", clock_phrase(hour, minute))
+}
+
+/// "9 AM", "1:30 PM", "noon", "12:15 PM", "12:05 AM".
+fn clock_phrase(hour: i8, minute: i8) -> String {
+    if hour == 12 && minute == 0 {
+        return "noon".to_string();
+    }
+    let suffix = if hour < 12 { "AM" } else { "PM" };
+    let h12 = match hour % 12 {
+        0 => 12,
+        h => h,
+    };
+    if minute == 0 {
+        format!("{h12} {suffix}")
+    } else {
+        format!("{h12}:{minute:02} {suffix}")
+    }
+}
+
+fn weekday_name(weekday: jiff::civil::Weekday) -> &'static str {
+    use jiff::civil::Weekday::*;
+    match weekday {
+        Monday => "Monday",
+        Tuesday => "Tuesday",
+        Wednesday => "Wednesday",
+        Thursday => "Thursday",
+        Friday => "Friday",
+        Saturday => "Saturday",
+        Sunday => "Sunday",
+    }
+}
+
+fn month_name(month: i8) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    usize::try_from(month - 1)
+        .ok()
+        .and_then(|i| MONTHS.get(i))
+        .copied()
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: f64 = 60.0;
+
+    #[test]
+    fn position_one_is_next_in_line() {
+        assert_eq!(position_phrase(1), "You are next in line.");
+        assert_eq!(position_phrase(0), "You are next in line.");
+    }
+
+    #[test]
+    fn later_positions_say_their_number() {
+        assert_eq!(position_phrase(2), "You are number 2 in line.");
+        assert_eq!(position_phrase(3), "You are number 3 in line.");
+        assert_eq!(position_phrase(117), "You are number 117 in line.");
+        assert_eq!(
+            position_phrase(u64::MAX),
+            format!("You are number {} in line.", u64::MAX)
+        );
+    }
+
+    #[test]
+    fn under_a_minute_is_less_than_a_minute_never_zero() {
+        for s in [0.0, 0.4, 29.0, 30.0, 59.999, -0.0] {
+            assert_eq!(wait_phrase(s), "less than a minute", "{s}");
+        }
+    }
+
+    #[test]
+    fn negative_and_infinite_estimates_are_said_honestly() {
+        assert_eq!(wait_phrase(-5.0), "less than a minute");
+        assert_eq!(wait_phrase(f64::NEG_INFINITY), "less than a minute");
+        assert_eq!(wait_phrase(f64::INFINITY), "more than an hour and a half");
+        assert_eq!(wait_phrase(f64::MAX), "more than an hour and a half");
+        assert_eq!(wait_phrase(f64::NAN), "an unknown time");
+        assert_eq!(
+            wait_sentence(f64::NAN),
+            "We cannot estimate your wait right now."
+        );
+    }
+
+    #[test]
+    fn one_to_ten_minutes_rounds_to_the_nearest_minute() {
+        assert_eq!(wait_phrase(60.0), "about a minute");
+        assert_eq!(wait_phrase(89.9), "about a minute");
+        assert_eq!(wait_phrase(90.0), "about 2 minutes");
+        assert_eq!(wait_phrase(2.0 * MIN), "about 2 minutes");
+        assert_eq!(wait_phrase(2.49 * MIN), "about 2 minutes");
+        assert_eq!(wait_phrase(2.5 * MIN), "about 3 minutes");
+        assert_eq!(wait_phrase(7.2 * MIN), "about 7 minutes");
+        assert_eq!(wait_phrase(9.5 * MIN), "about 10 minutes");
+        assert_eq!(wait_phrase(10.0 * MIN), "about 10 minutes");
+    }
+
+    #[test]
+    fn ten_to_thirty_minutes_rounds_to_five() {
+        assert_eq!(wait_phrase(10.0 * MIN + 1.0), "about 10 minutes");
+        assert_eq!(wait_phrase(12.4 * MIN), "about 10 minutes");
+        assert_eq!(wait_phrase(12.5 * MIN), "about 15 minutes");
+        assert_eq!(wait_phrase(17.0 * MIN), "about 15 minutes");
+        assert_eq!(wait_phrase(22.6 * MIN), "about 25 minutes");
+        assert_eq!(wait_phrase(30.0 * MIN), "about 30 minutes");
+    }
+
+    #[test]
+    fn thirty_to_ninety_minutes_rounds_to_fifteen() {
+        assert_eq!(wait_phrase(30.0 * MIN + 1.0), "about 30 minutes");
+        assert_eq!(wait_phrase(37.4 * MIN), "about 30 minutes");
+        assert_eq!(wait_phrase(37.5 * MIN), "about 45 minutes");
+        assert_eq!(wait_phrase(52.5 * MIN), "about an hour");
+        assert_eq!(wait_phrase(60.0 * MIN), "about an hour");
+        assert_eq!(wait_phrase(70.0 * MIN), "about an hour and a quarter");
+        assert_eq!(wait_phrase(82.5 * MIN), "about an hour and a half");
+        assert_eq!(wait_phrase(90.0 * MIN), "about an hour and a half");
+    }
+
+    #[test]
+    fn beyond_ninety_minutes_is_more_than_an_hour_and_a_half() {
+        assert_eq!(
+            wait_phrase(90.0 * MIN + 1.0),
+            "more than an hour and a half"
+        );
+        assert_eq!(wait_phrase(4.0 * 3600.0), "more than an hour and a half");
+    }
+
+    #[test]
+    fn a_growing_estimate_never_sounds_shorter() {
+        let order = |phrase: &str| -> u32 {
+            match phrase {
+                "less than a minute" => 0,
+                "about a minute" => 1,
+                "about an hour" => 60,
+                "about an hour and a quarter" => 75,
+                "about an hour and a half" => 90,
+                "more than an hour and a half" => 1000,
+                p => p
+                    .trim_start_matches("about ")
+                    .trim_end_matches(" minutes")
+                    .parse()
+                    .unwrap_or_else(|_| panic!("unexpected phrase {p:?}")),
+            }
+        };
+        let mut last = 0;
+        for tenth_s in 0..(2 * 5400 * 10) {
+            let s = f64::from(tenth_s) / 10.0;
+            let now = order(&wait_phrase(s));
+            assert!(now >= last, "{s}s said as {:?}", wait_phrase(s));
+            last = now;
+        }
+    }
+
+    #[test]
+    fn wait_sentence_wraps_the_phrase() {
+        assert_eq!(
+            wait_sentence(5.0 * MIN),
+            "Your estimated wait is about 5 minutes."
+        );
+        assert_eq!(
+            wait_sentence(20.0),
+            "Your estimated wait is less than a minute."
+        );
+    }
+
+    fn zoned(text: &str) -> Zoned {
+        text.parse().expect("zoned literal")
+    }
+
+    #[test]
+    fn opening_later_today_tomorrow_and_this_week() {
+        let now = zoned("2026-01-05T12:45:00[Europe/London]"); // Monday
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-05T13:30:00[Europe/London]")),
+            "today at 1:30 PM"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-06T09:00:00[Europe/London]")),
+            "tomorrow at 9 AM"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-10T12:00:00[Europe/London]")),
+            "on Saturday at noon"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-12T00:05:00[Europe/London]")),
+            "on Monday, January 12, at 12:05 AM"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-07T00:00:00[Europe/London]")),
+            "on Wednesday, from midnight"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-06T00:00:00[Europe/London]")),
+            "tomorrow, from midnight"
+        );
+        assert_eq!(
+            opening_phrase(&now, &zoned("2026-01-20T00:00:00[Europe/London]")),
+            "on Tuesday, January 20, from midnight"
+        );
+        assert_eq!(opening_phrase(&now, &now), "now");
+    }
+
+    #[test]
+    fn opening_days_are_counted_in_the_queues_time_zone() {
+        // 23:30 in New York is already tomorrow in London.
+        let now = zoned("2026-01-05T23:30:00[America/New_York]");
+        let opens = zoned("2026-01-06T09:00:00[Europe/London]");
+        assert_eq!(opening_phrase(&now, &opens), "today at 9 AM");
+    }
+}
