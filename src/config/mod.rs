@@ -1,0 +1,390 @@
+//! The centre's configuration file (TOML): queues, their routing settings, numbers, hours,
+//! announcements, priority rules and the fallback used when Redis is out of reach. Secrets and
+//! endpoints come from flags and the environment instead (see `cli`). Bad configuration fails
+//! at start with a message naming the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::store::{check_name, QueueSettings, Strategy};
+use crate::twilio::hours::Hours;
+
+/// The configuration `callq demo` and a bare `callq serve` run with.
+pub const DEMO_TOML: &str = include_str!("demo.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentreConfig {
+    #[serde(default = "default_centre")]
+    pub centre: String,
+    /// Queue for calls to numbers no queue or IVR claims.
+    pub default_queue: String,
+    pub queues: BTreeMap<String, QueueConfig>,
+    #[serde(default)]
+    pub priority: PriorityConfig,
+    #[serde(default)]
+    pub ivr: Option<IvrConfig>,
+    #[serde(default)]
+    pub fallback: FallbackConfig,
+}
+
+fn default_centre() -> String {
+    "main".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Called numbers (E.164) that land in this queue.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default = "d_ring")]
+    pub ring_timeout_s: u64,
+    #[serde(default = "d_wrapup")]
+    pub wrapup_s: u64,
+    #[serde(default = "d_max_no_answer")]
+    pub max_no_answer: u32,
+    #[serde(default = "d_no_answer_delay")]
+    pub no_answer_delay_s: u64,
+    #[serde(default = "d_welcome")]
+    pub welcome: String,
+    /// Hold music played between announcements.
+    #[serde(default = "d_hold_music")]
+    pub hold_music: String,
+    /// How often the caller hears their position again.
+    #[serde(default = "d_announce")]
+    pub announce_every_s: u64,
+    /// Offer a callback once the caller has waited this long (absent: never).
+    #[serde(default)]
+    pub callback_after_s: Option<u64>,
+    /// After this long the caller leaves for the overflow action (absent: no limit).
+    #[serde(default)]
+    pub max_wait_s: Option<u64>,
+    #[serde(default)]
+    pub overflow: Option<Action>,
+    #[serde(default)]
+    pub hours: Option<Hours>,
+    #[serde(default = "d_closed")]
+    pub closed_message: String,
+    #[serde(default)]
+    pub after_hours: Option<Action>,
+}
+
+fn d_ring() -> u64 {
+    20
+}
+fn d_wrapup() -> u64 {
+    10
+}
+fn d_max_no_answer() -> u32 {
+    3
+}
+fn d_no_answer_delay() -> u64 {
+    5
+}
+fn d_welcome() -> String {
+    "Thanks for calling. Please hold for the next available agent.".into()
+}
+fn d_hold_music() -> String {
+    "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into()
+}
+fn d_announce() -> u64 {
+    30
+}
+fn d_closed() -> String {
+    "We are closed right now.".into()
+}
+
+/// Where a caller goes when a queue is closed or its max wait is reached.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Leave a message (`<Record>`).
+    Voicemail,
+    /// Dial a number.
+    Dial { number: String },
+    /// Move to another queue.
+    Queue { queue: String },
+    /// Ask for a callback.
+    Callback,
+    /// Say goodbye and hang up.
+    Hangup,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityConfig {
+    /// Caller numbers served first.
+    #[serde(default)]
+    pub vip: Vec<String>,
+    #[serde(default = "d_vip_boost")]
+    pub vip_boost_s: u64,
+    #[serde(default)]
+    pub rules: Vec<PriorityRule>,
+}
+
+fn d_vip_boost() -> u64 {
+    120
+}
+
+/// A boost for callers whose number starts with `from_prefix` (and optionally only in one
+/// queue). The boost moves the caller's rank earlier by a bounded time, so nobody starves:
+/// an ordinary caller who has waited longer than the boost is still served first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRule {
+    pub from_prefix: String,
+    pub boost_s: u64,
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IvrConfig {
+    /// Called numbers that get the menu.
+    pub numbers: Vec<String>,
+    pub prompt: String,
+    /// digit -> queue
+    pub options: BTreeMap<String, String>,
+}
+
+/// What a caller gets when Redis is out of reach.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Dial this number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Else hold in Twilio's own queue of this name.
+    #[serde(default)]
+    pub twilio_queue: Option<String>,
+}
+
+impl CentreConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parse and check a configuration; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: CentreConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn demo() -> Self {
+        // The embedded default is checked by a unit test below; fall back to a minimal
+        // centre rather than panic if it ever stopped parsing.
+        Self::from_toml(DEMO_TOML, "embedded demo config").unwrap_or_else(|_| Self::minimal())
+    }
+
+    fn minimal() -> Self {
+        let mut queues = BTreeMap::new();
+        queues.insert(
+            "main".to_string(),
+            toml::from_str::<QueueConfig>("").unwrap_or_else(|_| unreachable!()),
+        );
+        CentreConfig {
+            centre: "main".into(),
+            default_queue: "main".into(),
+            queues,
+            priority: PriorityConfig::default(),
+            ivr: None,
+            fallback: FallbackConfig::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_name("centre", &self.centre).map_err(|e| invalid("centre", e.to_string()))?;
+        if self.queues.is_empty() {
+            return Err(invalid("queues", "at least one queue is needed"));
+        }
+        if !self.queues.contains_key(&self.default_queue) {
+            return Err(invalid(
+                "default_queue",
+                format!("no queue named {:?}", self.default_queue),
+            ));
+        }
+        let mut numbers: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, q) in &self.queues {
+            let f = |field: &str| format!("queues.{name}.{field}");
+            check_name("queue", name)
+                .map_err(|e| invalid(format!("queues.{name}"), e.to_string()))?;
+            if q.ring_timeout_s == 0 || q.ring_timeout_s > 600 {
+                return Err(invalid(f("ring_timeout_s"), "must be 1 to 600 seconds"));
+            }
+            if q.max_no_answer == 0 {
+                return Err(invalid(f("max_no_answer"), "must be at least 1"));
+            }
+            if q.announce_every_s < 5 {
+                return Err(invalid(f("announce_every_s"), "must be at least 5 seconds"));
+            }
+            for n in &q.numbers {
+                if let Some(other) = numbers.insert(n, name) {
+                    return Err(invalid(
+                        f("numbers"),
+                        format!("{n} is also in queue {other}"),
+                    ));
+                }
+            }
+            for (field, action) in [("overflow", &q.overflow), ("after_hours", &q.after_hours)] {
+                if let Some(Action::Queue { queue }) = action {
+                    if !self.queues.contains_key(queue) || queue == name {
+                        return Err(invalid(f(field), format!("no other queue named {queue:?}")));
+                    }
+                }
+            }
+            if let Some(h) = &q.hours {
+                h.validate()
+                    .map_err(|e| invalid(f("hours"), e.to_string()))?;
+            }
+        }
+        for (i, r) in self.priority.rules.iter().enumerate() {
+            if let Some(q) = &r.queue {
+                if !self.queues.contains_key(q) {
+                    return Err(invalid(
+                        format!("priority.rules[{i}].queue"),
+                        format!("no queue named {q:?}"),
+                    ));
+                }
+            }
+        }
+        if let Some(ivr) = &self.ivr {
+            for (digit, q) in &ivr.options {
+                if digit.len() != 1 || !digit.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid(
+                        format!("ivr.options.{digit}"),
+                        "keys are single digits",
+                    ));
+                }
+                if !self.queues.contains_key(q) {
+                    return Err(invalid(
+                        format!("ivr.options.{digit}"),
+                        format!("no queue named {q:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing settings the store keeps for each queue.
+    pub fn queue_settings(&self) -> Vec<QueueSettings> {
+        self.queues
+            .iter()
+            .map(|(name, q)| QueueSettings {
+                name: name.clone(),
+                strategy: q.strategy,
+                ring_timeout: Duration::from_secs(q.ring_timeout_s),
+                wrapup: Duration::from_secs(q.wrapup_s),
+                max_no_answer: q.max_no_answer,
+                no_answer_delay: Duration::from_secs(q.no_answer_delay_s),
+            })
+            .collect()
+    }
+
+    /// The queue a call to `to` lands in, unless the number has the IVR menu.
+    pub fn queue_for_number(&self, to: &str) -> &str {
+        self.queues
+            .iter()
+            .find(|(_, q)| q.numbers.iter().any(|n| n == to))
+            .map(|(name, _)| name.as_str())
+            .unwrap_or(&self.default_queue)
+    }
+
+    /// The priority boost for a caller from `from` entering `queue` (largest rule wins).
+    pub fn priority_boost(&self, from: &str, queue: &str) -> Duration {
+        let mut boost = 0;
+        if self.priority.vip.iter().any(|v| v == from) {
+            boost = self.priority.vip_boost_s;
+        }
+        for r in &self.priority.rules {
+            let queue_ok = r.queue.as_deref().is_none_or(|q| q == queue);
+            if queue_ok && from.starts_with(&r.from_prefix) {
+                boost = boost.max(r.boost_s);
+            }
+        }
+        Duration::from_secs(boost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_demo_config_is_valid() {
+        let cfg = CentreConfig::from_toml(DEMO_TOML, "demo").expect("demo config parses");
+        assert_eq!(cfg.queues.len(), 2);
+        assert_eq!(cfg.queue_for_number("+15005550002"), "support");
+        assert_eq!(cfg.queue_for_number("+19999999999"), "sales");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad = DEMO_TOML.replace("ring_timeout_s = 15", "ring_timeout_s = 0");
+        let err = CentreConfig::from_toml(&bad, "t")
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("ring_timeout_s"), "{err}");
+        let bad = DEMO_TOML.replace("default_queue = \"sales\"", "default_queue = \"nope\"");
+        let err = CentreConfig::from_toml(&bad, "t")
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("default_queue"), "{err}");
+        let bad = DEMO_TOML.replace("strategy = \"fewest_calls\"", "strategy = \"fastest\"");
+        let err = CentreConfig::from_toml(&bad, "t")
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("strategy") || err.contains("fastest"), "{err}");
+        let bad = format!("{DEMO_TOML}\nsurprise = 1\n");
+        assert!(CentreConfig::from_toml(&bad, "t").is_err());
+    }
+
+    #[test]
+    fn vip_and_rules_boost_priority() {
+        let cfg = CentreConfig::demo();
+        assert_eq!(
+            cfg.priority_boost("+14155550100", "sales"),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            cfg.priority_boost("+18005550199", "sales"),
+            Duration::from_secs(30)
+        );
+        assert_eq!(cfg.priority_boost("+447700900000", "sales"), Duration::ZERO);
+    }
+}

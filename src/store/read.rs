@@ -1,0 +1,318 @@
+//! Reads of routing state that change nothing: one call, one agent, a queue's live stats, a
+//! caller's position and estimated wait, a call's history, and a consistent snapshot of the
+//! whole centre (for `callq inspect` and the invariant checks in the tests).
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use super::{AgentRecord, AgentSpec, AgentStatus, CallRecord, Result, Store, StoreError};
+
+fn get<'a>(h: &'a HashMap<String, String>, k: &str) -> &'a str {
+    h.get(k).map(String::as_str).unwrap_or("")
+}
+
+fn opt_i64(h: &HashMap<String, String>, k: &str) -> Option<i64> {
+    get(h, k).parse().ok()
+}
+
+pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> {
+    Some(CallRecord {
+        sid: get(h, "sid").to_string(),
+        queue: get(h, "queue").to_string(),
+        from: get(h, "from").to_string(),
+        to: get(h, "to").to_string(),
+        state: get(h, "state").parse().ok()?,
+        kind: get(h, "kind").parse().ok()?,
+        rank: opt_i64(h, "rank")?,
+        priority_ms: opt_i64(h, "priority").unwrap_or(0),
+        agent: Some(get(h, "agent").to_string()).filter(|a| !a.is_empty()),
+        attempts: get(h, "attempts").parse().unwrap_or(0),
+        rang: get(h, "rang")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        entered_ms: opt_i64(h, "entered_ms").unwrap_or(0),
+        offered_ms: opt_i64(h, "offered_ms"),
+        answered_ms: opt_i64(h, "answered_ms"),
+        ended_ms: opt_i64(h, "ended_ms"),
+        callback_to: h.get("callback_to").cloned(),
+    })
+}
+
+pub(crate) fn agent_from_hash(
+    h: &HashMap<String, String>,
+    alive: Option<String>,
+) -> Option<AgentRecord> {
+    Some(AgentRecord {
+        id: get(h, "id").to_string(),
+        identity: get(h, "identity").to_string(),
+        queues: AgentSpec::parse_queues_field(get(h, "queues")),
+        capacity: get(h, "capacity").parse().unwrap_or(1),
+        status: get(h, "status").parse().ok()?,
+        reason: get(h, "reason").to_string(),
+        active: get(h, "active").parse().unwrap_or(0),
+        handled: get(h, "handled").parse().unwrap_or(0),
+        misses: get(h, "misses").parse().unwrap_or(0),
+        idle_ms: opt_i64(h, "idle_ms").unwrap_or(0),
+        pending: get(h, "pending").parse().ok(),
+        heartbeat: alive.map(|v| v == "1"),
+    })
+}
+
+/// A waiting caller's place in line and the wait we expect.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Position {
+    /// 1 = next in line, in our priority order.
+    pub position: u64,
+    /// Estimated seconds until an agent answers.
+    pub estimated_wait_s: f64,
+}
+
+/// A queue's live numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    pub name: String,
+    pub strategy: String,
+    pub waiting: u64,
+    pub oldest_wait_s: f64,
+    pub agents: HashMap<String, u64>,
+    pub aht_s: f64,
+    pub estimated_wait_s: f64,
+}
+
+/// Everything in a centre at one instant (read in one MULTI/EXEC).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub calls: Vec<CallRecord>,
+    pub agents: Vec<AgentRecord>,
+    /// queue -> waiting CallSids in rank order
+    pub waiting: HashMap<String, Vec<String>>,
+    /// (queue, tier) -> ready agent ids
+    pub ready: HashMap<(String, u32), Vec<String>>,
+    pub offers: Vec<String>,
+    pub wrapup: Vec<String>,
+}
+
+impl Store {
+    pub async fn call(&self, sid: &str) -> Result<Option<CallRecord>> {
+        let mut c = self.conn().await?;
+        let h: HashMap<String, String> = c.hgetall(self.key(&format!("call:{sid}"))).await?;
+        Ok(call_from_hash(&h))
+    }
+
+    pub async fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
+        let mut c = self.conn().await?;
+        let (h, alive): (HashMap<String, String>, Option<String>) = redis::pipe()
+            .hgetall(self.key(&format!("agent:{id}")))
+            .get(self.key(&format!("agent:{id}:alive")))
+            .query_async(&mut *c)
+            .await?;
+        Ok(agent_from_hash(&h, alive))
+    }
+
+    pub async fn agent_ids(&self) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let mut ids: Vec<String> = c.smembers(self.key("agents")).await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn queue_names(&self) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let mut q: Vec<String> = c.smembers(self.key("queues")).await?;
+        q.sort();
+        Ok(q)
+    }
+
+    /// All agents, sorted by id.
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let ids = self.agent_ids().await?;
+        let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.key(&format!("agent:{id}")))
+                .get(self.key(&format!("agent:{id}:alive")));
+        }
+        let rows: Vec<(HashMap<String, String>, Option<String>)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut *c).await?
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(h, alive)| agent_from_hash(&h, alive))
+            .collect())
+    }
+
+    /// The caller's place in line (our order: rank) and estimated wait. None when not waiting.
+    ///
+    /// The estimate treats the queue's staffed agents as servers finishing calls at the
+    /// queue's mean handle time: the caller at position p waits for p departures, p·AHT/n,
+    /// plus the ring time of the offer that reaches them.
+    pub async fn position(&self, sid: &str, queue: &str) -> Result<Option<Position>> {
+        let mut c = self.conn().await?;
+        let rank: Option<u64> = c
+            .zrank(self.key(&format!("queue:{queue}:waiting")), sid)
+            .await?;
+        let Some(rank) = rank else { return Ok(None) };
+        let stats = self.queue_stats(queue).await?;
+        let position = rank + 1;
+        Ok(Some(Position {
+            position,
+            estimated_wait_s: estimate_wait(position, &stats),
+        }))
+    }
+
+    /// Live numbers for one queue.
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
+        let agents = self.agents().await?;
+        let mut c = self.conn().await?;
+        let waiting_key = self.key(&format!("queue:{queue}:waiting"));
+        let (cfg, waiting, head): (HashMap<String, String>, u64, Vec<String>) = redis::pipe()
+            .hgetall(self.key(&format!("queue:{queue}")))
+            .zcard(&waiting_key)
+            .zrange(&waiting_key, 0, 0)
+            .query_async(&mut *c)
+            .await?;
+        if cfg.is_empty() {
+            return Err(StoreError::UnknownQueue(queue.to_string()));
+        }
+        let oldest_wait_s = match head.first() {
+            Some(sid) => {
+                let entered: Option<i64> = c
+                    .hget(self.key(&format!("call:{sid}")), "entered_ms")
+                    .await?;
+                let (now_s, now_us): (i64, i64) = redis::cmd("TIME").query_async(&mut *c).await?;
+                let now = now_s * 1000 + now_us / 1000;
+                entered
+                    .map(|e| (now - e).max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0)
+            }
+            None => 0.0,
+        };
+        let mut by_status: HashMap<String, u64> = AgentStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for a in agents
+            .iter()
+            .filter(|a| a.queues.iter().any(|(q, _)| q == queue))
+        {
+            *by_status.entry(a.status.as_str().to_string()).or_default() += 1;
+        }
+        let aht_s = get(&cfg, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
+        let mut stats = QueueStats {
+            name: queue.to_string(),
+            strategy: get(&cfg, "strategy").to_string(),
+            waiting,
+            oldest_wait_s,
+            agents: by_status,
+            aht_s,
+            estimated_wait_s: 0.0,
+        };
+        stats.estimated_wait_s = estimate_wait(waiting + 1, &stats);
+        Ok(stats)
+    }
+
+    /// A call's history from the event stream (oldest first), as (stream id, fields).
+    pub async fn call_events(&self, sid: &str) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let mut c = self.conn().await?;
+        let reply: redis::streams::StreamRangeReply = c.xrange_all(self.key("events")).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|e| {
+                let fields: HashMap<String, String> = e
+                    .map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        redis::from_redis_value_ref::<String>(v)
+                            .ok()
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect();
+                (fields.get("call").map(String::as_str) == Some(sid)).then_some((e.id, fields))
+            })
+            .collect())
+    }
+
+    /// A consistent view of the given calls and every agent, queue set, offer and wrap-up.
+    pub async fn snapshot(&self, call_sids: &[String]) -> Result<Snapshot> {
+        let queues = self.queue_names().await?;
+        let agent_ids = self.agent_ids().await?;
+        let mut tiers: Vec<(String, u32)> = Vec::new();
+        let mut c = self.conn().await?;
+        for q in &queues {
+            let n: Option<u32> = c.hget(self.key(&format!("queue:{q}")), "tiers").await?;
+            for t in 1..=n.unwrap_or(1) {
+                tiers.push((q.clone(), t));
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for sid in call_sids {
+            pipe.hgetall(self.key(&format!("call:{sid}")));
+        }
+        for id in &agent_ids {
+            pipe.hgetall(self.key(&format!("agent:{id}")))
+                .get(self.key(&format!("agent:{id}:alive")));
+        }
+        for q in &queues {
+            pipe.zrange(self.key(&format!("queue:{q}:waiting")), 0, -1);
+        }
+        for (q, t) in &tiers {
+            pipe.zrange(self.key(&format!("queue:{q}:ready:{t}")), 0, -1);
+        }
+        pipe.zrange(self.key("offers"), 0, -1)
+            .zrange(self.key("wrapup"), 0, -1);
+        let values: Vec<redis::Value> = pipe.query_async(&mut *c).await?;
+        let mut it = values.into_iter();
+        let mut next = || it.next().unwrap_or(redis::Value::Nil);
+        let mut snap = Snapshot::default();
+        for _ in call_sids {
+            let h: HashMap<String, String> = redis::from_redis_value(next())?;
+            if let Some(rec) = call_from_hash(&h) {
+                snap.calls.push(rec);
+            }
+        }
+        for _ in &agent_ids {
+            let h: HashMap<String, String> = redis::from_redis_value(next())?;
+            let alive: Option<String> = redis::from_redis_value(next())?;
+            if let Some(rec) = agent_from_hash(&h, alive) {
+                snap.agents.push(rec);
+            }
+        }
+        for q in &queues {
+            snap.waiting
+                .insert(q.clone(), redis::from_redis_value(next())?);
+        }
+        for qt in &tiers {
+            snap.ready
+                .insert(qt.clone(), redis::from_redis_value(next())?);
+        }
+        snap.offers = redis::from_redis_value(next())?;
+        snap.wrapup = redis::from_redis_value(next())?;
+        Ok(snap)
+    }
+}
+
+/// Expected wait for the caller at `position`: p departures from the queue's staffed agents.
+pub fn estimate_wait(position: u64, stats: &QueueStats) -> f64 {
+    let count = |s: AgentStatus| stats.agents.get(s.as_str()).copied().unwrap_or(0);
+    let staffed = count(AgentStatus::Available)
+        + count(AgentStatus::Reserved)
+        + count(AgentStatus::Busy)
+        + count(AgentStatus::Wrapup);
+    let ready = count(AgentStatus::Available);
+    if staffed == 0 {
+        // nobody logged in: say a long wait rather than a false short one
+        return stats.aht_s * position as f64;
+    }
+    if position <= ready {
+        return 0.0;
+    }
+    (position - ready) as f64 * stats.aht_s / staffed as f64
+}
