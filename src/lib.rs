@@ -13,10 +13,14 @@
 //! - [`ops`]: metrics, health and the event stream.
 
 pub mod agents;
+pub mod app;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod embedded_redis;
 pub mod ops;
+pub mod server;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod twilio;

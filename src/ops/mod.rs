@@ -1,1 +1,48 @@
-//! (in progress)
+//! Operations: Prometheus metrics, liveness and readiness probes, and `callq inspect`.
+
+pub mod inspect;
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the process-wide Prometheus recorder (once; later calls reuse it).
+pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let ping = async {
+        let mut c = app.store.conn().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut *c).await.ok()
+    };
+    match tokio::time::timeout(app.edge.redis_deadline * 3, ping).await {
+        Ok(Some(_)) => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    match metrics_handle() {
+        Some(h) => (StatusCode::OK, h.render()),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n".into()),
+    }
+}

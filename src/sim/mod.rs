@@ -1,1 +1,3 @@
-//! (in progress)
+//! (in progress) The Twilio simulator.
+
+pub mod demo;

@@ -6,3 +6,4 @@ pub mod hours;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+pub mod webhooks;

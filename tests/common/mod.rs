@@ -178,3 +178,70 @@ pub async fn assert_invariants(store: &Store, entered: &[String]) {
     let v = invariant_violations(&snap, entered);
     assert!(v.is_empty(), "invariants violated: {v:#?}");
 }
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use callq::app::{AgentSettings, AppState, EdgeSettings};
+use callq::config::CentreConfig;
+use callq::shutdown::ShutdownTrigger;
+
+pub const AUTH_TOKEN: &str = "test-twilio-auth-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const AGENT_SECRET: &[u8] = b"test-agent-secret-at-least-32-bytes-long";
+
+/// A running `callq serve` on a free loopback port, on a centre of its own.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:<port>`: also the public URL webhooks are signed against.
+    pub base: String,
+    pub state: AppState,
+    trigger: ShutdownTrigger,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+    }
+}
+
+/// Start `callq serve` for `centre` (its `centre` name is replaced by a fresh one).
+pub async fn spawn_server(centre: CentreConfig) -> TestServer {
+    spawn_server_on(fresh_store(), centre).await
+}
+
+/// Start `callq serve` on an existing store (e.g. one pointing at an unreachable Redis).
+pub async fn spawn_server_on(store: Store, centre: CentreConfig) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let base = format!("http://{addr}");
+    for q in centre.queue_settings() {
+        // an unreachable store is allowed here: the server must cope on its own
+        let _ = tokio::time::timeout(Duration::from_secs(2), store.configure_queue(&q)).await;
+    }
+    let state = AppState {
+        store,
+        centre: Arc::new(centre),
+        edge: Arc::new(EdgeSettings {
+            public_url: base.clone(),
+            auth_token: AUTH_TOKEN.to_string(),
+            redis_deadline: Duration::from_millis(300),
+        }),
+        agents: Arc::new(AgentSettings {
+            admin_token: ADMIN_TOKEN.to_string(),
+            agent_secret: AGENT_SECRET.to_vec(),
+            heartbeat_ttl: Duration::from_secs(15),
+        }),
+    };
+    let (trigger, shutdown) = callq::shutdown::channel();
+    let served = state.clone();
+    tokio::spawn(async move {
+        let _ = callq::server::serve(listener, served, 64 * 1024, shutdown).await;
+    });
+    TestServer {
+        addr,
+        base,
+        state,
+        trigger,
+    }
+}
