@@ -1,6 +1,7 @@
 -- abandon: the caller hung up (or Twilio reports the call no longer live) before being
 -- connected. A waiting call leaves its queue; an offered call's agent is released at once,
--- with no miss counted. A connected call is left alone (its end is `complete`).
+-- with no miss counted. A connected call is left alone (its end is `complete`), and so is a
+-- callback request: the caller hanging up is expected, the call keeps its place in line.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -12,7 +13,7 @@ local sid = ARGV[1]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
 local s = c.state
-if s == 'waiting' or s == 'callback' then
+if s == 'waiting' then
   redis.call('ZREM', k_waiting(c.queue), sid)
 elseif s == 'offered' then
   redis.call('ZREM', K_OFFERS, sid)

@@ -711,6 +711,45 @@ async fn overflow_takes_a_waiting_call_out_of_line() {
 }
 
 #[tokio::test]
+async fn a_transfer_moves_a_waiting_call_and_keeps_its_rank() {
+    let store = store_with(&[
+        queue("sales", Strategy::LongestIdle),
+        queue("support", Strategy::LongestIdle),
+    ])
+    .await;
+    let first = enqueue(&store, "CA-old", "support").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    enqueue(&store, "CA-sales", "sales").await;
+    let r = store.transfer("CA-old", "sales").await.expect("transfer");
+    assert_eq!(r, Transition::Done("support".to_string()));
+    let call = store.call("CA-old").await.expect("read").expect("call");
+    assert_eq!((call.queue.as_str(), call.rank), ("sales", first.rank));
+    let snap = store
+        .snapshot(&sids(&["CA-old", "CA-sales"]))
+        .await
+        .expect("snap");
+    assert_eq!(snap.waiting["sales"], sids(&["CA-old", "CA-sales"]));
+    assert!(matches!(
+        store.transfer("CA-old", "nope").await,
+        Err(StoreError::UnknownQueue(_))
+    ));
+    assert_invariants(&store, &sids(&["CA-old", "CA-sales"])).await;
+}
+
+#[tokio::test]
+async fn a_callback_request_survives_the_callers_hangup() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    enqueue(&store, "CA1", "sales").await;
+    store
+        .request_callback("CA1", "+15551234567")
+        .await
+        .expect("callback");
+    let r = store.abandon("CA1", "hangup").await.expect("abandon");
+    assert_eq!(r, Transition::Stale(Some(CallState::Callback)));
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
 async fn an_agent_on_a_call_cannot_be_deleted() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;

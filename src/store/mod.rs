@@ -415,6 +415,20 @@ impl Store {
         }
     }
 
+    /// A waiting call moves to queue `to`, keeping its rank; returns the queue it left.
+    pub async fn transfer(&self, call_sid: &str, to: &str) -> Result<Transition<String>> {
+        check_name("queue", to)?;
+        let r = self
+            .run_list("transfer", &self.scripts.transfer, &[call_sid, to])
+            .await?;
+        match r.tag() {
+            "transferred" => Ok(Transition::Done(r.field(1).to_string())),
+            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "unknown_queue" => Err(StoreError::UnknownQueue(to.to_string())),
+            _ => Err(r.unexpected()),
+        }
+    }
+
     /// Return expired offers, take dead agents offline, end due wrap-ups (at most `limit` each).
     pub async fn reap(&self, limit: u32) -> Result<Reaped> {
         let r: Vec<i64> = self.run(&self.scripts.reap, &[&limit.to_string()]).await?;

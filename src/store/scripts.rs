@@ -60,6 +60,7 @@ scripts! {
     abandon => "abandon.lua",
     callback => "callback.lua",
     overflow => "overflow.lua",
+    transfer => "transfer.lua",
     reap => "reap.lua",
 }
 
