@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "callq", version, about = "An inbound call queue (ACD) for Twilio")]
+#[command(
+    name = "callq",
+    version,
+    about = "An inbound call queue (ACD) for Twilio"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,10 +56,19 @@ pub struct CommonArgs {
 /// Twilio account settings.
 #[derive(Debug, Clone, Args)]
 pub struct TwilioArgs {
-    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = "AC00000000000000000000000000000000")]
+    #[arg(
+        long,
+        env = "TWILIO_ACCOUNT_SID",
+        default_value = "AC00000000000000000000000000000000"
+    )]
     pub account_sid: String,
     /// Signs webhooks and authenticates REST calls (unless an API key is given).
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub auth_token: String,
     /// API key SID for REST calls (optional; the account SID and auth token otherwise).
     #[arg(long, env = "TWILIO_API_KEY")]
@@ -63,11 +76,19 @@ pub struct TwilioArgs {
     #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
     pub api_secret: Option<String>,
     /// Base URL of Twilio's REST API (a simulator's in tests and the demo).
-    #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com")]
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE",
+        default_value = "https://api.twilio.com"
+    )]
     pub api_base: String,
     /// The public base URL Twilio calls (as configured on the number), e.g. https://callq.example.com.
     /// Signatures are checked against it, since callq sits behind a load balancer.
-    #[arg(long, env = "CALLQ_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CALLQ_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub public_url: String,
 }
 
@@ -80,10 +101,20 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLQ_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Bearer token for the admin API.
-    #[arg(long, env = "CALLQ_ADMIN_TOKEN", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CALLQ_ADMIN_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub admin_token: String,
     /// Secret that signs agent tokens (at least 32 bytes).
-    #[arg(long, env = "CALLQ_AGENT_SECRET", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CALLQ_AGENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub agent_secret: String,
     /// Heartbeat time-to-live: an agent silent this long is offline.
     #[arg(long, env = "CALLQ_HEARTBEAT_TTL", default_value = "15s", value_parser = parse_duration)]
@@ -175,7 +206,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 * 30.0 {
+    if !secs.is_finite() || !(0.0..=86_400.0 * 30.0).contains(&secs) {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
