@@ -1,0 +1,350 @@
+//! `callq bench --core`: a micro-benchmark of the routing core alone. It drives the Lua
+//! transitions straight through [`Store`] against a local Redis (its own embedded
+//! `redis-server` unless `--redis-url` is given) and reports claim throughput (full
+//! enqueue → claim → answer → complete cycles per second, with several claimers racing) and
+//! each script's latency percentiles. Every latency is also given as a ratio to a plain
+//! `PING` round trip measured in the same run, which stays comparable on a noisy machine.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::embedded_redis::EmbeddedRedis;
+use crate::store::{
+    AgentSpec, CallKind, Claim, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
+};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CoreArgs {
+    /// Redis to measure against (default: a private redis-server started for the run).
+    #[arg(long = "core-redis-url", env = "CALLQ_BENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Agents in the centre.
+    #[arg(long = "core-agents", default_value_t = 200)]
+    pub agents: u32,
+    /// Concurrent claimers (as worker replicas would be).
+    #[arg(long = "core-claimers", default_value_t = 8)]
+    pub claimers: u32,
+    /// How long the throughput phase runs, in seconds.
+    #[arg(long = "core-seconds", default_value_t = 10)]
+    pub seconds: u64,
+    /// Samples per script in the latency phase.
+    #[arg(long = "core-samples", default_value_t = 5000)]
+    pub samples: u32,
+}
+
+/// Latency percentiles of one operation, in microseconds and as a ratio to PING's p50.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub op: String,
+    pub samples: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p50_vs_ping: f64,
+    pub p99_vs_ping: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreReport {
+    pub agents: u32,
+    pub claimers: u32,
+    pub seconds: f64,
+    /// Successful claims per second during the throughput phase; each is one full call cycle
+    /// (enqueue, claim, answered, complete).
+    pub claims_per_s: f64,
+    /// Claims that found nothing (lost races), per successful claim.
+    pub idle_claim_ratio: f64,
+    pub latencies: Vec<Latency>,
+}
+
+pub async fn run(args: &CoreArgs, json: bool) -> anyhow::Result<CoreReport> {
+    let _own;
+    let url = match &args.redis_url {
+        Some(u) => u.clone(),
+        None => {
+            let r = EmbeddedRedis::start()?;
+            let url = r.url();
+            _own = r;
+            url
+        }
+    };
+    let centre = format!("bench{}", std::process::id());
+    let store = Store::connect(&url, &centre, (args.claimers as usize * 2).max(8))?;
+    let report = measure(&store, args).await?;
+    cleanup(&store).await;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(report)
+}
+
+async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
+    store
+        .configure_queue(&QueueSettings {
+            name: "bench".into(),
+            strategy: Strategy::LongestIdle,
+            ring_timeout: Duration::from_secs(20),
+            wrapup: Duration::ZERO,
+            max_no_answer: 3,
+            no_answer_delay: Duration::ZERO,
+        })
+        .await?;
+    let mut ids = Vec::new();
+    for i in 0..agents {
+        let id = format!("agent{i:05}");
+        store
+            .upsert_agent(&AgentSpec {
+                id: id.clone(),
+                identity: id.clone(),
+                queues: vec![("bench".into(), 1)],
+                capacity: 1,
+            })
+            .await?;
+        store.heartbeat(&id, Duration::from_secs(600), true).await?;
+        store
+            .set_agent_status(&id, RequestedStatus::Available, "")
+            .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+async fn measure(store: &Store, args: &CoreArgs) -> anyhow::Result<CoreReport> {
+    let agents = setup(store, args.agents.max(1)).await?;
+
+    // Throughput: claimers race; each claimed pair is answered and completed at once, and a
+    // feeder keeps the queue non-empty.
+    let stop = Arc::new(AtomicBool::new(false));
+    let claims = Arc::new(AtomicU64::new(0));
+    let idle = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.claimers.max(1) {
+        let (store, stop, claims, idle, seq) = (
+            store.clone(),
+            stop.clone(),
+            claims.clone(),
+            idle.clone(),
+            seq.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let sid = format!("CAthru{}", seq.fetch_add(1, Ordering::Relaxed));
+                store
+                    .enqueue(&sid, "bench", "+1", "+2", Duration::ZERO, CallKind::Inbound)
+                    .await?;
+                match store.claim(Duration::from_secs(30), 0).await? {
+                    Claim::Offer(o) => {
+                        claims.fetch_add(1, Ordering::Relaxed);
+                        store
+                            .offer_result(&o.call_sid, &o.agent_id, OfferOutcome::Answered)
+                            .await?;
+                        store.complete(&o.call_sid).await?;
+                    }
+                    Claim::Idle { .. } => {
+                        idle.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds.max(1))).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.context("claimer task")??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let claimed = claims.load(Ordering::Relaxed) as f64;
+
+    // Latency per script, one at a time (no contention), against a PING baseline.
+    let n = args.samples.max(100) as usize;
+    let mut lat = Vec::new();
+    let mut conn = store.conn().await?;
+    let mut ping = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        redis::cmd("PING").query_async::<String>(&mut *conn).await?;
+        ping.push(t.elapsed().as_secs_f64());
+    }
+    drop(conn);
+    let ping_p50 = percentile(&ping, 0.50).max(1e-9);
+    let mut add = |op: &str, v: Vec<f64>| {
+        lat.push(Latency {
+            op: op.to_string(),
+            samples: v.len(),
+            p50_us: percentile(&v, 0.50) * 1e6,
+            p99_us: percentile(&v, 0.99) * 1e6,
+            p50_vs_ping: percentile(&v, 0.50) / ping_p50,
+            p99_vs_ping: percentile(&v, 0.99) / ping_p50,
+        });
+    };
+    add("PING (baseline)", ping.clone());
+    let base = seq.load(Ordering::Relaxed);
+    let sid = |i: usize| format!("CAlat{}", base as usize + i);
+    let mut i = 0;
+    let enq = time_n(n, || {
+        i += 1;
+        let s = sid(i);
+        async move {
+            store
+                .enqueue(&s, "bench", "+1", "+2", Duration::ZERO, CallKind::Inbound)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    add("enqueue", enq);
+    // claim with calls waiting and agents ready; then answer and complete each claim
+    let mut offers = Vec::with_capacity(n);
+    let mut claim_t = Vec::with_capacity(n);
+    for _ in 0..n.min(agents.len()) {
+        let t = Instant::now();
+        if let Claim::Offer(o) = store.claim(Duration::from_secs(30), 0).await? {
+            claim_t.push(t.elapsed().as_secs_f64());
+            offers.push(o);
+        }
+    }
+    let mut answer_t = Vec::new();
+    let mut complete_t = Vec::new();
+    // cycle the agents until we have n samples of each
+    while claim_t.len() < n {
+        for o in offers.drain(..) {
+            let t = Instant::now();
+            store
+                .offer_result(&o.call_sid, &o.agent_id, OfferOutcome::Answered)
+                .await?;
+            answer_t.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            store.complete(&o.call_sid).await?;
+            complete_t.push(t.elapsed().as_secs_f64());
+        }
+        for _ in 0..agents.len() {
+            if claim_t.len() >= n {
+                break;
+            }
+            let t = Instant::now();
+            match store.claim(Duration::from_secs(30), 0).await? {
+                Claim::Offer(o) => {
+                    claim_t.push(t.elapsed().as_secs_f64());
+                    offers.push(o);
+                }
+                Claim::Idle { .. } => break,
+            }
+        }
+        if offers.is_empty() {
+            break;
+        }
+    }
+    add("claim", claim_t);
+    add("offer_result(answered)", answer_t);
+    add("complete", complete_t);
+    let mut k = 0;
+    let hb = time_n(n, || {
+        k += 1;
+        let id = agents[k % agents.len()].clone();
+        async move {
+            store.heartbeat(&id, Duration::from_secs(600), true).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    add("heartbeat", hb);
+    let reap = time_n(n, || async {
+        store.reap(100).await?;
+        Ok(())
+    })
+    .await?;
+    add("reap", reap);
+
+    Ok(CoreReport {
+        agents: args.agents,
+        claimers: args.claimers,
+        seconds: elapsed,
+        claims_per_s: claimed / elapsed,
+        idle_claim_ratio: idle.load(Ordering::Relaxed) as f64 / claimed.max(1.0),
+        latencies: lat,
+    })
+}
+
+async fn time_n<F, Fut>(n: usize, mut f: F) -> anyhow::Result<Vec<f64>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await?;
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Ok(v)
+}
+
+/// The q-quantile (nearest rank) of `v`; 0 for an empty sample.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+async fn cleanup(store: &Store) {
+    let Ok(mut c) = store.conn().await else {
+        return;
+    };
+    let pattern = format!("{}*", store.prefix());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut *c)
+        .await
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut *c).await;
+    }
+}
+
+fn print_table(r: &CoreReport) {
+    println!(
+        "routing core: {} agents, {} claimers, {:.1} s",
+        r.agents, r.claimers, r.seconds
+    );
+    println!(
+        "  throughput: {:.0} claims/s, each a full call cycle (enqueue+claim+answer+complete); idle claims per claim {:.2}",
+        r.claims_per_s, r.idle_claim_ratio
+    );
+    println!(
+        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING"
+    );
+    for l in &r.latencies {
+        println!(
+            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2}",
+            l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(percentile(&[3.0], 0.99), 3.0);
+    }
+}
