@@ -1,0 +1,14 @@
+# The image the Helm chart runs: `callq serve` and `callq worker` from one binary.
+FROM rust:1.88-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked && strip target/release/callq
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 callq
+COPY --from=build /src/target/release/callq /usr/local/bin/callq
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/callq"]
+CMD ["serve"]
