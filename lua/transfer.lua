@@ -1,5 +1,6 @@
 -- transfer: a waiting call moves to another queue (an overflow or IVR rule), keeping its
--- rank so the time already waited still counts.
+-- rank so the time already waited still counts. `transferred_ms` records when, so the new
+-- queue's max wait can count from the move.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -15,7 +16,7 @@ if redis.call('SISMEMBER', K_QUEUES, to) == 0 then return { 'unknown_queue' } en
 if c.queue == to then return { 'transferred', to } end
 redis.call('ZREM', k_waiting(c.queue), sid)
 redis.call('ZADD', k_waiting(to), c.rank, sid)
-redis.call('HSET', k_call(sid), 'queue', to)
+redis.call('HSET', k_call(sid), 'queue', to, 'transferred_ms', NOW)
 event('transferred', { 'call', sid, 'queue', to, 'from_queue', c.queue })
 wake()
 return { 'transferred', c.queue }

@@ -39,6 +39,7 @@ pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> 
         answered_ms: opt_i64(h, "answered_ms"),
         ended_ms: opt_i64(h, "ended_ms"),
         callback_to: h.get("callback_to").cloned(),
+        transferred_ms: opt_i64(h, "transferred_ms"),
     })
 }
 
@@ -235,6 +236,33 @@ impl Store {
                     })
                     .collect();
                 (fields.get("call").map(String::as_str) == Some(sid)).then_some((e.id, fields))
+            })
+            .collect())
+    }
+
+    /// The latest `count` transitions from the event stream, newest first.
+    pub async fn recent_events(
+        &self,
+        count: usize,
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let mut c = self.conn().await?;
+        let reply: redis::streams::StreamRangeReply = c
+            .xrevrange_count(self.key("events"), "+", "-", count)
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|e| {
+                let fields = e
+                    .map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        redis::from_redis_value_ref::<String>(v)
+                            .ok()
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect();
+                (e.id, fields)
             })
             .collect())
     }

@@ -249,6 +249,8 @@ pub struct CallRecord {
     pub answered_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub callback_to: Option<String>,
+    /// When the call last moved to another queue (`transfer`), Redis clock, unix ms.
+    pub transferred_ms: Option<i64>,
 }
 
 /// An agent as stored in `callq:{C}:agent:<id>`, with its heartbeat.

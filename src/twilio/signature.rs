@@ -52,6 +52,19 @@ pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> Stri
     BASE64.encode(signed_mac(auth_token, url, params).finalize().into_bytes())
 }
 
+/// A form-encoded body for `params` and the `X-Twilio-Signature` Twilio would send with it to
+/// `url` (the full public URL, query included): what callq's Twilio simulator, load generator
+/// and tests post to callq's own webhooks. Returns `(body, signature)`.
+pub fn signed_form(auth_token: &str, url: &str, params: &[(&str, &str)]) -> (String, String) {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    // Encoding string pairs cannot fail; an empty body would only fail the signature check.
+    let body = serde_urlencoded::to_string(params).unwrap_or_default();
+    (body, compute(auth_token, url, &owned))
+}
+
 /// Whether `signature` (the `X-Twilio-Signature` header) is Twilio's signature of a form-encoded
 /// request to `url` with parameters `params`. `url` must be the public URL Twilio requested
 /// (scheme, host, optional port, path, query), not one rebuilt from a proxied `Host` header.

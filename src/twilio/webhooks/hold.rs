@@ -1,0 +1,348 @@
+//! While a caller holds: the wait document `/twilio/wait`, the callback offer's `<Gather>`
+//! action `/twilio/wait/gather`, and the `<Enqueue>` action `/twilio/queue-exit`.
+
+use super::{
+    action_twiml, callable, enqueue_verb, fallback, hold_verbs, now_ms, queue_config, within,
+    ExitState, Hook, Reply, Why,
+};
+use crate::app::AppState;
+use crate::config::Action;
+use crate::store::read::Position;
+use crate::store::{CallRecord, CallState, Transition};
+use crate::twilio::announce;
+use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
+
+/// Seconds the callback offer's `<Gather>` waits for a digit after its prompts and music.
+const GATHER_TIMEOUT_S: u32 = 3;
+
+/// How many times in a row `/twilio/queue-exit` puts a caller back after Twilio's `error`.
+const MAX_REENQUEUE_RETRIES: u32 = 3;
+
+/// How many sibling Twilio queues are tried when Twilio reports the queue full.
+const MAX_SHARDS: u32 = 4;
+
+const CALLBACK_OFFER: &str =
+    "To be called back instead, keeping your place in line, press 1 at any time.";
+
+/// `POST /twilio/wait`: position and estimated wait in our order, hold music, the callback
+/// offer after the queue's `callback_after_s`, the overflow action at `max_wait_s`.
+pub(crate) async fn wait(h: Hook) -> Reply {
+    let app = &h.app;
+    let looked_up = within(app, async {
+        let Some(call) = app.store.call(&h.call_sid).await? else {
+            return Ok(None);
+        };
+        let position = if call.state == CallState::Waiting {
+            app.store.position(&h.call_sid, &call.queue).await?
+        } else {
+            None
+        };
+        Ok(Some((call, position)))
+    })
+    .await;
+    let default_queue = app.centre.default_queue.as_str();
+    match looked_up {
+        Err(e) => {
+            tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; hold music only");
+            Reply::twiml(hold_verbs(app, default_queue), "redis_error")
+        }
+        Ok(None) => Reply::twiml(hold_verbs(app, default_queue), "unknown_call"),
+        Ok(Some((call, _))) if call.state != CallState::Waiting => {
+            // offered, connected, …: the worker is moving the call; just music meanwhile
+            Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+        }
+        Ok(Some((call, None))) => Reply::twiml(hold_verbs(app, &call.queue), "not_waiting"),
+        Ok(Some((call, Some(position)))) => waiting(&h, &call, position).await,
+    }
+}
+
+/// The wait document of a waiting caller.
+async fn waiting(h: &Hook, call: &CallRecord, position: Position) -> Reply {
+    let app = &h.app;
+    let Some(cfg) = queue_config(app, &call.queue) else {
+        return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
+    };
+    let now = now_ms();
+    let queue_time_s: u64 = h.param("QueueTime").trim().parse().unwrap_or(0);
+    // Twilio's QueueTime restarts when the caller is put back after an unanswered offer; our
+    // entry time does not. The max wait of a queue counts from the call's arrival in it.
+    let waited_s = (secs_since(now, call.entered_ms)).max(queue_time_s);
+    let in_queue_s = secs_since(now, call.transferred_ms.unwrap_or(call.entered_ms));
+
+    if let (Some(max), Some(action)) = (cfg.max_wait_s, cfg.overflow.as_ref()) {
+        if in_queue_s >= max {
+            return max_wait(h, call, action).await;
+        }
+    }
+
+    let position_words = announce::position_phrase(position.position);
+    let wait_words = announce::wait_sentence(position.estimated_wait_s);
+    let offer =
+        cfg.callback_after_s.is_some_and(|after| waited_s >= after) && callable(h.param("From"));
+    Reply::twiml(
+        announcements(app, &call.queue, &[position_words, wait_words], offer),
+        if offer { "callback_offer" } else { "waiting" },
+    )
+}
+
+fn secs_since(now_ms: i64, then_ms: i64) -> u64 {
+    u64::try_from((now_ms - then_ms).max(0) / 1000).unwrap_or(0)
+}
+
+/// What a waiting caller hears: `words`, then hold music; with the callback offer, all of it
+/// inside a one-digit `<Gather>` so that 1 can be pressed at any time.
+fn announcements(app: &AppState, queue: &str, words: &[String], offer: bool) -> twiml::Response {
+    let music = hold_verbs(app, queue);
+    if !offer {
+        let mut doc = twiml::Response::new();
+        for w in words {
+            doc = doc.say(w.as_str());
+        }
+        doc.verbs.extend(music.verbs);
+        return doc;
+    }
+    let mut children: Vec<GatherChild> = words
+        .iter()
+        .map(|w| GatherChild::Say(Say::new(w.as_str())))
+        .collect();
+    children.push(GatherChild::Say(Say::new(CALLBACK_OFFER)));
+    for verb in music.verbs {
+        match verb {
+            Verb::Play(p) => children.push(GatherChild::Play(p)),
+            Verb::Pause { length } => children.push(GatherChild::Pause { length }),
+            _ => {}
+        }
+    }
+    twiml::Response::new().verb(Gather {
+        input: Some("dtmf".into()),
+        num_digits: Some(1),
+        action: Some(app.public("/twilio/wait/gather")),
+        method: Some("POST".into()),
+        timeout: Some(GATHER_TIMEOUT_S),
+        finish_on_key: None,
+        children,
+    })
+}
+
+/// The caller reached the queue's max wait: carry out the overflow action.
+async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
+    let app = &h.app;
+    let sid = h.call_sid.as_str();
+    match action {
+        Action::Queue { queue } => match within(app, app.store.transfer(sid, queue)).await {
+            Ok(Transition::Done(from)) => {
+                tracing::info!(from = %from, to = %queue, "max wait: call moved to the overflow queue");
+                let doc = twiml::Response::new()
+                        .say("Thank you for waiting. We are passing your call to more agents; you keep your place in line.");
+                let mut doc = doc;
+                doc.verbs.extend(hold_verbs(app, queue).verbs);
+                Reply::twiml(doc, "overflow_queue")
+            }
+            Ok(Transition::Stale(state)) => {
+                tracing::info!(state = ?state, "max wait: call no longer waiting");
+                Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+            }
+            Err(e) => {
+                tracing::warn!(call_sid = %sid, error = %e, "redis unavailable at max wait; hold music");
+                Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
+            }
+        },
+        Action::Callback => {
+            let from = h.param("From");
+            if !callable(from) {
+                // nothing to call back: keep the caller in line rather than drop them
+                return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
+            }
+            callback(h, from, &call.queue).await
+        }
+        other => {
+            let label = match other {
+                Action::Voicemail => "voicemail".to_owned(),
+                Action::Dial { number } => format!("dial:{number}"),
+                _ => "hangup".to_owned(),
+            };
+            match within(app, app.store.overflow(sid, &label)).await {
+                Ok(Transition::Done(())) => {
+                    tracing::info!(to = %label, "max wait: call overflowed");
+                    // `<Leave/>`: the Enqueue action (/twilio/queue-exit) plays the action
+                    Reply::twiml(twiml::Response::new().leave(), "overflow")
+                }
+                Ok(Transition::Stale(state)) => {
+                    tracing::info!(state = ?state, "max wait: call no longer waiting");
+                    Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+                }
+                Err(e) => {
+                    tracing::warn!(call_sid = %sid, error = %e, "redis unavailable at max wait; hold music");
+                    Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
+                }
+            }
+        }
+    }
+}
+
+/// Record a callback request for `from` and let the caller leave the queue.
+async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
+    let app = &h.app;
+    match within(app, app.store.request_callback(&h.call_sid, from)).await {
+        Ok(Transition::Done(())) | Ok(Transition::Stale(Some(CallState::Callback))) => {
+            tracing::info!("callback requested");
+            let doc = twiml::Response::new()
+                .say("Thank you. We will call you back at this number when it is your turn. You keep your place in line.")
+                .leave();
+            Reply::twiml(doc, "callback")
+        }
+        Ok(Transition::Stale(state)) => {
+            tracing::info!(state = ?state, "callback request for a call no longer waiting");
+            Reply::twiml(hold_verbs(app, queue), "not_waiting")
+        }
+        Err(e) => {
+            tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; callback request not taken");
+            let mut doc = twiml::Response::new()
+                .say("Sorry, we could not take your request right now. Please keep holding.");
+            doc.verbs.extend(hold_verbs(app, queue).verbs);
+            Reply::twiml(doc, "redis_error")
+        }
+    }
+}
+
+/// `POST /twilio/wait/gather`: the callback offer's answer. `1` asks for a callback (the
+/// caller leaves the queue and keeps their place); anything else goes back to hold music.
+/// Its TwiML runs in the wait context: Play, Say, Pause, Leave, Hangup, Redirect, Gather.
+pub(crate) async fn gather(h: Hook) -> Reply {
+    let app = &h.app;
+    // the caller's queue, for its hold music (the default queue's when Redis cannot tell)
+    let (queue, redis_ok) = match within(app, app.store.call(&h.call_sid)).await {
+        Ok(Some(call)) => (call.queue, true),
+        Ok(None) => (app.centre.default_queue.clone(), true),
+        Err(e) => {
+            tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable at the callback offer");
+            (app.centre.default_queue.clone(), false)
+        }
+    };
+    let digits = h.param("Digits").trim();
+    if digits != "1" {
+        let mut doc = twiml::Response::new();
+        if !digits.is_empty() {
+            doc = doc.say("Sorry, that is not an option. Please keep holding.");
+        }
+        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        return Reply::twiml(doc, "hold");
+    }
+    let from = h.param("From").to_owned();
+    if !callable(&from) {
+        let mut doc = twiml::Response::new()
+            .say("Sorry, we cannot call back a withheld number. Please keep holding.");
+        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        return Reply::twiml(doc, "withheld");
+    }
+    if !redis_ok {
+        let mut doc = twiml::Response::new()
+            .say("Sorry, we could not take your request right now. Please keep holding.");
+        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        return Reply::twiml(doc, "redis_error");
+    }
+    callback(&h, &from, &queue).await
+}
+
+/// `POST /twilio/queue-exit`: why the caller left Twilio's queue (`QueueResult`).
+pub(crate) async fn queue_exit(h: Hook) -> Reply {
+    let app = &h.app;
+    let result = h.param("QueueResult").to_owned();
+    let exit = ExitState::from_query(&h.query);
+    match result.as_str() {
+        // the worker redirected the caller to an agent (or Twilio bridged them): their
+        // document now comes from elsewhere
+        "bridged" | "bridging-in-process" | "redirected" | "redirected-from-bridged" => {
+            Reply::twiml(twiml::Response::new(), "dequeued")
+        }
+        "hangup" => {
+            match within(app, app.store.abandon(&h.call_sid, "hangup")).await {
+                Ok(Transition::Done(prior)) => {
+                    tracing::info!(prior = %prior, "caller hung up while holding");
+                }
+                Ok(Transition::Stale(state)) => {
+                    tracing::debug!(state = ?state, "hangup of a call already settled");
+                }
+                Err(e) => {
+                    tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; abandon not recorded (the status callback retries it)");
+                }
+            }
+            Reply::twiml(twiml::Response::new(), "hangup")
+        }
+        "leave" => left(&h, exit).await,
+        "queue-full" => {
+            tracing::warn!(shard = exit.shard, "Twilio queue full");
+            if exit.shard + 1 >= MAX_SHARDS {
+                return Reply::twiml(fallback(app), "fallback");
+            }
+            let next = ExitState {
+                shard: exit.shard + 1,
+                retry: 0,
+            };
+            back_in_line(&h, next, "queue_full").await
+        }
+        other => {
+            // `error`, `system-error`, or something new: put the caller back, a few times
+            tracing::warn!(queue_result = %super::excerpt(other), retry = exit.retry, "caller left Twilio's queue on an error");
+            if exit.retry >= MAX_REENQUEUE_RETRIES {
+                return Reply::twiml(fallback(app), "fallback");
+            }
+            let next = ExitState {
+                shard: exit.shard,
+                retry: exit.retry + 1,
+            };
+            back_in_line(&h, next, "error").await
+        }
+    }
+}
+
+/// `<Enqueue>` again in the call's queue (read from Redis; the called number's when Redis
+/// cannot tell).
+async fn back_in_line(h: &Hook, exit: ExitState, outcome: &'static str) -> Reply {
+    let app = &h.app;
+    let queue = match within(app, app.store.call(&h.call_sid)).await {
+        Ok(Some(call)) => call.queue,
+        _ => app.centre.queue_for_number(h.param("To")).to_owned(),
+    };
+    Reply::twiml(
+        twiml::Response::new().verb(enqueue_verb(app, &queue, exit)),
+        outcome,
+    )
+}
+
+/// The caller left on our `<Leave/>`: a callback request, or an overflow action.
+async fn left(h: &Hook, exit: ExitState) -> Reply {
+    let app = &h.app;
+    let call = match within(app, app.store.call(&h.call_sid)).await {
+        Ok(Some(call)) => call,
+        Ok(None) => {
+            tracing::warn!("caller left the queue but the call is unknown; fallback");
+            return Reply::twiml(fallback(app), "fallback");
+        }
+        Err(e) => {
+            tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable after leave; fallback");
+            return Reply::twiml(fallback(app), "fallback");
+        }
+    };
+    match call.state {
+        CallState::Callback => {
+            Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback")
+        }
+        CallState::Overflowed => {
+            let action = queue_config(app, &call.queue).and_then(|c| c.overflow.as_ref());
+            let action = match action {
+                Some(Action::Queue { .. }) | Some(Action::Callback) => None,
+                other => other,
+            };
+            Reply::twiml(action_twiml(app, action, Why::MaxWait), "overflow")
+        }
+        CallState::Completed | CallState::Abandoned => {
+            Reply::twiml(twiml::Response::new().hangup(), "ended")
+        }
+        // still ours to route (waiting, offered, connected): keep the caller in line
+        _ => Reply::twiml(
+            twiml::Response::new().verb(enqueue_verb(app, &call.queue, exit)),
+            "requeued",
+        ),
+    }
+}

@@ -1,0 +1,1337 @@
+//! The Twilio edge end to end: signed webhooks against a running `callq serve` on the real
+//! Redis of the test harness, every TwiML answer read back with `twilio::twiml::parse`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use callq::config::CentreConfig;
+use callq::store::{CallKind, CallState, Claim, Offer, Store};
+use callq::twilio::signature::signed_form;
+use callq::twilio::twiml::{self, DialNoun, Enqueue, GatherChild, Verb};
+use common::*;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const SALES_MUSIC: &str = "https://music.example/sales.mp3";
+const CALLER: &str = "+14155551234";
+const VIP: &str = "+14155550100";
+const SALES_NO: &str = "+15005550001";
+const SUPPORT_NO: &str = "+15005550002";
+const IVR_NO: &str = "+15005550000";
+
+/// A centre with `sales` (default) and `support`, an IVR number and a VIP; `sales`, `support`
+/// and `top` are extra TOML lines for the sales table, the support table and the top level.
+fn centre_with(sales: &str, support: &str, top: &str) -> CentreConfig {
+    let toml = format!(
+        r#"
+centre = "edge"
+default_queue = "sales"
+{top}
+
+[priority]
+vip = ["{VIP}"]
+vip_boost_s = 120
+
+[ivr]
+numbers = ["{IVR_NO}"]
+prompt = "For sales, press 1. For support, press 2."
+options = {{ "1" = "sales", "2" = "support" }}
+
+[queues.support]
+numbers = ["{SUPPORT_NO}"]
+welcome = "Welcome to support."
+{support}
+
+[queues.sales]
+numbers = ["{SALES_NO}"]
+welcome = "Welcome to sales."
+hold_music = "{SALES_MUSIC}"
+{sales}
+"#
+    );
+    match CentreConfig::from_toml(&toml, "edge test") {
+        Ok(c) => c,
+        Err(e) => panic!("test centre: {e}\n{toml}"),
+    }
+}
+
+fn centre() -> CentreConfig {
+    centre_with("", "", "")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// POST `params` to `path`, signed as Twilio signs it.
+async fn post(srv: &TestServer, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+    let url = format!("{}{}", srv.base, path);
+    let (body, signature) = signed_form(AUTH_TOKEN, &url, params);
+    client()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// POST a signed webhook and read its TwiML answer (200, text/xml, parses).
+async fn twiml(srv: &TestServer, path: &str, params: &[(&str, &str)]) -> twiml::Response {
+    let (_, doc) = twiml_text(srv, path, params).await;
+    doc
+}
+
+async fn twiml_text(
+    srv: &TestServer,
+    path: &str,
+    params: &[(&str, &str)],
+) -> (String, twiml::Response) {
+    let resp = post(srv, path, params).await;
+    assert_eq!(resp.status(), 200, "{path} {params:?}");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("text/xml"), "{path}: content-type {ct}");
+    let text = resp.text().await.expect("body");
+    match twiml::parse(&text) {
+        Ok(doc) => (text, doc),
+        Err(e) => panic!("{path}: invalid TwiML ({e}): {text}"),
+    }
+}
+
+fn voice_params<'a>(sid: &'a str, from: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("CallSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", from),
+        ("To", to),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+}
+
+async fn call_in(srv: &TestServer, sid: &str, from: &str, to: &str) -> twiml::Response {
+    twiml(srv, "/twilio/voice", &voice_params(sid, from, to)).await
+}
+
+async fn state(store: &Store, sid: &str) -> Option<CallState> {
+    store.call(sid).await.expect("read").map(|c| c.state)
+}
+
+fn the_enqueue(srv: &TestServer, queue: &str) -> Enqueue {
+    Enqueue {
+        name: format!("callq-{queue}"),
+        action: Some(format!("{}/twilio/queue-exit", srv.base)),
+        method: Some("POST".into()),
+        wait_url: Some(format!("{}/twilio/wait", srv.base)),
+        wait_url_method: Some("POST".into()),
+        max_queue_size: None,
+    }
+}
+
+fn says(doc: &twiml::Response) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in &doc.verbs {
+        match v {
+            Verb::Say(s) => out.push(s.text.clone()),
+            Verb::Gather(g) => {
+                for c in &g.children {
+                    if let GatherChild::Say(s) = c {
+                        out.push(s.text.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn said(doc: &twiml::Response, needle: &str) -> bool {
+    says(doc).iter().any(|s| s.contains(needle))
+}
+
+async fn offered(srv: &TestServer, agent_id: &str, sid: &str) -> Offer {
+    let store = &srv.state.store;
+    online_agent(store, &agent(agent_id, &[("sales", 1)])).await;
+    call_in(srv, sid, CALLER, SALES_NO).await;
+    match store
+        .claim(Duration::from_secs(30), 0)
+        .await
+        .expect("claim")
+    {
+        Claim::Offer(o) => {
+            assert_eq!(o.call_sid, sid);
+            o
+        }
+        Claim::Idle { .. } => panic!("nothing to claim"),
+    }
+}
+
+async fn wait_doc(srv: &TestServer, sid: &str) -> twiml::Response {
+    twiml(
+        srv,
+        "/twilio/wait",
+        &[
+            ("CallSid", sid),
+            ("From", CALLER),
+            ("QueuePosition", "1"),
+            ("QueueTime", "0"),
+            ("CurrentQueueSize", "1"),
+        ],
+    )
+    .await
+}
+
+async fn queue_exit(srv: &TestServer, sid: &str, result: &str) -> twiml::Response {
+    twiml(
+        srv,
+        "/twilio/queue-exit",
+        &[
+            ("CallSid", sid),
+            ("QueueResult", result),
+            ("QueueTime", "12"),
+        ],
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// /twilio/voice
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn voice_welcomes_and_enqueues_by_called_number() {
+    let srv = spawn_server(centre()).await;
+    let doc = call_in(&srv, "CAvoice1", CALLER, SALES_NO).await;
+    assert_eq!(
+        doc.verbs,
+        vec![
+            Verb::Say(twiml::Say::new("Welcome to sales.")),
+            Verb::Enqueue(the_enqueue(&srv, "sales")),
+        ]
+    );
+    let call = srv.state.store.call("CAvoice1").await.expect("read");
+    let call = call.expect("call recorded");
+    assert_eq!(
+        (call.queue.as_str(), call.state, call.kind),
+        ("sales", CallState::Waiting, CallKind::Inbound)
+    );
+    assert_eq!(call.from, CALLER);
+
+    let doc = call_in(&srv, "CAvoice2", CALLER, SUPPORT_NO).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "support")));
+    // unknown numbers land in the default queue
+    let doc = call_in(&srv, "CAvoice3", CALLER, "+19998887777").await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "sales")));
+}
+
+#[tokio::test]
+async fn retried_voice_webhook_answers_the_same_and_enters_once() {
+    let srv = spawn_server(centre()).await;
+    let params = voice_params("CAretry", CALLER, SALES_NO);
+    let (first, _) = twiml_text(&srv, "/twilio/voice", &params).await;
+    let rank = srv
+        .state
+        .store
+        .call("CAretry")
+        .await
+        .expect("read")
+        .expect("call")
+        .rank;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (again, _) = twiml_text(&srv, "/twilio/voice", &params).await;
+    assert_eq!(first, again, "a retry answers the same TwiML");
+    let snap = srv
+        .state
+        .store
+        .snapshot(&["CAretry".to_string()])
+        .await
+        .expect("snapshot");
+    assert_eq!(snap.waiting["sales"], vec!["CAretry".to_string()]);
+    assert_eq!(snap.calls[0].rank, rank, "the retry keeps the rank");
+    assert_invariants(&srv.state.store, &["CAretry".to_string()]).await;
+}
+
+#[tokio::test]
+async fn vip_callers_are_served_first() {
+    let srv = spawn_server(centre()).await;
+    call_in(&srv, "CAplain", CALLER, SALES_NO).await;
+    call_in(&srv, "CAvip", VIP, SALES_NO).await;
+    let store = &srv.state.store;
+    let vip = store.call("CAvip").await.expect("read").expect("call");
+    assert_eq!(vip.priority_ms, 120_000);
+    let pos = store.position("CAvip", "sales").await.expect("read");
+    assert_eq!(pos.map(|p| p.position), Some(1), "the VIP is next in line");
+    let doc = wait_doc(&srv, "CAplain").await;
+    assert!(said(&doc, "You are number 2 in line."), "{:?}", says(&doc));
+}
+
+#[tokio::test]
+async fn ivr_menu_gathers_a_digit_and_routes_it() {
+    let srv = spawn_server(centre()).await;
+    let doc = call_in(&srv, "CAivr", CALLER, IVR_NO).await;
+    let menu_url = format!("{}/twilio/voice/menu", srv.base);
+    match doc.verbs.as_slice() {
+        [Verb::Gather(g), Verb::Redirect { url, .. }] => {
+            assert_eq!(g.num_digits, Some(1));
+            assert_eq!(g.action.as_deref(), Some(menu_url.as_str()));
+            assert_eq!(url, &menu_url);
+            assert!(matches!(&g.children[..], [GatherChild::Say(s)] if s.text.contains("press 2")));
+        }
+        other => panic!("menu: {other:?}"),
+    }
+    assert_eq!(state(&srv.state.store, "CAivr").await, None, "no entry yet");
+
+    // a wrong digit plays the menu again (with a numbered attempt), nothing recorded
+    let mut params = voice_params("CAivr", CALLER, IVR_NO);
+    params.push(("Digits", "7"));
+    let doc = twiml(&srv, "/twilio/voice/menu", &params).await;
+    match doc.verbs.as_slice() {
+        [Verb::Gather(g), Verb::Redirect { url, .. }] => {
+            let again = format!("{menu_url}?attempt=1");
+            assert_eq!(g.action.as_deref(), Some(again.as_str()));
+            assert_eq!(url, &again);
+            assert!(said(&doc, "not one of the options"));
+        }
+        other => panic!("menu again: {other:?}"),
+    }
+    assert_eq!(state(&srv.state.store, "CAivr").await, None);
+
+    // 2: support
+    params.pop();
+    params.push(("Digits", "2"));
+    let doc = twiml(&srv, "/twilio/voice/menu?attempt=1", &params).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "support")));
+    let call = srv
+        .state
+        .store
+        .call("CAivr")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(call.queue, "support");
+
+    // no digit at all, the last time: the default queue
+    let params = voice_params("CAivr2", CALLER, IVR_NO);
+    let doc = twiml(&srv, "/twilio/voice/menu?attempt=2", &params).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "sales")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Business hours
+// ---------------------------------------------------------------------------------------------
+
+const NEVER_OPEN: &str = "[queues.sales.hours]\ntimezone = \"Europe/London\"\n";
+
+#[tokio::test]
+async fn closed_queue_says_so_and_records_voicemail() {
+    let sales = format!(
+        "closed_message = \"Sales is closed.\"\nafter_hours = {{ action = \"voicemail\" }}\n{NEVER_OPEN}"
+    );
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let doc = call_in(&srv, "CAclosed", CALLER, SALES_NO).await;
+    assert_eq!(doc.verbs[0], Verb::Say(twiml::Say::new("Sales is closed.")));
+    let record = doc.verbs.iter().find_map(|v| match v {
+        Verb::Record(r) => Some(r.clone()),
+        _ => None,
+    });
+    let record = record.expect("a <Record>");
+    assert_eq!(
+        record.action,
+        Some(format!("{}/twilio/voicemail", srv.base))
+    );
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+    assert!(
+        !said(&doc, "We open"),
+        "a queue that never opens has no opening time"
+    );
+    assert_eq!(state(&srv.state.store, "CAclosed").await, None);
+
+    // the recording arrives
+    let doc = twiml(
+        &srv,
+        "/twilio/voicemail",
+        &[
+            ("CallSid", "CAclosed"),
+            ("RecordingUrl", "https://api.twilio.com/rec/RE1"),
+            ("RecordingDuration", "7"),
+        ],
+    )
+    .await;
+    assert!(said(&doc, "Thank you"));
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+}
+
+#[tokio::test]
+async fn closed_queue_says_when_it_opens() {
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date();
+    let tomorrow = today.tomorrow().expect("tomorrow");
+    let mut sales = format!(
+        "after_hours = {{ action = \"hangup\" }}\n[queues.sales.hours]\ntimezone = \"UTC\"\nholidays = [\"{today}\", \"{tomorrow}\"]\n"
+    );
+    for day in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ] {
+        sales.push_str(&format!("{day} = [\"00:00-24:00\"]\n"));
+    }
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let doc = call_in(&srv, "CAlater", CALLER, SALES_NO).await;
+    let texts = says(&doc);
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.starts_with("We open ") && s.contains("from midnight")),
+        "{texts:?}"
+    );
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+}
+
+#[tokio::test]
+async fn closed_queue_takes_a_callback_request() {
+    let sales = format!("after_hours = {{ action = \"callback\" }}\n{NEVER_OPEN}");
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let doc = call_in(&srv, "CAcb", CALLER, SALES_NO).await;
+    assert!(said(&doc, "call you back"), "{:?}", says(&doc));
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+    let call = srv
+        .state
+        .store
+        .call("CAcb")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(
+        (call.state, call.kind, call.from.as_str()),
+        (CallState::Callback, CallKind::Callback, CALLER)
+    );
+    // the caller hangs up: the request stays
+    let resp = post(
+        &srv,
+        "/twilio/status",
+        &[("CallSid", "CAcb"), ("CallStatus", "completed")],
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        state(&srv.state.store, "CAcb").await,
+        Some(CallState::Callback)
+    );
+
+    // a withheld number cannot be called back: voicemail instead, nothing recorded
+    let doc = call_in(&srv, "CAanon", "+266696687", SALES_NO).await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Record(_))));
+    assert_eq!(state(&srv.state.store, "CAanon").await, None);
+}
+
+#[tokio::test]
+async fn closed_queue_dials_a_number_or_moves_to_an_open_queue() {
+    let sales =
+        format!("after_hours = {{ action = \"dial\", number = \"+442071234567\" }}\n{NEVER_OPEN}");
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let doc = call_in(&srv, "CAdial", CALLER, SALES_NO).await;
+    let dial = doc.verbs.iter().find_map(|v| match v {
+        Verb::Dial(d) => Some(d.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        dial.expect("a <Dial>").nouns,
+        vec![DialNoun::Number(twiml::Number::new("+442071234567"))]
+    );
+
+    let sales =
+        format!("after_hours = {{ action = \"queue\", queue = \"support\" }}\n{NEVER_OPEN}");
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let doc = call_in(&srv, "CAhop", CALLER, SALES_NO).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "support")));
+    let call = srv
+        .state
+        .store
+        .call("CAhop")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(call.queue, "support");
+}
+
+// ---------------------------------------------------------------------------------------------
+// /twilio/wait and /twilio/wait/gather
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn wait_document_says_position_and_wait_then_plays_music() {
+    let srv = spawn_server(centre()).await;
+    call_in(&srv, "CAw1", CALLER, SALES_NO).await;
+    call_in(&srv, "CAw2", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAw2").await;
+    match doc.verbs.as_slice() {
+        [Verb::Say(pos), Verb::Say(wait), Verb::Play(music)] => {
+            assert_eq!(pos.text, "You are number 2 in line.");
+            assert!(
+                wait.text.starts_with("Your estimated wait is "),
+                "{}",
+                wait.text
+            );
+            assert!(!wait.text.contains("0 minutes"), "{}", wait.text);
+            assert_eq!(music.url, SALES_MUSIC);
+        }
+        other => panic!("wait: {other:?}"),
+    }
+    let doc = wait_doc(&srv, "CAw1").await;
+    assert!(said(&doc, "You are next in line."));
+    // no callback offer: sales has no callback_after_s here
+    assert!(!doc.verbs.iter().any(|v| matches!(v, Verb::Gather(_))));
+}
+
+#[tokio::test]
+async fn wait_for_a_call_not_waiting_is_just_music() {
+    let srv = spawn_server(centre()).await;
+    let doc = wait_doc(&srv, "CAnobody").await;
+    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+    offered(&srv, "a1", "CAoffered").await;
+    let doc = wait_doc(&srv, "CAoffered").await;
+    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+}
+
+#[tokio::test]
+async fn callback_offer_after_threshold_and_pressing_1() {
+    let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;
+    call_in(&srv, "CAoffer", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAoffer").await;
+    let gather_url = format!("{}/twilio/wait/gather", srv.base);
+    match doc.verbs.as_slice() {
+        [Verb::Gather(g)] => {
+            assert_eq!(g.num_digits, Some(1));
+            assert_eq!(g.action.as_deref(), Some(gather_url.as_str()));
+            assert!(g
+                .children
+                .iter()
+                .any(|c| matches!(c, GatherChild::Say(s) if s.text.contains("press 1"))));
+            assert!(g
+                .children
+                .iter()
+                .any(|c| matches!(c, GatherChild::Play(p) if p.url == SALES_MUSIC)));
+        }
+        other => panic!("offer: {other:?}"),
+    }
+
+    // another digit: back to the music, still waiting
+    let params = |d: &'static str| vec![("CallSid", "CAoffer"), ("From", CALLER), ("Digits", d)];
+    let doc = twiml(&srv, "/twilio/wait/gather", &params("5")).await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Play(_))));
+    assert!(!doc.verbs.contains(&Verb::Leave));
+    assert_eq!(
+        state(&srv.state.store, "CAoffer").await,
+        Some(CallState::Waiting)
+    );
+
+    // 1: a callback request, the caller leaves Twilio's queue
+    let doc = twiml(&srv, "/twilio/wait/gather", &params("1")).await;
+    assert!(said(&doc, "call you back"), "{:?}", says(&doc));
+    assert_eq!(doc.verbs.last(), Some(&Verb::Leave));
+    let call = srv
+        .state
+        .store
+        .call("CAoffer")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(call.state, CallState::Callback);
+    assert_eq!(call.callback_to.as_deref(), Some(CALLER));
+    // a retried gather answers the same
+    let again = twiml(&srv, "/twilio/wait/gather", &params("1")).await;
+    assert_eq!(again, doc);
+
+    // then the Enqueue action: goodbye
+    let doc = queue_exit(&srv, "CAoffer", "leave").await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+    let doc = queue_exit(&srv, "CAoffer", "hangup").await;
+    assert_eq!(doc, twiml::Response::new());
+    assert_eq!(
+        state(&srv.state.store, "CAoffer").await,
+        Some(CallState::Callback),
+        "hanging up keeps the callback"
+    );
+    // its place in line is kept
+    let snap = srv.state.store.snapshot(&[]).await.expect("snapshot");
+    assert_eq!(snap.waiting["sales"], vec!["CAoffer".to_string()]);
+}
+
+#[tokio::test]
+async fn withheld_numbers_get_no_callback_offer() {
+    let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;
+    call_in(&srv, "CAwithheld", "+266696687", SALES_NO).await;
+    let doc = twiml(
+        &srv,
+        "/twilio/wait",
+        &[("CallSid", "CAwithheld"), ("From", "+266696687")],
+    )
+    .await;
+    assert!(!doc.verbs.iter().any(|v| matches!(v, Verb::Gather(_))));
+    let doc = twiml(
+        &srv,
+        "/twilio/wait/gather",
+        &[
+            ("CallSid", "CAwithheld"),
+            ("From", "+266696687"),
+            ("Digits", "1"),
+        ],
+    )
+    .await;
+    assert!(!doc.verbs.contains(&Verb::Leave));
+    assert_eq!(
+        state(&srv.state.store, "CAwithheld").await,
+        Some(CallState::Waiting)
+    );
+}
+
+#[tokio::test]
+async fn max_wait_overflows_to_voicemail_through_queue_exit() {
+    let srv = spawn_server(centre_with(
+        "max_wait_s = 0\noverflow = { action = \"voicemail\" }",
+        "",
+        "",
+    ))
+    .await;
+    call_in(&srv, "CAmax", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAmax").await;
+    assert_eq!(doc.verbs, vec![Verb::Leave]);
+    assert_eq!(
+        state(&srv.state.store, "CAmax").await,
+        Some(CallState::Overflowed)
+    );
+    let doc = queue_exit(&srv, "CAmax", "leave").await;
+    assert!(said(&doc, "long wait"), "{:?}", says(&doc));
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Record(r)
+        if r.action.as_deref() == Some(format!("{}/twilio/voicemail", srv.base).as_str()))));
+    // a late wait request: just music
+    let doc = wait_doc(&srv, "CAmax").await;
+    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+}
+
+#[tokio::test]
+async fn max_wait_moves_to_the_overflow_queue_and_keeps_holding() {
+    let srv = spawn_server(centre_with(
+        "max_wait_s = 600\noverflow = { action = \"hangup\" }",
+        "max_wait_s = 0\noverflow = { action = \"queue\", queue = \"sales\" }",
+        "",
+    ))
+    .await;
+    call_in(&srv, "CAmove", CALLER, SUPPORT_NO).await;
+    let doc = wait_doc(&srv, "CAmove").await;
+    assert!(said(&doc, "keep your place"), "{:?}", says(&doc));
+    assert!(!doc.verbs.contains(&Verb::Leave));
+    assert!(doc
+        .verbs
+        .iter()
+        .any(|v| matches!(v, Verb::Play(p) if p.url == SALES_MUSIC)));
+    let call = srv
+        .state
+        .store
+        .call("CAmove")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(
+        (call.queue.as_str(), call.state),
+        ("sales", CallState::Waiting)
+    );
+    // sales' own max wait counts from the move: the caller keeps holding there
+    let doc = wait_doc(&srv, "CAmove").await;
+    assert!(said(&doc, "You are next in line."), "{:?}", says(&doc));
+    assert_eq!(
+        state(&srv.state.store, "CAmove").await,
+        Some(CallState::Waiting)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// /twilio/queue-exit
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn queue_exit_results() {
+    let srv = spawn_server(centre_with(
+        "",
+        "",
+        "[fallback]\ntwilio_queue = \"callq-fallback\"",
+    ))
+    .await;
+    let store = &srv.state.store;
+    call_in(&srv, "CAqx", CALLER, SALES_NO).await;
+    for result in [
+        "bridged",
+        "redirected",
+        "redirected-from-bridged",
+        "bridging-in-process",
+    ] {
+        let doc = queue_exit(&srv, "CAqx", result).await;
+        assert_eq!(doc, twiml::Response::new(), "{result}");
+        assert_eq!(
+            state(store, "CAqx").await,
+            Some(CallState::Waiting),
+            "{result}"
+        );
+    }
+
+    // Twilio errors: back in the queue, counting the retries in the action URL
+    let doc = queue_exit(&srv, "CAqx", "error").await;
+    let mut retried = the_enqueue(&srv, "sales");
+    retried.action = Some(format!("{}/twilio/queue-exit?retry=1", srv.base));
+    assert_eq!(doc.verbs, vec![Verb::Enqueue(retried)]);
+    let doc = twiml(
+        &srv,
+        "/twilio/queue-exit?retry=3",
+        &[("CallSid", "CAqx"), ("QueueResult", "system-error")],
+    )
+    .await;
+    assert_eq!(
+        doc.verbs.iter().find_map(|v| match v {
+            Verb::Enqueue(e) => Some(e.name.as_str()),
+            _ => None,
+        }),
+        Some("callq-fallback"),
+        "after a few errors, the fallback: {doc:?}"
+    );
+    // queue-full: a sibling Twilio queue
+    let doc = queue_exit(&srv, "CAqx", "queue-full").await;
+    match doc.verbs.as_slice() {
+        [Verb::Enqueue(e)] => {
+            assert_eq!(e.name, "callq-sales-1");
+            assert_eq!(
+                e.action,
+                Some(format!("{}/twilio/queue-exit?shard=1", srv.base))
+            );
+        }
+        other => panic!("queue-full: {other:?}"),
+    }
+    assert_eq!(state(store, "CAqx").await, Some(CallState::Waiting));
+
+    // hangup: abandoned; again (a retry): still abandoned, nothing else
+    assert_eq!(
+        queue_exit(&srv, "CAqx", "hangup").await,
+        twiml::Response::new()
+    );
+    assert_eq!(state(store, "CAqx").await, Some(CallState::Abandoned));
+    assert_eq!(
+        queue_exit(&srv, "CAqx", "hangup").await,
+        twiml::Response::new()
+    );
+    assert_eq!(state(store, "CAqx").await, Some(CallState::Abandoned));
+    assert_invariants(store, &["CAqx".to_string()]).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// /twilio/dial-result, /twilio/agent-leg, /twilio/status
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unanswered_dial_puts_the_caller_back_in_line() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    offered(&srv, "a1", "CAna").await;
+    let doc = twiml(
+        &srv,
+        "/twilio/dial-result?agent=a1",
+        &[("CallSid", "CAna"), ("DialCallStatus", "no-answer")],
+    )
+    .await;
+    match doc.verbs.as_slice() {
+        [Verb::Say(s), Verb::Enqueue(e)] => {
+            assert!(s.text.contains("keep your place"), "{}", s.text);
+            assert_eq!(e, &the_enqueue(&srv, "sales"));
+        }
+        other => panic!("dial no-answer: {other:?}"),
+    }
+    let call = store.call("CAna").await.expect("read").expect("call");
+    assert_eq!((call.state, call.agent), (CallState::Waiting, None));
+    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(a1.misses, 1);
+    // the same result again (a retry): the same TwiML, no second miss
+    let again = twiml(
+        &srv,
+        "/twilio/dial-result?agent=a1",
+        &[("CallSid", "CAna"), ("DialCallStatus", "no-answer")],
+    )
+    .await;
+    assert_eq!(again, doc);
+    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(a1.misses, 1);
+    assert_invariants(store, &["CAna".to_string()]).await;
+
+    // the caller hangs up; a late dial result just hangs up
+    queue_exit(&srv, "CAna", "hangup").await;
+    let doc = twiml(
+        &srv,
+        "/twilio/dial-result?agent=a1",
+        &[("CallSid", "CAna"), ("DialCallStatus", "busy")],
+    )
+    .await;
+    assert_eq!(doc.verbs, vec![Verb::Hangup]);
+}
+
+#[tokio::test]
+async fn answered_call_connects_and_completes_in_any_order() {
+    // order 1: agent-leg answered, dial-result completed, status completed, agent-leg completed
+    // order 2: status completed first, then dial-result, then agent-leg answered/completed
+    for order in 0..2 {
+        let srv = spawn_server(centre()).await;
+        let store = &srv.state.store;
+        let sid = format!("CAorder{order}");
+        let offer = offered(&srv, "a1", &sid).await;
+        let leg_path = format!("/twilio/agent-leg?call={sid}&agent={}", offer.agent_id);
+        let answered = [("CallSid", "CAleg"), ("CallStatus", "in-progress")];
+        let leg_done = [("CallSid", "CAleg"), ("CallStatus", "completed")];
+        let dial_done = [("CallSid", sid.as_str()), ("DialCallStatus", "completed")];
+        let status_done = [("CallSid", sid.as_str()), ("CallStatus", "completed")];
+        if order == 0 {
+            assert_eq!(post(&srv, &leg_path, &answered).await.status(), 204);
+            assert_eq!(state(store, &sid).await, Some(CallState::Connected));
+            let doc = twiml(&srv, "/twilio/dial-result?agent=a1", &dial_done).await;
+            assert_eq!(doc.verbs, vec![Verb::Hangup]);
+            assert_eq!(
+                post(&srv, "/twilio/status", &status_done).await.status(),
+                204
+            );
+            assert_eq!(post(&srv, &leg_path, &leg_done).await.status(), 204);
+        } else {
+            assert_eq!(
+                post(&srv, "/twilio/status", &status_done).await.status(),
+                204
+            );
+            // the caller hung up while the agent's phone rang: abandoned, agent released
+            assert_eq!(state(store, &sid).await, Some(CallState::Abandoned));
+            let doc = twiml(&srv, "/twilio/dial-result?agent=a1", &dial_done).await;
+            assert_eq!(doc.verbs, vec![Verb::Hangup]);
+            assert_eq!(post(&srv, &leg_path, &answered).await.status(), 204);
+            assert_eq!(post(&srv, &leg_path, &leg_done).await.status(), 204);
+            assert_eq!(state(store, &sid).await, Some(CallState::Abandoned));
+        }
+        if order == 0 {
+            assert_eq!(state(store, &sid).await, Some(CallState::Completed));
+            let a1 = store.agent("a1").await.expect("read").expect("agent");
+            assert_eq!(a1.handled, 1);
+        }
+        let a1 = store.agent("a1").await.expect("read").expect("agent");
+        assert_eq!(a1.active, 0, "order {order}: the agent holds no call");
+        assert_invariants(store, std::slice::from_ref(&sid)).await;
+    }
+}
+
+#[tokio::test]
+async fn status_callback_before_the_dial_result_completes_a_connected_call() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    offered(&srv, "a1", "CAconn").await;
+    let leg = "/twilio/agent-leg?call=CAconn&agent=a1";
+    let r = post(
+        &srv,
+        leg,
+        &[("CallSid", "CAleg"), ("CallStatus", "answered")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    // the customer's status callback arrives first: connected → completed
+    let r = post(
+        &srv,
+        "/twilio/status",
+        &[("CallSid", "CAconn"), ("CallStatus", "completed")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(state(store, "CAconn").await, Some(CallState::Completed));
+    // then the rest, late and repeated: nothing changes
+    for _ in 0..2 {
+        let doc = twiml(
+            &srv,
+            "/twilio/dial-result?agent=a1",
+            &[("CallSid", "CAconn"), ("DialCallStatus", "completed")],
+        )
+        .await;
+        assert_eq!(doc.verbs, vec![Verb::Hangup]);
+        let r = post(
+            &srv,
+            leg,
+            &[("CallSid", "CAleg"), ("CallStatus", "completed")],
+        )
+        .await;
+        assert_eq!(r.status(), 204);
+    }
+    assert_eq!(state(store, "CAconn").await, Some(CallState::Completed));
+    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!((a1.active, a1.handled), (0, 1));
+}
+
+#[tokio::test]
+async fn agent_leg_no_answer_requeues_and_a_stale_completed_is_ignored() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    offered(&srv, "a1", "CAleg1").await;
+    let r = post(
+        &srv,
+        "/twilio/agent-leg?call=CAleg1&agent=a1",
+        &[("CallSid", "CAlegA"), ("CallStatus", "no-answer")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(state(store, "CAleg1").await, Some(CallState::Waiting));
+    // offered to a2 now; a1's late "completed" must not end a2's call
+    online_agent(store, &agent("a2", &[("sales", 1)])).await;
+    match store
+        .claim(Duration::from_secs(30), 0)
+        .await
+        .expect("claim")
+    {
+        Claim::Offer(o) => assert_eq!((o.call_sid.as_str(), o.agent_id.as_str()), ("CAleg1", "a2")),
+        Claim::Idle { .. } => panic!("a2 should get the call"),
+    }
+    let r = post(
+        &srv,
+        "/twilio/agent-leg?call=CAleg1&agent=a1",
+        &[("CallSid", "CAlegA"), ("CallStatus", "completed")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(state(store, "CAleg1").await, Some(CallState::Offered));
+    // ringing and other progress statuses change nothing
+    let r = post(
+        &srv,
+        "/twilio/agent-leg?call=CAleg1&agent=a2",
+        &[("CallSid", "CAlegB"), ("CallStatus", "ringing")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(state(store, "CAleg1").await, Some(CallState::Offered));
+    // missing query parameters: 400
+    let r = post(
+        &srv,
+        "/twilio/agent-leg?agent=a2",
+        &[("CallSid", "CAlegB"), ("CallStatus", "in-progress")],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_invariants(store, &["CAleg1".to_string()]).await;
+}
+
+#[tokio::test]
+async fn status_callback_abandons_a_waiting_call_once() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    call_in(&srv, "CAst", CALLER, SALES_NO).await;
+    let ringing = post(
+        &srv,
+        "/twilio/status",
+        &[("CallSid", "CAst"), ("CallStatus", "in-progress")],
+    )
+    .await;
+    assert_eq!(ringing.status(), 204);
+    assert_eq!(state(store, "CAst").await, Some(CallState::Waiting));
+    for _ in 0..2 {
+        let r = post(
+            &srv,
+            "/twilio/status",
+            &[("CallSid", "CAst"), ("CallStatus", "completed")],
+        )
+        .await;
+        assert_eq!(r.status(), 204);
+        assert_eq!(state(store, "CAst").await, Some(CallState::Abandoned));
+    }
+    // the Enqueue action arriving after it changes nothing
+    assert_eq!(
+        queue_exit(&srv, "CAst", "hangup").await,
+        twiml::Response::new()
+    );
+    let events = store.call_events("CAst").await.expect("events");
+    let abandoned = events
+        .iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("abandoned"))
+        .count();
+    assert_eq!(abandoned, 1);
+    // a status for a call we never saw: fine
+    let r = post(
+        &srv,
+        "/twilio/status",
+        &[("CallSid", "CAunknown"), ("CallStatus", "completed")],
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures and limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn only_correctly_signed_requests_get_through() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    let url = format!("{}/twilio/voice", srv.base);
+    let params = voice_params("CAsig", CALLER, SALES_NO);
+    let (body, sig) = signed_form(AUTH_TOKEN, &url, &params);
+
+    let send = |body: String, sig: Option<String>| {
+        let mut req = client()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(sig) = sig {
+            req = req.header("X-Twilio-Signature", sig);
+        }
+        req.send()
+    };
+
+    // a tampered parameter
+    let tampered = body.replace("%2B14155551234", "%2B14155559999");
+    assert_ne!(tampered, body);
+    let r = send(tampered, Some(sig.clone())).await.expect("request");
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    // an extra parameter
+    let r = send(format!("{body}&Digits=1"), Some(sig.clone()))
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 403);
+    // the wrong auth token
+    let (_, wrong) = signed_form("not-the-token", &url, &params);
+    let r = send(body.clone(), Some(wrong)).await.expect("request");
+    assert_eq!(r.status(), 403);
+    // signed for another URL (path, query, host)
+    for other in [
+        format!("{}/twilio/wait", srv.base),
+        format!("{url}?x=1"),
+        url.replace("127.0.0.1", "localhost"),
+    ] {
+        let (_, sig) = signed_form(AUTH_TOKEN, &other, &params);
+        let r = send(body.clone(), Some(sig)).await.expect("request");
+        assert_eq!(r.status(), 403, "{other}");
+    }
+    // no header, and garbage headers
+    let r = send(body.clone(), None).await.expect("request");
+    assert_eq!(r.status(), 403);
+    for junk in ["", "x", "!!!!", "RSOYDt4T1cUTdK1PDd93/VVr8B8="] {
+        let r = send(body.clone(), Some(junk.to_string()))
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 403, "{junk:?}");
+    }
+    assert_eq!(state(store, "CAsig").await, None, "nothing changed");
+
+    // the real thing
+    let r = send(body, Some(sig)).await.expect("request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(state(store, "CAsig").await, Some(CallState::Waiting));
+
+    // an unsigned status callback changes nothing either
+    let r = client()
+        .post(format!("{}/twilio/status", srv.base))
+        .form(&[("CallSid", "CAsig"), ("CallStatus", "completed")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 403);
+    assert_eq!(state(store, "CAsig").await, Some(CallState::Waiting));
+}
+
+#[tokio::test]
+async fn a_public_url_with_a_path_prefix_is_what_gets_signed() {
+    // behind a load balancer: Twilio signs the public URL, not the address we listen on
+    let mut srv = spawn_server(centre()).await;
+    let mut edge = (*srv.state.edge).clone();
+    edge.public_url = "https://callq.example.com/acd".into();
+    srv.state.edge = std::sync::Arc::new(edge);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (trigger, shutdown) = callq::shutdown::channel();
+    let state = srv.state.clone();
+    tokio::spawn(async move {
+        let _ = callq::server::serve(listener, state, 64 * 1024, shutdown).await;
+    });
+    let params = voice_params("CApublic", CALLER, SALES_NO);
+    for (signed_url, want) in [
+        ("https://callq.example.com/acd/twilio/voice", 200),
+        ("https://callq.example.com:443/acd/twilio/voice", 200),
+        ("https://callq.example.com/twilio/voice", 403),
+        (&format!("http://{addr}/twilio/voice") as &str, 403),
+    ] {
+        let (body, sig) = signed_form(AUTH_TOKEN, signed_url, &params);
+        let r = client()
+            .post(format!("http://{addr}/twilio/voice"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), want, "{signed_url}");
+    }
+    let doc = twiml::parse(&{
+        let (body, sig) = signed_form(
+            AUTH_TOKEN,
+            "https://callq.example.com/acd/twilio/voice",
+            &params,
+        );
+        client()
+            .post(format!("http://{addr}/twilio/voice"))
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body")
+    })
+    .expect("TwiML");
+    match &doc.verbs[1] {
+        Verb::Enqueue(e) => {
+            assert_eq!(
+                e.wait_url.as_deref(),
+                Some("https://callq.example.com/acd/twilio/wait")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    trigger.trigger();
+}
+
+#[tokio::test]
+async fn limits_have_short_plain_answers() {
+    let srv = spawn_server(centre()).await;
+    let url = format!("{}/twilio/voice", srv.base);
+    let plain = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .starts_with("text/plain")
+    };
+
+    // malformed forms: 400 (the signature header is there; the body cannot be read)
+    for body in ["CallSid=%zz", "CallSid=CA1&From=%", "CallSid=%C3%28"] {
+        let r = client()
+            .post(&url)
+            .header("x-twilio-signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(plain(&r));
+    }
+    let r = client()
+        .post(&url)
+        .header("x-twilio-signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+        .body(vec![0xffu8, 0xfe, b'=', b'1'])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    // signed but without a CallSid: 400
+    let r = post(&srv, "/twilio/voice", &[("From", CALLER)]).await;
+    assert_eq!(r.status(), 400);
+    let r = post(&srv, "/twilio/voice", &[("CallSid", "CA,1")]).await;
+    assert_eq!(r.status(), 400);
+
+    // unknown path: 404
+    let r = post(
+        &srv,
+        "/twilio/nope",
+        &voice_params("CA404", CALLER, SALES_NO),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    // wrong method: 405, with Allow
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let r = client()
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 405, "{method}");
+        assert_eq!(r.headers()["allow"], "POST");
+        assert!(plain(&r));
+    }
+    // oversized: 413 (the server's limit is 64 kB in the harness)
+    let big = format!("CallSid=CAbig&Junk={}", "x".repeat(200 * 1024));
+    let r = client()
+        .post(&url)
+        .header("x-twilio-signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 413);
+    assert!(plain(&r));
+    assert_eq!(state(&srv.state.store, "CAbig").await, None);
+}
+
+#[tokio::test]
+async fn metrics_count_webhooks() {
+    let srv = spawn_server(centre()).await;
+    call_in(&srv, "CAmetrics", CALLER, SALES_NO).await;
+    let text = client()
+        .get(format!("{}/metrics", srv.base))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        text.lines().any(|l| l.starts_with("callq_webhooks_total")
+            && l.contains("endpoint=\"voice\"")
+            && l.contains("outcome=\"enqueued\"")),
+        "{text}"
+    );
+    assert!(text.contains("callq_webhook_seconds"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis down or slow: the fallback
+// ---------------------------------------------------------------------------------------------
+
+/// A server whose Redis refuses connections (nothing listens on port 1).
+async fn server_without_redis(centre: CentreConfig) -> TestServer {
+    let store = Store::connect("redis://127.0.0.1:1/", "edge", 4).expect("store");
+    spawn_server_on(store, centre).await
+}
+
+/// A server whose Redis accepts connections and never answers.
+async fn server_with_silent_redis(centre: CentreConfig) -> TestServer {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let store = Store::connect(&format!("redis://127.0.0.1:{port}/"), "edge", 4).expect("store");
+    spawn_server_on(store, centre).await
+}
+
+#[tokio::test]
+async fn redis_down_answers_the_fallback_quickly() {
+    // Twilio's own queue (the demo's setting)
+    let srv = server_without_redis(centre_with(
+        "",
+        "",
+        "[fallback]\ntwilio_queue = \"callq-fallback\"",
+    ))
+    .await;
+    let started = Instant::now();
+    let doc = call_in(&srv, "CAdown", CALLER, SALES_NO).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    match doc.verbs.as_slice() {
+        [Verb::Say(_), Verb::Enqueue(e)] => {
+            assert_eq!(e.name, "callq-fallback");
+            assert_eq!(
+                e.wait_url, None,
+                "Twilio's own hold music: nothing of ours is needed"
+            );
+        }
+        other => panic!("fallback: {other:?}"),
+    }
+
+    // a fallback number
+    let srv =
+        server_without_redis(centre_with("", "", "[fallback]\nnumber = \"+15550009999\"")).await;
+    let doc = call_in(&srv, "CAdown", CALLER, SALES_NO).await;
+    let dial = doc.verbs.iter().find_map(|v| match v {
+        Verb::Dial(d) => Some(d.nouns.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        dial,
+        Some(vec![DialNoun::Number(twiml::Number::new("+15550009999"))])
+    );
+
+    // nothing configured: an apology
+    let srv = server_without_redis(centre()).await;
+    let doc = call_in(&srv, "CAdown", CALLER, SALES_NO).await;
+    assert!(said(&doc, "sorry"), "{doc:?}");
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+
+    // the other webhooks: music, back in line, no errors
+    let doc = wait_doc(&srv, "CAdown").await;
+    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+    let doc = twiml(
+        &srv,
+        "/twilio/dial-result?agent=a1",
+        &[
+            ("CallSid", "CAdown"),
+            ("DialCallStatus", "no-answer"),
+            ("To", SALES_NO),
+        ],
+    )
+    .await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))));
+    let doc = twiml(
+        &srv,
+        "/twilio/wait/gather",
+        &[("CallSid", "CAdown"), ("From", CALLER), ("Digits", "1")],
+    )
+    .await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Play(_))));
+    assert_eq!(
+        queue_exit(&srv, "CAdown", "hangup").await,
+        twiml::Response::new()
+    );
+    for path in ["/twilio/status", "/twilio/agent-leg?call=CAdown&agent=a1"] {
+        let r = post(
+            &srv,
+            path,
+            &[("CallSid", "CAdown"), ("CallStatus", "completed")],
+        )
+        .await;
+        assert_eq!(r.status(), 204, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn slow_redis_misses_the_deadline_and_answers_the_fallback() {
+    let srv = server_with_silent_redis(centre()).await;
+    let started = Instant::now();
+    let doc = call_in(&srv, "CAslow", CALLER, SALES_NO).await;
+    let took = started.elapsed();
+    // the harness's deadline is 300 ms
+    assert!(took < Duration::from_millis(800), "{took:?}");
+    assert!(said(&doc, "sorry"), "{doc:?}");
+    let started = Instant::now();
+    let doc = wait_doc(&srv, "CAslow").await;
+    assert!(started.elapsed() < Duration::from_millis(800));
+    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+}
