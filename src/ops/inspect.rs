@@ -33,7 +33,9 @@ pub async fn run(args: &InspectArgs, centre: &CentreConfig) -> anyhow::Result<()
         return Ok(());
     }
     println!("centre {} (keys {}*)", centre.centre, store.prefix());
-    println!("\nQUEUE            WAITING  OLDEST(s)  EST.WAIT(s)  AHT(s)  READY  BUSY  WRAPUP  PAUSED");
+    println!(
+        "\nQUEUE            WAITING  OLDEST(s)  EST.WAIT(s)  AHT(s)  READY  BUSY  WRAPUP  PAUSED"
+    );
     for s in &stats {
         let n = |k: &str| s.agents.get(k).copied().unwrap_or(0);
         println!(

@@ -1,6 +1,8 @@
-//! Operations: Prometheus metrics, liveness and readiness probes, and `callq inspect`.
+//! Operations: Prometheus metrics, liveness and readiness probes, the live wallboard, and
+//! `callq inspect`.
 
 pub mod inspect;
+pub mod wallboard;
 
 use std::sync::OnceLock;
 
@@ -27,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/wallboard", get(wallboard::page))
+        .route("/wallboard/data", get(wallboard::data))
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
@@ -43,6 +47,9 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 async fn metrics() -> impl IntoResponse {
     match metrics_handle() {
         Some(h) => (StatusCode::OK, h.render()),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n".into()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable\n".into(),
+        ),
     }
 }
