@@ -1335,3 +1335,41 @@ async fn slow_redis_misses_the_deadline_and_answers_the_fallback() {
     assert!(started.elapsed() < Duration::from_millis(800));
     assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
 }
+
+#[tokio::test]
+async fn max_wait_with_a_callback_overflow_takes_the_callback() {
+    let srv = spawn_server(centre_with(
+        "max_wait_s = 0\noverflow = { action = \"callback\" }",
+        "",
+        "",
+    ))
+    .await;
+    call_in(&srv, "CAmaxcb", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAmaxcb").await;
+    assert!(said(&doc, "call you back"), "{:?}", says(&doc));
+    assert_eq!(doc.verbs.last(), Some(&Verb::Leave));
+    assert_eq!(
+        state(&srv.state.store, "CAmaxcb").await,
+        Some(CallState::Callback)
+    );
+    let doc = queue_exit(&srv, "CAmaxcb", "leave").await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+}
+
+#[tokio::test]
+async fn voice_rewrites_queue_settings_redis_lost_after_a_restart() {
+    // Redis restarted empty: the queues are unknown to it; the first call writes them again
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    {
+        let mut c = store.conn().await.expect("conn");
+        let _: () = redis::cmd("DEL")
+            .arg(store.key("queues"))
+            .query_async(&mut *c)
+            .await
+            .expect("del");
+    }
+    let doc = call_in(&srv, "CAheal", CALLER, SALES_NO).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "sales")));
+    assert_eq!(state(store, "CAheal").await, Some(CallState::Waiting));
+}

@@ -271,6 +271,7 @@ fn query() -> impl Strategy<Value = String> {
                     "1",
                     "3",
                     "9",
+                    "4294967295",
                     "4294967296",
                     "-1",
                     "a,b",
@@ -291,6 +292,36 @@ fn query() -> impl Strategy<Value = String> {
             )
         }
     })
+}
+
+/// Every query parameter of ours at once, each an edge value (number limits, junk) or random.
+fn edge_query() -> impl Strategy<Value = String> {
+    let value = || {
+        prop_oneof![
+            3 => proptest::sample::select(vec![
+                "0", "1", "2", "3", "4294967295", "4294967296", "18446744073709551615", "-1",
+                "", "a1", "CAf1", "a,b", "%", "1e9",
+            ])
+            .prop_map(str::to_string),
+            1 => any::<u32>().prop_map(|n| n.to_string()),
+            1 => any::<String>(),
+        ]
+    };
+    (value(), value(), value(), value(), value()).prop_map(
+        |(agent, call, attempt, retry, shard)| {
+            let pairs = [
+                ("agent", agent),
+                ("call", call),
+                ("attempt", attempt),
+                ("retry", retry),
+                ("shard", shard),
+            ];
+            format!(
+                "?{}",
+                serde_urlencoded::to_string(pairs).unwrap_or_default()
+            )
+        },
+    )
 }
 
 proptest! {
@@ -316,6 +347,24 @@ proptest! {
         if claim {
             claim_once();
         }
+    }
+
+    /// Correctly signed requests whose query carries every one of our parameters at an edge
+    /// value (attempt, retry and shard counters at their limits, odd agent ids and CallSids).
+    #[test]
+    fn signed_edge_queries(
+        server in 0usize..3,
+        path in proptest::sample::select(PATHS),
+        q in edge_query(),
+        p in params(false),
+    ) {
+        let fx = fixture();
+        let srv = &fx.servers[server];
+        let path = format!("{path}{q}");
+        let pairs: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let (body, sig) = signed_form(AUTH_TOKEN, &format!("{}{}", srv.base, path), &pairs);
+        let status = send(server, &path, body.into_bytes(), Some(sig));
+        prop_assert!(matches!(status, 200 | 204 | 400), "{} {:?}: {}", path, p, status);
     }
 
     /// Random bytes, with no signature, a random one, or a correct one over whatever the bytes

@@ -167,6 +167,17 @@ impl Store {
         }))
     }
 
+    /// The caller's place in line in `queue` (1 = next, in our order) without the estimate
+    /// [`Store::position`] adds: one round trip, for the hold announcements, which pair it with
+    /// a recent [`QueueStats`] through [`estimate_wait`]. None when not in that line.
+    pub async fn place_in_line(&self, sid: &str, queue: &str) -> Result<Option<u64>> {
+        let mut c = self.conn().await?;
+        let rank: Option<u64> = c
+            .zrank(self.key(&format!("queue:{queue}:waiting")), sid)
+            .await?;
+        Ok(rank.map(|r| r + 1))
+    }
+
     /// Live numbers for one queue.
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         let agents = self.agents().await?;

@@ -1,13 +1,17 @@
 //! While a caller holds: the wait document `/twilio/wait`, the callback offer's `<Gather>`
 //! action `/twilio/wait/gather`, and the `<Enqueue>` action `/twilio/queue-exit`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
 use super::{
     action_twiml, callable, enqueue_verb, fallback, hold_verbs, now_ms, queue_config, within,
     ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::Action;
-use crate::store::read::Position;
+use crate::store::read::{estimate_wait, Position, QueueStats};
 use crate::store::{CallRecord, CallState, Transition};
 use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
@@ -32,12 +36,18 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         let Some(call) = app.store.call(&h.call_sid).await? else {
             return Ok(None);
         };
-        let position = if call.state == CallState::Waiting {
-            app.store.position(&h.call_sid, &call.queue).await?
-        } else {
-            None
+        if call.state != CallState::Waiting {
+            return Ok(Some((call, None)));
+        }
+        let Some(place) = app.store.place_in_line(&h.call_sid, &call.queue).await? else {
+            return Ok(Some((call, None)));
         };
-        Ok(Some((call, position)))
+        let stats = queue_stats_cached(app, &call.queue).await?;
+        let position = Position {
+            position: place,
+            estimated_wait_s: estimate_wait(place, &stats),
+        };
+        Ok(Some((call, Some(position))))
     })
     .await;
     let default_queue = app.centre.default_queue.as_str();
@@ -54,6 +64,32 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         Ok(Some((call, None))) => Reply::twiml(hold_verbs(app, &call.queue), "not_waiting"),
         Ok(Some((call, Some(position)))) => waiting(&h, &call, position).await,
     }
+}
+
+/// How long a queue's numbers (agents by status, mean handle time) are reused for the wait
+/// estimate. The caller's place in line is always read live; the estimate around it moves
+/// slowly, and reading every agent on every wait request would cost five round trips.
+const STATS_TTL: Duration = Duration::from_secs(1);
+
+/// [`Store::queue_stats`](crate::store::Store::queue_stats), reused for [`STATS_TTL`] per
+/// centre and queue in this process.
+async fn queue_stats_cached(app: &AppState, queue: &str) -> crate::store::Result<Arc<QueueStats>> {
+    type Cache = Mutex<HashMap<String, (Instant, Arc<QueueStats>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let key = format!("{}{}", app.store.prefix(), queue);
+    if let Ok(map) = cache.lock() {
+        if let Some((at, stats)) = map.get(&key) {
+            if at.elapsed() < STATS_TTL {
+                return Ok(stats.clone());
+            }
+        }
+    }
+    let stats = Arc::new(app.store.queue_stats(queue).await?);
+    if let Ok(mut map) = cache.lock() {
+        map.insert(key, (Instant::now(), stats.clone()));
+    }
+    Ok(stats)
 }
 
 /// The wait document of a waiting caller.
@@ -78,15 +114,23 @@ async fn waiting(h: &Hook, call: &CallRecord, position: Position) -> Reply {
     let position_words = announce::position_phrase(position.position);
     let wait_words = announce::wait_sentence(position.estimated_wait_s);
     let offer =
-        cfg.callback_after_s.is_some_and(|after| waited_s >= after) && callable(h.param("From"));
+        cfg.callback_after_s.is_some_and(|after| waited_s >= after) && callable(caller(h, call));
     Reply::twiml(
         announcements(app, &call.queue, &[position_words, wait_words], offer),
         if offer { "callback_offer" } else { "waiting" },
     )
 }
 
+/// The caller's number: Twilio's `From`, else the one recorded when the call came in.
+fn caller<'a>(h: &'a Hook, call: &'a CallRecord) -> &'a str {
+    match h.param("From") {
+        "" => call.from.as_str(),
+        from => from,
+    }
+}
+
 fn secs_since(now_ms: i64, then_ms: i64) -> u64 {
-    u64::try_from((now_ms - then_ms).max(0) / 1000).unwrap_or(0)
+    u64::try_from(now_ms.saturating_sub(then_ms).max(0) / 1000).unwrap_or(0)
 }
 
 /// What a waiting caller hears: `words`, then hold music; with the callback offer, all of it
@@ -148,7 +192,7 @@ async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
             }
         },
         Action::Callback => {
-            let from = h.param("From");
+            let from = caller(h, call);
             if !callable(from) {
                 // nothing to call back: keep the caller in line rather than drop them
                 return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
@@ -211,12 +255,12 @@ async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
 pub(crate) async fn gather(h: Hook) -> Reply {
     let app = &h.app;
     // the caller's queue, for its hold music (the default queue's when Redis cannot tell)
-    let (queue, redis_ok) = match within(app, app.store.call(&h.call_sid)).await {
-        Ok(Some(call)) => (call.queue, true),
-        Ok(None) => (app.centre.default_queue.clone(), true),
+    let (queue, recorded_from, redis_ok) = match within(app, app.store.call(&h.call_sid)).await {
+        Ok(Some(call)) => (call.queue, call.from, true),
+        Ok(None) => (app.centre.default_queue.clone(), String::new(), true),
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable at the callback offer");
-            (app.centre.default_queue.clone(), false)
+            (app.centre.default_queue.clone(), String::new(), false)
         }
     };
     let digits = h.param("Digits").trim();
@@ -228,7 +272,10 @@ pub(crate) async fn gather(h: Hook) -> Reply {
         doc.verbs.extend(hold_verbs(app, &queue).verbs);
         return Reply::twiml(doc, "hold");
     }
-    let from = h.param("From").to_owned();
+    let from = match h.param("From") {
+        "" => recorded_from,
+        from => from.to_owned(),
+    };
     if !callable(&from) {
         let mut doc = twiml::Response::new()
             .say("Sorry, we cannot call back a withheld number. Please keep holding.");
@@ -272,11 +319,11 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
         "leave" => left(&h, exit).await,
         "queue-full" => {
             tracing::warn!(shard = exit.shard, "Twilio queue full");
-            if exit.shard + 1 >= MAX_SHARDS {
+            if exit.shard.saturating_add(1) >= MAX_SHARDS {
                 return Reply::twiml(fallback(app), "fallback");
             }
             let next = ExitState {
-                shard: exit.shard + 1,
+                shard: exit.shard.saturating_add(1),
                 retry: 0,
             };
             back_in_line(&h, next, "queue_full").await
@@ -289,7 +336,7 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
             }
             let next = ExitState {
                 shard: exit.shard,
-                retry: exit.retry + 1,
+                retry: exit.retry.saturating_add(1),
             };
             back_in_line(&h, next, "error").await
         }

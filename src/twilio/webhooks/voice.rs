@@ -51,13 +51,16 @@ pub(crate) async fn menu(h: Hook) -> Reply {
         .get("attempt")
         .and_then(|a| a.parse::<u32>().ok())
         .unwrap_or(0);
-    if attempt + 1 < MENU_TRIES {
+    if attempt.saturating_add(1) < MENU_TRIES {
         let sorry = if digits.is_empty() {
             "Sorry, I did not catch that."
         } else {
             "Sorry, that is not one of the options."
         };
-        return Reply::twiml(menu_doc(&h.app, ivr, attempt + 1, Some(sorry)), "menu");
+        return Reply::twiml(
+            menu_doc(&h.app, ivr, attempt.saturating_add(1), Some(sorry)),
+            "menu",
+        );
     }
     let queue = h.app.centre.default_queue.clone();
     route(&h, &queue).await

@@ -1,0 +1,306 @@
+//! Load generator for the Twilio edge (a benchmark, not a test): starts its own `redis-server`
+//! (`callq::embedded_redis`) and a real `callq serve` (`callq::server::serve`, the demo centre,
+//! agents online so the wait estimate reads them), then sends correctly signed webhooks at a
+//! fixed rate, open loop, and prints p50/p99 latency and requests/s per endpoint.
+//!
+//! ```text
+//! scripts/bench-webhooks.sh                      # 1,000 req/s for 20 s on /twilio/voice, then /twilio/wait
+//! scripts/bench-webhooks.sh --rate 2000 --seconds 10 --endpoints wait
+//! ```
+//!
+//! `/twilio/voice` enqueues a new call per request (so the queue grows to rate × seconds);
+//! `/twilio/wait` asks for the wait document of those calls in turn (position, estimate, hold
+//! music: the heaviest read). Latency is measured per request from just before sending to the
+//! whole body read, on a keep-alive connection pool; "late" is how far behind schedule sends
+//! fell (the generator keeping its rate). Logging is on at `info`, formatted into a sink, so its
+//! cost is counted. Everything shares this machine's cores: the figures include the load
+//! generator's own CPU.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use callq::app::{AgentSettings, AppState, EdgeSettings};
+use callq::config::CentreConfig;
+use callq::embedded_redis::EmbeddedRedis;
+use callq::store::{AgentSpec, RequestedStatus, Store};
+use callq::twilio::signature::signed_form;
+use clap::Parser;
+
+const AUTH_TOKEN: &str = "bench-auth-token";
+const SALES_NUMBER: &str = "+15005550001";
+
+#[derive(Parser, Debug)]
+#[command(about = "Load the Twilio webhooks of a real callq server with real Redis")]
+struct Args {
+    /// Requests per second, per endpoint phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Measured seconds per endpoint phase.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Unmeasured seconds at the same rate before each phase.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Endpoints, in order: voice, wait.
+    #[arg(long, value_delimiter = ',', default_value = "voice,wait")]
+    endpoints: Vec<String>,
+    /// Agents online in the queues (the wait estimate reads every agent).
+    #[arg(long, default_value_t = 20)]
+    agents: u32,
+    /// Redis connections in the server's pool (as `CALLQ_REDIS_POOL`).
+    #[arg(long, default_value_t = 32)]
+    redis_pool: usize,
+    /// Use this Redis instead of starting one.
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    latency: Duration,
+    late: Duration,
+    ok: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .json()
+        .with_writer(std::io::sink)
+        .init();
+
+    let embedded = match &args.redis_url {
+        Some(_) => None,
+        None => Some(EmbeddedRedis::start().context("starting redis-server")?),
+    };
+    let redis_url = match (&args.redis_url, &embedded) {
+        (Some(url), _) => url.clone(),
+        (None, Some(r)) => r.url(),
+        (None, None) => anyhow::bail!("no redis"),
+    };
+    let centre_name = format!("bench{}", std::process::id());
+    let mut centre = CentreConfig::demo();
+    centre.centre = centre_name.clone();
+    let store = Store::connect(&redis_url, &centre_name, args.redis_pool)?;
+    for q in centre.queue_settings() {
+        store.configure_queue(&q).await?;
+    }
+    for i in 0..args.agents {
+        let id = format!("agent{i}");
+        store
+            .upsert_agent(&AgentSpec {
+                id: id.clone(),
+                identity: format!("client-{id}"),
+                queues: vec![("sales".into(), 1), ("support".into(), 1)],
+                capacity: 1,
+            })
+            .await?;
+        store
+            .heartbeat(&id, Duration::from_secs(3600), true)
+            .await?;
+        store
+            .set_agent_status(&id, RequestedStatus::Available, "")
+            .await?;
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = AppState {
+        store: store.clone(),
+        centre: Arc::new(centre),
+        edge: Arc::new(EdgeSettings {
+            public_url: base.clone(),
+            auth_token: AUTH_TOKEN.into(),
+            redis_deadline: Duration::from_millis(300),
+        }),
+        agents: Arc::new(AgentSettings {
+            admin_token: "bench-admin".into(),
+            agent_secret: b"bench-agent-secret-bench-agent-secret".to_vec(),
+            heartbeat_ttl: Duration::from_secs(15),
+        }),
+    };
+    let (trigger, shutdown) = callq::shutdown::channel();
+    let server = tokio::spawn(callq::server::serve(listener, state, 64 * 1024, shutdown));
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let sids: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+
+    println!(
+        "callq webhook load: {} req/s for {} s per endpoint (+{} s warm-up), {} agents, redis pool {}, {} cores",
+        args.rate,
+        args.seconds,
+        args.warmup,
+        args.agents,
+        args.redis_pool,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<14} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "endpoint",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "late p99"
+    );
+    for endpoint in &args.endpoints {
+        let path = match endpoint.as_str() {
+            "voice" => "/twilio/voice",
+            "wait" => "/twilio/wait",
+            other => anyhow::bail!("unknown endpoint {other:?} (voice, wait)"),
+        };
+        if endpoint == "wait" && sids.lock().map(|s| s.is_empty()).unwrap_or(true) {
+            // nobody waiting yet: enter some callers directly
+            let mut entered = Vec::new();
+            for i in 0..1000 {
+                let sid = format!("CAprefill{i:026}");
+                store
+                    .enqueue(
+                        &sid,
+                        "sales",
+                        "+14155551234",
+                        SALES_NUMBER,
+                        Duration::ZERO,
+                        callq::store::CallKind::Inbound,
+                    )
+                    .await?;
+                entered.push(sid);
+            }
+            if let Ok(mut s) = sids.lock() {
+                *s = entered;
+            }
+        }
+        let _ = phase(&client, &base, path, args.rate, args.warmup, &sids).await;
+        let started = Instant::now();
+        let samples = phase(&client, &base, path, args.rate, args.seconds, &sids).await;
+        report(endpoint, &samples, started.elapsed());
+    }
+    if let Ok(n) = store.queue_stats("sales").await.map(|s| s.waiting) {
+        println!("(sales queue at the end: {n} callers waiting)");
+    }
+    trigger.trigger();
+    let _ = server.await;
+    drop(embedded);
+    Ok(())
+}
+
+/// Send `rate` requests a second for `seconds`, open loop; wait for every answer.
+async fn phase(
+    client: &reqwest::Client,
+    base: &str,
+    path: &'static str,
+    rate: u32,
+    seconds: u64,
+    sids: &Arc<std::sync::Mutex<Vec<String>>>,
+) -> Vec<Sample> {
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let url = format!("{base}{path}");
+    let waiting: Vec<String> = sids.lock().map(|s| s.clone()).unwrap_or_default();
+    for i in 0..total {
+        let scheduled = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let sid = if path == "/twilio/voice" {
+            format!("CA{:016x}{:016x}", rand::random::<u64>(), i)
+        } else {
+            match waiting.get(i as usize % waiting.len().max(1)) {
+                Some(s) => s.clone(),
+                None => format!("CAnobody{i}"),
+            }
+        };
+        let (client, url, tx, sids) = (client.clone(), url.clone(), tx.clone(), sids.clone());
+        tokio::spawn(async move {
+            let params: Vec<(&str, &str)> = if path == "/twilio/voice" {
+                vec![
+                    ("CallSid", &sid),
+                    ("AccountSid", "AC00000000000000000000000000000000"),
+                    ("From", "+14155551234"),
+                    ("To", SALES_NUMBER),
+                    ("CallStatus", "ringing"),
+                    ("Direction", "inbound"),
+                    ("ApiVersion", "2010-04-01"),
+                ]
+            } else {
+                vec![
+                    ("CallSid", &sid),
+                    ("AccountSid", "AC00000000000000000000000000000000"),
+                    ("From", "+14155551234"),
+                    ("QueuePosition", "7"),
+                    ("QueueTime", "42"),
+                    ("AvgQueueTime", "40"),
+                    ("CurrentQueueSize", "100"),
+                    ("MaxQueueSize", "1000"),
+                ]
+            };
+            let (body, signature) = signed_form(AUTH_TOKEN, &url, &params);
+            let late = scheduled.elapsed();
+            let t0 = Instant::now();
+            let result = client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", signature)
+                .body(body)
+                .send()
+                .await;
+            let ok = match result {
+                Ok(resp) => {
+                    let good = resp.status().is_success();
+                    let text = resp.text().await.unwrap_or_default();
+                    good && text.contains("<Response")
+                }
+                Err(_) => false,
+            };
+            let latency = t0.elapsed();
+            if ok && path == "/twilio/voice" {
+                if let Ok(mut s) = sids.lock() {
+                    s.push(sid.clone());
+                }
+            }
+            let _ = tx.send(Sample { latency, late, ok });
+        });
+    }
+    drop(tx);
+    let mut samples = Vec::with_capacity(total as usize);
+    while let Some(s) = rx.recv().await {
+        samples.push(s);
+    }
+    samples
+}
+
+fn report(endpoint: &str, samples: &[Sample], elapsed: Duration) {
+    let mut lat: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    lat.sort();
+    let mut late: Vec<Duration> = samples.iter().map(|s| s.late).collect();
+    late.sort();
+    let q = |v: &[Duration], p: f64| -> f64 {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let errors = samples.iter().filter(|s| !s.ok).count();
+    println!(
+        "{:<14} {:>8} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+        format!("/twilio/{endpoint}"),
+        samples.len(),
+        errors,
+        samples.len() as f64 / elapsed.as_secs_f64(),
+        q(&lat, 0.50),
+        q(&lat, 0.90),
+        q(&lat, 0.99),
+        q(&lat, 1.0),
+        q(&late, 0.99),
+    );
+}
