@@ -139,6 +139,8 @@ local function agent_settle(id, a, status, hold_ms, reason)
   local fields = { status = status, reason = reason or '' }
   if status == 'wrapup' then
     redis.call('ZADD', K_WRAPUP, NOW + hold_ms, id)
+    -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then
+    wake()
   else
     redis.call('ZREM', K_WRAPUP, id)
   end

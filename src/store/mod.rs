@@ -55,6 +55,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Length cap of the wake list `callq:{C}:wake` (`WAKE_CAP` in `lua/includes/common.lua`).
+pub const WAKE_CAP: isize = 16;
+
 /// Names that become part of a key or a script's list fields: queue names, agent ids, CallSids.
 /// Letters, digits, `_`, `-` and `.`, at most 64: readable in redis-cli and safe as separators.
 pub fn check_name(what: &'static str, value: &str) -> Result<()> {
@@ -427,6 +430,22 @@ impl Store {
             "unknown_queue" => Err(StoreError::UnknownQueue(to.to_string())),
             _ => Err(r.unexpected()),
         }
+    }
+
+    /// Push a wake marker, capped like the scripts' own (a worker that cannot take the work
+    /// hands it to another; a worker stopping gives back a marker it popped).
+    pub async fn wake(&self) -> Result<()> {
+        let key = self.key("wake");
+        let mut conn = self.pool.get().await?;
+        redis::pipe()
+            .atomic()
+            .lpush(&key, "handoff")
+            .ignore()
+            .ltrim(&key, 0, WAKE_CAP - 1)
+            .ignore()
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Return expired offers, take dead agents offline, end due wrap-ups (at most `limit` each).

@@ -1,9 +1,568 @@
-//! (in progress) `callq worker`.
+//! `callq worker`: the process that turns a claimed (call, agent) pair into a ringing agent.
+//! Any number of replicas run side by side against one Redis; they share nothing but Redis.
+//!
+//! The loop, one per worker:
+//!
+//! 1. Wait for work: a dedicated connection blocks on `BLPOP callq:{C}:wake` (every script that
+//!    makes work pushes a capped marker). The wait also ends at the time the last idle `claim`
+//!    said something falls due (a wrap-up ending, an offer lease or a heartbeat expiring), so a
+//!    wrap-up that ends at T gets its next call at T, not at the next unrelated event; and it
+//!    ends after `wake_timeout` at the latest (a safety net, not what sets latency). See
+//!    [`wake`].
+//! 2. `reap` (cheap: expired leases, dead heartbeats, due wrap-ups), then `claim` until it says
+//!    idle. Each offer's REST work runs as its own task, at most `concurrency` at once: a
+//!    worker with no free slot claims nothing and hands the wake-up to another worker. See
+//!    [`offer`].
+//! 3. While Twilio looks down (the circuit breaker is open) the worker claims nothing: calls
+//!    wait in Redis at their rank instead of being offered to agents who cannot be rung. When
+//!    the breaker's cool-down ends, one offer at a time probes Twilio until it closes.
+//!
+//! A separate task reaps on a timer as well (see [`reaper`]), so expired heartbeats take agents
+//! offline within one TTL even when nothing wakes the worker.
+//!
+//! Shutdown (SIGTERM/SIGINT): stop claiming, let in-flight REST calls finish within
+//! `shutdown_grace`, return `Ok`. Whatever a worker held when it died (even `kill -9`) comes
+//! back through `reap` once its offer lease passes: nothing is lost, nobody is double-booked.
+
+pub mod offer;
+pub mod reaper;
+pub mod wake;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::cli::WorkerArgs;
 use crate::config::CentreConfig;
 use crate::shutdown::Shutdown;
+use crate::store::{Claim, Store};
+use crate::twilio::rest::{Backoff, BreakerState, CircuitBreaker, RestConfig, TwilioRest};
 
-pub async fn run(_args: &WorkerArgs, _centre: &CentreConfig, _shutdown: Shutdown) -> anyhow::Result<()> {
-    anyhow::bail!("callq worker: not yet built")
+use offer::Ringer;
+use wake::{RedisClock, WakeListener, Woke};
+
+/// Everything a worker is tuned by. [`Settings::from_args`] fills it from the command line;
+/// tests and benches set fields directly.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Time a claimed offer has to reach Twilio before `reap` returns it to line.
+    pub offer_lease: Duration,
+    /// REST retries stop this long before the lease ends, so the result can still be written.
+    pub lease_margin: Duration,
+    /// Added to the ring timeout once Twilio accepted the redirect, for its callbacks.
+    pub ring_grace: Duration,
+    /// Longest a worker blocks for a wake marker.
+    pub wake_timeout: Duration,
+    /// Offers rung at once.
+    pub concurrency: usize,
+    /// Bound on the graceful shutdown.
+    pub shutdown_grace: Duration,
+    /// How often the reaper runs on its own.
+    pub reap_interval: Duration,
+    /// Public base URL of `callq serve` (webhook URLs in the TwiML), without trailing slash.
+    pub public_url: String,
+    /// Backoff between REST retries (never past the lease).
+    pub backoff: Backoff,
+    /// Consecutive failed requests (5xx, 429, timeouts) that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker keeps the worker from claiming before one probe.
+    pub breaker_cool_down: Duration,
+    /// Longest pause in claiming after Twilio refused requests outright (e.g. bad credentials).
+    pub max_reject_pause: Duration,
+}
+
+impl Settings {
+    /// Defaults for everything the command line does not set.
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            offer_lease: Duration::from_secs(10),
+            lease_margin: Duration::from_secs(1),
+            ring_grace: Duration::from_secs(30),
+            wake_timeout: Duration::from_secs(1),
+            concurrency: 64,
+            shutdown_grace: Duration::from_secs(10),
+            reap_interval: Duration::from_secs(1),
+            public_url: public_url.trim().trim_end_matches('/').to_string(),
+            backoff: Backoff::default(),
+            breaker_threshold: 5,
+            breaker_cool_down: Duration::from_secs(5),
+            max_reject_pause: Duration::from_secs(30),
+        }
+    }
+
+    pub fn from_args(args: &WorkerArgs) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !args.offer_lease.is_zero(),
+            "CALLQ_OFFER_LEASE (--offer-lease) must be more than 0"
+        );
+        anyhow::ensure!(
+            !args.wake_timeout.is_zero(),
+            "CALLQ_WAKE_TIMEOUT (--wake-timeout) must be more than 0"
+        );
+        anyhow::ensure!(
+            args.concurrency > 0,
+            "CALLQ_WORKER_CONCURRENCY (--concurrency) must be at least 1"
+        );
+        let public = args.twilio.public_url.trim();
+        anyhow::ensure!(
+            public.starts_with("http://") || public.starts_with("https://"),
+            "CALLQ_PUBLIC_URL (--public-url) must be an http(s) URL, got {public:?}"
+        );
+        let mut s = Settings::new(public);
+        s.offer_lease = args.offer_lease;
+        // a tenth of the lease, at most a second: room to write the result before it ends
+        s.lease_margin = (args.offer_lease / 10).min(Duration::from_secs(1));
+        s.ring_grace = args.ring_grace;
+        s.wake_timeout = args.wake_timeout;
+        s.concurrency = args.concurrency;
+        s.shutdown_grace = args.shutdown_grace;
+        Ok(s)
+    }
+
+    /// The REST deadline of an offer claimed at `claimed_at`.
+    fn rest_deadline(&self, claimed_at: Instant) -> Instant {
+        claimed_at + self.offer_lease.saturating_sub(self.lease_margin)
+    }
+}
+
+/// The Twilio REST client the worker uses, from the command line: API key and secret when
+/// given, else account SID and auth token; requests time out within the offer lease.
+pub fn rest_client(args: &WorkerArgs, settings: &Settings) -> anyhow::Result<TwilioRest> {
+    let t = &args.twilio;
+    let (username, password) = match (&t.api_key, &t.api_secret) {
+        (Some(key), Some(secret)) => (key.clone(), secret.clone()),
+        (Some(_), None) => anyhow::bail!("TWILIO_API_KEY is set but TWILIO_API_SECRET is not"),
+        (None, _) => {
+            anyhow::ensure!(
+                !t.auth_token.trim().is_empty(),
+                "TWILIO_AUTH_TOKEN (--auth-token) is empty; set it, or TWILIO_API_KEY and \
+                 TWILIO_API_SECRET"
+            );
+            (t.account_sid.clone(), t.auth_token.clone())
+        }
+    };
+    let cfg = RestConfig {
+        api_base: t.api_base.clone(),
+        account_sid: t.account_sid.clone(),
+        username,
+        password,
+        request_timeout: Duration::from_secs(5).min(settings.offer_lease),
+    };
+    let breaker = Arc::new(CircuitBreaker::new(
+        settings.breaker_threshold,
+        settings.breaker_cool_down,
+    ));
+    Ok(TwilioRest::new(cfg)
+        .context("Twilio REST settings (TWILIO_API_BASE, TWILIO_ACCOUNT_SID, credentials)")?
+        .with_circuit_breaker(breaker))
+}
+
+/// `callq worker`: connect, then work until `shutdown`.
+pub async fn run(
+    args: &WorkerArgs,
+    centre: &CentreConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let settings = Settings::from_args(args)?;
+    let rest = rest_client(args, &settings)?;
+    let store = Store::connect(
+        &args.common.redis_url,
+        &centre.centre,
+        args.common.redis_pool,
+    )
+    .context("REDIS_URL")?;
+    tracing::info!(
+        centre = %centre.centre,
+        concurrency = settings.concurrency,
+        offer_lease_ms = settings.offer_lease.as_millis() as u64,
+        "callq worker ready"
+    );
+    Worker::new(store, rest, &args.common.redis_url, settings)
+        .run(shutdown)
+        .await
+}
+
+/// One worker: a wake loop over one centre.
+pub struct Worker {
+    store: Store,
+    rest: TwilioRest,
+    redis_url: String,
+    settings: Arc<Settings>,
+}
+
+/// Why the claim loop stopped.
+enum Stop {
+    /// `claim` found nothing; it said when something falls due (Redis clock, unix ms).
+    Idle(Option<i64>),
+    /// Not claiming for now (Twilio down or refusing); look again at this time.
+    Paused(Instant),
+    Shutdown,
+}
+
+impl Worker {
+    /// `rest` should carry a circuit breaker ([`rest_client`] adds one); without one the worker
+    /// cannot tell that Twilio is down and keeps offering.
+    pub fn new(store: Store, rest: TwilioRest, redis_url: &str, settings: Settings) -> Self {
+        Self {
+            store,
+            rest,
+            redis_url: redis_url.to_string(),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Work until `shutdown` trips, then let in-flight REST calls finish (within
+    /// `shutdown_grace`) and return. Redis or Twilio failing never ends the loop: it logs,
+    /// backs off and tries again.
+    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let s = self.settings.clone();
+        let clock = RedisClock::default();
+        if let Err(e) = clock.measure(&self.store).await {
+            tracing::warn!(error = %e, "cannot read Redis' clock yet; assuming it matches ours");
+        }
+        let reaper = tokio::spawn(reaper::run(
+            self.store.clone(),
+            s.reap_interval,
+            clock.clone(),
+            shutdown.clone(),
+        ));
+        let ringer = Arc::new(Ringer::new(
+            self.store.clone(),
+            self.rest.clone(),
+            s.clone(),
+        ));
+        let mut listener = WakeListener::new(&self.redis_url, self.store.clone())?;
+        let slots = Arc::new(Semaphore::new(s.concurrency));
+        let mut tasks = JoinSet::new();
+        let mut stale_due = StaleDue::default();
+        let mut redis_backoff = RedisBackoff::default();
+
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            while let Some(done) = tasks.try_join_next() {
+                log_task_end(done);
+            }
+            if let Err(e) = reaper::reap_all(&self.store).await {
+                tracing::warn!(error = %e, "reap failed");
+            }
+            let stop = self
+                .claim_until_idle(&ringer, &slots, &mut tasks, &mut shutdown)
+                .await;
+            let (next_due, wait_until) = match stop {
+                Ok(Stop::Shutdown) => break,
+                Ok(Stop::Paused(until)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                    continue;
+                }
+                Ok(Stop::Idle(due)) => {
+                    redis_backoff.reset();
+                    let due = stale_due.filter(due, clock.redis_now_ms());
+                    (due, due.map(|ms| clock.instant_at(ms)))
+                }
+                Err(e) => {
+                    let pause = redis_backoff.next();
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "claim failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                    continue;
+                }
+            };
+            match listener
+                .wait(s.wake_timeout, wait_until, &mut shutdown)
+                .await
+            {
+                Ok(Woke::Shutdown) => break,
+                Ok(woke) => tracing::trace!(?woke, ?next_due, "awake"),
+                Err(e) => {
+                    let pause = redis_backoff.next();
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "waiting for wake markers failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+
+        tracing::info!(
+            in_flight = tasks.len(),
+            "worker stopping: no more claims; finishing in-flight offers"
+        );
+        listener.close().await;
+        let drained = tokio::time::timeout(s.shutdown_grace, async {
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                unfinished = tasks.len(),
+                grace_ms = s.shutdown_grace.as_millis() as u64,
+                "shutdown grace over; unfinished offers come back when their lease passes"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        if let Err(e) = reaper.await {
+            tracing::warn!(error = %e, "reaper task ended abnormally");
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    /// Claim until `claim` says idle, spawning each offer's REST work; claims nothing while
+    /// no slot is free, or while Twilio is down.
+    async fn claim_until_idle(
+        &self,
+        ringer: &Arc<Ringer>,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        shutdown: &mut Shutdown,
+    ) -> crate::store::Result<Stop> {
+        let s = &self.settings;
+        let mut handed_off = false;
+        loop {
+            if shutdown.is_triggered() {
+                return Ok(Stop::Shutdown);
+            }
+            if let Some(until) = ringer.rejected_until() {
+                return Ok(Stop::Paused(until));
+            }
+            let probing = match self.rest.circuit_breaker().map(|b| b.state()) {
+                None | Some(BreakerState::Closed) => false,
+                Some(BreakerState::Open) => {
+                    let poll = (s.breaker_cool_down / 4)
+                        .clamp(Duration::from_millis(20), Duration::from_millis(500));
+                    return Ok(Stop::Paused(Instant::now() + poll));
+                }
+                Some(BreakerState::HalfOpen) => true,
+            };
+            let permit = if probing {
+                // One offer at a time probes Twilio: wait until nothing else is in flight.
+                let all = s.concurrency.min(u32::MAX as usize) as u32;
+                tokio::select! {
+                    all = slots.clone().acquire_many_owned(all) => drop(all),
+                    _ = shutdown.wait() => return Ok(Stop::Shutdown),
+                }
+                match self.rest.circuit_breaker().map(|b| b.state()) {
+                    Some(BreakerState::Closed) | None => continue,
+                    Some(BreakerState::Open) => continue,
+                    Some(BreakerState::HalfOpen) => acquire(slots, shutdown).await,
+                }
+            } else {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        // Full: leave the rest to a worker with room.
+                        if !handed_off {
+                            handed_off = true;
+                            if let Err(e) = self.store.wake().await {
+                                tracing::debug!(error = %e, "could not hand the wake-up on");
+                            }
+                        }
+                        acquire(slots, shutdown).await
+                    }
+                }
+            };
+            let Some(permit) = permit else {
+                return Ok(Stop::Shutdown);
+            };
+            let claimed_at = Instant::now();
+            match self.store.claim(s.offer_lease, rand::random()).await? {
+                Claim::Idle { next_due_ms } => return Ok(Stop::Idle(next_due_ms)),
+                Claim::Offer(offer) => {
+                    let span = tracing::info_span!(
+                        "offer",
+                        call_sid = %offer.call_sid,
+                        agent = %offer.agent_id,
+                        queue = %offer.queue,
+                        attempt = offer.attempt,
+                    );
+                    tracing::debug!(
+                        parent: &span,
+                        call_sid = %offer.call_sid,
+                        agent = %offer.agent_id,
+                        "claimed"
+                    );
+                    let ringer = ringer.clone();
+                    tasks.spawn(
+                        async move {
+                            ringer.ring(offer, claimed_at).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn acquire(slots: &Arc<Semaphore>, shutdown: &mut Shutdown) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        p = slots.clone().acquire_owned() => p.ok(),
+        _ = shutdown.wait() => None,
+    }
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "offer task panicked; its lease returns the call");
+        }
+    }
+}
+
+/// Guards the wait against a due time that stays in the past (it should not: `reap` and
+/// `claim` clear what is due, but a busy worker must not spin on a stale one).
+#[derive(Default)]
+struct StaleDue {
+    last: Option<i64>,
+    repeats: u32,
+}
+
+impl StaleDue {
+    fn filter(&mut self, due: Option<i64>, redis_now_ms: i64) -> Option<i64> {
+        match due {
+            Some(d) if d <= redis_now_ms => {
+                if self.last == Some(d) {
+                    self.repeats += 1;
+                } else {
+                    self.last = Some(d);
+                    self.repeats = 1;
+                }
+                // passed and seen three times: nothing we do settles it; rely on the reaper
+                (self.repeats < 3).then_some(d)
+            }
+            other => {
+                self.last = None;
+                self.repeats = 0;
+                other
+            }
+        }
+    }
+}
+
+/// Exponential pause while Redis fails: 50 ms doubling to 2 s.
+#[derive(Default)]
+struct RedisBackoff {
+    failures: u32,
+}
+
+impl RedisBackoff {
+    fn next(&mut self) -> Duration {
+        let d = Duration::from_millis(50) * 2u32.saturating_pow(self.failures.min(6));
+        self.failures += 1;
+        d.min(Duration::from_secs(2))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// A pause in claiming after Twilio refused requests outright (not an outage the breaker
+/// sees: 401 bad credentials, 403, 400): doubling from 1 s to `max`, cleared by a success.
+#[derive(Debug)]
+pub(crate) struct RejectPause {
+    max: Duration,
+    state: Mutex<(u32, Option<Instant>)>,
+}
+
+impl RejectPause {
+    pub(crate) fn new(max: Duration) -> Self {
+        Self {
+            max,
+            state: Mutex::new((0, None)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u32, Option<Instant>)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn until(&self) -> Option<Instant> {
+        let (_, until) = *self.lock();
+        until.filter(|u| *u > Instant::now())
+    }
+
+    pub(crate) fn rejected(&self) -> Duration {
+        let mut st = self.lock();
+        let pause = (Duration::from_secs(1) * 2u32.saturating_pow(st.0.min(16))).min(self.max);
+        st.0 = st.0.saturating_add(1);
+        st.1 = Some(Instant::now() + pause);
+        pause
+    }
+
+    pub(crate) fn accepted(&self) {
+        *self.lock() = (0, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_stuck_in_the_past_is_dropped_after_three_rounds() {
+        let mut g = StaleDue::default();
+        assert_eq!(g.filter(Some(2_000), 1_000), Some(2_000), "future: kept");
+        assert_eq!(g.filter(Some(900), 1_000), Some(900));
+        assert_eq!(g.filter(Some(900), 1_001), Some(900));
+        assert_eq!(g.filter(Some(900), 1_002), None, "third time in the past");
+        assert_eq!(
+            g.filter(Some(950), 1_003),
+            Some(950),
+            "a new due time counts afresh"
+        );
+        assert_eq!(g.filter(None, 1_004), None);
+    }
+
+    #[test]
+    fn redis_backoff_doubles_to_two_seconds() {
+        let mut b = RedisBackoff::default();
+        assert_eq!(b.next(), Duration::from_millis(50));
+        assert_eq!(b.next(), Duration::from_millis(100));
+        for _ in 0..10 {
+            b.next();
+        }
+        assert_eq!(b.next(), Duration::from_secs(2));
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn reject_pause_doubles_and_clears_on_success() {
+        let p = RejectPause::new(Duration::from_secs(5));
+        assert!(p.until().is_none());
+        assert_eq!(p.rejected(), Duration::from_secs(1));
+        assert!(p.until().is_some());
+        assert_eq!(p.rejected(), Duration::from_secs(2));
+        assert_eq!(p.rejected(), Duration::from_secs(4));
+        assert_eq!(p.rejected(), Duration::from_secs(5), "capped");
+        p.accepted();
+        assert!(p.until().is_none());
+        assert_eq!(p.rejected(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn settings_trim_the_public_url() {
+        assert_eq!(
+            Settings::new(" https://callq.example.com/ ").public_url,
+            "https://callq.example.com"
+        );
+    }
 }

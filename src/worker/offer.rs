@@ -1,0 +1,488 @@
+//! Turning a claimed [`Offer`] into Twilio REST calls, and recording what became of it.
+//!
+//! - Inbound call: redirect the caller's live call (`POST …/Calls/{CallSid}.json`, `Twiml=`)
+//!   to a `<Dial>` of the agent's `<Client>` ([`inbound_twiml`]). Updating a call to the same
+//!   TwiML is safe to repeat, so 429, 5xx, timeouts and connection failures are retried with
+//!   jittered backoff, never past the offer lease (less a margin to write the result).
+//! - Callback (virtual hold): create an agent-first call (`POST …/Calls.json`) to the agent's
+//!   client that then dials the customer ([`callback_twiml`]). Creating a call is not
+//!   idempotent, so only requests Twilio certainly did not process (429, no connection) are
+//!   retried.
+//!
+//! What the result does to routing:
+//!
+//! | REST result | routing |
+//! |---|---|
+//! | accepted (2xx) | `extend_offer` by ring timeout + ring grace; webhooks take it from there |
+//! | 21220 / 20404 (call over) | `abandon(call, "call_gone")`: the agent is free at once |
+//! | Twilio failing (5xx, 429, timeouts, breaker open) until the deadline | `offer_result(Canceled)`: the call goes back at its rank, the agent is free, **no miss** |
+//! | Twilio refusing (other 4xx, e.g. bad credentials) | `Canceled` too, and this worker pauses claiming (1 s doubling to 30 s) |
+//! | the agent's TwiML cannot be built (identity too long) | `offer_result(Failed)`: a miss for that agent, so a broken profile ends up paused |
+//! | callback create timed out or 5xx (may have been placed) | `extend_offer` as if accepted: webhooks settle it if it was placed, the lease returns it if not; never a second call |
+//!
+//! A Twilio outage is never counted against agents: a miss means "the agent did not pick up",
+//! and after a few misses in a row the agent is paused. Burning every agent's misses because
+//! Twilio returned 503 would empty the floor exactly when Twilio comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::store::{CallKind, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition};
+use crate::twilio::rest::{
+    with_retry, with_retry_if, CallEvent, CreateCall, RestError, TwilioRest,
+    MAX_CREATE_CALL_TIMEOUT_S,
+};
+use crate::twilio::twiml::{Client, Dial, Number, Response, TwimlError};
+
+use super::{RejectPause, Settings};
+
+/// What became of one offer: the `outcome` label of `callq_offers_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Twilio accepted; the agent's phone rings and the lease covers the ring.
+    Ringing,
+    /// A callback whose creation may or may not have happened; the lease covers the ring.
+    Unconfirmed,
+    /// The caller had hung up: abandoned.
+    CallGone,
+    /// Twilio failed or refused: back in line, agent released without a miss.
+    Requeued,
+    /// The offer cannot be made to this agent: back in line with a miss for the agent.
+    Failed,
+    /// The offer was settled elsewhere meanwhile (abandoned, reaped): nothing to do.
+    Stale,
+    /// Redis could not record the result; the lease returns the call.
+    Unrecorded,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ringing => "ringing",
+            Outcome::Unconfirmed => "unconfirmed",
+            Outcome::CallGone => "call_gone",
+            Outcome::Requeued => "requeued",
+            Outcome::Failed => "failed",
+            Outcome::Stale => "stale",
+            Outcome::Unrecorded => "unrecorded",
+        }
+    }
+}
+
+/// `<Dial>` of the agent's `<Client>` for an inbound caller (the contract with the webhooks:
+/// `dial-result` and `agent-leg` find the call and agent in their query strings).
+pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
+    let (call, agent) = (&offer.call_sid, &offer.agent_id);
+    let client = Client {
+        identity: offer.identity.clone(),
+        status_callback: Some(format!(
+            "{public_url}/twilio/agent-leg?call={call}&agent={agent}"
+        )),
+        status_callback_event: Some("answered completed".into()),
+        status_callback_method: Some("POST".into()),
+        parameters: vec![("callq_call".into(), call.clone())],
+    };
+    let dial = Dial {
+        action: Some(format!("{public_url}/twilio/dial-result?agent={agent}")),
+        method: Some("POST".into()),
+        timeout: Some(ring_seconds(offer.ring_timeout)),
+        answer_on_bridge: Some(true),
+        nouns: vec![client.into()],
+        ..Dial::default()
+    };
+    Response::new().verb(dial).to_inline_xml()
+}
+
+/// The agent leg of a callback: once the agent answers, tell them why and dial the customer
+/// from the number the customer originally called.
+pub fn callback_twiml(
+    public_url: &str,
+    offer: &Offer,
+    callback_to: &str,
+) -> Result<String, TwimlError> {
+    let (call, agent) = (&offer.call_sid, &offer.agent_id);
+    let dial = Dial {
+        action: Some(format!(
+            "{public_url}/twilio/dial-result?agent={agent}&callback={call}"
+        )),
+        caller_id: Some(offer.to.clone()),
+        nouns: vec![Number::new(callback_to).into()],
+        ..Dial::default()
+    };
+    Response::new()
+        .say("Calling back a customer who kept their place in line.")
+        .verb(dial)
+        .to_inline_xml()
+}
+
+/// The `POST …/Calls.json` request of a callback offer.
+pub fn callback_request(
+    public_url: &str,
+    offer: &Offer,
+    twiml: String,
+) -> crate::twilio::rest::CreateCall {
+    let mut req = CreateCall::with_twiml(format!("client:{}", offer.identity), &offer.to, twiml);
+    req.status_callback = Some(format!(
+        "{public_url}/twilio/agent-leg?call={}&agent={}",
+        offer.call_sid, offer.agent_id
+    ));
+    req.status_callback_event = vec![
+        CallEvent::Initiated,
+        CallEvent::Ringing,
+        CallEvent::Answered,
+        CallEvent::Completed,
+    ];
+    req.timeout_s = Some(ring_seconds(offer.ring_timeout).min(MAX_CREATE_CALL_TIMEOUT_S));
+    req
+}
+
+/// Whole seconds of ring time, rounded up, at least 1.
+fn ring_seconds(d: Duration) -> u32 {
+    let s = d.as_millis().div_ceil(1000);
+    u32::try_from(s).unwrap_or(u32::MAX).max(1)
+}
+
+/// The `code` label of `callq_rest_errors_total`: Twilio's error code when there is one, else
+/// the HTTP status, else what went wrong.
+fn error_label(e: &RestError) -> String {
+    match e {
+        RestError::Api {
+            code: Some(code), ..
+        } => code.to_string(),
+        RestError::Api { status, .. } => format!("http_{status}"),
+        RestError::Timeout => "timeout".into(),
+        RestError::Connect(_) => "connect".into(),
+        RestError::Transport(_) => "transport".into(),
+        RestError::CircuitOpen => "circuit_open".into(),
+        RestError::TwimlTooLong { .. } => "32018".into(),
+        RestError::Decode { .. } => "decode".into(),
+        RestError::Invalid(_) => "invalid".into(),
+    }
+}
+
+/// A 2xx answer whose body did not parse: Twilio did what was asked.
+fn accepted_anyway(e: &RestError) -> bool {
+    matches!(e, RestError::Decode { status, .. } if (200..300).contains(status))
+}
+
+/// Rings agents: one [`Ringer::ring`] per claimed offer, run as its own task.
+pub struct Ringer {
+    store: Store,
+    rest: TwilioRest,
+    settings: Arc<Settings>,
+    reject: RejectPause,
+}
+
+impl Ringer {
+    pub fn new(store: Store, rest: TwilioRest, settings: Arc<Settings>) -> Self {
+        Self {
+            reject: RejectPause::new(settings.max_reject_pause),
+            store,
+            rest,
+            settings,
+        }
+    }
+
+    /// When Twilio refused requests outright lately: no claims before this.
+    pub(crate) fn rejected_until(&self) -> Option<Instant> {
+        self.reject.until()
+    }
+
+    /// Make the offer claimed at `claimed_at` and record what became of it. Never fails:
+    /// whatever goes wrong ends in a routing transition, or, when Redis is out of reach too,
+    /// in the lease running out (which `reap` turns into a requeue).
+    pub async fn ring(&self, offer: Offer, claimed_at: Instant) -> Outcome {
+        let outcome = match offer.kind {
+            CallKind::Inbound => self.ring_inbound(&offer, claimed_at).await,
+            CallKind::Callback => self.ring_callback(&offer, claimed_at).await,
+        };
+        metrics::counter!("callq_offers_total", "outcome" => outcome.as_str()).increment(1);
+        outcome
+    }
+
+    async fn ring_inbound(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        let twiml = match inbound_twiml(&self.settings.public_url, offer) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot build the agent's <Dial>; counting a miss for the agent");
+                return self.requeue(offer, claimed_at, OfferOutcome::Failed).await;
+            }
+        };
+        let deadline = self.settings.rest_deadline(claimed_at);
+        let result = with_retry(deadline, &self.settings.backoff, || {
+            self.counted(offer, self.rest.update_call_twiml(&offer.call_sid, &twiml))
+        })
+        .await;
+        match result {
+            Ok(_) => self.ringing(offer, claimed_at).await,
+            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at).await,
+            Err(e) if e.is_call_gone() => {
+                tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "the caller hung up before the agent rang; abandoning");
+                self.abandon(offer, claimed_at, "call_gone").await
+            }
+            Err(e) => self.twilio_failed(offer, claimed_at, &e).await,
+        }
+    }
+
+    async fn ring_callback(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        let lease_end = claimed_at + self.settings.offer_lease;
+        let call = retry_store(lease_end, || self.store.call(&offer.call_sid)).await;
+        let callback_to = match call {
+            Ok(Some(c)) => c.callback_to.filter(|n| !n.trim().is_empty()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot read the callback number; the lease will return the call");
+                return Outcome::Unrecorded;
+            }
+        };
+        let prepared = match callback_to {
+            None => Err("no callback number on the call".to_string()),
+            Some(_) if offer.to.trim().is_empty() => {
+                Err("no caller ID (the number the customer called)".to_string())
+            }
+            Some(number) => {
+                callback_twiml(&self.settings.public_url, offer, &number).map_err(|e| e.to_string())
+            }
+        };
+        let twiml = match prepared {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, why,
+                    "cannot place this callback; abandoning it");
+                return self.abandon(offer, claimed_at, "callback_invalid").await;
+            }
+        };
+        let req = callback_request(&self.settings.public_url, offer, twiml);
+        let deadline = self.settings.rest_deadline(claimed_at);
+        // Creating a call twice rings the agent twice: replay only what Twilio never processed.
+        let replay = |e: &RestError| e.is_retryable() && e.is_unprocessed();
+        let result = with_retry_if(deadline, &self.settings.backoff, replay, || {
+            self.counted(offer, self.rest.create_call(&req))
+        })
+        .await;
+        match result {
+            Ok(_) => self.ringing(offer, claimed_at).await,
+            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at).await,
+            Err(e) if !e.is_unprocessed() && e.is_retryable() => {
+                // Timed out or 5xx: the call may exist. Hold the offer for the ring; if it
+                // was placed the webhooks settle it, if not the lease returns the call.
+                tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "callback call may or may not have been created; holding the offer for the ring");
+                match self.extend(offer, claimed_at).await {
+                    Outcome::Ringing => Outcome::Unconfirmed,
+                    other => other,
+                }
+            }
+            Err(e) => self.twilio_failed(offer, claimed_at, &e).await,
+        }
+    }
+
+    /// Run one REST attempt, counting and logging its failure.
+    async fn counted<T>(
+        &self,
+        offer: &Offer,
+        attempt: impl std::future::Future<Output = Result<T, RestError>>,
+    ) -> Result<T, RestError> {
+        let r = attempt.await;
+        if let Err(e) = &r {
+            metrics::counter!("callq_rest_errors_total", "code" => error_label(e)).increment(1);
+            tracing::debug!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                "Twilio request failed");
+        }
+        r
+    }
+
+    /// Twilio accepted: extend the lease over the ring.
+    async fn ringing(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        self.reject.accepted();
+        let outcome = self.extend(offer, claimed_at).await;
+        if outcome == Outcome::Ringing {
+            let secs = claimed_at.elapsed().as_secs_f64();
+            metrics::histogram!("callq_assign_seconds").record(secs);
+            tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id,
+                attempt = offer.attempt, ms = (secs * 1000.0) as u64, "agent ringing");
+        }
+        outcome
+    }
+
+    async fn extend(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        let lease = offer.ring_timeout + self.settings.ring_grace;
+        let lease_end = claimed_at + self.settings.offer_lease;
+        match retry_store(lease_end, || {
+            self.store
+                .extend_offer(&offer.call_sid, &offer.agent_id, lease)
+        })
+        .await
+        {
+            Ok(Transition::Done(())) => Outcome::Ringing,
+            Ok(Transition::Stale(state)) => {
+                // Abandoned meanwhile (the webhooks got there first), or reaped because we
+                // ran past the lease; either way routing moved on without this offer.
+                tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, ?state,
+                    "Twilio accepted, but the offer is no longer current");
+                Outcome::Stale
+            }
+            Err(e) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot extend the offer lease; the call may be offered again while ringing");
+                Outcome::Unrecorded
+            }
+        }
+    }
+
+    /// Twilio failed or refused: back in line without a miss for the agent.
+    async fn twilio_failed(&self, offer: &Offer, claimed_at: Instant, e: &RestError) -> Outcome {
+        let outage = e.is_retryable() || matches!(e, RestError::CircuitOpen);
+        if outage {
+            tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                "Twilio unavailable within the offer lease; call back in line, agent released");
+        } else {
+            let pause = self.reject.rejected();
+            tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                pause_ms = pause.as_millis() as u64,
+                "Twilio refused the request; call back in line, agent released, claims paused");
+        }
+        self.requeue(offer, claimed_at, OfferOutcome::Canceled)
+            .await
+    }
+
+    async fn requeue(&self, offer: &Offer, claimed_at: Instant, how: OfferOutcome) -> Outcome {
+        let lease_end = claimed_at + self.settings.offer_lease;
+        match retry_store(lease_end, || {
+            self.store
+                .offer_result(&offer.call_sid, &offer.agent_id, how)
+        })
+        .await
+        {
+            Ok(OfferResult::Requeued(status)) => {
+                tracing::debug!(call_sid = %offer.call_sid, agent = %offer.agent_id,
+                    agent_status = %status, "call back in line");
+                if how == OfferOutcome::Canceled {
+                    Outcome::Requeued
+                } else {
+                    Outcome::Failed
+                }
+            }
+            Ok(OfferResult::Connected) => Outcome::Ringing,
+            Ok(OfferResult::Stale(_)) => Outcome::Stale,
+            Err(e) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot return the call to line; its lease will");
+                Outcome::Unrecorded
+            }
+        }
+    }
+
+    async fn abandon(&self, offer: &Offer, claimed_at: Instant, reason: &str) -> Outcome {
+        let lease_end = claimed_at + self.settings.offer_lease;
+        match retry_store(lease_end, || self.store.abandon(&offer.call_sid, reason)).await {
+            Ok(Transition::Done(_)) => Outcome::CallGone,
+            Ok(Transition::Stale(_)) => Outcome::Stale,
+            Err(e) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot abandon the call; its lease returns it");
+                Outcome::Unrecorded
+            }
+        }
+    }
+}
+
+/// Retry a store operation on connection trouble (not on a bad reply) until `deadline`.
+async fn retry_store<T, F, Fut>(deadline: Instant, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e @ (StoreError::Redis(_) | StoreError::Pool(_) | StoreError::Timeout(_)))
+                if Instant::now() + pause < deadline =>
+            {
+                tracing::debug!(error = %e, "redis failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(kind: CallKind) -> Offer {
+        Offer {
+            call_sid: "CA0001".into(),
+            agent_id: "a1".into(),
+            identity: "alice".into(),
+            queue: "sales".into(),
+            attempt: 1,
+            ring_timeout: Duration::from_millis(14_200),
+            kind,
+            from: "+15550001111".into(),
+            to: "+15005550001".into(),
+        }
+    }
+
+    #[test]
+    fn inbound_twiml_is_the_contracted_dial() {
+        let xml = inbound_twiml("https://q.example.com", &offer(CallKind::Inbound)).unwrap();
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial \
+             action=\"https://q.example.com/twilio/dial-result?agent=a1\" method=\"POST\" \
+             timeout=\"15\" answerOnBridge=\"true\"><Client \
+             statusCallback=\"https://q.example.com/twilio/agent-leg?call=CA0001&amp;agent=a1\" \
+             statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
+             <Identity>alice</Identity><Parameter name=\"callq_call\" value=\"CA0001\"/>\
+             </Client></Dial></Response>"
+        );
+    }
+
+    #[test]
+    fn callback_twiml_dials_the_customer_from_the_called_number() {
+        let xml = callback_twiml(
+            "https://q.example.com",
+            &offer(CallKind::Callback),
+            "+15557654321",
+        )
+        .unwrap();
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Calling back a customer \
+             who kept their place in line.</Say><Dial \
+             action=\"https://q.example.com/twilio/dial-result?agent=a1&amp;callback=CA0001\" \
+             callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
+        );
+    }
+
+    #[test]
+    fn an_identity_too_long_for_inline_twiml_is_refused_locally() {
+        let mut o = offer(CallKind::Inbound);
+        o.identity = "x".repeat(5000);
+        assert!(inbound_twiml("https://q.example.com", &o).is_err());
+    }
+
+    #[test]
+    fn ring_seconds_round_up() {
+        assert_eq!(ring_seconds(Duration::from_millis(20_000)), 20);
+        assert_eq!(ring_seconds(Duration::from_millis(20_001)), 21);
+        assert_eq!(ring_seconds(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn error_labels_prefer_twilio_codes() {
+        let e = RestError::from_response(400, br#"{"code":21220,"message":"x","status":400}"#);
+        assert_eq!(error_label(&e), "21220");
+        assert_eq!(error_label(&RestError::from_response(502, b"")), "http_502");
+        assert_eq!(error_label(&RestError::Timeout), "timeout");
+    }
+}

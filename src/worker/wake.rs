@@ -1,0 +1,240 @@
+//! Waiting for work: `BLPOP callq:{C}:wake` on a dedicated connection, ended early at a known
+//! due time, and Redis' clock as seen from here.
+//!
+//! Redis ends a `BLPOP` on its timer tick (100 ms at the default `hz 10`), too coarse for "the
+//! wrap-up ends at T, offer the next call at T". So the worker blocks with the safety-net
+//! timeout and keeps its own timer for the due time; when that fires first it ends the `BLPOP`
+//! with `CLIENT UNBLOCK <id> TIMEOUT`, which makes the command return as if it had timed out:
+//! no marker is taken from another worker. A marker that did arrive in that instant is kept
+//! (the worker claims anyway) or, when the worker is stopping, pushed back for another one.
+//! Where `CLIENT UNBLOCK` is not allowed (some managed Redis), the `BLPOP` timeout itself ends
+//! at the due time, to Redis' tick.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisResult};
+use tokio::time::Instant;
+
+use crate::shutdown::Shutdown;
+use crate::store::{Result, Store, StoreError};
+
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// A wake marker: some script made work.
+    Marker,
+    /// The due time `claim` reported has come.
+    Due,
+    /// The safety-net timeout passed.
+    Timeout,
+    Shutdown,
+}
+
+/// The offset between Redis' clock (which every script uses) and ours, so that a due time in
+/// Redis milliseconds can be waited for locally. Measured with `TIME` at start and by the
+/// reaper on every round.
+#[derive(Debug, Clone, Default)]
+pub struct RedisClock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+fn local_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl RedisClock {
+    /// Read Redis' `TIME` and remember how far it is from ours; returns the offset in ms.
+    pub async fn measure(&self, store: &Store) -> Result<i64> {
+        let mut conn = store.conn().await?;
+        let before = local_unix_ms();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
+        let after = local_unix_ms();
+        let offset = secs * 1000 + micros / 1000 - (before + after) / 2;
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        Ok(offset)
+    }
+
+    /// Redis' clock now, as unix ms.
+    pub fn redis_now_ms(&self) -> i64 {
+        local_unix_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The local instant at which Redis' clock reads `redis_ms` (plus 1 ms, so that a script
+    /// run then sees the time as passed).
+    pub fn instant_at(&self, redis_ms: i64) -> Instant {
+        let ahead = redis_ms + 1 - self.redis_now_ms();
+        Instant::now() + Duration::from_millis(ahead.max(0) as u64)
+    }
+}
+
+/// A worker's blocking connection to the wake list.
+pub struct WakeListener {
+    client: redis::Client,
+    store: Store,
+    key: String,
+    /// The connection and, when `CLIENT UNBLOCK` can end its `BLPOP` early, its client id.
+    conn: Option<(MultiplexedConnection, Option<i64>)>,
+    unblock_refused: bool,
+}
+
+type Pending<'a> = Pin<&'a mut (dyn Future<Output = RedisResult<Option<(String, String)>>> + Send)>;
+
+impl WakeListener {
+    pub fn new(redis_url: &str, store: Store) -> Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(redis_url)?,
+            key: store.key("wake"),
+            store,
+            conn: None,
+            unblock_refused: false,
+        })
+    }
+
+    async fn connection(&mut self) -> Result<(MultiplexedConnection, Option<i64>)> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        // No response timeout: BLPOP answers when it answers; `wait` bounds it itself.
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        let id = if self.unblock_refused {
+            None
+        } else {
+            redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async::<i64>(&mut conn)
+                .await
+                .ok()
+        };
+        self.conn = Some((conn.clone(), id));
+        Ok((conn, id))
+    }
+
+    /// Block until a wake marker arrives, `due` comes, `timeout` passes or `shutdown` trips.
+    pub async fn wait(
+        &mut self,
+        timeout: Duration,
+        due: Option<Instant>,
+        shutdown: &mut Shutdown,
+    ) -> Result<Woke> {
+        let (mut conn, id) = self.connection().await?;
+        let now = Instant::now();
+        let due = due.filter(|d| *d < now + timeout);
+        if let Some(d) = due {
+            if d <= now {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                return Ok(Woke::Due);
+            }
+        }
+        let block = match (due, id) {
+            (Some(d), None) => d - now,
+            _ => timeout,
+        };
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(&self.key)
+            .arg(format!("{:.3}", block.as_secs_f64().max(0.001)));
+        let mut pending =
+            Box::pin(async move { cmd.query_async::<Option<(String, String)>>(&mut conn).await });
+        let guard = now + block + Duration::from_secs(5);
+        let early = tokio::select! {
+            r = &mut pending => {
+                return match r {
+                    Ok(Some(_)) => Ok(Woke::Marker),
+                    Ok(None) if due.is_some() && id.is_none() => Ok(Woke::Due),
+                    Ok(None) => Ok(Woke::Timeout),
+                    Err(e) => {
+                        self.conn = None;
+                        Err(e.into())
+                    }
+                };
+            }
+            _ = tokio::time::sleep_until(due.unwrap_or(guard)), if due.is_some() && id.is_some() => Woke::Due,
+            _ = shutdown.wait() => Woke::Shutdown,
+            _ = tokio::time::sleep_until(guard) => {
+                // Redis should have answered long ago: the connection is gone.
+                self.conn = None;
+                return Err(StoreError::Timeout(block + Duration::from_secs(5)));
+            }
+        };
+        let popped = self.cancel(id, pending.as_mut()).await;
+        match (early, popped) {
+            (Woke::Shutdown, true) => {
+                // Not ours to handle any more: give it to another worker.
+                if let Err(e) = self.store.wake().await {
+                    tracing::warn!(error = %e, "could not hand back a wake marker");
+                }
+                Ok(Woke::Shutdown)
+            }
+            (_, true) => Ok(Woke::Marker),
+            (early, false) => Ok(early),
+        }
+    }
+
+    /// End a pending `BLPOP` without taking a marker. Returns true when it had taken one
+    /// before it could be stopped.
+    async fn cancel(&mut self, id: Option<i64>, mut pending: Pending<'_>) -> bool {
+        let Some(id) = id else {
+            // Closing the connection ends the BLPOP on the server.
+            self.conn = None;
+            return false;
+        };
+        for _ in 0..50 {
+            let unblocked = match self.store.conn().await {
+                Ok(mut c) => {
+                    redis::cmd("CLIENT")
+                        .arg("UNBLOCK")
+                        .arg(id)
+                        .arg("TIMEOUT")
+                        .query_async::<i64>(&mut *c)
+                        .await
+                }
+                Err(e) => Err(redis::RedisError::from(std::io::Error::other(
+                    e.to_string(),
+                ))),
+            };
+            let wait = match unblocked {
+                Ok(1) => Duration::from_secs(1),
+                // not blocked (yet, or any more): let it arrive or answer
+                Ok(_) => Duration::from_millis(5),
+                Err(e) => {
+                    if e.code().is_some() {
+                        tracing::warn!(error = %e, "CLIENT UNBLOCK refused; due times now wait on BLPOP's own timeout");
+                        self.unblock_refused = true;
+                    }
+                    self.conn = None;
+                    return false;
+                }
+            };
+            match tokio::time::timeout(wait, pending.as_mut()).await {
+                Ok(Ok(Some(_))) => return true,
+                Ok(Ok(None)) => return false,
+                Ok(Err(_)) => {
+                    self.conn = None;
+                    return false;
+                }
+                Err(_) if wait > Duration::from_millis(5) => break,
+                Err(_) => continue,
+            }
+        }
+        self.conn = None;
+        false
+    }
+
+    /// Let go of the connection (the loop is over).
+    pub async fn close(&mut self) {
+        self.conn = None;
+    }
+}

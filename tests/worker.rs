@@ -1,0 +1,606 @@
+//! The worker against a real Redis (see `common`) and a local stand-in for Twilio's REST API
+//! that answers as Twilio does (see `worker_support`): what reaches Twilio, and what each of
+//! Twilio's answers does to routing.
+
+mod common;
+mod worker_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use callq::store::*;
+use common::*;
+use worker_support::*;
+
+fn sids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn call(store: &Store, sid: &str) -> CallRecord {
+    store.call(sid).await.expect("read").expect("call exists")
+}
+
+async fn agent_rec(store: &Store, id: &str) -> AgentRecord {
+    store.agent(id).await.expect("read").expect("agent exists")
+}
+
+async fn state_is(store: &Store, sid: &str, want: CallState) -> Option<()> {
+    (call(store, sid).await.state == want).then_some(())
+}
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[tokio::test]
+async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::ok().await;
+    let settings = fast_settings();
+    let ring_grace = settings.ring_grace;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+
+    let reqs = twilio.wait_for(1, SECS(5)).await;
+    let r = &reqs[0];
+    assert_eq!(
+        r.path,
+        format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/CA0001.json")
+    );
+    assert_eq!(r.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(
+        r.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(r.form.len(), 1, "only Twiml is sent: {:?}", r.form);
+    assert_eq!(
+        r.param("Twiml"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial \
+             action=\"https://callq.example.com/twilio/dial-result?agent=a1\" method=\"POST\" \
+             timeout=\"20\" answerOnBridge=\"true\"><Client \
+             statusCallback=\"https://callq.example.com/twilio/agent-leg?call=CA0001&amp;agent=a1\" \
+             statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
+             <Identity>client-a1</Identity><Parameter name=\"callq_call\" value=\"CA0001\"/>\
+             </Client></Dial></Response>"
+        )
+    );
+    // the TwiML is valid by the model the webhooks and simulator read
+    assert!(callq::twilio::twiml::parse(r.param("Twiml").unwrap_or_default()).is_ok());
+
+    // the lease now covers ring timeout (20 s) + ring grace, not the 2 s offer lease
+    let lease = eventually(SECS(2), "lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000).map(|s| s - now)
+    })
+    .await;
+    let want = (Duration::from_secs(20) + ring_grace).as_millis() as i64;
+    assert!(
+        (want - 1_000..=want).contains(&lease),
+        "lease {lease} ms, want ≈{want}"
+    );
+    assert_eq!(call(&store, "CA0001").await.state, CallState::Offered);
+    assert_eq!(agent_rec(&store, "a1").await.status, AgentStatus::Reserved);
+    assert_eq!(twilio.count(), 1, "one claim, one request");
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_safety_net() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::ok().await;
+    let mut settings = fast_settings();
+    settings.wake_timeout = SECS(30);
+    settings.reap_interval = SECS(30);
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    enqueue(&store, "CA0001", "sales").await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the worker is blocked now
+    assert_eq!(twilio.count(), 0, "no agent yet");
+    let ready = Instant::now();
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let reqs = twilio.wait_for(1, SECS(5)).await;
+    let latency = reqs[0].at - ready;
+    assert!(
+        latency < Duration::from_millis(300),
+        "offered {latency:?} after the agent became ready"
+    );
+    worker.stop(SECS(5)).await;
+}
+
+#[tokio::test]
+async fn a_429_is_retried_and_the_agent_rings() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
+    let settings = fast_settings();
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    let reqs = twilio.wait_for(2, SECS(5)).await;
+    assert_eq!(
+        reqs[0].param("Twiml"),
+        reqs[1].param("Twiml"),
+        "the same redirect again"
+    );
+    eventually(SECS(2), "lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(twilio.count(), 2, "no retry after the success");
+    let a = agent_rec(&store, "a1").await;
+    assert_eq!((a.status, a.misses), (AgentStatus::Reserved, 0));
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_miss() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let mut settings = fast_settings();
+    settings.offer_lease = Duration::from_millis(1500);
+    let lease = settings.offer_lease;
+    // 500 for everything about a1; a2 rings fine
+    let twilio = StandIn::start(|r, _| {
+        if r.agent().as_deref() == Some("a1") {
+            Reply::server_error()
+        } else {
+            Reply::Ok
+        }
+    })
+    .await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    online_agent(&store, &agent("a2", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+
+    let reqs = eventually(SECS(6), "the call offered to a2", || async {
+        let reqs = twilio.requests();
+        reqs.iter()
+            .any(|r| r.agent().as_deref() == Some("a2"))
+            .then_some(reqs)
+    })
+    .await;
+    let to_a1: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.agent().as_deref() == Some("a1"))
+        .collect();
+    assert!(to_a1.len() >= 3, "500s are retried: {} tries", to_a1.len());
+    let first = to_a1[0].at;
+    let last = to_a1[to_a1.len() - 1].at;
+    assert!(
+        last - first < lease,
+        "no retry past the lease ({:?})",
+        last - first
+    );
+    let to_a2 = reqs
+        .iter()
+        .position(|r| r.agent().as_deref() == Some("a2"))
+        .expect("a2 rung");
+    assert!(
+        reqs[..to_a2]
+            .iter()
+            .all(|r| r.agent().as_deref() == Some("a1")),
+        "a2 rung only once a1's offer was over"
+    );
+    eventually(SECS(2), "a2's lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+
+    let c = call(&store, "CA0001").await;
+    assert_eq!(
+        (c.state, c.agent.as_deref(), c.attempts),
+        (CallState::Offered, Some("a2"), 2)
+    );
+    let a1 = agent_rec(&store, "a1").await;
+    assert_eq!(
+        (a1.status, a1.misses, a1.active),
+        (AgentStatus::Available, 0, 0),
+        "a1 released at once, and Twilio's outage is not a miss"
+    );
+    let events = store.call_events("CA0001").await.expect("events");
+    assert!(
+        events.iter().any(
+            |(_, f)| f.get("type").map(String::as_str) == Some("requeued")
+                && f.get("outcome").map(String::as_str) == Some("canceled")
+        ),
+        "returned to line as canceled: {events:?}"
+    );
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn a_call_gone_answer_abandons_the_call_and_frees_the_agent() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::call_gone()).await;
+    let settings = fast_settings();
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    twilio.wait_for(1, SECS(5)).await;
+    eventually(SECS(2), "call abandoned", || {
+        state_is(&store, "CA0001", CallState::Abandoned)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(twilio.count(), 1, "21220 is not retried");
+    let a = agent_rec(&store, "a1").await;
+    assert_eq!(
+        (a.status, a.active, a.misses),
+        (AgentStatus::Available, 0, 0)
+    );
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_within_the_request_timeout_still_rings() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let settings = fast_settings();
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    let first = twilio.wait_for(1, SECS(5)).await[0].at;
+    eventually(SECS(3), "lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+    assert!(first.elapsed() >= Duration::from_millis(650));
+    assert_eq!(twilio.count(), 1);
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let mut settings = fast_settings();
+    settings.offer_lease = Duration::from_millis(1500);
+    let mut rest_cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, TOKEN);
+    rest_cfg.api_base = twilio.base.clone();
+    rest_cfg.request_timeout = Duration::from_millis(300);
+    let rest = callq::twilio::rest::TwilioRest::new(rest_cfg).expect("client");
+    let worker = RunningWorker::start(&store, rest, settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    let first = twilio.wait_for(1, SECS(5)).await[0].at;
+    // each 300 ms attempt times out and is retried until the lease (less its margin) ends,
+    // then the call goes back in line (and, with only a1 left, to a1 again)
+    eventually(SECS(5), "a second offer", || async {
+        (call(&store, "CA0001").await.attempts >= 2).then_some(())
+    })
+    .await;
+    let reqs = twilio.requests();
+    let first_offer: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.at - first < Duration::from_millis(1200))
+        .collect();
+    assert!(
+        first_offer.len() >= 2,
+        "timeouts are retried: {}",
+        first_offer.len()
+    );
+    let a = agent_rec(&store, "a1").await;
+    assert_eq!(a.misses, 0, "a hung Twilio is not the agent's miss");
+    let events = store.call_events("CA0001").await.expect("events");
+    assert!(events
+        .iter()
+        .any(|(_, f)| f.get("outcome").map(String::as_str) == Some("canceled")));
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
+    logs();
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.wrapup = Duration::from_millis(1200);
+    let store = store_with(&[q]).await;
+    let twilio = StandIn::ok().await;
+    let mut settings = fast_settings();
+    // neither the safety net nor the reaper's timer may be what wakes the worker
+    settings.wake_timeout = SECS(30);
+    settings.reap_interval = SECS(30);
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    twilio.wait_for(1, SECS(5)).await;
+    eventually(SECS(2), "lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+    let r = store
+        .offer_result("CA0001", "a1", OfferOutcome::Answered)
+        .await
+        .expect("answered");
+    assert_eq!(r, OfferResult::Connected);
+    enqueue(&store, "CA0002", "sales").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(twilio.count(), 1, "a1 is on a call");
+
+    let before = Instant::now();
+    store.complete("CA0001").await.expect("completed");
+    let after = Instant::now();
+    let reqs = twilio.wait_for(2, SECS(5)).await;
+    assert_eq!(reqs[1].call_sid.as_deref(), Some("CA0002"));
+    let wrapup = Duration::from_millis(1200);
+    assert!(
+        reqs[1].at - before >= wrapup - Duration::from_millis(5),
+        "offered during wrap-up: {:?}",
+        reqs[1].at - before
+    );
+    assert!(
+        reqs[1].at - after <= wrapup + Duration::from_millis(150),
+        "offered {:?} after the wrap-up began; it ended at {wrapup:?}",
+        reqs[1].at - after
+    );
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001", "CA0002"])).await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_rest_calls_finish() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let settings = fast_settings();
+    let grace = settings.shutdown_grace;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    let first = twilio.wait_for(1, SECS(5)).await[0].at;
+    enqueue(&store, "CA0002", "sales").await; // waits: a1 is reserved
+    let took = worker.stop(grace + SECS(1)).await;
+    assert!(
+        first.elapsed() >= Duration::from_millis(690),
+        "returned before the in-flight request finished"
+    );
+    assert!(took < grace, "stopping took {took:?}");
+    // the in-flight offer completed its work: the agent rings under the extended lease
+    let (score, now) = lease_of(&store, "CA0001").await;
+    assert!(
+        score.is_some_and(|s| s - now > 10_000),
+        "lease extended before exit"
+    );
+    assert_eq!(twilio.count(), 1, "nothing claimed after shutdown");
+    assert_eq!(call(&store, "CA0002").await.state, CallState::Waiting);
+    assert_invariants(&store, &sids(&["CA0001", "CA0002"])).await;
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_when_twilio_hangs_and_the_lease_returns_the_call() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let mut settings = fast_settings();
+    settings.shutdown_grace = Duration::from_millis(300);
+    settings.offer_lease = Duration::from_millis(1500);
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    twilio.wait_for(1, SECS(5)).await;
+    let took = worker.stop(SECS(3)).await;
+    assert!(took < Duration::from_millis(800), "stopping took {took:?}");
+    assert_eq!(call(&store, "CA0001").await.state, CallState::Offered);
+    // nobody is left to settle it: the lease does
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    store.reap(100).await.expect("reap");
+    let c = call(&store, "CA0001").await;
+    assert_eq!((c.state, c.agent), (CallState::Waiting, None));
+    assert_eq!(agent_rec(&store, "a1").await.status, AgentStatus::Available);
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let down = Arc::new(AtomicBool::new(true));
+    let is_down = down.clone();
+    let twilio = StandIn::start(move |_, _| {
+        if is_down.load(Ordering::SeqCst) {
+            Reply::error(503, 20503, "Service Unavailable")
+        } else {
+            Reply::Ok
+        }
+    })
+    .await;
+    let mut settings = fast_settings();
+    settings.breaker_threshold = 3;
+    settings.breaker_cool_down = Duration::from_millis(600);
+    let mut calls = Vec::new();
+    for i in 0..5 {
+        online_agent(&store, &agent(&format!("a{i}"), &[("sales", 1)])).await;
+        let sid = format!("CA000{i}");
+        enqueue(&store, &sid, "sales").await;
+        calls.push(sid);
+    }
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    twilio.wait_for(3, SECS(5)).await;
+    // open: in-flight offers give up at once and nothing more is claimed
+    eventually(SECS(3), "every call back in line", || async {
+        let snap = store.snapshot(&calls).await.expect("snapshot");
+        snap.calls
+            .iter()
+            .all(|c| c.state == CallState::Waiting)
+            .then_some(())
+    })
+    .await;
+    let during = twilio.count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let probes = twilio.count() - during;
+    assert!(
+        probes <= 4,
+        "while open only one probe per cool-down reaches Twilio, got {probes}"
+    );
+    for a in store.agents().await.expect("agents") {
+        assert_eq!(a.misses, 0, "agent {} charged for Twilio's outage", a.id);
+        assert_ne!(a.status, AgentStatus::Paused);
+    }
+    down.store(false, Ordering::SeqCst);
+    eventually(
+        SECS(5),
+        "every call offered once Twilio is back",
+        || async {
+            let snap = store.snapshot(&calls).await.expect("snapshot");
+            snap.calls
+                .iter()
+                .all(|c| c.state == CallState::Offered)
+                .then_some(())
+        },
+    )
+    .await;
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &calls).await;
+}
+
+#[tokio::test]
+async fn refused_requests_requeue_without_a_miss_and_pause_claiming() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::ok().await;
+    let settings = fast_settings();
+    // wrong credentials: Twilio answers 401 / 20003 to everything
+    let mut cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, "wrong-token");
+    cfg.api_base = twilio.base.clone();
+    let rest = callq::twilio::rest::TwilioRest::new(cfg).expect("client");
+    let worker = RunningWorker::start(&store, rest, settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA0001", "sales").await;
+    twilio.wait_for(1, SECS(5)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // 1 s pause, then 2 s: not a request per claim as fast as Redis goes
+    assert!(twilio.count() <= 2, "{} requests in 1.5 s", twilio.count());
+    let a = agent_rec(&store, "a1").await;
+    assert_eq!(a.misses, 0);
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn a_callback_rings_the_agent_first_with_a_new_call() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::ok().await;
+    let settings = fast_settings();
+    enqueue(&store, "CA0001", "sales").await;
+    store
+        .request_callback("CA0001", "+15557654321")
+        .await
+        .expect("callback");
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let reqs = twilio.wait_for(1, SECS(5)).await;
+    let r = &reqs[0];
+    assert_eq!(r.path, format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"));
+    assert_eq!(r.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(r.param("To"), Some("client:client-a1"));
+    assert_eq!(r.param("From"), Some("+15005550001"));
+    assert_eq!(
+        r.param("Twiml"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Calling back a customer \
+             who kept their place in line.</Say><Dial \
+             action=\"https://callq.example.com/twilio/dial-result?agent=a1&amp;callback=CA0001\" \
+             callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
+        )
+    );
+    assert_eq!(
+        r.param("StatusCallback"),
+        Some("https://callq.example.com/twilio/agent-leg?call=CA0001&agent=a1")
+    );
+    assert_eq!(
+        r.params("StatusCallbackEvent"),
+        vec!["initiated", "ringing", "answered", "completed"]
+    );
+    assert_eq!(r.param("Timeout"), Some("20"));
+    eventually(SECS(2), "lease extended", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
+async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
+    logs();
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let settings = fast_settings();
+    enqueue(&store, "CA0001", "sales").await;
+    store
+        .request_callback("CA0001", "+15557654321")
+        .await
+        .expect("callback");
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    twilio.wait_for(1, SECS(5)).await;
+    // the attempt hits the REST deadline; Twilio may have placed the call, so the offer is
+    // held for the ring rather than offered again
+    eventually(SECS(4), "lease extended over the ring", || async {
+        let (score, now) = lease_of(&store, "CA0001").await;
+        score.filter(|s| s - now > 10_000)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        twilio.count(),
+        1,
+        "creating a call is not retried after a timeout"
+    );
+    assert_eq!(call(&store, "CA0001").await.state, CallState::Offered);
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+/// Several workers, many calls and agents; the stand-in plays Twilio and the agents (most
+/// answer, some do not). Every call ends up answered; each claim reaches Twilio once; a call
+/// is never rung at two agents at once and an agent never holds two calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_offer_every_call_to_one_agent_at_a_time() {
+    logs();
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.max_no_answer = 100;
+    let store = store_with(&[q]).await;
+    let twilio = StandIn::ok().await;
+    let calls: Vec<String> = (0..80).map(|i| format!("CA{i:04}")).collect();
+    for i in 0..10 {
+        online_agent(&store, &agent(&format!("a{i}"), &[("sales", 1)])).await;
+    }
+    for sid in &calls {
+        enqueue(&store, sid, "sales").await;
+    }
+
+    let agents = AgentSim::start(&store, &twilio, 0.85);
+
+    let mut settings = fast_settings();
+    settings.concurrency = 4;
+    let workers: Vec<RunningWorker> = (0..4)
+        .map(|_| RunningWorker::start(&store, rest_for(&twilio, &settings), settings.clone()))
+        .collect();
+
+    until_all_completed(&store, &calls, SECS(30)).await;
+    for w in workers {
+        w.stop(SECS(5)).await;
+    }
+    agents.check(&store, &twilio, &calls).await;
+}
