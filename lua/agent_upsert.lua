@@ -7,7 +7,9 @@
 -- ARGV[2]  identity for <Client> (Twilio Voice SDK identity)
 -- ARGV[3]  queues with tiers, "sales=1,support=2" (every queue must be configured)
 -- ARGV[4]  capacity (calls held at once, >= 1)
--- Returns  {'created' | 'updated'} or {'unknown_queue', name}
+-- ARGV[5]  mode, optional: 'create' refuses an existing agent, 'update' an unknown one
+-- Returns  {'created' | 'updated'} or {'unknown_queue', name} | {'exists'} | {'unknown'}
+--          (the last two change nothing)
 -- @include common.lua
 
 local id = ARGV[1]
@@ -17,6 +19,8 @@ for _, qt in ipairs(qs) do
 end
 local a = hgetall(k_agent(id))
 local created = a == nil
+if ARGV[5] == 'create' and not created then return { 'exists' } end
+if ARGV[5] == 'update' and created then return { 'unknown' } end
 if created then
   a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = tostring(NOW) }
   agent_set(id, a, { id = id, status = 'offline', reason = 'new', active = 0, handled = 0,

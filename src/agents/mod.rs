@@ -1,14 +1,76 @@
 //! The agent API (heartbeat, status) and the admin API, with the tokens that guard them, and
 //! `callq agent`, a small client of the same API.
+//!
+//! - [`api`]: `/v1/agents/{id}/...`, called by the agent's desktop with its own token.
+//! - [`admin`]: `/v1/admin/...`, called with the admin token.
+//! - [`auth`]: the extractors that check both kinds of token; [`token`]: agent tokens.
+//! - [`types`]: every request and response body, shared with [`client`].
+//! - [`error`]: the one JSON error shape and the extractors that produce it.
+//! - [`openapi`]: the OpenAPI document, generated from the handlers and types.
 
+pub mod admin;
+pub mod api;
+pub mod auth;
 pub mod client;
+pub mod error;
+pub mod openapi;
 pub mod token;
+pub mod types;
 
+use axum::http::StatusCode;
+use axum::routing::{any, get, post, put, MethodRouter};
 use axum::Router;
 
 use crate::app::AppState;
+use error::ApiError;
 
-/// Routes of the agent and admin APIs (`/v1/...`).
+/// Routes of the agent and admin APIs (`/v1/...`). Unknown `/v1` paths and methods answer
+/// in the API's JSON error shape too.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/agents/{id}/heartbeat", json405(post(api::heartbeat)))
+        .route("/v1/agents/{id}/status", json405(put(api::set_status)))
+        .route("/v1/agents/{id}", json405(get(api::me)))
+        .route(
+            "/v1/admin/agents",
+            json405(post(admin::create_agent).get(admin::list_agents)),
+        )
+        .route(
+            "/v1/admin/agents/{id}",
+            json405(
+                get(admin::get_agent)
+                    .put(admin::update_agent)
+                    .delete(admin::delete_agent),
+            ),
+        )
+        .route(
+            "/v1/admin/agents/{id}/token",
+            json405(post(admin::issue_token)),
+        )
+        .route(
+            "/v1/admin/agents/{id}/status",
+            json405(put(admin::set_agent_status)),
+        )
+        .route("/v1/admin/queues", json405(get(admin::list_queues)))
+        .route("/v1/admin/calls/{sid}", json405(get(admin::get_call)))
+        .route("/v1/openapi.json", json405(get(openapi::openapi_json)))
+        .route("/v1/{*rest}", any(not_found))
+}
+
+fn json405(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method; see /v1/openapi.json",
+        )
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such API path; see /v1/openapi.json",
+    )
 }

@@ -49,6 +49,8 @@ pub enum StoreError {
     UnknownAgent(String),
     #[error("agent {0:?} holds a call")]
     AgentBusy(String),
+    #[error("agent {0:?} already exists")]
+    AgentExists(String),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -162,6 +164,21 @@ impl Store {
 
     /// Create an agent (offline) or update its profile. Returns true when created.
     pub async fn upsert_agent(&self, spec: &AgentSpec) -> Result<bool> {
+        self.write_agent(spec, "").await
+    }
+
+    /// Create an agent (offline); [`StoreError::AgentExists`] (nothing changed) when it exists.
+    pub async fn create_agent(&self, spec: &AgentSpec) -> Result<()> {
+        self.write_agent(spec, "create").await.map(|_| ())
+    }
+
+    /// Replace an existing agent's profile; [`StoreError::UnknownAgent`] when there is none.
+    pub async fn update_agent(&self, spec: &AgentSpec) -> Result<()> {
+        self.write_agent(spec, "update").await.map(|_| ())
+    }
+
+    /// `agent_upsert` in `mode` ("" upsert, "create" or "update"). Returns true when created.
+    async fn write_agent(&self, spec: &AgentSpec, mode: &str) -> Result<bool> {
         check_name("agent id", &spec.id)?;
         for (q, tier) in &spec.queues {
             check_name("queue", q)?;
@@ -189,6 +206,7 @@ impl Store {
                     &spec.identity,
                     &spec.queues_field(),
                     &spec.capacity.to_string(),
+                    mode,
                 ],
             )
             .await?;
@@ -196,6 +214,8 @@ impl Store {
             "created" => Ok(true),
             "updated" => Ok(false),
             "unknown_queue" => Err(StoreError::UnknownQueue(r.field(1).to_string())),
+            "exists" => Err(StoreError::AgentExists(spec.id.clone())),
+            "unknown" => Err(StoreError::UnknownAgent(spec.id.clone())),
             _ => Err(r.unexpected()),
         }
     }

@@ -216,6 +216,23 @@ pub async fn spawn_server(centre: CentreConfig) -> TestServer {
 
 /// Start `callq serve` on an existing store (e.g. one pointing at an unreachable Redis).
 pub async fn spawn_server_on(store: Store, centre: CentreConfig) -> TestServer {
+    spawn_server_on_with(store, centre, |_| {}).await
+}
+
+/// Start `callq serve` for `centre` with its state adjusted by `tune` first (a short
+/// heartbeat TTL, another admin token, ...).
+pub async fn spawn_server_with(
+    centre: CentreConfig,
+    tune: impl FnOnce(&mut AppState),
+) -> TestServer {
+    spawn_server_on_with(fresh_store(), centre, tune).await
+}
+
+async fn spawn_server_on_with(
+    store: Store,
+    centre: CentreConfig,
+    tune: impl FnOnce(&mut AppState),
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -225,7 +242,7 @@ pub async fn spawn_server_on(store: Store, centre: CentreConfig) -> TestServer {
         // an unreachable store is allowed here: the server must cope on its own
         let _ = tokio::time::timeout(Duration::from_secs(2), store.configure_queue(&q)).await;
     }
-    let state = AppState {
+    let mut state = AppState {
         store,
         centre: Arc::new(centre),
         edge: Arc::new(EdgeSettings {
@@ -239,6 +256,7 @@ pub async fn spawn_server_on(store: Store, centre: CentreConfig) -> TestServer {
             heartbeat_ttl: Duration::from_secs(15),
         }),
     };
+    tune(&mut state);
     let (trigger, shutdown) = callq::shutdown::channel();
     let served = state.clone();
     tokio::spawn(async move {

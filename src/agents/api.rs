@@ -1,0 +1,144 @@
+//! The agent API, called by the agent's desktop with its own token: heartbeat, status, and a
+//! look at itself.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::auth::AgentAuth;
+use super::error::{store, ApiError, ApiJson};
+use super::types::{
+    AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse, StatusRequest, StatusResponse,
+};
+use crate::app::AppState;
+use crate::store::StatusChange;
+
+/// Longest status reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// The agent's desktop is alive: refresh its heartbeat for the server's TTL.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/heartbeat",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "Heartbeat recorded", body = HeartbeatResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Token of another agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn heartbeat(
+    State(app): State<AppState>,
+    AgentAuth(id): AgentAuth,
+    ApiJson(req): ApiJson<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let ttl = app.agents.heartbeat_ttl;
+    let status = store(app.store.heartbeat(&id, ttl, req.device_registered)).await?;
+    metrics::counter!("callq_agent_heartbeats_total").increment(1);
+    Ok(Json(HeartbeatResponse {
+        status,
+        ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+/// Go available, paused or offline. On a call, paused or offline is recorded and applied
+/// when the call ends (409 `deferred_until_call_ends`).
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}/status",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = StatusRequest,
+    responses(
+        (status = 200, description = "Status applied", body = StatusResponse),
+        (status = 409, description = "On a call: recorded, applied when the call ends (`deferred_until_call_ends`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Token of another agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn set_status(
+    State(app): State<AppState>,
+    AgentAuth(id): AgentAuth,
+    ApiJson(req): ApiJson<StatusRequest>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    apply_status(&app, &id, req, "").await
+}
+
+/// The agent as routing sees it (also a way to check a token).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 200, description = "The agent", body = AgentView),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Token of another agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn me(
+    State(app): State<AppState>,
+    AgentAuth(id): AgentAuth,
+) -> Result<Json<AgentView>, ApiError> {
+    find_agent(&app, &id).await.map(Json)
+}
+
+/// Read one agent; 404 when there is none (ids that cannot exist included).
+pub(crate) async fn find_agent(app: &AppState, id: &str) -> Result<AgentView, ApiError> {
+    if crate::store::check_name("agent id", id).is_err() {
+        return Err(ApiError::agent_not_found(id));
+    }
+    store(app.store.agent(id))
+        .await?
+        .map(AgentView::from)
+        .ok_or_else(|| ApiError::agent_not_found(id))
+}
+
+/// Ask the store for a status, shared by the agent's and the supervisor's routes; an empty
+/// reason becomes `default_reason`.
+pub(crate) async fn apply_status(
+    app: &AppState,
+    id: &str,
+    req: StatusRequest,
+    default_reason: &str,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let reason = req.reason.as_deref().unwrap_or("").trim();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("reason: at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ApiError::invalid("reason", "reason: no control characters"));
+    }
+    let reason = if reason.is_empty() {
+        default_reason
+    } else {
+        reason
+    };
+    if crate::store::check_name("agent id", id).is_err() {
+        return Err(ApiError::agent_not_found(id));
+    }
+    match store(app.store.set_agent_status(id, req.status, reason)).await? {
+        StatusChange::Applied(status) => Ok(Json(StatusResponse { status })),
+        StatusChange::Deferred(wanted) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "deferred_until_call_ends",
+            format!("agent {id:?} is on a call: it goes {wanted} when the call ends"),
+        )),
+    }
+}

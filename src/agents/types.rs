@@ -1,0 +1,314 @@
+//! The request and response bodies of the agent and admin APIs: one definition shared by the
+//! server's handlers, the OpenAPI document ([`super::openapi`]) and `callq agent`
+//! ([`super::client`]).
+//!
+//! Request bodies deny unknown fields, so a typo (`"device_registred"`) is an error that names
+//! the field rather than a silently ignored value.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::read::QueueStats;
+use crate::store::{AgentRecord, AgentStatus, CallKind, CallRecord, CallState, RequestedStatus};
+
+/// `POST /v1/agents/{id}/heartbeat`: the agent's desktop is alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// Whether the Twilio Voice SDK device is registered; an agent whose device is not
+    /// registered is never offered a call.
+    pub device_registered: bool,
+}
+
+/// The agent's status after a heartbeat, and how long this heartbeat keeps it online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatResponse {
+    pub status: AgentStatus,
+    /// Milliseconds until the agent counts as offline unless it beats again.
+    pub ttl_ms: u64,
+}
+
+/// `PUT .../status`: go available, paused or offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    pub status: RequestedStatus,
+    /// Free text kept with the status (e.g. "lunch"), at most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The agent's status once the request was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    pub status: AgentStatus,
+}
+
+/// One queue an agent serves, at a tier (1 is offered calls first, up to 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTier {
+    #[schema(example = "sales")]
+    pub queue: String,
+    #[schema(minimum = 1, maximum = 9, example = 1)]
+    pub tier: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/admin/agents`: a new agent (it starts offline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    /// 1-64 letters, digits, `_`, `-` or `.`.
+    #[schema(example = "alice")]
+    pub id: String,
+    /// The Twilio Voice SDK identity the agent's device registers with (`<Client>`);
+    /// defaults to the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// At least one queue; each at most once.
+    pub queues: Vec<QueueTier>,
+    /// Calls the agent holds at once, 1 to 100.
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100, default = 1)]
+    pub capacity: u32,
+}
+
+/// `PUT /v1/admin/agents/{id}`: replaces the agent's profile; its status is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgentRequest {
+    /// Defaults to the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    pub queues: Vec<QueueTier>,
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100, default = 1)]
+    pub capacity: u32,
+}
+
+/// An agent as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentView {
+    pub id: String,
+    pub identity: String,
+    pub queues: Vec<QueueTier>,
+    pub capacity: u32,
+    pub status: AgentStatus,
+    /// Why the agent is in this status (`heartbeat` when its heartbeat lapsed).
+    pub reason: String,
+    /// Calls held now.
+    pub active: u32,
+    /// Calls handled since created.
+    pub handled: u64,
+    /// Offers not answered in a row.
+    pub misses: u32,
+    /// Unix ms since when the agent has been idle (longest-idle routing).
+    pub idle_since_ms: i64,
+    /// A status asked for while on a call, applied when the call ends.
+    pub pending: Option<RequestedStatus>,
+    /// Whether the heartbeat is live.
+    pub online: bool,
+    /// Whether the last live heartbeat said the device is registered.
+    pub device_registered: bool,
+}
+
+impl From<AgentRecord> for AgentView {
+    fn from(a: AgentRecord) -> Self {
+        AgentView {
+            queues: a
+                .queues
+                .into_iter()
+                .map(|(queue, tier)| QueueTier { queue, tier })
+                .collect(),
+            id: a.id,
+            identity: a.identity,
+            capacity: a.capacity,
+            status: a.status,
+            reason: a.reason,
+            active: a.active,
+            handled: a.handled,
+            misses: a.misses,
+            idle_since_ms: a.idle_ms,
+            pending: a.pending,
+            online: a.heartbeat.is_some(),
+            device_registered: a.heartbeat == Some(true),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentList {
+    /// Sorted by id.
+    pub agents: Vec<AgentView>,
+}
+
+/// `POST /v1/admin/agents/{id}/token`; the body is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Lifetime in seconds, 1 to 604800 (7 days); default 43200 (12 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 604800, default = 43200)]
+    pub ttl_s: Option<u64>,
+}
+
+/// A bearer token for one agent's heartbeat and status calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub agent: String,
+    pub token: String,
+    /// Unix seconds; the token is refused from then on.
+    pub expires_at: i64,
+}
+
+/// Agents of a queue, by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentCounts {
+    pub available: u64,
+    pub reserved: u64,
+    pub busy: u64,
+    pub wrapup: u64,
+    pub paused: u64,
+    pub offline: u64,
+}
+
+/// A queue's live numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueView {
+    pub name: String,
+    pub strategy: String,
+    /// Calls waiting (callback requests included).
+    pub waiting: u64,
+    /// Seconds the call at the head of the line has waited.
+    pub oldest_wait_s: f64,
+    pub agents: AgentCounts,
+    /// Mean handle time (talk plus wrap-up) the estimate uses, seconds.
+    pub aht_s: f64,
+    /// Expected wait of a call entering now, seconds.
+    pub estimated_wait_s: f64,
+}
+
+impl From<QueueStats> for QueueView {
+    fn from(q: QueueStats) -> Self {
+        let n = |s: AgentStatus| q.agents.get(s.as_str()).copied().unwrap_or(0);
+        QueueView {
+            agents: AgentCounts {
+                available: n(AgentStatus::Available),
+                reserved: n(AgentStatus::Reserved),
+                busy: n(AgentStatus::Busy),
+                wrapup: n(AgentStatus::Wrapup),
+                paused: n(AgentStatus::Paused),
+                offline: n(AgentStatus::Offline),
+            },
+            name: q.name,
+            strategy: q.strategy,
+            waiting: q.waiting,
+            oldest_wait_s: q.oldest_wait_s,
+            aht_s: q.aht_s,
+            estimated_wait_s: q.estimated_wait_s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueList {
+    /// Sorted by name.
+    pub queues: Vec<QueueView>,
+}
+
+/// A call as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CallView {
+    pub sid: String,
+    pub queue: String,
+    pub from: String,
+    pub to: String,
+    pub state: CallState,
+    pub kind: CallKind,
+    /// Place in line (lower first): entry time in ms less the priority boost.
+    pub rank: i64,
+    pub priority_ms: i64,
+    /// The agent the call is offered to or connected with.
+    pub agent: Option<String>,
+    pub attempts: u32,
+    /// Agents this call has rung, in order.
+    pub rang: Vec<String>,
+    pub entered_ms: i64,
+    pub offered_ms: Option<i64>,
+    pub answered_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub callback_to: Option<String>,
+}
+
+impl From<CallRecord> for CallView {
+    fn from(c: CallRecord) -> Self {
+        CallView {
+            sid: c.sid,
+            queue: c.queue,
+            from: c.from,
+            to: c.to,
+            state: c.state,
+            kind: c.kind,
+            rank: c.rank,
+            priority_ms: c.priority_ms,
+            agent: c.agent,
+            attempts: c.attempts,
+            rang: c.rang,
+            entered_ms: c.entered_ms,
+            offered_ms: c.offered_ms,
+            answered_ms: c.answered_ms,
+            ended_ms: c.ended_ms,
+            callback_to: c.callback_to,
+        }
+    }
+}
+
+/// One transition of a call, from the event stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CallEvent {
+    /// The stream entry id (`<ms>-<seq>`).
+    pub id: String,
+    /// Unix ms (Redis clock) of the transition.
+    pub at_ms: i64,
+    /// The kind of transition (`enqueue`, `offer`, `answered`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Every field the transition recorded.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `GET /v1/admin/calls/{sid}`: the call and its history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CallDetail {
+    pub call: CallView,
+    pub history: Vec<CallEvent>,
+}
+
+/// Every error: a stable machine-readable `code`, a message for people, and the request
+/// field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: `missing_token`, `invalid_token`, `token_expired`, `forbidden`,
+    /// `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
+    /// `unknown_field`, `invalid_field`, `unknown_queue`, `unsupported_media_type`,
+    /// `body_too_large`, `agent_not_found`, `call_not_found`, `not_found`,
+    /// `method_not_allowed`, `agent_exists`, `agent_on_call`, `deferred_until_call_ends`,
+    /// `store_unavailable`, `internal`.
+    #[schema(example = "invalid_field")]
+    pub code: String,
+    pub message: String,
+    /// The offending request field as a path (`queues[0].tier`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

@@ -1,0 +1,1654 @@
+//! The agent and admin APIs over HTTP against a real `callq serve` and Redis: every endpoint,
+//! every auth failure and bad body (each changing nothing), 404s and 409s, heartbeat expiry,
+//! the OpenAPI document, and the `callq agent` client.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callq::agents::client::AgentClient;
+use callq::agents::token;
+use callq::app::{AgentSettings, AppState};
+use callq::config::CentreConfig;
+use callq::store::{
+    AgentRecord, AgentStatus, CallKind, Claim, OfferOutcome, RequestedStatus, Transition,
+};
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// What a request may carry in `Authorization`.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Raw(&'a str),
+}
+
+/// A request body.
+enum Body {
+    None,
+    Json(Value),
+    /// Raw bytes with an optional Content-Type.
+    Raw(Vec<u8>, Option<&'static str>),
+}
+
+struct Resp {
+    status: u16,
+    json: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    fn field(&self) -> Option<&str> {
+        self.json["error"]["field"].as_str()
+    }
+
+    /// Assert an error answer: status, stable code, and the field when one is named.
+    #[track_caller]
+    fn assert_error(&self, status: u16, code: &str, field: Option<&str>, what: &str) {
+        assert_eq!(
+            (self.status, self.code(), self.field()),
+            (status, code, field),
+            "{what}: {}",
+            self.json
+        );
+        assert!(
+            self.json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: error has a message: {}",
+            self.json
+        );
+    }
+}
+
+async fn send(srv: &TestServer, method: Method, path: &str, auth: Auth<'_>, body: Body) -> Resp {
+    let http = reqwest::Client::new();
+    let mut req = http.request(method, format!("{}{path}", srv.base));
+    req = match auth {
+        Auth::None => req,
+        Auth::Bearer(t) => req.header("authorization", format!("Bearer {t}")),
+        Auth::Raw(h) => req.header("authorization", h),
+    };
+    req = match body {
+        Body::None => req,
+        Body::Json(v) => req.json(&v),
+        Body::Raw(bytes, ct) => {
+            let req = req.body(bytes);
+            match ct {
+                Some(ct) => req.header("content-type", ct),
+                None => req,
+            }
+        }
+    };
+    let res = req.send().await.expect("request reaches the server");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.expect("body");
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{status}: body is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    Resp {
+        status,
+        json,
+        headers,
+    }
+}
+
+fn raw(text: &str) -> Body {
+    Body::Raw(text.as_bytes().to_vec(), Some("application/json"))
+}
+
+async fn admin(srv: &TestServer, method: Method, path: &str, body: Body) -> Resp {
+    send(srv, method, path, Auth::Bearer(ADMIN_TOKEN), body).await
+}
+
+async fn server() -> TestServer {
+    spawn_server(CentreConfig::demo()).await
+}
+
+/// A server whose agent settings are changed by `f`.
+async fn server_with(f: impl FnOnce(&mut AgentSettings)) -> TestServer {
+    spawn_server_with(CentreConfig::demo(), |state: &mut AppState| {
+        let mut agents = (*state.agents).clone();
+        f(&mut agents);
+        state.agents = Arc::new(agents);
+    })
+    .await
+}
+
+/// Create agent `id` in `queue` at tier 1 through the admin API.
+async fn create(srv: &TestServer, id: &str, queue: &str) {
+    let r = admin(
+        srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({"id": id, "queues": [{"queue": queue, "tier": 1}]})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "create {id}: {}", r.json);
+}
+
+/// A fresh token for `id` from the admin API.
+async fn token_for(srv: &TestServer, id: &str) -> String {
+    let r = admin(
+        srv,
+        Method::POST,
+        &format!("/v1/admin/agents/{id}/token"),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "token for {id}: {}", r.json);
+    r.json["token"].as_str().expect("token").to_string()
+}
+
+async fn heartbeat(srv: &TestServer, id: &str, token: &str, device: bool) -> Resp {
+    send(
+        srv,
+        Method::POST,
+        &format!("/v1/agents/{id}/heartbeat"),
+        Auth::Bearer(token),
+        Body::Json(json!({ "device_registered": device })),
+    )
+    .await
+}
+
+async fn set_status(srv: &TestServer, id: &str, token: &str, status: &str) -> Resp {
+    send(
+        srv,
+        Method::PUT,
+        &format!("/v1/agents/{id}/status"),
+        Auth::Bearer(token),
+        Body::Json(json!({ "status": status })),
+    )
+    .await
+}
+
+/// Create `id`, heartbeat with a registered device and go available; returns its token.
+async fn online(srv: &TestServer, id: &str, queue: &str) -> String {
+    create(srv, id, queue).await;
+    let token = token_for(srv, id).await;
+    assert_eq!(heartbeat(srv, id, &token, true).await.status, 200);
+    let r = set_status(srv, id, &token, "available").await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("available"))
+    );
+    token
+}
+
+async fn record(srv: &TestServer, id: &str) -> Option<AgentRecord> {
+    srv.state.store.agent(id).await.expect("read agent")
+}
+
+async fn enqueue(srv: &TestServer, sid: &str, queue: &str) {
+    srv.state
+        .store
+        .enqueue(
+            sid,
+            queue,
+            "+15550001111",
+            "+15005550001",
+            Duration::ZERO,
+            CallKind::Inbound,
+        )
+        .await
+        .expect("enqueue");
+}
+
+async fn claim(srv: &TestServer) -> Option<(String, String)> {
+    match srv
+        .state
+        .store
+        .claim(Duration::from_secs(30), 1)
+        .await
+        .expect("claim")
+    {
+        Claim::Offer(o) => Some((o.call_sid, o.agent_id)),
+        Claim::Idle { .. } => None,
+    }
+}
+
+fn now_s() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent API
+
+#[tokio::test]
+async fn heartbeat_and_status_with_the_agents_own_token() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let token = token_for(&srv, "a1").await;
+
+    let r = heartbeat(&srv, "a1", &token, true).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json, json!({"status": "offline", "ttl_ms": 15000}));
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(rec.heartbeat, Some(true), "the heartbeat key lives");
+
+    let r = set_status(&srv, "a1", &token, "available").await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"status": "available"}))
+    );
+    let r = heartbeat(&srv, "a1", &token, true).await;
+    assert_eq!(r.json["status"], "available");
+
+    let r = send(
+        &srv,
+        Method::PUT,
+        "/v1/agents/a1/status",
+        Auth::Bearer(&token),
+        Body::Json(json!({"status": "paused", "reason": "lunch"})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"status": "paused"}))
+    );
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(
+        (rec.status, rec.reason.as_str()),
+        (AgentStatus::Paused, "lunch")
+    );
+
+    let r = send(
+        &srv,
+        Method::GET,
+        "/v1/agents/a1",
+        Auth::Bearer(&token),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["id"], "a1");
+    assert_eq!(r.json["status"], "paused");
+    assert_eq!(r.json["online"], true);
+    assert_eq!(r.json["queues"], json!([{"queue": "sales", "tier": 1}]));
+
+    let r = set_status(&srv, "a1", &token, "offline").await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"status": "offline"}))
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_device_is_offered_nothing() {
+    let srv = server().await;
+    let token = online(&srv, "a1", "sales").await;
+    let r = heartbeat(&srv, "a1", &token, false).await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("available"))
+    );
+    enqueue(&srv, "CA1", "sales").await;
+    assert_eq!(claim(&srv).await, None, "device not registered: no offer");
+    heartbeat(&srv, "a1", &token, true).await;
+    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+}
+
+/// Every way an agent route can be refused for its credentials, on every agent route; none
+/// changes anything.
+#[tokio::test]
+async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    create(&srv, "a2", "sales").await;
+    let a2 = token_for(&srv, "a2").await;
+    let expired = token::issue(AGENT_SECRET, "a1", now_s() - 1).expect("issue");
+    let foreign = token::issue(
+        b"some-other-secret-of-32-bytes-or-more",
+        "a1",
+        now_s() + 3600,
+    )
+    .expect("issue");
+    let before = (record(&srv, "a1").await, record(&srv, "a2").await);
+
+    let cases: Vec<(&str, Auth, u16, &str)> = vec![
+        ("no header", Auth::None, 401, "missing_token"),
+        ("empty bearer", Auth::Raw("Bearer "), 401, "missing_token"),
+        (
+            "basic scheme",
+            Auth::Raw("Basic YTE6eA=="),
+            401,
+            "missing_token",
+        ),
+        ("garbage", Auth::Bearer("garbage"), 401, "invalid_token"),
+        (
+            "truncated",
+            Auth::Bearer(&a2[..a2.len() - 3]),
+            401,
+            "invalid_token",
+        ),
+        ("expired", Auth::Bearer(&expired), 401, "token_expired"),
+        (
+            "another secret",
+            Auth::Bearer(&foreign),
+            401,
+            "invalid_token",
+        ),
+        (
+            "admin token",
+            Auth::Bearer(ADMIN_TOKEN),
+            401,
+            "invalid_token",
+        ),
+        ("another agent's token", Auth::Bearer(&a2), 403, "forbidden"),
+    ];
+    let routes = [
+        (
+            Method::POST,
+            "/v1/agents/a1/heartbeat",
+            json!({"device_registered": true}),
+        ),
+        (
+            Method::PUT,
+            "/v1/agents/a1/status",
+            json!({"status": "available"}),
+        ),
+        (Method::GET, "/v1/agents/a1", Value::Null),
+    ];
+    for (method, path, body) in &routes {
+        for (what, auth, status, code) in &cases {
+            let body = if body.is_null() {
+                Body::None
+            } else {
+                Body::Json(body.clone())
+            };
+            let r = send(&srv, method.clone(), path, *auth, body).await;
+            r.assert_error(*status, code, None, &format!("{method} {path}, {what}"));
+            if *status == 401 {
+                assert_eq!(
+                    r.headers.get("www-authenticate").map(|v| v.as_bytes()),
+                    Some(&b"Bearer"[..]),
+                    "{what}"
+                );
+            }
+        }
+        // credentials are checked before the body is read
+        let r = send(&srv, method.clone(), path, Auth::None, raw("{not json")).await;
+        r.assert_error(401, "missing_token", None, "bad body without a token");
+    }
+    assert_eq!(
+        (record(&srv, "a1").await, record(&srv, "a2").await),
+        before,
+        "no refused request changed an agent"
+    );
+}
+
+#[tokio::test]
+async fn the_agent_api_is_off_without_a_secret() {
+    let srv = server_with(|a| a.agent_secret.clear()).await;
+    create(&srv, "a1", "sales").await;
+    let forged =
+        token::issue(b"anything-at-all-anything-at-all!", "a1", now_s() + 60).expect("issue");
+    let r = heartbeat(&srv, "a1", &forged, true).await;
+    r.assert_error(403, "agent_api_disabled", None, "heartbeat");
+    let r = admin(&srv, Method::POST, "/v1/admin/agents/a1/token", Body::None).await;
+    r.assert_error(403, "agent_api_disabled", None, "token issue");
+    assert_eq!(record(&srv, "a1").await.expect("agent").heartbeat, None);
+}
+
+/// Every kind of bad body on the agent routes; none changes anything.
+#[tokio::test]
+async fn agent_routes_refuse_every_bad_body_and_change_nothing() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let token = token_for(&srv, "a1").await;
+    let before = record(&srv, "a1").await;
+    let big = format!(
+        r#"{{"device_registered":true,"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+
+    let heartbeat_cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
+        ("empty", raw(""), 400, "malformed_json", None),
+        (
+            "truncated",
+            raw("{\"device_registered\":"),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "not JSON",
+            raw("device_registered=true"),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "trailing data",
+            raw("{\"device_registered\":true} x"),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "bad UTF-8",
+            Body::Raw(b"{\"device_registered\":\"\xff\"}".to_vec(), None),
+            400,
+            "malformed_json",
+            None,
+        ),
+        ("array", raw("[true]"), 422, "invalid_field", None),
+        ("string", raw("\"yes\""), 422, "invalid_field", None),
+        (
+            "missing field",
+            raw("{}"),
+            422,
+            "missing_field",
+            Some("device_registered"),
+        ),
+        (
+            "string for bool",
+            raw(r#"{"device_registered":"yes"}"#),
+            422,
+            "invalid_field",
+            Some("device_registered"),
+        ),
+        (
+            "number for bool",
+            raw(r#"{"device_registered":1}"#),
+            422,
+            "invalid_field",
+            Some("device_registered"),
+        ),
+        (
+            "null for bool",
+            raw(r#"{"device_registered":null}"#),
+            422,
+            "invalid_field",
+            Some("device_registered"),
+        ),
+        (
+            "unknown field",
+            raw(r#"{"device_registered":true,"battery":80}"#),
+            422,
+            "unknown_field",
+            Some("battery"),
+        ),
+        (
+            "misspelt field",
+            raw(r#"{"device_registred":true}"#),
+            422,
+            "unknown_field",
+            Some("device_registred"),
+        ),
+        (
+            "form content type",
+            Body::Raw(
+                b"{\"device_registered\":true}".to_vec(),
+                Some("application/x-www-form-urlencoded"),
+            ),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        ("too large", raw(&big), 413, "body_too_large", None),
+    ];
+    for (what, body, status, code, field) in heartbeat_cases {
+        let r = send(
+            &srv,
+            Method::POST,
+            "/v1/agents/a1/heartbeat",
+            Auth::Bearer(&token),
+            body,
+        )
+        .await;
+        r.assert_error(status, code, field, &format!("heartbeat, {what}"));
+    }
+
+    let long_reason = "r".repeat(201);
+    let status_cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
+        ("empty", raw(""), 400, "malformed_json", None),
+        (
+            "truncated",
+            raw("{\"status\":\"pa"),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "missing status",
+            raw("{}"),
+            422,
+            "missing_field",
+            Some("status"),
+        ),
+        (
+            "reason only",
+            raw(r#"{"reason":"lunch"}"#),
+            422,
+            "missing_field",
+            Some("status"),
+        ),
+        (
+            "unknown status",
+            raw(r#"{"status":"busy"}"#),
+            422,
+            "invalid_field",
+            Some("status"),
+        ),
+        (
+            "routing-only status",
+            raw(r#"{"status":"reserved"}"#),
+            422,
+            "invalid_field",
+            Some("status"),
+        ),
+        (
+            "wrong case",
+            raw(r#"{"status":"Available"}"#),
+            422,
+            "invalid_field",
+            Some("status"),
+        ),
+        (
+            "number status",
+            raw(r#"{"status":1}"#),
+            422,
+            "invalid_field",
+            Some("status"),
+        ),
+        (
+            "number reason",
+            raw(r#"{"status":"paused","reason":5}"#),
+            422,
+            "invalid_field",
+            Some("reason"),
+        ),
+        (
+            "long reason",
+            Body::Json(json!({"status":"paused","reason": long_reason})),
+            422,
+            "invalid_field",
+            Some("reason"),
+        ),
+        (
+            "control in reason",
+            Body::Json(json!({"status":"paused","reason":"a\u{7}b"})),
+            422,
+            "invalid_field",
+            Some("reason"),
+        ),
+        (
+            "unknown field",
+            raw(r#"{"status":"paused","colour":"red"}"#),
+            422,
+            "unknown_field",
+            Some("colour"),
+        ),
+        (
+            "text content type",
+            Body::Raw(b"{\"status\":\"paused\"}".to_vec(), Some("text/plain")),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+    ];
+    for (what, body, status, code, field) in status_cases {
+        let r = send(
+            &srv,
+            Method::PUT,
+            "/v1/agents/a1/status",
+            Auth::Bearer(&token),
+            body,
+        )
+        .await;
+        r.assert_error(status, code, field, &format!("status, {what}"));
+    }
+    assert_eq!(
+        record(&srv, "a1").await,
+        before,
+        "no refused body changed the agent"
+    );
+
+    // a body without Content-Type is read as JSON
+    let r = send(
+        &srv,
+        Method::POST,
+        "/v1/agents/a1/heartbeat",
+        Auth::Bearer(&token),
+        Body::Raw(b"{\"device_registered\":true}".to_vec(), None),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+}
+
+#[tokio::test]
+async fn unknown_agents_are_404_on_every_route() {
+    let srv = server().await;
+    let ghost = token::issue(AGENT_SECRET, "ghost", now_s() + 60).expect("issue");
+    let r = heartbeat(&srv, "ghost", &ghost, true).await;
+    r.assert_error(404, "agent_not_found", None, "heartbeat");
+    let r = set_status(&srv, "ghost", &ghost, "available").await;
+    r.assert_error(404, "agent_not_found", None, "status");
+    let r = send(
+        &srv,
+        Method::GET,
+        "/v1/agents/ghost",
+        Auth::Bearer(&ghost),
+        Body::None,
+    )
+    .await;
+    r.assert_error(404, "agent_not_found", None, "whoami");
+
+    let profile = json!({"queues": [{"queue": "sales", "tier": 1}]});
+    for id in ["ghost", "not%20an%20id", "a,b"] {
+        let cases = [
+            (Method::GET, format!("/v1/admin/agents/{id}"), Body::None),
+            (
+                Method::PUT,
+                format!("/v1/admin/agents/{id}"),
+                Body::Json(profile.clone()),
+            ),
+            (Method::DELETE, format!("/v1/admin/agents/{id}"), Body::None),
+            (
+                Method::POST,
+                format!("/v1/admin/agents/{id}/token"),
+                Body::None,
+            ),
+            (
+                Method::PUT,
+                format!("/v1/admin/agents/{id}/status"),
+                Body::Json(json!({"status": "paused"})),
+            ),
+        ];
+        for (method, path, body) in cases {
+            let r = admin(&srv, method.clone(), &path, body).await;
+            r.assert_error(404, "agent_not_found", None, &format!("{method} {path}"));
+        }
+    }
+    assert!(
+        srv.state.store.agents().await.expect("agents").is_empty(),
+        "PUT created nobody"
+    );
+
+    for sid in ["CA404", "CA%2C1", "x%20y"] {
+        let r = admin(
+            &srv,
+            Method::GET,
+            &format!("/v1/admin/calls/{sid}"),
+            Body::None,
+        )
+        .await;
+        r.assert_error(404, "call_not_found", None, sid);
+    }
+    let r = send(&srv, Method::GET, "/v1/nowhere", Auth::None, Body::None).await;
+    r.assert_error(404, "not_found", None, "unknown path");
+    let r = send(
+        &srv,
+        Method::DELETE,
+        "/v1/agents/a1/heartbeat",
+        Auth::None,
+        Body::None,
+    )
+    .await;
+    r.assert_error(405, "method_not_allowed", None, "wrong method");
+}
+
+/// Going paused or offline on a call is recorded (409) and applied when the call ends; the
+/// agent cannot be deleted meanwhile.
+#[tokio::test]
+async fn status_changes_on_a_call_are_deferred_until_it_ends() {
+    let srv = server().await;
+    let token = online(&srv, "a1", "sales").await;
+    enqueue(&srv, "CA1", "sales").await;
+    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    let answered = srv
+        .state
+        .store
+        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .await
+        .expect("answered");
+    assert_eq!(answered, callq::store::OfferResult::Connected);
+
+    let r = set_status(&srv, "a1", &token, "available").await;
+    assert_eq!((r.status, r.json.clone()), (200, json!({"status": "busy"})));
+
+    let r = set_status(&srv, "a1", &token, "offline").await;
+    r.assert_error(409, "deferred_until_call_ends", None, "offline on a call");
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(rec.status, AgentStatus::Busy);
+    assert_eq!(
+        rec.pending,
+        Some(RequestedStatus::Offline),
+        "recorded, not lost"
+    );
+
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/a1", Body::None).await;
+    r.assert_error(409, "agent_on_call", None, "delete on a call");
+    assert!(record(&srv, "a1").await.is_some());
+
+    // the supervisor's request replaces the agent's own
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/agents/a1/status",
+        Body::Json(json!({"status": "paused", "reason": "coaching"})),
+    )
+    .await;
+    r.assert_error(
+        409,
+        "deferred_until_call_ends",
+        None,
+        "supervisor pause on a call",
+    );
+    assert_eq!(
+        record(&srv, "a1").await.expect("agent").pending,
+        Some(RequestedStatus::Paused)
+    );
+
+    let done = srv.state.store.complete("CA1").await.expect("complete");
+    assert_eq!(done, Transition::Done("a1".to_string()));
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(
+        (rec.status, rec.reason.as_str(), rec.pending),
+        (AgentStatus::Paused, "coaching", None),
+        "applied when the call ended"
+    );
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/a1", Body::None).await;
+    assert_eq!(r.status, 204, "{}", r.json);
+}
+
+/// The agent's heartbeats stop: after the TTL it is offered nothing; its next heartbeat
+/// brings it back and it is offered the waiting call.
+#[tokio::test]
+async fn an_agent_whose_heartbeats_stop_is_offered_nothing_until_it_beats_again() {
+    let ttl = Duration::from_millis(400);
+    let srv = server_with(|a| a.heartbeat_ttl = ttl).await;
+    let token = online(&srv, "a1", "sales").await;
+    assert_eq!(
+        record(&srv, "a1").await.expect("agent").heartbeat,
+        Some(true)
+    );
+
+    tokio::time::sleep(ttl + Duration::from_millis(250)).await;
+    enqueue(&srv, "CA1", "sales").await;
+    assert_eq!(claim(&srv).await, None, "a silent agent is offered nothing");
+    let r = admin(&srv, Method::GET, "/v1/admin/agents/a1", Body::None).await;
+    assert_eq!(
+        (&r.json["status"], &r.json["reason"], &r.json["online"]),
+        (&json!("offline"), &json!("heartbeat"), &json!(false)),
+        "{}",
+        r.json
+    );
+    assert_eq!(claim(&srv).await, None, "and stays so");
+
+    let r = heartbeat(&srv, "a1", &token, true).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json, json!({"status": "available", "ttl_ms": 400}));
+    assert_eq!(
+        claim(&srv).await,
+        Some(("CA1".into(), "a1".into())),
+        "back on the next heartbeat"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin API
+
+#[tokio::test]
+async fn admin_creates_shows_lists_updates_and_deletes_agents() {
+    let srv = server().await;
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({
+            "id": "alice",
+            "identity": "alice_desk",
+            "queues": [{"queue": "sales", "tier": 1}, {"queue": "support", "tier": 2}],
+            "capacity": 2
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(
+        r.headers.get("location").map(|v| v.as_bytes()),
+        Some(&b"/v1/admin/agents/alice"[..])
+    );
+    assert_eq!(r.json["id"], "alice");
+    assert_eq!(r.json["identity"], "alice_desk");
+    assert_eq!(r.json["capacity"], 2);
+    assert_eq!(r.json["status"], "offline");
+    assert_eq!(r.json["online"], false);
+    assert_eq!(
+        r.json["queues"],
+        json!([{"queue": "sales", "tier": 1}, {"queue": "support", "tier": 2}])
+    );
+
+    // identity and capacity have defaults
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({"id": "bob", "queues": [{"queue": "support", "tier": 1}]})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, &r.json["identity"], &r.json["capacity"]),
+        (201, &json!("bob"), &json!(1))
+    );
+
+    // creating again is a conflict and changes nothing
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({"id": "alice", "queues": [{"queue": "support", "tier": 9}]})),
+    )
+    .await;
+    r.assert_error(409, "agent_exists", None, "second create");
+    let r = admin(&srv, Method::GET, "/v1/admin/agents/alice", Body::None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json["identity"], "alice_desk",
+        "unchanged by the refused create"
+    );
+    assert_eq!(r.json["capacity"], 2);
+
+    let r = admin(&srv, Method::GET, "/v1/admin/agents", Body::None).await;
+    assert_eq!(r.status, 200);
+    let ids: Vec<&str> = r.json["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["alice", "bob"]);
+
+    // an update replaces the profile and keeps the status
+    let token = token_for(&srv, "alice").await;
+    heartbeat(&srv, "alice", &token, true).await;
+    set_status(&srv, "alice", &token, "available").await;
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/agents/alice",
+        Body::Json(json!({"queues": [{"queue": "support", "tier": 3}]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["queues"], json!([{"queue": "support", "tier": 3}]));
+    assert_eq!(r.json["identity"], "alice");
+    assert_eq!(r.json["capacity"], 1);
+    assert_eq!(r.json["status"], "available");
+    let snap = srv.state.store.snapshot(&[]).await.expect("snapshot");
+    assert_eq!(
+        snap.ready.get(&("support".to_string(), 3)),
+        Some(&vec!["alice".to_string()]),
+        "re-indexed in the new queue's ready set"
+    );
+    assert_eq!(snap.ready.get(&("sales".to_string(), 1)), Some(&vec![]));
+
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/alice", Body::None).await;
+    assert_eq!((r.status, r.json.clone()), (204, Value::Null));
+    let r = admin(&srv, Method::GET, "/v1/admin/agents/alice", Body::None).await;
+    r.assert_error(404, "agent_not_found", None, "deleted");
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/alice", Body::None).await;
+    r.assert_error(404, "agent_not_found", None, "deleted twice");
+    let r = heartbeat(&srv, "alice", &token, true).await;
+    r.assert_error(404, "agent_not_found", None, "a deleted agent's token");
+}
+
+/// Every kind of bad agent profile, on create and update; none creates or changes anything.
+#[tokio::test]
+async fn admin_refuses_every_bad_profile_naming_the_field() {
+    let srv = server().await;
+    let sales = json!([{"queue": "sales", "tier": 1}]);
+    let long_id = "x".repeat(65);
+    let long_identity = "i".repeat(122);
+    let cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
+        (
+            "malformed",
+            raw(r#"{"id":"a1","#),
+            400,
+            "malformed_json",
+            None,
+        ),
+        ("array", raw("[]"), 422, "invalid_field", None),
+        (
+            "missing id",
+            Body::Json(json!({"queues": sales})),
+            422,
+            "missing_field",
+            Some("id"),
+        ),
+        (
+            "missing queues",
+            Body::Json(json!({"id": "a1"})),
+            422,
+            "missing_field",
+            Some("queues"),
+        ),
+        (
+            "id with a space",
+            Body::Json(json!({"id": "a 1", "queues": sales})),
+            422,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            "id with a comma",
+            Body::Json(json!({"id": "a,1", "queues": sales})),
+            422,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            "empty id",
+            Body::Json(json!({"id": "", "queues": sales})),
+            422,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            "long id",
+            Body::Json(json!({"id": long_id, "queues": sales})),
+            422,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            "number id",
+            Body::Json(json!({"id": 7, "queues": sales})),
+            422,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            "no queues",
+            Body::Json(json!({"id": "a1", "queues": []})),
+            422,
+            "invalid_field",
+            Some("queues"),
+        ),
+        (
+            "queues as string",
+            Body::Json(json!({"id": "a1", "queues": "sales"})),
+            422,
+            "invalid_field",
+            Some("queues"),
+        ),
+        (
+            "unknown queue",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "nope", "tier": 1}]})),
+            422,
+            "unknown_queue",
+            Some("queues[0].queue"),
+        ),
+        (
+            "second queue unknown",
+            Body::Json(
+                json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1}, {"queue": "nope", "tier": 1}]}),
+            ),
+            422,
+            "unknown_queue",
+            Some("queues[1].queue"),
+        ),
+        (
+            "bad queue name",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sa=les", "tier": 1}]})),
+            422,
+            "invalid_field",
+            Some("queues[0].queue"),
+        ),
+        (
+            "queue twice",
+            Body::Json(
+                json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1}, {"queue": "sales", "tier": 2}]}),
+            ),
+            422,
+            "invalid_field",
+            Some("queues[1].queue"),
+        ),
+        (
+            "missing tier",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales"}]})),
+            422,
+            "missing_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "tier 0",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 0}]})),
+            422,
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "tier 10",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 10}]})),
+            422,
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "negative tier",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": -1}]})),
+            422,
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "string tier",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": "1"}]})),
+            422,
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "huge tier",
+            raw(r#"{"id":"a1","queues":[{"queue":"sales","tier":99999999999999999999}]}"#),
+            422,
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "unknown queue field",
+            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1, "skill": 5}]})),
+            422,
+            "unknown_field",
+            Some("queues[0].skill"),
+        ),
+        (
+            "capacity 0",
+            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 0})),
+            422,
+            "invalid_field",
+            Some("capacity"),
+        ),
+        (
+            "capacity 101",
+            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 101})),
+            422,
+            "invalid_field",
+            Some("capacity"),
+        ),
+        (
+            "fractional capacity",
+            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 1.5})),
+            422,
+            "invalid_field",
+            Some("capacity"),
+        ),
+        (
+            "empty identity",
+            Body::Json(json!({"id": "a1", "queues": sales, "identity": ""})),
+            422,
+            "invalid_field",
+            Some("identity"),
+        ),
+        (
+            "identity with a space",
+            Body::Json(json!({"id": "a1", "queues": sales, "identity": "a b"})),
+            422,
+            "invalid_field",
+            Some("identity"),
+        ),
+        (
+            "identity with markup",
+            Body::Json(json!({"id": "a1", "queues": sales, "identity": "<a>"})),
+            422,
+            "invalid_field",
+            Some("identity"),
+        ),
+        (
+            "long identity",
+            Body::Json(json!({"id": "a1", "queues": sales, "identity": long_identity})),
+            422,
+            "invalid_field",
+            Some("identity"),
+        ),
+        (
+            "unknown field",
+            Body::Json(json!({"id": "a1", "queues": sales, "skills": []})),
+            422,
+            "unknown_field",
+            Some("skills"),
+        ),
+        (
+            "form body",
+            Body::Raw(b"id=a1".to_vec(), Some("application/x-www-form-urlencoded")),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+    ];
+    for (what, body, status, code, field) in cases {
+        let r = admin(&srv, Method::POST, "/v1/admin/agents", body).await;
+        r.assert_error(status, code, field, &format!("create, {what}"));
+    }
+    assert!(
+        srv.state.store.agents().await.expect("agents").is_empty(),
+        "no refused create made an agent"
+    );
+
+    create(&srv, "a1", "sales").await;
+    let before = record(&srv, "a1").await;
+    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
+        (
+            "id in the body",
+            json!({"id": "a2", "queues": sales}),
+            "unknown_field",
+            Some("id"),
+        ),
+        (
+            "unknown queue",
+            json!({"queues": [{"queue": "nope", "tier": 1}]}),
+            "unknown_queue",
+            Some("queues[0].queue"),
+        ),
+        (
+            "tier 0",
+            json!({"queues": [{"queue": "sales", "tier": 0}]}),
+            "invalid_field",
+            Some("queues[0].tier"),
+        ),
+        (
+            "capacity 0",
+            json!({"queues": sales, "capacity": 0}),
+            "invalid_field",
+            Some("capacity"),
+        ),
+        (
+            "missing queues",
+            json!({"capacity": 2}),
+            "missing_field",
+            Some("queues"),
+        ),
+    ];
+    for (what, body, code, field) in cases {
+        let r = admin(&srv, Method::PUT, "/v1/admin/agents/a1", Body::Json(body)).await;
+        r.assert_error(422, code, field, &format!("update, {what}"));
+    }
+    assert_eq!(
+        record(&srv, "a1").await,
+        before,
+        "no refused update changed the agent"
+    );
+}
+
+/// Every admin route refuses every bad credential and changes nothing; with no admin token
+/// configured the admin API is off (403) whatever is sent.
+#[tokio::test]
+async fn admin_routes_refuse_every_bad_credential_and_change_nothing() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let agent_token = token_for(&srv, "a1").await;
+    let before = record(&srv, "a1").await;
+    let routes = || {
+        vec![
+            (
+                Method::POST,
+                "/v1/admin/agents",
+                Body::Json(json!({"id": "a2", "queues": [{"queue": "sales", "tier": 1}]})),
+            ),
+            (Method::GET, "/v1/admin/agents", Body::None),
+            (Method::GET, "/v1/admin/agents/a1", Body::None),
+            (
+                Method::PUT,
+                "/v1/admin/agents/a1",
+                Body::Json(json!({"queues": [{"queue": "support", "tier": 1}]})),
+            ),
+            (Method::DELETE, "/v1/admin/agents/a1", Body::None),
+            (Method::POST, "/v1/admin/agents/a1/token", Body::None),
+            (
+                Method::PUT,
+                "/v1/admin/agents/a1/status",
+                Body::Json(json!({"status": "paused"})),
+            ),
+            (Method::GET, "/v1/admin/queues", Body::None),
+            (Method::GET, "/v1/admin/calls/CA1", Body::None),
+        ]
+    };
+    let wrong_admin = format!("{ADMIN_TOKEN}x");
+    let cases: Vec<(&str, Auth, &str)> = vec![
+        ("no header", Auth::None, "missing_token"),
+        (
+            "basic scheme",
+            Auth::Raw("Basic YWRtaW46eA=="),
+            "missing_token",
+        ),
+        (
+            "wrong admin token",
+            Auth::Bearer(&wrong_admin),
+            "invalid_token",
+        ),
+        (
+            "admin token prefix",
+            Auth::Bearer(&ADMIN_TOKEN[..4]),
+            "invalid_token",
+        ),
+        ("agent token", Auth::Bearer(&agent_token), "invalid_token"),
+    ];
+    for (what, auth, code) in &cases {
+        for (method, path, body) in routes() {
+            let r = send(&srv, method.clone(), path, *auth, body).await;
+            r.assert_error(401, code, None, &format!("{method} {path}, {what}"));
+        }
+    }
+    assert_eq!(record(&srv, "a1").await, before, "a1 unchanged");
+    assert!(record(&srv, "a2").await.is_none(), "a2 not created");
+
+    let off = server_with(|a| a.admin_token.clear()).await;
+    create_directly(&off, "a1").await;
+    for auth in [Auth::None, Auth::Bearer(ADMIN_TOKEN), Auth::Raw("Bearer ")] {
+        for (method, path, body) in routes() {
+            let r = send(&off, method.clone(), path, auth, body).await;
+            r.assert_error(
+                403,
+                "admin_disabled",
+                None,
+                &format!("{method} {path}, admin off"),
+            );
+        }
+    }
+    assert!(record(&off, "a1").await.is_some(), "not deleted");
+    assert!(record(&off, "a2").await.is_none(), "not created");
+}
+
+async fn create_directly(srv: &TestServer, id: &str) {
+    srv.state
+        .store
+        .upsert_agent(&agent(id, &[("sales", 1)]))
+        .await
+        .expect("agent");
+}
+
+#[tokio::test]
+async fn admin_issues_tokens_for_one_agent_with_a_bounded_lifetime() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    create(&srv, "a2", "sales").await;
+
+    for body in [Body::None, raw(""), raw("{}")] {
+        let r = admin(&srv, Method::POST, "/v1/admin/agents/a1/token", body).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        assert_eq!(r.json["agent"], "a1");
+        let expires = r.json["expires_at"].as_i64().expect("expires_at");
+        assert!(
+            (expires - now_s() - 12 * 3600).abs() <= 5,
+            "12 hours by default"
+        );
+        let claims = token::verify(
+            AGENT_SECRET,
+            r.json["token"].as_str().expect("token"),
+            now_s(),
+        )
+        .expect("a genuine token");
+        assert_eq!(
+            (claims.agent_id.as_str(), claims.expires_at),
+            ("a1", expires)
+        );
+    }
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents/a1/token",
+        Body::Json(json!({"ttl_s": 60})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!((r.json["expires_at"].as_i64().expect("expires_at") - now_s() - 60).abs() <= 5);
+    let token = r.json["token"].as_str().expect("token").to_string();
+    assert_eq!(heartbeat(&srv, "a1", &token, true).await.status, 200);
+    heartbeat(&srv, "a2", &token, true).await.assert_error(
+        403,
+        "forbidden",
+        None,
+        "a1's token on a2",
+    );
+
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents/a1/token",
+        Body::Json(json!({"ttl_s": 7 * 86400})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "7 days is the longest");
+    for (what, body, code) in [
+        ("zero", json!({"ttl_s": 0}), "invalid_field"),
+        (
+            "over 7 days",
+            json!({"ttl_s": 7 * 86400 + 1}),
+            "invalid_field",
+        ),
+        ("negative", json!({"ttl_s": -5}), "invalid_field"),
+        ("string", json!({"ttl_s": "60"}), "invalid_field"),
+        ("unknown field", json!({"ttl": 60}), "unknown_field"),
+    ] {
+        let field = if code == "unknown_field" {
+            "ttl"
+        } else {
+            "ttl_s"
+        };
+        let r = admin(
+            &srv,
+            Method::POST,
+            "/v1/admin/agents/a1/token",
+            Body::Json(body),
+        )
+        .await;
+        r.assert_error(422, code, Some(field), what);
+    }
+}
+
+#[tokio::test]
+async fn a_supervisor_sets_an_agents_status() {
+    let srv = server().await;
+    online(&srv, "a1", "sales").await;
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/agents/a1/status",
+        Body::Json(json!({"status": "paused", "reason": "coaching"})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"status": "paused"}))
+    );
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(
+        (rec.status, rec.reason.as_str()),
+        (AgentStatus::Paused, "coaching")
+    );
+
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/agents/a1/status",
+        Body::Json(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(r.json, json!({"status": "available"}));
+    assert_eq!(
+        record(&srv, "a1").await.expect("agent").reason,
+        "supervisor"
+    );
+
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/agents/a1/status",
+        Body::Json(json!({"status": "wrapup"})),
+    )
+    .await;
+    r.assert_error(422, "invalid_field", Some("status"), "routing-only status");
+}
+
+#[tokio::test]
+async fn admin_lists_queues_with_live_numbers() {
+    let srv = server().await;
+    online(&srv, "a1", "sales").await;
+    let a2 = online(&srv, "a2", "sales").await;
+    set_status(&srv, "a2", &a2, "paused").await;
+    create(&srv, "a3", "sales").await;
+    create(&srv, "s1", "support").await;
+    enqueue(&srv, "CA1", "sales").await;
+    enqueue(&srv, "CA2", "sales").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let r = admin(&srv, Method::GET, "/v1/admin/queues", Body::None).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let queues = r.json["queues"].as_array().expect("queues");
+    let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
+    assert_eq!(names, ["sales", "support"]);
+    let sales = &queues[0];
+    assert_eq!(sales["strategy"], "longest_idle");
+    assert_eq!(sales["waiting"], 2);
+    assert!(
+        sales["oldest_wait_s"].as_f64().expect("oldest") >= 0.01,
+        "{sales}"
+    );
+    assert_eq!(
+        sales["agents"],
+        json!({"available": 1, "reserved": 0, "busy": 0, "wrapup": 0, "paused": 1, "offline": 1})
+    );
+    let aht = sales["aht_s"].as_f64().expect("aht");
+    assert!(aht > 0.0);
+    // the third caller in line with one agent staffed waits for two departures
+    let eta = sales["estimated_wait_s"].as_f64().expect("estimate");
+    assert!((eta - 2.0 * aht).abs() < 1e-6, "{sales}");
+    let support = &queues[1];
+    assert_eq!(support["waiting"], 0);
+    assert_eq!(support["oldest_wait_s"], 0.0);
+    assert_eq!(support["agents"]["offline"], 1);
+}
+
+#[tokio::test]
+async fn admin_shows_a_call_with_its_history() {
+    let srv = server().await;
+    online(&srv, "a1", "sales").await;
+    enqueue(&srv, "CA1", "sales").await;
+    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    let store = &srv.state.store;
+    store
+        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .await
+        .expect("answered");
+    store.complete("CA1").await.expect("complete");
+
+    let r = admin(&srv, Method::GET, "/v1/admin/calls/CA1", Body::None).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let call = &r.json["call"];
+    assert_eq!(call["sid"], "CA1");
+    assert_eq!(call["queue"], "sales");
+    assert_eq!(call["state"], "completed");
+    assert_eq!(call["kind"], "inbound");
+    assert_eq!(call["agent"], "a1");
+    assert_eq!(call["attempts"], 1);
+    assert_eq!(call["rang"], json!(["a1"]));
+    let history = r.json["history"].as_array().expect("history");
+    let kinds: Vec<&str> = history.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["enqueue", "offer", "connected", "completed"]);
+    let mut last = 0;
+    for e in history {
+        assert_eq!(e["fields"]["call"], "CA1");
+        let at = e["at_ms"].as_i64().expect("at_ms");
+        assert!(at >= last && at > 1_600_000_000_000, "{e}");
+        last = at;
+    }
+    assert_eq!(history[1]["fields"]["agent"], "a1");
+}
+
+// ---------------------------------------------------------------------------------------
+// The OpenAPI document
+
+/// (path, method, security scheme) of every route; the document must list exactly these.
+const ROUTES: &[(&str, &str, Option<&str>)] = &[
+    ("/v1/agents/{id}/heartbeat", "post", Some("agent_token")),
+    ("/v1/agents/{id}/status", "put", Some("agent_token")),
+    ("/v1/agents/{id}", "get", Some("agent_token")),
+    ("/v1/admin/agents", "post", Some("admin_token")),
+    ("/v1/admin/agents", "get", Some("admin_token")),
+    ("/v1/admin/agents/{id}", "get", Some("admin_token")),
+    ("/v1/admin/agents/{id}", "put", Some("admin_token")),
+    ("/v1/admin/agents/{id}", "delete", Some("admin_token")),
+    ("/v1/admin/agents/{id}/token", "post", Some("admin_token")),
+    ("/v1/admin/agents/{id}/status", "put", Some("admin_token")),
+    ("/v1/admin/queues", "get", Some("admin_token")),
+    ("/v1/admin/calls/{sid}", "get", Some("admin_token")),
+    ("/v1/openapi.json", "get", None),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_its_auth() {
+    let srv = server().await;
+    let r = send(
+        &srv,
+        Method::GET,
+        "/v1/openapi.json",
+        Auth::None,
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let doc = r.json;
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    let schemes = &doc["components"]["securitySchemes"];
+    for name in ["agent_token", "admin_token"] {
+        assert_eq!(schemes[name]["type"], "http", "{name}");
+        assert_eq!(schemes[name]["scheme"], "bearer", "{name}");
+    }
+    for schema in [
+        "HeartbeatRequest",
+        "HeartbeatResponse",
+        "StatusRequest",
+        "CreateAgentRequest",
+        "AgentView",
+        "QueueList",
+        "CallDetail",
+        "ErrorBody",
+        "AgentStatus",
+        "RequestedStatus",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["RequestedStatus"]["enum"],
+        json!(["available", "paused", "offline"])
+    );
+
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            documented.push((path.clone(), method.clone()));
+            let expected = ROUTES
+                .iter()
+                .find(|(p, m, _)| p == path && m == method)
+                .unwrap_or_else(|| panic!("{method} {path} is documented but not expected"));
+            match expected.2 {
+                Some(scheme) => {
+                    assert_eq!(op["security"], json!([{ scheme: [] }]), "{method} {path}")
+                }
+                None => assert!(op["security"].is_null(), "{method} {path} needs no auth"),
+            }
+            assert!(
+                op["responses"]["200"].is_object()
+                    || op["responses"]["201"].is_object()
+                    || op["responses"]["204"].is_object(),
+                "{method} {path} has a success response"
+            );
+
+            // documented means served: without credentials it is refused, never missing
+            let url = path.replace("{id}", "a1").replace("{sid}", "CA1");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let r = send(&srv, method.clone(), &url, Auth::None, Body::None).await;
+            let want = if expected.2.is_some() { 401 } else { 200 };
+            assert_eq!(r.status, want, "{method} {url}: {}", r.json);
+        }
+    }
+    assert_eq!(
+        documented.len(),
+        ROUTES.len(),
+        "every route is documented: {documented:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// `callq agent`
+
+#[tokio::test]
+async fn the_agent_client_beats_sets_status_and_goes_offline_on_exit() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let token = token_for(&srv, "a1").await;
+    let client = AgentClient::new(&srv.base, "a1", &token, Duration::from_secs(5)).expect("client");
+
+    let me = client.whoami().await.expect("whoami");
+    assert_eq!((me.id.as_str(), me.status), ("a1", AgentStatus::Offline));
+    let hb = client.heartbeat(true).await.expect("heartbeat");
+    assert_eq!((hb.status, hb.ttl_ms), (AgentStatus::Offline, 15_000));
+    let s = client
+        .set_status(RequestedStatus::Paused, Some("setup"))
+        .await
+        .expect("status");
+    assert_eq!(s.status, AgentStatus::Paused);
+
+    let wrong =
+        AgentClient::new(&srv.base, "a1", "garbage", Duration::from_secs(5)).expect("client");
+    let e = wrong.heartbeat(true).await.expect_err("refused");
+    assert_eq!(e.code(), Some("invalid_token"));
+    assert!(e.is_permanent());
+
+    let (trigger, shutdown) = callq::shutdown::channel();
+    let looping = client.clone();
+    let task = tokio::spawn(async move {
+        callq::agents::client::run_until(
+            &looping,
+            "a1",
+            Duration::from_millis(100),
+            RequestedStatus::Available,
+            true,
+            shutdown,
+        )
+        .await
+    });
+    let mut seen = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rec = record(&srv, "a1").await.expect("agent");
+        if rec.status == AgentStatus::Available && rec.heartbeat == Some(true) {
+            seen = Some(rec);
+            break;
+        }
+    }
+    assert!(seen.is_some(), "the loop brought the agent online");
+    trigger.trigger();
+    task.await.expect("task").expect("loop ends cleanly");
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!(
+        (rec.status, rec.reason.as_str()),
+        (AgentStatus::Offline, "client exit")
+    );
+}
+
+#[tokio::test]
+async fn the_agent_client_loop_stops_on_a_refused_token() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let client =
+        AgentClient::new(&srv.base, "a1", "garbage", Duration::from_secs(5)).expect("client");
+    let (_trigger, shutdown) = callq::shutdown::channel();
+    let r = callq::agents::client::run_until(
+        &client,
+        "a1",
+        Duration::from_millis(100),
+        RequestedStatus::Available,
+        true,
+        shutdown,
+    )
+    .await;
+    assert!(r.is_err(), "a bad token ends the loop at once");
+}
