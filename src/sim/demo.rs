@@ -1,8 +1,299 @@
-//! (in progress) `callq demo`.
+//! `callq demo`: callq on an embedded default, nothing to configure. Without `REDIS_URL` it
+//! starts its own `redis-server`; it runs `callq serve` and a worker in-process with the
+//! embedded demo centre (two queues, an IVR), twelve simulated agents and a stream of
+//! simulated callers through the Twilio simulator, shows a live status line, and prints the
+//! report when `--duration` has passed or on Ctrl-C.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::agents::{AgentBehaviour, AgentProfile};
+use super::call::MediaTimes;
+use super::clock::Clock;
+use super::load::{Dialled, LoadSpec};
+use super::rest::Faults;
+use super::stack::{Stack, StackOptions};
+use super::SimConfig;
+use crate::bench::report::{Load, Report, RunData};
+use crate::config::CentreConfig;
+use crate::store::AgentStatus;
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// How long callers keep arriving (real seconds).
+    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
+    pub duration: Duration,
+    /// Simulated seconds per real second (talk times of a minute pass in seconds).
+    #[arg(long, default_value_t = 10.0)]
+    pub compress: f64,
+    /// Use this Redis (a fresh centre in it) instead of a private redis-server.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
 
-pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("callq demo: not yet built")
+const AGENTS: u32 = 12;
+/// Demo load, simulated seconds.
+const TALK_S: f64 = 60.0;
+const ANSWER_S: f64 = 4.0;
+const PATIENCE_S: f64 = 150.0;
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let clock = Clock::new(args.compress);
+    let mut centre = CentreConfig::demo();
+    if args.redis_url.is_some() {
+        // someone else's Redis: a centre of our own
+        centre.centre = format!("demo-{}", std::process::id());
+    }
+    let wrapup = centre
+        .queues
+        .values()
+        .map(|q| q.wrapup_s)
+        .max()
+        .unwrap_or(0);
+    let no_answer_delay = centre
+        .queues
+        .values()
+        .map(|q| q.no_answer_delay_s)
+        .max()
+        .unwrap_or(0);
+    eprintln!("callq demo: starting redis, callq serve, a worker and the Twilio simulator…");
+    let stack = Stack::start(StackOptions {
+        redis_url: args.redis_url.clone(),
+        centre: centre.clone(),
+        queue_overrides: Vec::new(),
+        workers: 1,
+        heartbeat_ttl: Duration::from_secs(6),
+        sim: SimConfig {
+            account_sid: String::new(),
+            auth_token: String::new(),
+            public_url: String::new(),
+            callq_url: String::new(),
+            admin_token: String::new(),
+            clock,
+            agents: AgentBehaviour {
+                answer_delay_s: ANSWER_S,
+                no_answer: 0.05,
+                drop_every_s: 1800.0,
+                down_for_s: 120.0,
+                back_after_pause_s: 60.0,
+                heartbeat_every: Duration::from_secs(2),
+            },
+            wrapup: Duration::from_secs(wrapup),
+            no_answer_delay: Duration::from_secs(no_answer_delay),
+            media: MediaTimes::default(),
+            customer_answer_s: 8.0,
+            faults: Faults::default(),
+            seed: args.seed,
+        },
+    })
+    .await?;
+    let result = show(&stack, &args, &centre, clock, wrapup as f64).await;
+    stack.stop().await;
+    let report = result?;
+    println!("\ncallq demo report\n{}", report.table());
+    Ok(())
+}
+
+async fn show(
+    stack: &Stack,
+    args: &DemoArgs,
+    centre: &CentreConfig,
+    clock: Clock,
+    wrapup_real_s: f64,
+) -> anyhow::Result<Report> {
+    let sim = stack.sim.clone();
+    let queues: Vec<String> = centre.queues.keys().cloned().collect();
+    for i in 1..=AGENTS {
+        // half sell first and support second, half the other way round
+        let (first, second) = if i % 2 == 1 {
+            ("sales", "support")
+        } else {
+            ("support", "sales")
+        };
+        let mut q = vec![(first.to_string(), 1)];
+        if queues.iter().any(|n| n == second) {
+            q.push((second.to_string(), 2));
+        }
+        q.retain(|(n, _)| queues.contains(n));
+        sim.agents
+            .add(&AgentProfile {
+                id: format!("agent-{i:02}"),
+                queues: q,
+                capacity: 1,
+            })
+            .await?;
+    }
+    let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
+
+    println!("callq demo is running (Ctrl-C ends it with the report so far)");
+    println!("  wallboard      {}/wallboard", stack.callq_url);
+    println!("  metrics        {}/metrics", stack.callq_url);
+    println!(
+        "  webhooks       {}/twilio/voice (signed by the simulator)",
+        stack.callq_url
+    );
+    println!("  agent API      {}/v1/agents/{{id}}", stack.callq_url);
+    println!("  Twilio (sim)   {}/2010-04-01", stack.rest_url);
+    println!(
+        "  redis          {}{}",
+        stack.redis_url,
+        if stack.embedded_redis {
+            " (private redis-server, removed on exit)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  {} agents, time x{}, callers for {:?}\n",
+        AGENTS, args.compress, args.duration
+    );
+
+    // load for about 90% occupancy: handle time = ring + talk + wrap-up
+    let handle_s = ANSWER_S + TALK_S + wrapup_real_s * clock.factor();
+    let rate = 0.9 * f64::from(AGENTS) / handle_s;
+    let mut numbers: Vec<Dialled> = Vec::new();
+    if let Some(ivr) = &centre.ivr {
+        for n in &ivr.numbers {
+            numbers.push(Dialled {
+                number: n.clone(),
+                weight: 1.0,
+                menu: ivr.options.keys().cloned().collect(),
+            });
+        }
+    }
+    for q in centre.queues.values() {
+        for n in &q.numbers {
+            numbers.push(Dialled {
+                number: n.clone(),
+                weight: 1.0,
+                menu: Vec::new(),
+            });
+        }
+    }
+    let spec = LoadSpec {
+        rate,
+        talk_s: TALK_S,
+        patience_s: PATIENCE_S,
+        callback_share: 0.4,
+        message_s: 30.0,
+        numbers,
+        seed: args.seed,
+    };
+    let start = Instant::now();
+    let until = start + args.duration;
+    let (stop_load, load_shutdown) = crate::shutdown::channel();
+    let load = tokio::spawn(super::load::run(sim.clone(), spec, until, load_shutdown));
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = Instant::now();
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    while Instant::now() < until {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut ctrl_c => { interrupted = true; break; }
+        }
+        let line = status_line(stack, &queues).await;
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+        } else if last_line.elapsed() >= Duration::from_secs(10) {
+            eprintln!("{line}");
+            last_line = Instant::now();
+        }
+    }
+    stop_load.trigger();
+    let _ = load.await;
+    if tty {
+        eprintln!();
+    }
+    let arrivals_end = Instant::now();
+    if interrupted {
+        eprintln!("stopping: callers hang up, agents finish…");
+        sim.hang_up_all();
+    } else {
+        eprintln!("no more callers; letting the calls in progress finish (Ctrl-C to cut)…");
+        tokio::select! {
+            _ = sim.env.registry.ended(Duration::from_secs(60)) => {}
+            _ = &mut ctrl_c => {}
+        }
+        sim.hang_up_all();
+    }
+    sim.drain(Duration::from_secs(10)).await;
+    let measured = sim.stats.snapshot();
+    let unfinished = sim.env.registry.live_inbound();
+    let verdict = super::verify::verify(
+        &stack.store,
+        &measured.logs,
+        &unfinished,
+        &measured.callbacks_reached,
+    )
+    .await?;
+    floor.abort();
+    let window = (start, arrivals_end);
+    Ok(Report::build(RunData {
+        load: Load {
+            agents: AGENTS,
+            rate,
+            talk_s: TALK_S,
+            wrapup_s: wrapup_real_s * clock.factor(),
+            answer_delay_s: ANSWER_S,
+            patience_s: PATIENCE_S,
+            no_answer: 0.05,
+            compress: clock.factor(),
+            duration_s: arrivals_end.duration_since(start).as_secs_f64(),
+            warmup_s: 0.0,
+            sl_target_s: 20.0,
+            workers: 1,
+            seed: args.seed,
+        },
+        floor: sim.agents.floor_time(window.0, window.1),
+        measured: &measured,
+        verdict: &verdict,
+        window,
+        cut_at_end: 0,
+    }))
+}
+
+/// `waiting 3 (sales 2, support 1) | agents 4 available, 6 busy, … | answered 35 | abandoned 2`
+async fn status_line(stack: &Stack, queues: &[String]) -> String {
+    let mut waiting = Vec::new();
+    let mut total = 0;
+    for q in queues {
+        if let Ok(s) = stack.store.queue_stats(q).await {
+            total += s.waiting;
+            waiting.push(format!("{q} {}", s.waiting));
+        }
+    }
+    let mut by_status: Vec<(AgentStatus, usize)> =
+        AgentStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    if let Ok(agents) = stack.store.agents().await {
+        for a in agents {
+            if let Some(e) = by_status.iter_mut().find(|(s, _)| *s == a.status) {
+                e.1 += 1;
+            }
+        }
+    }
+    let agents: Vec<String> = by_status
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let (answered, abandoned) = stack.sim.stats.counts();
+    format!(
+        "waiting {total} ({}) | agents {} | answered {answered} | abandoned {abandoned}",
+        waiting.join(", "),
+        agents.join(", ")
+    )
 }

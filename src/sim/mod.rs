@@ -1,3 +1,150 @@
-//! (in progress) The Twilio simulator.
+//! A Twilio simulator that behaves as Twilio does toward callq, for `callq demo`,
+//! `callq bench` and the end-to-end tests. It places inbound calls by POSTing signed,
+//! form-encoded webhooks with Twilio's parameter names, follows the TwiML callq answers,
+//! serves the REST paths the worker uses, and plays the people: callers with patience,
+//! agents with devices. Nothing in it knows callq's internals: it speaks only the protocol
+//! (and, for measurements, reads callq's store at the end of a run).
+//!
+//! - [`twiml_exec`]: the TwiML interpreter (one call, as Twilio runs it).
+//! - [`call`]: the registry of calls and the world calls run in: webhooks, devices, customers.
+//! - [`rest`]: Twilio's REST API (update and create calls), with fault injection.
+//! - [`agents`]: simulated agents on callq's real agent API; double bookings are seen here.
+//! - [`webhook`]: signed webhook requests, timed.
+//! - [`clock`]: time compression; [`load`]: Poisson arrivals of callers.
+//! - [`stats`]: what is measured; [`stack`]: callq, its Redis and the simulator in one process.
+//! - [`demo`]: `callq demo`.
 
+pub mod agents;
+pub mod call;
+pub mod clock;
 pub mod demo;
+pub mod load;
+pub mod rest;
+pub mod stack;
+pub mod stats;
+pub mod twiml_exec;
+pub mod verify;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use agents::{AgentBehaviour, Agents};
+use call::{MediaTimes, Numbers, SimEnv};
+use clock::Clock;
+use rest::{Faults, RestState};
+use stats::Stats;
+use webhook::Webhooks;
+
+/// Everything the simulator is set up with.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub account_sid: String,
+    /// Signs webhooks; the REST API's basic-auth password.
+    pub auth_token: String,
+    /// The base URL callq is configured with (`CALLQ_PUBLIC_URL`): webhooks are signed on it.
+    pub public_url: String,
+    /// Where callq really listens (the same, unless behind a proxy).
+    pub callq_url: String,
+    pub admin_token: String,
+    pub clock: Clock,
+    pub agents: AgentBehaviour,
+    /// callq's wrap-up and no-answer delay (real), for when agents are ready again.
+    pub wrapup: Duration,
+    pub no_answer_delay: Duration,
+    pub media: MediaTimes,
+    /// Mean time (simulated s) a customer takes to answer a callback.
+    pub customer_answer_s: f64,
+    pub faults: Faults,
+    pub seed: u64,
+}
+
+/// A running simulator.
+pub struct Sim {
+    pub env: Arc<SimEnv>,
+    pub agents: Arc<Agents>,
+    pub stats: Arc<Stats>,
+    pub config: SimConfig,
+}
+
+impl Sim {
+    /// `store`, when given, is read for announced waits and the final check of every call.
+    pub fn new(config: SimConfig, store: Option<Store>) -> anyhow::Result<Arc<Self>> {
+        let stats = Arc::new(Stats::default());
+        let hooks = Arc::new(Webhooks::new(
+            &config.auth_token,
+            &config.public_url,
+            &config.callq_url,
+            stats.clone(),
+        )?);
+        let agents = Arc::new(Agents::new(
+            config.agents.clone(),
+            config.clock,
+            config.seed,
+            stats.clone(),
+            &config.callq_url,
+            &config.admin_token,
+            config.wrapup,
+            config.no_answer_delay,
+        )?);
+        let public = config.public_url.trim_end_matches('/').to_string();
+        let numbers = Numbers {
+            account_sid: config.account_sid.clone(),
+            voice_url: format!("{public}/twilio/voice"),
+            status_url: format!("{public}/twilio/status"),
+            public_url: public,
+        };
+        let env = Arc::new(SimEnv::new(
+            hooks,
+            agents.clone(),
+            stats.clone(),
+            numbers,
+            config.clock,
+            config.media,
+            config.customer_answer_s,
+            config.seed,
+            store,
+        ));
+        Ok(Arc::new(Self {
+            env,
+            agents,
+            stats,
+            config,
+        }))
+    }
+
+    /// Serves Twilio's REST API on `listener` until `shutdown`.
+    pub fn serve_rest(&self, listener: TcpListener, mut shutdown: Shutdown) {
+        let state = Arc::new(RestState::new(
+            self.env.clone(),
+            &self.config.account_sid,
+            &self.config.auth_token,
+            self.config.faults,
+            self.config.seed,
+        ));
+        let app = rest::router(state);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await;
+        });
+    }
+
+    /// Ends every live call (their callers hang up).
+    pub fn hang_up_all(&self) {
+        self.env.registry.hang_up_all();
+    }
+
+    /// Waits until every call has ended and every webhook is answered; true if so in time.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let ended = self.env.registry.ended(timeout).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let quiet = self.env.hooks.quiet(left.max(Duration::from_secs(1))).await;
+        ended && quiet
+    }
+}

@@ -1,0 +1,209 @@
+//! callq and everything around it in one process: a Redis (a private `redis-server` child
+//! unless a URL is given), `callq serve` on a loopback port, `callq worker`s, and the Twilio
+//! simulator with its REST API on another port. Used by `callq demo`, `callq bench` and the
+//! end-to-end tests; each run gets a centre of its own, so a shared Redis is never disturbed.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::{Sim, SimConfig};
+use crate::cli::{ServeArgs, WorkerArgs};
+use crate::config::CentreConfig;
+use crate::embedded_redis::EmbeddedRedis;
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::store::{QueueSettings, Store};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// A Redis to use; None starts a private `redis-server`.
+    pub redis_url: Option<String>,
+    /// The centre (its name is used as given, so pick a fresh one on a shared Redis).
+    pub centre: CentreConfig,
+    /// Routing settings written after start, with millisecond precision (compressed
+    /// wrap-up and delays that whole seconds in the TOML cannot say).
+    pub queue_overrides: Vec<QueueSettings>,
+    pub workers: usize,
+    /// callq's heartbeat TTL (real).
+    pub heartbeat_ttl: Duration,
+    /// The simulator's settings; its URLs and secrets are filled in here.
+    pub sim: SimConfig,
+}
+
+#[derive(Parser)]
+struct ServeCli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Parser)]
+struct WorkerCli {
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// A running stack. [`Stack::stop`] shuts everything down in order.
+pub struct Stack {
+    pub sim: std::sync::Arc<Sim>,
+    pub store: Store,
+    pub centre: CentreConfig,
+    /// callq's base URL (webhooks, agent API, metrics).
+    pub callq_url: String,
+    /// The simulated Twilio REST API's base URL.
+    pub rest_url: String,
+    pub redis_url: String,
+    /// Whether Redis is our own child process.
+    pub embedded_redis: bool,
+    callq_trigger: ShutdownTrigger,
+    sim_trigger: ShutdownTrigger,
+    sim_shutdown: crate::shutdown::Shutdown,
+    tasks: Vec<JoinHandle<()>>,
+    redis: Option<EmbeddedRedis>,
+}
+
+fn secret(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}
+
+impl Stack {
+    pub async fn start(mut opts: StackOptions) -> anyhow::Result<Stack> {
+        let (redis, redis_url) = match opts.redis_url.clone() {
+            Some(url) => (None, url),
+            None => {
+                let r = tokio::task::spawn_blocking(EmbeddedRedis::start)
+                    .await
+                    .context("starting redis-server")??;
+                let url = r.url();
+                (Some(r), url)
+            }
+        };
+        let callq_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let rest_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let callq_url = format!("http://{}", callq_listener.local_addr()?);
+        let rest_url = format!("http://{}", rest_listener.local_addr()?);
+        let admin_token = secret(32);
+        let agent_secret = secret(48);
+        let auth_token = secret(32);
+        let account_sid = format!("AC{:032x}", rand::random::<u128>());
+        let ttl = format!("{}ms", opts.heartbeat_ttl.as_millis().max(100));
+        let serve = ServeCli::try_parse_from([
+            "callq",
+            "--redis-url",
+            &redis_url,
+            "--admin-token",
+            &admin_token,
+            "--agent-secret",
+            &agent_secret,
+            "--auth-token",
+            &auth_token,
+            "--account-sid",
+            &account_sid,
+            "--public-url",
+            &callq_url,
+            "--api-base",
+            &rest_url,
+            "--heartbeat-ttl",
+            &ttl,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .context("serve settings")?
+        .serve;
+        let worker = WorkerCli::try_parse_from([
+            "callq",
+            "--redis-url",
+            &redis_url,
+            "--auth-token",
+            &auth_token,
+            "--account-sid",
+            &account_sid,
+            "--public-url",
+            &callq_url,
+            "--api-base",
+            &rest_url,
+            "--offer-lease",
+            "5s",
+            "--ring-grace",
+            "5s",
+            "--shutdown-grace",
+            "3s",
+        ])
+        .context("worker settings")?
+        .worker;
+
+        let (callq_trigger, callq_shutdown) = shutdown::channel();
+        let (sim_trigger, sim_shutdown) = shutdown::channel();
+        let state = crate::server::state_from_args(&serve, opts.centre.clone())
+            .await
+            .with_context(|| format!("connecting to redis at {redis_url}"))?;
+        let store = state.store.clone();
+        for q in &opts.queue_overrides {
+            store.configure_queue(q).await?;
+        }
+        let mut tasks = Vec::new();
+        let max_body = serve.max_body;
+        let sd = callq_shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::server::serve(callq_listener, state, max_body, sd).await {
+                tracing::error!(error = %e, "callq serve stopped");
+            }
+        }));
+        for _ in 0..opts.workers.max(1) {
+            let args = worker.clone();
+            let centre = opts.centre.clone();
+            let sd = callq_shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::worker::run(&args, &centre, sd).await {
+                    tracing::error!(error = format!("{e:#}"), "callq worker stopped");
+                }
+            }));
+        }
+
+        opts.sim.account_sid = account_sid;
+        opts.sim.auth_token = auth_token;
+        opts.sim.public_url = callq_url.clone();
+        opts.sim.callq_url = callq_url.clone();
+        opts.sim.admin_token = admin_token;
+        let sim = Sim::new(opts.sim, Some(store.clone()))?;
+        sim.serve_rest(rest_listener, sim_shutdown.clone());
+        Ok(Stack {
+            sim,
+            store,
+            centre: opts.centre,
+            callq_url,
+            rest_url,
+            redis_url,
+            embedded_redis: redis.is_some(),
+            callq_trigger,
+            sim_trigger,
+            sim_shutdown,
+            tasks,
+            redis,
+        })
+    }
+
+    /// A shutdown signal for the simulator's own tasks (agents), tripped by [`Stack::stop`].
+    pub fn sim_shutdown(&self) -> crate::shutdown::Shutdown {
+        self.sim_shutdown.clone()
+    }
+
+    /// Stops callq (server and workers), then the simulator, then Redis.
+    pub async fn stop(self) {
+        self.callq_trigger.trigger();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.sim_trigger.trigger();
+        if let Some(r) = self.redis {
+            let _ = tokio::task::spawn_blocking(move || drop(r)).await;
+        }
+    }
+}

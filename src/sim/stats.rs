@@ -1,0 +1,170 @@
+//! What the simulator measures from the phone side: webhook latency (its own HTTP client),
+//! assignment latency (a call waiting and an agent ready → the REST request reaching it),
+//! double bookings (a device ringing with more live legs than its capacity), announced
+//! estimated waits, and the log of every finished call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::time::Instant;
+
+use super::twiml_exec::{CallLog, Outcome};
+
+/// Shared, cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+    pub double_bookings: AtomicU64,
+    pub rest_requests: AtomicU64,
+    pub rest_faults: AtomicU64,
+    pub offered: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    webhook_ms: Vec<f64>,
+    webhook_errors: u64,
+    assign_ms: Vec<f64>,
+    /// CallSid → (when announced, estimated wait in seconds of callq's clock)
+    ewt: HashMap<String, (Instant, f64)>,
+    estimated: std::collections::HashSet<String>,
+    /// original CallSid → when the customer was reached on the callback
+    callbacks_reached: HashMap<String, Instant>,
+    logs: Vec<CallLog>,
+    answered: u64,
+    abandoned: u64,
+}
+
+impl Stats {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    pub fn webhook(&self, ms: f64, ok: bool) {
+        self.with(|i| {
+            i.webhook_ms.push(ms);
+            if !ok {
+                i.webhook_errors += 1;
+            }
+        });
+    }
+
+    pub fn assignment(&self, ms: f64) {
+        self.with(|i| i.assign_ms.push(ms));
+    }
+
+    /// True the first time it is asked about `sid` (one estimate per call).
+    pub fn first_estimate(&self, sid: &str) -> bool {
+        self.with(|i| i.estimated.insert(sid.to_string()))
+    }
+
+    pub fn announced(&self, sid: &str, at: Instant, estimate_s: f64) {
+        self.with(|i| {
+            i.ewt.entry(sid.to_string()).or_insert((at, estimate_s));
+        });
+    }
+
+    pub fn callback_reached(&self, original_sid: &str) {
+        self.with(|i| {
+            i.callbacks_reached
+                .entry(original_sid.to_string())
+                .or_insert_with(Instant::now);
+        });
+    }
+
+    pub fn finished(&self, log: CallLog) {
+        self.with(|i| {
+            match log.outcome() {
+                Outcome::Answered => i.answered += 1,
+                Outcome::Abandoned => i.abandoned += 1,
+                _ => {}
+            }
+            i.logs.push(log)
+        });
+    }
+
+    /// Callers who asked for a callback and have not been reached yet.
+    pub fn callbacks_unserved(&self) -> usize {
+        self.with(|i| {
+            i.logs
+                .iter()
+                .filter(|l| l.outcome() == Outcome::Callback)
+                .filter(|l| !i.callbacks_reached.contains_key(&l.info.sid))
+                .count()
+        })
+    }
+
+    /// (answered, abandoned) so far, for a live status line.
+    pub fn counts(&self) -> (u64, u64) {
+        self.with(|i| (i.answered, i.abandoned))
+    }
+
+    /// A copy of everything measured so far.
+    pub fn snapshot(&self) -> Measured {
+        self.with(|i| Measured {
+            webhook_ms: i.webhook_ms.clone(),
+            webhook_errors: i.webhook_errors,
+            assign_ms: i.assign_ms.clone(),
+            ewt: i.ewt.clone(),
+            callbacks_reached: i.callbacks_reached.clone(),
+            logs: i.logs.clone(),
+            double_bookings: self.double_bookings.load(Ordering::Relaxed),
+            rest_requests: self.rest_requests.load(Ordering::Relaxed),
+            rest_faults: self.rest_faults.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Everything measured, copied out of [`Stats`].
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub webhook_ms: Vec<f64>,
+    pub webhook_errors: u64,
+    pub assign_ms: Vec<f64>,
+    pub ewt: HashMap<String, (Instant, f64)>,
+    pub callbacks_reached: HashMap<String, Instant>,
+    pub logs: Vec<CallLog>,
+    pub double_bookings: u64,
+    pub rest_requests: u64,
+    pub rest_faults: u64,
+}
+
+/// The `p`-th percentile (0-100) by nearest rank; None for no samples.
+pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+pub fn mean(samples: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = samples
+        .into_iter()
+        .fold((0u64, 0.0), |(n, s), x| (n + 1, s + x));
+    (n > 0).then(|| sum / n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(mean([1.0, 2.0, 6.0]), Some(3.0));
+        assert_eq!(mean(std::iter::empty()), None);
+    }
+}

@@ -1,0 +1,51 @@
+//! End to end: a short compressed bench in-process against the real server, worker and
+//! Redis, through the Twilio simulator. Every call must end on the phone side with a final
+//! state in the store that agrees (lost = 0), and no device may ever ring beyond its
+//! capacity (double_bookings = 0).
+
+mod common;
+
+use callq::bench::{run_load, BenchArgs};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_bench_loses_nothing_and_double_books_nobody() {
+    let args = BenchArgs {
+        agents: 6,
+        // about 90% occupancy: 6 agents, handle 2 + 60 + 5 s
+        rate: 0.085,
+        talk: 60.0,
+        wrapup: 5.0,
+        answer_delay: 2.0,
+        patience: 90.0,
+        no_answer: 0.1,
+        callback_after: 40.0,
+        callback_share: 0.3,
+        duration: 12.0,
+        warmup: Some(0.0),
+        drain: 30.0,
+        workers: 2,
+        seed: 7,
+        compress: 30.0,
+        redis_url: Some(common::redis_url()),
+        ..BenchArgs::default()
+    };
+    let report = run_load(&args, false).await.expect("bench runs");
+    eprintln!("{}", report.table());
+    assert!(
+        report.offered >= 5,
+        "too few calls to mean anything: {report:?}"
+    );
+    assert_eq!(report.lost, 0, "lost calls: {:?}", report.lost_examples);
+    assert_eq!(report.double_bookings, 0);
+    assert_eq!(report.cut_at_end, 0, "calls were still live at the end");
+    assert_eq!(report.callbacks_pending, 0, "callbacks never served");
+    assert_eq!(
+        report.offered,
+        report.answered + report.abandoned + report.callbacks + report.voicemail + report.other,
+        "every call has one outcome"
+    );
+    assert!(report.answered > 0);
+    assert_eq!(report.callbacks, report.callbacks_completed);
+    assert_eq!(report.webhook_errors, 0);
+    assert!(report.assign_samples > 0 && report.assign_p99_ms.is_some());
+}

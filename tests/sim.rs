@@ -1,0 +1,164 @@
+//! The Twilio simulator against the real callq (server, worker, Redis): single calls whose
+//! every step can be checked, from the phone side and in the store.
+
+mod common;
+
+use std::time::Duration;
+
+use callq::config::CentreConfig;
+use callq::sim::agents::{AgentBehaviour, AgentProfile};
+use callq::sim::clock::Clock;
+use callq::sim::stack::{Stack, StackOptions};
+use callq::sim::twiml_exec::{CallerScript, Outcome};
+use callq::sim::SimConfig;
+use callq::store::CallState;
+
+async fn stack(agents: &[(&str, &[(&str, u32)])]) -> Stack {
+    let mut centre = CentreConfig::demo();
+    centre.centre = format!("sim{}-{}", std::process::id(), rand::random::<u32>());
+    let sim = SimConfig {
+        account_sid: String::new(),
+        auth_token: String::new(),
+        public_url: String::new(),
+        callq_url: String::new(),
+        admin_token: String::new(),
+        clock: Clock::new(1.0),
+        agents: AgentBehaviour {
+            answer_delay_s: 0.2,
+            heartbeat_every: Duration::from_millis(500),
+            ..AgentBehaviour::default()
+        },
+        wrapup: Duration::from_secs(5),
+        no_answer_delay: Duration::from_secs(5),
+        media: Default::default(),
+        customer_answer_s: 0.2,
+        faults: Default::default(),
+        seed: 3,
+    };
+    let stack = Stack::start(StackOptions {
+        redis_url: Some(common::redis_url()),
+        centre,
+        queue_overrides: Vec::new(),
+        workers: 1,
+        heartbeat_ttl: Duration::from_secs(5),
+        sim,
+    })
+    .await
+    .expect("stack starts");
+    for (id, queues) in agents {
+        stack
+            .sim
+            .agents
+            .add(&AgentProfile {
+                id: id.to_string(),
+                queues: queues.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
+                capacity: 1,
+            })
+            .await
+            .expect("agent created");
+    }
+    tokio::spawn(stack.sim.agents.clone().run(stack.sim_shutdown()));
+    // logged in
+    for _ in 0..100 {
+        let n = stack
+            .store
+            .agents()
+            .await
+            .expect("agents")
+            .iter()
+            .filter(|a| a.status == callq::store::AgentStatus::Available)
+            .count();
+        if n == agents.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack
+}
+
+async fn finish(stack: &Stack) {
+    assert!(
+        stack.sim.drain(Duration::from_secs(20)).await,
+        "calls did not end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_queue_number_reaches_the_agent_and_completes() {
+    let stack = stack(&[("alice", &[("sales", 1)])]).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(30)),
+        talk: Duration::from_millis(500),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550001", "+15005550001", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    assert_eq!(log.agent.as_deref(), Some("client:alice"));
+    assert_eq!(log.dial_results, vec!["completed"]);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Completed);
+    assert_eq!(rec.agent.as_deref(), Some("alice"));
+    assert_eq!(
+        stack
+            .sim
+            .stats
+            .double_bookings
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_gives_up_is_abandoned_in_the_store() {
+    // nobody serves support
+    let stack = stack(&[("bob", &[("sales", 1)])]).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(7)), // after the welcome (about 4.4 s)
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550002", "+15005550002", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Abandoned);
+    assert_eq!(log.queue_results, vec!["hangup"]);
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Abandoned);
+    assert_eq!(rec.queue, "support");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_digit_picks_the_queue() {
+    let stack = stack(&[("carol", &[("support", 1)])]).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(30)),
+        talk: Duration::from_millis(300),
+        menu_digit: Some("2".into()),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550003", "+15005550000", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.pressed, vec!["2"]);
+    assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.queue, "support");
+    assert_eq!(rec.state, CallState::Completed);
+    stack.stop().await;
+}
