@@ -301,8 +301,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable: `missing_token`, `invalid_token`, `token_expired`, `forbidden`,
     /// `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
-    /// `unknown_field`, `invalid_field`, `unknown_queue`, `unsupported_media_type`,
-    /// `body_too_large`, `agent_not_found`, `call_not_found`, `not_found`,
+    /// `unknown_field`, `invalid_field`, `unknown_queue`, `invalid_path`,
+    /// `unsupported_media_type`, `body_too_large`, `agent_not_found`, `call_not_found`,
+    /// `not_found`,
     /// `method_not_allowed`, `agent_exists`, `agent_on_call`, `deferred_until_call_ends`,
     /// `store_unavailable`, `internal`.
     #[schema(example = "invalid_field")]
