@@ -9,7 +9,9 @@ use callq::config::CentreConfig;
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -20,7 +22,10 @@ fn init_logging(json: bool) {
 fn load_centre(common: &CommonArgs) -> anyhow::Result<CentreConfig> {
     match &common.config {
         Some(path) => Ok(CentreConfig::from_file(path)?),
-        None => Ok(CentreConfig::from_toml(callq::config::DEMO_TOML, "embedded demo config")?),
+        None => Ok(CentreConfig::from_toml(
+            callq::config::DEMO_TOML,
+            "embedded demo config",
+        )?),
     }
 }
 

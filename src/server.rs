@@ -27,7 +27,11 @@ pub fn router(state: AppState, max_body: usize) -> Router {
 /// Build the shared state from flags and the centre's configuration, and make sure Redis
 /// holds the configured queues.
 pub async fn state_from_args(args: &ServeArgs, centre: CentreConfig) -> anyhow::Result<AppState> {
-    let store = Store::connect(&args.common.redis_url, &centre.centre, args.common.redis_pool)?;
+    let store = Store::connect(
+        &args.common.redis_url,
+        &centre.centre,
+        args.common.redis_pool,
+    )?;
     for q in centre.queue_settings() {
         store.configure_queue(&q).await?;
     }

@@ -1,5 +1,5 @@
--- common.lua: shared helpers, pasted at load time into every script that says
--- `-- @include common.lua`. Every routing key is derived from KEYS[1], the centre's prefix
+-- common.lua: shared helpers, pasted at load time into every script whose header includes it
+-- (an "@include common.lua" line). Every routing key is derived from KEYS[1], the centre's prefix
 -- `callq:{C}:`, so all keys a script touches share the `{C}` hash slot.
 --
 -- Key names (P = KEYS[1]):
