@@ -7,7 +7,7 @@
 -- ARGV[3]  From
 -- ARGV[4]  To
 -- ARGV[5]  priority boost, ms (rank = entered_ms - boost; a bigger boost is served sooner)
--- ARGV[6]  kind: 'inbound' | 'callback'
+-- ARGV[6]  kind: 'inbound' | 'callback' (a callback is returned to From)
 -- Returns  {'new' | 'existing', state, rank} | {'unknown_queue'}
 -- @include common.lua
 
@@ -23,6 +23,10 @@ if kind == 'callback' then state = 'callback' end
 redis.call('HSET', k_call(sid),
   'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', boost, 'rank', rank,
   'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',', 'entered_ms', NOW)
+if kind == 'callback' then
+  -- a callback requested on arrival (e.g. after hours): call back the number that called
+  redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])
+end
 redis.call('ZADD', k_waiting(q), rank, sid)
 event('enqueue', { 'call', sid, 'queue', q, 'rank', rank })
 wake()

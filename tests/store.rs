@@ -699,6 +699,25 @@ async fn a_callback_keeps_its_rank_and_is_offered_as_a_callback() {
 }
 
 #[tokio::test]
+async fn a_callback_enqueued_on_arrival_calls_back_the_caller() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    store
+        .enqueue(
+            "CA1",
+            "sales",
+            "+15557654321",
+            "+15005550001",
+            Duration::ZERO,
+            CallKind::Callback,
+        )
+        .await
+        .expect("enqueue");
+    let call = store.call("CA1").await.expect("read").expect("call");
+    assert_eq!(call.state, CallState::Callback);
+    assert_eq!(call.callback_to.as_deref(), Some("+15557654321"));
+}
+
+#[tokio::test]
 async fn overflow_takes_a_waiting_call_out_of_line() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     enqueue(&store, "CA1", "sales").await;

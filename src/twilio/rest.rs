@@ -1646,22 +1646,25 @@ mod tests {
         let (base, state) = stand_in().await;
         let rest = client(&base, 2_000);
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(150);
+        let deadline = started + Duration::from_millis(300);
         let err = with_retry(deadline, &fast_backoff(), || rest.hangup_call("CA429"))
             .await
             .expect_err("never succeeds");
         let elapsed = started.elapsed();
+        // The last error is Twilio's 20429, unless the machine was slow enough that the last
+        // attempt was still in flight at the deadline and was cut short.
         assert!(
             matches!(
                 err,
                 RestError::Api {
                     code: Some(20429),
                     ..
-                }
+                } | RestError::Timeout
             ),
             "{err:?}"
         );
-        assert!(elapsed <= Duration::from_millis(150 + 100), "{elapsed:?}");
+        // generous bound: these machines are shared; what matters is that retrying stops
+        assert!(elapsed <= Duration::from_millis(300 + 700), "{elapsed:?}");
         assert!(state.count() >= 2, "retried at least once");
     }
 
