@@ -119,6 +119,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     // core micro-benchmark: see bench::core
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let json = args.json;
     let report = run_load(&args, !json && std::io::stderr().is_terminal()).await?;
     if json {
@@ -212,6 +219,7 @@ pub async fn run_load(args: &BenchArgs, progress: bool) -> anyhow::Result<Report
     })
     .await?;
     let result = drive(&stack, args, clock, progress).await;
+    tracing::info!("stopping callq and the simulator");
     stack.stop().await;
     result
 }
@@ -298,7 +306,12 @@ async fn drive(
             ));
         }
     }
-    let _ = load.await;
+    let placed = load.await.unwrap_or(0);
+    tracing::info!(
+        placed,
+        live = sim.env.registry.live(),
+        "arrivals over; draining"
+    );
     if let Some(bar) = &bar {
         bar.set_message("draining: calls in progress finish");
     }
@@ -319,7 +332,9 @@ async fn drive(
         sim.hang_up_all();
         n
     };
+    tracing::info!(ended, cut, "drained; waiting for the last webhooks");
     sim.drain(Duration::from_secs(15)).await;
+    tracing::info!("checking every call in the store");
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

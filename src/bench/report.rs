@@ -62,6 +62,12 @@ pub struct Report {
     pub asa_s: Option<f64>,
     pub erlang_c_asa_s: Option<f64>,
     pub asa_ratio: Option<f64>,
+    /// The same arrivals and handle times (as drawn in this run) replayed through an ideal
+    /// router with no overhead: the ASA this very sample allowed. Given when every call was
+    /// answered at its first ring (no abandonment, no misses), where it is exact.
+    pub ideal_asa_s: Option<f64>,
+    /// Measured ASA / ideal ASA: the cost of routing with the sampling noise taken out.
+    pub ideal_ratio: Option<f64>,
     /// Answered within the target / (answered + abandoned).
     pub service_level: Option<f64>,
     pub erlang_c_service_level: Option<f64>,
@@ -153,6 +159,8 @@ impl Report {
             })
             .collect();
         let assign: Vec<f64> = m.assign_ms.iter().map(|x| x.max(0.0)).collect();
+        let ideal_asa_s =
+            ideal_asa(&m.logs, d.load.agents, d.load.wrapup_s / f, d.window).map(|w| w * f);
         Report {
             offered: m.logs.len() as u64,
             answered: count(Outcome::Answered),
@@ -169,6 +177,11 @@ impl Report {
             erlang_c_asa_s,
             asa_ratio: match (asa_s, erlang_c_asa_s) {
                 (Some(a), Some(e)) if e > 0.0 => Some(a / e),
+                _ => None,
+            },
+            ideal_asa_s,
+            ideal_ratio: match (asa_s, ideal_asa_s) {
+                (Some(a), Some(i)) if i > 0.0 => Some(a / i),
                 _ => None,
             },
             service_level,
@@ -258,6 +271,14 @@ impl Report {
             ),
         );
         row(
+            "ASA, ideal on this sample",
+            format!(
+                "{}   measured / ideal {}",
+                n(self.ideal_asa_s, 2),
+                n(self.ideal_ratio, 3)
+            ),
+        );
+        row(
             &format!("service level ({:.0} s)", l.sl_target_s),
             format!(
                 "{}   Erlang C {}",
@@ -309,5 +330,96 @@ impl Report {
             row("lost", e.clone());
         }
         out
+    }
+}
+
+/// Mean wait (real seconds, up to the answer) of the calls that entered in `window` when the
+/// run's own arrivals and handle times (ring + talk + wrap-up, as drawn) go through `agents`
+/// servers first come, first served, with no overhead at all. None unless every call was
+/// answered at its first ring.
+pub fn ideal_asa(
+    logs: &[crate::sim::twiml_exec::CallLog],
+    agents: u32,
+    wrapup_real_s: f64,
+    window: (Instant, Instant),
+) -> Option<f64> {
+    let mut calls: Vec<(Instant, f64, f64)> = Vec::with_capacity(logs.len());
+    for l in logs {
+        if l.outcome() != Outcome::Answered || l.rings != 1 {
+            return None;
+        }
+        let ring = l
+            .answered?
+            .saturating_duration_since(l.rang_at?)
+            .as_secs_f64();
+        calls.push((
+            l.enqueued?,
+            ring,
+            ring + l.talk.as_secs_f64() + wrapup_real_s,
+        ));
+    }
+    calls.sort_by_key(|c| c.0);
+    let origin = calls.first()?.0;
+    // min-heap of the times (s since origin) each server is next free
+    let mut free: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+        (0..agents.max(1)).map(|_| std::cmp::Reverse(0)).collect();
+    let to_us = |s: f64| (s * 1e6) as u64;
+    let mut waits = Vec::new();
+    for (at, ring, service) in calls {
+        let arrival = to_us(at.duration_since(origin).as_secs_f64());
+        let std::cmp::Reverse(next_free) = free.pop()?;
+        let start = arrival.max(next_free);
+        free.push(std::cmp::Reverse(start + to_us(service)));
+        if at >= window.0 && at <= window.1 {
+            waits.push((start - arrival) as f64 / 1e6 + ring);
+        }
+    }
+    mean(waits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::twiml_exec::{CallInfo, CallLog};
+    use std::time::Duration;
+
+    fn answered(origin: Instant, arrive_s: f64, wait_s: f64, talk_s: f64) -> CallLog {
+        let mut l = CallLog::new(CallInfo {
+            sid: format!("CA{arrive_s}"),
+            account_sid: "AC".into(),
+            from: "+1".into(),
+            to: "+2".into(),
+            direction: "inbound".into(),
+        });
+        let at = origin + Duration::from_secs_f64(arrive_s);
+        l.enqueued = Some(at);
+        l.rang_at = Some(at + Duration::from_secs_f64(wait_s));
+        l.answered = l.rang_at;
+        l.rings = 1;
+        l.talk = Duration::from_secs_f64(talk_s);
+        l
+    }
+
+    #[test]
+    fn the_ideal_replay_serves_first_come_first_served_with_no_overhead() {
+        let o = Instant::now();
+        // one agent, handle 10 s: arrivals at 0, 1 and 25 s wait 0, 9 and 0 s
+        let logs = vec![
+            answered(o, 0.0, 3.0, 10.0),
+            answered(o, 1.0, 30.0, 10.0),
+            answered(o, 25.0, 0.0, 10.0),
+        ];
+        let window = (o, o + Duration::from_secs(100));
+        let w = ideal_asa(&logs, 1, 0.0, window).unwrap();
+        assert!((w - 3.0).abs() < 1e-6, "{w}");
+        // two agents: nobody waits
+        assert!(ideal_asa(&logs, 2, 0.0, window).unwrap().abs() < 1e-6);
+        // wrap-up counts as handle time: 0, 14 and 5 s
+        let w = ideal_asa(&logs, 1, 5.0, window).unwrap();
+        assert!((w - 19.0 / 3.0).abs() < 1e-6, "{w}");
+        // a call that was not answered at its first ring: no exact replay
+        let mut missed = logs.clone();
+        missed[1].rings = 2;
+        assert_eq!(ideal_asa(&missed, 1, 0.0, window), None);
     }
 }

@@ -336,10 +336,14 @@ pub struct CallLog {
     /// `DialCallStatus` values sent to the Dial action, in order.
     pub dial_results: Vec<String>,
     pub caller_hung_up: bool,
+    /// When the device that answered started ringing.
+    pub rang_at: Option<Instant>,
+    /// How long the conversation was to last (the caller's talk time).
+    pub talk: Duration,
 }
 
 impl CallLog {
-    fn new(info: CallInfo) -> Self {
+    pub fn new(info: CallInfo) -> Self {
         Self {
             info,
             started: Instant::now(),
@@ -358,6 +362,8 @@ impl CallLog {
             queue_results: Vec::new(),
             dial_results: Vec::new(),
             caller_hung_up: false,
+            rang_at: None,
+            talk: Duration::ZERO,
         }
     }
 
@@ -850,6 +856,7 @@ impl<E: Env> Interpreter<E> {
         leg.report(&*self.env, "ringing", "ringing");
         let timeout = secs(d.timeout.unwrap_or(30));
         let patience = self.patience_deadline();
+        let rang_at = Instant::now();
         enum End {
             Answered(Option<Duration>),
             NotAnswered(&'static str),
@@ -884,6 +891,10 @@ impl<E: Env> Interpreter<E> {
         match end {
             End::Answered(far_talk) => {
                 let talk = far_talk.unwrap_or(self.script.talk);
+                if self.log.answered.is_none() {
+                    self.log.rang_at = Some(rang_at);
+                    self.log.talk = talk;
+                }
                 self.served = true;
                 self.log.answered.get_or_insert_with(Instant::now);
                 self.log.agent = Some(target.address());
