@@ -27,6 +27,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
 /// Build the shared state from flags and the centre's configuration, and make sure Redis
 /// holds the configured queues.
 pub async fn state_from_args(args: &ServeArgs, centre: CentreConfig) -> anyhow::Result<AppState> {
+    check_secrets(args)?;
     let store = Store::connect(
         &args.common.redis_url,
         &centre.centre,
@@ -51,6 +52,30 @@ pub async fn state_from_args(args: &ServeArgs, centre: CentreConfig) -> anyhow::
     })
 }
 
+/// Refuse to start with secrets that would leave webhooks or agent tokens unprotected.
+fn check_secrets(args: &ServeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.twilio.auth_token.trim().is_empty(),
+        "TWILIO_AUTH_TOKEN (--auth-token) is empty: it is what every Twilio webhook is signed with"
+    );
+    let secret = args.agent_secret.len();
+    anyhow::ensure!(
+        secret == 0 || secret >= MIN_AGENT_SECRET,
+        "CALLQ_AGENT_SECRET (--agent-secret) has {secret} bytes; use at least {MIN_AGENT_SECRET} \
+         random bytes (or leave it empty to turn the agent API off)"
+    );
+    if secret == 0 {
+        tracing::warn!("CALLQ_AGENT_SECRET is empty: the agent API answers 403");
+    }
+    if args.admin_token.is_empty() {
+        tracing::warn!("CALLQ_ADMIN_TOKEN is empty: the admin API answers 403");
+    }
+    Ok(())
+}
+
+/// Shortest agent-token secret accepted.
+pub const MIN_AGENT_SECRET: usize = 32;
+
 /// Serve on `listener` until `shutdown` trips, then finish in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -63,4 +88,41 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["callq"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv) {
+            Ok(c) => c.serve,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn serve_refuses_an_empty_auth_token_or_a_short_agent_secret() {
+        let err = check_secrets(&args(&["--auth-token", ""])).expect_err("refused");
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
+        let err = check_secrets(&args(&["--auth-token", "t", "--agent-secret", "short"]))
+            .expect_err("refused");
+        assert!(err.to_string().contains("CALLQ_AGENT_SECRET"), "{err}");
+        let long = "x".repeat(MIN_AGENT_SECRET);
+        assert!(check_secrets(&args(&["--auth-token", "t", "--agent-secret", &long])).is_ok());
+        assert!(
+            check_secrets(&args(&["--auth-token", "t"])).is_ok(),
+            "agent API off"
+        );
+    }
 }
