@@ -19,5 +19,5 @@ echo "== light: rho 0.50"
 echo "== rho 0.85, every agent answers"
 "$bench" bench --agents 20 --rate 0.0885 --duration 480 --compress 120 "$@"
 echo "== overload: rho 1.20, patience 120 s, 10% of offers ring out"
-"$bench" bench --agents 20 --rate 0.125 --duration 240 --compress 120 \
+"$bench" bench --agents 20 --rate 0.125 --duration 240 --compress 60 \
   --patience 120 --no-answer 0.1 "$@"
