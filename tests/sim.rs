@@ -14,7 +14,10 @@ use callq::sim::SimConfig;
 use callq::store::CallState;
 
 async fn stack(agents: &[(&str, &[(&str, u32)])]) -> Stack {
-    let mut centre = CentreConfig::demo();
+    stack_with(CentreConfig::demo(), agents).await
+}
+
+async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])]) -> Stack {
     centre.centre = format!("sim{}-{}", std::process::id(), rand::random::<u32>());
     let sim = SimConfig {
         account_sid: String::new(),
@@ -22,7 +25,8 @@ async fn stack(agents: &[(&str, &[(&str, u32)])]) -> Stack {
         public_url: String::new(),
         callq_url: String::new(),
         admin_token: String::new(),
-        clock: Clock::new(1.0),
+        // announcements pass ten times faster; the callers' own times below are real
+        clock: Clock::new(10.0),
         agents: AgentBehaviour {
             answer_delay_s: 0.2,
             heartbeat_every: Duration::from_millis(500),
@@ -121,7 +125,7 @@ async fn a_caller_who_gives_up_is_abandoned_in_the_store() {
     // nobody serves support
     let stack = stack(&[("bob", &[("sales", 1)])]).await;
     let script = CallerScript {
-        patience: Some(Duration::from_secs(7)), // after the welcome (about 4.4 s)
+        patience: Some(Duration::from_secs(2)), // after the welcome (0.44 s)
         ..CallerScript::default()
     };
     let sid = stack
@@ -160,5 +164,63 @@ async fn the_menu_digit_picks_the_queue() {
     let rec = stack.store.call(&sid).await.expect("read").expect("known");
     assert_eq!(rec.queue, "support");
     assert_eq!(rec.state, CallState::Completed);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() {
+    let toml = callq::config::DEMO_TOML.replace("callback_after_s = 60", "callback_after_s = 1");
+    let centre = CentreConfig::from_toml(&toml, "test").expect("config");
+    // dave serves support only: nobody answers sales until erin logs in
+    let stack = stack_with(centre, &[("dave", &[("support", 1)])]).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(60)),
+        talk: Duration::from_millis(300),
+        wants_callback: true,
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550004", "+15005550001", script);
+    // the caller asks for the callback and hangs up
+    assert!(stack.sim.env.registry.ended(Duration::from_secs(30)).await);
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs
+        .iter()
+        .find(|l| l.info.sid == sid)
+        .expect("logged")
+        .clone();
+    assert_eq!(log.outcome(), Outcome::Callback, "{log:?}");
+    assert_eq!(log.pressed, vec!["1"]);
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Callback);
+    // an agent for sales: callq calls the agent, then the customer
+    stack
+        .sim
+        .agents
+        .add(&AgentProfile {
+            id: "erin".into(),
+            queues: vec![("sales".into(), 1)],
+            capacity: 1,
+        })
+        .await
+        .expect("agent");
+    tokio::spawn(stack.sim.agents.clone().run(stack.sim_shutdown()));
+    for _ in 0..200 {
+        if stack.sim.stats.callbacks_unserved() == 0 && stack.sim.env.registry.live() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    finish(&stack).await;
+    let m = stack.sim.stats.snapshot();
+    assert!(
+        m.callbacks_reached.contains_key(&sid),
+        "customer never called back"
+    );
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Completed);
+    assert_eq!(rec.agent.as_deref(), Some("erin"));
     stack.stop().await;
 }

@@ -325,13 +325,24 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let mut cut_examples = Vec::new();
     let cut = if ended {
         0
     } else {
-        let n = sim.env.registry.live_inbound().len() as u64;
+        let live = sim.env.registry.live_inbound();
+        for sid in live.iter().take(5) {
+            let state = stack.store.call(sid).await.ok().flatten().map(|c| c.state);
+            cut_examples.push(format!("{sid}: callq says {state:?}"));
+        }
         sim.hang_up_all();
-        n
+        live.len() as u64
     };
+    if !cut_examples.is_empty() {
+        tracing::warn!(
+            ?cut_examples,
+            "calls still live when the drain time ran out"
+        );
+    }
     tracing::info!(ended, cut, "drained; waiting for the last webhooks");
     sim.drain(Duration::from_secs(15)).await;
     tracing::info!("checking every call in the store");
@@ -339,7 +350,8 @@ async fn drive(
         bar.finish_and_clear();
     }
     let window = (start + warmup, until);
-    let report = settle_and_report(stack, args, clock, window, cut).await?;
+    let mut report = settle_and_report(stack, args, clock, window, cut).await?;
+    report.cut_examples = cut_examples;
     floor.abort();
     Ok(report)
 }

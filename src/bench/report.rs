@@ -49,6 +49,9 @@ pub struct Report {
     /// Of those, reached again by an agent.
     pub callbacks_completed: u64,
     pub callbacks_pending: u64,
+    /// Callers who asked for a callback and, after leaving the queue, were put back on hold
+    /// (they hang up after their patience; the callback still happens).
+    pub callbacks_kept_holding: u64,
     pub voicemail: u64,
     /// Ended by callq without an agent (closed, overflow) or by a failed webhook.
     pub other: u64,
@@ -93,6 +96,8 @@ pub struct Report {
     pub load: Load,
     /// The first few lost calls and why.
     pub lost_examples: Vec<String>,
+    /// The first few calls cut at the end, with their state in callq.
+    pub cut_examples: Vec<String>,
 }
 
 /// Inputs of [`Report::build`].
@@ -168,6 +173,12 @@ impl Report {
             callbacks: count(Outcome::Callback),
             callbacks_completed,
             callbacks_pending: d.verdict.callbacks_pending,
+            callbacks_kept_holding: m
+                .logs
+                .iter()
+                .filter(|l| l.callback_asked)
+                .filter(|l| l.queue_results.iter().skip_while(|r| *r != "leave").count() > 1)
+                .count() as u64,
             voicemail: count(Outcome::Voicemail),
             other: count(Outcome::EndedByCallq) + count(Outcome::Error),
             cut_at_end: d.cut_at_end,
@@ -208,6 +219,7 @@ impl Report {
                 .take(10)
                 .map(|(sid, why)| format!("{sid}: {why}"))
                 .collect(),
+            cut_examples: Vec::new(),
         }
     }
 
@@ -317,6 +329,15 @@ impl Report {
             "estimated wait MAE (s)",
             format!("{}   ({} calls)", n(self.ewt_mae_s, 1), self.ewt_samples),
         );
+        if self.callbacks_kept_holding > 0 {
+            row(
+                "kept holding after callback",
+                format!(
+                    "{} callers were put back on hold after asking for a callback",
+                    self.callbacks_kept_holding
+                ),
+            );
+        }
         if self.cut_at_end > 0 || self.callbacks_pending > 0 {
             row(
                 "unfinished at end",
@@ -328,6 +349,9 @@ impl Report {
         }
         for e in &self.lost_examples {
             row("lost", e.clone());
+        }
+        for e in &self.cut_examples {
+            row("cut at the end", e.clone());
         }
         out
     }

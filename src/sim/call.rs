@@ -188,8 +188,8 @@ struct Customer {
     talk: Duration,
 }
 
-/// Lengths of what the caller hears. Announcements are callq's own timing, so they run on
-/// real time: a `<Say>` of 10 words takes about 4 s, a `<Pause length="5">` 5 s.
+/// Lengths of what the caller hears, in the caller's (simulated) time: a `<Say>` of 10 words
+/// takes about 4 s, a hold-music file 20 s; both pass `compress` times faster in real time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MediaTimes {
     pub words_per_s: f64,
@@ -458,11 +458,15 @@ impl Env for SimEnv {
 
     fn speech(&self, text: &str) -> Duration {
         let words = text.split_whitespace().count().max(1) as f64;
-        Duration::from_secs_f64(words / self.media.words_per_s.max(0.1))
+        self.clock.real(words / self.media.words_per_s.max(0.1))
     }
 
     fn media(&self, _url: &str) -> Duration {
-        self.media.play
+        self.clock.real(self.media.play.as_secs_f64())
+    }
+
+    fn pace(&self, d: Duration) -> Duration {
+        self.clock.real(d.as_secs_f64())
     }
 
     fn queues(&self) -> &TwilioQueues {

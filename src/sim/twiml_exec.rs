@@ -188,10 +188,13 @@ pub trait Env: Send + Sync + 'static {
     ) -> impl Future<Output = RingResult> + Send;
     /// The leg `leg_sid` to `target` is over (after a ring, answered or not).
     fn leg_over(&self, target: &Target, leg_sid: &str, end: LegEnd);
-    /// How long `<Say>` of this text takes.
+    /// How long `<Say>` of this text takes (real time, as the caller's clock runs).
     fn speech(&self, text: &str) -> Duration;
-    /// How long one `<Play>` of this URL takes.
+    /// How long one `<Play>` of this URL takes (real time).
     fn media(&self, url: &str) -> Duration;
+    /// The real time that `d` of the caller's time takes (`<Pause>`, `<Gather timeout>`,
+    /// `<Record maxLength>`): the caller lives on the simulated clock.
+    fn pace(&self, d: Duration) -> Duration;
     /// Twilio's queues (`<Enqueue>` bookkeeping).
     fn queues(&self) -> &TwilioQueues;
     /// A fresh CallSid.
@@ -566,7 +569,8 @@ impl<E: Env> Interpreter<E> {
     }
 
     fn patience_deadline(&self) -> Option<Instant> {
-        if self.served || self.log.callback_asked {
+        // a caller promised a callback who is still kept holding hangs up as anyone would
+        if self.served {
             return None;
         }
         self.script.patience.map(|p| self.log.started + p)
@@ -605,7 +609,7 @@ impl<E: Env> Interpreter<E> {
                     let d = self.env.media(&p.url).saturating_mul(times(p.loop_));
                     self.pause(d).await
                 }
-                Verb::Pause { length } => self.pause(secs(length)).await,
+                Verb::Pause { length } => self.pause(self.env.pace(secs(length))).await,
                 Verb::Enqueue(e) if !in_queue => match Box::pin(self.enqueue(e)).await {
                     Flow::End => None,
                     f => Some(f),
@@ -742,27 +746,47 @@ impl<E: Env> Interpreter<E> {
     }
 
     async fn gather(&mut self, g: Gather, in_queue: bool) -> Flow {
+        // what this caller would press here: the menu choice, or the callback offer's digit
+        let wants = if in_queue {
+            self.script.wants_callback && !self.log.callback_asked
+        } else {
+            self.script.menu_digit.is_some()
+        };
         let mut prompt = String::new();
+        let mut digits = None;
         for child in g.children {
-            let d = match child {
+            let d = match &child {
                 GatherChild::Say(s) => {
                     prompt.push_str(&s.text);
                     prompt.push(' ');
                     self.env.speech(&s.text).saturating_mul(times(s.loop_))
                 }
                 GatherChild::Play(p) => self.env.media(&p.url).saturating_mul(times(p.loop_)),
-                GatherChild::Pause { length } => secs(length),
+                GatherChild::Pause { length } => self.env.pace(secs(*length)),
             };
             if let Some(f) = self.pause(d).await {
                 return f;
             }
+            // a caller who knows what to press presses once they have heard which key
+            if wants && matches!(child, GatherChild::Say(_)) {
+                if let Some(key) = offered_digit(&prompt) {
+                    digits = Some(if in_queue {
+                        key.to_string()
+                    } else {
+                        self.script.menu_digit.clone().unwrap_or_default()
+                    });
+                    break;
+                }
+            }
         }
-        let digits = if in_queue {
-            (self.script.wants_callback && !self.log.callback_asked)
-                .then(|| offered_digit(&prompt).unwrap_or('1').to_string())
-        } else {
-            self.script.menu_digit.clone()
-        };
+        if wants && digits.is_none() {
+            // the prompt never named a key: the usual one
+            digits = Some(if in_queue {
+                "1".to_string()
+            } else {
+                self.script.menu_digit.clone().unwrap_or_default()
+            });
+        }
         match digits {
             Some(d) => {
                 if in_queue {
@@ -778,7 +802,10 @@ impl<E: Env> Interpreter<E> {
                     ],
                 )
             }
-            None => match self.pause(secs(g.timeout.unwrap_or(5))).await {
+            None => match self
+                .pause(self.env.pace(secs(g.timeout.unwrap_or(5))))
+                .await
+            {
                 Some(f) => f,
                 None => Flow::End,
             },
@@ -789,7 +816,7 @@ impl<E: Env> Interpreter<E> {
         self.log.voicemail = true;
         let mut d = self.script.message;
         if let Some(max) = r.max_length {
-            d = d.min(secs(max));
+            d = d.min(self.env.pace(secs(max)));
         }
         if let Some(f) = self.pause(d).await {
             return f;
@@ -1170,6 +1197,9 @@ mod tests {
         }
         fn media(&self, _url: &str) -> Duration {
             Duration::from_secs(10)
+        }
+        fn pace(&self, d: Duration) -> Duration {
+            d
         }
         fn queues(&self) -> &TwilioQueues {
             &self.queues
