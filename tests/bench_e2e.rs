@@ -19,7 +19,7 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
         patience: 150.0,
         no_answer: 0.1,
         callback_after: 40.0,
-        // callbacks: see the ignored test below
+        // callbacks: see the test below
         callback_share: 0.0,
         // devices drop now and then, and Twilio refuses some REST requests
         drops: 300.0,
@@ -54,14 +54,10 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
     assert!(report.assign_samples > 0 && report.assign_p99_ms.is_some());
 }
 
-/// The same with callers taking callbacks. Kept out of the default run: it shows two
-/// behaviours of the webhook edge (issue 7 report): after a successful callback request and
-/// `<Leave/>`, `/twilio/queue-exit` (QueueResult=leave) sometimes answers `<Enqueue>` again,
-/// so the caller is put back on hold (`callbacks_kept_holding`); and when such a caller then
-/// hangs up while the callback rings the agent, the agent's device is rung again while busy
-/// (`double_bookings` > 0). Run it with `cargo test --test bench_e2e -- --ignored`.
+/// The same with callers taking callbacks: the caller's own leg ends after the request while
+/// the callback rings the agent and then the customer; nothing may be lost or double-booked,
+/// and no caller who asked for a callback is put back on hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "callq's callback path double-books under this load; see the doc comment"]
 async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
     let args = BenchArgs {
         agents: 6,

@@ -766,6 +766,19 @@ async fn a_callback_request_survives_the_callers_hangup() {
     let r = store.abandon("CA1", "hangup").await.expect("abandon");
     assert_eq!(r, Transition::Stale(Some(CallState::Callback)));
     assert_invariants(&store, &sids(&["CA1"])).await;
+    // once offered (the agent's phone rings for the callback), the caller's own leg ending
+    // must not release the agent either
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    claim(&store).await.expect("offer");
+    let r = store.abandon("CA1", "hangup").await.expect("abandon");
+    assert_eq!(r, Transition::Stale(Some(CallState::Callback)));
+    assert_eq!(state(&store, "CA1").await, CallState::Offered);
+    assert_eq!(status(&store, "a1").await, AgentStatus::Reserved);
+    // a worker that finds the callback impossible can still abandon it
+    let r = store.abandon("CA1", "callback_invalid").await.expect("abandon");
+    assert_eq!(r, Transition::Done(CallState::Offered));
+    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
 #[tokio::test]

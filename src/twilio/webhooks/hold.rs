@@ -12,7 +12,7 @@ use super::{
 use crate::app::AppState;
 use crate::config::Action;
 use crate::store::read::{estimate_wait, Position, QueueStats};
-use crate::store::{CallRecord, CallState, Transition};
+use crate::store::{CallKind, CallRecord, CallState, Transition};
 use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
 
@@ -371,6 +371,10 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
             return Reply::twiml(fallback(app), "fallback");
         }
     };
+    if call.kind == CallKind::Callback && !call.state.is_final() {
+        // the caller asked to be called back; a worker may already be ringing the agent for it
+        return Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback");
+    }
     match call.state {
         CallState::Callback => {
             Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback")
