@@ -775,7 +775,10 @@ async fn a_callback_request_survives_the_callers_hangup() {
     assert_eq!(state(&store, "CA1").await, CallState::Offered);
     assert_eq!(status(&store, "a1").await, AgentStatus::Reserved);
     // a worker that finds the callback impossible can still abandon it
-    let r = store.abandon("CA1", "callback_invalid").await.expect("abandon");
+    let r = store
+        .abandon("CA1", "callback_invalid")
+        .await
+        .expect("abandon");
     assert_eq!(r, Transition::Done(CallState::Offered));
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     assert_invariants(&store, &sids(&["CA1"])).await;
