@@ -33,7 +33,7 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
         redis_url: Some(common::redis_url()),
         ..BenchArgs::default()
     };
-    let report = run_load(&args, false).await.expect("bench runs");
+    let report = bounded(run_load(&args, false)).await;
     eprintln!("{}", report.table());
     assert!(
         report.offered >= 5,
@@ -78,10 +78,22 @@ async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
         redis_url: Some(common::redis_url()),
         ..BenchArgs::default()
     };
-    let report = run_load(&args, false).await.expect("bench runs");
+    let report = bounded(run_load(&args, false)).await;
     eprintln!("{}", report.table());
     assert_eq!(report.lost, 0, "lost calls: {:?}", report.lost_examples);
     assert_eq!(report.double_bookings, 0);
     assert_eq!(report.callbacks_kept_holding, 0);
     assert_eq!(report.callbacks, report.callbacks_completed);
+}
+
+/// A bench that never ends must fail the test in bounded time, not hang the suite.
+async fn bounded<F, T>(run: F) -> T
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    match tokio::time::timeout(std::time::Duration::from_secs(240), run).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => panic!("bench failed: {e:#}"),
+        Err(_) => panic!("bench did not finish within 240 s"),
+    }
 }
