@@ -107,15 +107,9 @@ impl Store {
         &self.prefix
     }
 
-    /// A pooled connection, for reads and the worker's BLPOP.
+    /// A pooled connection, for reads.
     pub async fn conn(&self) -> Result<deadpool_redis::Connection> {
         Ok(self.pool.get().await?)
-    }
-
-    /// A dedicated (unpooled) connection, for blocking commands.
-    pub async fn dedicated(&self, redis_url: &str) -> Result<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(redis_url)?;
-        Ok(client.get_multiplexed_async_connection().await?)
     }
 
     pub fn key(&self, suffix: &str) -> String {

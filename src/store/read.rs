@@ -236,18 +236,8 @@ impl Store {
         Ok(reply
             .ids
             .into_iter()
-            .filter_map(|e| {
-                let fields: HashMap<String, String> = e
-                    .map
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .ok()
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect();
-                (fields.get("call").map(String::as_str) == Some(sid)).then_some((e.id, fields))
-            })
+            .map(entry_fields)
+            .filter(|(_, fields)| fields.get("call").map(String::as_str) == Some(sid))
             .collect())
     }
 
@@ -260,22 +250,7 @@ impl Store {
         let reply: redis::streams::StreamRangeReply = c
             .xrevrange_count(self.key("events"), "+", "-", count)
             .await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|e| {
-                let fields = e
-                    .map
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .ok()
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect();
-                (e.id, fields)
-            })
-            .collect())
+        Ok(reply.ids.into_iter().map(entry_fields).collect())
     }
 
     /// A consistent view of the given calls and every agent, queue set, offer and wrap-up.
@@ -336,6 +311,20 @@ impl Store {
         snap.wrapup = redis::from_redis_value(next())?;
         Ok(snap)
     }
+}
+
+/// An event-stream entry as (stream id, its fields as text).
+fn entry_fields(e: redis::streams::StreamId) -> (String, HashMap<String, String>) {
+    let fields = e
+        .map
+        .iter()
+        .filter_map(|(k, v)| {
+            redis::from_redis_value_ref::<String>(v)
+                .ok()
+                .map(|v| (k.clone(), v))
+        })
+        .collect();
+    (e.id, fields)
 }
 
 /// Expected wait for the caller at `position`: p departures from the queue's staffed agents.
