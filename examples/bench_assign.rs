@@ -28,7 +28,8 @@ use tokio::time::Instant;
 
 use callq::embedded_redis::EmbeddedRedis;
 use callq::store::{
-    AgentSpec, CallKind, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
+    AgentSpec, Arrival, CallKind, EndSource, NewCall, OfferOutcome, OfferRef, QueueSettings,
+    RequestedStatus, Store, Strategy, UpsertMode,
 };
 use callq::twilio::rest::{CircuitBreaker, RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
@@ -171,16 +172,22 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 wrapup: Duration::ZERO,
                 max_no_answer: 100,
                 no_answer_delay: Duration::ZERO,
+                callback_retries: 0,
+                callback_retry_delay: Duration::ZERO,
+                check_after: Duration::from_secs(300),
             })
             .await?;
         let id = format!("a{k}");
         store
-            .upsert_agent(&AgentSpec {
-                id: id.clone(),
-                identity: format!("agent-{k}"),
-                queues: vec![(q, 1)],
-                capacity: 1,
-            })
+            .upsert_agent(
+                &AgentSpec {
+                    id: id.clone(),
+                    identity: format!("agent-{k}"),
+                    queues: vec![(q, 1)],
+                    capacity: 1,
+                },
+                UpsertMode::Upsert,
+            )
             .await?;
         store
             .heartbeat(&id, Duration::from_secs(3600), true)
@@ -280,7 +287,7 @@ async fn chain(
 ) -> anyhow::Result<Vec<(usize, Trigger, Duration)>> {
     let (agent, queue) = (format!("a{k}"), format!("q{k}"));
     let mut out = Vec::with_capacity(rounds);
-    let mut on_call: Option<String> = None; // the call the agent is talking on
+    let mut on_call: Option<OfferRef> = None; // the call the agent is talking on
     for round in 0..rounds {
         let trigger = match on_call {
             // nothing to complete on the first round
@@ -293,7 +300,9 @@ async fn chain(
                 store
                     .set_agent_status(&agent, RequestedStatus::Paused, "bench")
                     .await?;
-                store.complete(&prev).await?;
+                store
+                    .complete(&prev.call_sid, Some(&prev), EndSource::Dial)
+                    .await?;
             }
         }
         let sid = format!("CA{k:04}x{round:010}");
@@ -303,14 +312,17 @@ async fn chain(
             .map_err(|_| anyhow::anyhow!("waiters lock"))?
             .insert(sid.clone(), tx);
         store
-            .enqueue(
-                &sid,
-                &queue,
-                "+15550001111",
-                "+15005550001",
-                Duration::ZERO,
-                CallKind::Inbound,
-            )
+            .enqueue(&NewCall {
+                call_sid: &sid,
+                queue: &queue,
+                from: "+15550001111",
+                to: "+15005550001",
+                priority_boost: Duration::ZERO,
+                kind: CallKind::Inbound,
+                arrival: Arrival::Holding {
+                    waited: Duration::ZERO,
+                },
+            })
             .await?;
         let t0 = Instant::now();
         match trigger {
@@ -321,7 +333,9 @@ async fn chain(
             }
             Trigger::Complete => {
                 if let Some(prev) = on_call.take() {
-                    store.complete(&prev).await?;
+                    store
+                        .complete(&prev.call_sid, Some(&prev), EndSource::Dial)
+                        .await?;
                 }
             }
         }
@@ -332,15 +346,31 @@ async fn chain(
         out.push((round, trigger, at - t0));
         // wait for the worker to record the ring (extend_offer), then the agent answers
         wait_extended(store, &sid).await?;
+        let offer = current_offer(store, &sid).await?;
         store
-            .offer_result(&sid, &agent, OfferOutcome::Answered)
+            .offer_result(&offer, OfferOutcome::Answered, "")
             .await?;
-        on_call = Some(sid);
+        on_call = Some(offer);
     }
     if let Some(prev) = on_call {
-        store.complete(&prev).await?;
+        store
+            .complete(&prev.call_sid, Some(&prev), EndSource::Dial)
+            .await?;
     }
     Ok(out)
+}
+
+/// The call's current offer, as the worker's URLs name it.
+async fn current_offer(store: &Store, sid: &str) -> anyhow::Result<OfferRef> {
+    let call = store
+        .call(sid)
+        .await?
+        .with_context(|| format!("{sid}: no such call"))?;
+    Ok(OfferRef {
+        call_sid: sid.to_string(),
+        agent_id: call.agent.with_context(|| format!("{sid}: not offered"))?,
+        attempt: call.attempts,
+    })
 }
 
 async fn wait_extended(store: &Store, sid: &str) -> anyhow::Result<()> {

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use callq::app::{AgentSettings, AppState, EdgeSettings};
 use callq::config::CentreConfig;
 use callq::embedded_redis::EmbeddedRedis;
-use callq::store::{AgentSpec, RequestedStatus, Store};
+use callq::store::{AgentSpec, Arrival, CallKind, NewCall, RequestedStatus, Store, UpsertMode};
 use callq::twilio::signature::signed_form;
 use clap::Parser;
 
@@ -91,12 +91,15 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.agents {
         let id = format!("agent{i}");
         store
-            .upsert_agent(&AgentSpec {
-                id: id.clone(),
-                identity: format!("client-{id}"),
-                queues: vec![("sales".into(), 1), ("support".into(), 1)],
-                capacity: 1,
-            })
+            .upsert_agent(
+                &AgentSpec {
+                    id: id.clone(),
+                    identity: format!("client-{id}"),
+                    queues: vec![("sales".into(), 1), ("support".into(), 1)],
+                    capacity: 1,
+                },
+                UpsertMode::Upsert,
+            )
             .await?;
         store
             .heartbeat(&id, Duration::from_secs(3600), true)
@@ -164,14 +167,17 @@ async fn main() -> anyhow::Result<()> {
             for i in 0..1000 {
                 let sid = format!("CAprefill{i:026}");
                 store
-                    .enqueue(
-                        &sid,
-                        "sales",
-                        "+14155551234",
-                        SALES_NUMBER,
-                        Duration::ZERO,
-                        callq::store::CallKind::Inbound,
-                    )
+                    .enqueue(&NewCall {
+                        call_sid: &sid,
+                        queue: "sales",
+                        from: "+14155551234",
+                        to: SALES_NUMBER,
+                        priority_boost: Duration::ZERO,
+                        kind: CallKind::Inbound,
+                        arrival: Arrival::Holding {
+                            waited: Duration::ZERO,
+                        },
+                    })
                     .await?;
                 entered.push(sid);
             }

@@ -1,5 +1,5 @@
--- claim: the one place routing is decided. Promotes agents whose wrap-up ended, then takes
--- the best waiting call (lowest rank among queue heads) that has a live ready agent, picks
+-- claim: the one place routing is decided. Promotes agents whose wrap-up ended, arrivals
+-- whose grace passed and callbacks whose retry is due, then takes the best waiting call (lowest rank among queue heads) that has a live ready agent, picks
 -- the agent by tier then the queue's strategy (skipping agents whose heartbeat is gone, and
 -- agents this call already rang unless nobody else is left), and in one step removes the call
 -- from its waiting set, reserves the agent and writes the offer lease.
@@ -7,15 +7,20 @@
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
 -- ARGV[2]  a random non-negative integer from the caller (for the 'random' strategy)
--- Returns  {'offer', CallSid, agent, identity, queue, attempts, ring_timeout_ms, kind, from, to}
---          or {'none', next_due_ms} where next_due_ms is the earliest wrap-up end, offer lease
---          or heartbeat deadline ('' when there is none): when a worker should look again.
--- @include common.lua
+-- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to}
+--          (attempt names this offer in every URL and result that follows)
+--          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
+--          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
+--          connected call's check, a heartbeat deadline; '' when nothing): when a worker
+--          should look again.
+-- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
 local seed = tonumber(ARGV[2]) or 0
 
 promote_wrapups()
+promote_arrivals()
+promote_retries()
 
 -- Heads of every queue, best rank first.
 local heads = {}
@@ -72,8 +77,10 @@ for _, h in ipairs(heads) do
       local a = hgetall(k_agent(id))
       local attempts = num(c.attempts, 0) + 1
       redis.call('ZREM', k_waiting(h.q), h.sid)
+      local rang = c.rang or ','
+      if not string.find(rang, ',' .. id .. ',', 1, true) then rang = rang .. id .. ',' end
       redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
-        'offered_ms', NOW, 'rang', (c.rang or ',') .. id .. ',')
+        'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0)
       redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
       local active = num(a.active, 0) + 1
       local fields = { active = active }
@@ -84,14 +91,14 @@ for _, h in ipairs(heads) do
       agent_set(id, a, fields)
       if a.status == 'reserved' then remove_ready(id, a) else refresh_ready(id, a) end
       event('offer', { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts })
-      return { 'offer', h.sid, id, a.identity or id, h.q, tostring(attempts),
+      return { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
         cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '' }
     end
   end
 end
 
 local next_due = nil
-for _, key in ipairs({ K_WRAPUP, K_OFFERS, K_HEARTBEATS }) do
+for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_OFFERS, K_CONNECTED, K_HEARTBEATS }) do
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if first[2] then
     local t = tonumber(first[2])
@@ -99,4 +106,4 @@ for _, key in ipairs({ K_WRAPUP, K_OFFERS, K_HEARTBEATS }) do
   end
 end
 if next_due == nil then return { 'none', '' } end
-return { 'none', tostring(next_due) }
+return { 'none', int(next_due) }

@@ -2,32 +2,51 @@
 -- paused/offline). Also accepts a call still marked offered, since Twilio may report the
 -- end of the <Dial> before the agent leg's 'answered' callback arrives.
 --
+-- A callback is completed only on word that the customer was reached (the customer <Dial>'s
+-- result, or a check with Twilio): the agent's own leg ending says nothing about the
+-- customer, so then the call's check is brought forward and the worker asks Twilio.
+--
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
--- Returns  {'completed', agent} | {'stale', state}
--- @include common.lua
+-- ARGV[2]  agent id the offer went to ('' when the sender cannot know: the caller's own leg)
+-- ARGV[3]  attempt ('' likewise)
+-- ARGV[4]  source: 'dial' (a <Dial> result) | 'leg' (the agent leg ended) | 'status' (the
+--          caller's call ended) | 'check' (Twilio, asked by the worker)
+-- Returns  {'completed', agent} | {'check'} | {'stale', state}
+-- @include calls.lua
 
-local sid = ARGV[1]
+local sid, id, attempt, source = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
 if c.state ~= 'connected' and c.state ~= 'offered' then return { 'stale', c.state } end
-local id = c.agent
-redis.call('ZREM', K_OFFERS, sid)
+if id ~= '' and not is_current_offer(c, id, attempt) then return { 'stale', c.state } end
+if c.kind == 'callback' and (source == 'leg' or source == 'status') then
+  -- due now: the next worker round asks Twilio (offered: whether the agent answered at all)
+  if c.state == 'offered' then
+    redis.call('ZADD', K_OFFERS, NOW, sid)
+  else
+    redis.call('ZADD', K_CONNECTED, NOW, sid)
+  end
+  wake()
+  return { 'check' }
+end
+local agent = c.agent
 local answered = num(c.answered_ms, NOW)
 if c.state == 'offered' then redis.call('HSET', k_call(sid), 'answered_ms', NOW) end
-call_finish(sid, 'completed')
+call_finish(sid, c, 'completed', source)
 local cfg = queue_cfg(c.queue) or {}
 local wrapup = num(cfg.wrapup_ms, 0)
 -- running mean handle time (talk + wrap-up), the basis of the estimated wait
 local handle = NOW - answered + wrapup
 local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)
-redis.call('HSET', k_queue(c.queue), 'aht_ms', math.floor(aht * 0.9 + handle * 0.1))
-local a = hgetall(k_agent(id))
+redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
+local a = hgetall(k_agent(agent))
 if a then
   if c.state == 'offered' then
-    agent_set(id, a, { misses = 0, handled = num(a.handled, 0) + 1 })
+    agent_set(agent, a, { misses = 0, handled = num(a.handled, 0) + 1 })
   end
-  agent_release(id, a, wrapup)
+  agent_release(agent, a, wrapup)
 end
-event('completed', { 'call', sid, 'agent', id, 'queue', c.queue, 'talk_ms', NOW - answered })
-return { 'completed', id }
+event('completed', { 'call', sid, 'agent', agent, 'queue', c.queue, 'talk_ms', NOW - answered,
+  'source', source })
+return { 'completed', agent }

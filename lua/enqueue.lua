@@ -1,6 +1,11 @@
 -- enqueue: a call enters a queue. Idempotent per CallSid: a retried webhook finds the call it
 -- already made and changes nothing.
 --
+-- An inbound caller answered with <Enqueue> is not on hold until Twilio runs that verb, and
+-- Twilio refuses to redirect a call before then; so such a call starts `arriving` and joins
+-- the line on its first wait request (`arrive`), or after ARRIVE_GRACE_MS at the latest. A
+-- caller already holding (re-entering from a wait request) or a callback joins at once.
+--
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
 -- ARGV[2]  queue name
@@ -8,26 +13,37 @@
 -- ARGV[4]  To
 -- ARGV[5]  priority boost, ms (rank = entered_ms - boost; a bigger boost is served sooner)
 -- ARGV[6]  kind: 'inbound' | 'callback' (a callback is returned to From)
+-- ARGV[7]  'arriving' (Twilio is about to hold the caller) | 'holding' (it holds them now)
+-- ARGV[8]  ms the caller already waited before this request (entered_ms = now - this)
 -- Returns  {'new' | 'existing', state, rank} | {'unknown_queue'}
--- @include common.lua
+-- @include calls.lua
 
-local sid, q = ARGV[1], ARGV[2]
+local sid, q, kind = ARGV[1], ARGV[2], ARGV[6]
 local existing = redis.call('HMGET', k_call(sid), 'state', 'rank')
 if existing[1] then return { 'existing', existing[1], existing[2] } end
 if redis.call('SISMEMBER', K_QUEUES, q) == 0 then return { 'unknown_queue' } end
+local entered = NOW - math.max(num(ARGV[8], 0), 0)
 local boost = num(ARGV[5], 0)
-local rank = NOW - boost
-local kind = ARGV[6]
+local rank = entered - boost
 local state = 'waiting'
-if kind == 'callback' then state = 'callback' end
+if kind == 'callback' then
+  state = 'callback'
+elseif ARGV[7] == 'arriving' then
+  state = 'arriving'
+end
 redis.call('HSET', k_call(sid),
-  'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', boost, 'rank', rank,
-  'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',', 'entered_ms', NOW)
+  'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', int(boost),
+  'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',',
+  'entered_ms', int(entered))
 if kind == 'callback' then
   -- a callback requested on arrival (e.g. after hours): call back the number that called
   redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])
 end
-redis.call('ZADD', k_waiting(q), rank, sid)
-event('enqueue', { 'call', sid, 'queue', q, 'rank', rank })
-wake()
-return { 'new', state, tostring(rank) }
+if state == 'arriving' then
+  redis.call('ZADD', K_ARRIVING, NOW + ARRIVE_GRACE_MS, sid)
+else
+  redis.call('ZADD', k_waiting(q), rank, sid)
+  wake()
+end
+event('enqueue', { 'call', sid, 'queue', q, 'rank', int(rank), 'state', state })
+return { 'new', state, int(rank) }

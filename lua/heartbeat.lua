@@ -1,13 +1,14 @@
--- heartbeat: an agent's desktop says it is alive. Refreshes the TTL key; an agent whose
--- device is not registered stays out of every ready set. An agent taken offline because its
--- heartbeat lapsed comes back (available) with the next heartbeat.
+-- heartbeat: an agent's desktop says it is alive. Refreshes the TTL key and the agent's
+-- presence; an agent whose device is not registered stays out of every ready set. Presence
+-- never changes the status the agent chose: a paused agent stays paused, an available one
+-- becomes offerable again.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  agent id
 -- ARGV[2]  TTL, ms
 -- ARGV[3]  device registered: '1' or '0'
 -- Returns  {'ok', status} | {'unknown'}
--- @include common.lua
+-- @include agents.lua
 
 local id = ARGV[1]
 local a = hgetall(k_agent(id))
@@ -15,12 +16,9 @@ if a == nil then return { 'unknown' } end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', k_alive(id), ARGV[3], 'PX', ttl)
 redis.call('ZADD', K_HEARTBEATS, NOW + ttl, id)
-if a.status == 'offline' and a.reason == 'heartbeat' then
-  agent_settle(id, a, 'available', 0, '')
-  return { 'ok', a.status }
-end
-if a.pending == 'offline' and a.pending_reason == 'heartbeat' then
-  agent_set(id, a, { pending = '', pending_reason = '' })
+if a.online ~= '1' then
+  agent_set(id, a, { online = '1' })
+  event('presence', { 'agent', id, 'online', '1' })
 end
 if refresh_ready(id, a) then wake() end
 return { 'ok', a.status }

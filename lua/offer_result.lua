@@ -1,38 +1,59 @@
--- offer_result: what became of an offer. 'answered' connects the call and makes the agent
--- busy. 'no-answer', 'busy' and 'failed' put the call back in line at its original rank and
--- give the agent the queue's no-answer delay; after the queue's max no-answer in a row the
--- agent is paused (its device is probably gone). 'canceled' puts the call back without
--- counting a miss. Order-tolerant: a result for an offer that is no longer current is ignored.
+-- offer_result: what became of an offer. 'answered' connects the call, makes the agent busy
+-- and schedules the first check that the conversation still goes on. 'no-answer', 'busy'
+-- and 'failed' put the call back in line at its original rank and give the agent the
+-- queue's no-answer delay; after the queue's max no-answer in a row the agent is paused (its
+-- device is probably gone). 'canceled' puts the call back without counting a miss (Twilio
+-- could not ring, or the ring was cut by something not the agent's doing). 'refused' means
+-- Twilio will never connect this caller (a permanent error): the agent is released without
+-- a miss and the call overflows, so the caller's next wait request carries out the queue's
+-- overflow action. A result for any offer but the current one, named by (agent, attempt),
+-- changes nothing.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
 -- ARGV[2]  agent id the offer went to
--- ARGV[3]  outcome: answered | no-answer | busy | failed | canceled
--- Returns  {'connected'} | {'requeued', agent_status} | {'stale', state}
--- @include common.lua
+-- ARGV[3]  attempt (the offer's number)
+-- ARGV[4]  outcome: answered | no-answer | busy | failed | canceled | refused
+-- ARGV[5]  the Twilio CallSid of the agent's leg when known, or ''; for 'refused', the reason
+-- Returns  {'connected'} | {'requeued', agent_status} | {'refused'} | {'stale', state}
+-- @include calls.lua
 
-local sid, id, outcome = ARGV[1], ARGV[2], ARGV[3]
+local sid, id, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
-if c.state ~= 'offered' or c.agent ~= id then return { 'stale', c.state } end
-redis.call('ZREM', K_OFFERS, sid)
+if c.state ~= 'offered' or not is_current_offer(c, id, attempt) then
+  return { 'stale', c.state }
+end
 local a = hgetall(k_agent(id))
 local cfg = queue_cfg(c.queue) or {}
 
 if outcome == 'answered' then
-  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW)
+  redis.call('ZREM', K_OFFERS, sid)
+  redis.call('ZADD', K_CONNECTED, NOW + num(cfg.check_after_ms, 300000), sid)
+  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW, 'phase', '',
+    'checks', 0)
+  if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5]) end
   if a then
     local fields = { misses = 0, handled = num(a.handled, 0) + 1 }
     if a.status == 'reserved' then fields.status = 'busy' end
     agent_set(id, a, fields)
   end
-  event('connected', { 'call', sid, 'agent', id, 'queue', c.queue,
+  event('connected', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
     'waited_ms', NOW - num(c.entered_ms, NOW) })
   return { 'connected' }
 end
 
+if outcome == 'refused' then
+  call_finish(sid, c, 'overflowed', ARGV[5])
+  event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',
+    'reason', ARGV[5] or '', 'waited_ms', NOW - num(c.entered_ms, NOW) })
+  if a then agent_release(id, a, 0) end
+  return { 'refused' }
+end
+
 call_requeue(sid, c)
-event('requeued', { 'call', sid, 'agent', id, 'queue', c.queue, 'outcome', outcome })
+event('requeued', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
+  'outcome', outcome })
 if a == nil then return { 'requeued', 'unknown' } end
 if outcome == 'canceled' then
   agent_release(id, a, 0)

@@ -5,14 +5,13 @@
 -- ARGV[1]  CallSid
 -- ARGV[2]  where it went (for the record)
 -- Returns  {'overflowed'} | {'stale', state}
--- @include common.lua
+-- @include calls.lua
 
 local sid = ARGV[1]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
 if c.state ~= 'waiting' then return { 'stale', c.state } end
-redis.call('ZREM', k_waiting(c.queue), sid)
-call_finish(sid, 'overflowed')
+call_finish(sid, c, 'overflowed', 'max_wait')
 event('overflowed', { 'call', sid, 'queue', c.queue, 'to', ARGV[2],
   'waited_ms', NOW - num(c.entered_ms, NOW) })
 return { 'overflowed' }

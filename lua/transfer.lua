@@ -6,7 +6,7 @@
 -- ARGV[1]  CallSid
 -- ARGV[2]  the queue to move to
 -- Returns  {'transferred', from_queue} | {'stale', state} | {'unknown_queue'}
--- @include common.lua
+-- @include calls.lua
 
 local sid, to = ARGV[1], ARGV[2]
 local c = hgetall(k_call(sid))

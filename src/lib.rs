@@ -17,6 +17,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod embedded_redis;
 pub mod ops;
 pub mod server;

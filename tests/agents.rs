@@ -11,9 +11,7 @@ use callq::agents::client::AgentClient;
 use callq::agents::token;
 use callq::app::{AgentSettings, AppState};
 use callq::config::CentreConfig;
-use callq::store::{
-    AgentRecord, AgentStatus, CallKind, Claim, OfferOutcome, RequestedStatus, Transition,
-};
+use callq::store::{AgentRecord, AgentStatus, Claim, OfferOutcome, RequestedStatus, UpsertMode};
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -197,14 +195,7 @@ async fn record(srv: &TestServer, id: &str) -> Option<AgentRecord> {
 async fn enqueue(srv: &TestServer, sid: &str, queue: &str) {
     srv.state
         .store
-        .enqueue(
-            sid,
-            queue,
-            "+15550001111",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Inbound,
-        )
+        .enqueue(&holding(sid, queue, "+15550001111"))
         .await
         .expect("enqueue");
 }
@@ -715,7 +706,11 @@ async fn status_changes_on_a_call_are_deferred_until_it_ends() {
     let answered = srv
         .state
         .store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(
+            &current(&srv.state.store, "CA1").await,
+            OfferOutcome::Answered,
+            "",
+        )
         .await
         .expect("answered");
     assert_eq!(answered, callq::store::OfferResult::Connected);
@@ -756,8 +751,8 @@ async fn status_changes_on_a_call_are_deferred_until_it_ends() {
         Some(RequestedStatus::Paused)
     );
 
-    let done = srv.state.store.complete("CA1").await.expect("complete");
-    assert_eq!(done, Transition::Done("a1".to_string()));
+    let done = complete(&srv.state.store, "CA1").await.expect("complete");
+    assert_eq!(done, callq::store::Completion::Completed("a1".to_string()));
     let rec = record(&srv, "a1").await.expect("agent");
     assert_eq!(
         (rec.status, rec.reason.as_str(), rec.pending),
@@ -1269,7 +1264,7 @@ async fn admin_routes_refuse_every_bad_credential_and_change_nothing() {
 async fn create_directly(srv: &TestServer, id: &str) {
     srv.state
         .store
-        .upsert_agent(&agent(id, &[("sales", 1)]))
+        .upsert_agent(&agent(id, &[("sales", 1)]), UpsertMode::Upsert)
         .await
         .expect("agent");
 }
@@ -1444,10 +1439,14 @@ async fn admin_shows_a_call_with_its_history() {
     assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
     let store = &srv.state.store;
     store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(
+            &current(&srv.state.store, "CA1").await,
+            OfferOutcome::Answered,
+            "",
+        )
         .await
         .expect("answered");
-    store.complete("CA1").await.expect("complete");
+    complete(store, "CA1").await.expect("complete");
 
     let r = admin(&srv, Method::GET, "/v1/admin/calls/CA1", Body::None).await;
     assert_eq!(r.status, 200, "{}", r.json);

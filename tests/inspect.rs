@@ -4,9 +4,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use callq::store::{CallKind, Strategy};
+use callq::store::Strategy;
 use common::*;
 
 #[tokio::test]
@@ -18,14 +17,7 @@ async fn inspect_shows_queues_agents_and_waiting_calls() {
         .await
         .expect("pause");
     store
-        .enqueue(
-            "CAinspect1",
-            "sales",
-            "+15551112222",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Inbound,
-        )
+        .enqueue(&holding("CAinspect1", "sales", "+15551112222"))
         .await
         .expect("enqueue");
     let centre = store

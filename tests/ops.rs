@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use callq::config::CentreConfig;
-use callq::store::{CallKind, Store};
+use callq::store::Store;
 use common::*;
 
 async fn get(url: String) -> (u16, String) {
@@ -44,14 +42,7 @@ async fn the_wallboard_shows_queues_and_recent_transitions_without_caller_number
     let server = spawn_server(CentreConfig::demo()).await;
     let store = &server.state.store;
     store
-        .enqueue(
-            "CAwall1",
-            "sales",
-            "+15559998888",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Inbound,
-        )
+        .enqueue(&holding("CAwall1", "sales", "+15559998888"))
         .await
         .expect("enqueue");
     let (status, page) = get(format!("{}/wallboard", server.base)).await;

@@ -1,13 +1,17 @@
-//! Property test of the routing invariants: random sequences of every transition (enqueue,
-//! claim, each offer result, complete, abandon, callback, transfer, heartbeats, statuses,
-//! lease expiry and reaping) against a real Redis; after every step the four invariants of
-//! DESIGN.md must hold and no call may be lost.
+//! Property test of the routing invariants: random sequences of every transition (enqueue
+//! arriving or holding, arrive, claim, each offer result for the current offer or an earlier
+//! one, complete from every source, abandon, callback and its customer outcome, transfer,
+//! re-entry, operator end, checks, heartbeats, statuses, lease expiry and reaping) against a
+//! real Redis; after every step the routing invariants (docs/design.md) must hold and no call
+//! may be lost.
 
 mod common;
 
 use std::time::Duration;
 
-use callq::store::{CallKind, OfferOutcome, RequestedStatus, Store, Strategy as Routing};
+use callq::store::{
+    Arrival, EndSource, OfferOutcome, OfferRef, RequestedStatus, Store, Strategy as Routing,
+};
 use common::*;
 use proptest::prelude::*;
 
@@ -19,17 +23,39 @@ enum Op {
     Enqueue {
         queue: usize,
         boost_s: u64,
+        arriving: bool,
+    },
+    Arrive {
+        call: usize,
     },
     Claim {
         seed: u32,
         short_lease: bool,
     },
+    /// A result for the call's current offer, or (stale) for the one before it.
     Result {
         call: usize,
         outcome: usize,
+        stale: bool,
     },
     Complete {
         call: usize,
+        source: usize,
+        stale: bool,
+    },
+    CallbackResult {
+        call: usize,
+        outcome: usize,
+    },
+    Reenter {
+        call: usize,
+    },
+    EndCall {
+        call: usize,
+    },
+    /// Take due checks and settle each as a worker might after asking Twilio.
+    Checks {
+        verdict: usize,
     },
     Abandon {
         call: usize,
@@ -58,11 +84,19 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..2usize, 0..3u64).prop_map(|(queue, boost_s)| Op::Enqueue { queue, boost_s }),
+        3 => (0..2usize, 0..3u64, prop::bool::weighted(0.3))
+            .prop_map(|(queue, boost_s, arriving)| Op::Enqueue { queue, boost_s, arriving }),
+        1 => (0..12usize).prop_map(|call| Op::Arrive { call }),
         4 => (any::<u32>(), prop::bool::weighted(0.2))
             .prop_map(|(seed, short_lease)| Op::Claim { seed, short_lease }),
-        3 => (0..12usize, 0..5usize).prop_map(|(call, outcome)| Op::Result { call, outcome }),
-        2 => (0..12usize).prop_map(|call| Op::Complete { call }),
+        3 => (0..12usize, 0..6usize, prop::bool::weighted(0.2))
+            .prop_map(|(call, outcome, stale)| Op::Result { call, outcome, stale }),
+        2 => (0..12usize, 0..4usize, prop::bool::weighted(0.2))
+            .prop_map(|(call, source, stale)| Op::Complete { call, source, stale }),
+        1 => (0..12usize, 0..5usize).prop_map(|(call, outcome)| Op::CallbackResult { call, outcome }),
+        1 => (0..12usize).prop_map(|call| Op::Reenter { call }),
+        1 => (0..12usize).prop_map(|call| Op::EndCall { call }),
+        1 => (0..5usize).prop_map(|verdict| Op::Checks { verdict }),
         1 => (0..12usize).prop_map(|call| Op::Abandon { call }),
         1 => (0..12usize).prop_map(|call| Op::Callback { call }),
         1 => (0..12usize, 0..2usize).prop_map(|(call, queue)| Op::Transfer { call, queue }),
@@ -78,6 +112,9 @@ async fn setup() -> Store {
     let mut sales = queue("sales", Routing::LongestIdle);
     sales.wrapup = Duration::from_millis(15);
     sales.max_no_answer = 2;
+    sales.callback_retries = 1;
+    sales.callback_retry_delay = Duration::from_millis(10);
+    sales.check_after = Duration::from_millis(20);
     let mut support = queue("support", Routing::RoundRobin);
     support.no_answer_delay = Duration::from_millis(10);
     let store = store_with(&[sales, support]).await;
@@ -102,28 +139,49 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
         OfferOutcome::Busy,
         OfferOutcome::Failed,
         OfferOutcome::Canceled,
+        OfferOutcome::Refused,
     ];
+    let sources = [
+        EndSource::Dial,
+        EndSource::Leg,
+        EndSource::Status,
+        EndSource::Check,
+    ];
+    // the call's current offer, or the one before it (a late result)
+    let offer_of = |sid: &str, c: &callq::store::CallRecord, stale: bool| OfferRef {
+        call_sid: sid.to_string(),
+        agent_id: c.agent.clone().unwrap_or_else(|| "a0".into()),
+        attempt: if stale {
+            c.attempts.saturating_sub(1)
+        } else {
+            c.attempts
+        },
+    };
     let statuses = [
         RequestedStatus::Available,
         RequestedStatus::Paused,
         RequestedStatus::Offline,
     ];
     match op {
-        Op::Enqueue { queue, boost_s } => {
+        Op::Enqueue {
+            queue,
+            boost_s,
+            arriving,
+        } => {
             let sid = format!("CA{:04}", calls.len());
-            let e = store
-                .enqueue(
-                    &sid,
-                    QUEUES[*queue],
-                    "+1",
-                    "+2",
-                    Duration::from_secs(*boost_s),
-                    CallKind::Inbound,
-                )
-                .await
-                .expect("enqueue");
+            let mut call = holding(&sid, QUEUES[*queue], "+1");
+            call.priority_boost = Duration::from_secs(*boost_s);
+            if *arriving {
+                call.arrival = Arrival::Arriving;
+            }
+            let e = store.enqueue(&call).await.expect("enqueue");
             assert!(e.created);
             calls.push(sid);
+        }
+        Op::Arrive { call } => {
+            if let Some(sid) = pick(*call) {
+                store.arrive(&sid).await.expect("arrive");
+            }
         }
         Op::Claim { seed, short_lease } => {
             let lease = if *short_lease {
@@ -133,19 +191,89 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
             };
             store.claim(lease, *seed).await.expect("claim");
         }
-        Op::Result { call, outcome } => {
+        Op::Result {
+            call,
+            outcome,
+            stale,
+        } => {
             if let Some(sid) = pick(*call) {
                 let c = store.call(&sid).await.expect("read").expect("exists");
-                let agent = c.agent.unwrap_or_else(|| "a0".into());
                 store
-                    .offer_result(&sid, &agent, outcomes[*outcome])
+                    .offer_result(&offer_of(&sid, &c, *stale), outcomes[*outcome], "")
                     .await
                     .expect("result");
             }
         }
-        Op::Complete { call } => {
+        Op::Complete {
+            call,
+            source,
+            stale,
+        } => {
             if let Some(sid) = pick(*call) {
-                store.complete(&sid).await.expect("complete");
+                let c = store.call(&sid).await.expect("read").expect("exists");
+                let source = sources[*source];
+                let offer = offer_of(&sid, &c, *stale);
+                let named = (source != EndSource::Status).then_some(&offer);
+                store.complete(&sid, named, source).await.expect("complete");
+            }
+        }
+        Op::CallbackResult { call, outcome } => {
+            if let Some(sid) = pick(*call) {
+                let c = store.call(&sid).await.expect("read").expect("exists");
+                let outcome = outcomes[1 + *outcome % 5];
+                store
+                    .callback_result(&offer_of(&sid, &c, false), outcome, "prop")
+                    .await
+                    .expect("callback result");
+            }
+        }
+        Op::Reenter { call } => {
+            if let Some(sid) = pick(*call) {
+                store.reenter(&sid).await.expect("reenter");
+            }
+        }
+        Op::EndCall { call } => {
+            if let Some(sid) = pick(*call) {
+                store.end_call(&sid, "prop").await.expect("end");
+            }
+        }
+        Op::Checks { verdict } => {
+            for check in store
+                .take_checks(5, Duration::from_millis(20))
+                .await
+                .expect("checks")
+            {
+                let offer = &check.offer;
+                let sid = offer.call_sid.as_str();
+                match verdict {
+                    0 => {
+                        store
+                            .offer_result(offer, OfferOutcome::Answered, "CAleg")
+                            .await
+                            .expect("answered");
+                    }
+                    1 => {
+                        store
+                            .offer_result(offer, OfferOutcome::Canceled, "")
+                            .await
+                            .expect("canceled");
+                    }
+                    2 => {
+                        store
+                            .complete(sid, Some(offer), EndSource::Check)
+                            .await
+                            .expect("complete");
+                    }
+                    3 => {
+                        store.abandon(sid, "call_gone").await.expect("abandon");
+                    }
+                    _ => {
+                        store
+                            .extend_offer(offer, Duration::from_millis(30), None)
+                            .await
+                            .expect("extend");
+                    }
+                }
             }
         }
         Op::Abandon { call } => {

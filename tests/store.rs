@@ -8,51 +8,6 @@ use std::time::Duration;
 use callq::store::*;
 use common::*;
 
-const LEASE: Duration = Duration::from_secs(30);
-
-async fn enqueue(store: &Store, sid: &str, q: &str) -> Enqueued {
-    store
-        .enqueue(
-            sid,
-            q,
-            "+15550001111",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Inbound,
-        )
-        .await
-        .expect("enqueue")
-}
-
-async fn claim(store: &Store) -> Option<Offer> {
-    match store.claim(LEASE, 7).await.expect("claim") {
-        Claim::Offer(o) => Some(o),
-        Claim::Idle { .. } => None,
-    }
-}
-
-async fn state(store: &Store, sid: &str) -> CallState {
-    store
-        .call(sid)
-        .await
-        .expect("read")
-        .expect("call exists")
-        .state
-}
-
-async fn status(store: &Store, id: &str) -> AgentStatus {
-    store
-        .agent(id)
-        .await
-        .expect("read")
-        .expect("agent exists")
-        .status
-}
-
-fn sids(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 #[tokio::test]
 async fn enqueue_is_idempotent_per_call_sid() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
@@ -71,12 +26,12 @@ async fn enqueue_is_idempotent_per_call_sid() {
 async fn enqueue_to_an_unknown_queue_is_refused() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     let err = store
-        .enqueue("CA1", "nope", "", "", Duration::ZERO, CallKind::Inbound)
+        .enqueue(&holding("CA1", "nope", ""))
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::UnknownQueue(q) if q == "nope"));
     let err = store
-        .enqueue("CA,1", "sales", "", "", Duration::ZERO, CallKind::Inbound)
+        .enqueue(&holding("CA,1", "sales", ""))
         .await
         .expect_err("bad sid refused");
     assert!(matches!(err, StoreError::Invalid { .. }));
@@ -117,14 +72,14 @@ async fn answered_then_completed_goes_through_wrapup_to_available() {
     enqueue(&store, "CA2", "sales").await;
     claim(&store).await.expect("offer");
     let r = store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answered");
     assert_eq!(r, OfferResult::Connected);
     assert_eq!(state(&store, "CA1").await, CallState::Connected);
     assert_eq!(status(&store, "a1").await, AgentStatus::Busy);
-    let done = store.complete("CA1").await.expect("complete");
-    assert_eq!(done, Transition::Done("a1".to_string()));
+    let done = complete(&store, "CA1").await.expect("complete");
+    assert_eq!(done, Completion::Completed("a1".to_string()));
     assert_eq!(state(&store, "CA1").await, CallState::Completed);
     assert_eq!(status(&store, "a1").await, AgentStatus::Wrapup);
     match store.claim(LEASE, 0).await.expect("claim") {
@@ -159,7 +114,7 @@ async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
         ("CA-new", "a2")
     );
     let r = store
-        .offer_result("CA-old", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA-old").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("no-answer");
     assert!(matches!(r, OfferResult::Requeued(_)));
@@ -169,7 +124,7 @@ async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
     assert_eq!(call.agent, None);
     // a2 misses CA-new too; both calls wait; CA-old must be ahead
     store
-        .offer_result("CA-new", "a2", OfferOutcome::Busy)
+        .offer_result(&current(&store, "CA-new").await, OfferOutcome::Busy, "")
         .await
         .expect("busy");
     let snap = store
@@ -199,7 +154,7 @@ async fn an_agent_already_rung_is_offered_again_when_nobody_else_is_left() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("no-answer");
     let again = claim(&store)
@@ -217,13 +172,13 @@ async fn max_no_answer_in_a_row_pauses_the_agent() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer 1");
     store
-        .offer_result("CA1", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("miss 1");
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     claim(&store).await.expect("offer 2");
     let r = store
-        .offer_result("CA1", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("miss 2");
     assert_eq!(r, OfferResult::Requeued(AgentStatus::Paused));
@@ -250,7 +205,7 @@ async fn no_answer_delay_rests_the_agent_then_it_is_offered_again() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("miss");
     assert_eq!(status(&store, "a1").await, AgentStatus::Wrapup);
@@ -274,7 +229,7 @@ async fn abandon_while_offered_releases_the_agent() {
     assert_eq!(a.misses, 0, "a caller's hang-up is not the agent's miss");
     // late results for the abandoned offer change nothing
     let late = store
-        .offer_result("CA1", "a1", OfferOutcome::NoAnswer)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
         .expect("late");
     assert_eq!(late, OfferResult::Stale(Some(CallState::Abandoned)));
@@ -306,63 +261,111 @@ async fn abandon_while_waiting_and_twice() {
 }
 
 #[tokio::test]
-async fn offer_lease_expiry_puts_the_call_back_in_line_and_frees_the_agent() {
+async fn an_expired_offer_is_handed_to_a_check_never_requeued_blindly() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let entered = enqueue(&store, "CA1", "sales").await;
-    let offer = store
+    enqueue(&store, "CA1", "sales").await;
+    let Claim::Offer(offer) = store
         .claim(Duration::from_millis(100), 0)
         .await
-        .expect("claim");
-    assert!(matches!(offer, Claim::Offer(_)));
-    assert_eq!(
-        store.reap(100).await.expect("reap").expired_offers,
-        0,
+        .expect("claim")
+    else {
+        panic!("no offer");
+    };
+    let lease = Duration::from_secs(30);
+    assert!(
+        store
+            .take_checks(10, lease)
+            .await
+            .expect("checks")
+            .is_empty(),
         "lease still valid"
     );
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let reaped = store.reap(100).await.expect("reap");
-    assert_eq!(reaped.expired_offers, 1);
-    let call = store.call("CA1").await.expect("read").expect("call");
-    assert_eq!((call.state, call.rank), (CallState::Waiting, entered.rank));
-    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    store.reap(100).await.expect("reap");
     assert_eq!(
-        store.reap(100).await.expect("reap").expired_offers,
-        0,
-        "reaped once"
+        state(&store, "CA1").await,
+        CallState::Offered,
+        "the reaper leaves an expired offer alone: Twilio may be ringing the agent"
     );
+    let checks = store.take_checks(10, lease).await.expect("checks");
+    assert_eq!(checks.len(), 1);
+    let c = &checks[0];
+    assert_eq!(c.offer, offer.offer_ref());
+    assert_eq!((c.state, c.kind), (CallState::Offered, CallKind::Inbound));
+    assert_eq!(
+        (c.phase.as_str(), c.identity.as_str()),
+        ("claimed", "client-a1")
+    );
+    assert_eq!(c.checks, 1);
+    assert!(
+        store
+            .take_checks(10, lease)
+            .await
+            .expect("checks")
+            .is_empty(),
+        "one worker checks at a time: the check holds the call for its lease"
+    );
+    // Twilio says the phone never rang: back in line with no miss
+    let r = store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Canceled, "")
+        .await
+        .expect("requeue");
+    assert_eq!(r, OfferResult::Requeued(AgentStatus::Available));
+    assert_eq!(state(&store, "CA1").await, CallState::Waiting);
     assert_invariants(&store, &sids(&["CA1"])).await;
     assert!(claim(&store).await.is_some(), "offered again");
 }
 
 #[tokio::test]
-async fn extend_offer_keeps_a_ringing_offer_alive() {
+async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     enqueue(&store, "CA1", "sales").await;
-    store
+    let Claim::Offer(offer) = store
         .claim(Duration::from_millis(50), 0)
         .await
-        .expect("claim");
+        .expect("claim")
+    else {
+        panic!("no offer");
+    };
     let ext = store
-        .extend_offer("CA1", "a1", Duration::from_secs(30))
+        .extend_offer(&offer.offer_ref(), Duration::from_secs(30), Some("CAleg1"))
         .await
         .expect("extend");
     assert_eq!(ext, Transition::Done(()));
+    let c = call(&store, "CA1").await;
+    assert_eq!(
+        (c.phase.as_deref(), c.leg_sid.as_deref()),
+        (Some("ringing"), Some("CAleg1"))
+    );
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(store.reap(100).await.expect("reap").expired_offers, 0);
-    let wrong = store
-        .extend_offer("CA1", "a2", Duration::from_secs(30))
+    assert!(store
+        .take_checks(10, LEASE)
         .await
-        .expect("extend");
-    assert_eq!(wrong, Transition::Stale(Some(CallState::Offered)));
+        .expect("checks")
+        .is_empty());
+    let mut wrong_agent = offer.offer_ref();
+    wrong_agent.agent_id = "a2".into();
+    let mut wrong_attempt = offer.offer_ref();
+    wrong_attempt.attempt += 1;
+    for other in [wrong_agent, wrong_attempt] {
+        let r = store
+            .extend_offer(&other, Duration::from_secs(30), None)
+            .await
+            .expect("extend");
+        assert_eq!(r, Transition::Stale(Some(CallState::Offered)), "{other:?}");
+    }
 }
 
 #[tokio::test]
 async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_next() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     let spec = agent("a1", &[("sales", 1)]);
-    store.upsert_agent(&spec).await.expect("agent");
+    store
+        .upsert_agent(&spec, UpsertMode::Upsert)
+        .await
+        .expect("agent");
     store
         .heartbeat("a1", Duration::from_millis(100), true)
         .await
@@ -380,49 +383,133 @@ async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_ne
     );
     let a = store.agent("a1").await.expect("read").expect("agent");
     assert_eq!(
-        (a.status, a.reason.as_str()),
-        (AgentStatus::Offline, "heartbeat")
+        a.status,
+        AgentStatus::Available,
+        "what the agent chose is kept"
     );
-    assert_eq!(a.heartbeat, None);
+    assert!(!a.online());
+    assert_invariants(&store, &sids(&["CA1"])).await;
     let back = store
         .heartbeat("a1", Duration::from_secs(30), true)
         .await
         .expect("beat");
-    assert_eq!(
-        back,
-        AgentStatus::Available,
-        "the next heartbeat brings the agent back"
-    );
+    assert_eq!(back, AgentStatus::Available);
     assert_eq!(
         claim(&store).await.map(|o| o.agent_id),
-        Some("a1".to_string())
+        Some("a1".to_string()),
+        "the next heartbeat makes the agent offerable again"
     );
 }
 
 #[tokio::test]
-async fn reap_takes_silent_agents_offline() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let spec = agent("a1", &[("sales", 1)]);
-    store.upsert_agent(&spec).await.expect("agent");
+async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
+    struct Case {
+        name: &'static str,
+        /// Put the agent in the state under test; returns the call it holds, if any.
+        status: RequestedStatus,
+        on_call: bool,
+    }
+    let cases = [
+        Case {
+            name: "paused by choice",
+            status: RequestedStatus::Paused,
+            on_call: false,
+        },
+        Case {
+            name: "pause deferred while on a call",
+            status: RequestedStatus::Paused,
+            on_call: true,
+        },
+        Case {
+            name: "offline deferred while on a call",
+            status: RequestedStatus::Offline,
+            on_call: true,
+        },
+    ];
+    for case in cases {
+        let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+        let spec = agent("a1", &[("sales", 1)]);
+        online_agent(&store, &spec).await;
+        if case.on_call {
+            connected(&store, "CA1", "sales").await;
+        }
+        let change = store
+            .set_agent_status("a1", case.status, "lunch")
+            .await
+            .expect("status");
+        // the heartbeat lapses, the reaper notices, then the agent beats again
+        store
+            .heartbeat("a1", Duration::from_millis(50), true)
+            .await
+            .expect("beat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            store.reap(100).await.expect("reap").agents_lost,
+            1,
+            "{}",
+            case.name
+        );
+        store
+            .heartbeat("a1", Duration::from_secs(30), true)
+            .await
+            .expect("beat");
+        if case.on_call {
+            assert_eq!(change, StatusChange::Deferred(case.status), "{}", case.name);
+            complete(&store, "CA1").await.expect("complete");
+        }
+        let a = store.agent("a1").await.expect("read").expect("agent");
+        let want = match case.status {
+            RequestedStatus::Paused => AgentStatus::Paused,
+            RequestedStatus::Offline => AgentStatus::Offline,
+            RequestedStatus::Available => AgentStatus::Available,
+        };
+        assert_eq!(
+            (a.status, a.reason.as_str()),
+            (want, "lunch"),
+            "{}",
+            case.name
+        );
+        enqueue(&store, "CA2", "sales").await;
+        assert_eq!(claim(&store).await, None, "{}: not offered", case.name);
+        assert_invariants(&store, &sids(&["CA2"])).await;
+    }
+}
+
+#[tokio::test]
+async fn the_no_answer_pause_outlives_a_heartbeat_gap() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.max_no_answer = 1;
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let o = offered(&store, "CA1", "sales").await;
+    let r = store
+        .offer_result(&o.offer_ref(), OfferOutcome::NoAnswer, "")
+        .await
+        .expect("miss");
+    assert_eq!(r, OfferResult::Requeued(AgentStatus::Paused));
     store
         .heartbeat("a1", Duration::from_millis(50), true)
         .await
         .expect("beat");
-    store
-        .set_agent_status("a1", RequestedStatus::Available, "")
-        .await
-        .expect("available");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.reap(100).await.expect("reap").agents_lost, 1);
-    assert_eq!(status(&store, "a1").await, AgentStatus::Offline);
-    assert_invariants(&store, &[]).await;
+    store.reap(100).await.expect("reap");
+    store
+        .heartbeat("a1", Duration::from_secs(30), true)
+        .await
+        .expect("beat");
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (AgentStatus::Paused, "no_answer")
+    );
+    assert_eq!(claim(&store).await, None, "lifted only by the agent");
 }
 
 #[tokio::test]
 async fn an_agent_without_a_registered_device_is_never_offered() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     store
-        .upsert_agent(&agent("a1", &[("sales", 1)]))
+        .upsert_agent(&agent("a1", &[("sales", 1)]), UpsertMode::Upsert)
         .await
         .expect("agent");
     store
@@ -483,10 +570,10 @@ async fn capacity_bounds_how_many_calls_an_agent_holds() {
     assert_eq!(claim(&store).await, None, "at capacity");
     assert_invariants(&store, &sids(&["CA1", "CA2", "CA3"])).await;
     store
-        .offer_result("CA1", "multi", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answer");
-    store.complete("CA1").await.expect("complete");
+    complete(&store, "CA1").await.expect("complete");
     assert_eq!(claim(&store).await.map(|o| o.call_sid), Some("CA3".into()));
     assert_invariants(&store, &sids(&["CA1", "CA2", "CA3"])).await;
 }
@@ -512,17 +599,9 @@ async fn the_best_call_across_an_agents_queues_is_offered_first() {
 async fn a_priority_boost_moves_a_caller_ahead_by_a_bounded_time() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     enqueue(&store, "CA-plain", "sales").await;
-    store
-        .enqueue(
-            "CA-vip",
-            "sales",
-            "+1",
-            "+2",
-            Duration::from_secs(60),
-            CallKind::Inbound,
-        )
-        .await
-        .expect("enqueue");
+    let mut vip = holding("CA-vip", "sales", "+1");
+    vip.priority_boost = Duration::from_secs(60);
+    store.enqueue(&vip).await.expect("enqueue");
     let snap = store
         .snapshot(&sids(&["CA-plain", "CA-vip"]))
         .await
@@ -543,10 +622,10 @@ async fn fewest_calls_strategy_prefers_the_agent_with_fewer_answered_calls() {
     enqueue(&store, "CA1", "q").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "busy-bee", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answer");
-    store.complete("CA1").await.expect("complete");
+    complete(&store, "CA1").await.expect("complete");
     online_agent(&store, &agent("fresh", &[("q", 1)])).await;
     enqueue(&store, "CA2", "q").await;
     assert_eq!(
@@ -568,10 +647,10 @@ async fn round_robin_strategy_rotates_through_agents() {
         let o = claim(&store).await.expect("offer");
         order.push(o.agent_id.clone());
         store
-            .offer_result(&sid, &o.agent_id, OfferOutcome::Answered)
+            .offer_result(&current(&store, &sid).await, OfferOutcome::Answered, "")
             .await
             .expect("ans");
-        store.complete(&sid).await.expect("complete");
+        complete(&store, &sid).await.expect("complete");
     }
     assert_eq!(
         order[0..3]
@@ -611,7 +690,7 @@ async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answer");
     let change = store
@@ -624,7 +703,7 @@ async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
         AgentStatus::Busy,
         "still on the call"
     );
-    store.complete("CA1").await.expect("complete");
+    complete(&store, "CA1").await.expect("complete");
     let a = store.agent("a1").await.expect("read").expect("agent");
     assert_eq!(
         (a.status, a.reason.as_str()),
@@ -642,10 +721,10 @@ async fn going_available_during_wrapup_ends_it_early() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answer");
-    store.complete("CA1").await.expect("complete");
+    complete(&store, "CA1").await.expect("complete");
     assert_eq!(status(&store, "a1").await, AgentStatus::Wrapup);
     store
         .set_agent_status("a1", RequestedStatus::Available, "")
@@ -662,17 +741,17 @@ async fn completion_reported_before_answer_still_completes() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     assert_eq!(
-        store.complete("CA1").await.expect("complete"),
-        Transition::Done("a1".to_string())
+        complete(&store, "CA1").await.expect("complete"),
+        Completion::Completed("a1".to_string())
     );
     let late = store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("late");
     assert_eq!(late, OfferResult::Stale(Some(CallState::Completed)));
     assert_eq!(
-        store.complete("CA1").await.expect("again"),
-        Transition::Stale(Some(CallState::Completed))
+        complete(&store, "CA1").await.expect("again"),
+        Completion::Stale(Some(CallState::Completed))
     );
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     assert_invariants(&store, &sids(&["CA1"])).await;
@@ -701,17 +780,10 @@ async fn a_callback_keeps_its_rank_and_is_offered_as_a_callback() {
 #[tokio::test]
 async fn a_callback_enqueued_on_arrival_calls_back_the_caller() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    store
-        .enqueue(
-            "CA1",
-            "sales",
-            "+15557654321",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Callback,
-        )
-        .await
-        .expect("enqueue");
+    let mut cb = holding("CA1", "sales", "+15557654321");
+    cb.kind = CallKind::Callback;
+    cb.arrival = Arrival::Arriving;
+    store.enqueue(&cb).await.expect("enqueue");
     let call = store.call("CA1").await.expect("read").expect("call");
     assert_eq!(call.state, CallState::Callback);
     assert_eq!(call.callback_to.as_deref(), Some("+15557654321"));
@@ -774,12 +846,17 @@ async fn a_callback_request_survives_the_callers_hangup() {
     assert_eq!(r, Transition::Stale(Some(CallState::Callback)));
     assert_eq!(state(&store, "CA1").await, CallState::Offered);
     assert_eq!(status(&store, "a1").await, AgentStatus::Reserved);
-    // a worker that finds the callback impossible can still abandon it
+    // a worker that finds the callback impossible ends it, freeing the agent
     let r = store
-        .abandon("CA1", "callback_invalid")
+        .callback_result(
+            &current(&store, "CA1").await,
+            OfferOutcome::Refused,
+            "no_number",
+        )
         .await
-        .expect("abandon");
-    assert_eq!(r, Transition::Done(CallState::Offered));
+        .expect("refused");
+    assert_eq!(r, CallbackRetry::Failed);
+    assert_eq!(state(&store, "CA1").await, CallState::CallbackFailed);
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
@@ -807,14 +884,14 @@ async fn an_agent_on_a_call_cannot_be_deleted() {
 async fn agents_need_configured_queues_and_sane_profiles() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     let err = store
-        .upsert_agent(&agent("a1", &[("nope", 1)]))
+        .upsert_agent(&agent("a1", &[("nope", 1)]), UpsertMode::Upsert)
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::UnknownQueue(q) if q == "nope"));
     let mut spec = agent("a1", &[("sales", 1)]);
     spec.capacity = 0;
     assert!(matches!(
-        store.upsert_agent(&spec).await,
+        store.upsert_agent(&spec, UpsertMode::Upsert).await,
         Err(StoreError::Invalid { .. })
     ));
     assert!(matches!(
@@ -832,7 +909,7 @@ async fn moving_an_agent_between_queues_reindexes_its_ready_sets() {
     .await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     store
-        .upsert_agent(&agent("a1", &[("support", 2)]))
+        .upsert_agent(&agent("a1", &[("support", 2)]), UpsertMode::Upsert)
         .await
         .expect("moved");
     let snap = store.snapshot(&[]).await.expect("snap");
@@ -867,10 +944,10 @@ async fn a_call_history_is_read_from_the_event_stream() {
     enqueue(&store, "CA1", "sales").await;
     claim(&store).await.expect("offer");
     store
-        .offer_result("CA1", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
         .await
         .expect("answer");
-    store.complete("CA1").await.expect("complete");
+    complete(&store, "CA1").await.expect("complete");
     let kinds: Vec<String> = store
         .call_events("CA1")
         .await
@@ -905,4 +982,376 @@ async fn queue_stats_count_agents_and_estimate_the_wait() {
         store.position("CA1", "sales").await.expect("pos").is_none(),
         "CA1 is offered"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault paths: results late, repeated or about another offer; calls Twilio is not yet
+// holding; callbacks whose customer does not answer; checks; re-entry; operator ends.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_result_for_an_earlier_offer_of_the_same_call_and_agent_changes_nothing() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let first = offered(&store, "CA1", "sales").await;
+    store
+        .offer_result(&first.offer_ref(), OfferOutcome::NoAnswer, "")
+        .await
+        .expect("miss");
+    let second = claim(&store)
+        .await
+        .expect("offered again to the only agent");
+    assert_eq!((second.agent_id.as_str(), second.attempt), ("a1", 2));
+    // the first ring's result comes again (duplicated), and a late 'canceled' too
+    for outcome in [
+        OfferOutcome::NoAnswer,
+        OfferOutcome::Canceled,
+        OfferOutcome::Answered,
+    ] {
+        let r = store
+            .offer_result(&first.offer_ref(), outcome, "")
+            .await
+            .expect("late");
+        assert_eq!(r, OfferResult::Stale(Some(CallState::Offered)), "{outcome}");
+    }
+    let r = store
+        .complete("CA1", Some(&first.offer_ref()), EndSource::Leg)
+        .await
+        .expect("late completion");
+    assert_eq!(r, Completion::Stale(Some(CallState::Offered)));
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(a.misses, 1, "one unanswered ring is one miss");
+    assert_eq!(
+        a.status,
+        AgentStatus::Reserved,
+        "still ringing for attempt 2"
+    );
+    let c = call(&store, "CA1").await;
+    assert_eq!((c.state, c.attempts), (CallState::Offered, 2));
+    assert_eq!(c.rang, vec!["a1".to_string()], "an agent is listed once");
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn an_agent_of_capacity_two_is_never_booked_twice_by_one_call() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let mut spec = agent("a1", &[("sales", 1)]);
+    spec.capacity = 2;
+    online_agent(&store, &spec).await;
+    let first = offered(&store, "CA1", "sales").await;
+    store
+        .offer_result(&first.offer_ref(), OfferOutcome::NoAnswer, "")
+        .await
+        .expect("miss");
+    let second = claim(&store).await.expect("again");
+    store
+        .offer_result(&second.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+    // the first ring's late no-answer must not put the live conversation back in line
+    let r = store
+        .offer_result(&first.offer_ref(), OfferOutcome::NoAnswer, "")
+        .await
+        .expect("late");
+    assert_eq!(r, OfferResult::Stale(Some(CallState::Connected)));
+    assert_eq!(state(&store, "CA1").await, CallState::Connected);
+    assert_eq!(claim(&store).await, None, "nothing else to offer");
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(a.active, 1);
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_call_is_offered_only_once_twilio_holds_the_caller() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let mut call_in = holding("CA1", "sales", "+15550001111");
+    call_in.arrival = Arrival::Arriving;
+    let e = store.enqueue(&call_in).await.expect("enqueue");
+    assert_eq!(e.state, CallState::Arriving);
+    assert_eq!(
+        claim(&store).await,
+        None,
+        "Twilio has not run the <Enqueue>"
+    );
+    assert_invariants(&store, &sids(&["CA1"])).await;
+    assert_eq!(
+        store.arrive("CA1").await.expect("arrive"),
+        Transition::Done(())
+    );
+    assert_eq!(
+        store.arrive("CA1").await.expect("again"),
+        Transition::Stale(Some(CallState::Waiting))
+    );
+    let o = claim(&store).await.expect("offerable now");
+    assert_eq!(o.call_sid, "CA1");
+    // the rank is the one given on entry
+    assert_eq!(call(&store, "CA1").await.rank, e.rank);
+}
+
+#[tokio::test]
+async fn an_arrival_whose_wait_request_never_came_is_offered_after_its_grace() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let mut call_in = holding("CA1", "sales", "+15550001111");
+    call_in.arrival = Arrival::Arriving;
+    store.enqueue(&call_in).await.expect("enqueue");
+    // the grace is seconds; bring its deadline forward instead of waiting for it
+    let mut conn = store.conn().await.expect("conn");
+    let _: () = redis::cmd("ZADD")
+        .arg(store.key("arriving"))
+        .arg(0)
+        .arg("CA1")
+        .query_async(&mut *conn)
+        .await
+        .expect("zadd");
+    let o = claim(&store).await.expect("offered after the grace");
+    assert_eq!(o.call_sid, "CA1");
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn an_arriving_caller_who_hangs_up_is_abandoned() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let mut call_in = holding("CA1", "sales", "+15550001111");
+    call_in.arrival = Arrival::Arriving;
+    store.enqueue(&call_in).await.expect("enqueue");
+    assert_eq!(
+        store.abandon("CA1", "hangup").await.expect("abandon"),
+        Transition::Done(CallState::Arriving)
+    );
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_caller_holding_without_a_record_enters_at_the_time_they_arrived() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    enqueue(&store, "CA-later", "sales").await;
+    let mut fallback = holding("CA-early", "sales", "+15550001111");
+    fallback.arrival = Arrival::Holding {
+        waited: Duration::from_secs(90),
+    };
+    store.enqueue(&fallback).await.expect("enqueue");
+    let snap = store
+        .snapshot(&sids(&["CA-early", "CA-later"]))
+        .await
+        .expect("snap");
+    assert_eq!(
+        snap.waiting["sales"],
+        sids(&["CA-early", "CA-later"]),
+        "the caller who held 90 s in Twilio's queue is ahead"
+    );
+}
+
+#[tokio::test]
+async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.callback_retries = 1;
+    q.callback_retry_delay = Duration::from_millis(200);
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let entered = enqueue(&store, "CA1", "sales").await;
+    store
+        .request_callback("CA1", "+15551234567")
+        .await
+        .expect("callback");
+    let o = claim(&store).await.expect("agent rung for the callback");
+    assert_eq!(o.kind, CallKind::Callback);
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "CAagentleg")
+        .await
+        .expect("agent answered");
+    // the customer leg: no answer
+    let r = store
+        .callback_result(&o.offer_ref(), OfferOutcome::NoAnswer, "customer_no-answer")
+        .await
+        .expect("result");
+    assert!(matches!(r, CallbackRetry::Retry { .. }), "{r:?}");
+    let c = call(&store, "CA1").await;
+    assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
+    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(
+        a.misses, 0,
+        "the customer not answering is not the agent's miss"
+    );
+    assert_invariants(&store, &sids(&["CA1"])).await;
+    assert_eq!(claim(&store).await, None, "not before the retry delay");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let again = claim(&store).await.expect("retried");
+    assert_eq!((again.call_sid.as_str(), again.attempt), ("CA1", 2));
+    assert_eq!(call(&store, "CA1").await.rank, entered.rank, "rank kept");
+    // a late duplicate of the first result changes nothing
+    assert_eq!(
+        store
+            .callback_result(&o.offer_ref(), OfferOutcome::NoAnswer, "dup")
+            .await
+            .expect("dup"),
+        CallbackRetry::Stale(Some(CallState::Offered))
+    );
+    let r = store
+        .callback_result(&again.offer_ref(), OfferOutcome::Busy, "customer_busy")
+        .await
+        .expect("result");
+    assert_eq!(r, CallbackRetry::Failed);
+    let c = call(&store, "CA1").await;
+    assert_eq!(c.state, CallState::CallbackFailed);
+    assert_eq!(c.end_reason.as_deref(), Some("customer_busy"));
+    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_callbacks_agent_leg_ending_asks_twilio_instead_of_completing() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CA1", "sales").await;
+    store
+        .request_callback("CA1", "+15551234567")
+        .await
+        .expect("callback");
+    let o = claim(&store).await.expect("offer");
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "CAagentleg")
+        .await
+        .expect("answered");
+    let r = store
+        .complete("CA1", Some(&o.offer_ref()), EndSource::Leg)
+        .await
+        .expect("leg ended");
+    assert_eq!(r, Completion::Check);
+    assert_eq!(state(&store, "CA1").await, CallState::Connected);
+    let checks = store.take_checks(10, LEASE).await.expect("checks");
+    assert_eq!(checks.len(), 1, "due at once");
+    assert_eq!(checks[0].leg_sid.as_deref(), Some("CAagentleg"));
+    assert_eq!(checks[0].state, CallState::Connected);
+    // Twilio says the customer talked: completed from the check
+    let r = store
+        .complete("CA1", Some(&o.offer_ref()), EndSource::Check)
+        .await
+        .expect("complete");
+    assert_eq!(r, Completion::Completed("a1".into()));
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_call_twilio_refuses_for_good_overflows_and_frees_the_agent() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let o = offered(&store, "CA1", "sales").await;
+    let r = store
+        .offer_result(&o.offer_ref(), OfferOutcome::Refused, "twilio_21210")
+        .await
+        .expect("refused");
+    assert_eq!(r, OfferResult::Refused);
+    let c = call(&store, "CA1").await;
+    assert_eq!(c.state, CallState::Overflowed);
+    assert_eq!(c.end_reason.as_deref(), Some("twilio_21210"));
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!((a.status, a.misses), (AgentStatus::Available, 0));
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_connected_call_is_due_a_check_and_a_check_that_finds_it_talking_moves_it_out() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.check_after = Duration::from_millis(100);
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let o = connected(&store, "CA1", "sales").await;
+    assert!(store
+        .take_checks(10, LEASE)
+        .await
+        .expect("checks")
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let checks = store.take_checks(10, LEASE).await.expect("checks");
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].state, CallState::Connected);
+    // still talking: the next check moves out
+    store
+        .extend_offer(&o.offer_ref(), Duration::from_secs(60), None)
+        .await
+        .expect("extend");
+    assert_eq!(call(&store, "CA1").await.state, CallState::Connected);
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn a_caller_held_as_gone_rejoins_at_their_rank_but_not_after_hanging_up() {
+    struct Case {
+        reason: &'static str,
+        reenters: bool,
+    }
+    for case in [
+        Case {
+            reason: "call_gone",
+            reenters: true,
+        },
+        Case {
+            reason: "hangup",
+            reenters: false,
+        },
+    ] {
+        let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+        let e = enqueue(&store, "CA1", "sales").await;
+        store.abandon("CA1", case.reason).await.expect("abandon");
+        let r = store.reenter("CA1").await.expect("reenter");
+        if case.reenters {
+            assert_eq!(r, Transition::Done(()), "{}", case.reason);
+            let c = call(&store, "CA1").await;
+            assert_eq!((c.state, c.rank), (CallState::Waiting, e.rank));
+        } else {
+            assert_eq!(r, Transition::Stale(Some(CallState::Abandoned)));
+        }
+        assert_invariants(&store, &sids(&["CA1"])).await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_ends_a_stuck_call_and_frees_its_agent_on_the_record() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.wrapup = Duration::from_secs(60);
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    connected(&store, "CA1", "sales").await;
+    let r = store.end_call("CA1", "admin").await.expect("end");
+    assert_eq!(r, Transition::Done(CallState::Connected));
+    let c = call(&store, "CA1").await;
+    assert_eq!(
+        (c.state, c.end_reason.as_deref()),
+        (CallState::Completed, Some("ended_by_operator"))
+    );
+    assert_eq!(
+        status(&store, "a1").await,
+        AgentStatus::Available,
+        "released at once, no wrap-up"
+    );
+    assert_eq!(
+        store.end_call("CA1", "admin").await.expect("again"),
+        Transition::Stale(Some(CallState::Completed))
+    );
+    let events = store.call_events("CA1").await.expect("events");
+    let (_, ended) = events.last().expect("an event");
+    assert_eq!(
+        (ended["type"].as_str(), ended["by"].as_str()),
+        ("ended", "admin")
+    );
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn an_agent_without_a_live_device_does_not_count_as_available_in_the_estimate() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let spec = agent("a1", &[("sales", 1)]);
+    store
+        .upsert_agent(&spec, UpsertMode::Upsert)
+        .await
+        .expect("agent");
+    store
+        .set_agent_status("a1", RequestedStatus::Available, "")
+        .await
+        .expect("available");
+    let stats = store.queue_stats("sales").await.expect("stats");
+    assert_eq!((stats.agents["available"], stats.agents["offline"]), (0, 1));
 }

@@ -327,7 +327,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     })
     .await;
     let r = store
-        .offer_result("CA0001", "a1", OfferOutcome::Answered)
+        .offer_result(&current(&store, "CA0001").await, OfferOutcome::Answered, "")
         .await
         .expect("answered");
     assert_eq!(r, OfferResult::Connected);
@@ -336,7 +336,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     assert_eq!(twilio.count(), 1, "a1 is on a call");
 
     let before = Instant::now();
-    store.complete("CA0001").await.expect("completed");
+    complete(&store, "CA0001").await.expect("completed");
     let after = Instant::now();
     let reqs = twilio.wait_for(2, SECS(5)).await;
     assert_eq!(reqs[1].call_sid.as_deref(), Some("CA0002"));

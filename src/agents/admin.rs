@@ -18,7 +18,7 @@ use super::types::{
     UpdateAgentRequest,
 };
 use crate::app::AppState;
-use crate::store::{check_name, AgentSpec, StoreError};
+use crate::store::{check_name, AgentSpec, StoreError, UpsertMode};
 
 /// Token lifetime when the request names none: one long shift.
 pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
@@ -52,7 +52,7 @@ pub async fn create_agent(
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, ApiError> {
     let spec = agent_spec(&req.id, req.identity, req.queues, req.capacity)?;
-    store_raw(app.store.create_agent(&spec))
+    store_raw(app.store.upsert_agent(&spec, UpsertMode::Create))
         .await
         .map_err(|e| queue_field(e, &spec))?;
     let view = find_agent(&app, &spec.id).await?;
@@ -88,7 +88,7 @@ pub async fn update_agent(
         return Err(ApiError::agent_not_found(&id));
     }
     let spec = agent_spec(&id, req.identity, req.queues, req.capacity)?;
-    store_raw(app.store.update_agent(&spec))
+    store_raw(app.store.upsert_agent(&spec, UpsertMode::Update))
         .await
         .map_err(|e| queue_field(e, &spec))?;
     find_agent(&app, &id).await.map(Json)

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::embedded_redis::EmbeddedRedis;
 use crate::store::{
-    AgentSpec, CallKind, Claim, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
+    AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
+    RequestedStatus, Store, Strategy, UpsertMode,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +84,21 @@ pub async fn run(args: &CoreArgs, json: bool) -> anyhow::Result<CoreReport> {
     Ok(report)
 }
 
+/// A call of the bench queue, offerable at once.
+fn bench_call(sid: &str) -> NewCall<'_> {
+    NewCall {
+        call_sid: sid,
+        queue: "bench",
+        from: "+1",
+        to: "+2",
+        priority_boost: Duration::ZERO,
+        kind: CallKind::Inbound,
+        arrival: Arrival::Holding {
+            waited: Duration::ZERO,
+        },
+    }
+}
+
 async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
     store
         .configure_queue(&QueueSettings {
@@ -92,18 +108,24 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             wrapup: Duration::ZERO,
             max_no_answer: 3,
             no_answer_delay: Duration::ZERO,
+            callback_retries: 0,
+            callback_retry_delay: Duration::ZERO,
+            check_after: Duration::from_secs(300),
         })
         .await?;
     let mut ids = Vec::new();
     for i in 0..agents {
         let id = format!("agent{i:05}");
         store
-            .upsert_agent(&AgentSpec {
-                id: id.clone(),
-                identity: id.clone(),
-                queues: vec![("bench".into(), 1)],
-                capacity: 1,
-            })
+            .upsert_agent(
+                &AgentSpec {
+                    id: id.clone(),
+                    identity: id.clone(),
+                    queues: vec![("bench".into(), 1)],
+                    capacity: 1,
+                },
+                UpsertMode::Upsert,
+            )
             .await?;
         store.heartbeat(&id, Duration::from_secs(600), true).await?;
         store
@@ -135,16 +157,16 @@ async fn measure(store: &Store, args: &CoreArgs) -> anyhow::Result<CoreReport> {
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let sid = format!("CAthru{}", seq.fetch_add(1, Ordering::Relaxed));
-                store
-                    .enqueue(&sid, "bench", "+1", "+2", Duration::ZERO, CallKind::Inbound)
-                    .await?;
+                store.enqueue(&bench_call(&sid)).await?;
                 match store.claim(Duration::from_secs(30), 0).await? {
                     Claim::Offer(o) => {
                         claims.fetch_add(1, Ordering::Relaxed);
                         store
-                            .offer_result(&o.call_sid, &o.agent_id, OfferOutcome::Answered)
+                            .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
                             .await?;
-                        store.complete(&o.call_sid).await?;
+                        store
+                            .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
+                            .await?;
                     }
                     Claim::Idle { .. } => {
                         idle.fetch_add(1, Ordering::Relaxed);
@@ -193,9 +215,7 @@ async fn measure(store: &Store, args: &CoreArgs) -> anyhow::Result<CoreReport> {
         i += 1;
         let s = sid(i);
         async move {
-            store
-                .enqueue(&s, "bench", "+1", "+2", Duration::ZERO, CallKind::Inbound)
-                .await?;
+            store.enqueue(&bench_call(&s)).await?;
             Ok(())
         }
     })
@@ -218,11 +238,13 @@ async fn measure(store: &Store, args: &CoreArgs) -> anyhow::Result<CoreReport> {
         for o in offers.drain(..) {
             let t = Instant::now();
             store
-                .offer_result(&o.call_sid, &o.agent_id, OfferOutcome::Answered)
+                .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
                 .await?;
             answer_t.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            store.complete(&o.call_sid).await?;
+            store
+                .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
+                .await?;
             complete_t.push(t.elapsed().as_secs_f64());
         }
         for _ in 0..agents.len() {

@@ -164,6 +164,9 @@ fn bench_centre(args: &BenchArgs, clock: &Clock) -> anyhow::Result<(CentreConfig
         wrapup: clock.real(args.wrapup),
         max_no_answer: 3,
         no_answer_delay: clock.real(10.0),
+        callback_retries: 2,
+        callback_retry_delay: clock.real(60.0),
+        check_after: clock.real(300.0),
     };
     Ok((cfg, settings))
 }

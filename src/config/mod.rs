@@ -93,8 +93,27 @@ pub struct QueueConfig {
     pub closed_message: String,
     #[serde(default)]
     pub after_hours: Option<Action>,
+    /// How many more times a callback whose customer did not answer is tried.
+    #[serde(default = "d_callback_retries")]
+    pub callback_retries: u32,
+    /// How long such a callback waits before it is tried again.
+    #[serde(default = "d_callback_retry_delay")]
+    pub callback_retry_delay_s: u64,
+    /// How long a connected call may go without word from Twilio before a worker asks
+    /// Twilio whether it still goes on (its end callbacks may have been lost).
+    #[serde(default = "d_check_after")]
+    pub check_after_s: u64,
 }
 
+fn d_callback_retries() -> u32 {
+    2
+}
+fn d_callback_retry_delay() -> u64 {
+    300
+}
+fn d_check_after() -> u64 {
+    300
+}
 fn d_ring() -> u64 {
     20
 }
@@ -174,16 +193,15 @@ pub struct IvrConfig {
     pub options: BTreeMap<String, String>,
 }
 
-/// What a caller gets when Redis is out of reach.
+/// What a caller gets when Redis is out of reach. Without a number, the caller holds in the
+/// queue's Twilio queue with callq's wait URL, and is taken into callq's line by the first
+/// wait request that finds Redis back, at the time they first arrived.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FallbackConfig {
-    /// Dial this number.
+    /// Dial this number instead (a backup line that does not need callq).
     #[serde(default)]
     pub number: Option<String>,
-    /// Else hold in Twilio's own queue of this name.
-    #[serde(default)]
-    pub twilio_queue: Option<String>,
 }
 
 impl CentreConfig {
@@ -249,6 +267,18 @@ impl CentreConfig {
             if q.max_no_answer == 0 {
                 return Err(invalid(f("max_no_answer"), "must be at least 1"));
             }
+            if q.callback_retries > 10 {
+                return Err(invalid(f("callback_retries"), "must be 0 to 10"));
+            }
+            if q.callback_retry_delay_s > 86_400 {
+                return Err(invalid(
+                    f("callback_retry_delay_s"),
+                    "must be at most 86400 seconds",
+                ));
+            }
+            if !(10..=86_400).contains(&q.check_after_s) {
+                return Err(invalid(f("check_after_s"), "must be 10 to 86400 seconds"));
+            }
             if q.announce_every_s < 5 {
                 return Err(invalid(f("announce_every_s"), "must be at least 5 seconds"));
             }
@@ -312,6 +342,9 @@ impl CentreConfig {
                 wrapup: Duration::from_secs(q.wrapup_s),
                 max_no_answer: q.max_no_answer,
                 no_answer_delay: Duration::from_secs(q.no_answer_delay_s),
+                callback_retries: q.callback_retries,
+                callback_retry_delay: Duration::from_secs(q.callback_retry_delay_s),
+                check_after: Duration::from_secs(q.check_after_s),
             })
             .collect()
     }

@@ -3,10 +3,11 @@
 //! has exactly one typed function on [`Store`] below. Reads that change nothing live in
 //! [`read`].
 //!
-//! Keys (centre `C`; the `{C}` hash tag keeps a centre in one slot):
-//! `callq:{C}:call:<CallSid>`, `callq:{C}:queue:<Q>`, `callq:{C}:queue:<Q>:waiting`,
-//! `callq:{C}:queue:<Q>:ready:<tier>`, `callq:{C}:agent:<A>`, `callq:{C}:agent:<A>:alive`,
-//! `callq:{C}:queues`, `callq:{C}:agents`, `callq:{C}:offers`, `callq:{C}:wrapup`,
+//! Keys (centre `C`; the `{C}` hash tag keeps a centre in one slot; `lua/includes/keys.lua`
+//! says what each holds): `callq:{C}:call:<CallSid>`, `callq:{C}:queue:<Q>`,
+//! `callq:{C}:queue:<Q>:waiting`, `callq:{C}:queue:<Q>:ready:<tier>`, `callq:{C}:agent:<A>`,
+//! `callq:{C}:agent:<A>:alive`, `callq:{C}:queues`, `callq:{C}:agents`, `callq:{C}:arriving`,
+//! `callq:{C}:offers`, `callq:{C}:connected`, `callq:{C}:retry`, `callq:{C}:wrapup`,
 //! `callq:{C}:heartbeats`, `callq:{C}:wake`, `callq:{C}:events`.
 
 pub mod read;
@@ -16,7 +17,7 @@ pub mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use deadpool_redis::{Pool, Runtime};
 use redis::{FromRedisValue, Script};
 
 pub use types::*;
@@ -78,6 +79,28 @@ pub fn check_name(what: &'static str, value: &str) -> Result<()> {
     }
 }
 
+/// How a [`Store`] talks to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Redis connections in the pool.
+    pub pool_size: usize,
+    /// Longest wait for one reply before the command fails (`StoreError::Redis`); callers
+    /// that need a tighter bound (the webhooks) set their own deadline on top.
+    pub response_timeout: Duration,
+    /// Longest wait to open a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 32,
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// A handle on one contact centre's routing state. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -89,11 +112,24 @@ pub struct Store {
 impl Store {
     /// Connect to `redis_url` for centre `centre` (`main` unless configured otherwise).
     pub fn connect(redis_url: &str, centre: &str, pool_size: usize) -> Result<Self> {
+        let opts = StoreOptions {
+            pool_size,
+            ..StoreOptions::default()
+        };
+        Self::connect_with(redis_url, centre, &opts)
+    }
+
+    /// [`Store::connect`] with every connection setting given.
+    pub fn connect_with(redis_url: &str, centre: &str, opts: &StoreOptions) -> Result<Self> {
         check_name("centre", centre)?;
-        let mut cfg = PoolConfig::from_url(redis_url);
-        cfg.pool = Some(deadpool_redis::PoolConfig::new(pool_size.max(1)));
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
+        let conn_cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(opts.response_timeout))
+            .set_connection_timeout(Some(opts.connect_timeout));
+        let manager = deadpool_redis::Manager::new_with_config(redis_url, conn_cfg)?;
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| StoreError::PoolSetup(e.to_string()))?;
         Ok(Self {
             pool,
@@ -133,13 +169,13 @@ impl Store {
         })
     }
 
-    /// Create or update a queue's routing settings.
+    /// Create or update a queue's routing settings (`configure_queue.lua`).
     pub async fn configure_queue(&self, q: &QueueSettings) -> Result<()> {
         check_name("queue", &q.name)?;
         let r = self
             .run_list(
-                "queue_config",
-                &self.scripts.queue_config,
+                "configure_queue",
+                &self.scripts.configure_queue,
                 &[
                     &q.name,
                     q.strategy.as_str(),
@@ -147,6 +183,9 @@ impl Store {
                     &ms(q.wrapup),
                     &q.max_no_answer.max(1).to_string(),
                     &ms(q.no_answer_delay),
+                    &q.callback_retries.to_string(),
+                    &ms(q.callback_retry_delay),
+                    &ms(q.check_after.max(Duration::from_millis(100))),
                 ],
             )
             .await?;
@@ -156,23 +195,11 @@ impl Store {
         }
     }
 
-    /// Create an agent (offline) or update its profile. Returns true when created.
-    pub async fn upsert_agent(&self, spec: &AgentSpec) -> Result<bool> {
-        self.write_agent(spec, "").await
-    }
-
-    /// Create an agent (offline); [`StoreError::AgentExists`] (nothing changed) when it exists.
-    pub async fn create_agent(&self, spec: &AgentSpec) -> Result<()> {
-        self.write_agent(spec, "create").await.map(|_| ())
-    }
-
-    /// Replace an existing agent's profile; [`StoreError::UnknownAgent`] when there is none.
-    pub async fn update_agent(&self, spec: &AgentSpec) -> Result<()> {
-        self.write_agent(spec, "update").await.map(|_| ())
-    }
-
-    /// `agent_upsert` in `mode` ("" upsert, "create" or "update"). Returns true when created.
-    async fn write_agent(&self, spec: &AgentSpec, mode: &str) -> Result<bool> {
+    /// Create an agent (offline) or update its profile (`upsert_agent.lua`). Returns true
+    /// when created. [`UpsertMode::Create`] refuses an existing agent
+    /// ([`StoreError::AgentExists`]), [`UpsertMode::Update`] an unknown one
+    /// ([`StoreError::UnknownAgent`]); neither changes anything then.
+    pub async fn upsert_agent(&self, spec: &AgentSpec, mode: UpsertMode) -> Result<bool> {
         check_name("agent id", &spec.id)?;
         for (q, tier) in &spec.queues {
             check_name("queue", q)?;
@@ -193,14 +220,14 @@ impl Store {
         }
         let r = self
             .run_list(
-                "agent_upsert",
-                &self.scripts.agent_upsert,
+                "upsert_agent",
+                &self.scripts.upsert_agent,
                 &[
                     &spec.id,
                     &spec.identity,
                     &spec.queues_field(),
                     &spec.capacity.to_string(),
-                    mode,
+                    mode.as_arg(),
                 ],
             )
             .await?;
@@ -214,11 +241,11 @@ impl Store {
         }
     }
 
-    /// Remove an agent that holds no call.
+    /// Remove an agent that holds no call (`delete_agent.lua`).
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
         check_name("agent id", id)?;
         let r = self
-            .run_list("agent_delete", &self.scripts.agent_delete, &[id])
+            .run_list("delete_agent", &self.scripts.delete_agent, &[id])
             .await?;
         match r.tag() {
             "deleted" => Ok(()),
@@ -228,7 +255,8 @@ impl Store {
         }
     }
 
-    /// Refresh an agent's heartbeat for `ttl`. Returns the agent's status afterwards.
+    /// Refresh an agent's heartbeat for `ttl` (`heartbeat.lua`). Returns the agent's status
+    /// (presence never changes it).
     pub async fn heartbeat(
         &self,
         id: &str,
@@ -247,7 +275,8 @@ impl Store {
         }
     }
 
-    /// Ask for available, paused or offline. While on a call, paused/offline is deferred.
+    /// Ask for available, paused or offline (`set_agent_status.lua`). While on a call,
+    /// paused/offline is deferred.
     pub async fn set_agent_status(
         &self,
         id: &str,
@@ -258,8 +287,8 @@ impl Store {
         let reason: String = reason.chars().take(200).collect();
         let r = self
             .run_list(
-                "agent_status",
-                &self.scripts.agent_status,
+                "set_agent_status",
+                &self.scripts.set_agent_status,
                 &[id, status.as_str(), &reason],
             )
             .await?;
@@ -271,31 +300,29 @@ impl Store {
         }
     }
 
-    /// A call enters queue `queue`; idempotent per CallSid.
-    pub async fn enqueue(
-        &self,
-        call_sid: &str,
-        queue: &str,
-        from: &str,
-        to: &str,
-        priority_boost: Duration,
-        kind: CallKind,
-    ) -> Result<Enqueued> {
-        check_name("CallSid", call_sid)?;
-        check_name("queue", queue)?;
-        let from: String = from.chars().take(64).collect();
-        let to: String = to.chars().take(64).collect();
+    /// A call enters a queue (`enqueue.lua`); idempotent per CallSid.
+    pub async fn enqueue(&self, call: &NewCall<'_>) -> Result<Enqueued> {
+        check_name("CallSid", call.call_sid)?;
+        check_name("queue", call.queue)?;
+        let from: String = call.from.chars().take(64).collect();
+        let to: String = call.to.chars().take(64).collect();
+        let (arrival, waited) = match call.arrival {
+            Arrival::Arriving => ("arriving", Duration::ZERO),
+            Arrival::Holding { waited } => ("holding", waited),
+        };
         let r = self
             .run_list(
                 "enqueue",
                 &self.scripts.enqueue,
                 &[
-                    call_sid,
-                    queue,
+                    call.call_sid,
+                    call.queue,
                     &from,
                     &to,
-                    &ms(priority_boost),
-                    kind.as_str(),
+                    &ms(call.priority_boost),
+                    call.kind.as_str(),
+                    arrival,
+                    &ms(waited),
                 ],
             )
             .await?;
@@ -305,13 +332,25 @@ impl Store {
                 state: r.parse(1)?,
                 rank: r.parse(2)?,
             }),
-            "unknown_queue" => Err(StoreError::UnknownQueue(queue.to_string())),
+            "unknown_queue" => Err(StoreError::UnknownQueue(call.queue.to_string())),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// Take the best (call, agent) pair, reserving both under an offer lease of `lease`.
-    /// `random` feeds the `random` strategy.
+    /// Twilio holds the arriving caller now: the call joins its line (`arrive.lua`).
+    pub async fn arrive(&self, call_sid: &str) -> Result<Transition<()>> {
+        let r = self
+            .run_list("arrive", &self.scripts.arrive, &[call_sid])
+            .await?;
+        match r.tag() {
+            "arrived" => Ok(Transition::Done(())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Take the best (call, agent) pair, reserving both under an offer lease of `lease`
+    /// (`claim.lua`). `random` feeds the `random` strategy.
     pub async fn claim(&self, lease: Duration, random: u32) -> Result<Claim> {
         let r = self
             .run_list(
@@ -339,39 +378,56 @@ impl Store {
         }
     }
 
-    /// The agent's phone is ringing: stretch the offer lease to `lease` from now.
+    /// The offer is ringing (or, after a check, still ringing or still talking): its next
+    /// deadline moves to `lease` from now (`extend_offer.lua`). `leg_sid` records the Twilio
+    /// call ringing the agent when known.
     pub async fn extend_offer(
         &self,
-        call_sid: &str,
-        agent: &str,
+        offer: &OfferRef,
         lease: Duration,
+        leg_sid: Option<&str>,
     ) -> Result<Transition<()>> {
+        let attempt = offer.attempt.to_string();
         let r = self
             .run_list(
                 "extend_offer",
                 &self.scripts.extend_offer,
-                &[call_sid, agent, &ms(lease)],
+                &[
+                    &offer.call_sid,
+                    &offer.agent_id,
+                    &attempt,
+                    &ms(lease),
+                    leg_sid.unwrap_or(""),
+                ],
             )
             .await?;
         match r.tag() {
             "ok" => Ok(Transition::Done(())),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// What became of the offer of `call_sid` to `agent`.
+    /// What became of `offer` (`offer_result.lua`). `detail` is the agent leg's CallSid for
+    /// `Answered` when known, the reason for `Refused`, else "".
     pub async fn offer_result(
         &self,
-        call_sid: &str,
-        agent: &str,
+        offer: &OfferRef,
         outcome: OfferOutcome,
+        detail: &str,
     ) -> Result<OfferResult> {
+        let attempt = offer.attempt.to_string();
         let r = self
             .run_list(
                 "offer_result",
                 &self.scripts.offer_result,
-                &[call_sid, agent, outcome.as_str()],
+                &[
+                    &offer.call_sid,
+                    &offer.agent_id,
+                    &attempt,
+                    outcome.as_str(),
+                    detail,
+                ],
             )
             .await?;
         match r.tag() {
@@ -379,60 +435,125 @@ impl Store {
             "requeued" => Ok(OfferResult::Requeued(
                 r.field(1).parse().unwrap_or(AgentStatus::Offline),
             )),
-            "stale" => Ok(OfferResult::Stale(r.field(1).parse().ok())),
+            "refused" => Ok(OfferResult::Refused),
+            "stale" => Ok(OfferResult::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// A connected call ended; returns the agent who had it.
-    pub async fn complete(&self, call_sid: &str) -> Result<Transition<String>> {
+    /// A connected call ended (`complete.lua`). `offer` names the offer when the sender knows
+    /// it (our URLs carry it); None accepts whichever is current (the caller's own call
+    /// ended). A callback completes only from `EndSource::Dial` or `EndSource::Check`.
+    pub async fn complete(
+        &self,
+        call_sid: &str,
+        offer: Option<&OfferRef>,
+        source: EndSource,
+    ) -> Result<Completion> {
+        let (agent, attempt) = match offer {
+            Some(o) => (o.agent_id.as_str(), o.attempt.to_string()),
+            None => ("", String::new()),
+        };
         let r = self
-            .run_list("complete", &self.scripts.complete, &[call_sid])
+            .run_list(
+                "complete",
+                &self.scripts.complete,
+                &[call_sid, agent, &attempt, source.as_str()],
+            )
             .await?;
         match r.tag() {
-            "completed" => Ok(Transition::Done(r.field(1).to_string())),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "completed" => Ok(Completion::Completed(r.field(1).to_string())),
+            "check" => Ok(Completion::Check),
+            "stale" => Ok(Completion::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// The caller hung up before being connected; returns the state the call was in.
+    /// The caller left before being connected (`abandon.lua`); returns the state the call was
+    /// in. `reason` is `hangup` when Twilio said the caller hung up.
     pub async fn abandon(&self, call_sid: &str, reason: &str) -> Result<Transition<CallState>> {
         let r = self
             .run_list("abandon", &self.scripts.abandon, &[call_sid, reason])
             .await?;
         match r.tag() {
             "abandoned" => Ok(Transition::Done(r.parse(1)?)),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// A waiting caller asked to be called back at `number`; the call keeps its rank.
+    /// A waiting caller asked to be called back at `number`; the call keeps its rank
+    /// (`request_callback.lua`).
     pub async fn request_callback(&self, call_sid: &str, number: &str) -> Result<Transition<()>> {
         let r = self
-            .run_list("callback", &self.scripts.callback, &[call_sid, number])
+            .run_list(
+                "request_callback",
+                &self.scripts.request_callback,
+                &[call_sid, number],
+            )
             .await?;
         match r.tag() {
             "callback" => Ok(Transition::Done(())),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// A waiting caller reached the max wait and leaves for the overflow action `to`.
+    /// The customer leg of callback `offer` did not connect (`callback_result.lua`): retry
+    /// later or, retries spent or `Refused`, `callback_failed`.
+    pub async fn callback_result(
+        &self,
+        offer: &OfferRef,
+        outcome: OfferOutcome,
+        reason: &str,
+    ) -> Result<CallbackRetry> {
+        if outcome == OfferOutcome::Answered {
+            return Err(StoreError::Invalid {
+                what: "callback outcome",
+                value: outcome.to_string(),
+                why: "an answered customer completes the call",
+            });
+        }
+        let attempt = offer.attempt.to_string();
+        let reason: String = reason.chars().take(64).collect();
+        let r = self
+            .run_list(
+                "callback_result",
+                &self.scripts.callback_result,
+                &[
+                    &offer.call_sid,
+                    &offer.agent_id,
+                    &attempt,
+                    outcome.as_str(),
+                    &reason,
+                ],
+            )
+            .await?;
+        match r.tag() {
+            "retry" => Ok(CallbackRetry::Retry {
+                due_ms: r.parse(1)?,
+            }),
+            "failed" => Ok(CallbackRetry::Failed),
+            "stale" => Ok(CallbackRetry::Stale(r.state(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// A waiting caller reached the max wait and leaves for the overflow action `to`
+    /// (`overflow.lua`).
     pub async fn overflow(&self, call_sid: &str, to: &str) -> Result<Transition<()>> {
         let r = self
             .run_list("overflow", &self.scripts.overflow, &[call_sid, to])
             .await?;
         match r.tag() {
             "overflowed" => Ok(Transition::Done(())),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// A waiting call moves to queue `to`, keeping its rank; returns the queue it left.
+    /// A waiting call moves to queue `to`, keeping its rank; returns the queue it left
+    /// (`transfer.lua`).
     pub async fn transfer(&self, call_sid: &str, to: &str) -> Result<Transition<String>> {
         check_name("queue", to)?;
         let r = self
@@ -440,10 +561,71 @@ impl Store {
             .await?;
         match r.tag() {
             "transferred" => Ok(Transition::Done(r.field(1).to_string())),
-            "stale" => Ok(Transition::Stale(r.field(1).parse().ok())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
             "unknown_queue" => Err(StoreError::UnknownQueue(to.to_string())),
             _ => Err(r.unexpected()),
         }
+    }
+
+    /// A caller held as abandoned (not by hanging up) asked for the wait document: back in
+    /// line at the original rank (`reenter.lua`).
+    pub async fn reenter(&self, call_sid: &str) -> Result<Transition<()>> {
+        let r = self
+            .run_list("reenter", &self.scripts.reenter, &[call_sid])
+            .await?;
+        match r.tag() {
+            "reentered" => Ok(Transition::Done(())),
+            "stale" => Ok(Transition::Stale(r.state(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// An operator ends a call callq still holds open, releasing its agent (`end_call.lua`).
+    /// Returns the state the call was in.
+    pub async fn end_call(&self, call_sid: &str, who: &str) -> Result<Transition<CallState>> {
+        check_name("CallSid", call_sid)?;
+        let who: String = who.chars().take(64).collect();
+        let r = self
+            .run_list("end_call", &self.scripts.end_call, &[call_sid, &who])
+            .await?;
+        match r.tag() {
+            "ended" => Ok(Transition::Done(r.parse(1)?)),
+            "stale" => Ok(Transition::Stale(r.state(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Take at most `limit` calls that need Twilio's word (offers past their lease, connected
+    /// calls due a check), each held for `lease` (`take_checks.lua`).
+    pub async fn take_checks(&self, limit: u32, lease: Duration) -> Result<Vec<Check>> {
+        let rows: Vec<Vec<String>> = self
+            .run(&self.scripts.take_checks, &[&limit.to_string(), &ms(lease)])
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let r = Reply {
+                    script: "take_checks",
+                    v: row,
+                };
+                if r.v.len() != 10 {
+                    return Err(r.unexpected());
+                }
+                Ok(Check {
+                    offer: OfferRef {
+                        call_sid: r.field(0).to_string(),
+                        agent_id: r.field(2).to_string(),
+                        attempt: r.parse(3)?,
+                    },
+                    state: r.parse(1)?,
+                    kind: r.parse(4)?,
+                    phase: r.field(5).to_string(),
+                    leg_sid: Some(r.field(6).to_string()).filter(|s| !s.is_empty()),
+                    identity: r.field(7).to_string(),
+                    since_ms: r.field(8).parse().ok(),
+                    checks: r.parse(9)?,
+                })
+            })
+            .collect()
     }
 
     /// Push a wake marker, capped like the scripts' own (a worker that cannot take the work
@@ -462,19 +644,43 @@ impl Store {
         Ok(())
     }
 
-    /// Return expired offers, take dead agents offline, end due wrap-ups (at most `limit` each).
+    /// Take dead agents' presence, end due wrap-ups, let overdue arrivals and due callback
+    /// retries into line, at most `limit` of each (`reap.lua`).
     pub async fn reap(&self, limit: u32) -> Result<Reaped> {
         let r: Vec<i64> = self.run(&self.scripts.reap, &[&limit.to_string()]).await?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(0);
         match r.as_slice() {
-            [a, b, c] => Ok(Reaped {
-                expired_offers: *a as u32,
-                agents_lost: *b as u32,
-                wrapups_ended: *c as u32,
+            [a, b, c, d] => Ok(Reaped {
+                agents_lost: n(*a),
+                wrapups_ended: n(*b),
+                arrivals: n(*c),
+                retries: n(*d),
             }),
             _ => Err(StoreError::Reply {
                 script: "reap",
                 reply: r.iter().map(|v| v.to_string()).collect(),
             }),
+        }
+    }
+}
+
+/// How [`Store::upsert_agent`] treats an agent that exists (or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertMode {
+    /// Create or update.
+    Upsert,
+    /// Only create; an existing agent is refused.
+    Create,
+    /// Only update; an unknown agent is refused.
+    Update,
+}
+
+impl UpsertMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            UpsertMode::Upsert => "",
+            UpsertMode::Create => "create",
+            UpsertMode::Update => "update",
         }
     }
 }
@@ -500,6 +706,11 @@ impl Reply {
 
     fn parse<T: std::str::FromStr>(&self, i: usize) -> Result<T> {
         self.field(i).parse().map_err(|_| self.unexpected())
+    }
+
+    /// A call state named in a `stale` reply (None for 'unknown').
+    fn state(&self, i: usize) -> Option<CallState> {
+        self.field(i).parse().ok()
     }
 
     fn unexpected(&self) -> StoreError {

@@ -17,6 +17,10 @@ fn opt_i64(h: &HashMap<String, String>, k: &str) -> Option<i64> {
     get(h, k).parse().ok()
 }
 
+fn opt_str(h: &HashMap<String, String>, k: &str) -> Option<String> {
+    Some(get(h, k).to_string()).filter(|v| !v.is_empty())
+}
+
 pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> {
     Some(CallRecord {
         sid: get(h, "sid").to_string(),
@@ -40,6 +44,10 @@ pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> 
         ended_ms: opt_i64(h, "ended_ms"),
         callback_to: h.get("callback_to").cloned(),
         transferred_ms: opt_i64(h, "transferred_ms"),
+        phase: opt_str(h, "phase"),
+        leg_sid: opt_str(h, "leg_sid"),
+        end_reason: opt_str(h, "end_reason"),
+        callback_tries: get(h, "callback_tries").parse().unwrap_or(0),
     })
 }
 
@@ -95,6 +103,12 @@ pub struct Snapshot {
     pub ready: HashMap<(String, u32), Vec<String>>,
     pub offers: Vec<String>,
     pub wrapup: Vec<String>,
+    /// Calls arriving (not yet held by Twilio).
+    pub arriving: Vec<String>,
+    /// Connected calls (each due a check with Twilio).
+    pub connected: Vec<String>,
+    /// Callbacks waiting out a retry delay.
+    pub retry: Vec<String>,
 }
 
 impl Store {
@@ -213,7 +227,13 @@ impl Store {
             .iter()
             .filter(|a| a.queues.iter().any(|(q, _)| q == queue))
         {
-            *by_status.entry(a.status.as_str().to_string()).or_default() += 1;
+            // an agent who chose available but has no live device cannot take a call: count
+            // them as offline, so the estimate does not promise a wait nobody will serve
+            let status = match a.status {
+                AgentStatus::Available if !a.online() => AgentStatus::Offline,
+                s => s,
+            };
+            *by_status.entry(status.as_str().to_string()).or_default() += 1;
         }
         let aht_s = get(&cfg, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
         let mut stats = QueueStats {
@@ -253,7 +273,8 @@ impl Store {
         Ok(reply.ids.into_iter().map(entry_fields).collect())
     }
 
-    /// A consistent view of the given calls and every agent, queue set, offer and wrap-up.
+    /// A consistent view of the given calls and every agent, line, ready set, offer, connected
+    /// call, arrival, retry and wrap-up.
     pub async fn snapshot(&self, call_sids: &[String]) -> Result<Snapshot> {
         let queues = self.queue_names().await?;
         let agent_ids = self.agent_ids().await?;
@@ -281,7 +302,10 @@ impl Store {
             pipe.zrange(self.key(&format!("queue:{q}:ready:{t}")), 0, -1);
         }
         pipe.zrange(self.key("offers"), 0, -1)
-            .zrange(self.key("wrapup"), 0, -1);
+            .zrange(self.key("wrapup"), 0, -1)
+            .zrange(self.key("arriving"), 0, -1)
+            .zrange(self.key("connected"), 0, -1)
+            .zrange(self.key("retry"), 0, -1);
         let values: Vec<redis::Value> = pipe.query_async(&mut *c).await?;
         let mut it = values.into_iter();
         let mut next = || it.next().unwrap_or(redis::Value::Nil);
@@ -309,6 +333,9 @@ impl Store {
         }
         snap.offers = redis::from_redis_value(next())?;
         snap.wrapup = redis::from_redis_value(next())?;
+        snap.arriving = redis::from_redis_value(next())?;
+        snap.connected = redis::from_redis_value(next())?;
+        snap.retry = redis::from_redis_value(next())?;
         Ok(snap)
     }
 }

@@ -86,6 +86,7 @@ string_enum! {
 string_enum! {
     /// A call's place in the state machine (see DESIGN.md).
     CallState {
+        Arriving => "arriving",
         Waiting => "waiting",
         Callback => "callback",
         Offered => "offered",
@@ -93,15 +94,20 @@ string_enum! {
         Completed => "completed",
         Abandoned => "abandoned",
         Overflowed => "overflowed",
+        CallbackFailed => "callback_failed",
     }
 }
 
 impl CallState {
-    /// Completed, abandoned and overflowed calls never change again.
+    /// Completed, abandoned, overflowed and failed callbacks never change again (but for a
+    /// caller proven still on hold, see `reenter`).
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            CallState::Completed | CallState::Abandoned | CallState::Overflowed
+            CallState::Completed
+                | CallState::Abandoned
+                | CallState::Overflowed
+                | CallState::CallbackFailed
         )
     }
 }
@@ -115,13 +121,26 @@ string_enum! {
 }
 
 string_enum! {
-    /// What became of an offer; the non-answered values are Twilio's DialCallStatus names.
+    /// What became of an offer; the non-answered values are Twilio's DialCallStatus names,
+    /// and `refused` is Twilio refusing for good to connect this call (a permanent error).
     OfferOutcome {
         Answered => "answered",
         NoAnswer => "no-answer",
         Busy => "busy",
         Failed => "failed",
         Canceled => "canceled",
+        Refused => "refused",
+    }
+}
+
+string_enum! {
+    /// Who reports that a connected call ended (a callback completes only on word about its
+    /// customer: a `Dial` result or a check).
+    EndSource {
+        Dial => "dial",
+        Leg => "leg",
+        Status => "status",
+        Check => "check",
     }
 }
 
@@ -134,6 +153,12 @@ pub struct QueueSettings {
     pub wrapup: Duration,
     pub max_no_answer: u32,
     pub no_answer_delay: Duration,
+    /// How many more times a callback whose customer did not answer is tried.
+    pub callback_retries: u32,
+    /// How long a callback whose customer did not answer waits before it is tried again.
+    pub callback_retry_delay: Duration,
+    /// How long a connected call may go without word before the worker asks Twilio.
+    pub check_after: Duration,
 }
 
 /// An agent's routing profile, as the admin API writes it.
@@ -167,6 +192,16 @@ impl AgentSpec {
     }
 }
 
+/// One offer of a call to an agent, named by the call, the agent and the offer's number.
+/// Every URL the worker gives Twilio carries it, and every transition acting on a result
+/// checks it: a result for any other offer changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OfferRef {
+    pub call_sid: String,
+    pub agent_id: String,
+    pub attempt: u32,
+}
+
 /// A claimed (call, agent) pair: the worker now rings the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
@@ -179,6 +214,40 @@ pub struct Offer {
     pub kind: CallKind,
     pub from: String,
     pub to: String,
+}
+
+impl Offer {
+    /// The name of this offer.
+    pub fn offer_ref(&self) -> OfferRef {
+        OfferRef {
+            call_sid: self.call_sid.clone(),
+            agent_id: self.agent_id.clone(),
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// How a call comes in: Twilio is about to hold the caller (an answer to `/twilio/voice`),
+/// or already holds them (a wait request for a call callq had no record of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Offerable once Twilio asks for the wait document (or after a grace).
+    Arriving,
+    /// Offerable now; the caller already waited this long in Twilio's queue.
+    Holding { waited: Duration },
+}
+
+/// A call entering a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall<'a> {
+    pub call_sid: &'a str,
+    pub queue: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    /// Rank = entered_ms − boost: a bigger boost is served sooner.
+    pub priority_boost: Duration,
+    pub kind: CallKind,
+    pub arrival: Arrival,
 }
 
 /// What `claim` found.
@@ -211,8 +280,52 @@ pub enum OfferResult {
     Connected,
     /// The call is back in line; the agent's status afterwards.
     Requeued(AgentStatus),
+    /// Twilio refused the call for good: it overflowed, the agent is free.
+    Refused,
     /// The offer was not current (retry, out-of-order, already settled): nothing changed.
     Stale(Option<CallState>),
+}
+
+/// What `complete` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Completed; the agent who had the call.
+    Completed(String),
+    /// A callback whose customer outcome is unknown: its check was brought forward.
+    Check,
+    /// Not the current offer, or the call is elsewhere: nothing changed.
+    Stale(Option<CallState>),
+}
+
+/// What `callback_result` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackRetry {
+    /// The callback is tried again at `due_ms` (Redis clock, unix ms).
+    Retry {
+        due_ms: i64,
+    },
+    /// No retries left (or Twilio refused the number): `callback_failed`.
+    Failed,
+    Stale(Option<CallState>),
+}
+
+/// A call taken by `take_checks`: its state needs Twilio's word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The offer the call is in (offered, or connected).
+    pub offer: OfferRef,
+    pub state: CallState,
+    pub kind: CallKind,
+    /// `claimed` (the worker had not yet reached Twilio) or `ringing` (Twilio accepted).
+    pub phase: String,
+    /// The Twilio call ringing or connecting the agent, when known.
+    pub leg_sid: Option<String>,
+    /// The agent's `<Client>` identity.
+    pub identity: String,
+    /// When the call was offered (offered) or answered (connected), Redis clock, unix ms.
+    pub since_ms: Option<i64>,
+    /// How many times in a row the call was taken for a check without a change.
+    pub checks: u32,
 }
 
 /// Result of a transition that either happens or finds the call elsewhere.
@@ -225,9 +338,12 @@ pub enum Transition<T> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reaped {
-    pub expired_offers: u32,
     pub agents_lost: u32,
     pub wrapups_ended: u32,
+    /// Arriving calls whose grace passed without a wait request.
+    pub arrivals: u32,
+    /// Callbacks whose retry delay ended.
+    pub retries: u32,
 }
 
 /// A call as stored in `callq:{C}:call:<CallSid>`.
@@ -251,6 +367,14 @@ pub struct CallRecord {
     pub callback_to: Option<String>,
     /// When the call last moved to another queue (`transfer`), Redis clock, unix ms.
     pub transferred_ms: Option<i64>,
+    /// While offered: `claimed` or `ringing`.
+    pub phase: Option<String>,
+    /// The Twilio call ringing or connecting the agent, when known.
+    pub leg_sid: Option<String>,
+    /// Why the call ended (final states): e.g. `hangup`, `call_gone`, `max_wait`.
+    pub end_reason: Option<String>,
+    /// Callback attempts whose customer did not answer.
+    pub callback_tries: u32,
 }
 
 /// An agent as stored in `callq:{C}:agent:<id>`, with its heartbeat.
@@ -269,6 +393,14 @@ pub struct AgentRecord {
     pub pending: Option<RequestedStatus>,
     /// Some(device_registered) while the heartbeat key lives.
     pub heartbeat: Option<bool>,
+}
+
+impl AgentRecord {
+    /// Whether the agent can be offered a call as far as presence goes: a live heartbeat
+    /// with a registered device.
+    pub fn online(&self) -> bool {
+        self.heartbeat == Some(true)
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::contract::OfferHook;
 use crate::store::{CallKind, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition};
 use crate::twilio::rest::{
     with_retry, with_retry_if, CallEvent, CreateCall, RestError, TwilioRest,
@@ -71,21 +72,19 @@ impl Outcome {
     }
 }
 
-/// `<Dial>` of the agent's `<Client>` for an inbound caller (the contract with the webhooks:
-/// `dial-result` and `agent-leg` find the call and agent in their query strings).
+/// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
+/// status callback are the contract's hooks for this offer ([`OfferHook`]).
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
-    let (call, agent) = (&offer.call_sid, &offer.agent_id);
+    let named = offer.offer_ref();
     let client = Client {
         identity: offer.identity.clone(),
-        status_callback: Some(format!(
-            "{public_url}/twilio/agent-leg?call={call}&agent={agent}"
-        )),
+        status_callback: Some(OfferHook::AgentLeg.url(public_url, &named)),
         status_callback_event: Some("answered completed".into()),
         status_callback_method: Some("POST".into()),
-        parameters: vec![("callq_call".into(), call.clone())],
+        parameters: vec![("callq_call".into(), offer.call_sid.clone())],
     };
     let dial = Dial {
-        action: Some(format!("{public_url}/twilio/dial-result?agent={agent}")),
+        action: Some(OfferHook::DialResult.url(public_url, &named)),
         method: Some("POST".into()),
         timeout: Some(ring_seconds(offer.ring_timeout)),
         answer_on_bridge: Some(true),
@@ -96,17 +95,16 @@ pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlErr
 }
 
 /// The agent leg of a callback: once the agent answers, tell them why and dial the customer
-/// from the number the customer originally called.
+/// from the number the customer originally called; the customer `<Dial>`'s action is the
+/// contract's [`OfferHook::CallbackResult`].
 pub fn callback_twiml(
     public_url: &str,
     offer: &Offer,
     callback_to: &str,
 ) -> Result<String, TwimlError> {
-    let (call, agent) = (&offer.call_sid, &offer.agent_id);
     let dial = Dial {
-        action: Some(format!(
-            "{public_url}/twilio/dial-result?agent={agent}&callback={call}"
-        )),
+        action: Some(OfferHook::CallbackResult.url(public_url, &offer.offer_ref())),
+        method: Some("POST".into()),
         caller_id: Some(offer.to.clone()),
         nouns: vec![Number::new(callback_to).into()],
         ..Dial::default()
@@ -117,17 +115,15 @@ pub fn callback_twiml(
         .to_inline_xml()
 }
 
-/// The `POST …/Calls.json` request of a callback offer.
+/// The `POST …/Calls.json` request of a callback offer: the agent's client first, reporting
+/// to the contract's [`OfferHook::AgentLeg`].
 pub fn callback_request(
     public_url: &str,
     offer: &Offer,
     twiml: String,
 ) -> crate::twilio::rest::CreateCall {
     let mut req = CreateCall::with_twiml(format!("client:{}", offer.identity), &offer.to, twiml);
-    req.status_callback = Some(format!(
-        "{public_url}/twilio/agent-leg?call={}&agent={}",
-        offer.call_sid, offer.agent_id
-    ));
+    req.status_callback = Some(OfferHook::AgentLeg.url(public_url, &offer.offer_ref()));
     req.status_callback_event = vec![
         CallEvent::Initiated,
         CallEvent::Ringing,
@@ -313,12 +309,8 @@ impl Ringer {
     async fn extend(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
         let lease = offer.ring_timeout + self.settings.ring_grace;
         let lease_end = claimed_at + self.settings.offer_lease;
-        match retry_store(lease_end, || {
-            self.store
-                .extend_offer(&offer.call_sid, &offer.agent_id, lease)
-        })
-        .await
-        {
+        let named = offer.offer_ref();
+        match retry_store(lease_end, || self.store.extend_offer(&named, lease, None)).await {
             Ok(Transition::Done(())) => Outcome::Ringing,
             Ok(Transition::Stale(state)) => {
                 // Abandoned meanwhile (the webhooks got there first), or reaped because we
@@ -353,12 +345,8 @@ impl Ringer {
 
     async fn requeue(&self, offer: &Offer, claimed_at: Instant, how: OfferOutcome) -> Outcome {
         let lease_end = claimed_at + self.settings.offer_lease;
-        match retry_store(lease_end, || {
-            self.store
-                .offer_result(&offer.call_sid, &offer.agent_id, how)
-        })
-        .await
-        {
+        let named = offer.offer_ref();
+        match retry_store(lease_end, || self.store.offer_result(&named, how, "")).await {
             Ok(OfferResult::Requeued(status)) => {
                 tracing::debug!(call_sid = %offer.call_sid, agent = %offer.agent_id,
                     agent_status = %status, "call back in line");
@@ -369,6 +357,7 @@ impl Ringer {
                 }
             }
             Ok(OfferResult::Connected) => Outcome::Ringing,
+            Ok(OfferResult::Refused) => Outcome::Stale,
             Ok(OfferResult::Stale(_)) => Outcome::Stale,
             Err(e) => {
                 tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
@@ -438,9 +427,10 @@ mod tests {
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial \
-             action=\"https://q.example.com/twilio/dial-result?agent=a1\" method=\"POST\" \
+             action=\"https://q.example.com/twilio/dial-result?call=CA0001&amp;agent=a1&amp;attempt=1\" \
+             method=\"POST\" \
              timeout=\"15\" answerOnBridge=\"true\"><Client \
-             statusCallback=\"https://q.example.com/twilio/agent-leg?call=CA0001&amp;agent=a1\" \
+             statusCallback=\"https://q.example.com/twilio/agent-leg?call=CA0001&amp;agent=a1&amp;attempt=1\" \
              statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
              <Identity>alice</Identity><Parameter name=\"callq_call\" value=\"CA0001\"/>\
              </Client></Dial></Response>"
@@ -459,8 +449,8 @@ mod tests {
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Calling back a customer \
              who kept their place in line.</Say><Dial \
-             action=\"https://q.example.com/twilio/dial-result?agent=a1&amp;callback=CA0001\" \
-             callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
+             action=\"https://q.example.com/twilio/callback-result?call=CA0001&amp;agent=a1&amp;attempt=1\" \
+             method=\"POST\" callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
         );
     }
 

@@ -24,25 +24,33 @@ pub async fn reap_all(store: &Store) -> Result<Reaped> {
     let mut total = Reaped::default();
     for _ in 0..MAX_BATCHES {
         let r = store.reap(BATCH).await?;
-        total.expired_offers += r.expired_offers;
         total.agents_lost += r.agents_lost;
         total.wrapups_ended += r.wrapups_ended;
-        if r.expired_offers < BATCH && r.agents_lost < BATCH && r.wrapups_ended < BATCH {
+        total.arrivals += r.arrivals;
+        total.retries += r.retries;
+        if [r.agents_lost, r.wrapups_ended, r.arrivals, r.retries]
+            .iter()
+            .all(|n| *n < BATCH)
+        {
             break;
         }
     }
-    if total.expired_offers > 0 {
+    if total.arrivals > 0 {
         tracing::info!(
-            count = total.expired_offers,
-            "offer leases expired; calls back in line"
+            count = total.arrivals,
+            "arriving calls without a wait request after the grace; offerable now"
         );
-        metrics::counter!("callq_reaped_total", "kind" => "expired_offer")
-            .increment(total.expired_offers.into());
+        metrics::counter!("callq_reaped_total", "kind" => "arrival")
+            .increment(total.arrivals.into());
+    }
+    if total.retries > 0 {
+        metrics::counter!("callq_reaped_total", "kind" => "callback_retry")
+            .increment(total.retries.into());
     }
     if total.agents_lost > 0 {
         tracing::info!(
             count = total.agents_lost,
-            "agents offline: heartbeat lapsed"
+            "agents unreachable: heartbeat lapsed (their status is kept)"
         );
         metrics::counter!("callq_reaped_total", "kind" => "agent_lost")
             .increment(total.agents_lost.into());

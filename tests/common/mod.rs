@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use callq::embedded_redis::EmbeddedRedis;
-use callq::store::{AgentSpec, QueueSettings, RequestedStatus, Store, Strategy};
+use callq::store::{
+    AgentSpec, Arrival, CallKind, NewCall, QueueSettings, RequestedStatus, Store, StoreOptions,
+    Strategy, UpsertMode,
+};
 
 static REDIS: OnceLock<EmbeddedRedis> = OnceLock::new();
 static CENTRE: AtomicU32 = AtomicU32::new(0);
@@ -24,11 +27,32 @@ pub fn redis_url() -> String {
         .url()
 }
 
-/// A store on a centre no other test uses.
+/// A store on a centre no other test uses. Replies may take long on a busy machine: the
+/// tests assert outcomes, never speed, so the response timeout is generous.
 pub fn fresh_store() -> Store {
     let n = CENTRE.fetch_add(1, Ordering::SeqCst);
     let centre = format!("t{}-{n}", std::process::id());
-    Store::connect(&redis_url(), &centre, 16).expect("store connects")
+    let opts = StoreOptions {
+        pool_size: 16,
+        response_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(30),
+    };
+    Store::connect_with(&redis_url(), &centre, &opts).expect("store connects")
+}
+
+/// A call entering `queue` from `from`, offerable at once (the caller already on hold).
+pub fn holding<'a>(sid: &'a str, queue: &'a str, from: &'a str) -> NewCall<'a> {
+    NewCall {
+        call_sid: sid,
+        queue,
+        from,
+        to: "+15005550001",
+        priority_boost: Duration::ZERO,
+        kind: CallKind::Inbound,
+        arrival: Arrival::Holding {
+            waited: Duration::ZERO,
+        },
+    }
 }
 
 pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
@@ -39,6 +63,9 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         wrapup: Duration::ZERO,
         max_no_answer: 3,
         no_answer_delay: Duration::ZERO,
+        callback_retries: 2,
+        callback_retry_delay: Duration::from_secs(300),
+        check_after: Duration::from_secs(300),
     }
 }
 
@@ -62,7 +89,10 @@ pub fn agent(id: &str, queues: &[(&str, u32)]) -> AgentSpec {
 
 /// Create an agent, give it a live heartbeat with a registered device, and make it available.
 pub async fn online_agent(store: &Store, spec: &AgentSpec) {
-    store.upsert_agent(spec).await.expect("agent created");
+    store
+        .upsert_agent(spec, UpsertMode::Upsert)
+        .await
+        .expect("agent created");
     store
         .heartbeat(&spec.id, Duration::from_secs(30), true)
         .await
@@ -76,7 +106,7 @@ pub async fn online_agent(store: &Store, spec: &AgentSpec) {
 use callq::store::read::Snapshot;
 use callq::store::{AgentStatus, CallState};
 
-/// Check DESIGN.md's four routing invariants on a consistent snapshot that includes every
+/// Check the routing invariants (docs/design.md) on a consistent snapshot that includes every
 /// call in `entered`. Returns the violations found (empty when all hold).
 ///
 /// When `all_calls` is true, `entered` is every call the centre has seen, so each agent's
@@ -132,6 +162,15 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                 a.id, a.status
             ));
         }
+        // presence: an agent whose device is not registered is in no ready set (one whose
+        // heartbeat key just expired may still be, until the reaper or a claim sees it; a
+        // claim never offers it: `the_agent_*` tests and the offers below check that)
+        if a.heartbeat == Some(false) && !sets.is_empty() {
+            v.push(format!(
+                "agent {} has no device yet is ready in {sets:?}",
+                a.id
+            ));
+        }
     }
     // 2. a waiting call is in exactly one waiting set (its queue's) and has no agent
     for c in &snap.calls {
@@ -141,8 +180,40 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
             .filter(|(_, m)| m.contains(&c.sid))
             .map(|(q, _)| q)
             .collect();
-        let offered = snap.offers.iter().filter(|s| **s == c.sid).count();
+        let count = |set: &[String]| set.iter().filter(|s| **s == c.sid).count();
+        let offered = count(&snap.offers);
+        let connected = count(&snap.connected);
+        let arriving = count(&snap.arriving);
+        let retrying = count(&snap.retry);
+        let elsewhere = |v: &mut Vec<String>, allowed: &str| {
+            for (name, n) in [
+                ("offers", offered),
+                ("connected", connected),
+                ("arriving", arriving),
+                ("retry", retrying),
+            ] {
+                if name != allowed && n != 0 {
+                    v.push(format!("{} call {} is in {name}", c.state, c.sid));
+                }
+            }
+        };
         match c.state {
+            CallState::Arriving => {
+                if arriving != 1 || !sets.is_empty() {
+                    v.push(format!(
+                        "arriving call {} arriving={arriving} waiting {sets:?}",
+                        c.sid
+                    ));
+                }
+                elsewhere(&mut v, "arriving");
+            }
+            // a callback waiting out a retry delay is out of line, in the retry set
+            CallState::Callback if retrying == 1 => {
+                if !sets.is_empty() || c.agent.is_some() {
+                    v.push(format!("retrying callback {} waiting {sets:?}", c.sid));
+                }
+                elsewhere(&mut v, "retry");
+            }
             CallState::Waiting | CallState::Callback => {
                 if sets.len() != 1 || sets[0] != &c.queue {
                     v.push(format!(
@@ -150,11 +221,9 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                         c.sid
                     ));
                 }
+                elsewhere(&mut v, "");
                 if c.agent.is_some() {
                     v.push(format!("waiting call {} has agent {:?}", c.sid, c.agent));
-                }
-                if offered != 0 {
-                    v.push(format!("waiting call {} has an offer lease", c.sid));
                 }
             }
             // 4. an offered call is offered to one agent, under one lease, and not waiting
@@ -165,11 +234,22 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                         c.sid, c.agent
                     ));
                 }
+                elsewhere(&mut v, "offers");
+            }
+            CallState::Connected => {
+                if c.agent.is_none() || connected != 1 || !sets.is_empty() {
+                    v.push(format!(
+                        "connected call {} agent {:?} checks {connected} waiting {sets:?}",
+                        c.sid, c.agent
+                    ));
+                }
+                elsewhere(&mut v, "connected");
             }
             _ => {
-                if !sets.is_empty() || offered != 0 {
-                    v.push(format!("{} call {} still queued/offered", c.state, c.sid));
+                if !sets.is_empty() {
+                    v.push(format!("{} call {} still in line", c.state, c.sid));
                 }
+                elsewhere(&mut v, "");
             }
         }
     }
@@ -268,4 +348,87 @@ async fn spawn_server_on_with(
         state,
         trigger,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing scenario helpers: short names for the steps every routing test takes.
+// ---------------------------------------------------------------------------------------------
+
+use callq::store::{
+    CallRecord, Claim, Completion, EndSource, Enqueued, Offer, OfferOutcome, OfferRef, OfferResult,
+};
+
+/// The offer lease the helpers claim with (long: tests settle offers themselves).
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// `sid` enters `q` from a plain number, offerable at once.
+pub async fn enqueue(store: &Store, sid: &str, q: &str) -> Enqueued {
+    store
+        .enqueue(&holding(sid, q, "+15550001111"))
+        .await
+        .expect("enqueue")
+}
+
+/// Claim once; None when there is nothing to offer.
+pub async fn claim(store: &Store) -> Option<Offer> {
+    match store.claim(LEASE, 7).await.expect("claim") {
+        Claim::Offer(o) => Some(o),
+        Claim::Idle { .. } => None,
+    }
+}
+
+pub async fn call(store: &Store, sid: &str) -> CallRecord {
+    store.call(sid).await.expect("read").expect("call exists")
+}
+
+pub async fn state(store: &Store, sid: &str) -> CallState {
+    call(store, sid).await.state
+}
+
+pub async fn status(store: &Store, id: &str) -> AgentStatus {
+    store
+        .agent(id)
+        .await
+        .expect("read")
+        .expect("agent exists")
+        .status
+}
+
+pub fn sids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The call's latest offer (its agent and attempt), as the worker's URLs would name it.
+pub async fn current(store: &Store, sid: &str) -> OfferRef {
+    let c = call(store, sid).await;
+    OfferRef {
+        call_sid: sid.to_string(),
+        agent_id: c.agent.expect("the call has (had) an agent"),
+        attempt: c.attempts,
+    }
+}
+
+/// The `<Dial>` of the call's current offer ended after a conversation.
+pub async fn complete(store: &Store, sid: &str) -> callq::store::Result<Completion> {
+    let offer = current(store, sid).await;
+    store.complete(sid, Some(&offer), EndSource::Dial).await
+}
+
+/// `sid` enters `q` and is claimed; the claim must offer exactly that call.
+pub async fn offered(store: &Store, sid: &str, q: &str) -> Offer {
+    enqueue(store, sid, q).await;
+    let o = claim(store).await.expect("an offer");
+    assert_eq!(o.call_sid, sid, "the claim offers the call just entered");
+    o
+}
+
+/// `sid` enters `q`, is claimed, and the agent answers.
+pub async fn connected(store: &Store, sid: &str, q: &str) -> Offer {
+    let o = offered(store, sid, q).await;
+    let r = store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+    assert_eq!(r, OfferResult::Connected);
+    o
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use callq::shutdown::ShutdownTrigger;
-use callq::store::{CallKind, Store};
+use callq::store::Store;
 use callq::twilio::rest::{Backoff, CircuitBreaker, RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
 
@@ -54,13 +54,24 @@ impl Request {
             .collect()
     }
 
+    /// The offer a redirect or callback carries, read back from the `<Dial action>` URL in
+    /// its TwiML.
+    pub fn offer(&self) -> Option<callq::store::OfferRef> {
+        let twiml = self.param("Twiml")?;
+        let i = twiml
+            .find("dial-result?")
+            .or_else(|| twiml.find("callback-result?"))?;
+        let rest = &twiml[i..];
+        let q = &rest[rest.find('?')? + 1..];
+        let q = &q[..q.find('"').unwrap_or(q.len())];
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(&q.replace("&amp;", "&")).ok()?;
+        callq::contract::parse(&pairs).ok()
+    }
+
     /// The agent a redirect rings, read back from its TwiML.
     pub fn agent(&self) -> Option<String> {
-        let twiml = self.param("Twiml")?;
-        let i = twiml.find("dial-result?agent=")? + "dial-result?agent=".len();
-        let rest = &twiml[i..];
-        let end = rest.find(['"', '&']).unwrap_or(rest.len());
-        Some(rest[..end].to_string())
+        self.offer().map(|o| o.agent_id)
     }
 }
 
@@ -386,20 +397,6 @@ pub fn logs() {
         .try_init();
 }
 
-pub async fn enqueue(store: &Store, sid: &str, queue: &str) {
-    store
-        .enqueue(
-            sid,
-            queue,
-            "+15550001111",
-            "+15005550001",
-            Duration::ZERO,
-            CallKind::Inbound,
-        )
-        .await
-        .expect("enqueue");
-}
-
 /// Poll `check` every 10 ms until it returns Some, or panic after `within` naming `what`.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where
@@ -455,12 +452,13 @@ impl AgentSim {
         let (store, seen) = (store.clone(), violations.clone());
         let task = tokio::spawn(async move {
             while let Some(req) = feed.recv().await {
-                let (Some(sid), Some(agent)) = (req.call_sid.clone(), req.agent()) else {
+                let (Some(sid), Some(offer)) = (req.call_sid.clone(), req.offer()) else {
                     seen.lock()
                         .expect("lock")
                         .push(format!("odd request {req:?}"));
                     continue;
                 };
+                let agent = offer.agent_id.clone();
                 {
                     let mut h = holding.lock().expect("lock");
                     if let Some(other) = h.0.get(&sid) {
@@ -486,16 +484,19 @@ impl AgentSim {
                     };
                     if answer {
                         store
-                            .offer_result(&sid, &agent, callq::store::OfferOutcome::Answered)
+                            .offer_result(&offer, callq::store::OfferOutcome::Answered, "")
                             .await
                             .expect("answer");
                         tokio::time::sleep(pause()).await;
                         release();
-                        store.complete(&sid).await.expect("complete");
+                        store
+                            .complete(&sid, Some(&offer), callq::store::EndSource::Dial)
+                            .await
+                            .expect("complete");
                     } else {
                         release();
                         store
-                            .offer_result(&sid, &agent, callq::store::OfferOutcome::NoAnswer)
+                            .offer_result(&offer, callq::store::OfferOutcome::NoAnswer, "")
                             .await
                             .expect("no answer");
                     }

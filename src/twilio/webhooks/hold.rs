@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{
-    action_twiml, callable, enqueue_verb, fallback, hold_verbs, now_ms, queue_config, within,
-    ExitState, Hook, Reply, Why,
+    action_twiml, callable, enqueue_healing, enqueue_verb, fallback, hold_verbs, last_resort,
+    now_ms, queue_config, within, ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::Action;
 use crate::store::read::{estimate_wait, Position, QueueStats};
-use crate::store::{CallKind, CallRecord, CallState, Transition};
+use crate::store::{Arrival, CallKind, CallRecord, CallState, Transition};
 use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
 
@@ -28,18 +28,41 @@ const MAX_SHARDS: u32 = 4;
 const CALLBACK_OFFER: &str =
     "To be called back instead, keeping your place in line, press 1 at any time.";
 
-/// `POST /twilio/wait`: position and estimated wait in our order, hold music, the callback
-/// offer after the queue's `callback_after_s`, the overflow action at `max_wait_s`.
+/// `POST /twilio/wait?queue=`: position and estimated wait in our order, hold music, the
+/// callback offer after the queue's `callback_after_s`, the overflow action at `max_wait_s`.
+///
+/// A wait request is Twilio's word that it holds the caller, so it also settles what callq
+/// could not know: an arriving call joins its line (Twilio will now accept a redirect); a
+/// caller callq has no record of (answered with the fallback while Redis was out of reach)
+/// joins the line at the time they first arrived; a caller held as abandoned on anything but
+/// their own hangup rejoins at their rank. A call callq holds as over is let go (`<Leave/>`
+/// for an overflow, whose action the queue exit plays; `<Hangup/>` else), never kept on music.
 pub(crate) async fn wait(h: Hook) -> Reply {
     let app = &h.app;
+    let sid = h.call_sid.as_str();
     let looked_up = within(app, async {
-        let Some(call) = app.store.call(&h.call_sid).await? else {
+        let Some(mut call) = known_or_entered(&h).await? else {
             return Ok(None);
         };
+        match call.state {
+            CallState::Arriving => {
+                if let Transition::Done(()) = app.store.arrive(sid).await? {
+                    tracing::debug!("caller on hold: offerable now");
+                }
+                call.state = CallState::Waiting;
+            }
+            CallState::Abandoned if call.end_reason.as_deref() != Some("hangup") => {
+                if let Transition::Done(()) = app.store.reenter(sid).await? {
+                    tracing::warn!(was = ?call.end_reason, "a caller held as gone asked for the wait document; back in line at their rank");
+                    call.state = CallState::Waiting;
+                }
+            }
+            _ => {}
+        }
         if call.state != CallState::Waiting {
             return Ok(Some((call, None)));
         }
-        let Some(place) = app.store.place_in_line(&h.call_sid, &call.queue).await? else {
+        let Some(place) = app.store.place_in_line(sid, &call.queue).await? else {
             return Ok(Some((call, None)));
         };
         let stats = queue_stats_cached(app, &call.queue).await?;
@@ -50,20 +73,70 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         Ok(Some((call, Some(position))))
     })
     .await;
-    let default_queue = app.centre.default_queue.as_str();
+    let queue = hook_queue(&h);
     match looked_up {
         Err(e) => {
-            tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; hold music only");
-            Reply::twiml(hold_verbs(app, default_queue), "redis_error")
+            tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; hold music only");
+            Reply::twiml(hold_verbs(app, &queue), "redis_error")
         }
-        Ok(None) => Reply::twiml(hold_verbs(app, default_queue), "unknown_call"),
-        Ok(Some((call, _))) if call.state != CallState::Waiting => {
-            // offered, connected, …: the worker is moving the call; just music meanwhile
+        Ok(None) => Reply::twiml(hold_verbs(app, &queue), "unknown_call"),
+        Ok(Some((call, _))) if call.state == CallState::Overflowed => {
+            Reply::twiml(twiml::Response::new().leave(), "overflowed")
+        }
+        Ok(Some((call, _))) if call.state == CallState::Callback => {
+            // asked for a callback; our <Leave/> did not reach Twilio: leave now
+            Reply::twiml(twiml::Response::new().leave(), "callback")
+        }
+        Ok(Some((call, _))) if call.state.is_final() => {
+            tracing::info!(state = %call.state, "wait request for a call already over; hanging up");
+            Reply::twiml(twiml::Response::new().hangup(), "ended")
+        }
+        Ok(Some((call, None))) => {
+            // offered or connected: the worker is moving the call; just music meanwhile
             Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
         }
-        Ok(Some((call, None))) => Reply::twiml(hold_verbs(app, &call.queue), "not_waiting"),
         Ok(Some((call, Some(position)))) => waiting(&h, &call, position).await,
     }
+}
+
+/// The queue a hold request is about: the `queue` our wait URL carries, else the called
+/// number's.
+fn hook_queue(h: &Hook) -> String {
+    h.query
+        .get("queue")
+        .filter(|q| h.app.centre.queues.contains_key(*q))
+        .map(str::to_owned)
+        .unwrap_or_else(|| h.app.centre.queue_for_number(h.param("To")).to_owned())
+}
+
+/// The call of a wait request; a caller callq has no record of (answered with the fallback
+/// while Redis was out of reach, or Redis lost its data) is taken into the line first, at
+/// the time Twilio says they started holding.
+async fn known_or_entered(h: &Hook) -> crate::store::Result<Option<CallRecord>> {
+    let app = &h.app;
+    if let Some(call) = app.store.call(&h.call_sid).await? {
+        return Ok(Some(call));
+    }
+    let queue = hook_queue(h);
+    let waited_s: u64 = h.param("QueueTime").trim().parse().unwrap_or(0);
+    let arrival = Arrival::Holding {
+        waited: Duration::from_secs(waited_s.min(86_400)),
+    };
+    let (from, to) = (h.param("From"), h.param("To"));
+    let entered = enqueue_healing(
+        app,
+        &h.call_sid,
+        &queue,
+        from,
+        to,
+        CallKind::Inbound,
+        arrival,
+    )
+    .await?;
+    if entered.created {
+        tracing::warn!(queue = %queue, waited_s, "a caller on hold without a record (fallback while Redis was out of reach) joins the line");
+    }
+    app.store.call(&h.call_sid).await
 }
 
 /// How long a queue's numbers (agents by status, mean handle time) are reused for the wait
@@ -320,7 +393,7 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
         "queue-full" => {
             tracing::warn!(shard = exit.shard, "Twilio queue full");
             if exit.shard.saturating_add(1) >= MAX_SHARDS {
-                return Reply::twiml(fallback(app), "fallback");
+                return Reply::twiml(last_resort(app), "fallback");
             }
             let next = ExitState {
                 shard: exit.shard.saturating_add(1),
@@ -332,7 +405,7 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
             // `error`, `system-error`, or something new: put the caller back, a few times
             tracing::warn!(queue_result = %super::excerpt(other), retry = exit.retry, "caller left Twilio's queue on an error");
             if exit.retry >= MAX_REENQUEUE_RETRIES {
-                return Reply::twiml(fallback(app), "fallback");
+                return Reply::twiml(last_resort(app), "fallback");
             }
             let next = ExitState {
                 shard: exit.shard,
@@ -364,11 +437,11 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
         Ok(Some(call)) => call,
         Ok(None) => {
             tracing::warn!("caller left the queue but the call is unknown; fallback");
-            return Reply::twiml(fallback(app), "fallback");
+            return Reply::twiml(fallback(app, &hook_queue(h)), "fallback");
         }
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable after leave; fallback");
-            return Reply::twiml(fallback(app), "fallback");
+            return Reply::twiml(fallback(app, &hook_queue(h)), "fallback");
         }
     };
     if call.kind == CallKind::Callback && !call.state.is_final() {
@@ -387,7 +460,7 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
             };
             Reply::twiml(action_twiml(app, action, Why::MaxWait), "overflow")
         }
-        CallState::Completed | CallState::Abandoned => {
+        CallState::Completed | CallState::Abandoned | CallState::CallbackFailed => {
             Reply::twiml(twiml::Response::new().hangup(), "ended")
         }
         // still ours to route (waiting, offered, connected): keep the caller in line

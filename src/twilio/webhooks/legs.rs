@@ -1,13 +1,25 @@
-//! After the worker connected a caller to an agent: the `<Dial>` action `/twilio/dial-result`,
-//! the agent leg's status callback `/twilio/agent-leg`, and the customer call's status callback
-//! `/twilio/status`. Twilio does not promise the order of these; each transition finds a call
-//! already moved on and changes nothing, so any order ends in the same state.
+//! After the worker offered a call to an agent: the caller's `<Dial>` action
+//! `/twilio/dial-result`, the agent leg's status callback `/twilio/agent-leg`, a callback's
+//! customer `<Dial>` action `/twilio/callback-result`, and the caller's own status callback
+//! `/twilio/status`.
+//!
+//! The first three carry the offer they report on in their query ([`crate::contract`]); every
+//! transition they run checks it, so a late, repeated or reordered request about an earlier
+//! offer of the same call changes nothing. Twilio does not promise the order of these
+//! requests; each transition finds a call already moved on and changes nothing, so any order
+//! ends in the same state. When Redis cannot record a result, the caller still gets TwiML that
+//! keeps them somewhere sensible, and the offer's lease brings the call to a worker that asks
+//! Twilio what happened.
 
 use axum::http::StatusCode;
 
 use super::{enqueue_verb, within, ExitState, Hook, Reply};
 use crate::app::AppState;
-use crate::store::{check_name, CallState, OfferOutcome, OfferResult, Transition};
+use crate::contract;
+use crate::store::{
+    CallState, CallbackRetry, Completion, EndSource, OfferOutcome, OfferRef, OfferResult,
+    Transition,
+};
 use crate::twilio::twiml;
 
 /// Twilio's statuses of a leg that ended without a conversation, as offer outcomes.
@@ -21,66 +33,56 @@ fn unanswered(status: &str) -> Option<OfferOutcome> {
     }
 }
 
-/// An agent id from our own query string, when it is a valid one.
-fn agent_param(h: &Hook) -> Option<String> {
-    h.query
-        .get("agent")
-        .filter(|a| check_name("agent id", a).is_ok())
-        .map(str::to_owned)
+/// The offer named in the request's query, or why there is none.
+fn offer_of(h: &Hook) -> Result<OfferRef, contract::BadOffer> {
+    contract::parse(&h.query.0)
 }
 
-/// `complete`, but only when the call is (still) with `agent`: a late "completed" of an agent
-/// whose offer already went elsewhere must not end another agent's call.
-async fn complete_for(
-    app: &AppState,
-    sid: &str,
-    agent: Option<&str>,
-) -> crate::store::Result<Transition<String>> {
-    if let Some(agent) = agent {
-        match app.store.call(sid).await? {
-            None => return Ok(Transition::Stale(None)),
-            Some(call)
-                if matches!(call.state, CallState::Offered | CallState::Connected)
-                    && call.agent.as_deref() != Some(agent) =>
-            {
-                return Ok(Transition::Stale(Some(call.state)));
-            }
-            Some(_) => {}
-        }
-    }
-    app.store.complete(sid).await
-}
-
-/// `POST /twilio/dial-result?agent=<id>`: the `<Dial>` to an agent ended (`DialCallStatus`).
-/// Answered: the conversation is over, `complete` and hang up. Not answered: `offer_result`
-/// puts the call back at its rank, and the caller back in `<Enqueue>`.
+/// `POST /twilio/dial-result?call=&agent=&attempt=`: the caller's `<Dial>` to an agent ended
+/// (`DialCallStatus`). Answered: the conversation is over, `complete` and hang up. Not
+/// answered: `offer_result` puts the call back at its rank, and the caller back in
+/// `<Enqueue>`.
 pub(crate) async fn dial_result(h: Hook) -> Reply {
     let app = &h.app;
     let sid = h.call_sid.as_str();
-    let agent = agent_param(&h);
+    let offer = match offer_of(&h) {
+        Ok(o) if o.call_sid == sid => Some(o),
+        Ok(o) => {
+            tracing::warn!(offer_call = %o.call_sid, "dial result names another call; not recorded");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dial result without a valid offer; not recorded");
+            None
+        }
+    };
     let status = h.param("DialCallStatus");
     if matches!(status, "completed" | "answered") {
-        match within(app, complete_for(app, sid, agent.as_deref())).await {
-            Ok(Transition::Done(agent)) => tracing::info!(agent = %agent, "call completed"),
-            Ok(Transition::Stale(state)) => {
-                tracing::debug!(state = ?state, "dial ended for a call already settled");
-            }
-            Err(e) => {
-                tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; completion not recorded (the status callback retries it)");
+        if let Some(offer) = &offer {
+            match within(app, app.store.complete(sid, Some(offer), EndSource::Dial)).await {
+                Ok(Completion::Completed(agent)) => {
+                    tracing::info!(agent = %agent, "call completed");
+                }
+                Ok(other) => {
+                    tracing::debug!(result = ?other, "dial ended for a call already settled")
+                }
+                Err(e) => {
+                    tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; completion not recorded (a check with Twilio settles it)");
+                }
             }
         }
         return Reply::twiml(twiml::Response::new().hangup(), "completed");
     }
 
-    let outcome = unanswered(status);
-    if outcome.is_none() {
-        tracing::warn!(dial_call_status = %super::excerpt(status), "unexpected DialCallStatus; caller back in line");
-    }
+    let outcome = unanswered(status).unwrap_or_else(|| {
+        tracing::warn!(dial_call_status = %super::excerpt(status), "unexpected DialCallStatus; caller back in line, no miss counted");
+        OfferOutcome::Canceled
+    });
     let settled = within(app, async {
-        if let (Some(agent), Some(outcome)) = (agent.as_deref(), outcome) {
-            match app.store.offer_result(sid, agent, outcome).await? {
+        if let Some(offer) = &offer {
+            match app.store.offer_result(offer, outcome, "").await? {
                 OfferResult::Requeued(status) => {
-                    tracing::info!(agent, outcome = %outcome, agent_status = %status, "offer not answered; call back in line");
+                    tracing::info!(agent = %offer.agent_id, attempt = offer.attempt, outcome = %outcome, agent_status = %status, "offer not answered; call back in line");
                 }
                 other => tracing::debug!(result = ?other, "offer result for an offer no longer current"),
             }
@@ -88,19 +90,21 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
         app.store.call(sid).await
     })
     .await;
-    let queue = match settled {
+    match settled {
         Ok(Some(call)) if call.state.is_final() || call.state == CallState::Callback => {
-            return Reply::twiml(twiml::Response::new().hangup(), "ended");
+            Reply::twiml(twiml::Response::new().hangup(), "ended")
         }
-        Ok(Some(call)) => call.queue,
-        Ok(None) => app.centre.queue_for_number(h.param("To")).to_owned(),
-        Err(e) => {
-            tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; caller back in line (the offer lease returns the call)");
+        Ok(Some(call)) => Reply::twiml(requeue_doc(app, &call.queue), "requeued"),
+        Ok(None) => {
             let queue = app.centre.queue_for_number(h.param("To")).to_owned();
-            return Reply::twiml(requeue_doc(app, &queue), "redis_error");
+            Reply::twiml(requeue_doc(app, &queue), "requeued")
         }
-    };
-    Reply::twiml(requeue_doc(app, &queue), "requeued")
+        Err(e) => {
+            tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; caller back in line (a check with Twilio settles the offer)");
+            let queue = app.centre.queue_for_number(h.param("To")).to_owned();
+            Reply::twiml(requeue_doc(app, &queue), "redis_error")
+        }
+    }
 }
 
 fn requeue_doc(app: &AppState, queue: &str) -> twiml::Response {
@@ -109,37 +113,43 @@ fn requeue_doc(app: &AppState, queue: &str) -> twiml::Response {
         .verb(enqueue_verb(app, queue, ExitState::default()))
 }
 
-/// `POST /twilio/agent-leg?call=<CallSid>&agent=<id>`: the agent leg's status callback. The
-/// request's own CallSid is the agent leg's; the customer's call is `call`.
+/// `POST /twilio/agent-leg?call=&agent=&attempt=`: the agent leg's status callback (of the
+/// `<Client>` an inbound caller was redirected to, or of a callback's agent-first call). The
+/// request's own CallSid is the agent leg's; the offer names the caller's call.
 pub(crate) async fn agent_leg(h: Hook) -> Reply {
     let app = &h.app;
-    let (Some(call), Some(agent)) = (
-        h.query
-            .get("call")
-            .filter(|c| check_name("CallSid", c).is_ok()),
-        agent_param(&h),
-    ) else {
-        return Reply::plain(
-            StatusCode::BAD_REQUEST,
-            "missing or invalid call or agent\n",
-            "bad_request",
-        );
+    let offer = match offer_of(&h) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "agent leg callback without a valid offer");
+            return Reply::plain(
+                StatusCode::BAD_REQUEST,
+                "missing or invalid offer (call, agent, attempt)\n",
+                "bad_request",
+            );
+        }
     };
     let status = h.param("CallStatus");
-    let span = tracing::info_span!("agent_leg", call = %call, agent = %agent, status = %super::excerpt(status));
+    let span = tracing::info_span!("agent_leg", call = %offer.call_sid, agent = %offer.agent_id, attempt = offer.attempt, status = %super::excerpt(status));
     let _entered = span.enter();
+    let leg_sid = h.call_sid.as_str();
     let result = match status {
         "in-progress" | "answered" => within(
             app,
-            app.store.offer_result(call, &agent, OfferOutcome::Answered),
+            app.store
+                .offer_result(&offer, OfferOutcome::Answered, leg_sid),
         )
         .await
         .map(|r| format!("{r:?}")),
-        "completed" => within(app, complete_for(app, call, Some(&agent)))
-            .await
-            .map(|r| format!("{r:?}")),
+        "completed" => within(
+            app,
+            app.store
+                .complete(&offer.call_sid, Some(&offer), EndSource::Leg),
+        )
+        .await
+        .map(|r| format!("{r:?}")),
         other => match unanswered(other) {
-            Some(outcome) => within(app, app.store.offer_result(call, &agent, outcome))
+            Some(outcome) => within(app, app.store.offer_result(&offer, outcome, ""))
                 .await
                 .map(|r| format!("{r:?}")),
             None => return Reply::no_content("ignored"),
@@ -151,14 +161,70 @@ pub(crate) async fn agent_leg(h: Hook) -> Reply {
             Reply::no_content("ok")
         }
         Err(e) => {
-            tracing::warn!(call_sid = %call, error = %e, "redis unavailable; agent leg status not recorded");
+            tracing::warn!(call_sid = %offer.call_sid, error = %e, "redis unavailable; agent leg status not recorded (a check with Twilio settles it)");
             Reply::no_content("redis_error")
         }
     }
 }
 
-/// `POST /twilio/status`: the customer call's status callback. An ended call is abandoned
-/// (released from its queue or its ringing agent), or completed when it was connected.
+/// `POST /twilio/callback-result?call=&agent=&attempt=`: a callback's `<Dial>` to the
+/// customer ended; the request comes from the agent's leg. Answered: the callback is done.
+/// Not answered: `callback_result` schedules a retry or ends the callback, and the agent
+/// hears one sentence before the call ends. The agent's call never joins a customer queue.
+pub(crate) async fn callback_result(h: Hook) -> Reply {
+    let app = &h.app;
+    let offer = match offer_of(&h) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "callback result without a valid offer; not recorded");
+            return Reply::twiml(twiml::Response::new().hangup(), "bad_offer");
+        }
+    };
+    let status = h.param("DialCallStatus");
+    if matches!(status, "completed" | "answered") {
+        let done = within(
+            app,
+            app.store
+                .complete(&offer.call_sid, Some(&offer), EndSource::Dial),
+        )
+        .await;
+        match done {
+            Ok(r) => tracing::info!(result = ?r, "callback conversation over"),
+            Err(e) => {
+                tracing::warn!(call_sid = %offer.call_sid, error = %e, "redis unavailable; callback completion not recorded (a check with Twilio settles it)");
+            }
+        }
+        return Reply::twiml(twiml::Response::new().hangup(), "completed");
+    }
+    let outcome = unanswered(status).unwrap_or(OfferOutcome::Failed);
+    let reason = format!("customer_{}", super::excerpt(status).replace(' ', "_"));
+    let words = match within(app, app.store.callback_result(&offer, outcome, &reason)).await {
+        Ok(CallbackRetry::Retry { .. }) => {
+            tracing::info!(outcome = %outcome, "callback customer not reached; retry scheduled");
+            "The customer did not answer. We will try again later. Goodbye."
+        }
+        Ok(CallbackRetry::Failed) => {
+            tracing::info!(outcome = %outcome, "callback customer not reached; no retries left");
+            "The customer could not be reached, and this callback is now closed. Goodbye."
+        }
+        Ok(CallbackRetry::Stale(state)) => {
+            tracing::debug!(state = ?state, "callback result for an offer no longer current");
+            "Goodbye."
+        }
+        Err(e) => {
+            tracing::warn!(call_sid = %offer.call_sid, error = %e, "redis unavailable; callback result not recorded (a check with Twilio settles it)");
+            "The customer did not answer. Goodbye."
+        }
+    };
+    Reply::twiml(
+        twiml::Response::new().say(words).hangup(),
+        "customer_not_reached",
+    )
+}
+
+/// `POST /twilio/status`: the caller's call status callback. An ended call is abandoned
+/// (released from its line or its ringing agent), or completed when it was connected. A
+/// callback's caller hanging up changes nothing (the callback goes on by its own legs).
 pub(crate) async fn status(h: Hook) -> Reply {
     let app = &h.app;
     let sid = h.call_sid.as_str();
@@ -170,9 +236,10 @@ pub(crate) async fn status(h: Hook) -> Reply {
     }
     let result = within(app, async {
         match app.store.abandon(sid, "hangup").await? {
-            Transition::Stale(Some(CallState::Connected)) => {
-                Ok(format!("{:?}", app.store.complete(sid).await?))
-            }
+            Transition::Stale(Some(CallState::Connected)) => Ok(format!(
+                "{:?}",
+                app.store.complete(sid, None, EndSource::Status).await?
+            )),
             other => Ok(format!("{other:?}")),
         }
     })
@@ -183,7 +250,7 @@ pub(crate) async fn status(h: Hook) -> Reply {
             Reply::no_content("ok")
         }
         Err(e) => {
-            tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; call end not recorded");
+            tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; call end not recorded (a check with Twilio settles it)");
             Reply::no_content("redis_error")
         }
     }

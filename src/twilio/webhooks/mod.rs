@@ -8,8 +8,9 @@
 //! | `POST /twilio/wait` | `<Enqueue waitUrl>` | position and estimated wait in our order, hold music, callback offer, max wait |
 //! | `POST /twilio/wait/gather` | the callback offer's `<Gather>` | `1`: `request_callback` and `<Leave/>`; else back to hold |
 //! | `POST /twilio/queue-exit` | `<Enqueue action>` | hangup: `abandon`; leave: callback goodbye or overflow action; errors: enqueue again |
-//! | `POST /twilio/dial-result?agent=` | `<Dial action>` to an agent | answered: `complete` + `<Hangup/>`; else `offer_result` and back in line |
-//! | `POST /twilio/agent-leg?call=&agent=` | the agent leg's statusCallback | answered: `offer_result(answered)`; completed: `complete`; else `offer_result` |
+//! | `POST /twilio/dial-result?call=&agent=&attempt=` | `<Dial action>` to an agent | answered: `complete` + `<Hangup/>`; else `offer_result` and back in line |
+//! | `POST /twilio/agent-leg?call=&agent=&attempt=` | the agent leg's statusCallback | answered: `offer_result(answered)`; completed: `complete`; else `offer_result` |
+//! | `POST /twilio/callback-result?call=&agent=&attempt=` | a callback's `<Dial action>` to the customer | answered: `complete`; else `callback_result` (retry later or `callback_failed`), a sentence to the agent, `<Hangup/>` |
 //! | `POST /twilio/status` | the number's status callback | ended: `abandon` (or `complete` when connected) |
 //! | `POST /twilio/voicemail` | `<Record action>` | log the recording, thank, `<Hangup/>` |
 //!
@@ -48,7 +49,7 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::config::{Action, QueueConfig};
-use crate::store::{check_name, CallKind, Enqueued, StoreError};
+use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, StoreError};
 use crate::twilio::signature;
 use crate::twilio::twiml::{self, Dial, DialNoun, Enqueue, Number, Record, Say};
 
@@ -78,6 +79,10 @@ pub fn routes() -> Router<AppState> {
             endpoint("dial_result", legs::dial_result),
         )
         .route("/twilio/agent-leg", endpoint("agent_leg", legs::agent_leg))
+        .route(
+            "/twilio/callback-result",
+            endpoint("callback_result", legs::callback_result),
+        )
         .route("/twilio/status", endpoint("status", legs::status))
 }
 
@@ -323,8 +328,8 @@ pub(crate) async fn within<T>(
     }
 }
 
-/// `store.enqueue`; when Redis does not know the queue (restarted empty, flushed), write the
-/// centre's queue settings again and retry once.
+/// `store.enqueue` with the caller's priority boost; when Redis does not know the queue
+/// (restarted empty, flushed), write the centre's queue settings again and retry once.
 pub(crate) async fn enqueue_healing(
     app: &AppState,
     sid: &str,
@@ -332,9 +337,18 @@ pub(crate) async fn enqueue_healing(
     from: &str,
     to: &str,
     kind: CallKind,
+    arrival: Arrival,
 ) -> crate::store::Result<Enqueued> {
-    let boost = app.centre.priority_boost(from, queue);
-    match app.store.enqueue(sid, queue, from, to, boost, kind).await {
+    let call = NewCall {
+        call_sid: sid,
+        queue,
+        from,
+        to,
+        priority_boost: app.centre.priority_boost(from, queue),
+        kind,
+        arrival,
+    };
+    match app.store.enqueue(&call).await {
         Err(StoreError::UnknownQueue(_)) => {
             tracing::warn!(
                 queue,
@@ -343,7 +357,7 @@ pub(crate) async fn enqueue_healing(
             for settings in app.centre.queue_settings() {
                 app.store.configure_queue(&settings).await?;
             }
-            app.store.enqueue(sid, queue, from, to, boost, kind).await
+            app.store.enqueue(&call).await
         }
         other => other,
     }
@@ -410,7 +424,7 @@ pub(crate) fn enqueue_verb(app: &AppState, queue: &str, exit: ExitState) -> Enqu
         name: twilio_queue_name(queue, exit.shard),
         action: Some(app.public(&exit.action_path())),
         method: Some("POST".into()),
-        wait_url: Some(app.public("/twilio/wait")),
+        wait_url: Some(app.public(&format!("/twilio/wait?queue={queue}"))),
         wait_url_method: Some("POST".into()),
         max_queue_size: None,
     }
@@ -435,28 +449,43 @@ pub(crate) fn apology() -> twiml::Response {
 }
 
 /// The fallback for a caller whose call callq cannot record (Redis out of reach): dial the
-/// fallback number, else hold in Twilio's own queue, else apologise and hang up.
-pub(crate) fn fallback(app: &AppState) -> twiml::Response {
-    let fb = &app.centre.fallback;
-    if let Some(number) = fb.number.as_deref().filter(|n| !n.trim().is_empty()) {
-        return twiml::Response::new()
+/// fallback number when one is configured; else hold in `queue`'s Twilio queue with callq's
+/// wait URL, so the first wait request that finds Redis back takes the caller into callq's
+/// line at the time they first arrived (see `/twilio/wait`).
+pub(crate) fn fallback(app: &AppState, queue: &str) -> twiml::Response {
+    if app
+        .centre
+        .fallback
+        .number
+        .as_deref()
+        .is_some_and(|n| !n.trim().is_empty())
+    {
+        return last_resort(app);
+    }
+    let welcome = queue_config(app, queue).map_or("", |c| c.welcome.as_str());
+    let mut doc = twiml::Response::new();
+    if !welcome.trim().is_empty() {
+        doc = doc.say(welcome);
+    }
+    doc.verb(enqueue_verb(app, queue, ExitState::default()))
+}
+
+/// When a caller cannot be kept in callq's line at all (Twilio's queue keeps failing): the
+/// fallback number when one is configured, else an apology.
+pub(crate) fn last_resort(app: &AppState) -> twiml::Response {
+    match app
+        .centre
+        .fallback
+        .number
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+    {
+        Some(number) => twiml::Response::new()
             .say("Please hold while we connect your call.")
             .verb(dial_number(number))
-            .hangup();
+            .hangup(),
+        None => apology(),
     }
-    if let Some(queue) = fb.twilio_queue.as_deref().filter(|q| !q.trim().is_empty()) {
-        let welcome = queue_config(app, &app.centre.default_queue)
-            .map_or("Please hold for the next available agent.", |c| {
-                c.welcome.as_str()
-            });
-        let name: String = queue
-            .trim()
-            .chars()
-            .take(twiml::MAX_QUEUE_NAME_CHARS)
-            .collect();
-        return twiml::Response::new().say(welcome).verb(Enqueue::new(name));
-    }
-    apology()
 }
 
 fn dial_number(number: &str) -> Dial {

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
-use crate::store::CallKind;
+use crate::store::{Arrival, CallKind};
 use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say};
 
@@ -132,7 +132,15 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
     let (from, to) = (h.param("From"), h.param("To"));
     let result = within(
         app,
-        enqueue_healing(app, &h.call_sid, queue, from, to, CallKind::Inbound),
+        enqueue_healing(
+            app,
+            &h.call_sid,
+            queue,
+            from,
+            to,
+            CallKind::Inbound,
+            Arrival::Arriving,
+        ),
     )
     .await;
     match result {
@@ -156,8 +164,8 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
             }
         }
         Err(e) => {
-            tracing::warn!(call_sid = %h.call_sid, queue, error = %e, "redis unavailable; answering the fallback");
-            Reply::twiml(fallback(app), "fallback")
+            tracing::warn!(call_sid = %h.call_sid, queue, error = %e, "redis unavailable; answering the fallback (the caller joins the line from a wait request once Redis is back)");
+            Reply::twiml(fallback(app, queue), "fallback")
         }
     }
 }
@@ -213,6 +221,7 @@ async fn closed_callback(h: &Hook, queue: &str, doc: twiml::Response) -> Reply {
             from,
             h.param("To"),
             CallKind::Callback,
+            Arrival::Arriving,
         ),
     )
     .await;

@@ -1,4 +1,4 @@
--- agent_upsert: create an agent or change its identity, queues and tiers, or capacity.
+-- upsert_agent: create an agent or change its identity, queues and tiers, or capacity.
 -- A new agent starts offline; an existing one keeps its state and is re-indexed in the ready
 -- sets of its new queues.
 --
@@ -10,7 +10,7 @@
 -- ARGV[5]  mode, optional: 'create' refuses an existing agent, 'update' an unknown one
 -- Returns  {'created' | 'updated'} or {'unknown_queue', name} | {'exists'} | {'unknown'}
 --          (the last two change nothing)
--- @include common.lua
+-- @include agents.lua
 
 local id = ARGV[1]
 local qs = agent_queues(ARGV[3])
@@ -22,9 +22,10 @@ local created = a == nil
 if ARGV[5] == 'create' and not created then return { 'exists' } end
 if ARGV[5] == 'update' and created then return { 'unknown' } end
 if created then
-  a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = tostring(NOW) }
-  agent_set(id, a, { id = id, status = 'offline', reason = 'new', active = 0, handled = 0,
-    misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW })
+  a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = int(NOW),
+    online = '0' }
+  agent_set(id, a, { id = id, status = 'offline', reason = 'new', online = 0, active = 0,
+    handled = 0, misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW })
 else
   remove_ready(id, a)
 end

@@ -1,4 +1,4 @@
--- queue_config: create or update a queue's routing settings (from the centre's config file).
+-- configure_queue: create or update a queue's routing settings (from the centre's config file).
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  queue name
@@ -7,14 +7,20 @@
 -- ARGV[4]  wrap-up, ms (after-call work before the next offer)
 -- ARGV[5]  max no-answer in a row before the agent is paused
 -- ARGV[6]  no-answer delay, ms (rest after a missed offer)
+-- ARGV[7]  callback retries: how many more times a callback whose customer did not answer
+--          is tried before it ends as callback_failed
+-- ARGV[8]  callback retry delay, ms
+-- ARGV[9]  check after, ms: how long a connected call may go without word before the
+--          worker asks Twilio whether it still goes on (and again as often)
 -- Returns  {'created' | 'updated'}
--- @include common.lua
+-- @include keys.lua
 
 local q = ARGV[1]
 local existed = redis.call('SISMEMBER', K_QUEUES, q) == 1
 redis.call('HSET', k_queue(q),
   'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
-  'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6])
+  'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],
+  'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9])
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

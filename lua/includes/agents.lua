@@ -1,67 +1,9 @@
--- common.lua: shared helpers, pasted at load time into every script whose header includes it
--- (an "@include common.lua" line). Every routing key is derived from KEYS[1], the centre's prefix
--- `callq:{C}:`, so all keys a script touches share the `{C}` hash slot.
---
--- Key names (P = KEYS[1]):
---   P..'call:'..sid              hash  the call
---   P..'queue:'..q               hash  the queue's routing settings and running stats
---   P..'queue:'..q..':waiting'   zset  waiting (and callback) CallSids, score = rank
---   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
---   P..'agent:'..a               hash  the agent
---   P..'agent:'..a..':alive'     string with PX TTL: '1' device registered, '0' not
---   P..'queues' set, P..'agents' set, P..'offers' zset (lease deadlines),
---   P..'wrapup' zset (ready-at), P..'heartbeats' zset (heartbeat deadlines),
---   P..'wake' list (capped), P..'events' stream (capped)
-
-local P = KEYS[1]
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local NOW = now_ms()
-
-local K_QUEUES = P .. 'queues'
-local K_AGENTS = P .. 'agents'
-local K_OFFERS = P .. 'offers'
-local K_WRAPUP = P .. 'wrapup'
-local K_HEARTBEATS = P .. 'heartbeats'
-local K_WAKE = P .. 'wake'
-local K_EVENTS = P .. 'events'
-local WAKE_CAP = 16
-local EVENTS_MAXLEN = 100000
-
-local function k_call(sid) return P .. 'call:' .. sid end
-local function k_queue(q) return P .. 'queue:' .. q end
-local function k_waiting(q) return P .. 'queue:' .. q .. ':waiting' end
-local function k_ready(q, tier) return P .. 'queue:' .. q .. ':ready:' .. tier end
-local function k_agent(a) return P .. 'agent:' .. a end
-local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end
-
-local function hgetall(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
-local function num(v, default)
-  local n = tonumber(v)
-  if n == nil then return default end
-  return n
-end
-
--- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog.
-local function wake()
-  redis.call('LPUSH', K_WAKE, NOW)
-  redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
-end
-
--- Append a transition to the audit stream. `fields` is a flat list of name, value pairs.
-local function event(kind, fields)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, unpack(fields))
-end
+-- agents.lua: the agent state machine. An agent's `status` is what routing and the agent (or
+-- a supervisor) made of it: offline, available, paused (chosen), reserved, busy, wrapup (on
+-- or after a call). Presence is apart from it: the heartbeat key `agent:<A>:alive` lives or
+-- not, mirrored in the field `online` ('1'/'0') for readers. Losing the heartbeat makes an
+-- agent unofferable; it never changes the status the agent chose.
+-- @include events.lua
 
 -- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }
 local function agent_queues(spec)
@@ -106,13 +48,12 @@ end
 -- Put the agent in (or take it out of) its ready sets to match its state. Returns true when
 -- the agent was not ready before and is now (the caller then wakes a worker).
 local function refresh_ready(id, a)
-  local qs = agent_queues(a.queues)
   if not eligible(id, a) then
     remove_ready(id, a)
     return false
   end
   local added = false
-  for _, qt in ipairs(qs) do
+  for _, qt in ipairs(agent_queues(a.queues)) do
     local cfg = queue_cfg(qt[1])
     if cfg then
       local n = redis.call('ZADD', k_ready(qt[1], qt[2]), ready_score(qt[1], cfg, a), id)
@@ -183,15 +124,15 @@ local function agent_release(id, a, hold_ms)
   end
 end
 
--- The heartbeat is gone: the agent is offline until its next heartbeat brings it back.
+-- The heartbeat is gone: the agent cannot be offered a call until its next heartbeat. What
+-- the agent chose (available, paused, a deferred change) stays as it is. Returns true when
+-- the agent was online until now.
 local function agent_lost(id, a)
-  if a.status == 'offline' then return end
-  if num(a.active, 0) > 0 then
-    agent_set(id, a, { pending = 'offline', pending_reason = 'heartbeat' })
-    remove_ready(id, a)
-    return
-  end
-  agent_settle(id, a, 'offline', 0, 'heartbeat')
+  remove_ready(id, a)
+  if a.online == '0' then return false end
+  agent_set(id, a, { online = '0' })
+  event('presence', { 'agent', id, 'online', '0' })
+  return true
 end
 
 -- Wrap-up and no-answer delays whose time has come: the agents are available again.
@@ -205,20 +146,4 @@ local function promote_wrapups()
     end
   end
   return #due
-end
-
--- A call goes back in line at its original rank (no answer, lease expired, ...).
-local function call_requeue(sid, c)
-  local state = 'waiting'
-  if c.kind == 'callback' then state = 'callback' end
-  redis.call('HSET', k_call(sid), 'state', state, 'agent', '')
-  redis.call('ZADD', k_waiting(c.queue), c.rank, sid)
-  wake()
-end
-
-local RETENTION_MS = 86400000
--- A call reached a final state: keep its hash a day for history, then let Redis drop it.
-local function call_finish(sid, state)
-  redis.call('HSET', k_call(sid), 'state', state, 'ended_ms', NOW)
-  redis.call('PEXPIRE', k_call(sid), RETENTION_MS)
 end

@@ -1,4 +1,4 @@
--- agent_status: the agent (or a supervisor) asks for available, paused or offline.
+-- set_agent_status: the agent (or a supervisor) asks for available, paused or offline.
 -- While the agent holds a call, paused/offline is recorded and applied when the call ends.
 -- Going available during wrap-up ends the wrap-up early.
 --
@@ -7,7 +7,7 @@
 -- ARGV[2]  requested status: available | paused | offline
 -- ARGV[3]  reason (free text, may be empty)
 -- Returns  {'ok', status} | {'deferred', requested} | {'unknown'}
--- @include common.lua
+-- @include agents.lua
 
 local id, want, reason = ARGV[1], ARGV[2], ARGV[3]
 local a = hgetall(k_agent(id))

@@ -1,11 +1,11 @@
--- callback: a waiting caller asked to be called back. The call keeps its rank (virtual hold);
+-- request_callback: a waiting caller asked to be called back. The call keeps its rank (virtual hold);
 -- when it reaches an agent, the worker rings the agent first and then the customer.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
 -- ARGV[2]  number to call back (E.164)
 -- Returns  {'callback'} | {'stale', state}
--- @include common.lua
+-- @include calls.lua
 
 local sid = ARGV[1]
 local c = hgetall(k_call(sid))

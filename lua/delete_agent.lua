@@ -1,9 +1,9 @@
--- agent_delete: remove an agent that holds no call.
+-- delete_agent: remove an agent that holds no call.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  agent id
 -- Returns  {'deleted'} | {'unknown'} | {'busy', active}  (busy: on a call, nothing changed)
--- @include common.lua
+-- @include agents.lua
 
 local id = ARGV[1]
 local a = hgetall(k_agent(id))

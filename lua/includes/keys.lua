@@ -1,0 +1,64 @@
+-- keys.lua: the centre's key names, the script's clock, and the small helpers every script
+-- uses. Every routing key derives from KEYS[1], the centre's prefix `callq:{C}:`, so all keys
+-- a script touches share the `{C}` hash slot.
+--
+-- Key names (P = KEYS[1]):
+--   P..'call:'..sid              hash  the call
+--   P..'queue:'..q               hash  the queue's routing settings and running stats
+--   P..'queue:'..q..':waiting'   zset  calls in line (waiting, or callback due), score = rank
+--   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
+--   P..'agent:'..a               hash  the agent
+--   P..'agent:'..a..':alive'     string with PX TTL: '1' device registered, '0' not
+--   P..'queues' set, P..'agents' set
+--   P..'arriving'   zset  calls Twilio has not yet put on hold, score = when to stop waiting
+--   P..'offers'     zset  offered calls, score = lease deadline (then Twilio is asked)
+--   P..'connected'  zset  connected calls, score = when to confirm with Twilio they still talk
+--   P..'retry'      zset  callbacks waiting out a retry delay, score = when due again
+--   P..'wrapup'     zset  agents in wrap-up or no-answer delay, score = ready-at
+--   P..'heartbeats' zset  agents by heartbeat deadline
+--   P..'wake' list (capped), P..'events' stream (capped)
+
+local P = KEYS[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+
+local K_QUEUES = P .. 'queues'
+local K_AGENTS = P .. 'agents'
+local K_ARRIVING = P .. 'arriving'
+local K_OFFERS = P .. 'offers'
+local K_CONNECTED = P .. 'connected'
+local K_RETRY = P .. 'retry'
+local K_WRAPUP = P .. 'wrapup'
+local K_HEARTBEATS = P .. 'heartbeats'
+local K_WAKE = P .. 'wake'
+local K_EVENTS = P .. 'events'
+
+local function k_call(sid) return P .. 'call:' .. sid end
+local function k_queue(q) return P .. 'queue:' .. q end
+local function k_waiting(q) return P .. 'queue:' .. q .. ':waiting' end
+local function k_ready(q, tier) return P .. 'queue:' .. q .. ':ready:' .. tier end
+local function k_agent(a) return P .. 'agent:' .. a end
+local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function num(v, default)
+  local n = tonumber(v)
+  if n == nil then return default end
+  return n
+end
+
+-- Integers as plain digits: tostring() of a large Lua number gives exponent notation.
+local function int(v)
+  return string.format('%d', v)
+end

@@ -1,0 +1,37 @@
+-- take_checks: hand a worker the calls whose state needs Twilio's word: offers whose lease
+-- passed (the worker died, or the ring's callbacks never came) and connected calls due for a
+-- check that the conversation still goes on (their end callbacks may be lost). Each taken
+-- call's deadline moves `check lease` ahead, so one worker asks at a time and another takes
+-- over if it dies. The worker then asks Twilio and settles the call with the transition
+-- Twilio's answer calls for (offer_result, complete, abandon, callback_result, extend_offer).
+--
+-- KEYS[1]  centre prefix `callq:{C}:`
+-- ARGV[1]  most calls to take
+-- ARGV[2]  check lease, ms
+-- Returns  a list of {CallSid, state, agent, attempt, kind, phase, leg_sid, identity,
+--          since_ms, checks} (since_ms: offered_ms or answered_ms; checks: how many times
+--          the call was taken for a check since its last change)
+-- @include calls.lua
+
+local limit = tonumber(ARGV[1]) or 20
+local lease = tonumber(ARGV[2]) or 10000
+local out = {}
+for _, key in ipairs({ K_OFFERS, K_CONNECTED }) do
+  local want = 'offered'
+  if key == K_CONNECTED then want = 'connected' end
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, limit)) do
+    local c = hgetall(k_call(sid))
+    if c == nil or c.state ~= want then
+      redis.call('ZREM', key, sid)
+    elseif #out < limit then
+      redis.call('ZADD', key, NOW + lease, sid)
+      local checks = redis.call('HINCRBY', k_call(sid), 'checks', 1)
+      local identity = redis.call('HGET', k_agent(c.agent), 'identity') or c.agent
+      local since = c.offered_ms or ''
+      if want == 'connected' then since = c.answered_ms or '' end
+      out[#out + 1] = { sid, c.state, c.agent or '', c.attempts or '0', c.kind or 'inbound',
+        c.phase or '', c.leg_sid or '', identity, since, int(checks) }
+    end
+  end
+end
+return out
