@@ -6,204 +6,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callq::config::CentreConfig;
-use callq::store::{CallKind, CallState, Claim, Offer, Store};
+use callq::contract::OfferHook;
+use callq::store::{CallKind, CallState, Claim, OfferRef, Store};
 use callq::twilio::signature::signed_form;
-use callq::twilio::twiml::{self, DialNoun, Enqueue, GatherChild, Verb};
+use callq::twilio::twiml::{self, DialNoun, GatherChild, Verb};
+use common::edge::*;
 use common::*;
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-const SALES_MUSIC: &str = "https://music.example/sales.mp3";
-const CALLER: &str = "+14155551234";
-const VIP: &str = "+14155550100";
-const SALES_NO: &str = "+15005550001";
-const SUPPORT_NO: &str = "+15005550002";
-const IVR_NO: &str = "+15005550000";
-
-/// A centre with `sales` (default) and `support`, an IVR number and a VIP; `sales`, `support`
-/// and `top` are extra TOML lines for the sales table, the support table and the top level.
-fn centre_with(sales: &str, support: &str, top: &str) -> CentreConfig {
-    let toml = format!(
-        r#"
-centre = "edge"
-default_queue = "sales"
-{top}
-
-[priority]
-vip = ["{VIP}"]
-vip_boost_s = 120
-
-[ivr]
-numbers = ["{IVR_NO}"]
-prompt = "For sales, press 1. For support, press 2."
-options = {{ "1" = "sales", "2" = "support" }}
-
-[queues.support]
-numbers = ["{SUPPORT_NO}"]
-welcome = "Welcome to support."
-{support}
-
-[queues.sales]
-numbers = ["{SALES_NO}"]
-welcome = "Welcome to sales."
-hold_music = "{SALES_MUSIC}"
-{sales}
-"#
-    );
-    match CentreConfig::from_toml(&toml, "edge test") {
-        Ok(c) => c,
-        Err(e) => panic!("test centre: {e}\n{toml}"),
-    }
-}
-
-fn centre() -> CentreConfig {
-    centre_with("", "", "")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-/// POST `params` to `path`, signed as Twilio signs it.
-async fn post(srv: &TestServer, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
-    let url = format!("{}{}", srv.base, path);
-    let (body, signature) = signed_form(AUTH_TOKEN, &url, params);
-    client()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-/// POST a signed webhook and read its TwiML answer (200, text/xml, parses).
-async fn twiml(srv: &TestServer, path: &str, params: &[(&str, &str)]) -> twiml::Response {
-    let (_, doc) = twiml_text(srv, path, params).await;
-    doc
-}
-
-async fn twiml_text(
-    srv: &TestServer,
-    path: &str,
-    params: &[(&str, &str)],
-) -> (String, twiml::Response) {
-    let resp = post(srv, path, params).await;
-    assert_eq!(resp.status(), 200, "{path} {params:?}");
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(ct.starts_with("text/xml"), "{path}: content-type {ct}");
-    let text = resp.text().await.expect("body");
-    match twiml::parse(&text) {
-        Ok(doc) => (text, doc),
-        Err(e) => panic!("{path}: invalid TwiML ({e}): {text}"),
-    }
-}
-
-fn voice_params<'a>(sid: &'a str, from: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("CallSid", sid),
-        ("AccountSid", "AC00000000000000000000000000000000"),
-        ("From", from),
-        ("To", to),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-        ("ApiVersion", "2010-04-01"),
-    ]
-}
-
-async fn call_in(srv: &TestServer, sid: &str, from: &str, to: &str) -> twiml::Response {
-    twiml(srv, "/twilio/voice", &voice_params(sid, from, to)).await
-}
-
-async fn state(store: &Store, sid: &str) -> Option<CallState> {
-    store.call(sid).await.expect("read").map(|c| c.state)
-}
-
-fn the_enqueue(srv: &TestServer, queue: &str) -> Enqueue {
-    Enqueue {
-        name: format!("callq-{queue}"),
-        action: Some(format!("{}/twilio/queue-exit", srv.base)),
-        method: Some("POST".into()),
-        wait_url: Some(format!("{}/twilio/wait", srv.base)),
-        wait_url_method: Some("POST".into()),
-        max_queue_size: None,
-    }
-}
-
-fn says(doc: &twiml::Response) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in &doc.verbs {
-        match v {
-            Verb::Say(s) => out.push(s.text.clone()),
-            Verb::Gather(g) => {
-                for c in &g.children {
-                    if let GatherChild::Say(s) = c {
-                        out.push(s.text.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn said(doc: &twiml::Response, needle: &str) -> bool {
-    says(doc).iter().any(|s| s.contains(needle))
-}
-
-async fn offered(srv: &TestServer, agent_id: &str, sid: &str) -> Offer {
-    let store = &srv.state.store;
-    online_agent(store, &agent(agent_id, &[("sales", 1)])).await;
-    call_in(srv, sid, CALLER, SALES_NO).await;
-    match store
-        .claim(Duration::from_secs(30), 0)
-        .await
-        .expect("claim")
-    {
-        Claim::Offer(o) => {
-            assert_eq!(o.call_sid, sid);
-            o
-        }
-        Claim::Idle { .. } => panic!("nothing to claim"),
-    }
-}
-
-async fn wait_doc(srv: &TestServer, sid: &str) -> twiml::Response {
-    twiml(
-        srv,
-        "/twilio/wait",
-        &[
-            ("CallSid", sid),
-            ("From", CALLER),
-            ("QueuePosition", "1"),
-            ("QueueTime", "0"),
-            ("CurrentQueueSize", "1"),
-        ],
-    )
-    .await
-}
-
-async fn queue_exit(srv: &TestServer, sid: &str, result: &str) -> twiml::Response {
-    twiml(
-        srv,
-        "/twilio/queue-exit",
-        &[
-            ("CallSid", sid),
-            ("QueueResult", result),
-            ("QueueTime", "12"),
-        ],
-    )
-    .await
-}
 
 // ---------------------------------------------------------------------------------------------
 // /twilio/voice
@@ -224,7 +32,8 @@ async fn voice_welcomes_and_enqueues_by_called_number() {
     let call = call.expect("call recorded");
     assert_eq!(
         (call.queue.as_str(), call.state, call.kind),
-        ("sales", CallState::Waiting, CallKind::Inbound)
+        ("sales", CallState::Arriving, CallKind::Inbound),
+        "offerable once Twilio runs the <Enqueue> and asks for the wait document"
     );
     assert_eq!(call.from, CALLER);
 
@@ -257,7 +66,7 @@ async fn retried_voice_webhook_answers_the_same_and_enters_once() {
         .snapshot(&["CAretry".to_string()])
         .await
         .expect("snapshot");
-    assert_eq!(snap.waiting["sales"], vec!["CAretry".to_string()]);
+    assert_eq!(snap.arriving, vec!["CAretry".to_string()]);
     assert_eq!(snap.calls[0].rank, rank, "the retry keeps the rank");
     assert_invariants(&srv.state.store, &["CAretry".to_string()]).await;
 }
@@ -265,8 +74,8 @@ async fn retried_voice_webhook_answers_the_same_and_enters_once() {
 #[tokio::test]
 async fn vip_callers_are_served_first() {
     let srv = spawn_server(centre()).await;
-    call_in(&srv, "CAplain", CALLER, SALES_NO).await;
-    call_in(&srv, "CAvip", VIP, SALES_NO).await;
+    holding_in(&srv, "CAplain", CALLER, SALES_NO).await;
+    holding_in(&srv, "CAvip", VIP, SALES_NO).await;
     let store = &srv.state.store;
     let vip = store.call("CAvip").await.expect("read").expect("call");
     assert_eq!(vip.priority_ms, 120_000);
@@ -290,7 +99,11 @@ async fn ivr_menu_gathers_a_digit_and_routes_it() {
         }
         other => panic!("menu: {other:?}"),
     }
-    assert_eq!(state(&srv.state.store, "CAivr").await, None, "no entry yet");
+    assert_eq!(
+        state_of(&srv.state.store, "CAivr").await,
+        None,
+        "no entry yet"
+    );
 
     // a wrong digit plays the menu again (with a numbered attempt), nothing recorded
     let mut params = voice_params("CAivr", CALLER, IVR_NO);
@@ -305,7 +118,7 @@ async fn ivr_menu_gathers_a_digit_and_routes_it() {
         }
         other => panic!("menu again: {other:?}"),
     }
-    assert_eq!(state(&srv.state.store, "CAivr").await, None);
+    assert_eq!(state_of(&srv.state.store, "CAivr").await, None);
 
     // 2: support
     params.pop();
@@ -355,7 +168,7 @@ async fn closed_queue_says_so_and_records_voicemail() {
         !said(&doc, "We open"),
         "a queue that never opens has no opening time"
     );
-    assert_eq!(state(&srv.state.store, "CAclosed").await, None);
+    assert_eq!(state_of(&srv.state.store, "CAclosed").await, None);
 
     // the recording arrives
     let doc = twiml(
@@ -431,14 +244,14 @@ async fn closed_queue_takes_a_callback_request() {
     .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(
-        state(&srv.state.store, "CAcb").await,
+        state_of(&srv.state.store, "CAcb").await,
         Some(CallState::Callback)
     );
 
     // a withheld number cannot be called back: voicemail instead, nothing recorded
     let doc = call_in(&srv, "CAanon", "+266696687", SALES_NO).await;
     assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Record(_))));
-    assert_eq!(state(&srv.state.store, "CAanon").await, None);
+    assert_eq!(state_of(&srv.state.store, "CAanon").await, None);
 }
 
 #[tokio::test]
@@ -478,7 +291,7 @@ async fn closed_queue_dials_a_number_or_moves_to_an_open_queue() {
 #[tokio::test]
 async fn wait_document_says_position_and_wait_then_plays_music() {
     let srv = spawn_server(centre()).await;
-    call_in(&srv, "CAw1", CALLER, SALES_NO).await;
+    holding_in(&srv, "CAw1", CALLER, SALES_NO).await;
     call_in(&srv, "CAw2", CALLER, SALES_NO).await;
     let doc = wait_doc(&srv, "CAw2").await;
     match doc.verbs.as_slice() {
@@ -501,11 +314,9 @@ async fn wait_document_says_position_and_wait_then_plays_music() {
 }
 
 #[tokio::test]
-async fn wait_for_a_call_not_waiting_is_just_music() {
+async fn wait_for_a_call_being_offered_is_just_music() {
     let srv = spawn_server(centre()).await;
-    let doc = wait_doc(&srv, "CAnobody").await;
-    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
-    offered(&srv, "a1", "CAoffered").await;
+    offered_to(&srv, "a1", "CAoffered").await;
     let doc = wait_doc(&srv, "CAoffered").await;
     assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
 }
@@ -538,7 +349,7 @@ async fn callback_offer_after_threshold_and_pressing_1() {
     assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Play(_))));
     assert!(!doc.verbs.contains(&Verb::Leave));
     assert_eq!(
-        state(&srv.state.store, "CAoffer").await,
+        state_of(&srv.state.store, "CAoffer").await,
         Some(CallState::Waiting)
     );
 
@@ -565,7 +376,7 @@ async fn callback_offer_after_threshold_and_pressing_1() {
     let doc = queue_exit(&srv, "CAoffer", "hangup").await;
     assert_eq!(doc, twiml::Response::new());
     assert_eq!(
-        state(&srv.state.store, "CAoffer").await,
+        state_of(&srv.state.store, "CAoffer").await,
         Some(CallState::Callback),
         "hanging up keeps the callback"
     );
@@ -597,7 +408,7 @@ async fn withheld_numbers_get_no_callback_offer() {
     .await;
     assert!(!doc.verbs.contains(&Verb::Leave));
     assert_eq!(
-        state(&srv.state.store, "CAwithheld").await,
+        state_of(&srv.state.store, "CAwithheld").await,
         Some(CallState::Waiting)
     );
 }
@@ -614,16 +425,16 @@ async fn max_wait_overflows_to_voicemail_through_queue_exit() {
     let doc = wait_doc(&srv, "CAmax").await;
     assert_eq!(doc.verbs, vec![Verb::Leave]);
     assert_eq!(
-        state(&srv.state.store, "CAmax").await,
+        state_of(&srv.state.store, "CAmax").await,
         Some(CallState::Overflowed)
     );
     let doc = queue_exit(&srv, "CAmax", "leave").await;
     assert!(said(&doc, "long wait"), "{:?}", says(&doc));
     assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Record(r)
         if r.action.as_deref() == Some(format!("{}/twilio/voicemail", srv.base).as_str()))));
-    // a late wait request: just music
+    // a late wait request (our <Leave/> was lost): leave again, never endless music
     let doc = wait_doc(&srv, "CAmax").await;
-    assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+    assert_eq!(doc.verbs, vec![Verb::Leave]);
 }
 
 #[tokio::test]
@@ -657,7 +468,7 @@ async fn max_wait_moves_to_the_overflow_queue_and_keeps_holding() {
     let doc = wait_doc(&srv, "CAmove").await;
     assert!(said(&doc, "You are next in line."), "{:?}", says(&doc));
     assert_eq!(
-        state(&srv.state.store, "CAmove").await,
+        state_of(&srv.state.store, "CAmove").await,
         Some(CallState::Waiting)
     );
 }
@@ -668,14 +479,9 @@ async fn max_wait_moves_to_the_overflow_queue_and_keeps_holding() {
 
 #[tokio::test]
 async fn queue_exit_results() {
-    let srv = spawn_server(centre_with(
-        "",
-        "",
-        "[fallback]\ntwilio_queue = \"callq-fallback\"",
-    ))
-    .await;
+    let srv = spawn_server(centre()).await;
     let store = &srv.state.store;
-    call_in(&srv, "CAqx", CALLER, SALES_NO).await;
+    holding_in(&srv, "CAqx", CALLER, SALES_NO).await;
     for result in [
         "bridged",
         "redirected",
@@ -685,7 +491,7 @@ async fn queue_exit_results() {
         let doc = queue_exit(&srv, "CAqx", result).await;
         assert_eq!(doc, twiml::Response::new(), "{result}");
         assert_eq!(
-            state(store, "CAqx").await,
+            state_of(store, "CAqx").await,
             Some(CallState::Waiting),
             "{result}"
         );
@@ -702,13 +508,9 @@ async fn queue_exit_results() {
         &[("CallSid", "CAqx"), ("QueueResult", "system-error")],
     )
     .await;
-    assert_eq!(
-        doc.verbs.iter().find_map(|v| match v {
-            Verb::Enqueue(e) => Some(e.name.as_str()),
-            _ => None,
-        }),
-        Some("callq-fallback"),
-        "after a few errors, the fallback: {doc:?}"
+    assert!(
+        said(&doc, "sorry") && doc.verbs.last() == Some(&Verb::Hangup),
+        "after a few errors, with no fallback number, an apology: {doc:?}"
     );
     // queue-full: a sibling Twilio queue
     let doc = queue_exit(&srv, "CAqx", "queue-full").await;
@@ -722,19 +524,19 @@ async fn queue_exit_results() {
         }
         other => panic!("queue-full: {other:?}"),
     }
-    assert_eq!(state(store, "CAqx").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAqx").await, Some(CallState::Waiting));
 
     // hangup: abandoned; again (a retry): still abandoned, nothing else
     assert_eq!(
         queue_exit(&srv, "CAqx", "hangup").await,
         twiml::Response::new()
     );
-    assert_eq!(state(store, "CAqx").await, Some(CallState::Abandoned));
+    assert_eq!(state_of(store, "CAqx").await, Some(CallState::Abandoned));
     assert_eq!(
         queue_exit(&srv, "CAqx", "hangup").await,
         twiml::Response::new()
     );
-    assert_eq!(state(store, "CAqx").await, Some(CallState::Abandoned));
+    assert_eq!(state_of(store, "CAqx").await, Some(CallState::Abandoned));
     assert_invariants(store, &["CAqx".to_string()]).await;
 }
 
@@ -746,10 +548,11 @@ async fn queue_exit_results() {
 async fn unanswered_dial_puts_the_caller_back_in_line() {
     let srv = spawn_server(centre()).await;
     let store = &srv.state.store;
-    offered(&srv, "a1", "CAna").await;
+    let offer = offered_to(&srv, "a1", "CAna").await;
+    let dial_result = hook(OfferHook::DialResult, &offer.offer_ref());
     let doc = twiml(
         &srv,
-        "/twilio/dial-result?agent=a1",
+        &dial_result,
         &[("CallSid", "CAna"), ("DialCallStatus", "no-answer")],
     )
     .await;
@@ -767,7 +570,7 @@ async fn unanswered_dial_puts_the_caller_back_in_line() {
     // the same result again (a retry): the same TwiML, no second miss
     let again = twiml(
         &srv,
-        "/twilio/dial-result?agent=a1",
+        &dial_result,
         &[("CallSid", "CAna"), ("DialCallStatus", "no-answer")],
     )
     .await;
@@ -780,7 +583,7 @@ async fn unanswered_dial_puts_the_caller_back_in_line() {
     queue_exit(&srv, "CAna", "hangup").await;
     let doc = twiml(
         &srv,
-        "/twilio/dial-result?agent=a1",
+        &dial_result,
         &[("CallSid", "CAna"), ("DialCallStatus", "busy")],
     )
     .await;
@@ -795,16 +598,17 @@ async fn answered_call_connects_and_completes_in_any_order() {
         let srv = spawn_server(centre()).await;
         let store = &srv.state.store;
         let sid = format!("CAorder{order}");
-        let offer = offered(&srv, "a1", &sid).await;
-        let leg_path = format!("/twilio/agent-leg?call={sid}&agent={}", offer.agent_id);
+        let offer = offered_to(&srv, "a1", &sid).await;
+        let leg_path = hook(OfferHook::AgentLeg, &offer.offer_ref());
+        let dial_path = hook(OfferHook::DialResult, &offer.offer_ref());
         let answered = [("CallSid", "CAleg"), ("CallStatus", "in-progress")];
         let leg_done = [("CallSid", "CAleg"), ("CallStatus", "completed")];
         let dial_done = [("CallSid", sid.as_str()), ("DialCallStatus", "completed")];
         let status_done = [("CallSid", sid.as_str()), ("CallStatus", "completed")];
         if order == 0 {
             assert_eq!(post(&srv, &leg_path, &answered).await.status(), 204);
-            assert_eq!(state(store, &sid).await, Some(CallState::Connected));
-            let doc = twiml(&srv, "/twilio/dial-result?agent=a1", &dial_done).await;
+            assert_eq!(state_of(store, &sid).await, Some(CallState::Connected));
+            let doc = twiml(&srv, &dial_path, &dial_done).await;
             assert_eq!(doc.verbs, vec![Verb::Hangup]);
             assert_eq!(
                 post(&srv, "/twilio/status", &status_done).await.status(),
@@ -817,15 +621,15 @@ async fn answered_call_connects_and_completes_in_any_order() {
                 204
             );
             // the caller hung up while the agent's phone rang: abandoned, agent released
-            assert_eq!(state(store, &sid).await, Some(CallState::Abandoned));
-            let doc = twiml(&srv, "/twilio/dial-result?agent=a1", &dial_done).await;
+            assert_eq!(state_of(store, &sid).await, Some(CallState::Abandoned));
+            let doc = twiml(&srv, &dial_path, &dial_done).await;
             assert_eq!(doc.verbs, vec![Verb::Hangup]);
             assert_eq!(post(&srv, &leg_path, &answered).await.status(), 204);
             assert_eq!(post(&srv, &leg_path, &leg_done).await.status(), 204);
-            assert_eq!(state(store, &sid).await, Some(CallState::Abandoned));
+            assert_eq!(state_of(store, &sid).await, Some(CallState::Abandoned));
         }
         if order == 0 {
-            assert_eq!(state(store, &sid).await, Some(CallState::Completed));
+            assert_eq!(state_of(store, &sid).await, Some(CallState::Completed));
             let a1 = store.agent("a1").await.expect("read").expect("agent");
             assert_eq!(a1.handled, 1);
         }
@@ -839,8 +643,9 @@ async fn answered_call_connects_and_completes_in_any_order() {
 async fn status_callback_before_the_dial_result_completes_a_connected_call() {
     let srv = spawn_server(centre()).await;
     let store = &srv.state.store;
-    offered(&srv, "a1", "CAconn").await;
-    let leg = "/twilio/agent-leg?call=CAconn&agent=a1";
+    let offer = offered_to(&srv, "a1", "CAconn").await;
+    let leg = &hook(OfferHook::AgentLeg, &offer.offer_ref());
+    let dial = &hook(OfferHook::DialResult, &offer.offer_ref());
     let r = post(
         &srv,
         leg,
@@ -856,12 +661,12 @@ async fn status_callback_before_the_dial_result_completes_a_connected_call() {
     )
     .await;
     assert_eq!(r.status(), 204);
-    assert_eq!(state(store, "CAconn").await, Some(CallState::Completed));
+    assert_eq!(state_of(store, "CAconn").await, Some(CallState::Completed));
     // then the rest, late and repeated: nothing changes
     for _ in 0..2 {
         let doc = twiml(
             &srv,
-            "/twilio/dial-result?agent=a1",
+            dial,
             &[("CallSid", "CAconn"), ("DialCallStatus", "completed")],
         )
         .await;
@@ -874,7 +679,7 @@ async fn status_callback_before_the_dial_result_completes_a_connected_call() {
         .await;
         assert_eq!(r.status(), 204);
     }
-    assert_eq!(state(store, "CAconn").await, Some(CallState::Completed));
+    assert_eq!(state_of(store, "CAconn").await, Some(CallState::Completed));
     let a1 = store.agent("a1").await.expect("read").expect("agent");
     assert_eq!((a1.active, a1.handled), (0, 1));
 }
@@ -883,50 +688,61 @@ async fn status_callback_before_the_dial_result_completes_a_connected_call() {
 async fn agent_leg_no_answer_requeues_and_a_stale_completed_is_ignored() {
     let srv = spawn_server(centre()).await;
     let store = &srv.state.store;
-    offered(&srv, "a1", "CAleg1").await;
+    let first = offered_to(&srv, "a1", "CAleg1").await;
+    let a1_leg = hook(OfferHook::AgentLeg, &first.offer_ref());
     let r = post(
         &srv,
-        "/twilio/agent-leg?call=CAleg1&agent=a1",
+        &a1_leg,
         &[("CallSid", "CAlegA"), ("CallStatus", "no-answer")],
     )
     .await;
     assert_eq!(r.status(), 204);
-    assert_eq!(state(store, "CAleg1").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAleg1").await, Some(CallState::Waiting));
     // offered to a2 now; a1's late "completed" must not end a2's call
     online_agent(store, &agent("a2", &[("sales", 1)])).await;
-    match store
+    let second = match store
         .claim(Duration::from_secs(30), 0)
         .await
         .expect("claim")
     {
-        Claim::Offer(o) => assert_eq!((o.call_sid.as_str(), o.agent_id.as_str()), ("CAleg1", "a2")),
+        Claim::Offer(o) => o,
         Claim::Idle { .. } => panic!("a2 should get the call"),
-    }
+    };
+    assert_eq!(
+        (second.call_sid.as_str(), second.agent_id.as_str()),
+        ("CAleg1", "a2")
+    );
     let r = post(
         &srv,
-        "/twilio/agent-leg?call=CAleg1&agent=a1",
+        &a1_leg,
         &[("CallSid", "CAlegA"), ("CallStatus", "completed")],
     )
     .await;
     assert_eq!(r.status(), 204);
-    assert_eq!(state(store, "CAleg1").await, Some(CallState::Offered));
+    assert_eq!(state_of(store, "CAleg1").await, Some(CallState::Offered));
     // ringing and other progress statuses change nothing
     let r = post(
         &srv,
-        "/twilio/agent-leg?call=CAleg1&agent=a2",
+        &hook(OfferHook::AgentLeg, &second.offer_ref()),
         &[("CallSid", "CAlegB"), ("CallStatus", "ringing")],
     )
     .await;
     assert_eq!(r.status(), 204);
-    assert_eq!(state(store, "CAleg1").await, Some(CallState::Offered));
-    // missing query parameters: 400
-    let r = post(
-        &srv,
-        "/twilio/agent-leg?agent=a2",
-        &[("CallSid", "CAlegB"), ("CallStatus", "in-progress")],
-    )
-    .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(state_of(store, "CAleg1").await, Some(CallState::Offered));
+    // a query that does not name an offer (no call, no attempt): 400
+    for path in [
+        "/twilio/agent-leg?agent=a2&attempt=2",
+        "/twilio/agent-leg?call=CAleg1&agent=a2",
+    ] {
+        let r = post(
+            &srv,
+            path,
+            &[("CallSid", "CAlegB"), ("CallStatus", "in-progress")],
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{path}");
+    }
+    assert_eq!(state_of(store, "CAleg1").await, Some(CallState::Offered));
     assert_invariants(store, &["CAleg1".to_string()]).await;
 }
 
@@ -934,7 +750,7 @@ async fn agent_leg_no_answer_requeues_and_a_stale_completed_is_ignored() {
 async fn status_callback_abandons_a_waiting_call_once() {
     let srv = spawn_server(centre()).await;
     let store = &srv.state.store;
-    call_in(&srv, "CAst", CALLER, SALES_NO).await;
+    holding_in(&srv, "CAst", CALLER, SALES_NO).await;
     let ringing = post(
         &srv,
         "/twilio/status",
@@ -942,7 +758,7 @@ async fn status_callback_abandons_a_waiting_call_once() {
     )
     .await;
     assert_eq!(ringing.status(), 204);
-    assert_eq!(state(store, "CAst").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAst").await, Some(CallState::Waiting));
     for _ in 0..2 {
         let r = post(
             &srv,
@@ -951,7 +767,7 @@ async fn status_callback_abandons_a_waiting_call_once() {
         )
         .await;
         assert_eq!(r.status(), 204);
-        assert_eq!(state(store, "CAst").await, Some(CallState::Abandoned));
+        assert_eq!(state_of(store, "CAst").await, Some(CallState::Abandoned));
     }
     // the Enqueue action arriving after it changes nothing
     assert_eq!(
@@ -1034,12 +850,12 @@ async fn only_correctly_signed_requests_get_through() {
             .expect("request");
         assert_eq!(r.status(), 403, "{junk:?}");
     }
-    assert_eq!(state(store, "CAsig").await, None, "nothing changed");
+    assert_eq!(state_of(store, "CAsig").await, None, "nothing changed");
 
     // the real thing
     let r = send(body, Some(sig)).await.expect("request");
     assert_eq!(r.status(), 200);
-    assert_eq!(state(store, "CAsig").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAsig").await, Some(CallState::Arriving));
 
     // an unsigned status callback changes nothing either
     let r = client()
@@ -1049,7 +865,7 @@ async fn only_correctly_signed_requests_get_through() {
         .await
         .expect("request");
     assert_eq!(r.status(), 403);
-    assert_eq!(state(store, "CAsig").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAsig").await, Some(CallState::Arriving));
 }
 
 #[tokio::test]
@@ -1108,7 +924,7 @@ async fn a_public_url_with_a_path_prefix_is_what_gets_signed() {
         Verb::Enqueue(e) => {
             assert_eq!(
                 e.wait_url.as_deref(),
-                Some("https://callq.example.com/acd/twilio/wait")
+                Some("https://callq.example.com/acd/twilio/wait?queue=sales")
             );
         }
         other => panic!("{other:?}"),
@@ -1189,7 +1005,7 @@ async fn limits_have_short_plain_answers() {
         .expect("request");
     assert_eq!(r.status(), 413);
     assert!(plain(&r));
-    assert_eq!(state(&srv.state.store, "CAbig").await, None);
+    assert_eq!(state_of(&srv.state.store, "CAbig").await, None);
 }
 
 #[tokio::test]
@@ -1241,30 +1057,23 @@ async fn server_with_silent_redis(centre: CentreConfig) -> TestServer {
 
 #[tokio::test]
 async fn redis_down_answers_the_fallback_quickly() {
-    // Twilio's own queue (the demo's setting)
-    let srv = server_without_redis(centre_with(
-        "",
-        "",
-        "[fallback]\ntwilio_queue = \"callq-fallback\"",
-    ))
-    .await;
+    // no fallback number: the caller holds in callq's Twilio queue with callq's wait URL, so
+    // the first wait request that finds Redis back takes them into the line
+    let srv = server_without_redis(centre()).await;
     let started = Instant::now();
     let doc = call_in(&srv, "CAdown", CALLER, SALES_NO).await;
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < TWILIO_WEBHOOK_TIMEOUT,
         "{:?}",
         started.elapsed()
     );
-    match doc.verbs.as_slice() {
-        [Verb::Say(_), Verb::Enqueue(e)] => {
-            assert_eq!(e.name, "callq-fallback");
-            assert_eq!(
-                e.wait_url, None,
-                "Twilio's own hold music: nothing of ours is needed"
-            );
-        }
-        other => panic!("fallback: {other:?}"),
-    }
+    assert_eq!(
+        doc.verbs,
+        vec![
+            Verb::Say(twiml::Say::new("Welcome to sales.")),
+            Verb::Enqueue(the_enqueue(&srv, "sales")),
+        ]
+    );
 
     // a fallback number
     let srv =
@@ -1279,18 +1088,18 @@ async fn redis_down_answers_the_fallback_quickly() {
         Some(vec![DialNoun::Number(twiml::Number::new("+15550009999"))])
     );
 
-    // nothing configured: an apology
-    let srv = server_without_redis(centre()).await;
-    let doc = call_in(&srv, "CAdown", CALLER, SALES_NO).await;
-    assert!(said(&doc, "sorry"), "{doc:?}");
-    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
-
     // the other webhooks: music, back in line, no errors
+    let srv = server_without_redis(centre()).await;
     let doc = wait_doc(&srv, "CAdown").await;
     assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
+    let offer = OfferRef {
+        call_sid: "CAdown".into(),
+        agent_id: "a1".into(),
+        attempt: 1,
+    };
     let doc = twiml(
         &srv,
-        "/twilio/dial-result?agent=a1",
+        &hook(OfferHook::DialResult, &offer),
         &[
             ("CallSid", "CAdown"),
             ("DialCallStatus", "no-answer"),
@@ -1310,15 +1119,25 @@ async fn redis_down_answers_the_fallback_quickly() {
         queue_exit(&srv, "CAdown", "hangup").await,
         twiml::Response::new()
     );
-    for path in ["/twilio/status", "/twilio/agent-leg?call=CAdown&agent=a1"] {
+    for path in [
+        "/twilio/status".to_string(),
+        hook(OfferHook::AgentLeg, &offer),
+    ] {
         let r = post(
             &srv,
-            path,
+            &path,
             &[("CallSid", "CAdown"), ("CallStatus", "completed")],
         )
         .await;
         assert_eq!(r.status(), 204, "{path}");
     }
+    let doc = twiml(
+        &srv,
+        &hook(OfferHook::CallbackResult, &offer),
+        &[("CallSid", "CAagentleg"), ("DialCallStatus", "no-answer")],
+    )
+    .await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
 }
 
 #[tokio::test]
@@ -1327,12 +1146,16 @@ async fn slow_redis_misses_the_deadline_and_answers_the_fallback() {
     let started = Instant::now();
     let doc = call_in(&srv, "CAslow", CALLER, SALES_NO).await;
     let took = started.elapsed();
-    // the harness's deadline is 300 ms
-    assert!(took < Duration::from_millis(800), "{took:?}");
-    assert!(said(&doc, "sorry"), "{doc:?}");
+    // the harness's deadline is 300 ms; what matters is that Twilio gets an answer in time
+    assert!(took < TWILIO_WEBHOOK_TIMEOUT, "{took:?}");
+    assert!(
+        doc.verbs
+            .contains(&Verb::Enqueue(the_enqueue(&srv, "sales"))),
+        "{doc:?}"
+    );
     let started = Instant::now();
     let doc = wait_doc(&srv, "CAslow").await;
-    assert!(started.elapsed() < Duration::from_millis(800));
+    assert!(started.elapsed() < TWILIO_WEBHOOK_TIMEOUT);
     assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
 }
 
@@ -1349,7 +1172,7 @@ async fn max_wait_with_a_callback_overflow_takes_the_callback() {
     assert!(said(&doc, "call you back"), "{:?}", says(&doc));
     assert_eq!(doc.verbs.last(), Some(&Verb::Leave));
     assert_eq!(
-        state(&srv.state.store, "CAmaxcb").await,
+        state_of(&srv.state.store, "CAmaxcb").await,
         Some(CallState::Callback)
     );
     let doc = queue_exit(&srv, "CAmaxcb", "leave").await;
@@ -1371,5 +1194,5 @@ async fn voice_rewrites_queue_settings_redis_lost_after_a_restart() {
     }
     let doc = call_in(&srv, "CAheal", CALLER, SALES_NO).await;
     assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "sales")));
-    assert_eq!(state(store, "CAheal").await, Some(CallState::Waiting));
+    assert_eq!(state_of(store, "CAheal").await, Some(CallState::Arriving));
 }

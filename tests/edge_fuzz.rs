@@ -24,6 +24,7 @@ const PATHS: &[&str] = &[
     "/twilio/queue-exit",
     "/twilio/dial-result",
     "/twilio/agent-leg",
+    "/twilio/callback-result",
     "/twilio/status",
 ];
 
@@ -42,8 +43,6 @@ fn centre(sales_extra: &str) -> CentreConfig {
         r#"
 centre = "fuzz"
 default_queue = "sales"
-[fallback]
-twilio_queue = "callq-fallback"
 [priority]
 vip = ["+14155550100"]
 [[priority.rules]]
