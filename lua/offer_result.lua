@@ -4,10 +4,11 @@
 -- queue's no-answer delay; after the queue's max no-answer in a row the agent is paused (its
 -- device is probably gone). 'canceled' puts the call back without counting a miss (Twilio
 -- could not ring, or the ring was cut by something not the agent's doing). 'refused' means
--- Twilio will never connect this caller (a permanent error): the agent is released without
--- a miss and the call overflows, so the caller's next wait request carries out the queue's
--- overflow action. A result for any offer but the current one, named by (agent, attempt),
--- changes nothing.
+-- Twilio refused this call's redirect for good (a permanent error): the agent is released
+-- without a miss and the call goes back in line; after MAX_REFUSALS refusals the call
+-- overflows instead, so the caller's next wait request carries out the queue's overflow
+-- action rather than holding for an agent Twilio will never let them reach. A result for
+-- any offer but the current one, named by (agent, attempt), changes nothing.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -15,8 +16,11 @@
 -- ARGV[3]  attempt (the offer's number)
 -- ARGV[4]  outcome: answered | no-answer | busy | failed | canceled | refused
 -- ARGV[5]  the Twilio CallSid of the agent's leg when known, or ''; for 'refused', the reason
--- Returns  {'connected'} | {'requeued', agent_status} | {'refused'} | {'stale', state}
+-- Returns  {'connected'} | {'requeued', agent_status} | {'refused'} (overflowed) |
+--          {'stale', state}
 -- @include calls.lua
+
+local MAX_REFUSALS = 3
 
 local sid, id, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = hgetall(k_call(sid))
@@ -44,11 +48,15 @@ if outcome == 'answered' then
 end
 
 if outcome == 'refused' then
-  call_finish(sid, c, 'overflowed', ARGV[5])
-  event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',
-    'reason', ARGV[5] or '', 'waited_ms', NOW - num(c.entered_ms, NOW) })
-  if a then agent_release(id, a, 0) end
-  return { 'refused' }
+  local refusals = redis.call('HINCRBY', k_call(sid), 'refusals', 1)
+  if refusals >= MAX_REFUSALS then
+    call_finish(sid, c, 'overflowed', ARGV[5])
+    event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',
+      'reason', ARGV[5] or '', 'waited_ms', NOW - num(c.entered_ms, NOW) })
+    if a then agent_release(id, a, 0) end
+    return { 'refused' }
+  end
+  outcome = 'canceled'
 end
 
 call_requeue(sid, c)

@@ -1235,21 +1235,35 @@ async fn a_callbacks_agent_leg_ending_asks_twilio_instead_of_completing() {
 }
 
 #[tokio::test]
-async fn a_call_twilio_refuses_for_good_overflows_and_frees_the_agent() {
+async fn a_call_twilio_keeps_refusing_overflows_and_its_agents_are_freed_without_a_miss() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let o = offered(&store, "CA1", "sales").await;
-    let r = store
-        .offer_result(&o.offer_ref(), OfferOutcome::Refused, "twilio_21210")
-        .await
-        .expect("refused");
-    assert_eq!(r, OfferResult::Refused);
+    let first = offered(&store, "CA1", "sales").await;
+    for (i, want) in [
+        OfferResult::Requeued(AgentStatus::Available),
+        OfferResult::Requeued(AgentStatus::Available),
+        OfferResult::Refused,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o = if i == 0 {
+            first.clone()
+        } else {
+            claim(&store).await.expect("offered again")
+        };
+        let r = store
+            .offer_result(&o.offer_ref(), OfferOutcome::Refused, "twilio_21210")
+            .await
+            .expect("refused");
+        assert_eq!(r, want, "refusal {}", i + 1);
+        assert_invariants(&store, &sids(&["CA1"])).await;
+    }
     let c = call(&store, "CA1").await;
     assert_eq!(c.state, CallState::Overflowed);
     assert_eq!(c.end_reason.as_deref(), Some("twilio_21210"));
     let a = store.agent("a1").await.expect("read").expect("agent");
     assert_eq!((a.status, a.misses), (AgentStatus::Available, 0));
-    assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@
 //! `shutdown_grace`, return `Ok`. Whatever a worker held when it died (even `kill -9`) comes
 //! back through `reap` once its offer lease passes: nothing is lost, nobody is double-booked.
 
+pub mod checks;
 pub mod offer;
 pub mod reaper;
 pub mod wake;

@@ -1,0 +1,422 @@
+//! Checks: when callq lost track of a call, ask Twilio before deciding. An offer whose lease
+//! passed (the worker died between claim and Twilio, or the ring's callbacks never came) and a
+//! connected call silent past its queue's `check_after` are taken by `take_checks`; the worker
+//! reads the call from Twilio (`GET …/Calls/{Sid}.json`) with its child legs
+//! (`GET …/Calls.json?ParentCallSid=`), and [`decide`] turns what Twilio says into the one
+//! transition that matches it. Twilio's view of a live call wins.
+//!
+//! | callq holds | Twilio says | decision |
+//! |---|---|---|
+//! | offered (inbound) | the caller's call is over; the agent leg talked | `complete` |
+//! | offered (inbound) | the caller's call is over otherwise | `abandon(call_gone)` |
+//! | offered (inbound) | agent leg ringing / in progress / ended unanswered | extend / `answered` / that outcome |
+//! | offered (inbound) | no agent leg since the offer | back in line, no miss |
+//! | connected (inbound) | agent leg in progress | still talking: next check later |
+//! | connected (inbound) | otherwise | `complete` |
+//! | offered (callback) | agent-first call ringing / in progress / unanswered | extend / `answered` / that outcome |
+//! | offered or connected (callback) | agent-first call over; customer leg answered | `complete` |
+//! | offered or connected (callback) | agent-first call over; customer not reached | `callback_result` (retry or failed) |
+//! | connected (callback) | agent-first call in progress | still talking |
+//!
+//! When Twilio cannot be asked (it fails, or does not know the call) the check comes back
+//! after its lease; after [`MAX_CHECKS`] tries in a row the call is settled from Redis alone,
+//! so no agent is held forever: an offer goes back in line (no miss), a connected call ends.
+
+use std::time::Duration;
+
+use crate::store::{CallKind, CallState, Check, OfferOutcome};
+use crate::twilio::rest::{CallResource, CallStatus};
+
+/// Checks of one call in a row that found no answer from Twilio before it is settled from
+/// Redis alone.
+pub const MAX_CHECKS: u32 = 6;
+
+/// A child leg may carry a creation time up to this much before the offer (Twilio's times are
+/// whole seconds, and its clock is not Redis').
+const CLOCK_SLACK_MS: i64 = 2_000;
+
+/// What Twilio said about a call under check.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The call asked about: the caller's (inbound) or the agent-first call (callback). None
+    /// when Twilio does not know it (or it could not be found).
+    pub call: Option<CallResource>,
+    /// The call's child legs (inbound: `<Dial>` legs to agents; callback: the customer leg).
+    pub children: Vec<CallResource>,
+}
+
+/// The transition a check settles on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The agent's phone still rings: look again after the ring.
+    StillRinging,
+    /// The conversation goes on: look again after the queue's `check_after`.
+    StillTalking,
+    /// The agent answered (the callback was lost): `offer_result(answered)`.
+    Answered { leg_sid: String },
+    /// The ring ended unanswered (or never started: `Canceled`, no miss): `offer_result`.
+    NotAnswered(OfferOutcome),
+    /// The conversation is over: `complete`.
+    Completed,
+    /// The caller's call is over without a conversation: `abandon(call_gone)`.
+    CallerGone,
+    /// A callback's customer was not reached: `callback_result`.
+    CustomerNotReached {
+        outcome: OfferOutcome,
+        reason: String,
+    },
+    /// Twilio could not tell: leave the call; its check comes back after the lease.
+    Unknown,
+}
+
+/// What settles `check` given what Twilio said.
+pub fn decide(check: &Check, seen: &Observed) -> Decision {
+    match check.kind {
+        CallKind::Inbound => decide_inbound(check, seen),
+        CallKind::Callback => decide_callback(check, seen),
+    }
+}
+
+/// When Twilio cannot be asked for the [`MAX_CHECKS`]th time: settle from Redis alone.
+pub fn give_up(check: &Check) -> Decision {
+    match check.state {
+        CallState::Offered => Decision::NotAnswered(OfferOutcome::Canceled),
+        _ => Decision::Completed,
+    }
+}
+
+fn decide_inbound(check: &Check, seen: &Observed) -> Decision {
+    let Some(caller) = &seen.call else {
+        return Decision::Unknown;
+    };
+    let leg = agent_leg(check, &seen.children);
+    let connected = check.state == CallState::Connected;
+    if caller.status.is_final() {
+        // the caller's call is over: a conversation with the agent completes, else gone
+        return match leg.map(|l| l.status) {
+            Some(CallStatus::Completed | CallStatus::InProgress) => Decision::Completed,
+            _ if connected => Decision::Completed,
+            _ => Decision::CallerGone,
+        };
+    }
+    match leg {
+        Some(l) => match l.status {
+            CallStatus::InProgress if connected => Decision::StillTalking,
+            CallStatus::InProgress => Decision::Answered {
+                leg_sid: l.sid.clone(),
+            },
+            CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing if !connected => {
+                Decision::StillRinging
+            }
+            CallStatus::Completed => Decision::Completed,
+            status => match unanswered(status) {
+                Some(outcome) if !connected => Decision::NotAnswered(outcome),
+                _ if connected => Decision::Completed,
+                _ => Decision::NotAnswered(OfferOutcome::Canceled),
+            },
+        },
+        None if connected => Decision::Completed,
+        // no ring since the offer: the redirect never reached the caller (or never started)
+        None => Decision::NotAnswered(OfferOutcome::Canceled),
+    }
+}
+
+fn decide_callback(check: &Check, seen: &Observed) -> Decision {
+    let Some(leg) = &seen.call else {
+        // the agent-first call cannot be found: never created (claimed) or not known
+        return if check.state == CallState::Offered && check.phase != "ringing" {
+            Decision::NotAnswered(OfferOutcome::Canceled)
+        } else {
+            Decision::Unknown
+        };
+    };
+    let connected = check.state == CallState::Connected;
+    match leg.status {
+        CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing if !connected => {
+            Decision::StillRinging
+        }
+        CallStatus::InProgress if connected => Decision::StillTalking,
+        CallStatus::InProgress => Decision::Answered {
+            leg_sid: leg.sid.clone(),
+        },
+        CallStatus::Completed => {
+            // the agent answered and the call is over: the customer leg tells the rest
+            let customer = seen.children.first();
+            match customer.map(|c| c.status) {
+                Some(CallStatus::Completed) => Decision::Completed,
+                Some(status) => Decision::CustomerNotReached {
+                    outcome: unanswered(status).unwrap_or(OfferOutcome::Failed),
+                    reason: format!("customer_{}", status_word(status)),
+                },
+                None => Decision::CustomerNotReached {
+                    outcome: OfferOutcome::Failed,
+                    reason: "customer_not_dialed".into(),
+                },
+            }
+        }
+        status => match unanswered(status) {
+            Some(outcome) if !connected => Decision::NotAnswered(outcome),
+            _ => Decision::CustomerNotReached {
+                outcome: OfferOutcome::Failed,
+                reason: format!("agent_leg_{}", status_word(status)),
+            },
+        },
+    }
+}
+
+/// The newest child leg that rings this check's agent and began with this offer.
+fn agent_leg<'a>(check: &Check, children: &'a [CallResource]) -> Option<&'a CallResource> {
+    let client = format!("client:{}", check.identity);
+    children
+        .iter()
+        .filter(|c| c.to.as_deref() == Some(client.as_str()))
+        .filter(|c| match (check.since_ms, created_ms(c)) {
+            (Some(since), Some(created)) => created + CLOCK_SLACK_MS >= since,
+            _ => true,
+        })
+        .max_by_key(|c| created_ms(c).unwrap_or(i64::MIN))
+}
+
+/// A call's `date_created` (RFC 2822, as Twilio writes it) as unix ms.
+pub fn created_ms(c: &CallResource) -> Option<i64> {
+    let raw = c.date_created.as_deref()?;
+    let ts = jiff::fmt::rfc2822::parse(raw).ok()?.timestamp();
+    Some(ts.as_millisecond())
+}
+
+fn unanswered(status: CallStatus) -> Option<OfferOutcome> {
+    match status {
+        CallStatus::NoAnswer => Some(OfferOutcome::NoAnswer),
+        CallStatus::Busy => Some(OfferOutcome::Busy),
+        CallStatus::Failed => Some(OfferOutcome::Failed),
+        CallStatus::Canceled => Some(OfferOutcome::Canceled),
+        _ => None,
+    }
+}
+
+fn status_word(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Queued => "queued",
+        CallStatus::Initiated => "initiated",
+        CallStatus::Ringing => "ringing",
+        CallStatus::InProgress => "in-progress",
+        CallStatus::Completed => "completed",
+        CallStatus::Busy => "busy",
+        CallStatus::Failed => "failed",
+        CallStatus::NoAnswer => "no-answer",
+        CallStatus::Canceled => "canceled",
+        CallStatus::Unknown => "unknown",
+    }
+}
+
+/// How long a check holds its call before another worker may take it.
+pub const CHECK_LEASE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OfferRef;
+
+    const OFFERED_MS: i64 = 1_764_460_800_000; // Sun, 30 Nov 2025 00:00:00 +0000
+
+    fn check(kind: CallKind, state: CallState, phase: &str) -> Check {
+        Check {
+            offer: OfferRef {
+                call_sid: "CAcaller".into(),
+                agent_id: "a1".into(),
+                attempt: 3,
+            },
+            state,
+            kind,
+            phase: phase.into(),
+            leg_sid: None,
+            identity: "alice".into(),
+            since_ms: Some(OFFERED_MS),
+            checks: 1,
+        }
+    }
+
+    fn call(sid: &str, to: &str, status: CallStatus, created: &str) -> CallResource {
+        CallResource {
+            sid: sid.into(),
+            account_sid: "AC1".into(),
+            status,
+            to: Some(to.into()),
+            from: None,
+            direction: None,
+            parent_call_sid: None,
+            answered_by: None,
+            date_created: Some(created.into()),
+            date_updated: None,
+            start_time: None,
+            end_time: None,
+            duration: None,
+            queue_time: None,
+            uri: None,
+        }
+    }
+
+    const AT_OFFER: &str = "Sun, 30 Nov 2025 00:00:01 +0000";
+    const BEFORE_OFFER: &str = "Sat, 29 Nov 2025 23:59:00 +0000";
+
+    fn caller(status: CallStatus) -> Option<CallResource> {
+        Some(call("CAcaller", "+15005550001", status, BEFORE_OFFER))
+    }
+
+    fn leg(status: CallStatus, created: &str) -> CallResource {
+        call("CAleg", "client:alice", status, created)
+    }
+
+    /// A named case: what callq holds, what Twilio says, what must follow.
+    struct Case {
+        name: &'static str,
+        check: Check,
+        seen: Observed,
+        want: Decision,
+    }
+
+    #[test]
+    fn every_disagreement_settles_on_twilios_view() {
+        use CallKind::{Callback, Inbound};
+        use CallState::{Connected, Offered};
+        use CallStatus as S;
+        let seen =
+            |call: Option<CallResource>, children: Vec<CallResource>| Observed { call, children };
+        let cases = vec![
+            Case {
+                name: "inbound offer, agent leg still ringing",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(caller(S::InProgress), vec![leg(S::Ringing, AT_OFFER)]),
+                want: Decision::StillRinging,
+            },
+            Case {
+                name: "inbound offer, the answered callback was lost",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(caller(S::InProgress), vec![leg(S::InProgress, AT_OFFER)]),
+                want: Decision::Answered {
+                    leg_sid: "CAleg".into(),
+                },
+            },
+            Case {
+                name: "inbound offer, the ring ended unanswered",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(caller(S::InProgress), vec![leg(S::NoAnswer, AT_OFFER)]),
+                want: Decision::NotAnswered(OfferOutcome::NoAnswer),
+            },
+            Case {
+                name: "inbound offer, the worker died before Twilio: no leg since the offer",
+                check: check(Inbound, Offered, "claimed"),
+                seen: seen(caller(S::InProgress), vec![leg(S::NoAnswer, BEFORE_OFFER)]),
+                want: Decision::NotAnswered(OfferOutcome::Canceled),
+            },
+            Case {
+                name: "inbound offer, the caller hung up during the ring",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(caller(S::Completed), vec![leg(S::Canceled, AT_OFFER)]),
+                want: Decision::CallerGone,
+            },
+            Case {
+                name: "inbound offer, answered and over, every callback lost",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(caller(S::Completed), vec![leg(S::Completed, AT_OFFER)]),
+                want: Decision::Completed,
+            },
+            Case {
+                name: "inbound connected, still talking",
+                check: check(Inbound, Connected, ""),
+                seen: seen(caller(S::InProgress), vec![leg(S::InProgress, AT_OFFER)]),
+                want: Decision::StillTalking,
+            },
+            Case {
+                name: "inbound connected, the end callbacks were lost",
+                check: check(Inbound, Connected, ""),
+                seen: seen(caller(S::Completed), vec![leg(S::Completed, AT_OFFER)]),
+                want: Decision::Completed,
+            },
+            Case {
+                name: "inbound, Twilio does not know the call",
+                check: check(Inbound, Offered, "ringing"),
+                seen: seen(None, vec![]),
+                want: Decision::Unknown,
+            },
+            Case {
+                name: "callback offer, the agent-first call still rings",
+                check: check(Callback, Offered, "ringing"),
+                seen: seen(Some(leg(S::Ringing, AT_OFFER)), vec![]),
+                want: Decision::StillRinging,
+            },
+            Case {
+                name: "callback offer, the agent did not answer",
+                check: check(Callback, Offered, "ringing"),
+                seen: seen(Some(leg(S::NoAnswer, AT_OFFER)), vec![]),
+                want: Decision::NotAnswered(OfferOutcome::NoAnswer),
+            },
+            Case {
+                name: "callback offer, never created before the worker died",
+                check: check(Callback, Offered, "claimed"),
+                seen: seen(None, vec![]),
+                want: Decision::NotAnswered(OfferOutcome::Canceled),
+            },
+            Case {
+                name: "callback connected, customer talked, callbacks lost",
+                check: check(Callback, Connected, ""),
+                seen: seen(
+                    Some(leg(S::Completed, AT_OFFER)),
+                    vec![call("CAcust", "+15557654321", S::Completed, AT_OFFER)],
+                ),
+                want: Decision::Completed,
+            },
+            Case {
+                name: "callback connected, customer did not answer, dial result lost",
+                check: check(Callback, Connected, ""),
+                seen: seen(
+                    Some(leg(S::Completed, AT_OFFER)),
+                    vec![call("CAcust", "+15557654321", S::NoAnswer, AT_OFFER)],
+                ),
+                want: Decision::CustomerNotReached {
+                    outcome: OfferOutcome::NoAnswer,
+                    reason: "customer_no-answer".into(),
+                },
+            },
+            Case {
+                name: "callback connected, the agent hung up before the customer was dialled",
+                check: check(Callback, Connected, ""),
+                seen: seen(Some(leg(S::Completed, AT_OFFER)), vec![]),
+                want: Decision::CustomerNotReached {
+                    outcome: OfferOutcome::Failed,
+                    reason: "customer_not_dialed".into(),
+                },
+            },
+            Case {
+                name: "callback connected, still on the line",
+                check: check(Callback, Connected, ""),
+                seen: seen(Some(leg(S::InProgress, AT_OFFER)), vec![]),
+                want: Decision::StillTalking,
+            },
+        ];
+        for case in cases {
+            assert_eq!(decide(&case.check, &case.seen), case.want, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn giving_up_frees_the_agent_either_way() {
+        assert_eq!(
+            give_up(&check(CallKind::Inbound, CallState::Offered, "ringing")),
+            Decision::NotAnswered(OfferOutcome::Canceled)
+        );
+        assert_eq!(
+            give_up(&check(CallKind::Callback, CallState::Connected, "")),
+            Decision::Completed
+        );
+    }
+
+    #[test]
+    fn twilio_dates_parse() {
+        let c = leg(CallStatus::Ringing, AT_OFFER);
+        assert_eq!(created_ms(&c), Some(OFFERED_MS + 1_000));
+        let mut bad = c.clone();
+        bad.date_created = Some("yesterday".into());
+        assert_eq!(created_ms(&bad), None);
+    }
+}
