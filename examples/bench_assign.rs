@@ -26,7 +26,7 @@ use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use callq::embedded_redis::EmbeddedRedis;
+use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::store::{
     AgentSpec, CallKind, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
 };

@@ -27,9 +27,9 @@ pub enum Command {
     /// Serve and work in one process (single-node installs, development).
     All(AllArgs),
     /// Everything on an embedded default: own redis-server, simulated Twilio, agents, callers.
-    Demo(crate::sim::demo::DemoArgs),
+    Demo(crate::lab::demo::DemoArgs),
     /// The demo under a chosen load, reported against Erlang C.
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::lab::bench::BenchArgs),
     /// A readable dump of a centre's queues, agents and calls.
     Inspect(InspectArgs),
     /// A small agent client: heartbeat and status, for scripts and trials.

@@ -70,8 +70,8 @@ async fn main() -> anyhow::Result<()> {
             callq::server::serve(listener, state, args.serve.max_body, shutdown).await?;
             worker.await.context("worker task")??;
         }
-        Command::Demo(args) => callq::sim::demo::run(args).await?,
-        Command::Bench(args) => callq::bench::run(args).await?,
+        Command::Demo(args) => callq::lab::demo::run(args).await?,
+        Command::Bench(args) => callq::lab::bench::run(args).await?,
         Command::Inspect(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use callq::bench::{run_load, BenchArgs};
+use callq::lab::bench::{run_load, BenchArgs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_bench_loses_nothing_and_double_books_nobody() {

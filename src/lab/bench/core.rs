@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::embedded_redis::EmbeddedRedis;
+use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
     AgentSpec, CallKind, Claim, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
 };

@@ -11,11 +11,11 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Sim, SimConfig};
 use crate::cli::{ServeArgs, WorkerArgs};
 use crate::config::CentreConfig;
-use crate::embedded_redis::EmbeddedRedis;
+use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::sim::{Sim, SimConfig};
 use crate::store::{QueueSettings, Store};
 
 /// What to start.

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::agents::{AgentBehaviour, AgentProfile};
-use super::call::MediaTimes;
-use super::clock::Clock;
-use super::load::{Dialled, LoadSpec};
-use super::rest::Faults;
-use super::stack::{Stack, StackOptions};
-use super::SimConfig;
-use crate::bench::report::{Load, Report, RunData};
 use crate::config::CentreConfig;
+use crate::lab::bench::report::{Load, Report, RunData};
+use crate::lab::stack::{Stack, StackOptions};
+use crate::sim::agents::{AgentBehaviour, AgentProfile};
+use crate::sim::call::MediaTimes;
+use crate::sim::clock::Clock;
+use crate::sim::load::{Dialled, LoadSpec};
+use crate::sim::rest::Faults;
+use crate::sim::SimConfig;
 use crate::store::AgentStatus;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -193,7 +193,12 @@ async fn show(
     let start = Instant::now();
     let until = start + args.duration;
     let (stop_load, load_shutdown) = crate::shutdown::channel();
-    let load = tokio::spawn(super::load::run(sim.clone(), spec, until, load_shutdown));
+    let load = tokio::spawn(crate::sim::load::run(
+        sim.clone(),
+        spec,
+        until,
+        load_shutdown,
+    ));
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
     let mut interrupted = false;
@@ -233,7 +238,7 @@ async fn show(
     sim.drain(Duration::from_secs(10)).await;
     let measured = sim.stats.snapshot();
     let unfinished = sim.env.registry.live_inbound();
-    let verdict = super::verify::verify(
+    let verdict = crate::sim::verify::verify(
         &stack.store,
         &measured.logs,
         &unfinished,

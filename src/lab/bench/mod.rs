@@ -18,12 +18,12 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 use crate::config::CentreConfig;
+use crate::lab::stack::{Stack, StackOptions};
 use crate::sim::agents::{AgentBehaviour, AgentProfile};
 use crate::sim::call::MediaTimes;
 use crate::sim::clock::Clock;
 use crate::sim::load::{Dialled, LoadSpec};
 use crate::sim::rest::Faults;
-use crate::sim::stack::{Stack, StackOptions};
 use crate::sim::SimConfig;
 use crate::store::{QueueSettings, Strategy};
 use report::{Load, Report, RunData};
