@@ -20,18 +20,15 @@ use crate::sim::rest::Faults;
 use crate::sim::SimConfig;
 use crate::store::AgentStatus;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// How long callers keep arriving (real seconds).
-    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
+/// What `callq demo` runs with.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How long callers keep arriving (real time).
     pub duration: Duration,
     /// Simulated seconds per real second (talk times of a minute pass in seconds).
-    #[arg(long, default_value_t = 10.0)]
     pub compress: f64,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
-    #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
@@ -41,7 +38,7 @@ const TALK_S: f64 = 60.0;
 const ANSWER_S: f64 = 4.0;
 const PATIENCE_S: f64 = 150.0;
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -107,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn show(
     stack: &Stack,
-    args: &DemoArgs,
+    args: &DemoOptions,
     centre: &CentreConfig,
     clock: Clock,
     wrapup_real_s: f64,
