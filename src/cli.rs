@@ -11,9 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::agents::client::{AgentAction, AgentOptions};
-use crate::lab::bench::core::CoreOptions;
-use crate::lab::bench::BenchOptions;
-use crate::lab::demo::DemoOptions;
+#[cfg(feature = "lab")]
+use crate::lab::{bench::core::CoreOptions, bench::BenchOptions, demo::DemoOptions};
 use crate::ops::inspect::InspectOptions;
 use crate::server::ServeSettings;
 use crate::store::RequestedStatus;
@@ -45,8 +44,10 @@ pub enum Command {
     /// Serve and work in one process (single-node installs, development).
     All(AllArgs),
     /// Everything on an embedded default: own redis-server, simulated Twilio, agents, callers.
+    #[cfg(feature = "lab")]
     Demo(DemoArgs),
     /// The demo under a chosen load, reported against Erlang C.
+    #[cfg(feature = "lab")]
     Bench(BenchArgs),
     /// A readable dump of a centre's queues, agents and calls.
     Inspect(InspectArgs),
@@ -192,6 +193,7 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// How long callers keep arriving (real seconds).
@@ -208,6 +210,7 @@ pub struct DemoArgs {
 }
 
 /// `callq bench` settings. Times of the load are simulated seconds.
+#[cfg(feature = "lab")]
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Measure the routing core alone (Lua transitions against local Redis): see `bench::core`.
@@ -278,6 +281,7 @@ pub struct BenchArgs {
 }
 
 /// `callq bench --core` settings.
+#[cfg(feature = "lab")]
 #[derive(Debug, Clone, Args)]
 pub struct CoreArgs {
     /// Redis to measure against (default: a private redis-server started for the run).
@@ -479,6 +483,7 @@ impl AgentArgs {
     }
 }
 
+#[cfg(feature = "lab")]
 impl DemoArgs {
     pub fn options(&self) -> DemoOptions {
         DemoOptions {
@@ -490,6 +495,7 @@ impl DemoArgs {
     }
 }
 
+#[cfg(feature = "lab")]
 impl BenchArgs {
     pub fn options(&self) -> BenchOptions {
         let c = &self.core_args;
@@ -618,6 +624,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "lab")]
     #[test]
     fn bench_flags_default_to_the_bench_defaults() {
         let Command::Bench(args) = parse(&["callq", "bench"]) else {

@@ -78,7 +78,9 @@ async fn main() -> anyhow::Result<()> {
             callq::server::serve(listener, state, settings.max_body, shutdown).await?;
             worker.await.context("worker task")??;
         }
+        #[cfg(feature = "lab")]
         Command::Demo(args) => callq::lab::demo::run(args.options()).await?,
+        #[cfg(feature = "lab")]
         Command::Bench(args) => callq::lab::bench::run(args.options()).await?,
         Command::Inspect(args) => {
             init_logging(args.common.log_json);
