@@ -39,13 +39,7 @@ const ANSWER_S: f64 = 4.0;
 const PATIENCE_S: f64 = 150.0;
 
 pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::lab::quiet_logging();
     let clock = Clock::new(args.compress);
     let mut centre = CentreConfig::demo();
     if args.redis_url.is_some() {

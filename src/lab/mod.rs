@@ -11,3 +11,15 @@ pub mod bench;
 pub mod demo;
 pub mod embedded_redis;
 pub mod stack;
+
+/// Logs to stderr at `warn` unless `RUST_LOG` says otherwise, so the demo's and the bench's own
+/// output stays readable; a no-op when logging is already set up.
+pub(crate) fn quiet_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -112,13 +112,7 @@ pub async fn run(args: BenchOptions) -> anyhow::Result<()> {
         return Ok(());
     }
     // core micro-benchmark: see bench::core
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::lab::quiet_logging();
     let json = args.json;
     let report = run_load(&args, !json && std::io::stderr().is_terminal()).await?;
     if json {
