@@ -1,8 +1,10 @@
 # The image the Helm chart runs: `callq serve` and `callq worker` from one binary.
+# The Rust image follows `rust-version` in Cargo.toml.
 FROM rust:1.88-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && strip target/release/callq
+# The product alone: no simulator, demo or bench (the default `lab` feature is off).
+RUN cargo build --release --locked --no-default-features && strip target/release/callq
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \

@@ -26,7 +26,7 @@ use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use callq::embedded_redis::EmbeddedRedis;
+use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::store::{
     AgentSpec, Arrival, CallKind, EndSource, NewCall, OfferOutcome, OfferRef, QueueSettings,
     RequestedStatus, Store, Strategy, UpsertMode,

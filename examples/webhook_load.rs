@@ -1,5 +1,5 @@
 //! Load generator for the Twilio edge (a benchmark, not a test): starts its own `redis-server`
-//! (`callq::embedded_redis`) and a real `callq serve` (`callq::server::serve`, the demo centre,
+//! (`callq::lab::embedded_redis`) and a real `callq serve` (`callq::server::serve`, the demo centre,
 //! agents online so the wait estimate reads them), then sends correctly signed webhooks at a
 //! fixed rate, open loop, and prints p50/p99 latency and requests/s per endpoint.
 //!
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use callq::app::{AgentSettings, AppState, EdgeSettings};
 use callq::config::CentreConfig;
-use callq::embedded_redis::EmbeddedRedis;
+use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::store::{AgentSpec, Arrival, CallKind, NewCall, RequestedStatus, Store, UpsertMode};
 use callq::twilio::signature::signed_form;
 use clap::Parser;

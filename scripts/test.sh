@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The test command (README.md, and what CI runs): formatting, lints, then every unit,
-# integration and property test against real redis-server instances the tests start.
+# The test command (README.md, and what CI runs): formatting, lints (with and without the
+# default `lab` feature), the product build without the lab, then every unit, integration and
+# property test against real redis-server instances the tests start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# the product alone, without the lab (simulator, demo, bench): what the Dockerfile builds
+cargo build --no-default-features --locked
+cargo clippy --all-targets --no-default-features --locked -- -D warnings
 cargo test --all-targets --locked

@@ -1,11 +1,22 @@
-//! Command-line interface: every setting is a flag and an environment variable (clap `env`).
-//! The binary (`main.rs`) only parses these and calls into the library.
+//! The command line: every clap type of callq, and nothing else knows clap. Every setting is a
+//! flag and an environment variable (clap `env`). The binary (`main.rs`) parses [`Cli`] and
+//! turns each command's flags into the plain settings its library entry point takes
+//! ([`crate::server::ServeSettings`], [`crate::worker::WorkerConfig`], …); refusals of values
+//! a process cannot run with name the environment variable and the flag.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::agents::client::{AgentAction, AgentOptions};
+#[cfg(feature = "lab")]
+use crate::lab::{bench::core::CoreOptions, bench::BenchOptions, demo::DemoOptions};
+use crate::ops::inspect::InspectOptions;
+use crate::server::ServeSettings;
+use crate::store::RequestedStatus;
+use crate::worker::{Settings, TwilioAccount, WorkerConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,6 +29,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line of this process, parsed (on a parse error or `--help`, clap prints and
+/// exits).
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Answer Twilio's webhooks and the agent and admin APIs.
@@ -27,13 +44,15 @@ pub enum Command {
     /// Serve and work in one process (single-node installs, development).
     All(AllArgs),
     /// Everything on an embedded default: own redis-server, simulated Twilio, agents, callers.
-    Demo(crate::sim::demo::DemoArgs),
+    #[cfg(feature = "lab")]
+    Demo(DemoArgs),
     /// The demo under a chosen load, reported against Erlang C.
-    Bench(crate::bench::BenchArgs),
+    #[cfg(feature = "lab")]
+    Bench(BenchArgs),
     /// A readable dump of a centre's queues, agents and calls.
     Inspect(InspectArgs),
     /// A small agent client: heartbeat and status, for scripts and trials.
-    Agent(crate::agents::client::AgentArgs),
+    Agent(AgentArgs),
 }
 
 /// Settings every process shares.
@@ -127,12 +146,9 @@ pub struct ServeArgs {
     pub max_body: usize,
 }
 
+/// How a worker is tuned: shared by `callq worker` and `callq all`.
 #[derive(Debug, Clone, Args)]
-pub struct WorkerArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub twilio: TwilioArgs,
+pub struct WorkerTuningArgs {
     /// Time a claimed offer has to reach Twilio before it is reaped and offered again.
     #[arg(long, env = "CALLQ_OFFER_LEASE", default_value = "10s", value_parser = parse_duration)]
     pub offer_lease: Duration,
@@ -151,33 +167,21 @@ pub struct WorkerArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    #[command(flatten)]
+    pub tuning: WorkerTuningArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct AllArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    #[arg(long, env = "CALLQ_OFFER_LEASE", default_value = "10s", value_parser = parse_duration)]
-    pub offer_lease: Duration,
-    #[arg(long, env = "CALLQ_RING_GRACE", default_value = "30s", value_parser = parse_duration)]
-    pub ring_grace: Duration,
-    #[arg(long, env = "CALLQ_WAKE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
-    pub wake_timeout: Duration,
-    #[arg(long, env = "CALLQ_WORKER_CONCURRENCY", default_value_t = 64)]
-    pub concurrency: usize,
-    #[arg(long, env = "CALLQ_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
-}
-
-impl AllArgs {
-    pub fn worker_args(&self) -> WorkerArgs {
-        WorkerArgs {
-            common: self.serve.common.clone(),
-            twilio: self.serve.twilio.clone(),
-            offer_lease: self.offer_lease,
-            ring_grace: self.ring_grace,
-            wake_timeout: self.wake_timeout,
-            concurrency: self.concurrency,
-            shutdown_grace: self.shutdown_grace,
-        }
-    }
+    #[command(flatten)]
+    pub tuning: WorkerTuningArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -187,6 +191,345 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How long callers keep arriving (real seconds).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Simulated seconds per real second (talk times of a minute pass in seconds).
+    #[arg(long, default_value_t = 10.0)]
+    pub compress: f64,
+    /// Use this Redis (a fresh centre in it) instead of a private redis-server.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `callq bench` settings. Times of the load are simulated seconds.
+#[cfg(feature = "lab")]
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Measure the routing core alone (Lua transitions against local Redis): see `bench::core`.
+    #[arg(long)]
+    pub core: bool,
+    #[command(flatten)]
+    pub core_args: CoreArgs,
+    /// Print one JSON object instead of a table (and no progress bar).
+    #[arg(long)]
+    pub json: bool,
+    /// Agents on the floor (one queue, capacity 1).
+    #[arg(id = "load_agents", long = "agents", default_value_t = 20)]
+    pub agents: u32,
+    /// Arrivals, in calls per simulated second (Poisson).
+    #[arg(long, default_value_t = 0.09)]
+    pub rate: f64,
+    /// Mean talk time, simulated seconds (exponential).
+    #[arg(long, default_value_t = 180.0)]
+    pub talk: f64,
+    /// Wrap-up after each call, simulated seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub wrapup: f64,
+    /// Mean time an agent takes to pick up, simulated seconds (exponential).
+    #[arg(long, default_value_t = 2.0)]
+    pub answer_delay: f64,
+    /// Mean caller patience, simulated seconds (exponential); 0: callers never hang up.
+    #[arg(long, default_value_t = 0.0)]
+    pub patience: f64,
+    /// Probability that an agent lets an offer ring out.
+    #[arg(long, default_value_t = 0.0)]
+    pub no_answer: f64,
+    /// Real seconds during which calls arrive.
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Real seconds at the start not measured (the queue filling up); default a sixth of
+    /// the duration.
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Longest real wait, after arrivals stop, for calls in progress to end.
+    #[arg(long, default_value_t = 60.0)]
+    pub drain: f64,
+    /// callq workers in the process.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    pub compress: f64,
+    /// Service-level target, simulated seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub sl_target: f64,
+    /// Offer a callback after this long in line, simulated seconds (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    pub callback_after: f64,
+    /// Share of callers who take a callback when offered.
+    #[arg(long, default_value_t = 0.0)]
+    pub callback_share: f64,
+    /// Mean time between device drops per agent, simulated seconds (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    pub drops: f64,
+    /// Share of REST requests the simulated Twilio refuses (429/500) before processing.
+    #[arg(long, default_value_t = 0.0)]
+    pub rest_faults: f64,
+    /// Use this Redis (a fresh centre in it) instead of a private redis-server.
+    #[arg(id = "load_redis_url", long = "redis-url", env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+}
+
+/// `callq bench --core` settings.
+#[cfg(feature = "lab")]
+#[derive(Debug, Clone, Args)]
+pub struct CoreArgs {
+    /// Redis to measure against (default: a private redis-server started for the run).
+    #[arg(long = "core-redis-url", env = "CALLQ_BENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Agents in the centre.
+    #[arg(long = "core-agents", default_value_t = 200)]
+    pub agents: u32,
+    /// Concurrent claimers (as worker replicas would be).
+    #[arg(long = "core-claimers", default_value_t = 8)]
+    pub claimers: u32,
+    /// How long the throughput phase runs, in seconds.
+    #[arg(long = "core-seconds", default_value_t = 10)]
+    pub seconds: u64,
+    /// Samples per script in the latency phase.
+    #[arg(long = "core-samples", default_value_t = 5000)]
+    pub samples: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Base URL of `callq serve`.
+    #[arg(long, env = "CALLQ_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The agent's id.
+    #[arg(long = "agent", env = "CALLQ_AGENT_ID")]
+    pub agent: String,
+    /// The agent's bearer token (POST /v1/admin/agents/{id}/token issues one).
+    #[arg(long, env = "CALLQ_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Longest one request may take.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentCommand {
+    /// Show the agent as the server sees it (also checks the token).
+    Whoami,
+    /// Send one heartbeat.
+    Heartbeat {
+        /// Report the Voice SDK device as not registered (no calls are offered then).
+        #[arg(long)]
+        no_device: bool,
+    },
+    /// Ask for a status once: available, paused or offline.
+    Status {
+        #[arg(value_parser = parse_status)]
+        status: RequestedStatus,
+        /// Kept with the status (e.g. "lunch").
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Heartbeat every --every until Ctrl-C or SIGTERM, then go offline.
+    Run {
+        /// Time between heartbeats (keep it well under the server's heartbeat TTL).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        every: Duration,
+        /// Status to ask for after the first heartbeat.
+        #[arg(long, default_value = "available", value_parser = parse_status)]
+        status: RequestedStatus,
+        /// Report the Voice SDK device as not registered.
+        #[arg(long)]
+        no_device: bool,
+    },
+}
+
+fn parse_status(s: &str) -> Result<RequestedStatus, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?}: use available, paused or offline"))
+}
+
+impl ServeArgs {
+    /// The server's settings (the listen address stays here: the binary binds it).
+    pub fn settings(&self) -> ServeSettings {
+        ServeSettings {
+            redis_url: self.common.redis_url.clone(),
+            redis_pool: self.common.redis_pool,
+            public_url: self.twilio.public_url.clone(),
+            auth_token: self.twilio.auth_token.clone(),
+            admin_token: self.admin_token.clone(),
+            agent_secret: self.agent_secret.clone(),
+            heartbeat_ttl: self.heartbeat_ttl,
+            redis_deadline: self.redis_deadline,
+            max_body: self.max_body,
+        }
+    }
+}
+
+impl TwilioArgs {
+    fn account(&self) -> TwilioAccount {
+        TwilioAccount {
+            api_base: self.api_base.clone(),
+            account_sid: self.account_sid.clone(),
+            auth_token: self.auth_token.clone(),
+            api_key: self.api_key.clone(),
+            api_secret: self.api_secret.clone(),
+        }
+    }
+}
+
+impl WorkerTuningArgs {
+    /// The worker's settings for a server at `public_url`, refusing values a worker cannot
+    /// run with.
+    pub fn settings(&self, public_url: &str) -> anyhow::Result<Settings> {
+        anyhow::ensure!(
+            !self.offer_lease.is_zero(),
+            "CALLQ_OFFER_LEASE (--offer-lease) must be more than 0"
+        );
+        anyhow::ensure!(
+            !self.wake_timeout.is_zero(),
+            "CALLQ_WAKE_TIMEOUT (--wake-timeout) must be more than 0"
+        );
+        anyhow::ensure!(
+            self.concurrency > 0,
+            "CALLQ_WORKER_CONCURRENCY (--concurrency) must be at least 1"
+        );
+        let public = public_url.trim();
+        anyhow::ensure!(
+            public.starts_with("http://") || public.starts_with("https://"),
+            "CALLQ_PUBLIC_URL (--public-url) must be an http(s) URL, got {public:?}"
+        );
+        let mut s = Settings::new(public).with_offer_lease(self.offer_lease);
+        s.ring_grace = self.ring_grace;
+        s.wake_timeout = self.wake_timeout;
+        s.concurrency = self.concurrency;
+        s.shutdown_grace = self.shutdown_grace;
+        Ok(s)
+    }
+
+    fn worker_config(
+        &self,
+        common: &CommonArgs,
+        twilio: &TwilioArgs,
+    ) -> anyhow::Result<WorkerConfig> {
+        Ok(WorkerConfig {
+            redis_url: common.redis_url.clone(),
+            redis_pool: common.redis_pool,
+            twilio: twilio.account(),
+            settings: self.settings(&twilio.public_url)?,
+        })
+    }
+}
+
+impl WorkerArgs {
+    /// What `callq worker` starts from.
+    pub fn config(&self) -> anyhow::Result<WorkerConfig> {
+        self.tuning.worker_config(&self.common, &self.twilio)
+    }
+}
+
+impl AllArgs {
+    /// What the worker of `callq all` starts from: the server's Redis and Twilio settings.
+    pub fn worker_config(&self) -> anyhow::Result<WorkerConfig> {
+        self.tuning
+            .worker_config(&self.serve.common, &self.serve.twilio)
+    }
+}
+
+impl InspectArgs {
+    pub fn options(&self) -> InspectOptions {
+        InspectOptions {
+            redis_url: self.common.redis_url.clone(),
+            json: self.json,
+        }
+    }
+}
+
+impl AgentArgs {
+    pub fn options(&self) -> AgentOptions {
+        let action = match &self.command {
+            AgentCommand::Whoami => AgentAction::Whoami,
+            AgentCommand::Heartbeat { no_device } => AgentAction::Heartbeat {
+                device_registered: !no_device,
+            },
+            AgentCommand::Status { status, reason } => AgentAction::Status {
+                status: *status,
+                reason: reason.clone(),
+            },
+            AgentCommand::Run {
+                every,
+                status,
+                no_device,
+            } => AgentAction::Run {
+                every: *every,
+                status: *status,
+                device_registered: !no_device,
+            },
+        };
+        AgentOptions {
+            server: self.server.clone(),
+            agent: self.agent.clone(),
+            token: self.token.clone(),
+            timeout: self.timeout,
+            action,
+        }
+    }
+}
+
+#[cfg(feature = "lab")]
+impl DemoArgs {
+    pub fn options(&self) -> DemoOptions {
+        DemoOptions {
+            duration: self.duration,
+            compress: self.compress,
+            redis_url: self.redis_url.clone(),
+            seed: self.seed,
+        }
+    }
+}
+
+#[cfg(feature = "lab")]
+impl BenchArgs {
+    pub fn options(&self) -> BenchOptions {
+        let c = &self.core_args;
+        BenchOptions {
+            core: self.core,
+            core_options: CoreOptions {
+                redis_url: c.redis_url.clone(),
+                agents: c.agents,
+                claimers: c.claimers,
+                seconds: c.seconds,
+                samples: c.samples,
+            },
+            json: self.json,
+            agents: self.agents,
+            rate: self.rate,
+            talk: self.talk,
+            wrapup: self.wrapup,
+            answer_delay: self.answer_delay,
+            patience: self.patience,
+            no_answer: self.no_answer,
+            duration: self.duration,
+            warmup: self.warmup,
+            drain: self.drain,
+            workers: self.workers,
+            seed: self.seed,
+            compress: self.compress,
+            sl_target: self.sl_target,
+            callback_after: self.callback_after,
+            callback_share: self.callback_share,
+            drops: self.drops,
+            rest_faults: self.rest_faults,
+            redis_url: self.redis_url.clone(),
+        }
+    }
 }
 
 /// Durations as `250ms`, `15s`, `2m` or a bare number of seconds.
@@ -231,5 +574,135 @@ mod tests {
     fn the_cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    fn parse(argv: &[&str]) -> Command {
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{argv:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn worker_and_all_share_the_worker_flags_and_refuse_what_a_worker_cannot_run_with() {
+        let config = |cmd: &str, public_url: &str, extra: &[&str]| {
+            let mut argv = vec!["callq", cmd, "--public-url", public_url];
+            argv.extend_from_slice(extra);
+            match parse(&argv) {
+                Command::Worker(args) => args.config(),
+                Command::All(args) => args.worker_config(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let tuned = ["--offer-lease", "5s", "--concurrency", "3"];
+        for cmd in ["worker", "all"] {
+            let c = config(cmd, " https://callq.example.com/ ", &tuned).expect("valid");
+            assert_eq!(c.settings.public_url, "https://callq.example.com");
+            assert_eq!(c.settings.offer_lease, Duration::from_secs(5));
+            assert_eq!(c.settings.lease_margin, Duration::from_millis(500));
+            assert_eq!(c.settings.concurrency, 3);
+        }
+        let url = "https://callq.example.com";
+        for (cmd, public_url, extra, names) in [
+            (
+                "worker",
+                url,
+                &["--offer-lease", "0s"][..],
+                "CALLQ_OFFER_LEASE",
+            ),
+            ("all", url, &["--wake-timeout", "0"], "CALLQ_WAKE_TIMEOUT"),
+            (
+                "worker",
+                url,
+                &["--concurrency", "0"],
+                "CALLQ_WORKER_CONCURRENCY",
+            ),
+            ("all", "callq.example.com", &[], "CALLQ_PUBLIC_URL"),
+        ] {
+            let err = config(cmd, public_url, extra).expect_err("refused");
+            assert!(err.to_string().contains(names), "{cmd} {extra:?}: {err}");
+        }
+    }
+
+    #[cfg(feature = "lab")]
+    #[test]
+    fn bench_flags_default_to_the_bench_defaults() {
+        let Command::Bench(args) = parse(&["callq", "bench"]) else {
+            panic!("not the bench command")
+        };
+        let mut options = args.options();
+        // REDIS_URL and CALLQ_BENCH_REDIS_URL may be set where the tests run
+        options.redis_url = None;
+        options.core_options.redis_url = None;
+        assert_eq!(options, BenchOptions::default());
+    }
+
+    #[test]
+    fn agent_commands_parse() {
+        let Command::Agent(args) = parse(&[
+            "callq",
+            "agent",
+            "--server",
+            "http://x:1",
+            "--agent",
+            "a1",
+            "--token",
+            "t",
+            "run",
+            "--every",
+            "2s",
+            "--status",
+            "paused",
+        ]) else {
+            panic!("not the agent command")
+        };
+        let options = args.options();
+        assert_eq!(
+            (options.server.as_str(), options.agent.as_str()),
+            ("http://x:1", "a1")
+        );
+        assert!(matches!(
+            options.action,
+            AgentAction::Run { every, status: RequestedStatus::Paused, device_registered: true }
+                if every == Duration::from_secs(2)
+        ));
+        let Command::Agent(args) = parse(&[
+            "callq", "agent", "--agent", "a1", "--token", "t", "status", "offline", "--reason",
+            "home",
+        ]) else {
+            panic!("not the agent command")
+        };
+        assert!(matches!(
+            args.options().action,
+            AgentAction::Status { status: RequestedStatus::Offline, reason: Some(ref r) } if r == "home"
+        ));
+        let Command::Agent(args) = parse(&[
+            "callq",
+            "agent",
+            "--agent",
+            "a1",
+            "--token",
+            "t",
+            "heartbeat",
+            "--no-device",
+        ]) else {
+            panic!("not the agent command")
+        };
+        assert!(matches!(
+            args.options().action,
+            AgentAction::Heartbeat {
+                device_registered: false
+            }
+        ));
+        for bad in [
+            &[
+                "callq", "agent", "--agent", "a1", "--token", "t", "status", "busy",
+            ][..],
+            &[
+                "callq", "agent", "--agent", "a1", "--token", "t", "run", "--every", "soon",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -8,20 +8,26 @@
 //! - [`twilio`]: Twilio's side: webhook signatures, TwiML, webhook handlers, the REST client.
 //! - [`agents`]: the agent API (heartbeat, status) and the admin API, with their tokens.
 //! - [`worker`]: the wake loop that claims (call, agent) pairs and rings agents; reaping.
-//! - [`sim`]: a Twilio simulator that speaks Twilio's real protocol, for the demo and benches.
-//! - [`bench`]: load runs against the simulator and the Erlang C yardstick.
 //! - [`ops`]: metrics, health and the event stream.
+//! - [`cli`]: the command line, turned into the plain settings each entry point takes.
+//!
+//! Behind the default `lab` feature (`--no-default-features` builds the product alone):
+//!
+//! - `sim`: a Twilio simulator that speaks Twilio's real protocol, for the demo and benches.
+//! - `lab`: what assembles callq with the simulator and drives it: the in-process stack,
+//!   `callq demo`, `callq bench` (with the Erlang C yardstick) and an embedded `redis-server`.
 
 pub mod agents;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod contract;
-pub mod embedded_redis;
+#[cfg(feature = "lab")]
+pub mod lab;
 pub mod ops;
 pub mod server;
 pub mod shutdown;
+#[cfg(feature = "lab")]
 pub mod sim;
 pub mod store;
 pub mod twilio;

@@ -1,9 +1,12 @@
-//! The `callq` binary: parse flags, set up logging, hand over to the library.
+//! The `callq` binary: parse flags, set up logging, turn the flags into each command's plain
+//! settings ([`callq::cli`]) and hand over to the library.
+
+use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::Parser;
+use tokio::net::TcpListener;
 
-use callq::cli::{Cli, Command, CommonArgs};
+use callq::cli::{Command, CommonArgs};
 use callq::config::CentreConfig;
 
 fn init_logging(json: bool) {
@@ -29,57 +32,64 @@ fn load_centre(common: &CommonArgs) -> anyhow::Result<CentreConfig> {
     }
 }
 
+async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = callq::cli::parse();
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
-            let state = callq::server::state_from_args(&args, centre).await?;
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let settings = args.settings();
+            let state = callq::server::state(&settings, centre).await?;
+            let listener = bind(args.listen).await?;
             tracing::info!(listen = %args.listen, "callq serve ready");
             let (trigger, shutdown) = callq::shutdown::channel();
             trigger.on_signals();
-            callq::server::serve(listener, state, args.max_body, shutdown).await?;
+            callq::server::serve(listener, state, settings.max_body, shutdown).await?;
         }
         Command::Worker(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
+            let config = args.config()?;
             let (trigger, shutdown) = callq::shutdown::channel();
             trigger.on_signals();
-            callq::worker::run(&args, &centre, shutdown).await?;
+            callq::worker::run(&config, &centre, shutdown).await?;
         }
         Command::All(args) => {
             init_logging(args.serve.common.log_json);
             let centre = load_centre(&args.serve.common)?;
-            let state = callq::server::state_from_args(&args.serve, centre.clone()).await?;
-            let listener = tokio::net::TcpListener::bind(args.serve.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", args.serve.listen))?;
+            let settings = args.serve.settings();
+            let state = callq::server::state(&settings, centre.clone()).await?;
+            let listener = bind(args.serve.listen).await?;
+            let worker_config = args.worker_config()?;
             let (trigger, shutdown) = callq::shutdown::channel();
             trigger.on_signals();
-            let worker_args = args.worker_args();
             let worker_shutdown = shutdown.clone();
             let worker = tokio::spawn(async move {
-                callq::worker::run(&worker_args, &centre, worker_shutdown).await
+                callq::worker::run(&worker_config, &centre, worker_shutdown).await
             });
             tracing::info!(listen = %args.serve.listen, "callq all ready");
-            callq::server::serve(listener, state, args.serve.max_body, shutdown).await?;
+            callq::server::serve(listener, state, settings.max_body, shutdown).await?;
             worker.await.context("worker task")??;
         }
-        Command::Demo(args) => callq::sim::demo::run(args).await?,
-        Command::Bench(args) => callq::bench::run(args).await?,
+        #[cfg(feature = "lab")]
+        Command::Demo(args) => callq::lab::demo::run(args.options()).await?,
+        #[cfg(feature = "lab")]
+        Command::Bench(args) => callq::lab::bench::run(args.options()).await?,
         Command::Inspect(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
-            callq::ops::inspect::run(&args, &centre).await?;
+            callq::ops::inspect::run(&args.options(), &centre).await?;
         }
         Command::Agent(args) => {
             init_logging(false);
-            callq::agents::client::run(args).await?;
+            callq::agents::client::run(args.options()).await?;
         }
     }
     Ok(())

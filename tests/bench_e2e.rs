@@ -5,11 +5,11 @@
 
 mod common;
 
-use callq::bench::{run_load, BenchArgs};
+use callq::lab::bench::{run_load, BenchOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_bench_loses_nothing_and_double_books_nobody() {
-    let args = BenchArgs {
+    let args = BenchOptions {
         agents: 6,
         // a little over capacity (6 agents, handle 2 + 60 + 5 s): callers wait, some give up, some take a callback
         rate: 0.1,
@@ -31,7 +31,7 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
         seed: 7,
         compress: 30.0,
         redis_url: Some(common::redis_url()),
-        ..BenchArgs::default()
+        ..BenchOptions::default()
     };
     let report = bounded(run_load(&args, false)).await;
     eprintln!("{}", report.table());
@@ -59,7 +59,7 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
 /// and no caller who asked for a callback is put back on hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
-    let args = BenchArgs {
+    let args = BenchOptions {
         agents: 6,
         rate: 0.1,
         talk: 60.0,
@@ -76,7 +76,7 @@ async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
         seed: 7,
         compress: 30.0,
         redis_url: Some(common::redis_url()),
-        ..BenchArgs::default()
+        ..BenchOptions::default()
     };
     let report = bounded(run_load(&args, false)).await;
     eprintln!("{}", report.table());

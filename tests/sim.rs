@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use callq::config::CentreConfig;
+use callq::lab::stack::{Stack, StackOptions};
 use callq::sim::agents::{AgentBehaviour, AgentProfile};
 use callq::sim::clock::Clock;
-use callq::sim::stack::{Stack, StackOptions};
 use callq::sim::twiml_exec::{CallerScript, Outcome};
 use callq::sim::SimConfig;
 use callq::store::CallState;

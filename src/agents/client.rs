@@ -12,63 +12,42 @@ use super::types::{
     AgentView, ErrorBody, ErrorDetail, HeartbeatRequest, HeartbeatResponse, StatusRequest,
     StatusResponse,
 };
-use crate::cli::parse_duration;
 use crate::shutdown::Shutdown;
 use crate::store::RequestedStatus;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct AgentArgs {
-    /// Base URL of `callq serve`.
-    #[arg(long, env = "CALLQ_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// The agent's id.
-    #[arg(long = "agent", env = "CALLQ_AGENT_ID")]
-    pub agent: String,
-    /// The agent's bearer token (POST /v1/admin/agents/{id}/token issues one).
-    #[arg(long, env = "CALLQ_AGENT_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// Longest one request may take.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    #[command(subcommand)]
-    pub command: AgentCommand,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum AgentCommand {
+/// What `callq agent` does once its client is set up.
+#[derive(Debug, Clone)]
+pub enum AgentAction {
     /// Show the agent as the server sees it (also checks the token).
     Whoami,
     /// Send one heartbeat.
-    Heartbeat {
-        /// Report the Voice SDK device as not registered (no calls are offered then).
-        #[arg(long)]
-        no_device: bool,
-    },
-    /// Ask for a status once: available, paused or offline.
+    Heartbeat { device_registered: bool },
+    /// Ask for a status once, with an optional reason.
     Status {
-        #[arg(value_parser = parse_status)]
         status: RequestedStatus,
-        /// Kept with the status (e.g. "lunch").
-        #[arg(long)]
         reason: Option<String>,
     },
-    /// Heartbeat every --every until Ctrl-C or SIGTERM, then go offline.
+    /// Heartbeat every `every` until Ctrl-C or SIGTERM (asking for `status` after the first
+    /// beat), then go offline.
     Run {
-        /// Time between heartbeats (keep it well under the server's heartbeat TTL).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
         every: Duration,
-        /// Status to ask for after the first heartbeat.
-        #[arg(long, default_value = "available", value_parser = parse_status)]
         status: RequestedStatus,
-        /// Report the Voice SDK device as not registered.
-        #[arg(long)]
-        no_device: bool,
+        device_registered: bool,
     },
 }
 
-fn parse_status(s: &str) -> Result<RequestedStatus, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?}: use available, paused or offline"))
+/// Everything `callq agent` runs with, as plain values.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Base URL of `callq serve`.
+    pub server: String,
+    /// The agent's id.
+    pub agent: String,
+    /// The agent's bearer token.
+    pub token: String,
+    /// Longest one request may take.
+    pub timeout: Duration,
+    pub action: AgentAction,
 }
 
 /// Why a request failed: the network, or the server's JSON error.
@@ -204,19 +183,24 @@ impl AgentClient {
     }
 }
 
-pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let client = AgentClient::new(&args.server, &args.agent, &args.token, args.timeout)?;
-    let id = &args.agent;
-    match args.command {
-        AgentCommand::Whoami => {
+pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+    let client = AgentClient::new(
+        &options.server,
+        &options.agent,
+        &options.token,
+        options.timeout,
+    )?;
+    let id = &options.agent;
+    match options.action {
+        AgentAction::Whoami => {
             let me = client.whoami().await?;
             println!("{}", serde_json::to_string_pretty(&me)?);
         }
-        AgentCommand::Heartbeat { no_device } => {
-            let hb = client.heartbeat(!no_device).await?;
+        AgentAction::Heartbeat { device_registered } => {
+            let hb = client.heartbeat(device_registered).await?;
             println!("{id}: {} (online for {} ms)", hb.status, hb.ttl_ms);
         }
-        AgentCommand::Status { status, reason } => {
+        AgentAction::Status { status, reason } => {
             match client.set_status(status, reason.as_deref()).await {
                 Ok(s) => println!("{id}: {}", s.status),
                 Err(e) if e.code() == Some("deferred_until_call_ends") => {
@@ -225,14 +209,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        AgentCommand::Run {
+        AgentAction::Run {
             every,
             status,
-            no_device,
+            device_registered,
         } => {
             let (trigger, shutdown) = crate::shutdown::channel();
             trigger.on_signals();
-            run_until(&client, id, every, status, !no_device, shutdown).await?;
+            run_until(&client, id, every, status, device_registered, shutdown).await?;
         }
     }
     Ok(())
@@ -303,8 +287,6 @@ pub async fn run_until(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
 
     #[test]
     fn urls_keep_the_servers_path_and_escape_the_id() {
@@ -320,59 +302,5 @@ mod tests {
             AgentClient::new("http://h", "a/b c", "t", Duration::from_secs(1)).expect("client");
         assert_eq!(odd.url(None).as_str(), "http://h/v1/agents/a%2Fb%20c");
         assert!(AgentClient::new("not a url", "a1", "t", Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
-    fn agent_commands_parse() {
-        let cli = Cli::try_parse_from([
-            "callq",
-            "agent",
-            "--server",
-            "http://x:1",
-            "--agent",
-            "a1",
-            "--token",
-            "t",
-            "run",
-            "--every",
-            "2s",
-            "--status",
-            "paused",
-        ])
-        .expect("parses");
-        let Command::Agent(args) = cli.command else {
-            panic!("not the agent command")
-        };
-        assert_eq!(
-            (args.server.as_str(), args.agent.as_str()),
-            ("http://x:1", "a1")
-        );
-        assert!(matches!(
-            args.command,
-            AgentCommand::Run { every, status: RequestedStatus::Paused, no_device: false }
-                if every == Duration::from_secs(2)
-        ));
-        let cli = Cli::try_parse_from([
-            "callq", "agent", "--agent", "a1", "--token", "t", "status", "offline", "--reason",
-            "home",
-        ])
-        .expect("parses");
-        let Command::Agent(args) = cli.command else {
-            panic!("not the agent command")
-        };
-        assert!(matches!(
-            args.command,
-            AgentCommand::Status { status: RequestedStatus::Offline, reason: Some(ref r) } if r == "home"
-        ));
-        for bad in [
-            &[
-                "callq", "agent", "--agent", "a1", "--token", "t", "status", "busy",
-            ][..],
-            &[
-                "callq", "agent", "--agent", "a1", "--token", "t", "run", "--every", "soon",
-            ],
-        ] {
-            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -1,12 +1,20 @@
 //! `callq inspect`: a readable dump of a centre's queues, agents and waiting calls, read from
 //! Redis (the same keys `redis-cli` shows).
 
-use crate::cli::InspectArgs;
 use crate::config::CentreConfig;
 use crate::store::Store;
 
-pub async fn run(args: &InspectArgs, centre: &CentreConfig) -> anyhow::Result<()> {
-    let store = Store::connect(&args.common.redis_url, &centre.centre, 2)?;
+/// What `callq inspect` reads and how it prints it.
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// Redis holding the routing state.
+    pub redis_url: String,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+pub async fn run(options: &InspectOptions, centre: &CentreConfig) -> anyhow::Result<()> {
+    let store = Store::connect(&options.redis_url, &centre.centre, 2)?;
     let queues = store.queue_names().await?;
     let mut stats = Vec::new();
     for q in &queues {
@@ -22,7 +30,7 @@ pub async fn run(args: &InspectArgs, centre: &CentreConfig) -> anyhow::Result<()
             }
         }
     }
-    if args.json {
+    if options.json {
         let doc = serde_json::json!({
             "centre": centre.centre,
             "queues": stats,

@@ -1,9 +1,9 @@
 //! A Twilio simulator that behaves as Twilio does toward callq, for `callq demo`,
-//! `callq bench` and the end-to-end tests. It places inbound calls by POSTing signed,
-//! form-encoded webhooks with Twilio's parameter names, follows the TwiML callq answers,
-//! serves the REST paths the worker uses, and plays the people: callers with patience,
-//! agents with devices. Nothing in it knows callq's internals: it speaks only the protocol
-//! (and, for measurements, reads callq's store at the end of a run).
+//! `callq bench` and the end-to-end tests (the [`crate::lab`] assembles and drives it). It
+//! places inbound calls by POSTing signed, form-encoded webhooks with Twilio's parameter names,
+//! follows the TwiML callq answers, serves the REST paths the worker uses, and plays the
+//! people: callers with patience, agents with devices. Nothing in it knows callq's internals:
+//! it speaks only the protocol (and, for measurements, reads callq's store at the end of a run).
 //!
 //! - [`twiml_exec`]: the TwiML interpreter (one call, as Twilio runs it).
 //! - [`call`]: the registry of calls and the world calls run in: webhooks, devices, customers.
@@ -11,16 +11,13 @@
 //! - [`agents`]: simulated agents on callq's real agent API; double bookings are seen here.
 //! - [`webhook`]: signed webhook requests, timed.
 //! - [`clock`]: time compression; [`load`]: Poisson arrivals of callers.
-//! - [`stats`]: what is measured; [`stack`]: callq, its Redis and the simulator in one process.
-//! - [`demo`]: `callq demo`.
+//! - [`stats`]: what is measured; [`verify`]: every call's final state checked in the store.
 
 pub mod agents;
 pub mod call;
 pub mod clock;
-pub mod demo;
 pub mod load;
 pub mod rest;
-pub mod stack;
 pub mod stats;
 pub mod twiml_exec;
 pub mod verify;

@@ -38,7 +38,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::cli::WorkerArgs;
 use crate::config::CentreConfig;
 use crate::shutdown::Shutdown;
 use crate::store::{Claim, Store};
@@ -47,8 +46,8 @@ use crate::twilio::rest::{Backoff, BreakerState, CircuitBreaker, RestConfig, Twi
 use offer::Ringer;
 use wake::{RedisClock, WakeListener, Woke};
 
-/// Everything a worker is tuned by. [`Settings::from_args`] fills it from the command line;
-/// tests and benches set fields directly.
+/// Everything a worker is tuned by. The command line fills it (refusing values a worker cannot
+/// run with); the lab, tests and benches set fields directly.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Time a claimed offer has to reach Twilio before `reap` returns it to line.
@@ -96,33 +95,12 @@ impl Settings {
         }
     }
 
-    pub fn from_args(args: &WorkerArgs) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            !args.offer_lease.is_zero(),
-            "CALLQ_OFFER_LEASE (--offer-lease) must be more than 0"
-        );
-        anyhow::ensure!(
-            !args.wake_timeout.is_zero(),
-            "CALLQ_WAKE_TIMEOUT (--wake-timeout) must be more than 0"
-        );
-        anyhow::ensure!(
-            args.concurrency > 0,
-            "CALLQ_WORKER_CONCURRENCY (--concurrency) must be at least 1"
-        );
-        let public = args.twilio.public_url.trim();
-        anyhow::ensure!(
-            public.starts_with("http://") || public.starts_with("https://"),
-            "CALLQ_PUBLIC_URL (--public-url) must be an http(s) URL, got {public:?}"
-        );
-        let mut s = Settings::new(public);
-        s.offer_lease = args.offer_lease;
+    /// The same with `offer_lease`, and the lease margin that goes with it.
+    pub fn with_offer_lease(mut self, offer_lease: Duration) -> Self {
+        self.offer_lease = offer_lease;
         // a tenth of the lease, at most a second: room to write the result before it ends
-        s.lease_margin = (args.offer_lease / 10).min(Duration::from_secs(1));
-        s.ring_grace = args.ring_grace;
-        s.wake_timeout = args.wake_timeout;
-        s.concurrency = args.concurrency;
-        s.shutdown_grace = args.shutdown_grace;
-        Ok(s)
+        self.lease_margin = (offer_lease / 10).min(Duration::from_secs(1));
+        self
     }
 
     /// The REST deadline of an offer claimed at `claimed_at`.
@@ -131,25 +109,48 @@ impl Settings {
     }
 }
 
-/// The Twilio REST client the worker uses, from the command line: API key and secret when
-/// given, else account SID and auth token; requests time out within the offer lease.
-pub fn rest_client(args: &WorkerArgs, settings: &Settings) -> anyhow::Result<TwilioRest> {
-    let t = &args.twilio;
-    let (username, password) = match (&t.api_key, &t.api_secret) {
+/// The Twilio account a worker calls, and where.
+#[derive(Debug, Clone)]
+pub struct TwilioAccount {
+    /// Base URL of Twilio's REST API (a simulator's in tests and the demo).
+    pub api_base: String,
+    pub account_sid: String,
+    /// Authenticates REST calls unless an API key is given.
+    pub auth_token: String,
+    /// API key SID and secret for REST calls (instead of the account SID and auth token).
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+}
+
+/// Everything `callq worker` starts from, as plain values.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Redis holding the routing state.
+    pub redis_url: String,
+    /// Redis connections in the pool.
+    pub redis_pool: usize,
+    pub twilio: TwilioAccount,
+    pub settings: Settings,
+}
+
+/// The Twilio REST client the worker uses: API key and secret when given, else account SID
+/// and auth token; requests time out within the offer lease.
+pub fn rest_client(account: &TwilioAccount, settings: &Settings) -> anyhow::Result<TwilioRest> {
+    let (username, password) = match (&account.api_key, &account.api_secret) {
         (Some(key), Some(secret)) => (key.clone(), secret.clone()),
         (Some(_), None) => anyhow::bail!("TWILIO_API_KEY is set but TWILIO_API_SECRET is not"),
         (None, _) => {
             anyhow::ensure!(
-                !t.auth_token.trim().is_empty(),
+                !account.auth_token.trim().is_empty(),
                 "TWILIO_AUTH_TOKEN (--auth-token) is empty; set it, or TWILIO_API_KEY and \
                  TWILIO_API_SECRET"
             );
-            (t.account_sid.clone(), t.auth_token.clone())
+            (account.account_sid.clone(), account.auth_token.clone())
         }
     };
     let cfg = RestConfig {
-        api_base: t.api_base.clone(),
-        account_sid: t.account_sid.clone(),
+        api_base: account.api_base.clone(),
+        account_sid: account.account_sid.clone(),
         username,
         password,
         request_timeout: Duration::from_secs(5).min(settings.offer_lease),
@@ -165,25 +166,21 @@ pub fn rest_client(args: &WorkerArgs, settings: &Settings) -> anyhow::Result<Twi
 
 /// `callq worker`: connect, then work until `shutdown`.
 pub async fn run(
-    args: &WorkerArgs,
+    config: &WorkerConfig,
     centre: &CentreConfig,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let settings = Settings::from_args(args)?;
-    let rest = rest_client(args, &settings)?;
-    let store = Store::connect(
-        &args.common.redis_url,
-        &centre.centre,
-        args.common.redis_pool,
-    )
-    .context("REDIS_URL")?;
+    let settings = config.settings.clone();
+    let rest = rest_client(&config.twilio, &settings)?;
+    let store = Store::connect(&config.redis_url, &centre.centre, config.redis_pool)
+        .context("REDIS_URL")?;
     tracing::info!(
         centre = %centre.centre,
         concurrency = settings.concurrency,
         offer_lease_ms = settings.offer_lease.as_millis() as u64,
         "callq worker ready"
     );
-    Worker::new(store, rest, &args.common.redis_url, settings)
+    Worker::new(store, rest, &config.redis_url, settings)
         .run(shutdown)
         .await
 }
@@ -557,6 +554,17 @@ mod tests {
         p.accepted();
         assert!(p.until().is_none());
         assert_eq!(p.rejected(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_lease_margin_is_a_tenth_of_the_lease_at_most_a_second() {
+        let s = Settings::new("https://callq.example.com").with_offer_lease(Duration::from_secs(5));
+        assert_eq!(
+            (s.offer_lease, s.lease_margin),
+            (Duration::from_secs(5), Duration::from_millis(500))
+        );
+        let s = s.with_offer_lease(Duration::from_secs(30));
+        assert_eq!(s.lease_margin, Duration::from_secs(1));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use callq::embedded_redis::EmbeddedRedis;
+use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::store::{
     AgentSpec, Arrival, CallKind, NewCall, QueueSettings, RequestedStatus, Store, StoreOptions,
     Strategy, UpsertMode,

@@ -12,29 +12,37 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::embedded_redis::EmbeddedRedis;
+use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
     AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
     RequestedStatus, Store, Strategy, UpsertMode,
 };
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct CoreArgs {
-    /// Redis to measure against (default: a private redis-server started for the run).
-    #[arg(long = "core-redis-url", env = "CALLQ_BENCH_REDIS_URL")]
+/// What `callq bench --core` measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreOptions {
+    /// Redis to measure against (None: a private redis-server started for the run).
     pub redis_url: Option<String>,
     /// Agents in the centre.
-    #[arg(long = "core-agents", default_value_t = 200)]
     pub agents: u32,
     /// Concurrent claimers (as worker replicas would be).
-    #[arg(long = "core-claimers", default_value_t = 8)]
     pub claimers: u32,
     /// How long the throughput phase runs, in seconds.
-    #[arg(long = "core-seconds", default_value_t = 10)]
     pub seconds: u64,
     /// Samples per script in the latency phase.
-    #[arg(long = "core-samples", default_value_t = 5000)]
     pub samples: u32,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            agents: 200,
+            claimers: 8,
+            seconds: 10,
+            samples: 5000,
+        }
+    }
 }
 
 /// Latency percentiles of one operation, in microseconds and as a ratio to PING's p50.
@@ -61,7 +69,7 @@ pub struct CoreReport {
     pub latencies: Vec<Latency>,
 }
 
-pub async fn run(args: &CoreArgs, json: bool) -> anyhow::Result<CoreReport> {
+pub async fn run(args: &CoreOptions, json: bool) -> anyhow::Result<CoreReport> {
     let _own;
     let url = match &args.redis_url {
         Some(u) => u.clone(),
@@ -136,7 +144,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn measure(store: &Store, args: &CoreArgs) -> anyhow::Result<CoreReport> {
+async fn measure(store: &Store, args: &CoreOptions) -> anyhow::Result<CoreReport> {
     let agents = setup(store, args.agents.max(1)).await?;
 
     // Throughput: claimers race; each claimed pair is answered and completed at once, and a

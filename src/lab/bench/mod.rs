@@ -18,114 +18,101 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 use crate::config::CentreConfig;
+use crate::lab::stack::{Stack, StackOptions};
 use crate::sim::agents::{AgentBehaviour, AgentProfile};
 use crate::sim::call::MediaTimes;
 use crate::sim::clock::Clock;
 use crate::sim::load::{Dialled, LoadSpec};
 use crate::sim::rest::Faults;
-use crate::sim::stack::{Stack, StackOptions};
 use crate::sim::SimConfig;
 use crate::store::{QueueSettings, Strategy};
 use report::{Load, Report, RunData};
 
-/// `callq bench` settings. Times of the load are simulated seconds.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Measure the routing core alone (Lua transitions against local Redis): see `bench::core`.
-    #[arg(long)]
+/// What `callq bench` runs. Times of the load are simulated seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Measure the routing core alone (Lua transitions against local Redis): see [`core`].
     pub core: bool,
-    #[command(flatten)]
-    pub core_args: core::CoreArgs,
+    pub core_options: core::CoreOptions,
     /// Print one JSON object instead of a table (and no progress bar).
-    #[arg(long)]
     pub json: bool,
     /// Agents on the floor (one queue, capacity 1).
-    #[arg(id = "load_agents", long = "agents", default_value_t = 20)]
     pub agents: u32,
     /// Arrivals, in calls per simulated second (Poisson).
-    #[arg(long, default_value_t = 0.09)]
     pub rate: f64,
     /// Mean talk time, simulated seconds (exponential).
-    #[arg(long, default_value_t = 180.0)]
     pub talk: f64,
     /// Wrap-up after each call, simulated seconds.
-    #[arg(long, default_value_t = 10.0)]
     pub wrapup: f64,
     /// Mean time an agent takes to pick up, simulated seconds (exponential).
-    #[arg(long, default_value_t = 2.0)]
     pub answer_delay: f64,
     /// Mean caller patience, simulated seconds (exponential); 0: callers never hang up.
-    #[arg(long, default_value_t = 0.0)]
     pub patience: f64,
     /// Probability that an agent lets an offer ring out.
-    #[arg(long, default_value_t = 0.0)]
     pub no_answer: f64,
     /// Real seconds during which calls arrive.
-    #[arg(long, default_value_t = 60.0)]
     pub duration: f64,
-    /// Real seconds at the start not measured (the queue filling up); default a sixth of
-    /// the duration.
-    #[arg(long)]
+    /// Real seconds at the start not measured (the queue filling up); None: a sixth of the
+    /// duration.
     pub warmup: Option<f64>,
     /// Longest real wait, after arrivals stop, for calls in progress to end.
-    #[arg(long, default_value_t = 60.0)]
     pub drain: f64,
     /// callq workers in the process.
-    #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Simulated seconds per real second.
-    #[arg(long, default_value_t = 60.0)]
     pub compress: f64,
     /// Service-level target, simulated seconds.
-    #[arg(long, default_value_t = 20.0)]
     pub sl_target: f64,
     /// Offer a callback after this long in line, simulated seconds (0: never).
-    #[arg(long, default_value_t = 0.0)]
     pub callback_after: f64,
     /// Share of callers who take a callback when offered.
-    #[arg(long, default_value_t = 0.0)]
     pub callback_share: f64,
     /// Mean time between device drops per agent, simulated seconds (0: never).
-    #[arg(long, default_value_t = 0.0)]
     pub drops: f64,
     /// Share of REST requests the simulated Twilio refuses (429/500) before processing.
-    #[arg(long, default_value_t = 0.0)]
     pub rest_faults: f64,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
-    #[arg(id = "load_redis_url", long = "redis-url", env = "REDIS_URL")]
     pub redis_url: Option<String>,
 }
 
-impl Default for BenchArgs {
+impl Default for BenchOptions {
+    /// The command line's defaults.
     fn default() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct P {
-            #[command(flatten)]
-            b: BenchArgs,
+        Self {
+            core: false,
+            core_options: core::CoreOptions::default(),
+            json: false,
+            agents: 20,
+            rate: 0.09,
+            talk: 180.0,
+            wrapup: 10.0,
+            answer_delay: 2.0,
+            patience: 0.0,
+            no_answer: 0.0,
+            duration: 60.0,
+            warmup: None,
+            drain: 60.0,
+            workers: 2,
+            seed: 1,
+            compress: 60.0,
+            sl_target: 20.0,
+            callback_after: 0.0,
+            callback_share: 0.0,
+            drops: 0.0,
+            rest_faults: 0.0,
+            redis_url: None,
         }
-        // every field has a default; parsing no flags cannot fail
-        P::try_parse_from(["bench"])
-            .map(|p| p.b)
-            .unwrap_or_else(|e| unreachable!("{e}"))
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchOptions) -> anyhow::Result<()> {
     if args.core {
-        core::run(&args.core_args, args.json).await?;
+        core::run(&args.core_options, args.json).await?;
         return Ok(());
     }
     // core micro-benchmark: see bench::core
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::lab::quiet_logging();
     let json = args.json;
     let report = run_load(&args, !json && std::io::stderr().is_terminal()).await?;
     if json {
@@ -140,7 +127,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 const BENCH_NUMBER: &str = "+15005550100";
 
 /// The bench's centre: one queue, on a centre name of its own.
-fn bench_centre(args: &BenchArgs, clock: &Clock) -> anyhow::Result<(CentreConfig, QueueSettings)> {
+fn bench_centre(
+    args: &BenchOptions,
+    clock: &Clock,
+) -> anyhow::Result<(CentreConfig, QueueSettings)> {
     let ring = clock.real(20.0).as_secs().max(1);
     let callback = if args.callback_after > 0.0 {
         format!(
@@ -172,7 +162,7 @@ fn bench_centre(args: &BenchArgs, clock: &Clock) -> anyhow::Result<(CentreConfig
 }
 
 /// Runs the load and returns the report (the bench without printing; used by the tests).
-pub async fn run_load(args: &BenchArgs, progress: bool) -> anyhow::Result<Report> {
+pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Report> {
     anyhow::ensure!(args.agents >= 1, "--agents must be at least 1");
     anyhow::ensure!(
         args.rate > 0.0 && args.rate.is_finite(),
@@ -229,7 +219,7 @@ pub async fn run_load(args: &BenchArgs, progress: bool) -> anyhow::Result<Report
 
 async fn drive(
     stack: &Stack,
-    args: &BenchArgs,
+    args: &BenchOptions,
     clock: Clock,
     progress: bool,
 ) -> anyhow::Result<Report> {
@@ -363,7 +353,7 @@ async fn drive(
 /// ones) and builds the report.
 async fn settle_and_report(
     stack: &Stack,
-    args: &BenchArgs,
+    args: &BenchOptions,
     clock: Clock,
     window: (Instant, Instant),
     cut_at_end: u64,

@@ -9,29 +9,26 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::agents::{AgentBehaviour, AgentProfile};
-use super::call::MediaTimes;
-use super::clock::Clock;
-use super::load::{Dialled, LoadSpec};
-use super::rest::Faults;
-use super::stack::{Stack, StackOptions};
-use super::SimConfig;
-use crate::bench::report::{Load, Report, RunData};
 use crate::config::CentreConfig;
+use crate::lab::bench::report::{Load, Report, RunData};
+use crate::lab::stack::{Stack, StackOptions};
+use crate::sim::agents::{AgentBehaviour, AgentProfile};
+use crate::sim::call::MediaTimes;
+use crate::sim::clock::Clock;
+use crate::sim::load::{Dialled, LoadSpec};
+use crate::sim::rest::Faults;
+use crate::sim::SimConfig;
 use crate::store::AgentStatus;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// How long callers keep arriving (real seconds).
-    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
+/// What `callq demo` runs with.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How long callers keep arriving (real time).
     pub duration: Duration,
     /// Simulated seconds per real second (talk times of a minute pass in seconds).
-    #[arg(long, default_value_t = 10.0)]
     pub compress: f64,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
-    #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
@@ -41,14 +38,8 @@ const TALK_S: f64 = 60.0;
 const ANSWER_S: f64 = 4.0;
 const PATIENCE_S: f64 = 150.0;
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
+    crate::lab::quiet_logging();
     let clock = Clock::new(args.compress);
     let mut centre = CentreConfig::demo();
     if args.redis_url.is_some() {
@@ -107,7 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn show(
     stack: &Stack,
-    args: &DemoArgs,
+    args: &DemoOptions,
     centre: &CentreConfig,
     clock: Clock,
     wrapup_real_s: f64,
@@ -193,7 +184,12 @@ async fn show(
     let start = Instant::now();
     let until = start + args.duration;
     let (stop_load, load_shutdown) = crate::shutdown::channel();
-    let load = tokio::spawn(super::load::run(sim.clone(), spec, until, load_shutdown));
+    let load = tokio::spawn(crate::sim::load::run(
+        sim.clone(),
+        spec,
+        until,
+        load_shutdown,
+    ));
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
     let mut interrupted = false;
@@ -233,7 +229,7 @@ async fn show(
     sim.drain(Duration::from_secs(10)).await;
     let measured = sim.stats.snapshot();
     let unfinished = sim.env.registry.live_inbound();
-    let verdict = super::verify::verify(
+    let verdict = crate::sim::verify::verify(
         &stack.store,
         &measured.logs,
         &unfinished,

@@ -6,17 +6,17 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Sim, SimConfig};
-use crate::cli::{ServeArgs, WorkerArgs};
 use crate::config::CentreConfig;
-use crate::embedded_redis::EmbeddedRedis;
+use crate::lab::embedded_redis::EmbeddedRedis;
+use crate::server::ServeSettings;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::sim::{Sim, SimConfig};
 use crate::store::{QueueSettings, Store};
+use crate::worker::{Settings, TwilioAccount, WorkerConfig};
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -33,18 +33,6 @@ pub struct StackOptions {
     pub heartbeat_ttl: Duration,
     /// The simulator's settings; its URLs and secrets are filled in here.
     pub sim: SimConfig,
-}
-
-#[derive(Parser)]
-struct ServeCli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Parser)]
-struct WorkerCli {
-    #[command(flatten)]
-    worker: WorkerArgs,
 }
 
 /// A running stack. [`Stack::stop`] shuts everything down in order.
@@ -93,55 +81,33 @@ impl Stack {
         let agent_secret = secret(48);
         let auth_token = secret(32);
         let account_sid = format!("AC{:032x}", rand::random::<u128>());
-        let ttl = format!("{}ms", opts.heartbeat_ttl.as_millis().max(100));
-        let serve = ServeCli::try_parse_from([
-            "callq",
-            "--redis-url",
-            &redis_url,
-            "--admin-token",
-            &admin_token,
-            "--agent-secret",
-            &agent_secret,
-            "--auth-token",
-            &auth_token,
-            "--account-sid",
-            &account_sid,
-            "--public-url",
-            &callq_url,
-            "--api-base",
-            &rest_url,
-            "--heartbeat-ttl",
-            &ttl,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .context("serve settings")?
-        .serve;
-        let worker = WorkerCli::try_parse_from([
-            "callq",
-            "--redis-url",
-            &redis_url,
-            "--auth-token",
-            &auth_token,
-            "--account-sid",
-            &account_sid,
-            "--public-url",
-            &callq_url,
-            "--api-base",
-            &rest_url,
-            "--offer-lease",
-            "5s",
-            "--ring-grace",
-            "5s",
-            "--shutdown-grace",
-            "3s",
-        ])
-        .context("worker settings")?
-        .worker;
+        let heartbeat_ms = opts.heartbeat_ttl.as_millis().max(100);
+        let serve = ServeSettings {
+            auth_token: auth_token.clone(),
+            admin_token: admin_token.clone(),
+            agent_secret,
+            heartbeat_ttl: Duration::from_millis(u64::try_from(heartbeat_ms).unwrap_or(u64::MAX)),
+            ..ServeSettings::new(&redis_url, &callq_url)
+        };
+        let mut settings = Settings::new(&callq_url).with_offer_lease(Duration::from_secs(5));
+        settings.ring_grace = Duration::from_secs(5);
+        settings.shutdown_grace = Duration::from_secs(3);
+        let worker = WorkerConfig {
+            redis_url: redis_url.clone(),
+            redis_pool: serve.redis_pool,
+            twilio: TwilioAccount {
+                api_base: rest_url.clone(),
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                api_key: None,
+                api_secret: None,
+            },
+            settings,
+        };
 
         let (callq_trigger, callq_shutdown) = shutdown::channel();
         let (sim_trigger, sim_shutdown) = shutdown::channel();
-        let state = crate::server::state_from_args(&serve, opts.centre.clone())
+        let state = crate::server::state(&serve, opts.centre.clone())
             .await
             .with_context(|| format!("connecting to redis at {redis_url}"))?;
         let store = state.store.clone();
@@ -157,11 +123,11 @@ impl Stack {
             }
         }));
         for _ in 0..opts.workers.max(1) {
-            let args = worker.clone();
+            let config = worker.clone();
             let centre = opts.centre.clone();
             let sd = callq_shutdown.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::worker::run(&args, &centre, sd).await {
+                if let Err(e) = crate::worker::run(&config, &centre, sd).await {
                     tracing::error!(error = format!("{e:#}"), "callq worker stopped");
                 }
             }));

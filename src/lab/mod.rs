@@ -1,0 +1,25 @@
+//! The lab: what assembles callq with the Twilio simulator ([`crate::sim`]) and drives it.
+//! None of it is part of the product; it sits behind the default `lab` cargo feature.
+//!
+//! - [`stack`]: callq (server and workers), its Redis and the simulator in one process.
+//! - [`demo`]: `callq demo`.
+//! - [`bench`]: `callq bench`: load runs against the simulator, judged by Erlang C, and the
+//!   routing-core micro-benchmark.
+//! - [`embedded_redis`]: a private `redis-server` child for the demo, the benches and the tests.
+
+pub mod bench;
+pub mod demo;
+pub mod embedded_redis;
+pub mod stack;
+
+/// Logs to stderr at `warn` unless `RUST_LOG` says otherwise, so the demo's and the bench's own
+/// output stays readable; a no-op when logging is already set up.
+pub(crate) fn quiet_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
