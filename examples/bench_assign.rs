@@ -30,7 +30,7 @@ use callq::embedded_redis::EmbeddedRedis;
 use callq::store::{
     AgentSpec, CallKind, OfferOutcome, QueueSettings, RequestedStatus, Store, Strategy,
 };
-use callq::twilio::rest::{CircuitBreaker, RestConfig, TwilioRest};
+use callq::twilio::rest::{RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
 
 #[derive(Debug, Parser)]
@@ -145,10 +145,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
     for _ in 0..args.workers {
         let mut cfg = RestConfig::with_auth_token(ACCOUNT, "bench-token");
         cfg.api_base = api_base.clone();
-        let rest = TwilioRest::new(cfg)?.with_circuit_breaker(Arc::new(CircuitBreaker::new(
-            settings.breaker_threshold,
-            settings.breaker_cool_down,
-        )));
+        let rest = TwilioRest::new(cfg)?;
         let worker = Worker::new(store.clone(), rest, &redis_url, settings.clone());
         let (trigger, shutdown) = callq::shutdown::channel();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
