@@ -16,7 +16,7 @@ use crate::store::Store;
 /// The whole HTTP surface of `callq serve`.
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
-        .merge(crate::twilio::webhooks::routes())
+        .merge(crate::webhooks::routes())
         .merge(crate::agents::routes())
         .merge(crate::ops::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })

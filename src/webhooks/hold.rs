@@ -13,8 +13,8 @@ use crate::app::AppState;
 use crate::config::Action;
 use crate::store::read::{estimate_wait, Position, QueueStats};
 use crate::store::{CallKind, CallRecord, CallState, Transition};
-use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
+use crate::webhooks::announce;
 
 /// Seconds the callback offer's `<Gather>` waits for a digit after its prompts and music.
 const GATHER_TIMEOUT_S: u32 = 3;
