@@ -49,6 +49,7 @@ pub async fn state_from_args(args: &ServeArgs, centre: CentreConfig) -> anyhow::
             agent_secret: args.agent_secret.as_bytes().to_vec(),
             heartbeat_ttl: args.heartbeat_ttl,
         }),
+        stats_cache: Default::default(),
     })
 }
 
