@@ -1,7 +1,7 @@
 //! Property test of the routing invariants: random sequences of every transition (enqueue,
 //! claim, each offer result, complete, abandon, callback, transfer, heartbeats, statuses,
 //! lease expiry and reaping) against a real Redis; after every step the four invariants of
-//! DESIGN.md must hold and no call may be lost.
+//! `docs/design.md` must hold and no call may be lost.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! holding an offer), callers entering, hanging up and asking for callbacks, agents flapping
 //! heartbeats, devices and statuses, and 2 reapers, all at once against one real Redis for
 //! thousands of steps. Snapshots taken while it runs and after it settles must satisfy the
-//! four invariants of DESIGN.md: zero double-bookings, zero lost calls.
+//! four invariants of `docs/design.md`: zero double-bookings, zero lost calls.
 
 mod common;
 

@@ -76,8 +76,8 @@ pub async fn online_agent(store: &Store, spec: &AgentSpec) {
 use callq::store::read::Snapshot;
 use callq::store::{AgentStatus, CallState};
 
-/// Check DESIGN.md's four routing invariants on a consistent snapshot that includes every
-/// call in `entered`. Returns the violations found (empty when all hold).
+/// Check the four routing invariants of `docs/design.md` on a consistent snapshot that
+/// includes every call in `entered`. Returns the violations found (empty when all hold).
 ///
 /// When `all_calls` is true, `entered` is every call the centre has seen, so each agent's
 /// `active` counter must equal the calls it holds; otherwise (a sample taken while other
