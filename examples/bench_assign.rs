@@ -31,7 +31,7 @@ use callq::store::{
     AgentSpec, Arrival, CallKind, EndSource, NewCall, OfferOutcome, OfferRef, QueueSettings,
     RequestedStatus, Store, Strategy, UpsertMode,
 };
-use callq::twilio::rest::{CircuitBreaker, RestConfig, TwilioRest};
+use callq::twilio::rest::{RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
 
 #[derive(Debug, Parser)]
@@ -146,10 +146,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
     for _ in 0..args.workers {
         let mut cfg = RestConfig::with_auth_token(ACCOUNT, "bench-token");
         cfg.api_base = api_base.clone();
-        let rest = TwilioRest::new(cfg)?.with_circuit_breaker(Arc::new(CircuitBreaker::new(
-            settings.breaker_threshold,
-            settings.breaker_cool_down,
-        )));
+        let rest = TwilioRest::new(cfg)?;
         let worker = Worker::new(store.clone(), rest, &redis_url, settings.clone());
         let (trigger, shutdown) = callq::shutdown::channel();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {

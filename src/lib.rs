@@ -5,7 +5,9 @@
 //! someone answers. The crate is laid out by concern:
 //!
 //! - [`store`]: the only code that touches routing keys; one typed function per Lua script.
-//! - [`twilio`]: Twilio's side: webhook signatures, TwiML, webhook handlers, the REST client.
+//! - [`twilio`]: Twilio's protocol: webhook signatures, TwiML, the REST client.
+//! - [`webhooks`]: callq's edge: the handlers Twilio calls about a caller, and what callers hear.
+//! - [`config`]: the centre's configuration file: queues, numbers, business hours, announcements.
 //! - [`agents`]: the agent API (heartbeat, status) and the admin API, with their tokens.
 //! - [`worker`]: the wake loop that claims (call, agent) pairs and rings agents; reaping.
 //! - [`ops`]: metrics, health and the event stream.
@@ -31,4 +33,5 @@ pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod twilio;
+pub mod webhooks;
 pub mod worker;

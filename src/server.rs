@@ -17,7 +17,7 @@ use crate::store::Store;
 /// The whole HTTP surface of `callq serve`.
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
-        .merge(crate::twilio::webhooks::routes())
+        .merge(crate::webhooks::routes())
         .merge(crate::agents::routes())
         .merge(crate::ops::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
@@ -89,6 +89,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             agent_secret: settings.agent_secret.as_bytes().to_vec(),
             heartbeat_ttl: settings.heartbeat_ttl,
         }),
+        stats_cache: Default::default(),
     })
 }
 

@@ -3,6 +3,8 @@
 //! endpoints come from flags and the environment instead (see `cli`). Bad configuration fails
 //! at start with a message naming the field.
 
+pub mod hours;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::store::{check_name, QueueSettings, Strategy};
-use crate::twilio::hours::Hours;
+use hours::Hours;
 
 /// The configuration `callq demo` and a bare `callq serve` run with.
 pub const DEMO_TOML: &str = include_str!("demo.toml");

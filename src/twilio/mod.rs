@@ -1,9 +1,8 @@
-//! Twilio's side of callq: webhook signatures, TwiML (written and parsed), business hours,
-//! spoken announcements and the REST client the worker uses.
+//! Twilio's protocol: webhook signatures ([`signature`]), TwiML written and parsed ([`twiml`])
+//! and the REST client ([`rest`]). Nothing here decides anything about calls; what callq does
+//! when Twilio calls it lives in [`crate::webhooks`]. `docs/twilio.md` sums up the Twilio facts
+//! this code relies on.
 
-pub mod announce;
-pub mod hours;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
-pub mod webhooks;

@@ -241,7 +241,7 @@ mod tests {
             .collect()
     }
 
-    /// `P` from TWILIO.md.
+    /// `P` of the conformance vectors in `docs/twilio.md`.
     fn p() -> Vec<(String, String)> {
         params(&[
             ("CallSid", "CA1234567890ABCDE"),
@@ -252,7 +252,7 @@ mod tests {
         ])
     }
 
-    // ---- The seven conformance vectors of TWILIO.md ----
+    // ---- The seven conformance vectors listed in docs/twilio.md ----
 
     #[test]
     fn vector_1_url_and_params() {

@@ -24,6 +24,7 @@
 //! `shutdown_grace`, return `Ok`. Whatever a worker held when it died (even `kill -9`) comes
 //! back through `reap` once its offer lease passes: nothing is lost, nobody is double-booked.
 
+pub mod breaker;
 pub mod checks;
 pub mod offer;
 pub mod reaper;
@@ -41,8 +42,9 @@ use tracing::Instrument;
 use crate::config::CentreConfig;
 use crate::shutdown::Shutdown;
 use crate::store::{Claim, Store};
-use crate::twilio::rest::{Backoff, BreakerState, CircuitBreaker, RestConfig, TwilioRest};
+use crate::twilio::rest::{Backoff, RestConfig, TwilioRest};
 
+use breaker::{BreakerState, CircuitBreaker};
 use offer::Ringer;
 use wake::{RedisClock, WakeListener, Woke};
 
@@ -134,7 +136,8 @@ pub struct WorkerConfig {
 }
 
 /// The Twilio REST client the worker uses: API key and secret when given, else account SID
-/// and auth token; requests time out within the offer lease.
+/// and auth token; requests time out within the offer lease. [`Worker::new`] puts its circuit
+/// breaker in front of it.
 pub fn rest_client(account: &TwilioAccount, settings: &Settings) -> anyhow::Result<TwilioRest> {
     let (username, password) = match (&account.api_key, &account.api_secret) {
         (Some(key), Some(secret)) => (key.clone(), secret.clone()),
@@ -155,13 +158,8 @@ pub fn rest_client(account: &TwilioAccount, settings: &Settings) -> anyhow::Resu
         password,
         request_timeout: Duration::from_secs(5).min(settings.offer_lease),
     };
-    let breaker = Arc::new(CircuitBreaker::new(
-        settings.breaker_threshold,
-        settings.breaker_cool_down,
-    ));
-    Ok(TwilioRest::new(cfg)
-        .context("Twilio REST settings (TWILIO_API_BASE, TWILIO_ACCOUNT_SID, credentials)")?
-        .with_circuit_breaker(breaker))
+    TwilioRest::new(cfg)
+        .context("Twilio REST settings (TWILIO_API_BASE, TWILIO_ACCOUNT_SID, credentials)")
 }
 
 /// `callq worker`: connect, then work until `shutdown`.
@@ -189,6 +187,8 @@ pub async fn run(
 pub struct Worker {
     store: Store,
     rest: TwilioRest,
+    /// Gates every request of `rest`; while it is open the worker claims nothing.
+    breaker: Arc<CircuitBreaker>,
     redis_url: String,
     settings: Arc<Settings>,
 }
@@ -203,12 +203,18 @@ enum Stop {
 }
 
 impl Worker {
-    /// `rest` should carry a circuit breaker ([`rest_client`] adds one); without one the worker
-    /// cannot tell that Twilio is down and keeps offering.
+    /// Puts a circuit breaker of its own (`breaker_threshold`, `breaker_cool_down` of
+    /// `settings`) in front of `rest`, in place of any gate `rest` had: that is how the worker
+    /// tells that Twilio is down.
     pub fn new(store: Store, rest: TwilioRest, redis_url: &str, settings: Settings) -> Self {
+        let breaker = Arc::new(CircuitBreaker::new(
+            settings.breaker_threshold,
+            settings.breaker_cool_down,
+        ));
         Self {
             store,
-            rest,
+            rest: rest.with_gate(breaker.clone()),
+            breaker,
             redis_url: redis_url.to_string(),
             settings: Arc::new(settings),
         }
@@ -339,14 +345,14 @@ impl Worker {
             if let Some(until) = ringer.rejected_until() {
                 return Ok(Stop::Paused(until));
             }
-            let probing = match self.rest.circuit_breaker().map(|b| b.state()) {
-                None | Some(BreakerState::Closed) => false,
-                Some(BreakerState::Open) => {
+            let probing = match self.breaker.state() {
+                BreakerState::Closed => false,
+                BreakerState::Open => {
                     let poll = (s.breaker_cool_down / 4)
                         .clamp(Duration::from_millis(20), Duration::from_millis(500));
                     return Ok(Stop::Paused(Instant::now() + poll));
                 }
-                Some(BreakerState::HalfOpen) => true,
+                BreakerState::HalfOpen => true,
             };
             let permit = if probing {
                 // One offer at a time probes Twilio: wait until nothing else is in flight.
@@ -355,10 +361,10 @@ impl Worker {
                     all = slots.clone().acquire_many_owned(all) => drop(all),
                     _ = shutdown.wait() => return Ok(Stop::Shutdown),
                 }
-                match self.rest.circuit_breaker().map(|b| b.state()) {
-                    Some(BreakerState::Closed) | None => continue,
-                    Some(BreakerState::Open) => continue,
-                    Some(BreakerState::HalfOpen) => acquire(slots, shutdown).await,
+                match self.breaker.state() {
+                    BreakerState::Closed => continue,
+                    BreakerState::Open => continue,
+                    BreakerState::HalfOpen => acquire(slots, shutdown).await,
                 }
             } else {
                 match slots.clone().try_acquire_owned() {

@@ -337,6 +337,7 @@ async fn spawn_server_on_with(
             agent_secret: AGENT_SECRET.to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
         }),
+        stats_cache: Default::default(),
     };
     tune(&mut state);
     let (trigger, shutdown) = callq::shutdown::channel();

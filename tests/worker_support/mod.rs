@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use callq::shutdown::ShutdownTrigger;
 use callq::store::Store;
-use callq::twilio::rest::{Backoff, CircuitBreaker, RestConfig, TwilioRest};
+use callq::twilio::rest::{Backoff, RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
 
 pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -328,17 +328,12 @@ async fn handle(
     }
 }
 
-/// A REST client for the stand-in, with a circuit breaker that `threshold` failures open.
+/// A REST client for the stand-in (the worker puts its circuit breaker in front of it).
 pub fn rest_for(standin: &StandIn, settings: &Settings) -> TwilioRest {
     let mut cfg = RestConfig::with_auth_token(ACCOUNT, TOKEN);
     cfg.api_base = standin.base.clone();
     cfg.request_timeout = Duration::from_secs(2).min(settings.offer_lease);
-    TwilioRest::new(cfg)
-        .expect("rest client")
-        .with_circuit_breaker(Arc::new(CircuitBreaker::new(
-            settings.breaker_threshold,
-            settings.breaker_cool_down,
-        )))
+    TwilioRest::new(cfg).expect("rest client")
 }
 
 /// Quick settings for tests: a 2 s lease, fast backoff, a breaker that stays out of the way.

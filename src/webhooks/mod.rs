@@ -1,5 +1,7 @@
-//! Twilio's webhooks: what `callq serve` answers when Twilio calls it about a caller (see
-//! DESIGN.md, "Twilio flow", and TWILIO.md for Twilio's side of the contract).
+//! Twilio's webhooks: what `callq serve` answers when Twilio calls it about a caller. This is
+//! callq's edge, its policy for callers; Twilio's protocol itself (signatures, TwiML) is in
+//! [`crate::twilio`]. See `docs/design.md` ("Twilio flow") for how the routes fit together and
+//! `docs/twilio.md` for Twilio's side of the contract.
 //!
 //! | route | Twilio calls it | callq does |
 //! |---|---|---|
@@ -32,6 +34,7 @@
 //! Metrics: `callq_webhooks_total{endpoint,outcome}` and `callq_webhook_seconds{endpoint}`;
 //! each request runs in a `webhook` tracing span carrying `endpoint` and `call_sid`.
 
+pub mod announce;
 mod hold;
 mod legs;
 mod voice;

@@ -10,8 +10,8 @@ use super::{
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
 use crate::store::{Arrival, CallKind};
-use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say};
+use crate::webhooks::announce;
 
 /// How many times the IVR menu is played before the caller goes to the default queue.
 const MENU_TRIES: u32 = 3;

@@ -1,9 +1,7 @@
 //! While a caller holds: the wait document `/twilio/wait`, the callback offer's `<Gather>`
 //! action `/twilio/wait/gather`, and the `<Enqueue>` action `/twilio/queue-exit`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{
     action_twiml, callable, enqueue_healing, enqueue_verb, fallback, hold_verbs, last_resort,
@@ -11,10 +9,10 @@ use super::{
 };
 use crate::app::AppState;
 use crate::config::Action;
-use crate::store::read::{estimate_wait, Position, QueueStats};
+use crate::store::read::{estimate_wait, Position};
 use crate::store::{Arrival, CallKind, CallRecord, CallState, Transition};
-use crate::twilio::announce;
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
+use crate::webhooks::announce;
 
 /// Seconds the callback offer's `<Gather>` waits for a digit after its prompts and music.
 const GATHER_TIMEOUT_S: u32 = 3;
@@ -65,7 +63,10 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         let Some(place) = app.store.place_in_line(sid, &call.queue).await? else {
             return Ok(Some((call, None)));
         };
-        let stats = queue_stats_cached(app, &call.queue).await?;
+        let stats = app
+            .stats_cache
+            .queue_stats(&app.store, &call.queue, STATS_TTL)
+            .await?;
         let position = Position {
             position: place,
             estimated_wait_s: estimate_wait(place, &stats),
@@ -140,30 +141,10 @@ async fn known_or_entered(h: &Hook) -> crate::store::Result<Option<CallRecord>> 
 }
 
 /// How long a queue's numbers (agents by status, mean handle time) are reused for the wait
-/// estimate. The caller's place in line is always read live; the estimate around it moves
-/// slowly, and reading every agent on every wait request would cost five round trips.
+/// estimate, from the server's [`StatsCache`](crate::app::StatsCache). The caller's place in
+/// line is always read live; the estimate around it moves slowly, and reading every agent on
+/// every wait request would cost five round trips.
 const STATS_TTL: Duration = Duration::from_secs(1);
-
-/// [`Store::queue_stats`](crate::store::Store::queue_stats), reused for [`STATS_TTL`] per
-/// centre and queue in this process.
-async fn queue_stats_cached(app: &AppState, queue: &str) -> crate::store::Result<Arc<QueueStats>> {
-    type Cache = Mutex<HashMap<String, (Instant, Arc<QueueStats>)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Cache::default);
-    let key = format!("{}{}", app.store.prefix(), queue);
-    if let Ok(map) = cache.lock() {
-        if let Some((at, stats)) = map.get(&key) {
-            if at.elapsed() < STATS_TTL {
-                return Ok(stats.clone());
-            }
-        }
-    }
-    let stats = Arc::new(app.store.queue_stats(queue).await?);
-    if let Ok(mut map) = cache.lock() {
-        map.insert(key, (Instant::now(), stats.clone()));
-    }
-    Ok(stats)
-}
 
 /// The wait document of a waiting caller.
 async fn waiting(h: &Hook, call: &CallRecord, position: Position) -> Reply {

@@ -1,0 +1,218 @@
+//! [`RestError`]: everything that can go wrong talking to Twilio, read from Twilio's error JSON
+//! (or whatever answered instead), and what the caller should do about it (retry, abandon the
+//! call, or replay only what Twilio certainly did not process). Twilio's error codes callq acts on
+//! are named here.
+
+use reqwest::StatusCode;
+
+/// Error 21220: the call is not in progress (it ended); it cannot be redirected.
+pub const CODE_CALL_NOT_IN_PROGRESS: u32 = 21220;
+/// Error 20404: the resource was not found.
+pub const CODE_NOT_FOUND: u32 = 20404;
+/// Error 20429: too many concurrent requests; never processed, safe to retry.
+pub const CODE_TOO_MANY_REQUESTS: u32 = 20429;
+/// Error 32018: inline TwiML longer than 4,000 characters.
+pub const CODE_TWIML_TOO_LONG: u32 = 32018;
+
+/// Longest slice of a non-JSON error body kept in [`RestError::Api::message`].
+const MAX_ERROR_BODY_CHARS: usize = 300;
+
+/// Everything that can go wrong talking to Twilio.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    /// Twilio (or something in front of it) answered with a non-2xx status. `code` and
+    /// `more_info` come from Twilio's error JSON when there was one; `status` is the HTTP status.
+    #[error("{}", describe_api(*.status, *.code, .message))]
+    Api {
+        status: u16,
+        code: Option<u32>,
+        message: String,
+        more_info: Option<String>,
+    },
+    /// The request took longer than the request timeout, or ran into the retry deadline. Twilio
+    /// may or may not have acted on it.
+    #[error("Twilio request timed out (it may or may not have been processed)")]
+    Timeout,
+    /// No connection could be made: the request was certainly not sent.
+    #[error("could not connect to Twilio: {0}")]
+    Connect(String),
+    /// The connection failed after it was made (reset, TLS, protocol error).
+    #[error("transport error talking to Twilio: {0}")]
+    Transport(String),
+    /// The client's [request gate](super::RequestGate) (the worker's circuit breaker, open
+    /// while Twilio looks down) refused the request: it was not sent.
+    #[error("Twilio circuit breaker is open; request not sent")]
+    CircuitOpen,
+    /// Inline TwiML longer than Twilio accepts; refused locally, nothing was sent.
+    #[error(
+        "inline TwiML is {len} characters; Twilio accepts at most 4000 (error 32018): \
+         shorten it or serve it from a URL"
+    )]
+    TwimlTooLong { len: usize },
+    /// A 2xx answer whose body is not the expected resource JSON.
+    #[error("unexpected Twilio response body (HTTP {status}): {message}")]
+    Decode { status: u16, message: String },
+    /// A request or configuration refused locally; nothing was sent.
+    #[error("invalid Twilio request or configuration: {0}")]
+    Invalid(String),
+}
+
+fn describe_api(status: u16, code: Option<u32>, message: &str) -> String {
+    match code {
+        Some(code) => format!("Twilio API error {code} (HTTP {status}): {message}"),
+        None => format!("Twilio API error (HTTP {status}): {message}"),
+    }
+}
+
+impl RestError {
+    /// Worth retrying with backoff: 429 / 20429, 5xx, timeouts and connection failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RestError::Api { status, code, .. } => {
+                *status == 429
+                    || *code == Some(CODE_TOO_MANY_REQUESTS)
+                    || (500..600).contains(status)
+            }
+            RestError::Timeout | RestError::Connect(_) | RestError::Transport(_) => true,
+            RestError::CircuitOpen
+            | RestError::TwimlTooLong { .. }
+            | RestError::Decode { .. }
+            | RestError::Invalid(_) => false,
+        }
+    }
+
+    /// The call is no longer live (21220 not in progress, 20404 / HTTP 404 not found): the
+    /// caller hung up; abandon the offer rather than retry.
+    pub fn is_call_gone(&self) -> bool {
+        match self {
+            RestError::Api { status, code, .. } => {
+                *status == 404 || matches!(code, Some(CODE_CALL_NOT_IN_PROGRESS | CODE_NOT_FOUND))
+            }
+            _ => false,
+        }
+    }
+
+    /// Twilio certainly did not act on the request (refused locally, never connected, breaker
+    /// open, or 429 / 20429 which Twilio documents as never processed). Only these are safe to
+    /// replay for a non-idempotent request such as creating a call.
+    pub fn is_unprocessed(&self) -> bool {
+        match self {
+            RestError::Api { status, code, .. } => {
+                *status == 429 || *code == Some(CODE_TOO_MANY_REQUESTS)
+            }
+            RestError::Connect(_)
+            | RestError::CircuitOpen
+            | RestError::TwimlTooLong { .. }
+            | RestError::Invalid(_) => true,
+            RestError::Timeout | RestError::Transport(_) | RestError::Decode { .. } => false,
+        }
+    }
+
+    /// Twilio's error code, if the answer carried one.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            RestError::Api { code, .. } => *code,
+            RestError::TwimlTooLong { .. } => Some(CODE_TWIML_TOO_LONG),
+            _ => None,
+        }
+    }
+
+    pub(super) fn from_reqwest(err: reqwest::Error) -> Self {
+        let detail = error_chain(&err);
+        if err.is_connect() {
+            RestError::Connect(detail)
+        } else if err.is_timeout() {
+            RestError::Timeout
+        } else {
+            RestError::Transport(detail)
+        }
+    }
+
+    /// Builds an [`RestError::Api`] from a non-2xx answer, tolerating bodies that are not
+    /// Twilio's error JSON (proxies, load balancers, empty bodies).
+    pub fn from_response(status: u16, body: &[u8]) -> Self {
+        let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let obj = json.as_ref().and_then(|v| v.as_object());
+        let code = obj.and_then(|o| o.get("code")).and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
+                .and_then(|c| u32::try_from(c).ok())
+        });
+        let more_info = obj
+            .and_then(|o| o.get("more_info"))
+            .and_then(|m| m.as_str())
+            .map(str::to_owned);
+        let message = obj
+            .and_then(|o| o.get("message"))
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                if text.is_empty() {
+                    StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("no response body")
+                        .to_owned()
+                } else {
+                    text.chars().take(MAX_ERROR_BODY_CHARS).collect()
+                }
+            });
+        RestError::Api {
+            status,
+            code,
+            message,
+            more_info,
+        }
+    }
+}
+
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_that_are_not_twilio_json_fall_back() {
+        let e = RestError::from_response(502, b"");
+        assert_eq!(
+            e,
+            RestError::Api {
+                status: 502,
+                code: None,
+                message: "Bad Gateway".to_owned(),
+                more_info: None
+            }
+        );
+        assert!(e.is_retryable());
+        let e = RestError::from_response(503, &[b'x'; 10_000]);
+        assert!(
+            matches!(&e, RestError::Api { message, .. } if message.len() == MAX_ERROR_BODY_CHARS)
+        );
+        let e = RestError::from_response(400, br#"{"code":"21220","message":"gone"}"#);
+        assert!(e.is_call_gone());
+        let e = RestError::from_response(400, br#"[1,2,3]"#);
+        assert_eq!(e.code(), None);
+        let e = RestError::from_response(404, b"<html>Not Found</html>");
+        assert!(e.is_call_gone());
+        assert!(RestError::from_response(429, b"slow down").is_retryable());
+        assert!(
+            !RestError::from_response(401, br#"{"code":20003,"message":"Authenticate"}"#)
+                .is_retryable()
+        );
+    }
+}
