@@ -9,7 +9,8 @@
 -- ARGV[1]  CallSid
 -- ARGV[2]  agent id the offer went to
 -- ARGV[3]  attempt (the offer's number)
--- ARGV[4]  new lease, ms from now
+-- ARGV[4]  new lease, ms from now; '' for the queue's own (ring timeout + 30 s while
+--          offered, check_after once connected)
 -- ARGV[5]  the Twilio CallSid ringing the agent, or ''
 -- Returns  {'ok'} | {'stale', state}
 -- @include calls.lua
@@ -18,11 +19,20 @@ local sid, id, attempt = ARGV[1], ARGV[2], ARGV[3]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
 if not is_current_offer(c, id, attempt) then return { 'stale', c.state } end
+local lease = tonumber(ARGV[4])
+if lease == nil then
+  local cfg = queue_cfg(c.queue) or {}
+  if c.state == 'offered' then
+    lease = num(cfg.ring_timeout_ms, 20000) + 30000
+  else
+    lease = num(cfg.check_after_ms, 300000)
+  end
+end
 if c.state == 'offered' then
-  redis.call('ZADD', K_OFFERS, NOW + tonumber(ARGV[4]), sid)
+  redis.call('ZADD', K_OFFERS, NOW + lease, sid)
   redis.call('HSET', k_call(sid), 'phase', 'ringing', 'checks', 0)
 else
-  redis.call('ZADD', K_CONNECTED, NOW + tonumber(ARGV[4]), sid)
+  redis.call('ZADD', K_CONNECTED, NOW + lease, sid)
   redis.call('HSET', k_call(sid), 'checks', 0)
 end
 if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5]) end

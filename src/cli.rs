@@ -174,6 +174,9 @@ pub struct WorkerArgs {
     pub twilio: TwilioArgs,
     #[command(flatten)]
     pub tuning: WorkerTuningArgs,
+    /// Where the worker answers /healthz, /readyz and /metrics.
+    #[arg(long, env = "CALLQ_WORKER_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -418,12 +421,14 @@ impl WorkerTuningArgs {
         &self,
         common: &CommonArgs,
         twilio: &TwilioArgs,
+        listen: Option<SocketAddr>,
     ) -> anyhow::Result<WorkerConfig> {
         Ok(WorkerConfig {
             redis_url: common.redis_url.clone(),
             redis_pool: common.redis_pool,
             twilio: twilio.account(),
             settings: self.settings(&twilio.public_url)?,
+            listen,
         })
     }
 }
@@ -431,7 +436,8 @@ impl WorkerTuningArgs {
 impl WorkerArgs {
     /// What `callq worker` starts from.
     pub fn config(&self) -> anyhow::Result<WorkerConfig> {
-        self.tuning.worker_config(&self.common, &self.twilio)
+        self.tuning
+            .worker_config(&self.common, &self.twilio, Some(self.listen))
     }
 }
 
@@ -439,7 +445,7 @@ impl AllArgs {
     /// What the worker of `callq all` starts from: the server's Redis and Twilio settings.
     pub fn worker_config(&self) -> anyhow::Result<WorkerConfig> {
         self.tuning
-            .worker_config(&self.serve.common, &self.serve.twilio)
+            .worker_config(&self.serve.common, &self.serve.twilio, None)
     }
 }
 

@@ -268,10 +268,7 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
                         store.abandon(sid, "call_gone").await.expect("abandon");
                     }
                     _ => {
-                        store
-                            .extend_offer(offer, Duration::from_millis(30), None)
-                            .await
-                            .expect("extend");
+                        store.extend_offer(offer, None, None).await.expect("extend");
                     }
                 }
             }

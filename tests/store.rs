@@ -330,7 +330,11 @@ async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
         panic!("no offer");
     };
     let ext = store
-        .extend_offer(&offer.offer_ref(), Duration::from_secs(30), Some("CAleg1"))
+        .extend_offer(
+            &offer.offer_ref(),
+            Some(Duration::from_secs(30)),
+            Some("CAleg1"),
+        )
         .await
         .expect("extend");
     assert_eq!(ext, Transition::Done(()));
@@ -351,7 +355,7 @@ async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
     wrong_attempt.attempt += 1;
     for other in [wrong_agent, wrong_attempt] {
         let r = store
-            .extend_offer(&other, Duration::from_secs(30), None)
+            .extend_offer(&other, Some(Duration::from_secs(30)), None)
             .await
             .expect("extend");
         assert_eq!(r, Transition::Stale(Some(CallState::Offered)), "{other:?}");
@@ -1284,7 +1288,7 @@ async fn a_connected_call_is_due_a_check_and_a_check_that_finds_it_talking_moves
     assert_eq!(checks[0].state, CallState::Connected);
     // still talking: the next check moves out
     store
-        .extend_offer(&o.offer_ref(), Duration::from_secs(60), None)
+        .extend_offer(&o.offer_ref(), Some(Duration::from_secs(60)), None)
         .await
         .expect("extend");
     assert_eq!(call(&store, "CA1").await.state, CallState::Connected);

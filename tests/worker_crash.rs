@@ -1,7 +1,7 @@
 //! The real `callq worker` binary as separate processes against one Redis: a worker killed
-//! with SIGKILL mid-offer loses nothing (the lease returns the call, another worker offers it
-//! again, nobody is double-booked); SIGTERM exits 0; several processes share the work, each
-//! claim reaching Twilio exactly once.
+//! with SIGKILL mid-offer loses nothing (once the lease passes another worker asks Twilio,
+//! finds no ring under way, and offers the call again; nobody is double-booked); SIGTERM
+//! exits 0; several processes share the work, each claim reaching Twilio exactly once.
 
 mod common;
 mod worker_support;
@@ -58,6 +58,7 @@ impl Centre {
             .env("CALLQ_WAKE_TIMEOUT", "1s")
             .env("CALLQ_WORKER_CONCURRENCY", "4")
             .env("CALLQ_SHUTDOWN_GRACE", "3s")
+            .env("CALLQ_WORKER_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "callq=debug")
             .env_remove("TWILIO_API_KEY")
             .env_remove("TWILIO_API_SECRET")
@@ -138,6 +139,13 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
         "the dead worker's offer stands until its lease passes"
     );
 
+    // Twilio's view: the caller holds, no leg rings the agent (the redirect never took)
+    twilio.set_call(twilio_call(
+        "CA0001",
+        "+15005550001",
+        callq::twilio::rest::CallStatus::InProgress,
+        None,
+    ));
     twilio.set_script(|_, _| Reply::Ok);
     let second = centre.worker(&twilio, 2);
     let reqs = twilio.wait_for(2, Duration::from_secs(20)).await;

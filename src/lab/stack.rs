@@ -103,6 +103,7 @@ impl Stack {
                 api_secret: None,
             },
             settings,
+            listen: None,
         };
 
         let (callq_trigger, callq_shutdown) = shutdown::channel();

@@ -44,7 +44,8 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+/// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners).
+pub async fn metrics() -> impl IntoResponse {
     match metrics_handle() {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

@@ -379,15 +379,17 @@ impl Store {
     }
 
     /// The offer is ringing (or, after a check, still ringing or still talking): its next
-    /// deadline moves to `lease` from now (`extend_offer.lua`). `leg_sid` records the Twilio
-    /// call ringing the agent when known.
+    /// deadline moves to `lease` from now (`extend_offer.lua`); None takes the queue's own
+    /// (its ring timeout and 30 s while offered, its `check_after` once connected). `leg_sid`
+    /// records the Twilio call ringing the agent when known.
     pub async fn extend_offer(
         &self,
         offer: &OfferRef,
-        lease: Duration,
+        lease: Option<Duration>,
         leg_sid: Option<&str>,
     ) -> Result<Transition<()>> {
         let attempt = offer.attempt.to_string();
+        let lease = lease.map(ms).unwrap_or_default();
         let r = self
             .run_list(
                 "extend_offer",
@@ -396,7 +398,7 @@ impl Store {
                     &offer.call_sid,
                     &offer.agent_id,
                     &attempt,
-                    &ms(lease),
+                    &lease,
                     leg_sid.unwrap_or(""),
                 ],
             )

@@ -22,10 +22,18 @@
 //! after its lease; after [`MAX_CHECKS`] tries in a row the call is settled from Redis alone,
 //! so no agent is held forever: an offer goes back in line (no miss), a connected call ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{CallKind, CallState, Check, OfferOutcome};
-use crate::twilio::rest::{CallResource, CallStatus};
+use tokio::task::JoinSet;
+
+use super::health::TwilioHealth;
+use crate::store::{
+    CallKind, CallState, Check, EndSource, OfferOutcome, Store, StoreError, Transition,
+};
+use crate::twilio::rest::{
+    CallFilter, CallResource, CallStatus, FailureKind, RestError, TwilioRest,
+};
 
 /// Checks of one call in a row that found no answer from Twilio before it is settled from
 /// Redis alone.
@@ -211,6 +219,199 @@ fn status_word(status: CallStatus) -> &'static str {
 
 /// How long a check holds its call before another worker may take it.
 pub const CHECK_LEASE: Duration = Duration::from_secs(10);
+
+/// Most calls one round takes.
+const BATCH: u32 = 20;
+
+/// Asks Twilio about the calls `take_checks` hands out, and settles them.
+pub struct Checker {
+    store: Store,
+    rest: TwilioRest,
+    /// How long a call found still ringing is left before the next check.
+    ring_lease: Duration,
+    health: Arc<TwilioHealth>,
+}
+
+impl Checker {
+    pub fn new(
+        store: Store,
+        rest: TwilioRest,
+        ring_lease: Duration,
+        health: Arc<TwilioHealth>,
+    ) -> Self {
+        Self {
+            store,
+            rest,
+            ring_lease,
+            health,
+        }
+    }
+
+    /// Take the calls due a check and settle each (concurrently); returns how many were
+    /// taken. A call whose check fails comes back after [`CHECK_LEASE`].
+    pub async fn run_round(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let checks = self.store.take_checks(BATCH, CHECK_LEASE).await?;
+        let taken = checks.len();
+        let mut tasks = JoinSet::new();
+        for check in checks {
+            let me = self.clone();
+            tasks.spawn(async move { me.settle(check).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "check task ended abnormally; the call comes back after its lease");
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Ask Twilio about one call and apply the decision.
+    async fn settle(&self, check: Check) {
+        let decision = match self.observe(&check).await {
+            Ok(seen) => {
+                self.health.accepted();
+                decide(&check, &seen)
+            }
+            Err(e) => {
+                if e.kind() == FailureKind::Misconfigured {
+                    self.health.misconfigured(&e);
+                }
+                tracing::warn!(call_sid = %check.offer.call_sid, checks = check.checks, error = %e,
+                    "cannot ask Twilio about a call callq lost track of");
+                Decision::Unknown
+            }
+        };
+        let decision = match decision {
+            Decision::Unknown if check.checks >= MAX_CHECKS => {
+                let fallback = give_up(&check);
+                tracing::warn!(call_sid = %check.offer.call_sid, agent = %check.offer.agent_id,
+                    checks = check.checks, decision = ?fallback,
+                    "Twilio could not tell what became of the call; settling it from callq's own record");
+                fallback
+            }
+            d => d,
+        };
+        metrics::counter!("callq_checks_total", "decision" => decision.label()).increment(1);
+        match self.apply(&check, &decision).await {
+            Ok(result) => tracing::info!(call_sid = %check.offer.call_sid,
+                agent = %check.offer.agent_id, attempt = check.offer.attempt,
+                state = %check.state, decision = ?decision, result = %result,
+                "checked with Twilio"),
+            Err(e) => tracing::warn!(call_sid = %check.offer.call_sid, error = %e,
+                "cannot record a check's decision; the call comes back after its lease"),
+        }
+    }
+
+    /// What Twilio says of the call under check and its child legs.
+    async fn observe(&self, check: &Check) -> Result<Observed, RestError> {
+        let call = match (check.kind, &check.leg_sid) {
+            (CallKind::Inbound, _) => self.fetch(&check.offer.call_sid).await?,
+            (CallKind::Callback, Some(leg)) => self.fetch(leg).await?,
+            (CallKind::Callback, None) => self.find_agent_call(check).await?,
+        };
+        let children = match &call {
+            Some(c) => {
+                let filter = CallFilter {
+                    parent_call_sid: Some(c.sid.clone()),
+                    page_size: 50,
+                    ..CallFilter::default()
+                };
+                self.rest.list_calls(&filter).await?
+            }
+            None => Vec::new(),
+        };
+        Ok(Observed { call, children })
+    }
+
+    /// A call by SID; None when Twilio does not know it.
+    async fn fetch(&self, sid: &str) -> Result<Option<CallResource>, RestError> {
+        match self.rest.fetch_call(sid).await {
+            Ok(c) => Ok(Some(c)),
+            Err(RestError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A callback's agent-first call when its SID never reached callq (the worker died
+    /// between creating it and recording it): the first call to the agent's client created
+    /// since the offer.
+    async fn find_agent_call(&self, check: &Check) -> Result<Option<CallResource>, RestError> {
+        let Some(since) = check.since_ms else {
+            return Ok(None);
+        };
+        let day = jiff::Timestamp::from_millisecond(since - CLOCK_SLACK_MS)
+            .map(|t| t.strftime("%Y-%m-%d").to_string())
+            .ok();
+        let filter = CallFilter {
+            to: Some(format!("client:{}", check.identity)),
+            started_on_or_after: day,
+            page_size: 50,
+            ..CallFilter::default()
+        };
+        let calls = self.rest.list_calls(&filter).await?;
+        Ok(calls
+            .into_iter()
+            .filter(|c| created_ms(c).is_some_and(|t| t + CLOCK_SLACK_MS >= since))
+            .min_by_key(|c| created_ms(c).unwrap_or(i64::MAX)))
+    }
+
+    /// Run the transition `decision` names; returns what it did, for the log.
+    async fn apply(&self, check: &Check, decision: &Decision) -> Result<String, StoreError> {
+        let offer = &check.offer;
+        let sid = offer.call_sid.as_str();
+        let store = &self.store;
+        let done = match decision {
+            Decision::StillRinging => {
+                format!(
+                    "{:?}",
+                    store
+                        .extend_offer(offer, Some(self.ring_lease), None)
+                        .await?
+                )
+            }
+            Decision::StillTalking => format!("{:?}", store.extend_offer(offer, None, None).await?),
+            Decision::Answered { leg_sid } => format!(
+                "{:?}",
+                store
+                    .offer_result(offer, OfferOutcome::Answered, leg_sid)
+                    .await?
+            ),
+            Decision::NotAnswered(outcome) => {
+                format!("{:?}", store.offer_result(offer, *outcome, "").await?)
+            }
+            Decision::Completed => format!(
+                "{:?}",
+                store.complete(sid, Some(offer), EndSource::Check).await?
+            ),
+            Decision::CallerGone => match store.abandon(sid, "call_gone").await? {
+                Transition::Done(prior) => format!("abandoned from {prior}"),
+                stale => format!("{stale:?}"),
+            },
+            Decision::CustomerNotReached { outcome, reason } => format!(
+                "{:?}",
+                store.callback_result(offer, *outcome, reason).await?
+            ),
+            Decision::Unknown => "left for the next check".to_string(),
+        };
+        Ok(done)
+    }
+}
+
+impl Decision {
+    /// The `decision` label of `callq_checks_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::StillRinging => "still_ringing",
+            Decision::StillTalking => "still_talking",
+            Decision::Answered { .. } => "answered",
+            Decision::NotAnswered(_) => "not_answered",
+            Decision::Completed => "completed",
+            Decision::CallerGone => "caller_gone",
+            Decision::CustomerNotReached { .. } => "customer_not_reached",
+            Decision::Unknown => "unknown",
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

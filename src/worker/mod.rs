@@ -26,7 +26,9 @@
 
 pub mod breaker;
 pub mod checks;
+pub mod health;
 pub mod offer;
+pub mod probes;
 pub mod reaper;
 pub mod wake;
 
@@ -45,6 +47,8 @@ use crate::store::{Claim, Store};
 use crate::twilio::rest::{Backoff, RestConfig, TwilioRest};
 
 use breaker::{BreakerState, CircuitBreaker};
+use checks::Checker;
+use health::TwilioHealth;
 use offer::Ringer;
 use wake::{RedisClock, WakeListener, Woke};
 
@@ -133,6 +137,9 @@ pub struct WorkerConfig {
     pub redis_pool: usize,
     pub twilio: TwilioAccount,
     pub settings: Settings,
+    /// Where the worker answers `/healthz`, `/readyz` and `/metrics` (None: nowhere, as in
+    /// `callq all`, whose server answers them).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The Twilio REST client the worker uses: API key and secret when given, else account SID
@@ -178,9 +185,20 @@ pub async fn run(
         offer_lease_ms = settings.offer_lease.as_millis() as u64,
         "callq worker ready"
     );
-    Worker::new(store, rest, &config.redis_url, settings)
-        .run(shutdown)
-        .await
+    let worker = Worker::new(store.clone(), rest, &config.redis_url, settings);
+    if let Some(addr) = config.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (CALLQ_WORKER_LISTEN)"))?;
+        let (health, sd) = (worker.health(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = probes::serve(listener, store, health, sd).await {
+                tracing::error!(error = %e, "worker probes stopped");
+            }
+        });
+        tracing::info!(listen = %addr, "worker probes and metrics listening");
+    }
+    worker.run(shutdown).await
 }
 
 /// One worker: a wake loop over one centre.
@@ -189,6 +207,8 @@ pub struct Worker {
     rest: TwilioRest,
     /// Gates every request of `rest`; while it is open the worker claims nothing.
     breaker: Arc<CircuitBreaker>,
+    /// Whether Twilio refuses this worker (bad configuration): its `/readyz`.
+    health: Arc<TwilioHealth>,
     redis_url: String,
     settings: Arc<Settings>,
 }
@@ -215,9 +235,15 @@ impl Worker {
             store,
             rest: rest.with_gate(breaker.clone()),
             breaker,
+            health: Arc::default(),
             redis_url: redis_url.to_string(),
             settings: Arc::new(settings),
         }
+    }
+
+    /// What this worker knows of Twilio's view of it, for `/readyz`.
+    pub fn health(&self) -> Arc<TwilioHealth> {
+        self.health.clone()
     }
 
     /// Work until `shutdown` trips, then let in-flight REST calls finish (within
@@ -229,8 +255,15 @@ impl Worker {
         if let Err(e) = clock.measure(&self.store).await {
             tracing::warn!(error = %e, "cannot read Redis' clock yet; assuming it matches ours");
         }
+        let checker = Arc::new(Checker::new(
+            self.store.clone(),
+            self.rest.clone(),
+            s.ring_grace,
+            self.health.clone(),
+        ));
         let reaper = tokio::spawn(reaper::run(
             self.store.clone(),
+            checker,
             s.reap_interval,
             clock.clone(),
             shutdown.clone(),
@@ -239,6 +272,7 @@ impl Worker {
             self.store.clone(),
             self.rest.clone(),
             s.clone(),
+            self.health.clone(),
         ));
         let mut listener = WakeListener::new(&self.redis_url, self.store.clone())?;
         let slots = Arc::new(Semaphore::new(s.concurrency));

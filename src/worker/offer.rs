@@ -13,12 +13,13 @@
 //!
 //! | REST result | routing |
 //! |---|---|
-//! | accepted (2xx) | `extend_offer` by ring timeout + ring grace; webhooks take it from there |
-//! | 21220 / 20404 (call over) | `abandon(call, "call_gone")`: the agent is free at once |
+//! | accepted (2xx) | `extend_offer` by ring timeout + ring grace, recording the agent-first call's SID for a callback; webhooks take it from there |
+//! | 21220 (not in progress) | ask Twilio (`GET` the call): over → `abandon(call_gone)`; not yet on hold or still live → back in line, no miss |
 //! | Twilio failing (5xx, 429, timeouts, breaker open) until the deadline | `offer_result(Canceled)`: the call goes back at its rank, the agent is free, **no miss** |
-//! | Twilio refusing (other 4xx, e.g. bad credentials) | `Canceled` too, and this worker pauses claiming (1 s doubling to 30 s) |
+//! | misconfiguration (401, 403, 404) | `Canceled` too; this worker pauses claiming (1 s doubling to 30 s) and `/readyz` fails until Twilio accepts a request |
+//! | refused for good (another 4xx) | inbound: `offer_result(Refused)` (back in line; the third refusal overflows the call); callback: `callback_result(Refused)` → `callback_failed`. Other calls are not paused |
 //! | the agent's TwiML cannot be built (identity too long) | `offer_result(Failed)`: a miss for that agent, so a broken profile ends up paused |
-//! | callback create timed out or 5xx (may have been placed) | `extend_offer` as if accepted: webhooks settle it if it was placed, the lease returns it if not; never a second call |
+//! | callback create timed out or 5xx (may have been placed) | `extend_offer` as if accepted: webhooks settle it if it was placed, a check with Twilio if not; never a second call |
 //!
 //! A Twilio outage is never counted against agents: a miss means "the agent did not pick up",
 //! and after a few misses in a row the agent is paused. Burning every agent's misses because
@@ -30,13 +31,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::contract::OfferHook;
-use crate::store::{CallKind, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition};
+use crate::store::{
+    CallKind, CallbackRetry, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition,
+};
 use crate::twilio::rest::{
-    with_retry, with_retry_if, CallEvent, CreateCall, RestError, TwilioRest,
+    with_retry, with_retry_if, CallEvent, CreateCall, FailureKind, RestError, TwilioRest,
     MAX_CREATE_CALL_TIMEOUT_S,
 };
 use crate::twilio::twiml::{Client, Dial, Number, Response, TwimlError};
 
+use super::health::TwilioHealth;
 use super::{RejectPause, Settings};
 
 /// What became of one offer: the `outcome` label of `callq_offers_total`.
@@ -52,6 +56,8 @@ pub enum Outcome {
     Requeued,
     /// The offer cannot be made to this agent: back in line with a miss for the agent.
     Failed,
+    /// Twilio refused this call for good: back in line (or overflowed), or the callback ended.
+    Refused,
     /// The offer was settled elsewhere meanwhile (abandoned, reaped): nothing to do.
     Stale,
     /// Redis could not record the result; the lease returns the call.
@@ -66,6 +72,7 @@ impl Outcome {
             Outcome::CallGone => "call_gone",
             Outcome::Requeued => "requeued",
             Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
             Outcome::Stale => "stale",
             Outcome::Unrecorded => "unrecorded",
         }
@@ -158,6 +165,11 @@ fn error_label(e: &RestError) -> String {
     }
 }
 
+/// The reason recorded for a refusal: `twilio_<code>`, else `http_<status>`.
+fn refusal_reason(e: &RestError) -> String {
+    format!("twilio_{}", error_label(e))
+}
+
 /// A 2xx answer whose body did not parse: Twilio did what was asked.
 fn accepted_anyway(e: &RestError) -> bool {
     matches!(e, RestError::Decode { status, .. } if (200..300).contains(status))
@@ -169,15 +181,22 @@ pub struct Ringer {
     rest: TwilioRest,
     settings: Arc<Settings>,
     reject: RejectPause,
+    health: Arc<TwilioHealth>,
 }
 
 impl Ringer {
-    pub fn new(store: Store, rest: TwilioRest, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        store: Store,
+        rest: TwilioRest,
+        settings: Arc<Settings>,
+        health: Arc<TwilioHealth>,
+    ) -> Self {
         Self {
             reject: RejectPause::new(settings.max_reject_pause),
             store,
             rest,
             settings,
+            health,
         }
     }
 
@@ -213,14 +232,54 @@ impl Ringer {
         })
         .await;
         match result {
-            Ok(_) => self.ringing(offer, claimed_at).await,
-            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at).await,
-            Err(e) if e.is_call_gone() => {
-                tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+            Ok(_) => self.ringing(offer, claimed_at, None).await,
+            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at, None).await,
+            Err(e) => match e.kind() {
+                FailureKind::NotInProgress => self.not_in_progress(offer, claimed_at, &e).await,
+                FailureKind::Refused => {
+                    tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                        "Twilio refuses to redirect this call; back in line (it overflows after repeated refusals)");
+                    let reason = refusal_reason(&e);
+                    self.settle(offer, claimed_at, OfferOutcome::Refused, &reason)
+                        .await
+                }
+                FailureKind::Local => {
+                    tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                        "the agent's <Dial> is refused locally; counting a miss for the agent");
+                    self.requeue(offer, claimed_at, OfferOutcome::Failed).await
+                }
+                FailureKind::Outage | FailureKind::Misconfigured => {
+                    self.twilio_failed(offer, claimed_at, &e).await
+                }
+            },
+        }
+    }
+
+    /// Twilio says the call is not in progress (21220). That is either a caller who hung up
+    /// or a call Twilio has not started running TwiML for yet: its own view of the call
+    /// decides. Over: abandoned. Otherwise (or Twilio cannot be asked): back in line, no miss.
+    async fn not_in_progress(&self, offer: &Offer, claimed_at: Instant, e: &RestError) -> Outcome {
+        let seen = self
+            .counted(offer, self.rest.fetch_call(&offer.call_sid))
+            .await;
+        match seen {
+            Ok(call) if call.status.is_final() => {
+                tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, status = ?call.status,
                     "the caller hung up before the agent rang; abandoning");
                 self.abandon(offer, claimed_at, "call_gone").await
             }
-            Err(e) => self.twilio_failed(offer, claimed_at, &e).await,
+            Ok(call) => {
+                tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, status = ?call.status,
+                    "Twilio cannot redirect the call yet; back in line");
+                self.requeue(offer, claimed_at, OfferOutcome::Canceled)
+                    .await
+            }
+            Err(fetch) => {
+                tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e, fetch_error = %fetch,
+                    "Twilio says the call is not in progress and cannot say more; back in line");
+                self.requeue(offer, claimed_at, OfferOutcome::Canceled)
+                    .await
+            }
         }
     }
 
@@ -249,8 +308,10 @@ impl Ringer {
             Ok(t) => t,
             Err(why) => {
                 tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, why,
-                    "cannot place this callback; abandoning it");
-                return self.abandon(offer, claimed_at, "callback_invalid").await;
+                    "cannot place this callback; it ends as callback_failed");
+                return self
+                    .callback_refused(offer, claimed_at, "callback_invalid")
+                    .await;
             }
         };
         let req = callback_request(&self.settings.public_url, offer, twiml);
@@ -262,19 +323,49 @@ impl Ringer {
         })
         .await;
         match result {
-            Ok(_) => self.ringing(offer, claimed_at).await,
-            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at).await,
+            Ok(call) => self.ringing(offer, claimed_at, Some(&call.sid)).await,
+            Err(e) if accepted_anyway(&e) => self.ringing(offer, claimed_at, None).await,
             Err(e) if !e.is_unprocessed() && e.is_retryable() => {
                 // Timed out or 5xx: the call may exist. Hold the offer for the ring; if it
-                // was placed the webhooks settle it, if not the lease returns the call.
+                // was placed the webhooks settle it, if not a check with Twilio finds out.
                 tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
                     "callback call may or may not have been created; holding the offer for the ring");
-                match self.extend(offer, claimed_at).await {
+                match self.extend(offer, claimed_at, None).await {
                     Outcome::Ringing => Outcome::Unconfirmed,
                     other => other,
                 }
             }
-            Err(e) => self.twilio_failed(offer, claimed_at, &e).await,
+            Err(e) => match e.kind() {
+                FailureKind::Refused | FailureKind::NotInProgress | FailureKind::Local => {
+                    tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                        "Twilio refuses this callback for good; it ends as callback_failed");
+                    let reason = refusal_reason(&e);
+                    self.callback_refused(offer, claimed_at, &reason).await
+                }
+                FailureKind::Outage | FailureKind::Misconfigured => {
+                    self.twilio_failed(offer, claimed_at, &e).await
+                }
+            },
+        }
+    }
+
+    /// A callback Twilio will never place: `callback_failed`, the agent free, no miss.
+    async fn callback_refused(&self, offer: &Offer, claimed_at: Instant, reason: &str) -> Outcome {
+        let lease_end = claimed_at + self.settings.offer_lease;
+        let named = offer.offer_ref();
+        match retry_store(lease_end, || {
+            self.store
+                .callback_result(&named, OfferOutcome::Refused, reason)
+        })
+        .await
+        {
+            Ok(CallbackRetry::Failed | CallbackRetry::Retry { .. }) => Outcome::Refused,
+            Ok(CallbackRetry::Stale(_)) => Outcome::Stale,
+            Err(e) => {
+                tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                    "cannot record the refused callback; a check settles it");
+                Outcome::Unrecorded
+            }
         }
     }
 
@@ -293,10 +384,12 @@ impl Ringer {
         r
     }
 
-    /// Twilio accepted: extend the lease over the ring.
-    async fn ringing(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+    /// Twilio accepted: extend the lease over the ring. `leg_sid` is the call Twilio created
+    /// to ring the agent (a callback's agent-first call).
+    async fn ringing(&self, offer: &Offer, claimed_at: Instant, leg_sid: Option<&str>) -> Outcome {
         self.reject.accepted();
-        let outcome = self.extend(offer, claimed_at).await;
+        self.health.accepted();
+        let outcome = self.extend(offer, claimed_at, leg_sid).await;
         if outcome == Outcome::Ringing {
             let secs = claimed_at.elapsed().as_secs_f64();
             metrics::histogram!("callq_assign_seconds").record(secs);
@@ -306,15 +399,19 @@ impl Ringer {
         outcome
     }
 
-    async fn extend(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+    async fn extend(&self, offer: &Offer, claimed_at: Instant, leg_sid: Option<&str>) -> Outcome {
         let lease = offer.ring_timeout + self.settings.ring_grace;
         let lease_end = claimed_at + self.settings.offer_lease;
         let named = offer.offer_ref();
-        match retry_store(lease_end, || self.store.extend_offer(&named, lease, None)).await {
+        match retry_store(lease_end, || {
+            self.store.extend_offer(&named, Some(lease), leg_sid)
+        })
+        .await
+        {
             Ok(Transition::Done(())) => Outcome::Ringing,
             Ok(Transition::Stale(state)) => {
-                // Abandoned meanwhile (the webhooks got there first), or reaped because we
-                // ran past the lease; either way routing moved on without this offer.
+                // Abandoned meanwhile (the webhooks got there first), or settled by a check
+                // because we ran past the lease; either way routing moved on without us.
                 tracing::info!(call_sid = %offer.call_sid, agent = %offer.agent_id, ?state,
                     "Twilio accepted, but the offer is no longer current");
                 Outcome::Stale
@@ -327,37 +424,50 @@ impl Ringer {
         }
     }
 
-    /// Twilio failed or refused: back in line without a miss for the agent.
+    /// Twilio out of reach, or refusing this worker (misconfigured): back in line without a
+    /// miss for the agent. A misconfiguration also pauses this worker's claims and makes it
+    /// unready until Twilio accepts a request again.
     async fn twilio_failed(&self, offer: &Offer, claimed_at: Instant, e: &RestError) -> Outcome {
-        let outage = e.is_retryable() || matches!(e, RestError::CircuitOpen);
-        if outage {
-            tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
-                "Twilio unavailable within the offer lease; call back in line, agent released");
-        } else {
+        if e.kind() == FailureKind::Misconfigured {
             let pause = self.reject.rejected();
+            self.health.misconfigured(e);
             tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
                 pause_ms = pause.as_millis() as u64,
                 "Twilio refused the request; call back in line, agent released, claims paused");
+        } else {
+            tracing::warn!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
+                "Twilio unavailable within the offer lease; call back in line, agent released");
         }
         self.requeue(offer, claimed_at, OfferOutcome::Canceled)
             .await
     }
 
     async fn requeue(&self, offer: &Offer, claimed_at: Instant, how: OfferOutcome) -> Outcome {
+        self.settle(offer, claimed_at, how, "").await
+    }
+
+    /// `offer_result(how)` for this offer, within its lease.
+    async fn settle(
+        &self,
+        offer: &Offer,
+        claimed_at: Instant,
+        how: OfferOutcome,
+        detail: &str,
+    ) -> Outcome {
         let lease_end = claimed_at + self.settings.offer_lease;
         let named = offer.offer_ref();
-        match retry_store(lease_end, || self.store.offer_result(&named, how, "")).await {
+        match retry_store(lease_end, || self.store.offer_result(&named, how, detail)).await {
             Ok(OfferResult::Requeued(status)) => {
                 tracing::debug!(call_sid = %offer.call_sid, agent = %offer.agent_id,
                     agent_status = %status, "call back in line");
-                if how == OfferOutcome::Canceled {
-                    Outcome::Requeued
-                } else {
-                    Outcome::Failed
+                match how {
+                    OfferOutcome::Canceled => Outcome::Requeued,
+                    OfferOutcome::Refused => Outcome::Refused,
+                    _ => Outcome::Failed,
                 }
             }
             Ok(OfferResult::Connected) => Outcome::Ringing,
-            Ok(OfferResult::Refused) => Outcome::Stale,
+            Ok(OfferResult::Refused) => Outcome::Refused,
             Ok(OfferResult::Stale(_)) => Outcome::Stale,
             Err(e) => {
                 tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,

@@ -1,17 +1,21 @@
-//! Reaping: return what the dead left behind. `reap` (one Lua script, safe to run from every
-//! worker at once) puts calls whose offer lease passed back at their rank with their agent
-//! released and no miss counted, takes agents whose heartbeat key expired offline, and ends
-//! due wrap-ups. Each worker reaps whenever it wakes and, here, on a timer of its own, so a
-//! lapsed heartbeat takes its agent offline within one TTL (plus one interval) even when
-//! nothing else happens.
+//! Reaping and checking: the worker's timed housekeeping. `reap` (one Lua script, safe to run
+//! from every worker at once) takes the presence of agents whose heartbeat key expired, ends
+//! due wrap-ups, and lets overdue arrivals and due callback retries into line. A check round
+//! ([`super::checks`]) then asks Twilio about offers whose lease passed and connected calls
+//! gone silent. Each worker reaps whenever it wakes and, here, on a timer of its own, so a
+//! lapsed heartbeat makes its agent unofferable within one TTL (plus one interval) and a call
+//! callq lost track of is settled within a lease or two, even when nothing else happens.
 
 use std::time::Duration;
 
 use rand::Rng;
 
+use std::sync::Arc;
+
 use crate::shutdown::Shutdown;
 use crate::store::{Reaped, Result, Store};
 
+use super::checks::Checker;
 use super::wake::RedisClock;
 
 /// Most items of each kind one `reap` handles; a full batch is followed by another.
@@ -62,8 +66,15 @@ pub async fn reap_all(store: &Store) -> Result<Reaped> {
     Ok(total)
 }
 
-/// Reap every `every` (±10 %, so replicas spread out) and refresh `clock`, until `shutdown`.
-pub async fn run(store: Store, every: Duration, clock: RedisClock, mut shutdown: Shutdown) {
+/// Reap and run a check round every `every` (±10 %, so replicas spread out) and refresh
+/// `clock`, until `shutdown`.
+pub async fn run(
+    store: Store,
+    checker: Arc<Checker>,
+    every: Duration,
+    clock: RedisClock,
+    mut shutdown: Shutdown,
+) {
     loop {
         let jitter = rand::rng().random_range(0.9..=1.1);
         tokio::select! {
@@ -72,6 +83,14 @@ pub async fn run(store: Store, every: Duration, clock: RedisClock, mut shutdown:
         }
         if let Err(e) = reap_all(&store).await {
             tracing::warn!(error = %e, "reap failed");
+        }
+        tokio::select! {
+            checked = checker.run_round() => {
+                if let Err(e) = checked {
+                    tracing::warn!(error = %e, "taking checks failed");
+                }
+            }
+            _ = shutdown.wait() => return,
         }
         if let Err(e) = clock.measure(&store).await {
             tracing::debug!(error = %e, "cannot read Redis' clock");

@@ -1,6 +1,8 @@
 //! What the worker tests share: a local stand-in for Twilio's REST API (axum, on a free
-//! loopback port) that answers the way Twilio does (status codes, error JSON, basic auth), and
-//! records every request; and helpers to run workers against the test Redis.
+//! loopback port) that answers the way Twilio does (status codes, error JSON, basic auth,
+//! calls serialized as callq reads them), records every request, and keeps a small world of
+//! calls a test sets up for `GET …/Calls/{Sid}.json` and `GET …/Calls.json`; and helpers to run
+//! workers against the test Redis.
 
 #![allow(dead_code)]
 
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 
 use callq::shutdown::ShutdownTrigger;
 use callq::store::Store;
-use callq::twilio::rest::{Backoff, RestConfig, TwilioRest};
+use callq::twilio::rest::{Backoff, CallResource, CallStatus, RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
 
 pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -30,7 +32,11 @@ pub const PUBLIC: &str = "https://callq.example.com";
 #[derive(Debug, Clone)]
 pub struct Request {
     pub at: Instant,
+    /// `GET` (a read) or `POST` (an update or a create).
+    pub method: String,
     pub path: String,
+    /// The query string of a read.
+    pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
     pub form: Vec<(String, String)>,
@@ -88,6 +94,9 @@ pub enum Reply {
     },
     /// The inner reply, after a delay.
     After(Duration, Box<Reply>),
+    /// A bare status and body, as something that is not Twilio would answer (a wrong API
+    /// base: a web server's HTML 404).
+    Raw(u16, &'static str),
     /// Never answers.
     Hang,
 }
@@ -117,6 +126,10 @@ impl Reply {
 type Script = Box<dyn FnMut(&Request, usize) -> Reply + Send>;
 
 struct Inner {
+    /// The calls Twilio knows, by SID, for reads.
+    world: Mutex<std::collections::HashMap<String, CallResource>>,
+    /// Reads received (kept apart: `requests` and `count` are the writes).
+    reads: Mutex<Vec<Request>>,
     requests: Mutex<Vec<Request>>,
     count: watch::Sender<usize>,
     script: Mutex<Script>,
@@ -140,14 +153,22 @@ impl StandIn {
     pub async fn start(script: impl FnMut(&Request, usize) -> Reply + Send + 'static) -> Self {
         let (count, _) = watch::channel(0);
         let inner = Arc::new(Inner {
+            world: Mutex::default(),
+            reads: Mutex::default(),
             requests: Mutex::new(Vec::new()),
             count,
             script: Mutex::new(Box::new(script)),
             feed: Mutex::new(None),
         });
         let app = Router::new()
-            .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
-            .route("/2010-04-01/Accounts/{account}/Calls/{file}", post(update))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls.json",
+                post(create).get(list),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{file}",
+                post(update).get(fetch),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -162,6 +183,21 @@ impl StandIn {
         }
     }
 
+    /// Twilio now knows `call` (reads return it; a call with `parent_call_sid` is listed as
+    /// that call's child leg).
+    pub fn set_call(&self, call: CallResource) {
+        self.inner
+            .world
+            .lock()
+            .expect("world lock")
+            .insert(call.sid.clone(), call);
+    }
+
+    /// The reads (`GET` a call, list calls) received so far.
+    pub fn reads(&self) -> Vec<Request> {
+        self.inner.reads.lock().expect("reads lock").clone()
+    }
+
     /// Change how later requests are answered.
     pub fn set_script(&self, script: impl FnMut(&Request, usize) -> Reply + Send + 'static) {
         *self.inner.script.lock().expect("script lock") = Box::new(script);
@@ -174,6 +210,7 @@ impl StandIn {
         rx
     }
 
+    /// The writes (updates and creates) received so far.
     pub fn requests(&self) -> Vec<Request> {
         self.inner.requests.lock().expect("requests lock").clone()
     }
@@ -182,8 +219,10 @@ impl StandIn {
         *self.inner.count.borrow()
     }
 
-    /// Wait until at least `n` requests arrived (panics after `within`).
+    /// Wait until at least `n` requests arrived (panics after `within` times the slow-machine
+    /// allowance).
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Request> {
+        let within = within * SLOW_MACHINE;
         let mut rx = self.inner.count.subscribe();
         let ok = tokio::time::timeout(within, rx.wait_for(|c| *c >= n)).await;
         assert!(
@@ -204,25 +243,38 @@ pub fn basic_auth() -> String {
     )
 }
 
-fn call_json(sid: &str, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "account_sid": ACCOUNT,
-        "answered_by": null,
-        "api_version": "2010-04-01",
-        "date_created": "Tue, 31 Aug 2010 20:36:28 +0000",
-        "date_updated": "Tue, 31 Aug 2010 20:36:44 +0000",
-        "direction": "inbound",
-        "duration": null,
-        "end_time": null,
-        "from": "+15550001111",
-        "parent_call_sid": null,
-        "sid": sid,
-        "start_time": "Tue, 31 Aug 2010 20:36:29 +0000",
-        "status": status,
-        "to": "+15005550001",
-        "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json"),
-        "queue_time": "0"
-    })
+/// A call as Twilio would describe it, created now.
+pub fn twilio_call(sid: &str, to: &str, status: CallStatus, parent: Option<&str>) -> CallResource {
+    let now = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000");
+    CallResource {
+        sid: sid.to_string(),
+        account_sid: ACCOUNT.to_string(),
+        status,
+        to: Some(to.to_string()),
+        from: Some("+15550001111".to_string()),
+        direction: Some(
+            if parent.is_some() {
+                "outbound-dial"
+            } else {
+                "inbound"
+            }
+            .to_string(),
+        ),
+        parent_call_sid: parent.map(str::to_string),
+        answered_by: None,
+        date_created: Some(now.to_string()),
+        date_updated: Some(now.to_string()),
+        start_time: Some(now.to_string()),
+        end_time: None,
+        duration: None,
+        queue_time: Some("0".to_string()),
+        uri: Some(format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json")),
+    }
+}
+
+fn call_json(sid: &str, status: CallStatus) -> serde_json::Value {
+    serde_json::to_value(twilio_call(sid, "+15005550001", status, None))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn twilio_error(status: u16, code: u32, message: &str) -> Response {
@@ -255,6 +307,81 @@ async fn create(
     handle(inner, account, None, headers, body).await
 }
 
+/// Records a read and checks its credentials; the error to answer when they are wrong.
+fn record_read(
+    inner: &Inner,
+    account: &str,
+    path: String,
+    headers: &HeaderMap,
+    query: Vec<(String, String)>,
+) -> Option<Response> {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let req = Request {
+        at: Instant::now(),
+        method: "GET".into(),
+        path,
+        query,
+        authorization: authorization.clone(),
+        content_type: None,
+        form: Vec::new(),
+        call_sid: None,
+    };
+    inner.reads.lock().expect("reads lock").push(req);
+    (account != ACCOUNT || authorization.as_deref() != Some(basic_auth().as_str()))
+        .then(|| twilio_error(401, 20003, "Authenticate"))
+}
+
+async fn fetch(
+    State(inner): State<Arc<Inner>>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Calls/{file}");
+    if let Some(refused) = record_read(&inner, &account, path, &headers, Vec::new()) {
+        return refused;
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    match inner.world.lock().expect("world lock").get(sid) {
+        Some(call) => axum::Json(call.clone()).into_response(),
+        None => twilio_error(404, 20404, "The requested resource was not found"),
+    }
+}
+
+async fn list(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+    let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
+    if let Some(refused) = record_read(&inner, &account, path, &headers, query.clone()) {
+        return refused;
+    }
+    let want = |name: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (parent, to) = (want("ParentCallSid"), want("To"));
+    let calls: Vec<CallResource> = inner
+        .world
+        .lock()
+        .expect("world lock")
+        .values()
+        .filter(|c| parent.is_none() || c.parent_call_sid == parent)
+        .filter(|c| to.is_none() || c.to == to)
+        .cloned()
+        .collect();
+    axum::Json(serde_json::json!({ "calls": calls, "page": 0, "page_size": calls.len() }))
+        .into_response()
+}
+
 async fn handle(
     inner: Arc<Inner>,
     account: String,
@@ -272,6 +399,8 @@ async fn handle(
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let req = Request {
         at,
+        method: "POST".into(),
+        query: Vec::new(),
         path: match &call_sid {
             Some(sid) => format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json"),
             None => format!("/2010-04-01/Accounts/{account}/Calls.json"),
@@ -301,12 +430,14 @@ async fn handle(
         match reply {
             Reply::Ok => {
                 return match call_sid {
-                    Some(sid) => {
-                        (StatusCode::OK, axum::Json(call_json(&sid, "in-progress"))).into_response()
-                    }
+                    Some(sid) => (
+                        StatusCode::OK,
+                        axum::Json(call_json(&sid, CallStatus::InProgress)),
+                    )
+                        .into_response(),
                     None => (
                         StatusCode::CREATED,
-                        axum::Json(call_json(&format!("CAnew{n:028}"), "queued")),
+                        axum::Json(call_json(&format!("CAnew{n:028}"), CallStatus::Queued)),
                     )
                         .into_response(),
                 }
@@ -319,6 +450,10 @@ async fn handle(
             Reply::After(d, inner) => {
                 tokio::time::sleep(d).await;
                 reply = *inner;
+            }
+            Reply::Raw(status, body) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+                return (status, body).into_response();
             }
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -360,14 +495,21 @@ pub fn fast_settings() -> Settings {
 pub struct RunningWorker {
     trigger: ShutdownTrigger,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// What the worker's `/readyz` reports about Twilio.
+    pub health: Arc<callq::worker::health::TwilioHealth>,
 }
 
 impl RunningWorker {
     pub fn start(store: &Store, rest: TwilioRest, settings: Settings) -> Self {
         let (trigger, shutdown) = callq::shutdown::channel();
         let worker = Worker::new(store.clone(), rest, &crate::common::redis_url(), settings);
+        let health = worker.health();
         let handle = tokio::spawn(worker.run(shutdown));
-        RunningWorker { trigger, handle }
+        RunningWorker {
+            trigger,
+            handle,
+            health,
+        }
     }
 
     /// Trip shutdown and wait for `run` to return; returns how long that took.
@@ -392,12 +534,18 @@ pub fn logs() {
         .try_init();
 }
 
-/// Poll `check` every 10 ms until it returns Some, or panic after `within` naming `what`.
+/// How much longer than on a quiet machine `eventually` waits: a test asserts what happens,
+/// never how fast, and must pass on a busy 2-core machine.
+const SLOW_MACHINE: u32 = 10;
+
+/// Poll `check` every 10 ms until it returns Some, or panic after `within` (times
+/// [`SLOW_MACHINE`]) naming `what`.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    let within = within * SLOW_MACHINE;
     let end = Instant::now() + within;
     loop {
         if let Some(v) = check().await {

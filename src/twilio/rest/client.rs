@@ -1,5 +1,6 @@
 //! [`TwilioRest`], the client itself: its configuration ([`RestConfig`]), the calls callq makes
-//! (update a live call, create a call, dequeue a member), and the optional [`RequestGate`]
+//! (update a live call, create a call, dequeue a member, fetch a call, list calls), and the
+//! optional [`RequestGate`]
 //! consulted around every request, which is how the worker's circuit breaker keeps requests
 //! from going out while Twilio is unreachable.
 
@@ -13,7 +14,9 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::error::{error_chain, RestError};
-use super::resources::{check_twiml_len, CallResource, CreateCall, HttpMethod, QueueMember};
+use super::resources::{
+    check_twiml_len, CallFilter, CallPage, CallResource, CreateCall, HttpMethod, QueueMember,
+};
 
 /// Twilio's production API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
@@ -222,6 +225,27 @@ impl TwilioRest {
         .await
     }
 
+    /// Reads a call as Twilio sees it now (`GET …/Calls/{Sid}.json`).
+    pub async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, RestError> {
+        let url = self.call_url(call_sid)?;
+        self.request(reqwest::Method::GET, url, &[], call_sid).await
+    }
+
+    /// The first page of calls matching `filter` (`GET …/Calls.json`), newest first.
+    pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallResource>, RestError> {
+        let mut url = self.endpoint(&["Calls.json"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in filter.query() {
+                pairs.append_pair(name, &value);
+            }
+        }
+        let page: CallPage = self
+            .request(reqwest::Method::GET, url, &[], "Calls.json")
+            .await?;
+        Ok(page.calls)
+    }
+
     fn call_url(&self, call_sid: &str) -> Result<Url, RestError> {
         require_sid("call_sid", call_sid)?;
         self.endpoint(&["Calls", &format!("{call_sid}.json")])
@@ -248,12 +272,24 @@ impl TwilioRest {
         form: &[(&str, &str)],
         subject: &str,
     ) -> Result<T, RestError> {
+        self.request(reqwest::Method::POST, url, form, subject)
+            .await
+    }
+
+    /// One request through the gate: a POST with `form`, or a GET (`form` empty).
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        form: &[(&str, &str)],
+        subject: &str,
+    ) -> Result<T, RestError> {
         let pass = match &self.inner.gate {
             Some(gate) => Some(gate.admit()?),
             None => None,
         };
         let started = Instant::now();
-        let result = self.send(url, form).await;
+        let result = self.send(method, url, form).await;
         if let Some(pass) = pass {
             pass.finish(result.as_ref().err());
         }
@@ -275,23 +311,25 @@ impl TwilioRest {
 
     async fn send<T: DeserializeOwned>(
         &self,
+        method: reqwest::Method,
         url: Url,
         form: &[(&str, &str)],
     ) -> Result<T, RestError> {
-        let response = self
+        let post = method == reqwest::Method::POST;
+        let mut builder = self
             .inner
             .client
-            .post(url)
+            .request(method, url)
             .basic_auth(&self.inner.username, Some(&self.inner.password))
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(
                 USER_AGENT,
                 HeaderValue::from_static(concat!("callq/", env!("CARGO_PKG_VERSION"))),
-            )
-            .form(form)
-            .send()
-            .await
-            .map_err(RestError::from_reqwest)?;
+            );
+        if post {
+            builder = builder.form(form);
+        }
+        let response = builder.send().await.map_err(RestError::from_reqwest)?;
         let status = response.status();
         let body = response.bytes().await.map_err(RestError::from_reqwest)?;
         if status.is_success() {

@@ -17,6 +17,26 @@ pub const CODE_TWIML_TOO_LONG: u32 = 32018;
 /// Longest slice of a non-JSON error body kept in [`RestError::Api::message`].
 const MAX_ERROR_BODY_CHARS: usize = 300;
 
+/// What a failed request says about the request's call, and so what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// 21220: the call is not in progress. It may have ended (the caller hung up) or may not
+    /// have started running TwiML yet; only Twilio's view of the call (a fetch) tells which.
+    NotInProgress,
+    /// 429 / 20429, 5xx, timeouts, connection failures, the breaker open: Twilio is out of
+    /// reach or overloaded; retry with backoff, and count no one's fault.
+    Outage,
+    /// 401 / 403, or 404 on a call Twilio must know (20404, or a 404 that is not Twilio's
+    /// JSON): the credentials, account or API base are wrong. Nothing works until an operator
+    /// fixes the configuration; it says nothing about the caller.
+    Misconfigured,
+    /// Another 4xx: Twilio refuses this request for good (an invalid number, a call it cannot
+    /// modify). Retrying the same request changes nothing.
+    Refused,
+    /// Refused before sending (invalid request, TwiML too long): callq's own request is wrong.
+    Local,
+}
+
 /// Everything that can go wrong talking to Twilio.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestError {
@@ -81,14 +101,21 @@ impl RestError {
         }
     }
 
-    /// The call is no longer live (21220 not in progress, 20404 / HTTP 404 not found): the
-    /// caller hung up; abandon the offer rather than retry.
-    pub fn is_call_gone(&self) -> bool {
+    /// What kind of failure this is, for deciding what to do with the request's call.
+    pub fn kind(&self) -> FailureKind {
+        if self.is_retryable() || matches!(self, RestError::CircuitOpen) {
+            return FailureKind::Outage;
+        }
         match self {
-            RestError::Api { status, code, .. } => {
-                *status == 404 || matches!(code, Some(CODE_CALL_NOT_IN_PROGRESS | CODE_NOT_FOUND))
+            RestError::Api { code, .. } if *code == Some(CODE_CALL_NOT_IN_PROGRESS) => {
+                FailureKind::NotInProgress
             }
-            _ => false,
+            RestError::Api {
+                status: 401 | 403 | 404,
+                ..
+            } => FailureKind::Misconfigured,
+            RestError::Api { .. } | RestError::Decode { .. } => FailureKind::Refused,
+            _ => FailureKind::Local,
         }
     }
 
@@ -187,6 +214,62 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failures_are_classified_by_what_they_say_about_the_call() {
+        struct Case {
+            status: u16,
+            body: &'static [u8],
+            want: FailureKind,
+        }
+        let cases = [
+            Case {
+                status: 400,
+                body: br#"{"code":21220,"message":"Call is not in-progress"}"#,
+                want: FailureKind::NotInProgress,
+            },
+            Case {
+                status: 404,
+                body: br#"{"code":20404,"message":"not found"}"#,
+                want: FailureKind::Misconfigured,
+            },
+            Case {
+                status: 401,
+                body: br#"{"code":20003,"message":"Authenticate"}"#,
+                want: FailureKind::Misconfigured,
+            },
+            Case {
+                status: 403,
+                body: b"",
+                want: FailureKind::Misconfigured,
+            },
+            Case {
+                status: 400,
+                body: br#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#,
+                want: FailureKind::Refused,
+            },
+            Case {
+                status: 429,
+                body: br#"{"code":20429,"message":"Too Many Requests"}"#,
+                want: FailureKind::Outage,
+            },
+            Case {
+                status: 503,
+                body: b"",
+                want: FailureKind::Outage,
+            },
+        ];
+        for c in cases {
+            let e = RestError::from_response(c.status, c.body);
+            assert_eq!(e.kind(), c.want, "{e}");
+        }
+        assert_eq!(RestError::Timeout.kind(), FailureKind::Outage);
+        assert_eq!(RestError::CircuitOpen.kind(), FailureKind::Outage);
+        assert_eq!(
+            RestError::TwimlTooLong { len: 5000 }.kind(),
+            FailureKind::Local
+        );
+    }
+
+    #[test]
     fn error_bodies_that_are_not_twilio_json_fall_back() {
         let e = RestError::from_response(502, b"");
         assert_eq!(
@@ -204,11 +287,15 @@ mod tests {
             matches!(&e, RestError::Api { message, .. } if message.len() == MAX_ERROR_BODY_CHARS)
         );
         let e = RestError::from_response(400, br#"{"code":"21220","message":"gone"}"#);
-        assert!(e.is_call_gone());
+        assert_eq!(e.kind(), FailureKind::NotInProgress);
         let e = RestError::from_response(400, br#"[1,2,3]"#);
         assert_eq!(e.code(), None);
         let e = RestError::from_response(404, b"<html>Not Found</html>");
-        assert!(e.is_call_gone());
+        assert_eq!(
+            e.kind(),
+            FailureKind::Misconfigured,
+            "a 404 that is not Twilio's answer about a call: a wrong API base"
+        );
         assert!(RestError::from_response(429, b"slow down").is_retryable());
         assert!(
             !RestError::from_response(401, br#"{"code":20003,"message":"Authenticate"}"#)

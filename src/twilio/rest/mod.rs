@@ -1,10 +1,11 @@
 //! Twilio REST client used by the worker: redirect a live call to new TwiML or a URL, hang it up,
-//! dequeue a queue member, and create outbound calls (agent-first callbacks).
+//! dequeue a queue member, create outbound calls (agent-first callbacks), and read calls back
+//! (fetch one, list a call's child legs) when callq must ask Twilio what became of a call.
 //!
 //! Everything Twilio can answer is turned into a [`RestError`] (nothing from the network panics),
-//! and the error says what the worker should do next: [`RestError::is_retryable`] (429 / 20429,
-//! 5xx, timeouts, connection failures) and [`RestError::is_call_gone`] (21220, 20404, HTTP 404:
-//! the caller hung up, so abandon instead of retrying). [`with_retry`] retries with full-jitter
+//! and [`RestError::kind`] says what the worker should do next ([`FailureKind`]: an outage to
+//! retry, 21220 to confirm with a fetch, a misconfiguration, a refusal for good).
+//! [`with_retry`] retries with full-jitter
 //! exponential backoff but never past a deadline (the offer lease), and an optional
 //! [`RequestGate`] consulted around every request lets the worker's circuit breaker
 //! ([`crate::worker::breaker`]) make requests fail fast while Twilio is unreachable, so leases
@@ -13,7 +14,8 @@
 //! Paths and parameter names follow Twilio's OpenAPI description (`twilio_api_v2010.json`):
 //! `UpdateCall` (`Url`, `Method`, `Twiml`, `Status`), `CreateCall` (`To`, `From`, `Url`, `Method`,
 //! `Twiml`, `StatusCallback`, `StatusCallbackEvent` once per value, `StatusCallbackMethod`,
-//! `Timeout`) and `UpdateMember` (`Url`, `Method`). `docs/twilio.md` sums up what callq relies on.
+//! `Timeout`), `UpdateMember` (`Url`, `Method`), `FetchCall` and `ListCall` (`ParentCallSid`,
+//! `To`, `From`, `StartTime>`, `PageSize`). `docs/twilio.md` sums up what callq relies on.
 //!
 //! Laid out as `client` ([`TwilioRest`], [`RestConfig`], [`RequestGate`]), `resources` (the
 //! Call resource, queue members, [`CreateCall`]), `error` ([`RestError`] and Twilio's error
@@ -29,11 +31,11 @@ mod tests;
 
 pub use client::{RequestGate, RequestPass, RestConfig, TwilioRest, DEFAULT_API_BASE};
 pub use error::{
-    RestError, CODE_CALL_NOT_IN_PROGRESS, CODE_NOT_FOUND, CODE_TOO_MANY_REQUESTS,
+    FailureKind, RestError, CODE_CALL_NOT_IN_PROGRESS, CODE_NOT_FOUND, CODE_TOO_MANY_REQUESTS,
     CODE_TWIML_TOO_LONG,
 };
 pub use resources::{
-    CallEvent, CallInstructions, CallResource, CallStatus, CreateCall, HttpMethod, QueueMember,
-    MAX_CREATE_CALL_TIMEOUT_S, MAX_INLINE_TWIML_CHARS,
+    CallEvent, CallFilter, CallInstructions, CallResource, CallStatus, CreateCall, HttpMethod,
+    QueueMember, MAX_CREATE_CALL_TIMEOUT_S, MAX_INLINE_TWIML_CHARS,
 };
 pub use retry::{with_retry, with_retry_if, Backoff};

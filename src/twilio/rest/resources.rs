@@ -120,6 +120,50 @@ pub struct CallResource {
     pub uri: Option<String>,
 }
 
+/// Which calls `GET …/Calls.json` returns (Twilio's `ListCall` filters); the first page only,
+/// newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only the child legs of this call (the calls its `<Dial>` placed).
+    pub parent_call_sid: Option<String>,
+    /// Only calls to this number or `client:<identity>`.
+    pub to: Option<String>,
+    /// Only calls from this number or `client:<identity>`.
+    pub from: Option<String>,
+    /// Only calls that started on or after this UTC date (`StartTime>`, `YYYY-MM-DD`).
+    pub started_on_or_after: Option<String>,
+    /// Calls per page (Twilio allows up to 1000).
+    pub page_size: u32,
+}
+
+impl CallFilter {
+    /// The query parameters, in Twilio's names.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(p) = &self.parent_call_sid {
+            q.push(("ParentCallSid", p.clone()));
+        }
+        if let Some(to) = &self.to {
+            q.push(("To", to.clone()));
+        }
+        if let Some(from) = &self.from {
+            q.push(("From", from.clone()));
+        }
+        if let Some(d) = &self.started_on_or_after {
+            q.push(("StartTime>", d.clone()));
+        }
+        q.push(("PageSize", self.page_size.clamp(1, 1000).to_string()));
+        q
+    }
+}
+
+/// One page of `GET …/Calls.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallPage {
+    #[serde(default)]
+    pub calls: Vec<CallResource>,
+}
+
 /// A member of a Twilio `<Enqueue>` queue (answer to a dequeue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMember {

@@ -497,12 +497,12 @@ async fn twilio_errors_are_parsed_and_classified() {
             more_info: Some("https://www.twilio.com/docs/errors/21220".to_owned()),
         }
     );
-    assert!(gone.is_call_gone());
+    assert_eq!(gone.kind(), FailureKind::NotInProgress);
     assert!(!gone.is_retryable());
 
     let nf = rest.hangup_call("CA404").await.expect_err("20404");
     assert_eq!(nf.code(), Some(20404));
-    assert!(nf.is_call_gone());
+    assert_eq!(nf.kind(), FailureKind::Misconfigured);
     assert!(!nf.is_retryable());
 
     let busy = rest.hangup_call("CA429").await.expect_err("20429");
@@ -516,7 +516,7 @@ async fn twilio_errors_are_parsed_and_classified() {
     ));
     assert!(busy.is_retryable());
     assert!(busy.is_unprocessed());
-    assert!(!busy.is_call_gone());
+    assert_eq!(busy.kind(), FailureKind::Outage);
 
     let boom = rest.hangup_call("CA500").await.expect_err("500");
     assert_eq!(
@@ -639,7 +639,7 @@ async fn non_retryable_errors_are_not_retried() {
     })
     .await
     .expect_err("gone");
-    assert!(err.is_call_gone());
+    assert_eq!(err.kind(), FailureKind::NotInProgress);
     assert_eq!(state.count(), 1);
 }
 
@@ -723,10 +723,10 @@ async fn call_gone_errors_do_not_trip_the_breaker() {
     let rest = client(&base, 2_000).with_gate(breaker.clone());
     for _ in 0..3 {
         let err = rest.hangup_call("CAgone").await.expect_err("21220");
-        assert!(err.is_call_gone());
+        assert_eq!(err.kind(), FailureKind::NotInProgress);
     }
     let err = rest.hangup_call("CA404").await.expect_err("20404");
-    assert!(err.is_call_gone());
+    assert_eq!(err.kind(), FailureKind::Misconfigured);
     assert_eq!(breaker.state(), BreakerState::Closed);
     // Local refusals never reach the breaker either.
     let long = "x".repeat(MAX_INLINE_TWIML_CHARS + 1);
