@@ -1488,6 +1488,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/admin/agents/{id}/status", "put", Some("admin_token")),
     ("/v1/admin/queues", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}", "get", Some("admin_token")),
+    ("/v1/admin/calls/{sid}/end", "post", Some("admin_token")),
     ("/v1/openapi.json", "get", None),
 ];
 
@@ -1650,4 +1651,46 @@ async fn the_agent_client_loop_stops_on_a_refused_token() {
     )
     .await;
     assert!(r.is_err(), "a bad token ends the loop at once");
+}
+
+/// An operator ends a call whose end never reached callq: the agent is free at once, the
+/// event stream records who ended it, and ending it again or an unknown call is refused.
+#[tokio::test]
+async fn admin_ends_a_stuck_call_and_frees_its_agent() {
+    let srv = server().await;
+    online(&srv, "a1", "sales").await;
+    enqueue(&srv, "CA1", "sales").await;
+    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    let store = &srv.state.store;
+    store
+        .offer_result(
+            &current(store, "CA1").await,
+            OfferOutcome::Answered,
+            "CAleg",
+        )
+        .await
+        .expect("answered");
+
+    let r = admin(&srv, Method::POST, "/v1/admin/calls/CA1/end", Body::None).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["call"]["state"], "completed");
+    assert_eq!(r.json["call"]["end_reason"], "ended_by_operator");
+    let last = r.json["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&last["type"], &last["fields"]["by"]),
+        (&json!("ended"), &json!("admin"))
+    );
+    let rec = record(&srv, "a1").await.expect("agent");
+    assert_eq!((rec.status, rec.active), (AgentStatus::Available, 0));
+
+    let r = admin(&srv, Method::POST, "/v1/admin/calls/CA1/end", Body::None).await;
+    r.assert_error(409, "call_already_ended", None, "ended twice");
+    let r = admin(&srv, Method::POST, "/v1/admin/calls/CAnope/end", Body::None).await;
+    r.assert_error(404, "call_not_found", None, "unknown call");
+    let r = admin(&srv, Method::GET, "/v1/admin/calls/CA1/end", Body::None).await;
+    assert_eq!(r.status, 405);
 }

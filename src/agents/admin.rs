@@ -18,7 +18,7 @@ use super::types::{
     UpdateAgentRequest,
 };
 use crate::app::AppState;
-use crate::store::{check_name, AgentSpec, StoreError, UpsertMode};
+use crate::store::{check_name, AgentSpec, StoreError, Transition, UpsertMode};
 
 /// Token lifetime when the request names none: one long shift.
 pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
@@ -287,13 +287,7 @@ pub async fn get_call(
     _: AdminAuth,
     ApiPath(sid): ApiPath<String>,
 ) -> Result<Json<CallDetail>, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "call_not_found",
-            format!("no call {:?}", shorten(&sid)),
-        )
-    };
+    let not_found = || call_not_found(&sid);
     if check_name("CallSid", &sid).is_err() {
         return Err(not_found());
     }
@@ -316,6 +310,56 @@ pub async fn get_call(
         call: CallView::from(call),
         history,
     }))
+}
+
+/// End a call callq still holds open (its end never reached callq: lost webhooks, Redis out
+/// of reach), releasing its agent at once. The transition is recorded in the event stream as
+/// `ended` with `by=admin`. It does not hang up anything at Twilio.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/calls/{sid}/end",
+    tag = "admin",
+    params(("sid" = String, Path, description = "The Twilio CallSid")),
+    responses(
+        (status = 200, description = "Ended; the call and its history", body = CallDetail),
+        (status = 404, description = "Unknown call (`call_not_found`)", body = ErrorBody),
+        (status = 409, description = "The call has already ended (`call_already_ended`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 503, description = "Redis unavailable (`store_unavailable`)", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn end_call(
+    State(app): State<AppState>,
+    _: AdminAuth,
+    ApiPath(sid): ApiPath<String>,
+) -> Result<Json<CallDetail>, ApiError> {
+    if check_name("CallSid", &sid).is_err() {
+        return Err(call_not_found(&sid));
+    }
+    match store(app.store.end_call(&sid, "admin")).await? {
+        Transition::Done(prior) => {
+            tracing::warn!(call_sid = %sid, prior = %prior, "call ended by an operator");
+        }
+        Transition::Stale(None) => return Err(call_not_found(&sid)),
+        Transition::Stale(Some(state)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "call_already_ended",
+                format!("call {:?} has already ended ({state})", shorten(&sid)),
+            ))
+        }
+    }
+    get_call(State(app), AdminAuth, ApiPath(sid)).await
+}
+
+fn call_not_found(sid: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "call_not_found",
+        format!("no call {:?}", shorten(sid)),
+    )
 }
 
 /// Check an agent's profile field by field and build the store's spec.

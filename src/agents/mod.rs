@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/admin/queues", json405(get(admin::list_queues)))
         .route("/v1/admin/calls/{sid}", json405(get(admin::get_call)))
+        .route("/v1/admin/calls/{sid}/end", json405(post(admin::end_call)))
         .route("/v1/openapi.json", json405(get(openapi::openapi_json)))
         .route("/v1/{*rest}", any(not_found))
 }

@@ -36,6 +36,7 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         admin::set_agent_status,
         admin::list_queues,
         admin::get_call,
+        admin::end_call,
         openapi_json,
     ),
     modifiers(&BearerSchemes),

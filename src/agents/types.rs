@@ -244,6 +244,11 @@ pub struct CallView {
     pub answered_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub callback_to: Option<String>,
+    /// Why the call ended (final states): `hangup`, `call_gone`, `max_wait`,
+    /// `customer_no-answer`, `ended_by_operator`, …
+    pub end_reason: Option<String>,
+    /// Callback attempts whose customer did not answer.
+    pub callback_tries: u32,
 }
 
 impl From<CallRecord> for CallView {
@@ -265,6 +270,8 @@ impl From<CallRecord> for CallView {
             answered_ms: c.answered_ms,
             ended_ms: c.ended_ms,
             callback_to: c.callback_to,
+            end_reason: c.end_reason,
+            callback_tries: c.callback_tries,
         }
     }
 }
@@ -303,7 +310,7 @@ pub struct ErrorDetail {
     /// `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
     /// `unknown_field`, `invalid_field`, `unknown_queue`, `invalid_path`,
     /// `unsupported_media_type`, `body_too_large`, `agent_not_found`, `call_not_found`,
-    /// `not_found`,
+    /// `not_found`, `call_already_ended`,
     /// `method_not_allowed`, `agent_exists`, `agent_on_call`, `deferred_until_call_ends`,
     /// `store_unavailable`, `internal`.
     #[schema(example = "invalid_field")]
