@@ -58,7 +58,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Length cap of the wake list `callq:{C}:wake` (`WAKE_CAP` in `lua/includes/common.lua`).
+/// Length cap of the wake list `callq:{C}:wake` (`WAKE_CAP` in `lua/includes/events.lua`).
 pub const WAKE_CAP: isize = 16;
 
 /// Names that become part of a key or a script's list fields: queue names, agent ids, CallSids.

@@ -84,7 +84,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// A call's place in the state machine (see DESIGN.md).
+    /// A call's place in the state machine (see `docs/design.md`, "Call states").
     CallState {
         Arriving => "arriving",
         Waiting => "waiting",
