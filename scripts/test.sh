@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
-# default `lab` feature), the product build without the lab, then every unit, integration and
-# property test against real redis-server instances the tests start.
+# default `lab` feature), the product build without the lab, every unit, integration and
+# property test against real redis-server instances the tests start, then `helm lint` and
+# `helm template` of the chart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
@@ -11,3 +12,5 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --no-default-features --locked
 cargo clippy --all-targets --no-default-features --locked -- -D warnings
 cargo test --all-targets --locked
+# the Helm chart, linted and rendered by a real helm binary
+scripts/helm-check.sh
