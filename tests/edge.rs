@@ -1196,3 +1196,55 @@ async fn voice_rewrites_queue_settings_redis_lost_after_a_restart() {
     assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "sales")));
     assert_eq!(state_of(store, "CAheal").await, Some(CallState::Arriving));
 }
+
+/// Logs go to more people than call records: a caller's number shows as its last four digits
+/// only, and a recording by its SID, never its URL.
+#[tokio::test]
+async fn logs_carry_no_full_caller_number_and_no_recording_url() {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // this test's runtime is single-threaded: the server's tasks log through this subscriber
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sales = format!("after_hours = {{ action = \"voicemail\" }}\n{NEVER_OPEN}");
+    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    call_in(&srv, "CAlog", CALLER, SALES_NO).await;
+    twiml(
+        &srv,
+        "/twilio/voicemail",
+        &[
+            ("CallSid", "CAlog"),
+            ("From", CALLER),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE0123456789abcdef",
+            ),
+            ("RecordingDuration", "7"),
+        ],
+    )
+    .await;
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+    assert!(logs.contains("voicemail recorded"), "{logs}");
+    assert!(!logs.contains("4155551234"), "a full caller number: {logs}");
+    assert!(logs.contains("…1234"), "{logs}");
+    assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
+    assert!(logs.contains("RE0123456789abcdef"), "{logs}");
+}

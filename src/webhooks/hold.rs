@@ -229,7 +229,7 @@ async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
     match action {
         Action::Queue { queue } => match within(app, app.store.transfer(sid, queue)).await {
             Ok(Transition::Done(from)) => {
-                tracing::info!(from = %from, to = %queue, "max wait: call moved to the overflow queue");
+                tracing::info!(from_queue = %from, to = %queue, "max wait: call moved to the overflow queue");
                 let doc = twiml::Response::new()
                         .say("Thank you for waiting. We are passing your call to more agents; you keep your place in line.");
                 let mut doc = doc;

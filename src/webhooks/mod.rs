@@ -179,7 +179,12 @@ impl Reply {
             }
         };
         Reply {
-            response: (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], xml).into_response(),
+            response: (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+                xml,
+            )
+                .into_response(),
             outcome,
         }
     }
@@ -568,6 +573,18 @@ pub(crate) fn callable(from: &str) -> bool {
         && !WITHHELD.contains(&from)
 }
 
+/// A phone number as logs may show it: its last four digits only (`…1234`); `client:` and
+/// withheld identities as they are. Logs are read by more people than call records.
+pub(crate) fn mask_number(n: &str) -> String {
+    let n = n.trim();
+    if n.is_empty() || n.starts_with("client:") || !n.starts_with('+') {
+        return excerpt(n);
+    }
+    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+    let tail = &digits[digits.len().saturating_sub(4)..];
+    format!("…{tail}")
+}
+
 /// A short, loggable excerpt of caller-controlled text.
 pub(crate) fn excerpt(s: &str) -> String {
     s.chars().take(200).collect()
@@ -618,6 +635,16 @@ mod tests {
         assert!(!callable("Anonymous"));
         assert!(!callable("+1415abc"));
         assert!(!callable(""));
+    }
+
+    #[test]
+    fn logs_show_only_the_last_four_digits_of_a_number() {
+        assert_eq!(mask_number("+14155551234"), "…1234");
+        assert_eq!(mask_number(" +44 20 7946 0958 "), "…0958");
+        assert_eq!(mask_number("+12"), "…12");
+        assert_eq!(mask_number("client:alice"), "client:alice");
+        assert_eq!(mask_number("Anonymous"), "Anonymous");
+        assert_eq!(mask_number(""), "");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, within, ExitState,
-    Hook, Reply, Why,
+    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, mask_number,
+    within, ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
@@ -244,22 +244,34 @@ async fn closed_callback(h: &Hook, queue: &str, doc: twiml::Response) -> Reply {
     }
 }
 
+/// The recording's SID (`RE…`, the last path segment of its URL), or `unknown`.
+fn recording_sid(url: &str) -> String {
+    let last = url.rsplit('/').next().unwrap_or("");
+    let sid = last.split(['.', '?']).next().unwrap_or("");
+    if sid.starts_with("RE") && sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        sid.to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
 fn append(mut doc: twiml::Response, more: twiml::Response) -> twiml::Response {
     doc.verbs.extend(more.verbs);
     doc
 }
 
-/// `POST /twilio/voicemail`: the `<Record>` action. The recording stays at Twilio; its URL is
-/// logged for whoever listens to messages.
+/// `POST /twilio/voicemail`: the `<Record>` action. The recording stays at Twilio; its SID
+/// (not its URL, which would let anyone with the logs fetch it) is logged for whoever listens
+/// to messages in Twilio's console.
 pub(crate) async fn voicemail(h: Hook) -> Reply {
     let url = h.param("RecordingUrl");
     let duration = h.param("RecordingDuration");
     if url.is_empty() {
-        tracing::info!(from = %excerpt(h.param("From")), "voicemail ended without a recording");
+        tracing::info!(from = %mask_number(h.param("From")), "voicemail ended without a recording");
     } else {
         tracing::info!(
-            from = %excerpt(h.param("From")),
-            recording_url = %excerpt(url),
+            from = %mask_number(h.param("From")),
+            recording_sid = %recording_sid(url),
             duration_s = %excerpt(duration),
             "voicemail recorded"
         );

@@ -98,7 +98,7 @@ pub async fn twiml_text(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    assert!(ct.starts_with("text/xml"), "{path}: content-type {ct}");
+    assert_eq!(ct, "text/xml; charset=utf-8", "{path}: content-type");
     let text = resp.text().await.expect("body");
     match twiml::parse(&text) {
         Ok(doc) => (text, doc),
