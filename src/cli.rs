@@ -263,8 +263,8 @@ pub struct BenchArgs {
     /// Service-level target, simulated seconds.
     #[arg(long, default_value_t = 20.0)]
     pub sl_target: f64,
-    /// Offer a callback after this long in line, simulated seconds (0: never) [default: 0;
-    /// 60 with --chaos].
+    /// Offer a callback after this long in line, simulated seconds (0: never)
+    /// [default: 0; --chaos: 60].
     #[arg(long)]
     pub callback_after: Option<f64>,
     /// Share of callers who take a callback when offered [default: 0; --chaos: 0.3].

@@ -1,9 +1,11 @@
 //! A Twilio simulator that behaves as Twilio does toward callq, for `callq demo`,
 //! `callq bench` and the end-to-end tests (the [`crate::lab`] assembles and drives it). It
 //! places inbound calls by POSTing signed, form-encoded webhooks with Twilio's parameter names,
-//! follows the TwiML callq answers, serves the REST paths the worker uses, and plays the
-//! people: callers with patience, agents with devices. Nothing in it knows callq's internals:
-//! it speaks only the protocol (and, for measurements, reads callq's store at the end of a run).
+//! follows the TwiML callq answers, serves Twilio's REST API for calls (the updates and
+//! creations the worker makes, and the reads it checks Twilio's view with), and plays the
+//! people: callers with patience, agents with devices, customers called back. It can inject
+//! faults, all through the protocol ([`faults`]). Nothing in it knows callq's internals: it
+//! speaks only the protocol (and, for measurements, reads callq's store at the end of a run).
 //!
 //! - [`twiml_exec`]: the TwiML interpreter (one call, as Twilio runs it).
 //! - [`call`]: the world calls run in: webhooks, devices, customers.
