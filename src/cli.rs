@@ -266,18 +266,66 @@ pub struct BenchArgs {
     /// Service-level target, simulated seconds.
     #[arg(long, default_value_t = 20.0)]
     pub sl_target: f64,
-    /// Offer a callback after this long in line, simulated seconds (0: never).
-    #[arg(long, default_value_t = 0.0)]
-    pub callback_after: f64,
-    /// Share of callers who take a callback when offered.
-    #[arg(long, default_value_t = 0.0)]
-    pub callback_share: f64,
+    /// Offer a callback after this long in line, simulated seconds (0: never)
+    /// [default: 0; --chaos: 60].
+    #[arg(long)]
+    pub callback_after: Option<f64>,
+    /// Share of callers who take a callback when offered [default: 0; --chaos: 0.3].
+    #[arg(long)]
+    pub callback_share: Option<f64>,
     /// Mean time between device drops per agent, simulated seconds (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub drops: f64,
     /// Share of REST requests the simulated Twilio refuses (429/500) before processing.
     #[arg(long, default_value_t = 0.0)]
     pub rest_faults: f64,
+    /// Every fault below on at a moderate rate (the "--chaos" value in each one's help), and
+    /// callers offered callbacks; flags given explicitly win.
+    #[arg(long)]
+    pub chaos: bool,
+    /// Share of status callbacks (the number's, agent legs') never delivered
+    /// [default: 0; --chaos: 0.05].
+    #[arg(long)]
+    pub drop_webhooks: Option<f64>,
+    /// Share of webhooks delivered twice [default: 0; --chaos: 0.05].
+    #[arg(long)]
+    pub dup_webhooks: Option<f64>,
+    /// Share of webhooks delayed by up to --max-webhook-delay, reordering them
+    /// [default: 0; --chaos: 0.1].
+    #[arg(long)]
+    pub delay_webhooks: Option<f64>,
+    /// Longest extra delay of a delayed webhook, real time [default: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub max_webhook_delay: Option<Duration>,
+    /// Pause Redis (CLIENT PAUSE … ALL) this long every --redis-pause-every while calls
+    /// arrive, real time [default: 0s, never; --chaos: 1.5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub redis_pause: Option<Duration>,
+    /// Interval between Redis pauses [default: 20s].
+    #[arg(long, value_parser = parse_duration)]
+    pub redis_pause_every: Option<Duration>,
+    /// Share of callback rings the customer lets ring out [default: 0; --chaos: 0.2].
+    #[arg(long)]
+    pub callback_no_answer: Option<f64>,
+    /// Share of callback rings answered busy [default: 0; --chaos: 0.1].
+    #[arg(long)]
+    pub callback_busy: Option<f64>,
+    /// Share of REST requests answered 404 (20404) before processing
+    /// [default: 0; --chaos: 0.01].
+    #[arg(long = "rest-404")]
+    pub rest_404: Option<f64>,
+    /// Share of REST writes answered 400 (21210 update, 21211 create)
+    /// [default: 0; --chaos: 0.01].
+    #[arg(long = "rest-400")]
+    pub rest_400: Option<f64>,
+    /// Share of REST requests answered 429 (20429) before processing
+    /// [default: 0; --chaos: 0.02].
+    #[arg(long = "rest-429")]
+    pub rest_429: Option<f64>,
+    /// Share of REST requests answered 500 (20500) before processing
+    /// [default: 0; --chaos: 0.02].
+    #[arg(long = "rest-500")]
+    pub rest_500: Option<f64>,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
     #[arg(id = "load_redis_url", long = "redis-url", env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -505,7 +553,7 @@ impl DemoArgs {
 impl BenchArgs {
     pub fn options(&self) -> BenchOptions {
         let c = &self.core_args;
-        BenchOptions {
+        let base = BenchOptions {
             core: self.core,
             core_options: CoreOptions {
                 redis_url: c.redis_url.clone(),
@@ -529,11 +577,28 @@ impl BenchArgs {
             seed: self.seed,
             compress: self.compress,
             sl_target: self.sl_target,
-            callback_after: self.callback_after,
-            callback_share: self.callback_share,
             drops: self.drops,
             rest_faults: self.rest_faults,
             redis_url: self.redis_url.clone(),
+            ..BenchOptions::default()
+        };
+        let base = if self.chaos { base.chaos() } else { base };
+        BenchOptions {
+            callback_after: self.callback_after.unwrap_or(base.callback_after),
+            callback_share: self.callback_share.unwrap_or(base.callback_share),
+            drop_webhooks: self.drop_webhooks.unwrap_or(base.drop_webhooks),
+            dup_webhooks: self.dup_webhooks.unwrap_or(base.dup_webhooks),
+            delay_webhooks: self.delay_webhooks.unwrap_or(base.delay_webhooks),
+            max_webhook_delay: self.max_webhook_delay.unwrap_or(base.max_webhook_delay),
+            redis_pause: self.redis_pause.unwrap_or(base.redis_pause),
+            redis_pause_every: self.redis_pause_every.unwrap_or(base.redis_pause_every),
+            callback_no_answer: self.callback_no_answer.unwrap_or(base.callback_no_answer),
+            callback_busy: self.callback_busy.unwrap_or(base.callback_busy),
+            rest_404: self.rest_404.unwrap_or(base.rest_404),
+            rest_400: self.rest_400.unwrap_or(base.rest_400),
+            rest_429: self.rest_429.unwrap_or(base.rest_429),
+            rest_500: self.rest_500.unwrap_or(base.rest_500),
+            ..base
         }
     }
 }
@@ -641,6 +706,64 @@ mod tests {
         options.redis_url = None;
         options.core_options.redis_url = None;
         assert_eq!(options, BenchOptions::default());
+        assert!(options.faults().is_none());
+    }
+
+    #[cfg(feature = "lab")]
+    #[test]
+    fn chaos_turns_every_fault_on_and_explicit_flags_win() {
+        let bench = |argv: &[&str]| {
+            let mut full = vec!["callq", "bench"];
+            full.extend_from_slice(argv);
+            let Command::Bench(args) = parse(&full) else {
+                panic!("not the bench command")
+            };
+            args.options()
+        };
+        let o = bench(&[
+            "--drop-webhooks",
+            "0.05",
+            "--dup-webhooks",
+            "0.05",
+            "--delay-webhooks",
+            "0.1",
+            "--max-webhook-delay",
+            "2s",
+            "--redis-pause",
+            "1.5s",
+            "--redis-pause-every",
+            "20s",
+            "--callback-no-answer",
+            "0.2",
+            "--callback-busy",
+            "0.1",
+            "--rest-404",
+            "0.01",
+            "--rest-400",
+            "0.01",
+            "--rest-429",
+            "0.02",
+            "--rest-500",
+            "0.02",
+        ]);
+        let chaos = bench(&["--chaos"]);
+        assert_eq!(
+            o.faults(),
+            chaos.faults(),
+            "the flags one by one give what --chaos gives"
+        );
+        assert_eq!(
+            (o.redis_pause, o.redis_pause_every),
+            (chaos.redis_pause, chaos.redis_pause_every)
+        );
+        assert_eq!(chaos.redis_pause, Duration::from_millis(1500));
+        assert!(chaos.callback_share > 0.0 && chaos.callback_after > 0.0);
+        let f = chaos.faults();
+        assert!(f.webhooks.drop > 0.0 && f.customers.busy > 0.0 && f.rest.rate_400 > 0.0);
+        let calm = bench(&["--chaos", "--drop-webhooks", "0", "--callback-share", "0"]);
+        assert_eq!(calm.drop_webhooks, 0.0);
+        assert_eq!(calm.callback_share, 0.0);
+        assert_eq!(calm.dup_webhooks, 0.05);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::sim::agents::{AgentBehaviour, AgentProfile};
 use crate::sim::call::MediaTimes;
 use crate::sim::clock::Clock;
 use crate::sim::load::{Dialled, LoadSpec};
-use crate::sim::rest::Faults;
+use crate::sim::Faults;
 use crate::sim::SimConfig;
 use crate::store::AgentStatus;
 

@@ -6,10 +6,12 @@
 //! - [`bench`]: `callq bench`: load runs against the simulator, judged by Erlang C, and the
 //!   routing-core micro-benchmark.
 //! - [`embedded_redis`]: a private `redis-server` child for the demo, the benches and the tests.
+//! - [`redis_pause`]: Redis frozen for spans while a bench runs (`CLIENT PAUSE`).
 
 pub mod bench;
 pub mod demo;
 pub mod embedded_redis;
+pub mod redis_pause;
 pub mod stack;
 
 /// Logs to stderr at `warn` unless `RUST_LOG` says otherwise, so the demo's and the bench's own

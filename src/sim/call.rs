@@ -1,7 +1,7 @@
-//! A simulated call's life: the registry of calls (what Twilio's REST API finds), the
-//! environment the interpreter runs calls in ([`SimEnv`]: webhooks, agents' devices,
-//! customers called back, measurements), and the two ways a call starts: a caller dialling a
-//! number ([`SimEnv::place_inbound`]) and a call created over REST ([`SimEnv::place_outbound`]).
+//! A simulated call's life: the environment the interpreter runs calls in ([`SimEnv`]:
+//! webhooks, agents' devices, customers called back, Twilio's record of calls in
+//! [`Registry`], measurements), and the two ways a call starts: a caller dialling a number
+//! ([`SimEnv::place_inbound`]) and a call created over REST ([`SimEnv::place_outbound`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::agents::Agents;
 use super::clock::Clock;
+use super::faults::{CustomerFaults, CustomerPick};
+use super::registry::{CallView, Registry};
 use super::stats::Stats;
 use super::twiml_exec::{
     new_sid, rfc2822_now, CallInfo, CallerScript, Control, Env, Interpreter, LegEnd, Observed,
@@ -24,162 +26,8 @@ use super::webhook::Webhooks;
 use crate::store::Store;
 use crate::twilio::twiml::Response;
 
-/// One call Twilio knows of.
-#[derive(Debug)]
-struct Entry {
-    info: CallInfo,
-    control: mpsc::UnboundedSender<Control>,
-    /// `queued`, `ringing`, `in-progress` or a final status.
-    status: &'static str,
-    /// Since when callq has had the call in line (None: not waiting now).
-    waiting_since: Option<Instant>,
-}
-
-/// Why a REST request about a call cannot be applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallGone {
-    /// Twilio never had this call (20404).
-    Unknown,
-    /// The call has ended (21220).
-    NotInProgress,
-}
-
-/// Every call, live or ended, by CallSid.
-#[derive(Debug, Default)]
-pub struct Registry {
-    calls: Mutex<HashMap<String, Entry>>,
-    live: std::sync::atomic::AtomicUsize,
-    idle: Notify,
-}
-
-/// A call as the REST API shows it.
-#[derive(Debug, Clone)]
-pub struct CallView {
-    pub info: CallInfo,
-    pub status: &'static str,
-    /// How long callq had it in line when the request came (inbound calls).
-    pub waited: Option<Duration>,
-}
-
-impl Registry {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
-        let mut g = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
-    }
-
-    pub(crate) fn insert(
-        &self,
-        info: CallInfo,
-        control: mpsc::UnboundedSender<Control>,
-        status: &'static str,
-    ) {
-        self.live.fetch_add(1, Ordering::SeqCst);
-        self.with(|m| {
-            m.insert(
-                info.sid.clone(),
-                Entry {
-                    info,
-                    control,
-                    status,
-                    waiting_since: None,
-                },
-            )
-        });
-    }
-
-    fn set_status(&self, sid: &str, status: &'static str) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(sid) {
-                e.status = status;
-            }
-        });
-    }
-
-    pub(crate) fn end(&self, sid: &str) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(sid) {
-                e.status = "completed";
-                e.waiting_since = None;
-            }
-        });
-        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    fn waiting(&self, sid: &str) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(sid) {
-                e.waiting_since.get_or_insert_with(Instant::now);
-            }
-        });
-    }
-
-    /// Applies a REST update (`Twiml`, `Url`, `Status`) to a live call.
-    pub fn control(&self, sid: &str, c: Control) -> Result<CallView, CallGone> {
-        self.with(|m| {
-            let e = m.get_mut(sid).ok_or(CallGone::Unknown)?;
-            if !matches!(e.status, "in-progress" | "ringing" | "queued") {
-                return Err(CallGone::NotInProgress);
-            }
-            let waited = e.waiting_since.take().map(|t| t.elapsed());
-            e.control.send(c).map_err(|_| CallGone::NotInProgress)?;
-            Ok(CallView {
-                info: e.info.clone(),
-                status: e.status,
-                waited,
-            })
-        })
-    }
-
-    pub fn view(&self, sid: &str) -> Option<CallView> {
-        self.with(|m| {
-            m.get(sid).map(|e| CallView {
-                info: e.info.clone(),
-                status: e.status,
-                waited: None,
-            })
-        })
-    }
-
-    /// Calls not yet ended.
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    /// Inbound calls not yet ended.
-    pub fn live_inbound(&self) -> Vec<String> {
-        self.with(|m| {
-            m.values()
-                .filter(|e| e.status != "completed" && e.info.direction == "inbound")
-                .map(|e| e.info.sid.clone())
-                .collect()
-        })
-    }
-
-    /// Tells every live call that its caller hangs up.
-    pub fn hang_up_all(&self) {
-        self.with(|m| {
-            for e in m.values().filter(|e| e.status != "completed") {
-                let _ = e.control.send(Control::CallerHangup);
-            }
-        });
-    }
-
-    /// Waits until no call is live, or `timeout`; true when none is.
-    pub async fn ended(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let notified = self.idle.notified();
-            if self.live() == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.live() == 0;
-            }
-        }
-    }
-}
+/// Simulated seconds a busy customer's line takes to say so.
+const BUSY_TONE_S: f64 = 2.0;
 
 /// A caller waiting for a callback: their number rings when callq calls them back.
 #[derive(Debug, Clone)]
@@ -231,6 +79,7 @@ pub struct SimEnv {
     clock: Clock,
     media: MediaTimes,
     customer_answer_s: f64,
+    customer_faults: CustomerFaults,
     store: Option<Store>,
 }
 
@@ -244,6 +93,7 @@ impl SimEnv {
         clock: Clock,
         media: MediaTimes,
         customer_answer_s: f64,
+        customer_faults: CustomerFaults,
         seed: u64,
         store: Option<Store>,
     ) -> Self {
@@ -259,6 +109,7 @@ impl SimEnv {
             clock,
             media,
             customer_answer_s,
+            customer_faults,
             store,
         }
     }
@@ -279,7 +130,8 @@ impl SimEnv {
             direction: "inbound".into(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        self.registry.insert(info.clone(), tx, "in-progress");
+        // ringing until Twilio runs the first TwiML (the voice URL's answer)
+        self.registry.insert(info.clone(), tx, "ringing");
         self.customers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -318,13 +170,8 @@ impl SimEnv {
             direction: "outbound-api".into(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        self.registry.insert(info.clone(), tx, "queued");
+        let view = self.registry.insert(info.clone(), tx, "queued");
         let me = self.clone();
-        let view = CallView {
-            info: info.clone(),
-            status: "queued",
-            waited: None,
-        };
         tokio::spawn(async move { me.run_outbound(info, req, rx).await });
         view
     }
@@ -333,7 +180,7 @@ impl SimEnv {
         self: Arc<Self>,
         info: CallInfo,
         req: Outbound,
-        rx: mpsc::UnboundedReceiver<Control>,
+        mut rx: mpsc::UnboundedReceiver<Control>,
     ) {
         let mut seq = 0u32;
         let report = |seq: &mut u32, event: &str, status: &str| {
@@ -348,7 +195,7 @@ impl SimEnv {
             p.push(("SequenceNumber".into(), seq.to_string()));
             p.push(("CallbackSource".into(), "call-progress-events".into()));
             *seq += 1;
-            self.hooks.post_detached(url, p);
+            self.hooks.status_callback(url, p);
         };
         report(&mut seq, "initiated", "initiated");
         self.registry.set_status(&info.sid, "ringing");
@@ -357,12 +204,19 @@ impl SimEnv {
             Some(identity) => Target::Client(identity.to_string()),
             None => Target::Number(req.to.clone()),
         };
+        enum Rung {
+            Ring(RingResult),
+            RangOut,
+            Canceled,
+        }
         let rung = tokio::select! {
-            r = self.ring(&target, &info.sid, &info) => Some(r),
-            _ = tokio::time::sleep(req.timeout) => None,
+            r = self.ring(&target, &info.sid, &info) => Rung::Ring(r),
+            _ = tokio::time::sleep(req.timeout) => Rung::RangOut,
+            // only a hang-up reaches a call that is not in progress (`Status=canceled|completed`)
+            Some(_) = rx.recv() => Rung::Canceled,
         };
         match rung {
-            Some(RingResult::Answered { .. }) => {
+            Rung::Ring(RingResult::Answered { .. }) => {
                 self.registry.set_status(&info.sid, "in-progress");
                 report(&mut seq, "answered", "in-progress");
                 let sc = req.status_callback.clone().map(|url| StatusCallback {
@@ -384,18 +238,20 @@ impl SimEnv {
                 };
                 interp.run(start).await;
                 self.leg_over(&target, &info.sid, LegEnd::Completed);
+                self.registry.set_status(&info.sid, "completed");
             }
             other => {
-                self.leg_over(&target, &info.sid, LegEnd::NoAnswer);
-                let status = match other {
-                    Some(RingResult::Busy) => "busy",
-                    Some(RingResult::Failed) => "failed",
-                    _ => "no-answer",
+                let (status, end) = match other {
+                    Rung::Ring(RingResult::Busy) => ("busy", LegEnd::NoAnswer),
+                    Rung::Ring(RingResult::Failed) => ("failed", LegEnd::NoAnswer),
+                    Rung::Canceled => ("canceled", LegEnd::Canceled),
+                    _ => ("no-answer", LegEnd::NoAnswer),
                 };
+                self.leg_over(&target, &info.sid, end);
+                self.registry.set_status(&info.sid, status);
                 report(&mut seq, "completed", status);
             }
         }
-        self.registry.end(&info.sid);
     }
 }
 
@@ -426,6 +282,22 @@ impl Env for SimEnv {
         self.hooks.post_detached(url, params);
     }
 
+    fn status_callback(&self, url: &str, params: Params) {
+        self.hooks.status_callback(url, params);
+    }
+
+    fn leg_created(
+        &self,
+        leg: &CallInfo,
+        parent: &str,
+    ) -> Option<mpsc::UnboundedReceiver<Control>> {
+        Some(self.registry.insert_leg(leg.clone(), parent))
+    }
+
+    fn status_changed(&self, sid: &str, status: &'static str) {
+        self.registry.set_status(sid, status);
+    }
+
     async fn ring(&self, target: &Target, leg_sid: &str, _call: &CallInfo) -> RingResult {
         match target {
             Target::Client(identity) => self.agents.ring(identity, leg_sid).await,
@@ -439,10 +311,26 @@ impl Env for SimEnv {
                 let Some(c) = customer else {
                     return RingResult::Failed;
                 };
-                let delay = {
+                let (pick, delay) = {
                     let mut g = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-                    self.clock.exp(&mut *g, self.customer_answer_s)
+                    let pick = self.customer_faults.pick(&mut *g);
+                    (pick, self.clock.exp(&mut *g, self.customer_answer_s))
                 };
+                match pick {
+                    CustomerPick::Answers => {}
+                    CustomerPick::RingsOut => {
+                        self.stats
+                            .customers_no_answer
+                            .fetch_add(1, Ordering::Relaxed);
+                        // the <Dial> timeout ends the ring
+                        return std::future::pending().await;
+                    }
+                    CustomerPick::Busy => {
+                        self.stats.customers_busy.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(self.clock.real(BUSY_TONE_S)).await;
+                        return RingResult::Busy;
+                    }
+                }
                 tokio::time::sleep(delay).await;
                 self.stats.callback_reached(&c.original_sid);
                 RingResult::Answered { talk: Some(c.talk) }

@@ -1,22 +1,29 @@
 //! A Twilio simulator that behaves as Twilio does toward callq, for `callq demo`,
 //! `callq bench` and the end-to-end tests (the [`crate::lab`] assembles and drives it). It
 //! places inbound calls by POSTing signed, form-encoded webhooks with Twilio's parameter names,
-//! follows the TwiML callq answers, serves the REST paths the worker uses, and plays the
-//! people: callers with patience, agents with devices. Nothing in it knows callq's internals:
-//! it speaks only the protocol (and, for measurements, reads callq's store at the end of a run).
+//! follows the TwiML callq answers, serves Twilio's REST API for calls (the updates and
+//! creations the worker makes, and the reads it checks Twilio's view with), and plays the
+//! people: callers with patience, agents with devices, customers called back. It can inject
+//! faults, all through the protocol ([`faults`]). Nothing in it knows callq's internals: it
+//! speaks only the protocol (and, for measurements, reads callq's store at the end of a run).
 //!
 //! - [`twiml_exec`]: the TwiML interpreter (one call, as Twilio runs it).
-//! - [`call`]: the registry of calls and the world calls run in: webhooks, devices, customers.
-//! - [`rest`]: Twilio's REST API (update and create calls), with fault injection.
+//! - [`call`]: the world calls run in: webhooks, devices, customers.
+//! - [`registry`]: Twilio's record of calls and their child legs, as the REST API reads it.
+//! - [`rest`]: Twilio's REST API (update, create, fetch and list calls).
+//! - [`faults`]: what the simulator injects, all through Twilio's protocol: webhooks dropped,
+//!   duplicated or delayed, callback customers who do not answer, REST refusals by code.
 //! - [`agents`]: simulated agents on callq's real agent API; double bookings are seen here.
-//! - [`webhook`]: signed webhook requests, timed.
+//! - [`webhook`]: signed webhook requests, timed, with the webhook faults applied.
 //! - [`clock`]: time compression; [`load`]: Poisson arrivals of callers.
 //! - [`stats`]: what is measured; [`verify`]: every call's final state checked in the store.
 
 pub mod agents;
 pub mod call;
 pub mod clock;
+pub mod faults;
 pub mod load;
+pub mod registry;
 pub mod rest;
 pub mod stats;
 pub mod twiml_exec;
@@ -33,7 +40,8 @@ use crate::store::Store;
 use agents::{AgentBehaviour, Agents};
 use call::{MediaTimes, Numbers, SimEnv};
 use clock::Clock;
-use rest::{Faults, RestState};
+pub use faults::Faults;
+use rest::RestState;
 use stats::Stats;
 use webhook::Webhooks;
 
@@ -56,6 +64,7 @@ pub struct SimConfig {
     pub media: MediaTimes,
     /// Mean time (simulated s) a customer takes to answer a callback.
     pub customer_answer_s: f64,
+    /// What to inject (nothing by default).
     pub faults: Faults,
     pub seed: u64,
 }
@@ -77,6 +86,8 @@ impl Sim {
             &config.public_url,
             &config.callq_url,
             stats.clone(),
+            config.faults.webhooks,
+            config.seed,
         )?);
         let agents = Arc::new(Agents::new(
             config.agents.clone(),
@@ -103,6 +114,7 @@ impl Sim {
             config.clock,
             config.media,
             config.customer_answer_s,
+            config.faults.customers,
             config.seed,
             store,
         ));
@@ -120,7 +132,7 @@ impl Sim {
             self.env.clone(),
             &self.config.account_sid,
             &self.config.auth_token,
-            self.config.faults,
+            self.config.faults.rest,
             self.config.seed,
         ));
         let app = rest::router(state);

@@ -1,7 +1,7 @@
 //! What the simulator measures from the phone side: webhook latency (its own HTTP client),
 //! assignment latency (a call waiting and an agent ready → the REST request reaching it),
 //! double bookings (a device ringing with more live legs than its capacity), announced
-//! estimated waits, and the log of every finished call.
+//! estimated waits, the log of every finished call, and the faults it injected.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,17 @@ pub struct Stats {
     pub double_bookings: AtomicU64,
     pub rest_requests: AtomicU64,
     pub rest_faults: AtomicU64,
+    /// REST refusals injected, by HTTP status.
+    pub rest_429: AtomicU64,
+    pub rest_500: AtomicU64,
+    pub rest_404: AtomicU64,
+    pub rest_400: AtomicU64,
+    pub webhooks_dropped: AtomicU64,
+    pub webhooks_duplicated: AtomicU64,
+    pub webhooks_delayed: AtomicU64,
+    /// Callback customers' rings let ring out, and answered busy.
+    pub customers_no_answer: AtomicU64,
+    pub customers_busy: AtomicU64,
     pub offered: AtomicU64,
 }
 
@@ -87,13 +98,47 @@ impl Stats {
 
     /// Callers who asked for a callback and have not been reached yet.
     pub fn callbacks_unserved(&self) -> usize {
+        self.callbacks_unserved_sids().len()
+    }
+
+    /// The CallSids of callers who asked for a callback and have not been reached yet.
+    pub fn callbacks_unserved_sids(&self) -> Vec<String> {
         self.with(|i| {
             i.logs
                 .iter()
                 .filter(|l| l.outcome() == Outcome::Callback)
                 .filter(|l| !i.callbacks_reached.contains_key(&l.info.sid))
-                .count()
+                .map(|l| l.info.sid.clone())
+                .collect()
         })
+    }
+
+    /// A REST refusal was injected with this HTTP status.
+    pub fn rest_fault(&self, status: u16) {
+        self.rest_faults.fetch_add(1, Ordering::Relaxed);
+        let c = match status {
+            429 => &self.rest_429,
+            404 => &self.rest_404,
+            400 => &self.rest_400,
+            _ => &self.rest_500,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The faults injected so far.
+    pub fn injected(&self) -> Injected {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Injected {
+            webhooks_dropped: n(&self.webhooks_dropped),
+            webhooks_duplicated: n(&self.webhooks_duplicated),
+            webhooks_delayed: n(&self.webhooks_delayed),
+            rest_429: n(&self.rest_429),
+            rest_500: n(&self.rest_500),
+            rest_404: n(&self.rest_404),
+            rest_400: n(&self.rest_400),
+            customers_no_answer: n(&self.customers_no_answer),
+            customers_busy: n(&self.customers_busy),
+        }
     }
 
     /// (answered, abandoned) so far, for a live status line.
@@ -113,7 +158,31 @@ impl Stats {
             double_bookings: self.double_bookings.load(Ordering::Relaxed),
             rest_requests: self.rest_requests.load(Ordering::Relaxed),
             rest_faults: self.rest_faults.load(Ordering::Relaxed),
+            injected: self.injected(),
         })
+    }
+}
+
+/// The faults the simulator injected (see [`super::faults`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Injected {
+    pub webhooks_dropped: u64,
+    pub webhooks_duplicated: u64,
+    pub webhooks_delayed: u64,
+    /// REST requests refused, by HTTP status (429, 500, 404, 400).
+    pub rest_429: u64,
+    pub rest_500: u64,
+    pub rest_404: u64,
+    pub rest_400: u64,
+    /// Rings of callback customers who let it ring out.
+    pub customers_no_answer: u64,
+    /// Rings of callback customers answered busy.
+    pub customers_busy: u64,
+}
+
+impl Injected {
+    pub fn any(&self) -> bool {
+        *self != Injected::default()
     }
 }
 
@@ -129,6 +198,7 @@ pub struct Measured {
     pub double_bookings: u64,
     pub rest_requests: u64,
     pub rest_faults: u64,
+    pub injected: Injected,
 }
 
 /// The `p`-th percentile (0-100) by nearest rank; None for no samples.

@@ -1,5 +1,9 @@
 //! The end-of-run check: every call ended on the phone side, and callq's store holds a final
 //! state for it that agrees with what the phone side saw. A call that fails either is *lost*.
+//! Everything is judged from the phone side: a caller who asked for a callback and was never
+//! reached (the customer did not answer, or callq gave up) is fine while callq still has the
+//! callback in line or says `callback_failed`; a caller who left a voicemail after an
+//! overflow is fine when callq says `overflowed` (or `abandoned`).
 
 use std::collections::HashMap;
 
@@ -15,17 +19,46 @@ pub struct Verdict {
     pub lost: Vec<(String, String)>,
     /// Callback requests not yet served when the run ended (in line, not lost).
     pub callbacks_pending: u64,
+    /// Callback requests callq gave up on (`callback_failed`) whose customer was never
+    /// reached: agreed on both sides, not lost.
+    pub callbacks_failed: u64,
     /// Calls checked.
     pub checked: u64,
 }
 
+/// A call the phone side and callq agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agreed {
+    Settled,
+    /// A callback still to be made (in line, or being offered).
+    CallbackPending,
+    /// A callback callq gave up on, its customer never reached.
+    CallbackFailed,
+}
+
+/// What callq's store says of a call: its state and agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Says<'a> {
+    state: CallState,
+    agent: Option<&'a str>,
+}
+
+impl<'a> From<&'a CallRecord> for Says<'a> {
+    fn from(r: &'a CallRecord) -> Self {
+        Says {
+            state: r.state,
+            agent: r.agent.as_deref(),
+        }
+    }
+}
+
 /// What the store should say about a call, given what the phone side saw.
-fn judge(log: &CallLog, rec: Option<&CallRecord>, reached: bool) -> Result<bool, String> {
+fn judge(log: &CallLog, rec: Option<Says<'_>>, reached: bool) -> Result<Agreed, String> {
     let outcome = log.outcome();
     let Some(rec) = rec else {
         return match outcome {
             // never queued (closed, a failed first webhook): nothing to find
-            Outcome::EndedByCallq | Outcome::Error if log.enqueued.is_none() => Ok(false),
+            Outcome::EndedByCallq | Outcome::Error if log.enqueued.is_none() => Ok(Agreed::Settled),
             _ => Err(format!("{outcome:?} on the phone but unknown to callq")),
         };
     };
@@ -33,7 +66,7 @@ fn judge(log: &CallLog, rec: Option<&CallRecord>, reached: bool) -> Result<bool,
     let ok = match outcome {
         Outcome::Answered => {
             let agent = log.agent.as_deref().and_then(|a| a.strip_prefix("client:"));
-            if state == CallState::Completed && rec.agent.as_deref() != agent {
+            if state == CallState::Completed && rec.agent != agent {
                 return Err(format!(
                     "answered by {agent:?} on the phone, callq says agent {:?}",
                     rec.agent
@@ -45,7 +78,8 @@ fn judge(log: &CallLog, rec: Option<&CallRecord>, reached: bool) -> Result<bool,
         Outcome::Callback if reached => state == CallState::Completed,
         Outcome::Callback => {
             return match state {
-                CallState::Callback | CallState::Offered => Ok(true),
+                CallState::Callback | CallState::Offered => Ok(Agreed::CallbackPending),
+                CallState::CallbackFailed => Ok(Agreed::CallbackFailed),
                 CallState::Completed => Err("callback completed but nobody called".into()),
                 s => Err(format!("callback requested, callq says {s}")),
             }
@@ -54,7 +88,7 @@ fn judge(log: &CallLog, rec: Option<&CallRecord>, reached: bool) -> Result<bool,
         Outcome::EndedByCallq | Outcome::Error => state.is_final(),
     };
     if ok {
-        Ok(false)
+        Ok(Agreed::Settled)
     } else {
         Err(format!("{outcome:?} on the phone, callq says {state}"))
     }
@@ -80,12 +114,89 @@ pub async fn verify(
         for log in chunk {
             v.checked += 1;
             let reached = callbacks_reached.contains_key(&log.info.sid);
-            match judge(log, recs.get(log.info.sid.as_str()).copied(), reached) {
-                Ok(true) => v.callbacks_pending += 1,
-                Ok(false) => {}
+            let says = recs.get(log.info.sid.as_str()).map(|r| Says::from(*r));
+            match judge(log, says, reached) {
+                Ok(Agreed::CallbackPending) => v.callbacks_pending += 1,
+                Ok(Agreed::CallbackFailed) => v.callbacks_failed += 1,
+                Ok(Agreed::Settled) => {}
                 Err(why) => v.lost.push((log.info.sid.clone(), why)),
             }
         }
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::twiml_exec::CallInfo;
+
+    fn log() -> CallLog {
+        let mut l = CallLog::new(CallInfo {
+            sid: "CA1".into(),
+            account_sid: "AC1".into(),
+            from: "+15550001111".into(),
+            to: "+15005550001".into(),
+            direction: "inbound".into(),
+        });
+        l.enqueued = Some(Instant::now());
+        l
+    }
+
+    fn says(state: CallState, agent: Option<&str>) -> Option<Says<'_>> {
+        Some(Says { state, agent })
+    }
+
+    #[test]
+    fn a_callback_never_reached_agrees_with_callback_failed_or_still_in_line() {
+        let mut l = log();
+        l.callback_asked = true;
+        assert_eq!(
+            judge(&l, says(CallState::CallbackFailed, None), false),
+            Ok(Agreed::CallbackFailed)
+        );
+        for state in [CallState::Callback, CallState::Offered] {
+            assert_eq!(
+                judge(&l, says(state, None), false),
+                Ok(Agreed::CallbackPending)
+            );
+        }
+        assert!(judge(&l, says(CallState::Completed, Some("a1")), false).is_err());
+        assert!(judge(&l, says(CallState::Abandoned, None), false).is_err());
+        // reached: only completed agrees
+        assert_eq!(
+            judge(&l, says(CallState::Completed, Some("a1")), true),
+            Ok(Agreed::Settled)
+        );
+        assert!(judge(&l, says(CallState::CallbackFailed, None), true).is_err());
+    }
+
+    #[test]
+    fn the_phone_side_decides_what_agrees() {
+        let mut l = log();
+        l.answered = Some(Instant::now());
+        l.agent = Some("client:alice".into());
+        let ok = judge(&l, says(CallState::Completed, Some("alice")), false);
+        assert_eq!(ok, Ok(Agreed::Settled));
+        assert!(judge(&l, says(CallState::Completed, Some("bob")), false).is_err());
+        assert!(judge(&l, says(CallState::Connected, Some("alice")), false).is_err());
+        assert!(
+            judge(&l, None, false).is_err(),
+            "a call that ended with no record is lost"
+        );
+        let mut v = log();
+        v.voicemail = true;
+        assert_eq!(
+            judge(&v, says(CallState::Overflowed, None), false),
+            Ok(Agreed::Settled)
+        );
+        assert!(judge(&v, says(CallState::Waiting, None), false).is_err());
+        let mut gone = log();
+        gone.gave_up = true;
+        assert!(judge(&gone, says(CallState::Waiting, None), false).is_err());
+        assert_eq!(
+            judge(&gone, says(CallState::Abandoned, None), false),
+            Ok(Agreed::Settled)
+        );
+    }
 }

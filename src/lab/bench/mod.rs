@@ -6,24 +6,32 @@
 //! in the store and prints [`report::Report`]. Time is compressed (`--compress`): the load's
 //! times are simulated seconds, callq runs on real time with its queue's wrap-up and delays
 //! scaled down to match.
+//!
+//! Faults can be injected while the load runs ([`BenchOptions::faults`], all through Twilio's
+//! protocol: see [`crate::sim::faults`]) along with Redis pauses
+//! ([`crate::lab::redis_pause`]); [`BenchOptions::chaos`] turns them all on at moderate
+//! rates. The report counts what was injected next to the calls lost and double-booked.
 
 pub mod core;
 pub mod erlang;
 pub mod report;
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::time::Instant;
 
 use crate::config::CentreConfig;
+use crate::lab::redis_pause::{self, PauseCount, RedisPauses};
 use crate::lab::stack::{Stack, StackOptions};
 use crate::sim::agents::{AgentBehaviour, AgentProfile};
 use crate::sim::call::MediaTimes;
 use crate::sim::clock::Clock;
+use crate::sim::faults::{CustomerFaults, RestFaults, WebhookFaults};
 use crate::sim::load::{Dialled, LoadSpec};
-use crate::sim::rest::Faults;
+use crate::sim::Faults;
 use crate::sim::SimConfig;
 use crate::store::{QueueSettings, Strategy};
 use report::{Load, Report, RunData};
@@ -72,6 +80,27 @@ pub struct BenchOptions {
     pub drops: f64,
     /// Share of REST requests the simulated Twilio refuses (429/500) before processing.
     pub rest_faults: f64,
+    /// Share of status callbacks never delivered.
+    pub drop_webhooks: f64,
+    /// Share of webhooks delivered twice.
+    pub dup_webhooks: f64,
+    /// Share of webhooks held back by a random time up to `max_webhook_delay`.
+    pub delay_webhooks: f64,
+    /// Longest extra delay of a delayed webhook (real time).
+    pub max_webhook_delay: Duration,
+    /// Redis paused (`CLIENT PAUSE … ALL`) this long every `redis_pause_every` while calls
+    /// arrive (real time; zero: never).
+    pub redis_pause: Duration,
+    pub redis_pause_every: Duration,
+    /// Share of callback rings the customer lets ring out.
+    pub callback_no_answer: f64,
+    /// Share of callback rings answered busy.
+    pub callback_busy: f64,
+    /// Shares of REST requests refused before processing, by HTTP status (400: writes only).
+    pub rest_404: f64,
+    pub rest_400: f64,
+    pub rest_429: f64,
+    pub rest_500: f64,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
     pub redis_url: Option<String>,
 }
@@ -101,8 +130,102 @@ impl Default for BenchOptions {
             callback_share: 0.0,
             drops: 0.0,
             rest_faults: 0.0,
+            drop_webhooks: 0.0,
+            dup_webhooks: 0.0,
+            delay_webhooks: 0.0,
+            max_webhook_delay: Duration::from_secs(2),
+            redis_pause: Duration::ZERO,
+            redis_pause_every: Duration::from_secs(20),
+            callback_no_answer: 0.0,
+            callback_busy: 0.0,
+            rest_404: 0.0,
+            rest_400: 0.0,
+            rest_429: 0.0,
+            rest_500: 0.0,
             redis_url: None,
         }
+    }
+}
+
+impl BenchOptions {
+    /// `--chaos`: every fault on at a moderate rate — webhooks 5 % dropped, 5 % duplicated,
+    /// 10 % delayed by up to 2 s; Redis paused 1.5 s every 20 s; callback customers 20 % not
+    /// answering and 10 % busy; REST 1 % 404, 1 % 400, 2 % 429, 2 % 500 — and, so that the
+    /// callback faults have callbacks to act on, callers offered a callback after 60 s, 30 %
+    /// taking it. The command line applies this first; flags given explicitly win.
+    pub fn chaos(self) -> Self {
+        Self {
+            drop_webhooks: 0.05,
+            dup_webhooks: 0.05,
+            delay_webhooks: 0.1,
+            max_webhook_delay: Duration::from_secs(2),
+            redis_pause: Duration::from_millis(1500),
+            redis_pause_every: Duration::from_secs(20),
+            callback_no_answer: 0.2,
+            callback_busy: 0.1,
+            rest_404: 0.01,
+            rest_400: 0.01,
+            rest_429: 0.02,
+            rest_500: 0.02,
+            callback_after: 60.0,
+            callback_share: 0.3,
+            ..self
+        }
+    }
+
+    /// What the simulator injects.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            webhooks: WebhookFaults {
+                drop: self.drop_webhooks,
+                duplicate: self.dup_webhooks,
+                delay: self.delay_webhooks,
+                max_delay: self.max_webhook_delay,
+            },
+            customers: CustomerFaults {
+                no_answer: self.callback_no_answer,
+                busy: self.callback_busy,
+            },
+            rest: RestFaults {
+                error_rate: self.rest_faults,
+                rate_429: self.rest_429,
+                rate_500: self.rest_500,
+                rate_404: self.rest_404,
+                rate_400: self.rest_400,
+                delay: Duration::ZERO,
+            },
+        }
+    }
+
+    fn check_faults(&self) -> anyhow::Result<()> {
+        let shares = [
+            ("--rest-faults", self.rest_faults),
+            ("--drop-webhooks", self.drop_webhooks),
+            ("--dup-webhooks", self.dup_webhooks),
+            ("--delay-webhooks", self.delay_webhooks),
+            ("--callback-no-answer", self.callback_no_answer),
+            ("--callback-busy", self.callback_busy),
+            ("--rest-404", self.rest_404),
+            ("--rest-400", self.rest_400),
+            ("--rest-429", self.rest_429),
+            ("--rest-500", self.rest_500),
+        ];
+        for (flag, v) in shares {
+            anyhow::ensure!((0.0..=1.0).contains(&v), "{flag} is a share (0 to 1)");
+        }
+        anyhow::ensure!(
+            self.callback_no_answer + self.callback_busy <= 1.0,
+            "--callback-no-answer and --callback-busy add up to more than 1"
+        );
+        anyhow::ensure!(
+            self.redis_pause.is_zero() || self.redis_pause < self.redis_pause_every,
+            "--redis-pause must be shorter than --redis-pause-every"
+        );
+        anyhow::ensure!(
+            self.max_webhook_delay < crate::sim::webhook::WEBHOOK_TIMEOUT,
+            "--max-webhook-delay must be under Twilio's 15 s webhook timeout"
+        );
+        Ok(())
     }
 }
 
@@ -174,6 +297,7 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         (0.0..=1.0).contains(&args.no_answer),
         "--no-answer is a probability (0 to 1)"
     );
+    args.check_faults()?;
     let clock = Clock::new(args.compress);
     let (centre, settings) = bench_centre(args, &clock)?;
     let behaviour = AgentBehaviour {
@@ -196,10 +320,7 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         no_answer_delay: settings.no_answer_delay,
         media: MediaTimes::default(),
         customer_answer_s: 5.0,
-        faults: Faults {
-            error_rate: args.rest_faults,
-            delay: Duration::ZERO,
-        },
+        faults: args.faults(),
         seed: args.seed,
     };
     let stack = Stack::start(StackOptions {
@@ -278,6 +399,9 @@ async fn drive(
         until,
         load_shutdown,
     ));
+    let paused = Arc::new(PauseCount::default());
+    let pauser = RedisPauses::new(args.redis_pause, args.redis_pause_every)
+        .map(|p| redis_pause::spawn(&stack.redis_url, p, until, paused.clone()));
     let bar = progress.then(|| {
         let bar = indicatif::ProgressBar::new(duration.as_secs().max(1));
         bar.set_style(
@@ -300,6 +424,13 @@ async fn drive(
         }
     }
     let placed = load.await.unwrap_or(0);
+    if let Some(p) = pauser {
+        match p.await {
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "redis pauses stopped"),
+            Err(e) => tracing::warn!(error = %e, "redis pauses stopped"),
+            Ok(Ok(())) => {}
+        }
+    }
     tracing::info!(
         placed,
         live = sim.env.registry.live(),
@@ -311,8 +442,8 @@ async fn drive(
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain);
     let mut ended = false;
     while Instant::now() < drain_until {
-        // calls in progress, and callers waiting to be called back
-        ended = sim.env.registry.live() == 0 && sim.stats.callbacks_unserved() == 0;
+        // calls in progress, and callers waiting to be called back (unless callq gave up)
+        ended = sim.env.registry.live() == 0 && callbacks_settled(stack).await;
         if ended {
             break;
         }
@@ -343,10 +474,26 @@ async fn drive(
         bar.finish_and_clear();
     }
     let window = (start + warmup, until);
+    let (pauses, paused_ms) = paused.get();
     let mut report = settle_and_report(stack, args, clock, window, cut).await?;
+    report.redis_pauses = pauses;
+    report.redis_paused_s = paused_ms as f64 / 1000.0;
     report.cut_examples = cut_examples;
     floor.abort();
     Ok(report)
+}
+
+/// True when every caller who asked for a callback has been reached, or callq holds a final
+/// state for the request (it gave up: `callback_failed`).
+async fn callbacks_settled(stack: &Stack) -> bool {
+    let unserved = stack.sim.stats.callbacks_unserved_sids();
+    if unserved.is_empty() {
+        return true;
+    }
+    let Ok(snap) = stack.store.snapshot(&unserved).await else {
+        return false;
+    };
+    snap.calls.len() == unserved.len() && snap.calls.iter().all(|c| c.state.is_final())
 }
 
 /// Checks every call in the store (giving callq's leases a few seconds to settle the last

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::erlang::ErlangC;
 use crate::sim::agents::FloorTime;
-use crate::sim::stats::{mean, percentile, Measured};
+use crate::sim::stats::{mean, percentile, Injected, Measured};
 use crate::sim::twiml_exec::Outcome;
 use crate::sim::verify::Verdict;
 
@@ -49,6 +49,8 @@ pub struct Report {
     /// Of those, reached again by an agent.
     pub callbacks_completed: u64,
     pub callbacks_pending: u64,
+    /// Of those, given up by callq (`callback_failed`) without the customer ever answering.
+    pub callbacks_failed: u64,
     /// Callers who asked for a callback and, after leaving the queue, were put back on hold
     /// (they hang up after their patience; the callback still happens).
     pub callbacks_kept_holding: u64,
@@ -91,6 +93,12 @@ pub struct Report {
     pub ewt_samples: usize,
     pub rest_requests: u64,
     pub rest_faults_injected: u64,
+    /// The faults the simulator injected: webhooks dropped, duplicated and delayed, REST
+    /// refusals by HTTP status, callback customers' rings not answered.
+    pub injected: Injected,
+    /// Times Redis was paused (`CLIENT PAUSE`), and for how long in all (real seconds).
+    pub redis_pauses: u64,
+    pub redis_paused_s: f64,
     /// Calls that arrived after the warm-up (the ones waits are measured on).
     pub measured_calls: u64,
     pub load: Load,
@@ -173,6 +181,7 @@ impl Report {
             callbacks: count(Outcome::Callback),
             callbacks_completed,
             callbacks_pending: d.verdict.callbacks_pending,
+            callbacks_failed: d.verdict.callbacks_failed,
             callbacks_kept_holding: m
                 .logs
                 .iter()
@@ -210,6 +219,9 @@ impl Report {
             ewt_samples: ewt_errors.len(),
             rest_requests: m.rest_requests,
             rest_faults_injected: m.rest_faults,
+            injected: m.injected,
+            redis_pauses: 0,
+            redis_paused_s: 0.0,
             measured_calls: in_window.len() as u64,
             load: d.load,
             lost_examples: d
@@ -259,16 +271,48 @@ impl Report {
         row(
             "calls",
             format!(
-                "{} offered, {} answered, {} abandoned, {} callbacks ({} done), {} voicemail, {} other",
+                "{} offered, {} answered, {} abandoned, {} callbacks ({} done, {} failed), {} voicemail, {} other",
                 self.offered,
                 self.answered,
                 self.abandoned,
                 self.callbacks,
                 self.callbacks_completed,
+                self.callbacks_failed,
                 self.voicemail,
                 self.other
             ),
         );
+        let i = &self.injected;
+        if i.any() || self.redis_pauses > 0 {
+            row(
+                "injected: webhooks",
+                format!(
+                    "{} dropped, {} duplicated, {} delayed",
+                    i.webhooks_dropped, i.webhooks_duplicated, i.webhooks_delayed
+                ),
+            );
+            row(
+                "injected: REST refusals",
+                format!(
+                    "429 ×{}, 500 ×{}, 404 ×{}, 400 ×{}   ({} requests)",
+                    i.rest_429, i.rest_500, i.rest_404, i.rest_400, self.rest_requests
+                ),
+            );
+            row(
+                "injected: Redis pauses",
+                format!(
+                    "{} ({:.1} s in all)",
+                    self.redis_pauses, self.redis_paused_s
+                ),
+            );
+            row(
+                "injected: callback rings",
+                format!(
+                    "{} let ring out, {} busy",
+                    i.customers_no_answer, i.customers_busy
+                ),
+            );
+        }
         row(
             "lost / double bookings",
             format!("{} / {}", self.lost, self.double_bookings),

@@ -1,9 +1,13 @@
-//! `<Dial>`: ring one device or number, report the child leg to its status callback, and
-//! the outcome to the `<Dial>` action, as Twilio does (a REST update while bridged first
-//! requests the action with `completed`).
+//! `<Dial>`: ring one device or number as a child leg (`outbound-dial`, recorded with the
+//! dialling call as its parent and its status as it goes), report the leg to its status
+//! callback and the outcome to the `<Dial>` action, as Twilio does (a REST update while
+//! bridged first requests the action with `completed`). A REST update of the leg itself takes
+//! it out of the bridge: ringing, the `<Dial>` ends `canceled`; bridged, it ends `completed`
+//! (the leg does not run the new TwiML here; callq never sends any to a leg).
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
@@ -30,10 +34,23 @@ impl<E: Env> Interpreter<E> {
             ),
             DialNoun::Queue { .. } => return Flow::End,
         };
-        let mut leg = Leg {
+        let info = CallInfo {
             sid: self.env.new_sid(),
-            parent: self.call.clone(),
+            account_sid: self.call.account_sid.clone(),
+            from: d
+                .caller_id
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| self.call.from.clone()),
             to: target.address(),
+            direction: "outbound-dial".into(),
+        };
+        // the leg's own REST updates: a hang-up (or new TwiML) takes it out of the bridge
+        let mut leg_control = self.env.leg_created(&info, &self.call.sid);
+        let mut leg = Leg {
+            info,
+            parent: self.call.sid.clone(),
+            target: target.clone(),
             callback: callback.map(|u| self.resolve(&u)),
             events: events
                 .unwrap_or_else(|| "completed".to_string())
@@ -52,6 +69,7 @@ impl<E: Env> Interpreter<E> {
             },
         );
         leg.report(&*self.env, "initiated", "initiated");
+        self.env.status_changed(&leg.info.sid, "ringing");
         leg.report(&*self.env, "ringing", "ringing");
         let timeout = secs(d.timeout.unwrap_or(30));
         let patience = self.patience_deadline();
@@ -59,15 +77,17 @@ impl<E: Env> Interpreter<E> {
         enum End {
             Answered(Option<Duration>),
             NotAnswered(&'static str),
+            LegCanceled,
             Control(Control),
             GaveUp,
         }
         let end = {
-            let ring = self.env.ring(&target, &leg.sid, &self.call);
+            let ring = self.env.ring(&target, &leg.info.sid, &self.call);
             tokio::select! {
                 biased;
                 c = recv_or_pending(&mut self.control) => End::Control(c),
                 _ = until(patience) => End::GaveUp,
+                _ = leg_update(&mut leg_control) => End::LegCanceled,
                 r = ring => match r {
                     RingResult::Answered { talk } => End::Answered(talk),
                     RingResult::Busy => End::NotAnswered("busy"),
@@ -79,7 +99,7 @@ impl<E: Env> Interpreter<E> {
         let dial_params = |status: &str, leg: &Leg| {
             vec![
                 ("DialCallStatus".to_string(), status.to_string()),
-                ("DialCallSid".to_string(), leg.sid.clone()),
+                ("DialCallSid".to_string(), leg.info.sid.clone()),
                 ("DialCallDuration".to_string(), leg.duration_s().to_string()),
                 (
                     "DialBridged".to_string(),
@@ -104,11 +124,14 @@ impl<E: Env> Interpreter<E> {
                         target: target.clone(),
                     },
                 );
+                self.env.status_changed(&leg.info.sid, "in-progress");
                 leg.report(&*self.env, "answered", "in-progress");
-                let wake = self.wait(talk).await;
-                self.env.leg_over(&target, &leg.sid, LegEnd::Completed);
-                leg.report(&*self.env, "completed", "completed");
-                self.log.dial_results.push("completed".into());
+                let wake = tokio::select! {
+                    w = self.wait(talk) => w,
+                    // the leg hung up over REST: the bridge ends as if the talk had
+                    _ = leg_update(&mut leg_control) => Wake::Elapsed,
+                };
+                self.leg_end(&mut leg, LegEnd::Completed, "completed");
                 let params = dial_params("completed", &leg);
                 match (wake, action) {
                     (Wake::Control(c), action) => {
@@ -124,19 +147,22 @@ impl<E: Env> Interpreter<E> {
                 }
             }
             End::NotAnswered(status) => {
-                self.env.leg_over(&target, &leg.sid, LegEnd::NoAnswer);
                 self.log.missed += 1;
-                leg.report(&*self.env, "completed", status);
-                self.log.dial_results.push(status.into());
+                self.leg_end(&mut leg, LegEnd::NoAnswer, status);
                 match action {
                     Some(url) => Flow::Goto(url, dial_params(status, &leg)),
                     None => Flow::End,
                 }
             }
+            End::LegCanceled => {
+                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
+                match action {
+                    Some(url) => Flow::Goto(url, dial_params("canceled", &leg)),
+                    None => Flow::End,
+                }
+            }
             End::Control(c) => {
-                self.env.leg_over(&target, &leg.sid, LegEnd::Canceled);
-                leg.report(&*self.env, "completed", "canceled");
-                self.log.dial_results.push("canceled".into());
+                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
                 if let Some(url) = action {
                     self.notify_with(&url, dial_params("canceled", &leg));
                 }
@@ -144,9 +170,7 @@ impl<E: Env> Interpreter<E> {
             }
             End::GaveUp => {
                 self.log.gave_up = true;
-                self.env.leg_over(&target, &leg.sid, LegEnd::Canceled);
-                leg.report(&*self.env, "completed", "canceled");
-                self.log.dial_results.push("canceled".into());
+                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
                 if let Some(url) = action {
                     let mut p = self.call.params("completed");
                     p.extend(dial_params("canceled", &leg));
@@ -157,6 +181,15 @@ impl<E: Env> Interpreter<E> {
         }
     }
 
+    /// The leg is over with `status`: the device is told, the leg's `completed` status
+    /// callback goes out, Twilio's record ends it, and the call's log notes the result.
+    fn leg_end(&mut self, leg: &mut Leg, end: LegEnd, status: &'static str) {
+        self.env.leg_over(&leg.target, &leg.info.sid, end);
+        leg.report(&*self.env, "completed", status);
+        self.env.status_changed(&leg.info.sid, status);
+        self.log.dial_results.push(status.into());
+    }
+
     fn notify_with(&self, url: &str, extra: Params) {
         let mut p = self.call.params("in-progress");
         p.extend(extra);
@@ -164,11 +197,21 @@ impl<E: Env> Interpreter<E> {
     }
 }
 
+/// Waits for a REST update of a dialled leg (pending when there is no channel, or it closed).
+async fn leg_update(rx: &mut Option<mpsc::UnboundedReceiver<Control>>) {
+    match rx {
+        Some(rx) => {
+            recv_or_pending(rx).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The child leg of a `<Dial>`, for its status callbacks.
 struct Leg {
-    sid: String,
-    parent: CallInfo,
-    to: String,
+    info: CallInfo,
+    parent: String,
+    target: Target,
     callback: Option<String>,
     events: Vec<String>,
     sequence: u32,
@@ -187,11 +230,11 @@ impl Leg {
             return;
         }
         let mut p = vec![
-            ("CallSid".to_string(), self.sid.clone()),
-            ("ParentCallSid".to_string(), self.parent.sid.clone()),
-            ("AccountSid".to_string(), self.parent.account_sid.clone()),
-            ("From".to_string(), self.parent.from.clone()),
-            ("To".to_string(), self.to.clone()),
+            ("CallSid".to_string(), self.info.sid.clone()),
+            ("ParentCallSid".to_string(), self.parent.clone()),
+            ("AccountSid".to_string(), self.info.account_sid.clone()),
+            ("From".to_string(), self.info.from.clone()),
+            ("To".to_string(), self.info.to.clone()),
             ("CallStatus".to_string(), status.to_string()),
             ("Direction".to_string(), "outbound-dial".to_string()),
             ("ApiVersion".to_string(), "2010-04-01".to_string()),
@@ -206,6 +249,6 @@ impl Leg {
             p.push(("CallDuration".to_string(), self.duration_s().to_string()));
         }
         self.sequence += 1;
-        env.notify(url, p);
+        env.status_callback(url, p);
     }
 }

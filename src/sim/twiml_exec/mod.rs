@@ -169,7 +169,7 @@ impl<E: Env> Interpreter<E> {
                     self.log.started.elapsed().as_secs().to_string(),
                 ));
                 p.extend(self.sequence_params());
-                self.env.notify(&sc.url, p);
+                self.env.status_callback(&sc.url, p);
             }
         }
         self.env.observe(&self.call, Observed::Ended);
@@ -192,15 +192,16 @@ impl<E: Env> Interpreter<E> {
 
     async fn fetch(&mut self, url: &str, extra: Params) -> Result<Response, String> {
         let url = self.resolve(url);
-        let status = if self.requests == 0 && self.call.direction == "inbound" {
-            "ringing"
-        } else {
-            "in-progress"
-        };
+        let answering = self.requests == 0 && self.call.direction == "inbound";
+        let status = if answering { "ringing" } else { "in-progress" };
         self.requests += 1;
         let mut params = self.call.params(status);
         params.extend(extra);
         let doc = self.env.fetch(&url, params).await?;
+        if answering {
+            // Twilio answers an inbound call as it runs its first TwiML
+            self.env.status_changed(&self.call.sid, "in-progress");
+        }
         self.doc_url = url;
         if doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))) {
             self.log.enqueued.get_or_insert_with(Instant::now);
@@ -332,7 +333,10 @@ pub fn resolve_url(base: &str, url: &str) -> String {
 
 /// Now, as Twilio writes `Timestamp` (RFC 2822).
 pub fn rfc2822_now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%a, %d %b %Y %H:%M:%S +0000")
-        .to_string()
+    rfc2822(jiff::Timestamp::now())
+}
+
+/// A time as Twilio writes it (RFC 2822, UTC): `Fri, 18 Oct 2019 17:00:00 +0000`.
+pub fn rfc2822(t: jiff::Timestamp) -> String {
+    t.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }

@@ -16,6 +16,9 @@ struct Fake {
     requests: Mutex<Vec<(String, Params, bool)>>,
     devices: Mutex<HashMap<String, Option<Duration>>>,
     legs_over: Mutex<Vec<(String, bool)>>,
+    /// Twilio's record: legs created (with their parent) and statuses reached.
+    legs: Mutex<Vec<(CallInfo, String)>>,
+    statuses: Mutex<Vec<(String, &'static str)>>,
     queues: TwilioQueues,
     sids: AtomicU32,
 }
@@ -125,6 +128,23 @@ impl Env for Fake {
         format!("CA{:032x}", self.sids.fetch_add(1, Ordering::SeqCst) + 1000)
     }
     fn observe(&self, _call: &CallInfo, _what: Observed) {}
+    fn leg_created(
+        &self,
+        leg: &CallInfo,
+        parent: &str,
+    ) -> Option<mpsc::UnboundedReceiver<Control>> {
+        self.legs
+            .lock()
+            .unwrap()
+            .push((leg.clone(), parent.to_string()));
+        None
+    }
+    fn status_changed(&self, sid: &str, status: &'static str) {
+        self.statuses
+            .lock()
+            .unwrap()
+            .push((sid.to_string(), status));
+    }
 }
 
 const BASE: &str = "https://callq.example.com";
@@ -241,6 +261,27 @@ async fn a_rest_update_interrupts_the_queue_and_the_dial_connects() {
     );
     // patience (300 s) never applied after the answer: the call ended after the talk
     assert_eq!(log.ended.unwrap() - log.started, Duration::from_secs(48));
+    // Twilio's record: the call answered as its first TwiML ran, before any wait request;
+    // the <Dial> made one child leg, which rang, was answered and completed
+    let legs = env.legs.lock().unwrap().clone();
+    assert_eq!(legs.len(), 1);
+    let (leg, parent) = &legs[0];
+    assert_eq!(parent, &call().sid);
+    assert_eq!(
+        (leg.direction.as_str(), leg.to.as_str(), leg.from.as_str()),
+        ("outbound-dial", "client:alice", call().from.as_str())
+    );
+    let statuses = env.statuses.lock().unwrap().clone();
+    let of = |sid: &str| -> Vec<&str> {
+        statuses
+            .iter()
+            .filter(|(s, _)| s == sid)
+            .map(|(_, st)| *st)
+            .collect()
+    };
+    assert_eq!(statuses[0], (call().sid, "in-progress"));
+    assert_eq!(of(&call().sid), ["in-progress"]);
+    assert_eq!(of(&leg.sid), ["ringing", "in-progress", "completed"]);
 }
 
 #[tokio::test(start_paused = true)]

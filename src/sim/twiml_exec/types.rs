@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::queue::TwilioQueues;
@@ -76,7 +77,7 @@ pub struct CallInfo {
     pub account_sid: String,
     pub from: String,
     pub to: String,
-    /// `inbound` or `outbound-api`.
+    /// `inbound`, `outbound-api` or `outbound-dial`.
     pub direction: String,
 }
 
@@ -157,9 +158,26 @@ pub trait Env: Send + Sync + 'static {
         url: &str,
         params: Params,
     ) -> impl Future<Output = Result<Response, String>> + Send;
-    /// A request whose answer Twilio ignores (status callbacks, the Enqueue action after a
-    /// redirect). Sent without waiting for it.
+    /// A request whose answer Twilio ignores (the Enqueue action after a redirect, the Dial
+    /// action after an update). Sent without waiting for it.
     fn notify(&self, url: &str, params: Params);
+    /// A status callback (the call's own, or a dialled leg's): sent once, never retried, not
+    /// waited for. By default the same as [`Env::notify`].
+    fn status_callback(&self, url: &str, params: Params) {
+        self.notify(url, params);
+    }
+    /// Twilio's record of calls: `<Dial>` created the leg `leg` of the call `parent`
+    /// (`queued`). Returns the leg's own control channel (REST updates of the leg), if any.
+    fn leg_created(
+        &self,
+        _leg: &CallInfo,
+        _parent: &str,
+    ) -> Option<mpsc::UnboundedReceiver<Control>> {
+        None
+    }
+    /// Twilio's record of calls: the call or leg `sid` is now `status` (`ringing`,
+    /// `in-progress`, or a final status, which ends it).
+    fn status_changed(&self, _sid: &str, _status: &'static str) {}
     /// Rings `target`; resolves when it answers or refuses, stays pending when nobody answers.
     fn ring(
         &self,
