@@ -3,7 +3,9 @@
 -- at once, with no miss counted. A connected call is left alone (its end is `complete`), and
 -- so is a callback request: the caller hanging up (reason 'hangup') is expected, the call
 -- keeps its place in line, and once offered its own legs (agent first, then the customer)
--- carry it.
+-- carry it. A hangup while the agent's phone was ringing (Twilio had accepted the offer) is
+-- not taken at its word: the agent may have answered and talked with the callbacks saying so
+-- lost, so the call's check is brought forward and the worker asks Twilio which it was.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -22,6 +24,11 @@ if c.kind == 'callback' and reason == 'hangup' then
   return { 'stale', 'callback' }
 end
 if s ~= 'waiting' and s ~= 'arriving' and s ~= 'offered' then return { 'stale', s } end
+if s == 'offered' and c.phase == 'ringing' and reason == 'hangup' then
+  redis.call('ZADD', K_OFFERS, NOW, sid)
+  wake()
+  return { 'stale', s }
+end
 call_finish(sid, c, 'abandoned', reason)
 if s == 'offered' then
   local a = hgetall(k_agent(c.agent))

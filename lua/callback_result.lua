@@ -1,5 +1,8 @@
 -- callback_result: the customer leg of a callback did not connect. The agent, who did their
--- part, is free at once (no miss, no wrap-up). The call goes back to `callback` and rejoins
+-- part, is free (no miss) once their own leg ends: until then their device is still on that
+-- call, playing its last words. They wait in `wrapup` marked `winding_down`, which the agent
+-- leg's `completed` callback ends (`complete`), or ARGV[6] (at least WIND_DOWN_MS) at the
+-- latest if that callback never comes. The call goes back to `callback` and rejoins
 -- its line at its original rank after the queue's retry delay, until the queue's number of
 -- retries is spent; then, or at once when Twilio refused the number for good ('refused'),
 -- it ends as `callback_failed` with the reason.
@@ -10,6 +13,7 @@
 -- ARGV[3]  attempt (the offer's number)
 -- ARGV[4]  outcome: no-answer | busy | failed | canceled | refused
 -- ARGV[5]  reason for the record (e.g. 'no-answer', 'twilio_21211')
+-- ARGV[6]  ms the agent's leg still plays before it ends ('' or 0 when it has ended)
 -- Returns  {'retry', due_ms} | {'failed'} | {'stale', state}
 -- @include calls.lua
 
@@ -40,5 +44,8 @@ else
   result = { 'failed' }
 end
 local a = hgetall(k_agent(id))
-if a then agent_release(id, a, 0) end
+if a then
+  agent_release(id, a, math.max(num(ARGV[6], 0), WIND_DOWN_MS))
+  if a.status == 'wrapup' then agent_set(id, a, { winding_down = sid .. ':' .. attempt }) end
+end
 return result

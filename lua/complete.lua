@@ -4,7 +4,8 @@
 --
 -- A callback is completed only on word that the customer was reached (the customer <Dial>'s
 -- result, or a check with Twilio): the agent's own leg ending says nothing about the
--- customer, so then the call's check is brought forward and the worker asks Twilio.
+-- customer, so then the call's check is brought forward and the worker asks Twilio. Its
+-- agent's wrap-up lasts at least WIND_DOWN_MS, as the agent's leg ends just after.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -13,11 +14,21 @@
 -- ARGV[4]  source: 'dial' (a <Dial> result) | 'leg' (the agent leg ended) | 'status' (the
 --          caller's call ended) | 'check' (Twilio, asked by the worker)
 -- Returns  {'completed', agent} | {'check'} | {'stale', state}
+--
+-- The agent leg of a callback whose customer was not reached ends after `callback_result`
+-- moved the call on: then this frees the agent left winding down for it (a 'stale' reply).
 -- @include calls.lua
 
 local sid, id, attempt, source = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = hgetall(k_call(sid))
 if c == nil then return { 'stale', 'unknown' } end
+if source == 'leg' and id ~= '' and not is_current_offer(c, id, attempt) then
+  local a = hgetall(k_agent(id))
+  if a and a.status == 'wrapup' and a.winding_down == sid .. ':' .. attempt then
+    agent_settle(id, a, 'available', 0, '')
+  end
+  return { 'stale', c.state }
+end
 if c.state ~= 'connected' and c.state ~= 'offered' then return { 'stale', c.state } end
 if id ~= '' and not is_current_offer(c, id, attempt) then return { 'stale', c.state } end
 if c.kind == 'callback' and (source == 'leg' or source == 'status') then
@@ -36,6 +47,7 @@ if c.state == 'offered' then redis.call('HSET', k_call(sid), 'answered_ms', NOW)
 call_finish(sid, c, 'completed', source)
 local cfg = queue_cfg(c.queue) or {}
 local wrapup = num(cfg.wrapup_ms, 0)
+if c.kind == 'callback' then wrapup = math.max(wrapup, WIND_DOWN_MS) end
 -- running mean handle time (talk + wrap-up), the basis of the estimated wait
 local handle = NOW - answered + wrapup
 local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)

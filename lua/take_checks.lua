@@ -9,8 +9,9 @@
 -- ARGV[1]  most calls to take
 -- ARGV[2]  check lease, ms
 -- Returns  a list of {CallSid, state, agent, attempt, kind, phase, leg_sid, identity,
---          since_ms, checks} (since_ms: offered_ms or answered_ms; checks: how many times
---          the call was taken for a check since its last change)
+--          offered_ms, checks} (offered_ms: when this offer was made, so legs Twilio created
+--          for it can be told from earlier ones; checks: how many times the call was taken
+--          for a check since its last change)
 -- @include calls.lua
 
 local limit = tonumber(ARGV[1]) or 20
@@ -27,10 +28,8 @@ for _, key in ipairs({ K_OFFERS, K_CONNECTED }) do
       redis.call('ZADD', key, NOW + lease, sid)
       local checks = redis.call('HINCRBY', k_call(sid), 'checks', 1)
       local identity = redis.call('HGET', k_agent(c.agent), 'identity') or c.agent
-      local since = c.offered_ms or ''
-      if want == 'connected' then since = c.answered_ms or '' end
       out[#out + 1] = { sid, c.state, c.agent or '', c.attempts or '0', c.kind or 'inbound',
-        c.phase or '', c.leg_sid or '', identity, since, int(checks) }
+        c.phase or '', c.leg_sid or '', identity, c.offered_ms or '', int(checks) }
     end
   end
 end

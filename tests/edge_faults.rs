@@ -75,7 +75,13 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_and_the_agent_is_t
     );
     let c = call(store, "CAcb").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    // the agent leg's completed callback and a duplicate of the result change nothing more
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!(
+        (a.status, a.active, a.misses),
+        (callq::store::AgentStatus::Wrapup, 0, 0),
+        "no miss; held while the agent's own leg says its last words"
+    );
+    // the agent leg ends: the agent is free at once; a duplicate of the result changes nothing
     let r = post(
         &srv,
         &hook(OfferHook::AgentLeg, &offer.offer_ref()),
@@ -83,16 +89,18 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_and_the_agent_is_t
     )
     .await;
     assert_eq!(r.status(), 204);
-    customer_dial_ended(&srv, &offer.offer_ref(), "no-answer").await;
-    let c = call(store, "CAcb").await;
-    assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
     assert_eq!(
         status(store, "a1").await,
         callq::store::AgentStatus::Available
     );
+    customer_dial_ended(&srv, &offer.offer_ref(), "no-answer").await;
+    let c = call(store, "CAcb").await;
+    assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
 
     // the retry: offered again; the customer is busy again, and no retries are left
-    let again = eventually_claim(store).await;
+    let again = claim_within(store, Duration::from_secs(30))
+        .await
+        .expect("the callback is offered again");
     assert_eq!((again.call_sid.as_str(), again.attempt), ("CAcb", 2));
     store
         .offer_result(&again.offer_ref(), OfferOutcome::Answered, "CAagentleg2")
@@ -104,17 +112,6 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_and_the_agent_is_t
     assert_eq!(c.state, CallState::CallbackFailed);
     assert_eq!(c.end_reason.as_deref(), Some("customer_busy"));
     assert_invariants(store, &sids(&["CAcb"])).await;
-}
-
-/// Claims until an offer comes (a retry becomes due on the Redis clock).
-async fn eventually_claim(store: &callq::store::Store) -> callq::store::Offer {
-    for _ in 0..500 {
-        if let Some(o) = claim(store).await {
-            return o;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nothing became offerable")
 }
 
 #[tokio::test]

@@ -80,3 +80,26 @@ async fn a_caller_who_rang_during_a_redis_pause_is_answered_and_later_offered() 
     assert_eq!(offer.call_sid, "CApaused");
     assert_invariants(&store, &sids(&["CApaused"])).await;
 }
+
+#[tokio::test]
+async fn a_caller_who_rang_and_left_during_a_redis_pause_still_leaves_a_record() {
+    let srv = spawn_server(centre_with("", "", "")).await;
+    let store = srv.state.store.clone();
+    pause_redis(1500).await;
+    let doc = call_in(&srv, "CAshort", CALLER, SALES_NO).await;
+    assert!(doc
+        .verbs
+        .contains(&Verb::Enqueue(the_enqueue(&srv, "sales"))));
+    // the caller hangs up before any wait request; Twilio's callbacks find Redis paused too
+    for _ in 0..100 {
+        if state_of(&store, "CAshort").await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = state_of(&store, "CAshort").await;
+    assert!(
+        matches!(state, Some(CallState::Waiting | CallState::Arriving)),
+        "recorded once Redis answers, for a worker to settle with Twilio: {state:?}"
+    );
+}

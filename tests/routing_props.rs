@@ -222,7 +222,7 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
                 let c = store.call(&sid).await.expect("read").expect("exists");
                 let outcome = outcomes[1 + *outcome % 5];
                 store
-                    .callback_result(&offer_of(&sid, &c, false), outcome, "prop")
+                    .callback_result(&offer_of(&sid, &c, false), outcome, "prop", Duration::ZERO)
                     .await
                     .expect("callback result");
             }

@@ -856,12 +856,14 @@ async fn a_callback_request_survives_the_callers_hangup() {
             &current(&store, "CA1").await,
             OfferOutcome::Refused,
             "no_number",
+            Duration::ZERO,
         )
         .await
         .expect("refused");
     assert_eq!(r, CallbackRetry::Failed);
     assert_eq!(state(&store, "CA1").await, CallState::CallbackFailed);
-    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    let a = store.agent("a1").await.expect("read").expect("agent");
+    assert_eq!((a.status, a.active), (AgentStatus::Wrapup, 0));
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
@@ -1167,41 +1169,57 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
         .expect("agent answered");
     // the customer leg: no answer
     let r = store
-        .callback_result(&o.offer_ref(), OfferOutcome::NoAnswer, "customer_no-answer")
+        .callback_result(
+            &o.offer_ref(),
+            OfferOutcome::NoAnswer,
+            "customer_no-answer",
+            Duration::ZERO,
+        )
         .await
         .expect("result");
     assert!(matches!(r, CallbackRetry::Retry { .. }), "{r:?}");
     let c = call(&store, "CA1").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     let a = store.agent("a1").await.expect("read").expect("agent");
     assert_eq!(
-        a.misses, 0,
-        "the customer not answering is not the agent's miss"
+        (a.status, a.active, a.misses),
+        (AgentStatus::Wrapup, 0, 0),
+        "free of the call, no miss, held while its own leg says its last words"
     );
     assert_invariants(&store, &sids(&["CA1"])).await;
     assert_eq!(claim(&store).await, None, "not before the retry delay");
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let again = claim(&store).await.expect("retried");
+    let again = claim_within(&store, Duration::from_secs(30))
+        .await
+        .expect("retried");
     assert_eq!((again.call_sid.as_str(), again.attempt), ("CA1", 2));
     assert_eq!(call(&store, "CA1").await.rank, entered.rank, "rank kept");
     // a late duplicate of the first result changes nothing
     assert_eq!(
         store
-            .callback_result(&o.offer_ref(), OfferOutcome::NoAnswer, "dup")
+            .callback_result(
+                &o.offer_ref(),
+                OfferOutcome::NoAnswer,
+                "dup",
+                Duration::ZERO
+            )
             .await
             .expect("dup"),
         CallbackRetry::Stale(Some(CallState::Offered))
     );
     let r = store
-        .callback_result(&again.offer_ref(), OfferOutcome::Busy, "customer_busy")
+        .callback_result(
+            &again.offer_ref(),
+            OfferOutcome::Busy,
+            "customer_busy",
+            Duration::ZERO,
+        )
         .await
         .expect("result");
     assert_eq!(r, CallbackRetry::Failed);
     let c = call(&store, "CA1").await;
     assert_eq!(c.state, CallState::CallbackFailed);
     assert_eq!(c.end_reason.as_deref(), Some("customer_busy"));
-    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    assert_eq!(status(&store, "a1").await, AgentStatus::Wrapup);
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
@@ -1372,4 +1390,26 @@ async fn an_agent_without_a_live_device_does_not_count_as_available_in_the_estim
         .expect("available");
     let stats = store.queue_stats("sales").await.expect("stats");
     assert_eq!((stats.agents["available"], stats.agents["offline"]), (0, 1));
+}
+
+#[tokio::test]
+async fn a_hangup_heard_while_the_agent_rang_is_checked_with_twilio_not_taken_at_its_word() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let o = offered(&store, "CA1", "sales").await;
+    store
+        .extend_offer(&o.offer_ref(), Some(Duration::from_secs(60)), None)
+        .await
+        .expect("ringing");
+    // the caller's call ended; the agent may have answered with every callback lost
+    let r = store.abandon("CA1", "hangup").await.expect("abandon");
+    assert_eq!(r, Transition::Stale(Some(CallState::Offered)));
+    let checks = store.take_checks(10, LEASE).await.expect("checks");
+    assert_eq!(checks.len(), 1, "the check is due at once");
+    assert_eq!(checks[0].offer, o.offer_ref());
+    // Twilio confirms the caller left without a conversation
+    let r = store.abandon("CA1", "call_gone").await.expect("abandon");
+    assert_eq!(r, Transition::Done(CallState::Offered));
+    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    assert_invariants(&store, &sids(&["CA1"])).await;
 }

@@ -659,7 +659,8 @@ async fn a_callback_rings_the_agent_first_with_a_new_call() {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Calling back a customer \
              who kept their place in line.</Say><Dial \
              action=\"https://callq.example.com/twilio/callback-result?call=CA0001&amp;agent=a1&amp;\
-             attempt=1\" method=\"POST\" callerId=\"+15005550001\"><Number>+15557654321</Number>\
+             attempt=1\" method=\"POST\" timeout=\"40\" callerId=\"+15005550001\">\
+             <Number>+15557654321</Number>\
              </Dial></Response>"
         )
     );

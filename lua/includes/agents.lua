@@ -77,7 +77,7 @@ end
 -- Move the agent to `status` (not on a call) and fix its ready sets, wrap-up entry and wake.
 -- hold_ms > 0 with status 'wrapup' puts it in the wrap-up set until NOW + hold_ms.
 local function agent_settle(id, a, status, hold_ms, reason)
-  local fields = { status = status, reason = reason or '' }
+  local fields = { status = status, reason = reason or '', winding_down = '' }
   if status == 'wrapup' then
     redis.call('ZADD', K_WRAPUP, NOW + hold_ms, id)
     -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then

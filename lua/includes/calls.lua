@@ -11,6 +11,9 @@
 local ARRIVE_GRACE_MS = 10000
 -- A call in a final state keeps its hash this long for history, then Redis drops it.
 local RETENTION_MS = 86400000
+-- A callback's agent-first call goes on a moment after its customer leg ends (the TwiML after
+-- the <Dial>): its agent is held at least this long before the next offer.
+local WIND_DOWN_MS = 2000
 
 -- Whether the call's current offer is the one (agent, attempt) names.
 local function is_current_offer(c, id, attempt)

@@ -74,6 +74,17 @@ fn judge(log: &CallLog, rec: Option<Says<'_>>, reached: bool) -> Result<Agreed, 
             }
             state == CallState::Completed
         }
+        // pressed the callback key, then hung up before callq's answer played: Twilio still
+        // sent the key, so callq may have taken the request (and called back) or not
+        Outcome::Abandoned if log.callback_pressed => match state {
+            CallState::Abandoned => true,
+            CallState::Completed if reached => true,
+            CallState::Callback | CallState::Offered | CallState::Connected => {
+                return Ok(Agreed::CallbackPending)
+            }
+            CallState::CallbackFailed => return Ok(Agreed::CallbackFailed),
+            _ => false,
+        },
         Outcome::Abandoned => state == CallState::Abandoned,
         Outcome::Callback if reached => state == CallState::Completed,
         Outcome::Callback => {
@@ -169,6 +180,26 @@ mod tests {
             Ok(Agreed::Settled)
         );
         assert!(judge(&l, says(CallState::CallbackFailed, None), true).is_err());
+    }
+
+    #[test]
+    fn a_caller_who_pressed_for_a_callback_and_hung_up_agrees_with_either_answer() {
+        let mut l = log();
+        l.callback_pressed = true;
+        l.caller_hung_up = true;
+        for (state, reached, want) in [
+            (CallState::Abandoned, false, Ok(Agreed::Settled)),
+            (CallState::Callback, false, Ok(Agreed::CallbackPending)),
+            (CallState::CallbackFailed, false, Ok(Agreed::CallbackFailed)),
+            (CallState::Completed, true, Ok(Agreed::Settled)),
+        ] {
+            assert_eq!(judge(&l, says(state, None), reached), want, "{state}");
+        }
+        assert!(
+            judge(&l, says(CallState::Completed, Some("a1")), false).is_err(),
+            "completed but nobody called back"
+        );
+        assert!(judge(&l, says(CallState::Waiting, None), false).is_err());
     }
 
     #[test]

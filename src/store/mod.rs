@@ -502,12 +502,15 @@ impl Store {
     }
 
     /// The customer leg of callback `offer` did not connect (`callback_result.lua`): retry
-    /// later or, retries spent or `Refused`, `callback_failed`.
+    /// later or, retries spent or `Refused`, `callback_failed`. `still_playing` is how long
+    /// the agent's own leg goes on (the words it is told before it ends): the agent is not
+    /// offered another call before that.
     pub async fn callback_result(
         &self,
         offer: &OfferRef,
         outcome: OfferOutcome,
         reason: &str,
+        still_playing: Duration,
     ) -> Result<CallbackRetry> {
         if outcome == OfferOutcome::Answered {
             return Err(StoreError::Invalid {
@@ -528,6 +531,7 @@ impl Store {
                     &attempt,
                     outcome.as_str(),
                     &reason,
+                    &ms(still_playing),
                 ],
             )
             .await?;

@@ -322,7 +322,8 @@ pub struct Check {
     pub leg_sid: Option<String>,
     /// The agent's `<Client>` identity.
     pub identity: String,
-    /// When the call was offered (offered) or answered (connected), Redis clock, unix ms.
+    /// When this offer was made, Redis clock, unix ms: the legs Twilio created for it
+    /// began after this.
     pub since_ms: Option<i64>,
     /// How many times in a row the call was taken for a check without a change.
     pub checks: u32,

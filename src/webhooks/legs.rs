@@ -12,6 +12,7 @@
 //! Twilio what happened.
 
 use axum::http::StatusCode;
+use tracing::Instrument;
 
 use super::{enqueue_verb, within, ExitState, Hook, Reply};
 use crate::app::AppState;
@@ -131,25 +132,30 @@ pub(crate) async fn agent_leg(h: Hook) -> Reply {
     };
     let status = h.param("CallStatus");
     let span = tracing::info_span!("agent_leg", call = %offer.call_sid, agent = %offer.agent_id, attempt = offer.attempt, status = %super::excerpt(status));
-    let _entered = span.enter();
-    let leg_sid = h.call_sid.as_str();
+    agent_leg_status(app, &offer, status, h.call_sid.as_str())
+        .instrument(span)
+        .await
+}
+
+/// What the agent leg's `status` does to `offer`; `leg_sid` is the leg's own CallSid.
+async fn agent_leg_status(app: &AppState, offer: &OfferRef, status: &str, leg_sid: &str) -> Reply {
     let result = match status {
         "in-progress" | "answered" => within(
             app,
             app.store
-                .offer_result(&offer, OfferOutcome::Answered, leg_sid),
+                .offer_result(offer, OfferOutcome::Answered, leg_sid),
         )
         .await
         .map(|r| format!("{r:?}")),
         "completed" => within(
             app,
             app.store
-                .complete(&offer.call_sid, Some(&offer), EndSource::Leg),
+                .complete(&offer.call_sid, Some(offer), EndSource::Leg),
         )
         .await
         .map(|r| format!("{r:?}")),
         other => match unanswered(other) {
-            Some(outcome) => within(app, app.store.offer_result(&offer, outcome, ""))
+            Some(outcome) => within(app, app.store.offer_result(offer, outcome, ""))
                 .await
                 .map(|r| format!("{r:?}")),
             None => return Reply::no_content("ignored"),
@@ -198,14 +204,23 @@ pub(crate) async fn callback_result(h: Hook) -> Reply {
     }
     let outcome = unanswered(status).unwrap_or(OfferOutcome::Failed);
     let reason = format!("customer_{}", super::excerpt(status).replace(' ', "_"));
-    let words = match within(app, app.store.callback_result(&offer, outcome, &reason)).await {
+    // the words depend on the outcome, which the store decides; the agent's leg plays at most
+    // the longest of them before it ends
+    let still_playing = speaking_time(CUSTOMER_NOT_REACHED_FINAL);
+    let recorded = within(
+        app,
+        app.store
+            .callback_result(&offer, outcome, &reason, still_playing),
+    )
+    .await;
+    let words = match recorded {
         Ok(CallbackRetry::Retry { .. }) => {
             tracing::info!(outcome = %outcome, "callback customer not reached; retry scheduled");
-            "The customer did not answer. We will try again later. Goodbye."
+            CUSTOMER_NOT_REACHED_RETRY
         }
         Ok(CallbackRetry::Failed) => {
             tracing::info!(outcome = %outcome, "callback customer not reached; no retries left");
-            "The customer could not be reached, and this callback is now closed. Goodbye."
+            CUSTOMER_NOT_REACHED_FINAL
         }
         Ok(CallbackRetry::Stale(state)) => {
             tracing::debug!(state = ?state, "callback result for an offer no longer current");
@@ -220,6 +235,17 @@ pub(crate) async fn callback_result(h: Hook) -> Reply {
         twiml::Response::new().say(words).hangup(),
         "customer_not_reached",
     )
+}
+
+const CUSTOMER_NOT_REACHED_RETRY: &str =
+    "The customer did not answer. We will try again later. Goodbye.";
+const CUSTOMER_NOT_REACHED_FINAL: &str =
+    "The customer could not be reached, and this callback is now closed. Goodbye.";
+
+/// How long Twilio takes to say `words` (about 2.5 words a second) and hang up, with room.
+fn speaking_time(words: &str) -> std::time::Duration {
+    let n = words.split_whitespace().count() as u64;
+    std::time::Duration::from_millis(n * 400 + 2_000)
 }
 
 /// `POST /twilio/status`: the caller's call status callback. An ended call is abandoned

@@ -40,7 +40,7 @@ mod legs;
 mod voice;
 
 use std::future::Future;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -369,6 +369,52 @@ pub(crate) async fn enqueue_healing(
         }
         other => other,
     }
+}
+
+/// How long [`record_later`] keeps trying.
+const RECORD_LATER_FOR: Duration = Duration::from_secs(60);
+
+/// A caller answered with the fallback `<Enqueue>` because Redis missed the deadline: keep
+/// trying in the background to record them (as holding since now), so a caller who hangs up
+/// before their next wait request still leaves a record that a worker can settle with Twilio.
+/// Best effort, within this process, for at most [`RECORD_LATER_FOR`]; the wait request does
+/// the same when it finds Redis back.
+pub(crate) fn record_later(app: &AppState, sid: &str, queue: &str, from: &str, to: &str) {
+    let (app, sid, queue, from, to) = (
+        app.clone(),
+        sid.to_owned(),
+        queue.to_owned(),
+        from.to_owned(),
+        to.to_owned(),
+    );
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        while started.elapsed() < RECORD_LATER_FOR {
+            tokio::time::sleep(pause).await;
+            let arrival = Arrival::Holding {
+                waited: started.elapsed(),
+            };
+            let attempt =
+                enqueue_healing(&app, &sid, &queue, &from, &to, CallKind::Inbound, arrival);
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(entered)) => {
+                    if entered.created {
+                        tracing::info!(call_sid = %sid, queue, "a caller answered with the fallback is recorded now that Redis answers");
+                    }
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(call_sid = %sid, error = %e, "still cannot record the caller")
+                }
+                Err(_) => {
+                    tracing::debug!(call_sid = %sid, "still cannot record the caller: Redis is slow")
+                }
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+        tracing::warn!(call_sid = %sid, "gave up recording a caller answered with the fallback; their next wait request will");
+    });
 }
 
 /// Milliseconds since the epoch on this host's clock.

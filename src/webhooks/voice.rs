@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, mask_number,
-    within, ExitState, Hook, Reply, Why,
+    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, mask_number, within,
+    ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
@@ -165,6 +165,11 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
         }
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, queue, error = %e, "redis unavailable; answering the fallback (the caller joins the line from a wait request once Redis is back)");
+            if app.centre.fallback.number.is_none() {
+                // held in our own Twilio queue: record the caller as soon as Redis answers,
+                // even if they hang up before their next wait request
+                super::record_later(app, &h.call_sid, queue, from, to);
+            }
             Reply::twiml(fallback(app, queue), "fallback")
         }
     }

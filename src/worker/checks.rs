@@ -12,8 +12,10 @@
 //! | offered (inbound) | agent leg ringing / in progress / ended unanswered | extend / `answered` / that outcome |
 //! | offered (inbound) | no agent leg since the offer | back in line, no miss |
 //! | connected (inbound) | agent leg in progress | still talking: next check later |
-//! | connected (inbound) | otherwise | `complete` |
+//! | connected (inbound) | the agent leg or the caller's call is over | `complete` |
+//! | connected (inbound) | the caller live but no leg to the agent | unknown: asked again later |
 //! | offered (callback) | agent-first call ringing / in progress / unanswered | extend / `answered` / that outcome |
+//! | offered (callback) | no agent-first call since the offer (SID never learnt) | never placed: back in line, no miss |
 //! | offered or connected (callback) | agent-first call over; customer leg answered | `complete` |
 //! | offered or connected (callback) | agent-first call over; customer not reached | `callback_result` (retry or failed) |
 //! | connected (callback) | agent-first call in progress | still talking |
@@ -123,7 +125,10 @@ fn decide_inbound(check: &Check, seen: &Observed) -> Decision {
                 _ => Decision::NotAnswered(OfferOutcome::Canceled),
             },
         },
-        None if connected => Decision::Completed,
+        // connected, the caller live, yet no leg to the agent: Twilio's view does not add up
+        // (yet); never free an agent who may be talking on that account (the check comes
+        // back, and after MAX_CHECKS the call is settled from callq's record)
+        None if connected => Decision::Unknown,
         // no ring since the offer: the redirect never reached the caller (or never started)
         None => Decision::NotAnswered(OfferOutcome::Canceled),
     }
@@ -131,8 +136,10 @@ fn decide_inbound(check: &Check, seen: &Observed) -> Decision {
 
 fn decide_callback(check: &Check, seen: &Observed) -> Decision {
     let Some(leg) = &seen.call else {
-        // the agent-first call cannot be found: never created (claimed) or not known
-        return if check.state == CallState::Offered && check.phase != "ringing" {
+        // no agent-first call: when callq never learnt its SID and Twilio lists no call to the
+        // agent since the offer, it was never placed (the worker died first, or Twilio refused
+        // the create); a SID Twilio does not know is a puzzle for the next check
+        return if check.state == CallState::Offered && check.leg_sid.is_none() {
             Decision::NotAnswered(OfferOutcome::Canceled)
         } else {
             Decision::Unknown
@@ -389,7 +396,9 @@ impl Checker {
             },
             Decision::CustomerNotReached { outcome, reason } => format!(
                 "{:?}",
-                store.callback_result(offer, *outcome, reason).await?
+                store
+                    .callback_result(offer, *outcome, reason, Duration::ZERO)
+                    .await?
             ),
             Decision::Unknown => "left for the next check".to_string(),
         };
@@ -535,6 +544,18 @@ mod tests {
                 want: Decision::Completed,
             },
             Case {
+                name: "inbound connected, the caller live but no leg found: never free the agent on that",
+                check: check(Inbound, Connected, ""),
+                seen: seen(caller(S::InProgress), vec![]),
+                want: Decision::Unknown,
+            },
+            Case {
+                name: "inbound connected, the agent leg made long before the answer still counts",
+                check: check(Inbound, Connected, ""),
+                seen: seen(caller(S::InProgress), vec![leg(S::InProgress, AT_OFFER)]),
+                want: Decision::StillTalking,
+            },
+            Case {
                 name: "inbound, Twilio does not know the call",
                 check: check(Inbound, Offered, "ringing"),
                 seen: seen(None, vec![]),
@@ -557,6 +578,21 @@ mod tests {
                 check: check(Callback, Offered, "claimed"),
                 seen: seen(None, vec![]),
                 want: Decision::NotAnswered(OfferOutcome::Canceled),
+            },
+            Case {
+                name: "callback offer whose create timed out and was never placed",
+                check: check(Callback, Offered, "ringing"),
+                seen: seen(None, vec![]),
+                want: Decision::NotAnswered(OfferOutcome::Canceled),
+            },
+            Case {
+                name: "callback offer whose recorded agent-first call Twilio does not know",
+                check: Check {
+                    leg_sid: Some("CAagent".into()),
+                    ..check(Callback, Offered, "ringing")
+                },
+                seen: seen(None, vec![]),
+                want: Decision::Unknown,
             },
             Case {
                 name: "callback connected, customer talked, callbacks lost",

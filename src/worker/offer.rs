@@ -112,6 +112,7 @@ pub fn callback_twiml(
     let dial = Dial {
         action: Some(OfferHook::CallbackResult.url(public_url, &offer.offer_ref())),
         method: Some("POST".into()),
+        timeout: Some(customer_ring_seconds(offer.ring_timeout)),
         caller_id: Some(offer.to.clone()),
         nouns: vec![Number::new(callback_to).into()],
         ..Dial::default()
@@ -139,6 +140,12 @@ pub fn callback_request(
     ];
     req.timeout_s = Some(ring_seconds(offer.ring_timeout).min(MAX_CREATE_CALL_TIMEOUT_S));
     req
+}
+
+/// How long a callback rings its customer: twice an agent's ring (people are slower to pick
+/// up an unexpected call than agents waiting for one), at most a minute.
+fn customer_ring_seconds(agent_ring: Duration) -> u32 {
+    ring_seconds(agent_ring).saturating_mul(2).min(60)
 }
 
 /// Whole seconds of ring time, rounded up, at least 1.
@@ -355,7 +362,7 @@ impl Ringer {
         let named = offer.offer_ref();
         match retry_store(lease_end, || {
             self.store
-                .callback_result(&named, OfferOutcome::Refused, reason)
+                .callback_result(&named, OfferOutcome::Refused, reason, Duration::ZERO)
         })
         .await
         {
@@ -560,7 +567,7 @@ mod tests {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Calling back a customer \
              who kept their place in line.</Say><Dial \
              action=\"https://q.example.com/twilio/callback-result?call=CA0001&amp;agent=a1&amp;attempt=1\" \
-             method=\"POST\" callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
+             method=\"POST\" timeout=\"30\" callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
         );
     }
 

@@ -380,6 +380,20 @@ pub async fn claim(store: &Store) -> Option<Offer> {
     }
 }
 
+/// Claim until an offer comes (something becomes due on Redis' clock), or None after `within`.
+pub async fn claim_within(store: &Store, within: Duration) -> Option<Offer> {
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(o) = claim(store).await {
+            return Some(o);
+        }
+        if tokio::time::Instant::now() > end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn call(store: &Store, sid: &str) -> CallRecord {
     store.call(sid).await.expect("read").expect("call exists")
 }

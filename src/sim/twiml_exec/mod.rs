@@ -265,7 +265,13 @@ impl<E: Env> Interpreter<E> {
                     f => Some(f),
                 },
                 Verb::Redirect { url, .. } => Some(Flow::Goto(url, Vec::new())),
-                Verb::Leave if in_queue => Some(Flow::Leave),
+                Verb::Leave if in_queue => {
+                    // leaving after pressing the callback key: callq took the request
+                    if self.log.callback_pressed {
+                        self.log.callback_asked = true;
+                    }
+                    Some(Flow::Leave)
+                }
                 Verb::Hangup | Verb::Reject => Some(Flow::Hangup),
                 Verb::Record(r) => Some(self.record(r).await),
                 // verbs not allowed here (Enqueue/Dial in a wait document, Leave outside a

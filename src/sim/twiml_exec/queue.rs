@@ -113,6 +113,9 @@ impl<E: Env> Interpreter<E> {
         let mut first = true;
         let (result, flow) = loop {
             let started = Instant::now();
+            // a key pressed in the previous wait document that did not end in a <Leave/> was
+            // not taken: the caller is still holding, and may press again
+            self.log.callback_pressed = false;
             let doc = match &wait_url {
                 Some(url) => {
                     let v = self.env.queues().view(&e.name, &self.call.sid);

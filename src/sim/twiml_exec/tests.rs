@@ -356,9 +356,9 @@ async fn gather_presses_the_menu_digit_and_the_offered_callback_digit() {
         );
     env.answer(
         "/twilio/wait/gather",
-        "<Response><Say>We will call you back.</Say><Hangup/></Response>",
+        "<Response><Say>We will call you back.</Say><Leave/></Response>",
     );
-    env.answer("/twilio/queue-exit", "<Response/>");
+    env.answer("/twilio/queue-exit", "<Response><Hangup/></Response>");
     let script = CallerScript {
         patience: Some(Duration::from_secs(600)),
         menu_digit: Some("2".into()),
@@ -372,8 +372,42 @@ async fn gather_presses_the_menu_digit_and_the_offered_callback_digit() {
     assert_eq!(get(&menu[0], "Digits"), Some("2"));
     let cb = env.requests_to("/twilio/wait/gather");
     assert_eq!(get(&cb[0], "Digits"), Some("3"));
-    assert_eq!(log.queue_results, vec!["hangup"]);
-    assert_eq!(log.outcome(), Outcome::Callback);
+    assert_eq!(log.queue_results, vec!["leave"]);
+    assert_eq!(log.outcome(), Outcome::Callback, "the request was taken");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_key_answered_with_more_hold_is_not_a_callback() {
+    let env = Arc::new(Fake::default());
+    env.answer("/twilio/voice", ENQUEUE);
+    env.answer(
+        "/twilio/wait",
+        r#"<Response><Gather numDigits="1" action="/twilio/wait/gather"><Say>To be called back, press 1.</Say></Gather></Response>"#,
+    );
+    // callq did not take the request (the call was being offered): back to hold
+    env.answer(
+        "/twilio/wait/gather",
+        "<Response><Pause length=\"5\"/></Response>",
+    );
+    env.answer("/twilio/queue-exit", "<Response/>");
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(60)),
+        wants_callback: true,
+        ..CallerScript::default()
+    };
+    let (_tx, h) = start(&env, script);
+    let log = h.await.unwrap();
+    assert!(
+        log.pressed.len() >= 2,
+        "pressed again at the next offer: {:?}",
+        log.pressed
+    );
+    assert_ne!(log.outcome(), Outcome::Callback);
+    assert_eq!(
+        log.outcome(),
+        Outcome::Abandoned,
+        "the caller's patience ran out"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -242,6 +242,12 @@ pub struct CallLog {
     /// REST updates applied to the call.
     pub redirects: u32,
     pub pressed: Vec<String>,
+    /// The caller pressed the callback offer's key in the wait document playing now (callq
+    /// may or may not take the request: a caller who hangs up before hearing the answer
+    /// leaves both possible).
+    pub callback_pressed: bool,
+    /// callq took the callback request: the caller pressed the key and then left the queue on
+    /// callq's `<Leave/>`.
     pub callback_asked: bool,
     pub voicemail: bool,
     pub gave_up: bool,
@@ -270,6 +276,7 @@ impl CallLog {
             missed: 0,
             redirects: 0,
             pressed: Vec::new(),
+            callback_pressed: false,
             callback_asked: false,
             voicemail: false,
             gave_up: false,

@@ -8,7 +8,7 @@ impl<E: Env> Interpreter<E> {
     pub(super) async fn gather(&mut self, g: Gather, in_queue: bool) -> Flow {
         // what this caller would press here: the menu choice, or the callback offer's digit
         let wants = if in_queue {
-            self.script.wants_callback && !self.log.callback_asked
+            self.script.wants_callback && !self.log.callback_pressed
         } else {
             self.script.menu_digit.is_some()
         };
@@ -50,7 +50,7 @@ impl<E: Env> Interpreter<E> {
         match digits {
             Some(d) => {
                 if in_queue {
-                    self.log.callback_asked = true;
+                    self.log.callback_pressed = true;
                 }
                 self.log.pressed.push(d.clone());
                 let url = g.action.unwrap_or_else(|| self.doc_url.clone());
