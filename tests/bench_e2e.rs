@@ -1,9 +1,12 @@
-//! End to end: a short compressed bench in-process against the real server, worker and
-//! Redis, through the Twilio simulator. Every call must end on the phone side with a final
-//! state in the store that agrees (lost = 0), and no device may ever ring beyond its
-//! capacity (double_bookings = 0).
+//! End to end: short compressed benches in-process against the real server, worker and
+//! Redis, through the Twilio simulator, one with every fault the simulator can produce. Every
+//! call must end on the phone side with a final state in the store that agrees (lost = 0), no
+//! device may ever ring beyond its capacity (double_bookings = 0), and nothing may be left
+//! held after the drain.
 
 mod common;
+
+use std::time::Duration;
 
 use callq::lab::bench::{run_load, BenchOptions};
 
@@ -86,14 +89,84 @@ async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
     assert_eq!(report.callbacks, report.callbacks_completed);
 }
 
+/// Every fault the simulator has, at once: Twilio's webhooks dropped, duplicated and delayed
+/// (reordered), Redis paused (`CLIENT PAUSE ALL`), callback customers not answering or busy,
+/// Twilio's REST API answering 404, 400, 429 and 500, agents not answering and their devices
+/// dropping, callers giving up. The promise holds: no call lost, nobody double-booked, every
+/// agent free and every call final after the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_loses_nothing_double_books_nobody_and_leaves_nothing_held() {
+    let args = BenchOptions {
+        agents: 8,
+        rate: 0.12,
+        talk: 60.0,
+        wrapup: 5.0,
+        answer_delay: 2.0,
+        patience: 200.0,
+        no_answer: 0.15,
+        drops: 400.0,
+        callback_after: 20.0,
+        callback_share: 0.5,
+        // every fault of `--chaos`, denser where a short run needs it to happen at all
+        redis_pause: Duration::from_millis(1500),
+        redis_pause_every: Duration::from_secs(8),
+        callback_no_answer: 0.3,
+        callback_busy: 0.15,
+        rest_404: 0.02,
+        rest_400: 0.02,
+        rest_429: 0.03,
+        rest_500: 0.03,
+        duration: 20.0,
+        warmup: Some(0.0),
+        drain: 60.0,
+        workers: 2,
+        seed: 11,
+        compress: 30.0,
+        redis_url: Some(common::redis_url()),
+        ..BenchOptions::default().chaos()
+    };
+    let report = bounded(run_load(&args, false)).await;
+    eprintln!("{}", report.table());
+    let i = &report.injected;
+    assert!(
+        report.offered >= 20,
+        "too few calls to mean anything: {report:?}"
+    );
+    assert!(
+        i.webhooks_dropped > 0 && i.webhooks_duplicated > 0 && i.webhooks_delayed > 0,
+        "webhook faults happened: {i:?}"
+    );
+    assert!(
+        i.rest_404 + i.rest_400 + i.rest_429 + i.rest_500 > 0,
+        "REST faults happened: {i:?}"
+    );
+    assert!(report.redis_pauses > 0, "Redis paused");
+    assert_eq!(report.lost, 0, "lost calls: {:?}", report.lost_examples);
+    assert_eq!(report.double_bookings, 0);
+    assert_eq!(
+        (report.agents_held_at_end, report.open_at_end),
+        (0, 0),
+        "held after the drain: {:?}",
+        report.held_examples
+    );
+    assert_eq!(report.cut_at_end, 0, "calls were still live at the end");
+    assert_eq!(report.callbacks_pending, 0, "callbacks never settled");
+    assert_eq!(
+        report.offered,
+        report.answered + report.abandoned + report.callbacks + report.voicemail + report.other,
+        "every call has one outcome"
+    );
+    assert!(report.answered > 0);
+}
+
 /// A bench that never ends must fail the test in bounded time, not hang the suite.
 async fn bounded<F, T>(run: F) -> T
 where
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
-    match tokio::time::timeout(std::time::Duration::from_secs(240), run).await {
+    match tokio::time::timeout(Duration::from_secs(300), run).await {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => panic!("bench failed: {e:#}"),
-        Err(_) => panic!("bench did not finish within 240 s"),
+        Err(_) => panic!("bench did not finish within 300 s"),
     }
 }

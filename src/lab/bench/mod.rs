@@ -529,7 +529,8 @@ async fn settle_and_report(
         .0
         .saturating_duration_since(window.1 - Duration::from_secs_f64(args.duration))
         .as_secs_f64();
-    Ok(Report::build(RunData {
+    let held = held_after_drain(stack, &measured).await?;
+    let mut report = Report::build(RunData {
         load: Load {
             agents: args.agents,
             rate: args.rate,
@@ -550,5 +551,54 @@ async fn settle_and_report(
         floor,
         window,
         cut_at_end,
-    }))
+    });
+    report.agents_held_at_end = held.agents;
+    report.open_at_end = held.calls;
+    report.held_examples = held.examples;
+    Ok(report)
+}
+
+/// What callq still holds once the phone side is quiet.
+struct Held {
+    agents: u64,
+    calls: u64,
+    examples: Vec<String>,
+}
+
+/// Agents callq holds reserved or busy, and calls in no final state (callbacks still to be
+/// made aside), after the drain: the promise is that there are none.
+async fn held_after_drain(
+    stack: &Stack,
+    measured: &crate::sim::stats::Measured,
+) -> anyhow::Result<Held> {
+    use crate::store::{AgentStatus, CallKind, CallState};
+    let sids: Vec<String> = measured.logs.iter().map(|l| l.info.sid.clone()).collect();
+    let mut held = Held {
+        agents: 0,
+        calls: 0,
+        examples: Vec::new(),
+    };
+    for chunk in sids.chunks(500) {
+        let snap = stack.store.snapshot(chunk).await?;
+        for c in &snap.calls {
+            let pending_callback = c.kind == CallKind::Callback && c.state == CallState::Callback;
+            if !c.state.is_final() && !pending_callback {
+                held.calls += 1;
+                if held.examples.len() < 5 {
+                    held.examples
+                        .push(format!("call {}: {} with {:?}", c.sid, c.state, c.agent));
+                }
+            }
+        }
+    }
+    for a in stack.store.agents().await? {
+        if a.active > 0 || matches!(a.status, AgentStatus::Reserved | AgentStatus::Busy) {
+            held.agents += 1;
+            if held.examples.len() < 5 {
+                held.examples
+                    .push(format!("agent {}: {} holding {}", a.id, a.status, a.active));
+            }
+        }
+    }
+    Ok(held)
 }

@@ -104,6 +104,13 @@ pub struct Report {
     pub load: Load,
     /// The first few lost calls and why.
     pub lost_examples: Vec<String>,
+    /// After the drain: agents callq still holds reserved or busy (a call it never released).
+    pub agents_held_at_end: u64,
+    /// After the drain: calls callq holds in no final state (besides callbacks still to be
+    /// made, counted in `callbacks_pending`).
+    pub open_at_end: u64,
+    /// A few of those, for the reader.
+    pub held_examples: Vec<String>,
     /// The first few calls cut at the end, with their state in callq.
     pub cut_examples: Vec<String>,
 }
@@ -232,6 +239,9 @@ impl Report {
                 .map(|(sid, why)| format!("{sid}: {why}"))
                 .collect(),
             cut_examples: Vec::new(),
+            agents_held_at_end: 0,
+            open_at_end: 0,
+            held_examples: Vec::new(),
         }
     }
 
@@ -390,6 +400,18 @@ impl Report {
                     self.cut_at_end, self.callbacks_pending
                 ),
             );
+        }
+        if self.agents_held_at_end > 0 || self.open_at_end > 0 {
+            row(
+                "held after the drain",
+                format!(
+                    "{} agents still reserved or busy, {} calls not final",
+                    self.agents_held_at_end, self.open_at_end
+                ),
+            );
+        }
+        for e in &self.held_examples {
+            row("held", e.clone());
         }
         for e in &self.lost_examples {
             row("lost", e.clone());
