@@ -3,6 +3,7 @@
 //! endpoints come from flags and the environment instead (see `cli`). Bad configuration fails
 //! at start with a message naming the field.
 
+mod check;
 pub mod hours;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::store::{check_name, QueueSettings, Strategy};
+use crate::store::{QueueSettings, Strategy};
 use hours::Hours;
 
 /// The configuration `callq demo` and a bare `callq serve` run with.
@@ -221,7 +222,7 @@ impl CentreConfig {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        cfg.validate()?;
+        check::centre(&cfg)?;
         Ok(cfg)
     }
 
@@ -245,92 +246,6 @@ impl CentreConfig {
             ivr: None,
             fallback: FallbackConfig::default(),
         }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_name("centre", &self.centre).map_err(|e| invalid("centre", e.to_string()))?;
-        if self.queues.is_empty() {
-            return Err(invalid("queues", "at least one queue is needed"));
-        }
-        if !self.queues.contains_key(&self.default_queue) {
-            return Err(invalid(
-                "default_queue",
-                format!("no queue named {:?}", self.default_queue),
-            ));
-        }
-        let mut numbers: BTreeMap<&str, &str> = BTreeMap::new();
-        for (name, q) in &self.queues {
-            let f = |field: &str| format!("queues.{name}.{field}");
-            check_name("queue", name)
-                .map_err(|e| invalid(format!("queues.{name}"), e.to_string()))?;
-            if q.ring_timeout_s == 0 || q.ring_timeout_s > 600 {
-                return Err(invalid(f("ring_timeout_s"), "must be 1 to 600 seconds"));
-            }
-            if q.max_no_answer == 0 {
-                return Err(invalid(f("max_no_answer"), "must be at least 1"));
-            }
-            if q.callback_retries > 10 {
-                return Err(invalid(f("callback_retries"), "must be 0 to 10"));
-            }
-            if q.callback_retry_delay_s > 86_400 {
-                return Err(invalid(
-                    f("callback_retry_delay_s"),
-                    "must be at most 86400 seconds",
-                ));
-            }
-            if !(10..=86_400).contains(&q.check_after_s) {
-                return Err(invalid(f("check_after_s"), "must be 10 to 86400 seconds"));
-            }
-            if q.announce_every_s < 5 {
-                return Err(invalid(f("announce_every_s"), "must be at least 5 seconds"));
-            }
-            for n in &q.numbers {
-                if let Some(other) = numbers.insert(n, name) {
-                    return Err(invalid(
-                        f("numbers"),
-                        format!("{n} is also in queue {other}"),
-                    ));
-                }
-            }
-            for (field, action) in [("overflow", &q.overflow), ("after_hours", &q.after_hours)] {
-                if let Some(Action::Queue { queue }) = action {
-                    if !self.queues.contains_key(queue) || queue == name {
-                        return Err(invalid(f(field), format!("no other queue named {queue:?}")));
-                    }
-                }
-            }
-            if let Some(h) = &q.hours {
-                h.validate()
-                    .map_err(|e| invalid(f("hours"), e.to_string()))?;
-            }
-        }
-        for (i, r) in self.priority.rules.iter().enumerate() {
-            if let Some(q) = &r.queue {
-                if !self.queues.contains_key(q) {
-                    return Err(invalid(
-                        format!("priority.rules[{i}].queue"),
-                        format!("no queue named {q:?}"),
-                    ));
-                }
-            }
-        }
-        if let Some(ivr) = &self.ivr {
-            for (digit, q) in &ivr.options {
-                if digit.len() != 1 || !digit.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(invalid(
-                        format!("ivr.options.{digit}"),
-                        "keys are single digits",
-                    ));
-                }
-                if !self.queues.contains_key(q) {
-                    return Err(invalid(
-                        format!("ivr.options.{digit}"),
-                        format!("no queue named {q:?}"),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The routing settings the store keeps for each queue.

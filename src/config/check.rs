@@ -1,0 +1,331 @@
+//! Checking a centre's configuration before anything runs with it: every number within the
+//! range callq can route with, every phone number E.164, every URL absolute http(s), every
+//! spoken text within Twilio's `<Say>` limit, every reference to a queue pointing at one.
+//! The first problem found is returned, naming its field (`queues.sales.wrapup_s: …`).
+
+use std::collections::BTreeMap;
+
+use super::{invalid, Action, CentreConfig, ConfigError, QueueConfig};
+use crate::store::check_name;
+
+/// Twilio's limit on the text of one `<Say>`, in bytes.
+const MAX_SAY_BYTES: usize = 4_096;
+/// A day: the longest wait, delay or boost that makes sense for a phone call.
+const DAY_S: u64 = 86_400;
+/// An hour: the longest wrap-up or rest after a miss.
+const HOUR_S: u64 = 3_600;
+
+/// Check the whole configuration.
+pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
+    check_name("centre", &cfg.centre).map_err(|e| invalid("centre", e.to_string()))?;
+    if cfg.queues.is_empty() {
+        return Err(invalid("queues", "at least one queue is needed"));
+    }
+    if !cfg.queues.contains_key(&cfg.default_queue) {
+        return Err(invalid(
+            "default_queue",
+            format!("no queue named {:?}", cfg.default_queue),
+        ));
+    }
+    let mut numbers: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, q) in &cfg.queues {
+        queue(cfg, name, q)?;
+        for n in &q.numbers {
+            if let Some(other) = numbers.insert(n, name) {
+                return Err(invalid(
+                    format!("queues.{name}.numbers"),
+                    format!("{n} is also in queue {other}"),
+                ));
+            }
+        }
+    }
+    let p = &cfg.priority;
+    range("priority.vip_boost_s", p.vip_boost_s, 0, DAY_S, "seconds")?;
+    for (i, n) in p.vip.iter().enumerate() {
+        e164(&format!("priority.vip[{i}]"), n)?;
+    }
+    for (i, r) in p.rules.iter().enumerate() {
+        let f = |field: &str| format!("priority.rules[{i}].{field}");
+        range(&f("boost_s"), r.boost_s, 0, DAY_S, "seconds")?;
+        let digits = r.from_prefix.strip_prefix('+').unwrap_or("");
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid(
+                f("from_prefix"),
+                "must be '+' and up to 15 digits (the start of an E.164 number)",
+            ));
+        }
+        if let Some(q) = &r.queue {
+            if !cfg.queues.contains_key(q) {
+                return Err(invalid(f("queue"), format!("no queue named {q:?}")));
+            }
+        }
+    }
+    if let Some(ivr) = &cfg.ivr {
+        for (i, n) in ivr.numbers.iter().enumerate() {
+            e164(&format!("ivr.numbers[{i}]"), n)?;
+        }
+        say("ivr.prompt", &ivr.prompt, false)?;
+        for (digit, q) in &ivr.options {
+            if digit.len() != 1 || !digit.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid(
+                    format!("ivr.options.{digit}"),
+                    "keys are single digits",
+                ));
+            }
+            if !cfg.queues.contains_key(q) {
+                return Err(invalid(
+                    format!("ivr.options.{digit}"),
+                    format!("no queue named {q:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(n) = &cfg.fallback.number {
+        e164("fallback.number", n)?;
+    }
+    Ok(())
+}
+
+fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigError> {
+    let f = |field: &str| format!("queues.{name}.{field}");
+    check_name("queue", name).map_err(|e| invalid(format!("queues.{name}"), e.to_string()))?;
+    range(&f("ring_timeout_s"), q.ring_timeout_s, 1, 600, "seconds")?;
+    range(&f("wrapup_s"), q.wrapup_s, 0, HOUR_S, "seconds")?;
+    range(
+        &f("max_no_answer"),
+        u64::from(q.max_no_answer),
+        1,
+        100,
+        "misses",
+    )?;
+    range(
+        &f("no_answer_delay_s"),
+        q.no_answer_delay_s,
+        0,
+        HOUR_S,
+        "seconds",
+    )?;
+    range(&f("announce_every_s"), q.announce_every_s, 5, 600, "seconds")?;
+    if let Some(after) = q.callback_after_s {
+        range(&f("callback_after_s"), after, 0, DAY_S, "seconds")?;
+    }
+    if let Some(max) = q.max_wait_s {
+        range(&f("max_wait_s"), max, 0, DAY_S, "seconds")?;
+    }
+    range(
+        &f("callback_retries"),
+        u64::from(q.callback_retries),
+        0,
+        10,
+        "retries",
+    )?;
+    range(
+        &f("callback_retry_delay_s"),
+        q.callback_retry_delay_s,
+        0,
+        DAY_S,
+        "seconds",
+    )?;
+    range(&f("check_after_s"), q.check_after_s, 10, DAY_S, "seconds")?;
+    for (i, n) in q.numbers.iter().enumerate() {
+        e164(&format!("queues.{name}.numbers[{i}]"), n)?;
+    }
+    say(&f("welcome"), &q.welcome, true)?;
+    say(&f("closed_message"), &q.closed_message, true)?;
+    let music = q.hold_music.trim();
+    if !music.is_empty() {
+        http_url(&f("hold_music"), music)?;
+    }
+    for (field, action) in [("overflow", &q.overflow), ("after_hours", &q.after_hours)] {
+        match action {
+            Some(Action::Queue { queue }) if !cfg.queues.contains_key(queue) || queue == name => {
+                return Err(invalid(f(field), format!("no other queue named {queue:?}")));
+            }
+            Some(Action::Dial { number }) => e164(&format!("{}.number", f(field)), number)?,
+            _ => {}
+        }
+    }
+    if let Some(h) = &q.hours {
+        h.validate()
+            .map_err(|e| invalid(f("hours"), e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn range(field: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("must be {min} to {max} {unit}, got {value}"),
+        ))
+    }
+}
+
+/// An E.164 number: `+`, then 2 to 15 digits, the first not 0.
+fn e164(field: &str, n: &str) -> Result<(), ConfigError> {
+    let digits = n.strip_prefix('+').unwrap_or("");
+    let ok = (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{n:?} is not an E.164 number (+ and up to 15 digits, e.g. +14155550100)"),
+        ))
+    }
+}
+
+/// An absolute http(s) URL Twilio can fetch.
+fn http_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(invalid(
+            field,
+            format!("{url:?} is not an absolute http(s) URL"),
+        )),
+    }
+}
+
+/// Text for `<Say>`: within Twilio's limit; `may_be_empty` for texts that can be left out.
+fn say(field: &str, text: &str, may_be_empty: bool) -> Result<(), ConfigError> {
+    if !may_be_empty && text.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if text.len() > MAX_SAY_BYTES {
+        return Err(invalid(
+            field,
+            format!(
+                "is {} bytes; Twilio says at most {MAX_SAY_BYTES} in one <Say>",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{CentreConfig, DEMO_TOML};
+
+    /// A bad value, where to put it in the demo config, and the field the error must name.
+    struct Bad {
+        replace: &'static str,
+        with: &'static str,
+        field: &'static str,
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_naming_its_field() {
+        let cases = [
+            Bad {
+                replace: "ring_timeout_s = 15",
+                with: "ring_timeout_s = 0",
+                field: "queues.sales.ring_timeout_s",
+            },
+            Bad {
+                replace: "wrapup_s = 5\nmax_no_answer = 3\nno_answer_delay_s = 5\nwelcome = \"Thanks for calling sales.",
+                with: "wrapup_s = 18446744073709551615\nmax_no_answer = 3\nno_answer_delay_s = 5\nwelcome = \"Thanks for calling sales.",
+                field: "queues.sales.wrapup_s",
+            },
+            Bad {
+                replace: "vip_boost_s = 120",
+                with: "vip_boost_s = 1000000000000",
+                field: "priority.vip_boost_s",
+            },
+            Bad {
+                replace: "boost_s = 30",
+                with: "boost_s = 999999",
+                field: "priority.rules[0].boost_s",
+            },
+            Bad {
+                replace: "from_prefix = \"+1800\"",
+                with: "from_prefix = \"1800\"",
+                field: "priority.rules[0].from_prefix",
+            },
+            Bad {
+                replace: "vip = [\"+14155550100\"]",
+                with: "vip = [\"4155550100\"]",
+                field: "priority.vip[0]",
+            },
+            Bad {
+                replace: "numbers = [\"+15005550001\"]",
+                with: "numbers = [\"+1 500 555 0001\"]",
+                field: "queues.sales.numbers[0]",
+            },
+            Bad {
+                replace: "max_wait_s = 900",
+                with: "max_wait_s = 100000",
+                field: "queues.sales.max_wait_s",
+            },
+            Bad {
+                replace: "callback_retries = 2",
+                with: "callback_retries = 50",
+                field: "queues.sales.callback_retries",
+            },
+            Bad {
+                replace: "strategy = \"longest_idle\"",
+                with: "strategy = \"longest_idle\"\nhold_music = \"music.mp3\"",
+                field: "queues.sales.hold_music",
+            },
+            Bad {
+                replace: "strategy = \"longest_idle\"",
+                with: "strategy = \"longest_idle\"\nannounce_every_s = 100000",
+                field: "queues.sales.announce_every_s",
+            },
+            Bad {
+                replace: "overflow = { action = \"voicemail\" }",
+                with: "overflow = { action = \"dial\", number = \"00441234\" }",
+                field: "queues.sales.overflow.number",
+            },
+            Bad {
+                replace: "overflow = { action = \"queue\", queue = \"sales\" }",
+                with: "overflow = { action = \"queue\", queue = \"sales\" }\n[fallback]\nnumber = \"call me\"",
+                field: "fallback.number",
+            },
+            Bad {
+                replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2.\"",
+                with: "prompt = \"\"",
+                field: "ivr.prompt",
+            },
+        ];
+        for case in cases {
+            assert!(
+                DEMO_TOML.contains(case.replace),
+                "the demo config has {:?}",
+                case.replace
+            );
+            let bad = DEMO_TOML.replacen(case.replace, case.with, 1);
+            let err = match CentreConfig::from_toml(&bad, "t") {
+                Ok(_) => panic!("{} accepted", case.field),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.starts_with(&format!("{}: ", case.field)),
+                "{}: {err}",
+                case.field
+            );
+        }
+    }
+
+    #[test]
+    fn spoken_text_is_held_to_twilios_say_limit() {
+        let long = "word ".repeat(1000);
+        let bad = DEMO_TOML.replacen(
+            "welcome = \"Thanks for calling sales.",
+            &format!("welcome = \"{long}"),
+            1,
+        );
+        let err = CentreConfig::from_toml(&bad, "t")
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(
+            err.to_string().starts_with("queues.sales.welcome: "),
+            "{err}"
+        );
+    }
+}
