@@ -8,6 +8,7 @@
 -- ARGV[3]  queues with tiers, "sales=1,support=2" (every queue must be configured)
 -- ARGV[4]  capacity (calls held at once, >= 1)
 -- ARGV[5]  mode, optional: 'create' refuses an existing agent, 'update' an unknown one
+-- ARGV[6]  token generation for a new agent (agent tokens are valid while it stays the same)
 -- Returns  {'created' | 'updated'} or {'unknown_queue', name} | {'exists'} | {'unknown'}
 --          (the last two change nothing)
 -- @include agents.lua
@@ -25,7 +26,8 @@ if created then
   a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = int(NOW),
     online = '0' }
   agent_set(id, a, { id = id, status = 'offline', reason = 'new', online = 0, active = 0,
-    handled = 0, misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW })
+    handled = 0, misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW,
+    token_gen = ARGV[6] or '' })
 else
   remove_ready(id, a)
 end

@@ -213,6 +213,16 @@ async fn claim(srv: &TestServer) -> Option<(String, String)> {
     }
 }
 
+/// The agent's current token generation, as the store keeps it.
+async fn generation(srv: &TestServer, id: &str) -> String {
+    srv.state
+        .store
+        .token_generation(id)
+        .await
+        .expect("read generation")
+        .expect("agent has a token generation")
+}
+
 fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -302,13 +312,16 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
     create(&srv, "a1", "sales").await;
     create(&srv, "a2", "sales").await;
     let a2 = token_for(&srv, "a2").await;
-    let expired = token::issue(AGENT_SECRET, "a1", now_s() - 1).expect("issue");
+    let gen = generation(&srv, "a1").await;
+    let expired = token::issue(AGENT_SECRET, "a1", &gen, now_s() - 1).expect("issue");
     let foreign = token::issue(
         b"some-other-secret-of-32-bytes-or-more",
         "a1",
+        &gen,
         now_s() + 3600,
     )
     .expect("issue");
+    let stale = token::issue(AGENT_SECRET, "a1", "oldGeneration1", now_s() + 3600).expect("issue");
     let before = (record(&srv, "a1").await, record(&srv, "a2").await);
 
     let cases: Vec<(&str, Auth, u16, &str)> = vec![
@@ -341,6 +354,12 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
             "invalid_token",
         ),
         ("another agent's token", Auth::Bearer(&a2), 403, "forbidden"),
+        (
+            "another generation",
+            Auth::Bearer(&stale),
+            401,
+            "token_revoked",
+        ),
     ];
     let routes = [
         (
@@ -354,6 +373,7 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
             json!({"status": "available"}),
         ),
         (Method::GET, "/v1/agents/a1", Value::Null),
+        (Method::POST, "/v1/agents/a1/token", Value::Null),
     ];
     for (method, path, body) in &routes {
         for (what, auth, status, code) in &cases {
@@ -387,8 +407,13 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
 async fn the_agent_api_is_off_without_a_secret() {
     let srv = server_with(|a| a.agent_secret.clear()).await;
     create(&srv, "a1", "sales").await;
-    let forged =
-        token::issue(b"anything-at-all-anything-at-all!", "a1", now_s() + 60).expect("issue");
+    let forged = token::issue(
+        b"anything-at-all-anything-at-all!",
+        "a1",
+        "g1",
+        now_s() + 60,
+    )
+    .expect("issue");
     let r = heartbeat(&srv, "a1", &forged, true).await;
     r.assert_error(403, "agent_api_disabled", None, "heartbeat");
     let r = admin(&srv, Method::POST, "/v1/admin/agents/a1/token", Body::None).await;
@@ -626,7 +651,7 @@ async fn agent_routes_refuse_every_bad_body_and_change_nothing() {
 #[tokio::test]
 async fn unknown_agents_are_404_on_every_route() {
     let srv = server().await;
-    let ghost = token::issue(AGENT_SECRET, "ghost", now_s() + 60).expect("issue");
+    let ghost = token::issue(AGENT_SECRET, "ghost", "g1", now_s() + 60).expect("issue");
     let r = heartbeat(&srv, "ghost", &ghost, true).await;
     r.assert_error(404, "agent_not_found", None, "heartbeat");
     let r = set_status(&srv, "ghost", &ghost, "available").await;
@@ -1348,6 +1373,145 @@ async fn admin_issues_tokens_for_one_agent_with_a_bounded_lifetime() {
     }
 }
 
+/// Revoking voids every earlier token at once, on every agent route, and touches nothing
+/// else about the agent; a token issued afterwards works.
+#[tokio::test]
+async fn revoked_tokens_are_refused_and_new_ones_work() {
+    let srv = server().await;
+    let old = online(&srv, "a1", "sales").await;
+    let other = online(&srv, "a2", "sales").await;
+    let before = record(&srv, "a1").await.expect("a1");
+
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents/a1/token/revoke",
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.json);
+    heartbeat(&srv, "a1", &old, true)
+        .await
+        .assert_error(401, "token_revoked", None, "heartbeat");
+    set_status(&srv, "a1", &old, "paused")
+        .await
+        .assert_error(401, "token_revoked", None, "status");
+    send(
+        &srv,
+        Method::GET,
+        "/v1/agents/a1",
+        Auth::Bearer(&old),
+        Body::None,
+    )
+    .await
+    .assert_error(401, "token_revoked", None, "whoami");
+    send(
+        &srv,
+        Method::POST,
+        "/v1/agents/a1/token",
+        Auth::Bearer(&old),
+        Body::None,
+    )
+    .await
+    .assert_error(
+        401,
+        "token_revoked",
+        None,
+        "a revoked token cannot refresh itself",
+    );
+    assert_eq!(
+        record(&srv, "a1").await.expect("a1").status,
+        before.status,
+        "revoking changes no status"
+    );
+    assert_eq!(
+        heartbeat(&srv, "a2", &other, true).await.status,
+        200,
+        "a2 untouched"
+    );
+
+    let fresh = token_for(&srv, "a1").await;
+    assert_eq!(heartbeat(&srv, "a1", &fresh, true).await.status, 200);
+
+    admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents/ghost/token/revoke",
+        Body::None,
+    )
+    .await
+    .assert_error(404, "agent_not_found", None, "unknown agent");
+}
+
+/// Deleting an agent and creating one with the same id voids the old agent's tokens.
+#[tokio::test]
+async fn a_recreated_agent_does_not_accept_the_old_agents_tokens() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let old = token_for(&srv, "a1").await;
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/a1", Body::None).await;
+    assert_eq!(r.status, 204, "{}", r.json);
+    heartbeat(&srv, "a1", &old, true)
+        .await
+        .assert_error(404, "agent_not_found", None, "deleted");
+    create(&srv, "a1", "sales").await;
+    heartbeat(&srv, "a1", &old, true)
+        .await
+        .assert_error(401, "token_revoked", None, "re-created");
+    let fresh = token_for(&srv, "a1").await;
+    assert_eq!(heartbeat(&srv, "a1", &fresh, true).await.status, 200);
+}
+
+/// An agent trades its live token for a fresh one without the admin token; the old one stays
+/// valid until it expires (both carry the same generation), and a revoke voids both.
+#[tokio::test]
+async fn an_agent_refreshes_its_own_token() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let first = token_for(&srv, "a1").await;
+    let r = send(
+        &srv,
+        Method::POST,
+        "/v1/agents/a1/token",
+        Auth::Bearer(&first),
+        Body::Json(json!({"ttl_s": 3600})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["agent"], "a1");
+    assert!((r.json["expires_at"].as_i64().expect("expires_at") - now_s() - 3600).abs() <= 5);
+    let second = r.json["token"].as_str().expect("token").to_string();
+    assert_eq!(heartbeat(&srv, "a1", &second, true).await.status, 200);
+    assert_eq!(heartbeat(&srv, "a1", &first, true).await.status, 200);
+
+    let r = send(
+        &srv,
+        Method::POST,
+        "/v1/agents/a1/token",
+        Auth::Bearer(&first),
+        Body::Json(json!({"ttl_s": 0})),
+    )
+    .await;
+    r.assert_error(422, "invalid_field", Some("ttl_s"), "ttl out of range");
+
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents/a1/token/revoke",
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    for t in [&first, &second] {
+        heartbeat(&srv, "a1", t, true).await.assert_error(
+            401,
+            "token_revoked",
+            None,
+            "after revoke",
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_supervisor_sets_an_agents_status() {
     let srv = server().await;
@@ -1479,12 +1643,18 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/agents/{id}/heartbeat", "post", Some("agent_token")),
     ("/v1/agents/{id}/status", "put", Some("agent_token")),
     ("/v1/agents/{id}", "get", Some("agent_token")),
+    ("/v1/agents/{id}/token", "post", Some("agent_token")),
     ("/v1/admin/agents", "post", Some("admin_token")),
     ("/v1/admin/agents", "get", Some("admin_token")),
     ("/v1/admin/agents/{id}", "get", Some("admin_token")),
     ("/v1/admin/agents/{id}", "put", Some("admin_token")),
     ("/v1/admin/agents/{id}", "delete", Some("admin_token")),
     ("/v1/admin/agents/{id}/token", "post", Some("admin_token")),
+    (
+        "/v1/admin/agents/{id}/token/revoke",
+        "post",
+        Some("admin_token"),
+    ),
     ("/v1/admin/agents/{id}/status", "put", Some("admin_token")),
     ("/v1/admin/queues", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}", "get", Some("admin_token")),

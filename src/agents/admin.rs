@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::api::{apply_status, find_agent};
-use super::auth::{now_unix_s, AdminAuth};
+use super::auth::{mint, token_ttl, AdminAuth};
 use super::error::{shorten, store, store_raw, ApiError, ApiJson, ApiPath, OptionalJson};
-use super::token::{self, TokenError};
 use super::types::{
     AgentList, AgentView, CallDetail, CallEvent, CallView, CreateAgentRequest, ErrorBody,
     QueueList, QueueTier, QueueView, StatusRequest, StatusResponse, TokenRequest, TokenResponse,
@@ -20,10 +19,6 @@ use super::types::{
 use crate::app::AppState;
 use crate::store::{check_name, AgentSpec, StoreError, Transition, UpsertMode};
 
-/// Token lifetime when the request names none: one long shift.
-pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
-/// Longest token lifetime the admin API issues.
-pub const MAX_TOKEN_TTL_S: u64 = 7 * 86_400;
 /// Longest `<Client>` identity Twilio accepts.
 pub const MAX_IDENTITY_LEN: usize = 121;
 /// Most queues one agent serves.
@@ -176,6 +171,7 @@ pub async fn delete_agent(
         (status = 200, description = "A token for this agent", body = TokenResponse),
         (status = 404, description = "Unknown agent", body = ErrorBody),
         (status = 422, description = "ttl_s out of range", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 403, description = "Admin API disabled, or no agent secret configured", body = ErrorBody),
     ),
@@ -187,29 +183,43 @@ pub async fn issue_token(
     ApiPath(id): ApiPath<String>,
     OptionalJson(req): OptionalJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let ttl = req.ttl_s.unwrap_or(DEFAULT_TOKEN_TTL_S);
-    if !(1..=MAX_TOKEN_TTL_S).contains(&ttl) {
-        return Err(ApiError::invalid(
-            "ttl_s",
-            format!("ttl_s: 1 to {MAX_TOKEN_TTL_S} seconds (7 days)"),
-        ));
-    }
+    let ttl = token_ttl(&req)?;
     let agent = find_agent(&app, &id).await?;
-    // ttl <= 7 days, so this cannot overflow
-    let expires_at = now_unix_s() + ttl as i64;
-    let token =
-        token::issue(&app.agents.agent_secret, &agent.id, expires_at).map_err(|e| match e {
-            TokenError::EmptySecret => ApiError::forbidden(
-                "agent_api_disabled",
-                "the agent API is disabled: the server has no agent secret (CALLQ_AGENT_SECRET)",
-            ),
-            other => ApiError::invalid("id", other.to_string()),
-        })?;
-    Ok(Json(TokenResponse {
-        agent: agent.id,
-        token,
-        expires_at,
-    }))
+    let generation = match store(app.store.token_generation(&agent.id)).await? {
+        Some(g) => g,
+        // An agent made before tokens carried a generation gets its first one now.
+        None => store(app.store.revoke_tokens(&agent.id)).await?,
+    };
+    mint(&app, &agent.id, &generation, ttl).map(Json)
+}
+
+/// Void every token issued so far for the agent (a lost laptop, a leaver). Its status, its
+/// presence and any call it holds are untouched; its desktop gets 401 `token_revoked` on its
+/// next request and needs a new token from `POST /v1/admin/agents/{id}/token`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/agents/{id}/token/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 204, description = "Every earlier token of this agent is void"),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn revoke_tokens(
+    State(app): State<AppState>,
+    _: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if check_name("agent id", &id).is_err() {
+        return Err(ApiError::agent_not_found(&id));
+    }
+    store(app.store.revoke_tokens(&id)).await?;
+    tracing::info!(agent = %id, "agent tokens revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A supervisor sets an agent's status (same rules as the agent's own request).

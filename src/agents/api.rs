@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::auth::AgentAuth;
-use super::error::{store, ApiError, ApiJson};
+use super::auth::{mint, token_ttl, AgentAuth, AgentToken};
+use super::error::{store, ApiError, ApiJson, OptionalJson};
 use super::types::{
     AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse, StatusRequest, StatusResponse,
+    TokenRequest, TokenResponse,
 };
 use crate::app::AppState;
 use crate::store::StatusChange;
@@ -25,7 +26,7 @@ pub const MAX_REASON_CHARS: usize = 200;
     request_body = HeartbeatRequest,
     responses(
         (status = 200, description = "Heartbeat recorded", body = HeartbeatResponse),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
         (status = 403, description = "Token of another agent", body = ErrorBody),
         (status = 404, description = "Unknown agent", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -59,7 +60,7 @@ pub async fn heartbeat(
     responses(
         (status = 200, description = "Status applied", body = StatusResponse),
         (status = 409, description = "On a call: recorded, applied when the call ends (`deferred_until_call_ends`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
         (status = 403, description = "Token of another agent", body = ErrorBody),
         (status = 404, description = "Unknown agent", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -83,7 +84,7 @@ pub async fn set_status(
     params(("id" = String, Path, description = "The agent's id")),
     responses(
         (status = 200, description = "The agent", body = AgentView),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
         (status = 403, description = "Token of another agent", body = ErrorBody),
         (status = 404, description = "Unknown agent", body = ErrorBody),
     ),
@@ -94,6 +95,33 @@ pub async fn me(
     AgentAuth(id): AgentAuth,
 ) -> Result<Json<AgentView>, ApiError> {
     find_agent(&app, &id).await.map(Json)
+}
+
+/// Trade the agent's live token for a fresh one (same agent, same generation), so a desktop
+/// left running through several shifts never needs the admin token. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/token",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body(content = Option<TokenRequest>, description = "Optional; `{}` or no body for 12 hours"),
+    responses(
+        (status = 200, description = "A new token for this agent", body = TokenResponse),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
+        (status = 403, description = "Token of another agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "ttl_s out of range", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn refresh_token(
+    State(app): State<AppState>,
+    AgentToken { claims }: AgentToken,
+    OptionalJson(req): OptionalJson<TokenRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let ttl = token_ttl(&req)?;
+    mint(&app, &claims.agent_id, &claims.generation, ttl).map(Json)
 }
 
 /// Read one agent; 404 when there is none (ids that cannot exist included).

@@ -6,7 +6,9 @@
 //! Answers: no `Authorization: Bearer` header → 401 `missing_token`; a token that is not
 //! genuine (garbage, another secret, an admin token on an agent route, an agent token on an
 //! admin route, a wrong admin token) → 401 `invalid_token`; a genuine agent token past its
-//! expiry → 401 `token_expired`; another agent's genuine token → 403 `forbidden`; an empty
+//! expiry → 401 `token_expired`; another agent's genuine token → 403 `forbidden`; a genuine
+//! token issued before the agent's tokens were revoked, or to an agent since deleted and
+//! re-created → 401 `token_revoked`; a token for an agent that no longer exists → 404; an empty
 //! configured admin token (admin API off) → 403 `admin_disabled`; an empty agent secret
 //! (agent API off) → 403 `agent_api_disabled`.
 
@@ -16,16 +18,39 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, ApiPath};
+use super::error::{store, ApiError, ApiPath};
 use super::token::{self, TokenError};
+use super::types::{TokenRequest, TokenResponse};
 use crate::app::AppState;
 
-/// Proof that the request carries a live token for the agent named in the path (`{id}`).
-/// Holds that agent's id.
+/// Token lifetime when the request names none: one long shift.
+pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
+/// Longest token lifetime the API issues.
+pub const MAX_TOKEN_TTL_S: u64 = 7 * 86_400;
+use crate::store::check_name;
+
+/// Proof that the request carries a live token for the agent named in the path (`{id}`):
+/// genuine, unexpired, issued to that agent, under its current token generation. Holds that
+/// agent's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentAuth(pub String);
 
+/// [`AgentAuth`] together with the claims of the token that proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentToken {
+    pub claims: token::AgentClaims,
+}
+
 impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let AgentToken { claims } = AgentToken::from_request_parts(parts, app).await?;
+        Ok(AgentAuth(claims.agent_id))
+    }
+}
+
+impl FromRequestParts<AppState> for AgentToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
@@ -37,7 +62,26 @@ impl FromRequestParts<AppState> for AgentAuth {
                 "this token is for another agent",
             ));
         }
-        Ok(AgentAuth(id))
+        if check_name("agent id", &id).is_err() {
+            return Err(ApiError::agent_not_found(&id));
+        }
+        // One read per request: revocation takes effect on the agent's next call.
+        match store(app.store.token_generation(&id)).await? {
+            Some(current) if constant_time_eq(current.as_bytes(), claims.generation.as_bytes()) => {
+                Ok(AgentToken { claims })
+            }
+            Some(_) => Err(ApiError::unauthorized(
+                "token_revoked",
+                "this agent's tokens were revoked; ask for a new one",
+            )),
+            None => match store(app.store.agent(&id)).await? {
+                Some(_) => Err(ApiError::unauthorized(
+                    "token_revoked",
+                    "this agent's tokens were revoked; ask for a new one",
+                )),
+                None => Err(ApiError::agent_not_found(&id)),
+            },
+        }
     }
 }
 
@@ -59,6 +103,46 @@ fn verify_agent_token(headers: &HeaderMap, secret: &[u8]) -> Result<token::Agent
             "the bearer token is not a valid agent token",
         ),
     })
+}
+
+/// A token for `agent_id` under `generation`, living `ttl_s` seconds from now (the caller has
+/// checked `ttl_s` against [`MAX_TOKEN_TTL_S`]).
+pub(crate) fn mint(
+    app: &AppState,
+    agent_id: &str,
+    generation: &str,
+    ttl_s: u64,
+) -> Result<TokenResponse, ApiError> {
+    let ttl_s = ttl_s.min(MAX_TOKEN_TTL_S);
+    // ttl_s <= 7 days, so this cannot overflow
+    let expires_at = now_unix_s() + ttl_s as i64;
+    let token =
+        token::issue(&app.agents.agent_secret, agent_id, generation, expires_at).map_err(|e| {
+            match e {
+            TokenError::EmptySecret => ApiError::forbidden(
+                "agent_api_disabled",
+                "the agent API is disabled: the server has no agent secret (CALLQ_AGENT_SECRET)",
+            ),
+            other => ApiError::invalid("id", other.to_string()),
+        }
+        })?;
+    Ok(TokenResponse {
+        agent: agent_id.to_string(),
+        token,
+        expires_at,
+    })
+}
+
+/// A requested token lifetime, or the default; 422 outside 1 s to 7 days.
+pub(crate) fn token_ttl(req: &TokenRequest) -> Result<u64, ApiError> {
+    let ttl = req.ttl_s.unwrap_or(DEFAULT_TOKEN_TTL_S);
+    if !(1..=MAX_TOKEN_TTL_S).contains(&ttl) {
+        return Err(ApiError::invalid(
+            "ttl_s",
+            format!("ttl_s: 1 to {MAX_TOKEN_TTL_S} seconds (7 days)"),
+        ));
+    }
+    Ok(ttl)
 }
 
 /// Proof that the request carries the admin token.

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}/heartbeat", json405(post(api::heartbeat)))
         .route("/v1/agents/{id}/status", json405(put(api::set_status)))
         .route("/v1/agents/{id}", json405(get(api::me)))
+        .route("/v1/agents/{id}/token", json405(post(api::refresh_token)))
         .route(
             "/v1/admin/agents",
             json405(post(admin::create_agent).get(admin::list_agents)),
@@ -46,6 +47,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/agents/{id}/token",
             json405(post(admin::issue_token)),
+        )
+        .route(
+            "/v1/admin/agents/{id}/token/revoke",
+            json405(post(admin::revoke_tokens)),
         )
         .route(
             "/v1/admin/agents/{id}/status",

@@ -148,7 +148,7 @@ pub struct AgentList {
     pub agents: Vec<AgentView>,
 }
 
-/// `POST /v1/admin/agents/{id}/token`; the body is optional.
+/// `POST /v1/admin/agents/{id}/token` and `POST /v1/agents/{id}/token`; the body is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {

@@ -48,8 +48,7 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
         let f = |field: &str| format!("priority.rules[{i}].{field}");
         range(&f("boost_s"), r.boost_s, 0, DAY_S, "seconds")?;
         let digits = r.from_prefix.strip_prefix('+').unwrap_or("");
-        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(
                 f("from_prefix"),
                 "must be '+' and up to 15 digits (the start of an E.164 number)",
@@ -106,7 +105,13 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         HOUR_S,
         "seconds",
     )?;
-    range(&f("announce_every_s"), q.announce_every_s, 5, 600, "seconds")?;
+    range(
+        &f("announce_every_s"),
+        q.announce_every_s,
+        5,
+        600,
+        "seconds",
+    )?;
     if let Some(after) = q.callback_after_s {
         range(&f("callback_after_s"), after, 0, DAY_S, "seconds")?;
     }

@@ -228,6 +228,7 @@ impl Store {
                     &spec.queues_field(),
                     &spec.capacity.to_string(),
                     mode.as_arg(),
+                    &new_token_generation(),
                 ],
             )
             .await?;
@@ -251,6 +252,25 @@ impl Store {
             "deleted" => Ok(()),
             "unknown" => Err(StoreError::UnknownAgent(id.to_string())),
             "busy" => Err(StoreError::AgentBusy(id.to_string())),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Void every agent token issued so far for `id` by giving it a new token generation
+    /// (`revoke_tokens.lua`), which it returns; nothing else about the agent changes.
+    pub async fn revoke_tokens(&self, id: &str) -> Result<String> {
+        check_name("agent id", id)?;
+        let generation = new_token_generation();
+        let r = self
+            .run_list(
+                "revoke_tokens",
+                &self.scripts.revoke_tokens,
+                &[id, &generation],
+            )
+            .await?;
+        match r.tag() {
+            "ok" => Ok(generation),
+            "unknown" => Err(StoreError::UnknownAgent(id.to_string())),
             _ => Err(r.unexpected()),
         }
     }
@@ -727,6 +747,17 @@ impl Reply {
     }
 }
 
+/// A fresh agent token generation: 16 random letters and digits (about 95 bits), so a
+/// re-created agent never gets back a generation an old token carries.
+fn new_token_generation() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -740,5 +771,13 @@ mod tests {
         assert!(check_name("queue", "a=b").is_err());
         assert!(check_name("queue", "a b").is_err());
         assert!(check_name("queue", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn token_generations_are_fresh_words() {
+        let a = new_token_generation();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, new_token_generation());
     }
 }

@@ -128,6 +128,16 @@ impl Store {
         Ok(agent_from_hash(&h, alive))
     }
 
+    /// The agent's current token generation (None: unknown agent, or one no token was ever
+    /// issued for under this scheme).
+    pub async fn token_generation(&self, id: &str) -> Result<Option<String>> {
+        let mut c = self.conn().await?;
+        let g: Option<String> = c
+            .hget(self.key(&format!("agent:{id}")), "token_gen")
+            .await?;
+        Ok(g.filter(|g| !g.is_empty()))
+    }
+
     pub async fn agent_ids(&self) -> Result<Vec<String>> {
         let mut c = self.conn().await?;
         let mut ids: Vec<String> = c.smembers(self.key("agents")).await?;

@@ -83,6 +83,7 @@ scripts! {
     configure_queue,
     upsert_agent,
     delete_agent,
+    revoke_tokens,
     heartbeat,
     set_agent_status,
     enqueue,
