@@ -124,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             agent_secret: b"bench-agent-secret-bench-agent-secret".to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
         }),
+        ops: Default::default(),
         stats_cache: Default::default(),
     };
     let (trigger, shutdown) = callq::shutdown::channel();

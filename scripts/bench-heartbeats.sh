@@ -42,7 +42,7 @@ pids+=($redis_pid)
 wait_for redis-server port_in_use "$redis_port"
 
 serve_port=$(free_port)
-admin_token="bench-admin-$RANDOM$RANDOM"
+admin_token="bench-admin-$RANDOM$RANDOM-0123456789abcdef"
 REDIS_URL="redis://127.0.0.1:$redis_port/" \
 CALLQ_LISTEN="127.0.0.1:$serve_port" \
 CALLQ_ADMIN_TOKEN="$admin_token" \

@@ -43,4 +43,12 @@ for f in "$out/default.yaml" "$out/all-on.yaml"; do
   grep -q 'CALLQ_WORKER_LISTEN' "$f"
   grep -q 'path: /readyz' "$f"
 done
+# the Ingress publishes the paths asked for, never the whole server (metrics, probes)
+grep -q 'path: /twilio$' "$out/all-on.yaml"
+grep -q 'path: /wallboard$' "$out/all-on.yaml"
+if grep -q 'path: /$' "$out/all-on.yaml"; then
+  echo "helm-check: the Ingress publishes / (every route)" >&2
+  exit 1
+fi
+grep -q 'CALLQ_VIEWER_TOKEN' "$out/all-on.yaml"
 echo "helm-check: chart lints and renders ($(grep -c '^kind:' "$out/all-on.yaml") objects with everything on)"

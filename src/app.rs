@@ -1,6 +1,6 @@
 //! What every `callq serve` handler shares: the routing store, the centre's configuration,
-//! the process's settings and a short-lived cache of queue numbers. Built once at start; cheap
-//! to clone into each request.
+//! the process's settings and a short-lived cache of queue numbers (built once at start; cheap
+//! to clone into each request), and the one way handlers read a request body.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,12 +29,22 @@ pub struct AgentSettings {
     pub heartbeat_ttl: Duration,
 }
 
+/// Settings of the operator views (wallboard, metrics).
+#[derive(Debug, Clone, Default)]
+pub struct OpsSettings {
+    /// Read-only token that opens the wallboard (the admin token opens it too); empty: none.
+    pub viewer_token: String,
+    /// Bearer token `/metrics` asks for; empty: `/metrics` answers anyone.
+    pub metrics_token: String,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub centre: Arc<CentreConfig>,
     pub edge: Arc<EdgeSettings>,
     pub agents: Arc<AgentSettings>,
+    pub ops: Arc<OpsSettings>,
     /// Queue numbers for the wait estimate, shared by every request of this server.
     pub stats_cache: Arc<StatsCache>,
 }
@@ -77,4 +87,35 @@ impl StatsCache {
         }
         Ok(stats)
     }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the server's limit (413).
+    TooLarge,
+    /// Not all sent within the server's body read timeout (408).
+    TimedOut,
+    /// The connection failed mid-body, or the like (400).
+    Unreadable,
+}
+
+/// The whole body of `req`, within the server's size limit and read timeout.
+pub async fn read_body(req: axum::extract::Request) -> Result<axum::body::Bytes, BodyError> {
+    use axum::extract::FromRequest;
+    let rejection = match axum::body::Bytes::from_request(req, &()).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(rejection) => rejection,
+    };
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return Err(BodyError::TooLarge);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return Err(BodyError::TimedOut);
+        }
+        source = e.source();
+    }
+    Err(BodyError::Unreadable)
 }

@@ -135,6 +135,22 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub agent_secret: String,
+    /// Read-only token for the wallboard (at least 24 bytes; the admin token opens it too).
+    #[arg(
+        long,
+        env = "CALLQ_VIEWER_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub viewer_token: String,
+    /// Bearer token `/metrics` asks for (at least 16 bytes; empty: `/metrics` is open).
+    #[arg(
+        long,
+        env = "CALLQ_METRICS_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub metrics_token: String,
     /// Heartbeat time-to-live: an agent silent this long is offline.
     #[arg(long, env = "CALLQ_HEARTBEAT_TTL", default_value = "15s", value_parser = parse_duration)]
     pub heartbeat_ttl: Duration,
@@ -417,6 +433,8 @@ impl ServeArgs {
             auth_token: self.twilio.auth_token.clone(),
             admin_token: self.admin_token.clone(),
             agent_secret: self.agent_secret.clone(),
+            viewer_token: self.viewer_token.clone(),
+            metrics_token: self.metrics_token.clone(),
             heartbeat_ttl: self.heartbeat_ttl,
             redis_deadline: self.redis_deadline,
             max_body: self.max_body,

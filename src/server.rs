@@ -7,9 +7,16 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use crate::app::{AgentSettings, AppState, EdgeSettings};
+use crate::app::{AgentSettings, AppState, EdgeSettings, OpsSettings};
 use crate::config::CentreConfig;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -42,6 +49,10 @@ pub struct ServeSettings {
     /// Secret that signs agent tokens, at least [`MIN_AGENT_SECRET`] bytes (empty: the agent
     /// API answers 403).
     pub agent_secret: String,
+    /// Read-only token for the operator views (empty: only the admin token opens them).
+    pub viewer_token: String,
+    /// Bearer token `/metrics` asks for (empty: `/metrics` is open).
+    pub metrics_token: String,
     /// An agent silent this long is offline.
     pub heartbeat_ttl: Duration,
     /// Longest a webhook waits on Redis before answering with the fallback.
@@ -61,6 +72,8 @@ impl ServeSettings {
             auth_token: String::new(),
             admin_token: String::new(),
             agent_secret: String::new(),
+            viewer_token: String::new(),
+            metrics_token: String::new(),
             heartbeat_ttl: Duration::from_secs(15),
             redis_deadline: Duration::from_millis(300),
             max_body: 64 * 1024,
@@ -89,35 +102,103 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             agent_secret: settings.agent_secret.as_bytes().to_vec(),
             heartbeat_ttl: settings.heartbeat_ttl,
         }),
+        ops: Arc::new(OpsSettings {
+            viewer_token: settings.viewer_token.clone(),
+            metrics_token: settings.metrics_token.clone(),
+        }),
         stats_cache: Default::default(),
     })
 }
 
-/// Refuse to start with secrets that would leave webhooks or agent tokens unprotected.
+/// Refuse to start with secrets that would leave webhooks, tokens or views unprotected: each
+/// one set must be at least its minimum length, and the message names the variable.
 fn check_secrets(settings: &ServeSettings) -> anyhow::Result<()> {
     anyhow::ensure!(
         !settings.auth_token.trim().is_empty(),
         "TWILIO_AUTH_TOKEN (--auth-token) is empty: it is what every Twilio webhook is signed with"
     );
-    let secret = settings.agent_secret.len();
+    let rules = [
+        (
+            "TWILIO_AUTH_TOKEN (--auth-token)",
+            &settings.auth_token,
+            MIN_AUTH_TOKEN,
+            "Twilio's are 32 characters",
+        ),
+        (
+            "CALLQ_AGENT_SECRET (--agent-secret)",
+            &settings.agent_secret,
+            MIN_AGENT_SECRET,
+            "or leave it empty to turn the agent API off",
+        ),
+        (
+            "CALLQ_ADMIN_TOKEN (--admin-token)",
+            &settings.admin_token,
+            MIN_OPERATOR_TOKEN,
+            "or leave it empty to turn the admin API off",
+        ),
+        (
+            "CALLQ_VIEWER_TOKEN (--viewer-token)",
+            &settings.viewer_token,
+            MIN_OPERATOR_TOKEN,
+            "or leave it empty",
+        ),
+        (
+            "CALLQ_METRICS_TOKEN (--metrics-token)",
+            &settings.metrics_token,
+            MIN_METRICS_TOKEN,
+            "or leave it empty to leave /metrics open",
+        ),
+    ];
+    for (name, value, min, hint) in rules {
+        let len = value.len();
+        anyhow::ensure!(
+            len == 0 || len >= min,
+            "{name} has {len} bytes; use at least {min} random bytes ({hint})"
+        );
+    }
+    let same = |a: &str, b: &str| !a.is_empty() && a == b;
     anyhow::ensure!(
-        secret == 0 || secret >= MIN_AGENT_SECRET,
-        "CALLQ_AGENT_SECRET (--agent-secret) has {secret} bytes; use at least {MIN_AGENT_SECRET} \
-         random bytes (or leave it empty to turn the agent API off)"
+        !same(&settings.viewer_token, &settings.admin_token),
+        "CALLQ_VIEWER_TOKEN equals CALLQ_ADMIN_TOKEN; the viewer token must be a different secret"
     );
-    if secret == 0 {
+    if settings.agent_secret.is_empty() {
         tracing::warn!("CALLQ_AGENT_SECRET is empty: the agent API answers 403");
     }
     if settings.admin_token.is_empty() {
         tracing::warn!("CALLQ_ADMIN_TOKEN is empty: the admin API answers 403");
     }
+    if settings.admin_token.is_empty() && settings.viewer_token.is_empty() {
+        tracing::warn!(
+            "neither CALLQ_ADMIN_TOKEN nor CALLQ_VIEWER_TOKEN is set: the wallboard answers 403"
+        );
+    }
     Ok(())
 }
 
+/// Shortest Twilio auth token accepted.
+pub const MIN_AUTH_TOKEN: usize = 16;
+/// Shortest admin or viewer token accepted.
+pub const MIN_OPERATOR_TOKEN: usize = 24;
+/// Shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN: usize = 16;
 /// Shortest agent-token secret accepted.
 pub const MIN_AGENT_SECRET: usize = 32;
 
-/// Serve on `listener` until `shutdown` trips, then finish in-flight requests.
+/// Longest a client may take to send a request's headers; a slower one is disconnected
+/// (a client that opens connections and trickles bytes cannot hold them open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a client may take to send a request's body once its headers are in; a slower one
+/// gets 408 and its connection is closed.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long in-flight requests may run on after `shutdown` trips before their connections
+/// are dropped.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve on `listener` until `shutdown` trips, then finish in-flight requests (within
+/// [`DRAIN_TIMEOUT`]). Each connection is HTTP/1.1 or HTTP/2, with [`HEADER_READ_TIMEOUT`]
+/// on the headers and [`BODY_READ_TIMEOUT`] on the body.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -125,10 +206,48 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     crate::ops::metrics_handle();
-    let app = router(state, max_body);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
+    let app = router(state, max_body).layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // out of file descriptors and the like: wait for some to close
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        let service = TowerToHyperService::new(
+            app.clone()
+                .map_request(|req: axum::http::Request<Incoming>| req.map(axum::body::Body::new)),
+        );
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; dropping them");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,14 +262,54 @@ mod tests {
         }
     }
 
+    const TWILIO: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
     fn serve_refuses_an_empty_auth_token_or_a_short_agent_secret() {
         let err = check_secrets(&settings("", "")).expect_err("refused");
         assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
-        let err = check_secrets(&settings("t", "short")).expect_err("refused");
+        let err = check_secrets(&settings(TWILIO, "short")).expect_err("refused");
         assert!(err.to_string().contains("CALLQ_AGENT_SECRET"), "{err}");
         let long = "x".repeat(MIN_AGENT_SECRET);
-        assert!(check_secrets(&settings("t", &long)).is_ok());
-        assert!(check_secrets(&settings("t", "")).is_ok(), "agent API off");
+        assert!(check_secrets(&settings(TWILIO, &long)).is_ok());
+        assert!(
+            check_secrets(&settings(TWILIO, "")).is_ok(),
+            "agent API off"
+        );
+    }
+
+    /// Each secret shorter than its minimum is refused with its variable named; at the
+    /// minimum, or empty (that feature off), it is accepted.
+    #[test]
+    fn every_secret_has_a_minimum_length_naming_the_variable() {
+        type Set = fn(&mut ServeSettings, String);
+        let cases: [(&str, usize, Set); 5] = [
+            ("TWILIO_AUTH_TOKEN", MIN_AUTH_TOKEN, |s, v| s.auth_token = v),
+            ("CALLQ_AGENT_SECRET", MIN_AGENT_SECRET, |s, v| {
+                s.agent_secret = v
+            }),
+            ("CALLQ_ADMIN_TOKEN", MIN_OPERATOR_TOKEN, |s, v| {
+                s.admin_token = v
+            }),
+            ("CALLQ_VIEWER_TOKEN", MIN_OPERATOR_TOKEN, |s, v| {
+                s.viewer_token = v
+            }),
+            ("CALLQ_METRICS_TOKEN", MIN_METRICS_TOKEN, |s, v| {
+                s.metrics_token = v
+            }),
+        ];
+        for (name, min, set) in cases {
+            let mut s = settings(TWILIO, "");
+            set(&mut s, "k".repeat(min - 1));
+            let err = check_secrets(&s).expect_err(name);
+            assert!(err.to_string().contains(name), "{name}: {err}");
+            set(&mut s, "k".repeat(min));
+            assert!(check_secrets(&s).is_ok(), "{name} at its minimum");
+        }
+        let mut s = settings(TWILIO, "");
+        s.admin_token = "a".repeat(MIN_OPERATOR_TOKEN);
+        s.viewer_token = s.admin_token.clone();
+        let err = check_secrets(&s).expect_err("viewer = admin");
+        assert!(err.to_string().contains("CALLQ_VIEWER_TOKEN"), "{err}");
     }
 }

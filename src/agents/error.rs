@@ -15,6 +15,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 
 use super::types::{ErrorBody, ErrorDetail};
+use crate::app::{read_body, BodyError};
 use crate::store::StoreError;
 
 /// Longest an API request waits on Redis before answering `503 store_unavailable`.
@@ -162,8 +163,8 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Ok(ApiJson(decode(&read_json_body(req, state).await?)?))
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        Ok(ApiJson(decode(&read_json_body(req).await?)?))
     }
 }
 
@@ -173,8 +174,8 @@ pub struct OptionalJson<T>(pub T);
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_json_body(req, state).await?;
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let bytes = read_json_body(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -182,7 +183,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+async fn read_json_body(req: Request) -> Result<Bytes, ApiError> {
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let essence = ct
             .to_str()
@@ -202,20 +203,22 @@ async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
             ));
         }
     }
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than the server accepts",
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("cannot read the request body: {}", rejection.body_text()),
-            )
-        }
+    read_body(req).await.map_err(|e| match e {
+        BodyError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than the server accepts",
+        ),
+        BodyError::TimedOut => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body was not sent in time",
+        ),
+        BodyError::Unreadable => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "cannot read the request body",
+        ),
     })
 }
 

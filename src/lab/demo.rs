@@ -128,7 +128,10 @@ async fn show(
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
 
     println!("callq demo is running (Ctrl-C ends it with the report so far)");
-    println!("  wallboard      {}/wallboard", stack.callq_url);
+    println!(
+        "  wallboard      {}/wallboard (log in with the viewer token {})",
+        stack.callq_url, stack.viewer_token
+    );
     println!("  metrics        {}/metrics", stack.callq_url);
     println!(
         "  webhooks       {}/twilio/voice (signed by the simulator)",

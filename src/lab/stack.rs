@@ -47,6 +47,8 @@ pub struct Stack {
     pub redis_url: String,
     /// Whether Redis is our own child process.
     pub embedded_redis: bool,
+    /// The read-only token that opens the wallboard (this run's own, random).
+    pub viewer_token: String,
     callq_trigger: ShutdownTrigger,
     sim_trigger: ShutdownTrigger,
     sim_shutdown: crate::shutdown::Shutdown,
@@ -80,12 +82,14 @@ impl Stack {
         let admin_token = secret(32);
         let agent_secret = secret(48);
         let auth_token = secret(32);
+        let viewer_token = secret(32);
         let account_sid = format!("AC{:032x}", rand::random::<u128>());
         let heartbeat_ms = opts.heartbeat_ttl.as_millis().max(100);
         let serve = ServeSettings {
             auth_token: auth_token.clone(),
             admin_token: admin_token.clone(),
             agent_secret,
+            viewer_token: viewer_token.clone(),
             heartbeat_ttl: Duration::from_millis(u64::try_from(heartbeat_ms).unwrap_or(u64::MAX)),
             ..ServeSettings::new(&redis_url, &callq_url)
         };
@@ -149,6 +153,7 @@ impl Stack {
             rest_url,
             redis_url,
             embedded_redis: redis.is_some(),
+            viewer_token,
             callq_trigger,
             sim_trigger,
             sim_shutdown,

@@ -1,18 +1,24 @@
 //! The live wallboard: a page for the supervisors' screen (`GET /wallboard`) and the JSON it
 //! refreshes from every two seconds (`GET /wallboard/data`): per-queue waiting calls, oldest
 //! wait, estimated wait and agents by state, plus the latest transitions from the event
-//! stream. It shows counts and call SIDs only, never callers' numbers.
+//! stream. It shows counts, agent ids and call SIDs, never callers' numbers, and only to an
+//! operator (see [`super::access`]): without credentials the page is a login form
+//! (`POST /wallboard/login` sets the session cookie) and the data answers 401.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
 
+use super::access::{self, Denied};
+use crate::agents::auth::now_unix_s;
 use crate::app::AppState;
 use crate::store::read::QueueStats;
 
 const PAGE: &str = include_str!("wallboard.html");
+const LOGIN: &str = include_str!("login.html");
 
 #[derive(Debug, Serialize)]
 pub struct WallboardData {
@@ -22,11 +28,92 @@ pub struct WallboardData {
     pub events: Vec<String>,
 }
 
-pub async fn page() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE))
+/// `GET /wallboard`: the board for an operator, the login form for anyone else.
+pub async fn page(State(app): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Response {
+    match access::operator(&app, &headers, &jar) {
+        Ok(_) => ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE)).into_response(),
+        Err(Denied::LoginRequired) => login_page(StatusCode::UNAUTHORIZED, ""),
+        Err(Denied::Disabled) => disabled_page(),
+    }
 }
 
-pub async fn data(State(app): State<AppState>) -> Response {
+/// The login form with `message` above it.
+fn login_page(status: StatusCode, message: &str) -> Response {
+    let html = LOGIN.replace("{{message}}", message);
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+fn disabled_page() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "the wallboard is off: the server has neither CALLQ_ADMIN_TOKEN nor CALLQ_VIEWER_TOKEN\n",
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// `POST /wallboard/login` (form `token`): a right admin or viewer token sets the session
+/// cookie and goes to the board; a wrong one gets the form again with 401.
+pub async fn login(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !access::enabled(&app) {
+        return disabled_page();
+    }
+    match access::role_for_token(&app, form.token.trim()) {
+        Some(role) => {
+            tracing::info!(role = ?role, "wallboard login");
+            let jar = jar.add(access::session_cookie(&app, role, now_unix_s()));
+            (jar, Redirect::to("/wallboard")).into_response()
+        }
+        None => {
+            tracing::warn!("wallboard login refused: wrong token");
+            login_page(StatusCode::UNAUTHORIZED, "That token is not right.")
+        }
+    }
+}
+
+/// `POST /wallboard/logout`: ends the session.
+pub async fn logout(State(app): State<AppState>, jar: CookieJar) -> Response {
+    (
+        jar.add(access::logout_cookie(&app)),
+        Redirect::to("/wallboard"),
+    )
+        .into_response()
+}
+
+/// `GET /wallboard/data`: the board's numbers, for an operator only.
+pub async fn data(State(app): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Response {
+    match access::operator(&app, &headers, &jar) {
+        Ok(_) => {}
+        Err(Denied::LoginRequired) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(serde_json::json!({"error": {
+                    "code": "login_required",
+                    "message": "send Authorization: Bearer <admin or viewer token>, or log in at /wallboard"
+                }})),
+            )
+                .into_response()
+        }
+        Err(Denied::Disabled) => {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({"error": {
+                    "code": "operator_views_disabled",
+                    "message": "the server has neither CALLQ_ADMIN_TOKEN nor CALLQ_VIEWER_TOKEN"
+                }})),
+            )
+                .into_response()
+        }
+    }
     let deadline = app.edge.redis_deadline * 3;
     match tokio::time::timeout(deadline, collect(&app)).await {
         Ok(Ok(d)) => Json(d).into_response(),

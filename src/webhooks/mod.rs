@@ -42,15 +42,14 @@ mod voice;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::app::AppState;
+use crate::app::{read_body, AppState, BodyError};
 use crate::config::{Action, QueueConfig};
 use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, StoreError};
 use crate::twilio::signature;
@@ -239,16 +238,18 @@ async fn accept(app: &AppState, name: &'static str, req: Request) -> Result<Hook
         .map_or_else(|| uri.path(), |pq| pq.as_str());
     let query = parse_form(uri.query().unwrap_or("").as_bytes())
         .map_err(|_| bad_request("malformed query string\n"))?;
-    let body = Bytes::from_request(req, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Reply::plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-                "too_large",
-            )
-        } else {
-            bad_request("unreadable request body\n")
-        }
+    let body = read_body(req).await.map_err(|e| match e {
+        BodyError::TooLarge => Reply::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+            "too_large",
+        ),
+        BodyError::TimedOut => Reply::plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not sent in time\n",
+            "body_timeout",
+        ),
+        BodyError::Unreadable => bad_request("unreadable request body\n"),
     })?;
     let params = parse_form(&body).map_err(|_| bad_request("malformed form body\n"))?;
     let url = app.public(path_and_query);

@@ -268,12 +268,13 @@ pub async fn assert_invariants(store: &Store, entered: &[String]) {
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use callq::app::{AgentSettings, AppState, EdgeSettings};
+use callq::app::{AgentSettings, AppState, EdgeSettings, OpsSettings};
 use callq::config::CentreConfig;
 use callq::shutdown::ShutdownTrigger;
 
 pub const AUTH_TOKEN: &str = "test-twilio-auth-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const VIEWER_TOKEN: &str = "test-viewer-token-0123456789";
 pub const AGENT_SECRET: &[u8] = b"test-agent-secret-at-least-32-bytes-long";
 
 /// A running `callq serve` on a free loopback port, on a centre of its own.
@@ -336,6 +337,10 @@ async fn spawn_server_on_with(
             admin_token: ADMIN_TOKEN.to_string(),
             agent_secret: AGENT_SECRET.to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
+        }),
+        ops: Arc::new(OpsSettings {
+            viewer_token: VIEWER_TOKEN.to_string(),
+            metrics_token: String::new(),
         }),
         stats_cache: Default::default(),
     };
