@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             public_url: base.clone(),
             auth_token: AUTH_TOKEN.into(),
             redis_deadline: Duration::from_millis(300),
+            log_caller_numbers: false,
         }),
         agents: Arc::new(AgentSettings {
             admin_token: "bench-admin".into(),

@@ -1,7 +1,8 @@
 -- heartbeat: an agent's desktop says it is alive. Refreshes the TTL key and the agent's
 -- presence; an agent whose device is not registered stays out of every ready set. Presence
 -- never changes the status the agent chose: a paused agent stays paused, an available one
--- becomes offerable again.
+-- becomes offerable again. The device flag is mirrored in the agent hash (`device`) so the
+-- queue counters can tell a ready agent from one whose device is gone.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  agent id
@@ -16,9 +17,10 @@ if a == nil then return { 'unknown' } end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', k_alive(id), ARGV[3], 'PX', ttl)
 redis.call('ZADD', K_HEARTBEATS, NOW + ttl, id)
-if a.online ~= '1' then
-  agent_set(id, a, { online = '1' })
-  event('presence', { 'agent', id, 'online', '1' })
+local was_online = a.online == '1'
+if not was_online or a.device ~= ARGV[3] then
+  agent_set(id, a, { online = '1', device = ARGV[3] })
 end
+if not was_online then event('presence', { 'agent', id, 'online', '1' }) end
 if refresh_ready(id, a) then wake() end
 return { 'ok', a.status }

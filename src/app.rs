@@ -19,6 +19,8 @@ pub struct EdgeSettings {
     pub auth_token: String,
     /// Longest a webhook waits on Redis before answering with the fallback.
     pub redis_deadline: Duration,
+    /// Log callers' full numbers; off (the default), logs show the last four digits only.
+    pub log_caller_numbers: bool,
 }
 
 /// Settings of the agent and admin APIs.

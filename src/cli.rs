@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// Longest a webhook waits on Redis before answering with the fallback.
     #[arg(long, env = "CALLQ_REDIS_DEADLINE", default_value = "300ms", value_parser = parse_duration)]
     pub redis_deadline: Duration,
+    /// Log callers' full numbers (for debugging a number's routing); off: logs show the last
+    /// four digits only.
+    #[arg(long, env = "CALLQ_LOG_CALLER_NUMBERS", default_value_t = false)]
+    pub log_caller_numbers: bool,
     /// Largest request body accepted (bytes).
     #[arg(long, env = "CALLQ_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,
@@ -438,6 +442,7 @@ impl ServeArgs {
             heartbeat_ttl: self.heartbeat_ttl,
             redis_deadline: self.redis_deadline,
             max_body: self.max_body,
+            log_caller_numbers: self.log_caller_numbers,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct ServeSettings {
     pub redis_deadline: Duration,
     /// Largest request body accepted (bytes).
     pub max_body: usize,
+    /// Log callers' full numbers (off: the last four digits only).
+    pub log_caller_numbers: bool,
 }
 
 impl ServeSettings {
@@ -77,6 +79,7 @@ impl ServeSettings {
             heartbeat_ttl: Duration::from_secs(15),
             redis_deadline: Duration::from_millis(300),
             max_body: 64 * 1024,
+            log_caller_numbers: false,
         }
     }
 }
@@ -89,6 +92,14 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
     for q in centre.queue_settings() {
         store.configure_queue(&q).await?;
     }
+    // the queue views read per-queue agent counters the scripts keep; check them once here
+    // (and repair them after an upgrade from a version that did not keep them)
+    for d in store.recount_agents(true).await? {
+        tracing::warn!(
+            queue = %d.queue, state = %d.state, stored = d.stored, counted = d.counted,
+            "agent counter was off; repaired"
+        );
+    }
     Ok(AppState {
         store,
         centre: Arc::new(centre),
@@ -96,6 +107,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             public_url: settings.public_url.trim_end_matches('/').to_string(),
             auth_token: settings.auth_token.clone(),
             redis_deadline: settings.redis_deadline,
+            log_caller_numbers: settings.log_caller_numbers,
         }),
         agents: Arc::new(AgentSettings {
             admin_token: settings.admin_token.clone(),

@@ -1197,35 +1197,44 @@ async fn voice_rewrites_queue_settings_redis_lost_after_a_restart() {
     assert_eq!(state_of(store, "CAheal").await, Some(CallState::Arriving));
 }
 
-/// Logs go to more people than call records: a caller's number shows as its last four digits
-/// only, and a recording by its SID, never its URL.
-#[tokio::test]
-async fn logs_carry_no_full_caller_number_and_no_recording_url() {
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut v) = self.0.lock() {
-                v.extend_from_slice(buf);
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    // this test's runtime is single-threaded: the server's tasks log through this subscriber
-    let _guard = tracing::subscriber::set_default(subscriber);
+/// Log lines written while a test runs, captured (this test's runtime is single-threaded: the
+/// server's tasks log through the subscriber set on this thread).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let sink = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).to_string()
+    }
+}
+
+/// A voicemail from CALLER, left on a server tuned by `tune`; the logs written meanwhile.
+async fn voicemail_logs(tune: impl FnOnce(&mut callq::app::AppState)) -> String {
+    let captured = Captured::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
     let sales = format!("after_hours = {{ action = \"voicemail\" }}\n{NEVER_OPEN}");
-    let srv = spawn_server(centre_with(&sales, "", "")).await;
+    let srv = spawn_server_with(centre_with(&sales, "", ""), tune).await;
     call_in(&srv, "CAlog", CALLER, SALES_NO).await;
     twiml(
         &srv,
@@ -1241,10 +1250,32 @@ async fn logs_carry_no_full_caller_number_and_no_recording_url() {
         ],
     )
     .await;
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+    captured.text()
+}
+
+/// Logs go to more people than call records: a caller's number shows as its last four digits
+/// only, and a recording by its SID, never its URL.
+#[tokio::test]
+async fn logs_carry_no_full_caller_number_and_no_recording_url() {
+    let logs = voicemail_logs(|_| {}).await;
     assert!(logs.contains("voicemail recorded"), "{logs}");
     assert!(!logs.contains("4155551234"), "a full caller number: {logs}");
     assert!(logs.contains("…1234"), "{logs}");
     assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
     assert!(logs.contains("RE0123456789abcdef"), "{logs}");
+}
+
+/// With `CALLQ_LOG_CALLER_NUMBERS` (for debugging one number's routing) the full number is
+/// logged; the recording URL still is not.
+#[tokio::test]
+async fn the_debug_switch_logs_full_caller_numbers() {
+    let logs = voicemail_logs(|app| {
+        let mut edge = (*app.edge).clone();
+        edge.log_caller_numbers = true;
+        app.edge = std::sync::Arc::new(edge);
+    })
+    .await;
+    assert!(logs.contains("voicemail recorded"), "{logs}");
+    assert!(logs.contains(CALLER), "the full caller number: {logs}");
+    assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
 }

@@ -349,3 +349,180 @@ async fn slow_clients_are_cut_off() {
     let ((), reply) = tokio::join!(half_headers, half_body);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
 }
+
+/// Redis commands the server ran while answering one `/wallboard/data` request, counted by
+/// the server's own `INFO commandstats` (this test's redis-server serves nobody else), and
+/// the data it answered.
+async fn wallboard_commands(server: &TestServer, redis_url: &str) -> (u64, serde_json::Value) {
+    let client = redis::Client::open(redis_url).expect("redis url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connects");
+    // a first request warms the pool, so connection set-up is not counted
+    let (status, _) = get_as(format!("{}/wallboard/data", server.base), VIEWER_TOKEN).await;
+    assert_eq!(status, 200);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .expect("resetstat");
+    let (status, body) = get_as(format!("{}/wallboard/data", server.base), VIEWER_TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .expect("info");
+    let mut calls = 0;
+    for line in info.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        // this connection's own CONFIG and INFO are not the server's work
+        if !name.starts_with("cmdstat_") || name == "cmdstat_config" || name == "cmdstat_info" {
+            continue;
+        }
+        let n: u64 = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .expect("calls=N in commandstats");
+        calls += n;
+    }
+    (calls, serde_json::from_str(&body).expect("json"))
+}
+
+fn available_in(data: &serde_json::Value, queue: &str) -> u64 {
+    data["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == queue)
+        .and_then(|q| q["agents"]["available"].as_u64())
+        .expect("available count")
+}
+
+/// The wallboard's cost does not grow with the number of agents: the queue numbers come from
+/// counters the scripts keep, so 200 agents cost Redis the same commands as 10.
+#[tokio::test]
+async fn the_wallboard_costs_redis_the_same_with_10_or_200_agents() {
+    let redis = callq::lab::embedded_redis::EmbeddedRedis::start().expect("a redis of its own");
+    let opts = callq::store::StoreOptions {
+        pool_size: 4,
+        response_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(30),
+    };
+    let store = Store::connect_with(&redis.url(), "stats", &opts).expect("store");
+    let server = spawn_server_on(store, CentreConfig::demo()).await;
+    let store = &server.state.store;
+    let add = |from: usize, to: usize| async move {
+        for i in from..to {
+            online_agent(store, &agent(&format!("a{i:03}"), &[("sales", 1)])).await;
+        }
+    };
+    add(0, 10).await;
+    let (with_10, data_10) = wallboard_commands(&server, &redis.url()).await;
+    add(10, 200).await;
+    let (with_200, data_200) = wallboard_commands(&server, &redis.url()).await;
+    assert_eq!(available_in(&data_10, "sales"), 10);
+    assert_eq!(available_in(&data_200, "sales"), 200);
+    assert!(with_10 > 0, "the request reached Redis");
+    assert_eq!(
+        with_10, with_200,
+        "Redis commands per wallboard request, 10 agents vs 200"
+    );
+}
+
+/// The queue counters follow every way an agent's counted state changes (created, heartbeat
+/// with and without a device, statuses, queues changed, deleted), and `recount_agents` finds
+/// and repairs a counter that was edited by hand.
+#[tokio::test]
+async fn queue_counters_follow_agents_and_a_recount_repairs_them() {
+    let store = store_with(&[
+        queue("sales", callq::store::Strategy::LongestIdle),
+        queue("support", callq::store::Strategy::LongestIdle),
+    ])
+    .await;
+    let counts = |q: &'static str| {
+        let store = store.clone();
+        async move {
+            let s = store.queue_stats(q).await.expect("stats");
+            let n = |k: &str| s.agents.get(k).copied().unwrap_or(0);
+            (n("available"), n("paused"), n("offline"))
+        }
+    };
+    let ana = agent("ana", &[("sales", 1), ("support", 2)]);
+    online_agent(&store, &ana).await;
+    assert_eq!(counts("sales").await, (1, 0, 0));
+    assert_eq!(counts("support").await, (1, 0, 0));
+
+    // chose available, but the device is not registered: nobody can take a call there
+    let bo = agent("bo", &[("sales", 1)]);
+    online_agent(&store, &bo).await;
+    store
+        .heartbeat("bo", Duration::from_secs(30), false)
+        .await
+        .expect("heartbeat");
+    assert_eq!(counts("sales").await, (1, 0, 1));
+    store
+        .heartbeat("bo", Duration::from_secs(30), true)
+        .await
+        .expect("heartbeat");
+    assert_eq!(counts("sales").await, (2, 0, 0));
+
+    store
+        .set_agent_status("ana", callq::store::RequestedStatus::Paused, "lunch")
+        .await
+        .expect("paused");
+    assert_eq!(counts("sales").await, (1, 1, 0));
+    assert_eq!(counts("support").await, (0, 1, 0));
+
+    // ana leaves support
+    let ana_sales = agent("ana", &[("sales", 1)]);
+    store
+        .upsert_agent(&ana_sales, callq::store::UpsertMode::Update)
+        .await
+        .expect("updated");
+    assert_eq!(counts("support").await, (0, 0, 0));
+    assert_eq!(counts("sales").await, (1, 1, 0));
+
+    store
+        .set_agent_status("ana", callq::store::RequestedStatus::Offline, "")
+        .await
+        .expect("offline");
+    store.delete_agent("ana").await.expect("deleted");
+    assert_eq!(counts("sales").await, (1, 0, 0));
+    let snap = store.snapshot(&[]).await.expect("snapshot");
+    assert!(snap.counter_drift.is_empty(), "{:?}", snap.counter_drift);
+    assert!(store.recount_agents(false).await.expect("check").is_empty());
+
+    // a hand edit is found, reported, and repaired
+    let client = redis::Client::open(redis_url()).expect("url");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let key = store.key("queue:sales:agents");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("available")
+        .arg(7)
+        .query_async(&mut raw)
+        .await
+        .expect("hset");
+    let snap = store.snapshot(&[]).await.expect("snapshot");
+    assert_eq!(snap.counter_drift.len(), 1, "{:?}", snap.counter_drift);
+    let drift = store.recount_agents(true).await.expect("fix");
+    assert_eq!(
+        drift,
+        vec![callq::store::CounterDrift {
+            queue: "sales".into(),
+            state: "available".into(),
+            stored: 7,
+            counted: 1,
+        }]
+    );
+    assert_eq!(counts("sales").await, (1, 0, 0));
+    assert!(store.recount_agents(false).await.expect("check").is_empty());
+}

@@ -3,6 +3,9 @@
 -- or after a call). Presence is apart from it: the heartbeat key `agent:<A>:alive` lives or
 -- not, mirrored in the field `online` ('1'/'0') for readers. Losing the heartbeat makes an
 -- agent unofferable; it never changes the status the agent chose.
+--
+-- Every write to an agent hash goes through agent_set, which keeps each queue's counters
+-- (`queue:<q>:agents`, agents by state) in step, so a queue's numbers cost O(1) to read.
 -- @include events.lua
 
 -- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }
@@ -63,8 +66,27 @@ local function refresh_ready(id, a)
   return added
 end
 
--- Set fields on the agent hash and mirror them in the Lua table `a`.
+-- The state an agent is counted in by its queues' counters: its status, except that an
+-- agent who chose available without a live, registered device counts as offline (nobody
+-- can take a call there, and the wait estimate must not count on them).
+local function agent_bucket(a)
+  local s = a.status
+  if s == 'available' and (a.online ~= '1' or a.device ~= '1') then return 'offline' end
+  return s
+end
+
+-- Add `delta` to the counter of `bucket` in each queue of the queue spec `queues`.
+local function count_agent(queues, bucket, delta)
+  if bucket == nil then return end
+  for _, qt in ipairs(agent_queues(queues)) do
+    redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, delta)
+  end
+end
+
+-- Set fields on the agent hash and mirror them in the Lua table `a`; moves the agent between
+-- its queues' counters when its counted state or its queues change.
 local function agent_set(id, a, fields)
+  local bucket, queues = agent_bucket(a), a.queues
   local flat = {}
   for k, v in pairs(fields) do
     a[k] = tostring(v)
@@ -72,6 +94,11 @@ local function agent_set(id, a, fields)
     flat[#flat + 1] = tostring(v)
   end
   redis.call('HSET', k_agent(id), unpack(flat))
+  local now_bucket = agent_bucket(a)
+  if now_bucket ~= bucket or a.queues ~= queues then
+    count_agent(queues, bucket, -1)
+    count_agent(a.queues, now_bucket, 1)
+  end
 end
 
 -- Move the agent to `status` (not on a call) and fix its ready sets, wrap-up entry and wake.

@@ -9,8 +9,8 @@
 -- Time Twilio gets to put a new caller on hold (run the <Enqueue>) before the call is
 -- offered anyway; normally the first wait request makes it offerable long before.
 local ARRIVE_GRACE_MS = 10000
--- A call in a final state keeps its hash this long for history, then Redis drops it.
-local RETENTION_MS = 86400000
+-- A call in a final state keeps its hash RETENTION_MS (events.lua) for history, then Redis
+-- drops it.
 -- A callback's agent-first call goes on a moment after its customer leg ends (the TwiML after
 -- the <Dial>): its agent is held at least this long before the next offer.
 local WIND_DOWN_MS = 2000

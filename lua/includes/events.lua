@@ -1,5 +1,5 @@
 -- events.lua: telling the world. `wake` pushes a capped marker for the workers; `event`
--- appends a transition to the capped audit stream.
+-- appends a transition to the capped audit stream (and to the call's own history).
 -- @include keys.lua
 
 local WAKE_CAP = 16
@@ -11,7 +11,28 @@ local function wake()
   redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
 end
 
--- Append a transition to the audit stream. `fields` is a flat list of name, value pairs.
+-- A call's own history (`call:<sid>:history`) keeps its latest transitions this many ...
+local HISTORY_CAP = 200
+-- ... for as long as a finished call's hash is kept (a day after its last transition).
+local RETENTION_MS = 86400000
+
+-- Append a transition to the audit stream. `fields` is a flat list of name, value pairs;
+-- a transition of a call (fields open with 'call', sid) also goes to that call's history, a
+-- list of JSON entries [stream id, kind, [name, value, ...]], so a call's story is read
+-- without scanning the stream.
 local function event(kind, fields)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, unpack(fields))
+  local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
+    unpack(fields))
+  if fields[1] ~= 'call' or fields[2] == nil or fields[2] == '' then return end
+  local flat = {}
+  for i, v in ipairs(fields) do
+    -- as XADD stored it: integers as plain digits, never exponent notation
+    if type(v) == 'number' and v == math.floor(v) then v = int(v) end
+    flat[i] = tostring(v)
+  end
+  local key = k_call_history(fields[2])
+  if redis.call('RPUSH', key, cjson.encode({ id, kind, flat })) > HISTORY_CAP then
+    redis.call('LTRIM', key, -HISTORY_CAP, -1)
+  end
+  redis.call('PEXPIRE', key, RETENTION_MS)
 end

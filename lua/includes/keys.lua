@@ -4,9 +4,14 @@
 --
 -- Key names (P = KEYS[1]):
 --   P..'call:'..sid              hash  the call
+--   P..'call:'..sid..':history'  list  the call's transitions, JSON [stream id, kind, [name,
+--                                value, ...]], oldest first (capped, kept a day)
 --   P..'queue:'..q               hash  the queue's routing settings and running stats
 --   P..'queue:'..q..':waiting'   zset  calls in line (waiting, or callback due), score = rank
 --   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
+--   P..'queue:'..q..':agents'    hash  how many of q's agents are in each state (field =
+--                                status; 'available' without a live registered device
+--                                counts as 'offline'), kept by agent_set in agents.lua
 --   P..'agent:'..a               hash  the agent
 --   P..'agent:'..a..':alive'     string with PX TTL: '1' device registered, '0' not
 --   P..'queues' set, P..'agents' set
@@ -38,9 +43,11 @@ local K_WAKE = P .. 'wake'
 local K_EVENTS = P .. 'events'
 
 local function k_call(sid) return P .. 'call:' .. sid end
+local function k_call_history(sid) return P .. 'call:' .. sid .. ':history' end
 local function k_queue(q) return P .. 'queue:' .. q end
 local function k_waiting(q) return P .. 'queue:' .. q .. ':waiting' end
 local function k_ready(q, tier) return P .. 'queue:' .. q .. ':ready:' .. tier end
+local function k_queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
 local function k_agent(a) return P .. 'agent:' .. a end
 local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end
 

@@ -275,6 +275,29 @@ impl Store {
         }
     }
 
+    /// Recompute every queue's agent counters from the agent hashes (`recount_agents.lua`,
+    /// O(agents)). With `fix` the counters that were off are rewritten; either way the ones
+    /// that were off are returned (empty when the scripts kept them in step).
+    pub async fn recount_agents(&self, fix: bool) -> Result<Vec<CounterDrift>> {
+        let mode = if fix { "fix" } else { "check" };
+        let r = self
+            .run_list("recount_agents", &self.scripts.recount_agents, &[mode])
+            .await?;
+        if r.v.len() % 4 != 0 {
+            return Err(r.unexpected());
+        }
+        r.v.chunks(4)
+            .map(|c| {
+                Ok(CounterDrift {
+                    queue: c[0].clone(),
+                    state: c[1].clone(),
+                    stored: c[2].parse().map_err(|_| r.unexpected())?,
+                    counted: c[3].parse().map_err(|_| r.unexpected())?,
+                })
+            })
+            .collect()
+    }
+
     /// Refresh an agent's heartbeat for `ttl` (`heartbeat.lua`). Returns the agent's status
     /// (presence never changes it).
     pub async fn heartbeat(

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 use serde::Serialize;
 
-use super::{AgentRecord, AgentSpec, AgentStatus, CallRecord, Result, Store, StoreError};
+use super::{
+    AgentRecord, AgentSpec, AgentStatus, CallRecord, CounterDrift, Result, Store, StoreError,
+};
 
 fn get<'a>(h: &'a HashMap<String, String>, k: &str) -> &'a str {
     h.get(k).map(String::as_str).unwrap_or("")
@@ -109,6 +111,8 @@ pub struct Snapshot {
     pub connected: Vec<String>,
     /// Callbacks waiting out a retry delay.
     pub retry: Vec<String>,
+    /// Queue agent counters that disagree with the agents (empty when the scripts kept them).
+    pub counter_drift: Vec<CounterDrift>,
 }
 
 impl Store {
@@ -204,13 +208,19 @@ impl Store {
 
     /// Live numbers for one queue.
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
-        let agents = self.agents().await?;
         let mut c = self.conn().await?;
         let waiting_key = self.key(&format!("queue:{queue}:waiting"));
-        let (cfg, waiting, head): (HashMap<String, String>, u64, Vec<String>) = redis::pipe()
+        // O(1) in the number of agents: the scripts keep `queue:<q>:agents` in step
+        let (cfg, waiting, head, counted): (
+            HashMap<String, String>,
+            u64,
+            Vec<String>,
+            HashMap<String, i64>,
+        ) = redis::pipe()
             .hgetall(self.key(&format!("queue:{queue}")))
             .zcard(&waiting_key)
             .zrange(&waiting_key, 0, 0)
+            .hgetall(self.key(&format!("queue:{queue}:agents")))
             .query_async(&mut *c)
             .await?;
         if cfg.is_empty() {
@@ -229,22 +239,15 @@ impl Store {
             }
             None => 0.0,
         };
-        let mut by_status: HashMap<String, u64> = AgentStatus::ALL
+        // every state present, zero when no agent is in it; an agent who chose available
+        // without a live device is counted offline by the scripts
+        let by_status: HashMap<String, u64> = AgentStatus::ALL
             .iter()
-            .map(|s| (s.as_str().to_string(), 0))
+            .map(|s| {
+                let n = counted.get(s.as_str()).copied().unwrap_or(0);
+                (s.as_str().to_string(), n.max(0) as u64)
+            })
             .collect();
-        for a in agents
-            .iter()
-            .filter(|a| a.queues.iter().any(|(q, _)| q == queue))
-        {
-            // an agent who chose available but has no live device cannot take a call: count
-            // them as offline, so the estimate does not promise a wait nobody will serve
-            let status = match a.status {
-                AgentStatus::Available if !a.online() => AgentStatus::Offline,
-                s => s,
-            };
-            *by_status.entry(status.as_str().to_string()).or_default() += 1;
-        }
         let aht_s = get(&cfg, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
         let mut stats = QueueStats {
             name: queue.to_string(),
@@ -259,15 +262,26 @@ impl Store {
         Ok(stats)
     }
 
-    /// A call's history from the event stream (oldest first), as (stream id, fields).
+    /// A call's history (oldest first), as (stream id, fields with the kind under `type`),
+    /// from the call's own list (`call:<sid>:history`): O(its own events), however long the
+    /// centre's event stream. Entries that do not decode are skipped, not fatal.
     pub async fn call_events(&self, sid: &str) -> Result<Vec<(String, HashMap<String, String>)>> {
         let mut c = self.conn().await?;
-        let reply: redis::streams::StreamRangeReply = c.xrange_all(self.key("events")).await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(entry_fields)
-            .filter(|(_, fields)| fields.get("call").map(String::as_str) == Some(sid))
+        let entries: Vec<String> = c
+            .lrange(self.key(&format!("call:{sid}:history")), 0, -1)
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                let (id, kind, flat): (String, String, Vec<String>) =
+                    serde_json::from_str(e).ok()?;
+                let mut fields: HashMap<String, String> = flat
+                    .chunks_exact(2)
+                    .map(|kv| (kv[0].clone(), kv[1].clone()))
+                    .collect();
+                fields.insert("type".to_string(), kind);
+                Some((id, fields))
+            })
             .collect())
     }
 
@@ -306,7 +320,8 @@ impl Store {
                 .get(self.key(&format!("agent:{id}:alive")));
         }
         for q in &queues {
-            pipe.zrange(self.key(&format!("queue:{q}:waiting")), 0, -1);
+            pipe.zrange(self.key(&format!("queue:{q}:waiting")), 0, -1)
+                .hgetall(self.key(&format!("queue:{q}:agents")));
         }
         for (q, t) in &tiers {
             pipe.zrange(self.key(&format!("queue:{q}:ready:{t}")), 0, -1);
@@ -326,16 +341,45 @@ impl Store {
                 snap.calls.push(rec);
             }
         }
+        // each queue's agent counters as the agents themselves say they should be
+        let mut expected: HashMap<String, HashMap<String, i64>> = HashMap::new();
         for _ in &agent_ids {
             let h: HashMap<String, String> = redis::from_redis_value(next())?;
             let alive: Option<String> = redis::from_redis_value(next())?;
             if let Some(rec) = agent_from_hash(&h, alive) {
+                let state = counted_state(&h, rec.status);
+                for (q, _) in &rec.queues {
+                    *expected
+                        .entry(q.clone())
+                        .or_default()
+                        .entry(state.to_string())
+                        .or_default() += 1;
+                }
                 snap.agents.push(rec);
             }
         }
         for q in &queues {
             snap.waiting
                 .insert(q.clone(), redis::from_redis_value(next())?);
+            let stored: HashMap<String, i64> = redis::from_redis_value(next())?;
+            let want = expected.remove(q).unwrap_or_default();
+            let mut states: Vec<&String> = stored.keys().chain(want.keys()).collect();
+            states.sort();
+            states.dedup();
+            for state in states {
+                let (have, need) = (
+                    stored.get(state).copied().unwrap_or(0),
+                    want.get(state).copied().unwrap_or(0),
+                );
+                if have != need {
+                    snap.counter_drift.push(CounterDrift {
+                        queue: q.clone(),
+                        state: state.clone(),
+                        stored: have,
+                        counted: need,
+                    });
+                }
+            }
         }
         for qt in &tiers {
             snap.ready
@@ -347,6 +391,17 @@ impl Store {
         snap.connected = redis::from_redis_value(next())?;
         snap.retry = redis::from_redis_value(next())?;
         Ok(snap)
+    }
+}
+
+/// The state an agent counts in for its queues' counters (as `agents.lua` decides it): its
+/// status, but `offline` for an agent who chose available without a live registered device
+/// as the scripts last recorded it (fields `online` and `device`).
+fn counted_state(h: &HashMap<String, String>, status: AgentStatus) -> &'static str {
+    let present = get(h, "online") == "1" && get(h, "device") == "1";
+    match status {
+        AgentStatus::Available if !present => AgentStatus::Offline.as_str(),
+        s => s.as_str(),
     }
 }
 

@@ -101,6 +101,7 @@ scripts! {
     end_call,
     take_checks,
     reap,
+    recount_agents,
 }
 
 #[cfg(test)]

@@ -396,6 +396,18 @@ pub struct AgentRecord {
     pub heartbeat: Option<bool>,
 }
 
+/// A queue's agent counter that did not match its agents (see [`crate::store::Store::recount_agents`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CounterDrift {
+    pub queue: String,
+    /// The state counted (`available`, `paused`, ...).
+    pub state: String,
+    /// What the counter said.
+    pub stored: i64,
+    /// What the agents say.
+    pub counted: i64,
+}
+
 impl AgentRecord {
     /// Whether the agent can be offered a call as far as presence goes: a live heartbeat
     /// with a registered device.

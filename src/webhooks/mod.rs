@@ -141,6 +141,16 @@ pub(crate) struct Hook {
 }
 
 impl Hook {
+    /// The phone number in parameter `name` as logs may show it: masked to its last four
+    /// digits unless the server runs with `CALLQ_LOG_CALLER_NUMBERS`.
+    pub fn number_for_log(&self, name: &str) -> String {
+        if self.app.edge.log_caller_numbers {
+            excerpt(self.param(name))
+        } else {
+            mask_number(self.param(name))
+        }
+    }
+
     /// A body parameter, or "" when absent.
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name).unwrap_or("")

@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, mask_number, within,
-    ExitState, Hook, Reply, Why,
+    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, within, ExitState,
+    Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
@@ -272,10 +272,10 @@ pub(crate) async fn voicemail(h: Hook) -> Reply {
     let url = h.param("RecordingUrl");
     let duration = h.param("RecordingDuration");
     if url.is_empty() {
-        tracing::info!(from = %mask_number(h.param("From")), "voicemail ended without a recording");
+        tracing::info!(from = %h.number_for_log("From"), "voicemail ended without a recording");
     } else {
         tracing::info!(
-            from = %mask_number(h.param("From")),
+            from = %h.number_for_log("From"),
             recording_sid = %recording_sid(url),
             duration_s = %excerpt(duration),
             "voicemail recorded"

@@ -174,6 +174,13 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
             ));
         }
     }
+    // the per-queue agent counters the queue views read agree with the agents
+    for d in &snap.counter_drift {
+        v.push(format!(
+            "queue {} counts {} {} agents, the agents say {}",
+            d.queue, d.stored, d.state, d.counted
+        ));
+    }
     // 2. a waiting call is in exactly one waiting set (its queue's) and has no agent
     for c in &snap.calls {
         let sets: Vec<&String> = snap
@@ -332,6 +339,7 @@ async fn spawn_server_on_with(
             public_url: base.clone(),
             auth_token: AUTH_TOKEN.to_string(),
             redis_deadline: Duration::from_millis(300),
+            log_caller_numbers: false,
         }),
         agents: Arc::new(AgentSettings {
             admin_token: ADMIN_TOKEN.to_string(),
