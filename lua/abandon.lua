@@ -11,7 +11,7 @@
 -- ARGV[1]  CallSid
 -- ARGV[2]  reason: 'hangup' (Twilio said the caller hung up) | 'call_gone' (Twilio said the
 --          call is over when asked) | another word for the record
--- Returns  {'abandoned', prior_state} | {'stale', state}
+-- Returns  {'abandoned', prior_state, queue} | {'stale', state}
 -- @include calls.lua
 
 local sid, reason = ARGV[1], ARGV[2]
@@ -36,4 +36,4 @@ if s == 'offered' then
 end
 event('abandoned', { 'call', sid, 'queue', c.queue, 'from_state', s, 'reason', reason,
   'waited_ms', NOW - num(c.entered_ms, NOW) })
-return { 'abandoned', s }
+return { 'abandoned', s, c.queue }

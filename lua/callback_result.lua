@@ -14,7 +14,7 @@
 -- ARGV[4]  outcome: no-answer | busy | failed | canceled | refused
 -- ARGV[5]  reason for the record (e.g. 'no-answer', 'twilio_21211')
 -- ARGV[6]  ms the agent's leg still plays before it ends ('' or 0 when it has ended)
--- Returns  {'retry', due_ms} | {'failed'} | {'stale', state}
+-- Returns  {'retry', due_ms, queue} | {'failed', queue} | {'stale', state}
 -- @include calls.lua
 
 local sid, id, attempt, outcome, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -35,13 +35,13 @@ if outcome ~= 'refused' and tries <= num(cfg.callback_retries, 2) then
   redis.call('ZADD', K_RETRY, due, sid)
   event('callback_retry', { 'call', sid, 'queue', c.queue, 'agent', id, 'reason', reason,
     'tries', tries })
-  result = { 'retry', int(due) }
+  result = { 'retry', int(due), c.queue }
 else
   redis.call('HSET', k_call(sid), 'callback_tries', tries)
   call_finish(sid, c, 'callback_failed', reason)
   event('callback_failed', { 'call', sid, 'queue', c.queue, 'agent', id, 'reason', reason,
     'tries', tries })
-  result = { 'failed' }
+  result = { 'failed', c.queue }
 end
 local a = hgetall(k_agent(id))
 if a then

@@ -13,7 +13,7 @@
 -- ARGV[3]  attempt ('' likewise)
 -- ARGV[4]  source: 'dial' (a <Dial> result) | 'leg' (the agent leg ended) | 'status' (the
 --          caller's call ended) | 'check' (Twilio, asked by the worker)
--- Returns  {'completed', agent} | {'check'} | {'stale', state}
+-- Returns  {'completed', agent, queue, kind} | {'check'} | {'stale', state}
 --
 -- The agent leg of a callback whose customer was not reached ends after `callback_result`
 -- moved the call on: then this frees the agent left winding down for it (a 'stale' reply).
@@ -61,4 +61,4 @@ if a then
 end
 event('completed', { 'call', sid, 'agent', agent, 'queue', c.queue, 'talk_ms', NOW - answered,
   'source', source })
-return { 'completed', agent }
+return { 'completed', agent, c.queue, c.kind or 'inbound' }

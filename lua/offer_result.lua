@@ -16,8 +16,8 @@
 -- ARGV[3]  attempt (the offer's number)
 -- ARGV[4]  outcome: answered | no-answer | busy | failed | canceled | refused
 -- ARGV[5]  the Twilio CallSid of the agent's leg when known, or ''; for 'refused', the reason
--- Returns  {'connected'} | {'requeued', agent_status} | {'refused'} (overflowed) |
---          {'stale', state}
+-- Returns  {'connected', queue, kind, waited_ms} | {'requeued', agent_status, queue, outcome}
+--          | {'refused', queue} (overflowed) | {'stale', state}
 -- @include calls.lua
 
 local MAX_REFUSALS = 3
@@ -44,7 +44,7 @@ if outcome == 'answered' then
   end
   event('connected', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
     'waited_ms', NOW - num(c.entered_ms, NOW) })
-  return { 'connected' }
+  return { 'connected', c.queue, c.kind or 'inbound', int(NOW - num(c.entered_ms, NOW)) }
 end
 
 if outcome == 'refused' then
@@ -54,7 +54,7 @@ if outcome == 'refused' then
     event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',
       'reason', ARGV[5] or '', 'waited_ms', NOW - num(c.entered_ms, NOW) })
     if a then agent_release(id, a, 0) end
-    return { 'refused' }
+    return { 'refused', c.queue }
   end
   outcome = 'canceled'
 end
@@ -62,17 +62,17 @@ end
 call_requeue(sid, c)
 event('requeued', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
   'outcome', outcome })
-if a == nil then return { 'requeued', 'unknown' } end
+if a == nil then return { 'requeued', 'unknown', c.queue, outcome } end
 if outcome == 'canceled' then
   agent_release(id, a, 0)
-  return { 'requeued', a.status }
+  return { 'requeued', a.status, c.queue, outcome }
 end
 local misses = num(a.misses, 0) + 1
 agent_set(id, a, { misses = misses })
 if misses >= num(cfg.max_no_answer, 3) and num(a.active, 0) <= 1 then
   agent_set(id, a, { active = 0, pending = '', pending_reason = '' })
   agent_settle(id, a, 'paused', 0, 'no_answer')
-  return { 'requeued', a.status }
+  return { 'requeued', a.status, c.queue, outcome }
 end
 agent_release(id, a, num(cfg.no_answer_delay_ms, 0))
-return { 'requeued', a.status }
+return { 'requeued', a.status, c.queue, outcome }

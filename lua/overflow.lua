@@ -4,7 +4,7 @@
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
 -- ARGV[2]  where it went (for the record)
--- Returns  {'overflowed'} | {'stale', state}
+-- Returns  {'overflowed', queue} | {'stale', state}
 -- @include calls.lua
 
 local sid = ARGV[1]
@@ -14,4 +14,4 @@ if c.state ~= 'waiting' then return { 'stale', c.state } end
 call_finish(sid, c, 'overflowed', 'max_wait')
 event('overflowed', { 'call', sid, 'queue', c.queue, 'to', ARGV[2],
   'waited_ms', NOW - num(c.entered_ms, NOW) })
-return { 'overflowed' }
+return { 'overflowed', c.queue }

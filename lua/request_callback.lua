@@ -5,7 +5,7 @@
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
 -- ARGV[2]  number to call back (E.164)
--- Returns  {'callback'} | {'stale', state}
+-- Returns  {'callback', queue} (taken now) | {'callback'} (taken before) | {'stale', state}
 -- @include calls.lua
 
 local sid = ARGV[1]
@@ -16,4 +16,4 @@ if c.kind == 'callback' then return { 'callback' } end
 if c.state ~= 'waiting' then return { 'stale', c.state } end
 redis.call('HSET', k_call(sid), 'state', 'callback', 'kind', 'callback', 'callback_to', ARGV[2])
 event('callback', { 'call', sid, 'queue', c.queue })
-return { 'callback' }
+return { 'callback', c.queue }

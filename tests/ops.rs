@@ -526,3 +526,144 @@ async fn queue_counters_follow_agents_and_a_recount_repairs_them() {
     assert_eq!(counts("sales").await, (1, 0, 0));
     assert!(store.recount_agents(false).await.expect("check").is_empty());
 }
+
+/// The value of the sample of `name` whose labels include every one of `labels`, in the
+/// Prometheus text `text`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// After a scripted day in queue `kpi` (one call answered and completed, one missed then
+/// abandoned, one overflowed, one callback requested twice), `/metrics` reports the plan's
+/// KPIs with Prometheus types and labels: counters by queue, the wait to answer as a
+/// histogram, and the queue's live numbers as gauges. Webhooks counted twice count once.
+#[tokio::test]
+async fn metrics_report_the_centre_kpis() {
+    use callq::store::{Claim, EndSource, OfferOutcome, Strategy};
+    callq::ops::metrics_handle().expect("the recorder installs");
+    let server = spawn_server(CentreConfig::demo()).await;
+    let store = &server.state.store;
+    // a queue of this test's own: other tests in this binary count in sales and support
+    store
+        .configure_queue(&queue("kpi", Strategy::LongestIdle))
+        .await
+        .expect("queue");
+    online_agent(store, &agent("k1", &[("kpi", 1)])).await;
+    let offer = || async {
+        match store
+            .claim(Duration::from_secs(30), 0)
+            .await
+            .expect("claim")
+        {
+            Claim::Offer(o) => o.offer_ref(),
+            other => panic!("expected an offer, got {other:?}"),
+        }
+    };
+
+    store
+        .enqueue(&holding("CAk1", "kpi", "+15550000001"))
+        .await
+        .expect("enqueue");
+    let first = offer().await;
+    store
+        .offer_result(&first, OfferOutcome::Answered, "")
+        .await
+        .expect("answered");
+    // a duplicated webhook is stale: counted once
+    store
+        .offer_result(&first, OfferOutcome::Answered, "")
+        .await
+        .expect("stale");
+    store
+        .complete("CAk1", Some(&first), EndSource::Dial)
+        .await
+        .expect("completed");
+
+    store
+        .enqueue(&holding("CAk2", "kpi", "+15550000002"))
+        .await
+        .expect("enqueue");
+    let missed = offer().await;
+    store
+        .offer_result(&missed, OfferOutcome::NoAnswer, "")
+        .await
+        .expect("no answer");
+    store.abandon("CAk2", "hangup").await.expect("abandoned");
+
+    store
+        .enqueue(&holding("CAk3", "kpi", "+15550000003"))
+        .await
+        .expect("enqueue");
+    store.overflow("CAk3", "voicemail").await.expect("overflow");
+
+    store
+        .enqueue(&holding("CAk4", "kpi", "+15550000004"))
+        .await
+        .expect("enqueue");
+    for _ in 0..2 {
+        store
+            .request_callback("CAk4", "+15550000004")
+            .await
+            .expect("callback");
+    }
+
+    let (status, text) = get(format!("{}/metrics", server.base)).await;
+    assert_eq!(status, 200, "{text}");
+    let kpi = |name: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![("queue", "kpi")];
+        labels.extend_from_slice(extra);
+        sample(&text, name, &labels).unwrap_or_else(|| panic!("{name} {labels:?} in:\n{text}"))
+    };
+    let inbound = [("kind", "inbound")];
+    assert_eq!(kpi("callq_calls_entered_total", &inbound), 4.0);
+    assert_eq!(kpi("callq_calls_answered_total", &inbound), 1.0);
+    assert_eq!(kpi("callq_calls_answered_first_offer_total", &[]), 1.0);
+    assert_eq!(kpi("callq_calls_completed_total", &inbound), 1.0);
+    assert_eq!(kpi("callq_calls_abandoned_total", &[]), 1.0);
+    assert_eq!(kpi("callq_calls_overflowed_total", &[]), 1.0);
+    assert_eq!(kpi("callq_callbacks_requested_total", &[]), 1.0);
+    assert_eq!(
+        kpi("callq_offer_results_total", &[("outcome", "answered")]),
+        1.0
+    );
+    assert_eq!(
+        kpi("callq_offer_results_total", &[("outcome", "no-answer")]),
+        1.0
+    );
+    assert_eq!(kpi("callq_wait_to_answer_seconds_count", &inbound), 1.0);
+    assert_eq!(
+        kpi("callq_wait_to_answer_seconds_bucket", &[("le", "+Inf")]),
+        1.0
+    );
+    // the callback waits in line; k1 is free again
+    assert_eq!(kpi("callq_queue_waiting_calls", &[]), 1.0);
+    assert_eq!(kpi("callq_queue_agents", &[("state", "available")]), 1.0);
+    assert_eq!(kpi("callq_queue_agents", &[("state", "busy")]), 0.0);
+    assert_eq!(sample(&text, "callq_redis_up", &[]), Some(1.0));
+    for (name, kind) in [
+        ("callq_calls_entered_total", "counter"),
+        ("callq_offer_results_total", "counter"),
+        ("callq_wait_to_answer_seconds", "histogram"),
+        ("callq_queue_waiting_calls", "gauge"),
+        ("callq_queue_agents", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}")),
+            "{name} is a {kind}:\n{text}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod wallboard;
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,17 +14,76 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
+use crate::store::Store;
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Install the process-wide Prometheus recorder (once; later calls reuse it).
+/// Buckets (seconds) of a caller's wait to answer: the plan's targets (20 s service level,
+/// 2 min average) fall on bucket edges.
+const WAIT_BUCKETS: &[f64] = &[
+    5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
+];
+/// Buckets (seconds) of callq's own latencies (webhooks, assigning an agent); 2 s is the
+/// plan's call processing target.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Install the process-wide Prometheus recorder (once; later calls reuse it). Durations are
+/// histograms (aggregatable across replicas), not summaries.
 pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
     PROMETHEUS
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("callq_wait_to_answer_seconds".into()),
+                    WAIT_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("callq_webhook_seconds".into()),
+                        LATENCY_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("callq_assign_seconds".into()),
+                        LATENCY_BUCKETS,
+                    )
+                })
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
         .as_ref()
+}
+
+/// The centre's live queue numbers as gauges, read from Redis when scraped: O(queues), since
+/// the scripts keep the agent counts. Every process reports the same centre-wide values (take
+/// `max` across instances). `callq_redis_up` is 0 when Redis did not answer in time; the
+/// queue gauges then keep their last values.
+async fn refresh_queue_gauges(store: &Store, deadline: Duration) {
+    let read = async {
+        for q in store.queue_names().await? {
+            let s = store.queue_stats(&q).await?;
+            metrics::gauge!("callq_queue_waiting_calls", "queue" => q.clone())
+                .set(s.waiting as f64);
+            metrics::gauge!("callq_queue_oldest_wait_seconds", "queue" => q.clone())
+                .set(s.oldest_wait_s);
+            metrics::gauge!("callq_queue_estimated_wait_seconds", "queue" => q.clone())
+                .set(s.estimated_wait_s);
+            for (state, n) in &s.agents {
+                metrics::gauge!("callq_queue_agents", "queue" => q.clone(), "state" => state.clone())
+                    .set(*n as f64);
+            }
+        }
+        Ok::<_, crate::store::StoreError>(())
+    };
+    let up = matches!(tokio::time::timeout(deadline, read).await, Ok(Ok(())));
+    metrics::gauge!("callq_redis_up").set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn routes() -> Router<AppState> {
@@ -61,11 +121,15 @@ async fn serve_metrics(
         )
             .into_response();
     }
-    metrics().await.into_response()
+    metrics(&app.store, app.edge.redis_deadline * 3)
+        .await
+        .into_response()
 }
 
-/// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners).
-pub async fn metrics() -> impl IntoResponse {
+/// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners), with
+/// the queue gauges read from `store` within `deadline` first.
+pub async fn metrics(store: &Store, deadline: Duration) -> impl IntoResponse {
+    refresh_queue_gauges(store, deadline).await;
     match metrics_handle() {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

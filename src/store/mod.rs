@@ -10,6 +10,7 @@
 //! `callq:{C}:offers`, `callq:{C}:connected`, `callq:{C}:retry`, `callq:{C}:wrapup`,
 //! `callq:{C}:heartbeats`, `callq:{C}:wake`, `callq:{C}:events`.
 
+mod kpi;
 pub mod read;
 pub mod scripts;
 pub mod types;
@@ -369,6 +370,9 @@ impl Store {
                 ],
             )
             .await?;
+        if r.tag() == "new" {
+            kpi::entered(call.queue, call.kind);
+        }
         match r.tag() {
             "new" | "existing" => Ok(Enqueued {
                 created: r.tag() == "new",
@@ -476,11 +480,24 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "connected" => Ok(OfferResult::Connected),
-            "requeued" => Ok(OfferResult::Requeued(
-                r.field(1).parse().unwrap_or(AgentStatus::Offline),
-            )),
-            "refused" => Ok(OfferResult::Refused),
+            "connected" => {
+                let (queue, kind) = (r.field(1), r.field(2));
+                kpi::offer_result(queue, outcome.as_str());
+                let waited = Duration::from_millis(r.field(3).parse().unwrap_or(0));
+                kpi::answered(queue, kind, offer.attempt, waited);
+                Ok(OfferResult::Connected)
+            }
+            "requeued" => {
+                kpi::offer_result(r.field(2), r.field(3));
+                Ok(OfferResult::Requeued(
+                    r.field(1).parse().unwrap_or(AgentStatus::Offline),
+                ))
+            }
+            "refused" => {
+                kpi::offer_result(r.field(1), outcome.as_str());
+                kpi::overflowed(r.field(1));
+                Ok(OfferResult::Refused)
+            }
             "stale" => Ok(OfferResult::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
@@ -507,7 +524,10 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "completed" => Ok(Completion::Completed(r.field(1).to_string())),
+            "completed" => {
+                kpi::completed(r.field(2), r.field(3));
+                Ok(Completion::Completed(r.field(1).to_string()))
+            }
             "check" => Ok(Completion::Check),
             "stale" => Ok(Completion::Stale(r.state(1))),
             _ => Err(r.unexpected()),
@@ -521,7 +541,10 @@ impl Store {
             .run_list("abandon", &self.scripts.abandon, &[call_sid, reason])
             .await?;
         match r.tag() {
-            "abandoned" => Ok(Transition::Done(r.parse(1)?)),
+            "abandoned" => {
+                kpi::abandoned(r.field(2));
+                Ok(Transition::Done(r.parse(1)?))
+            }
             "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
@@ -538,7 +561,13 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "callback" => Ok(Transition::Done(())),
+            "callback" => {
+                // a queue is named only when the request was taken now, not on a retried webhook
+                if !r.field(1).is_empty() {
+                    kpi::callback_requested(r.field(1));
+                }
+                Ok(Transition::Done(()))
+            }
             "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
@@ -579,10 +608,16 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "retry" => Ok(CallbackRetry::Retry {
-                due_ms: r.parse(1)?,
-            }),
-            "failed" => Ok(CallbackRetry::Failed),
+            "retry" => {
+                kpi::callback_missed(r.field(2), true);
+                Ok(CallbackRetry::Retry {
+                    due_ms: r.parse(1)?,
+                })
+            }
+            "failed" => {
+                kpi::callback_missed(r.field(1), false);
+                Ok(CallbackRetry::Failed)
+            }
             "stale" => Ok(CallbackRetry::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }
@@ -595,7 +630,10 @@ impl Store {
             .run_list("overflow", &self.scripts.overflow, &[call_sid, to])
             .await?;
         match r.tag() {
-            "overflowed" => Ok(Transition::Done(())),
+            "overflowed" => {
+                kpi::overflowed(r.field(1));
+                Ok(Transition::Done(()))
+            }
             "stale" => Ok(Transition::Stale(r.state(1))),
             _ => Err(r.unexpected()),
         }

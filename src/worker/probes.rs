@@ -27,7 +27,12 @@ pub fn router(store: Store, health: Arc<TwilioHealth>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::ops::metrics))
+        .route(
+            "/metrics",
+            get(|State(p): State<Probes>| async move {
+                crate::ops::metrics(&p.store, Duration::from_secs(1)).await
+            }),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(Probes { store, health })
 }
