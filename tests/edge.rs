@@ -291,6 +291,8 @@ async fn closed_queue_dials_a_number_or_moves_to_an_open_queue() {
 #[tokio::test]
 async fn wait_document_says_position_and_wait_then_plays_music() {
     let srv = spawn_server(centre()).await;
+    // one agent logged in and ready (no worker runs here, so nobody is offered)
+    online_agent(&srv.state.store, &agent("a1", &[("sales", 1)])).await;
     holding_in(&srv, "CAw1", CALLER, SALES_NO).await;
     call_in(&srv, "CAw2", CALLER, SALES_NO).await;
     let doc = wait_doc(&srv, "CAw2").await;
@@ -311,6 +313,70 @@ async fn wait_document_says_position_and_wait_then_plays_music() {
     assert!(said(&doc, "You are next in line."));
     // no callback offer: sales has no callback_after_s here
     assert!(!doc.verbs.iter().any(|v| matches!(v, Verb::Gather(_))));
+}
+
+/// Nobody takes calls: the caller is told so, never a number we cannot stand behind.
+#[tokio::test]
+async fn with_nobody_staffed_the_caller_hears_no_made_up_wait() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    online_agent(store, &agent("a1", &[("sales", 1)])).await;
+    store
+        .set_agent_status("a1", callq::store::RequestedStatus::Paused, "lunch")
+        .await
+        .expect("paused");
+    holding_in(&srv, "CAaway", CALLER, SALES_NO).await;
+    // the queue's numbers are cached for a second
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let doc = wait_doc(&srv, "CAaway").await;
+    assert!(said(&doc, "You are next in line."), "{:?}", says(&doc));
+    assert!(
+        said(&doc, "All our agents are away at the moment"),
+        "{:?}",
+        says(&doc)
+    );
+    assert!(!said(&doc, "estimated wait is"), "{:?}", says(&doc));
+}
+
+/// With `no_agents` set, a caller whose queue has nobody logged in leaves for that action
+/// after `no_agents_after_s`; a paused agent counts as logged in, so callers keep waiting.
+#[tokio::test]
+async fn no_agents_logged_in_sends_the_caller_to_the_no_agents_action() {
+    let srv = spawn_server(centre_with(
+        "no_agents = { action = \"voicemail\" }\nno_agents_after_s = 0",
+        "",
+        "",
+    ))
+    .await;
+    let store = &srv.state.store;
+    online_agent(store, &agent("a1", &[("sales", 1)])).await;
+    store
+        .set_agent_status("a1", callq::store::RequestedStatus::Paused, "meeting")
+        .await
+        .expect("paused");
+    holding_in(&srv, "CAnobody1", CALLER, SALES_NO).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let doc = wait_doc(&srv, "CAnobody1").await;
+    assert!(!doc.verbs.contains(&Verb::Leave), "{:?}", doc.verbs);
+    assert_eq!(state_of(store, "CAnobody1").await, Some(CallState::Waiting));
+
+    store
+        .set_agent_status("a1", callq::store::RequestedStatus::Offline, "")
+        .await
+        .expect("offline");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let doc = wait_doc(&srv, "CAnobody1").await;
+    assert_eq!(doc.verbs, vec![Verb::Leave]);
+    assert_eq!(
+        state_of(store, "CAnobody1").await,
+        Some(CallState::Overflowed)
+    );
+    let doc = queue_exit(&srv, "CAnobody1", "leave").await;
+    assert!(
+        doc.verbs.iter().any(|v| matches!(v, Verb::Record(_))),
+        "{:?}",
+        doc.verbs
+    );
 }
 
 #[tokio::test]

@@ -275,7 +275,10 @@ async fn a_wait_request_for_a_call_held_as_over_never_gets_endless_music() {
             end: |store, sid| {
                 let store = store.clone();
                 Box::pin(async move {
-                    store.overflow(sid, "voicemail").await.expect("overflow");
+                    store
+                        .overflow(sid, "voicemail", callq::store::OverflowRule::MaxWait)
+                        .await
+                        .expect("overflow");
                 })
             },
             want: vec![Verb::Leave],

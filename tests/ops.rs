@@ -608,7 +608,10 @@ async fn metrics_report_the_centre_kpis() {
         .enqueue(&holding("CAk3", "kpi", "+15550000003"))
         .await
         .expect("enqueue");
-    store.overflow("CAk3", "voicemail").await.expect("overflow");
+    store
+        .overflow("CAk3", "voicemail", callq::store::OverflowRule::MaxWait)
+        .await
+        .expect("overflow");
 
     store
         .enqueue(&holding("CAk4", "kpi", "+15550000004"))

@@ -798,7 +798,10 @@ async fn overflow_takes_a_waiting_call_out_of_line() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     enqueue(&store, "CA1", "sales").await;
     assert_eq!(
-        store.overflow("CA1", "voicemail").await.expect("overflow"),
+        store
+            .overflow("CA1", "voicemail", callq::store::OverflowRule::MaxWait)
+            .await
+            .expect("overflow"),
         Transition::Done(())
     );
     assert_eq!(state(&store, "CA1").await, CallState::Overflowed);

@@ -119,6 +119,13 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         range(&f("max_wait_s"), max, 0, DAY_S, "seconds")?;
     }
     range(
+        &f("no_agents_after_s"),
+        q.no_agents_after_s,
+        0,
+        DAY_S,
+        "seconds",
+    )?;
+    range(
         &f("callback_retries"),
         u64::from(q.callback_retries),
         0,
@@ -142,7 +149,11 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
     if !music.is_empty() {
         http_url(&f("hold_music"), music)?;
     }
-    for (field, action) in [("overflow", &q.overflow), ("after_hours", &q.after_hours)] {
+    for (field, action) in [
+        ("overflow", &q.overflow),
+        ("after_hours", &q.after_hours),
+        ("no_agents", &q.no_agents),
+    ] {
         match action {
             Some(Action::Queue { queue }) if !cfg.queues.contains_key(queue) || queue == name => {
                 return Err(invalid(f(field), format!("no other queue named {queue:?}")));
@@ -291,6 +302,16 @@ mod tests {
                 replace: "overflow = { action = \"queue\", queue = \"sales\" }",
                 with: "overflow = { action = \"queue\", queue = \"sales\" }\n[fallback]\nnumber = \"call me\"",
                 field: "fallback.number",
+            },
+            Bad {
+                replace: "overflow = { action = \"voicemail\" }",
+                with: "overflow = { action = \"voicemail\" }\nno_agents = { action = \"queue\", queue = \"sales\" }",
+                field: "queues.sales.no_agents",
+            },
+            Bad {
+                replace: "overflow = { action = \"voicemail\" }",
+                with: "overflow = { action = \"voicemail\" }\nno_agents_after_s = 100000",
+                field: "queues.sales.no_agents_after_s",
             },
             Bad {
                 replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2.\"",

@@ -90,6 +90,13 @@ pub struct QueueConfig {
     pub max_wait_s: Option<u64>,
     #[serde(default)]
     pub overflow: Option<Action>,
+    /// Where a waiting caller goes when no agent of the queue is logged in (every one
+    /// offline), once they have waited `no_agents_after_s` (absent: they keep waiting, told
+    /// that no wait can be estimated).
+    #[serde(default)]
+    pub no_agents: Option<Action>,
+    #[serde(default = "d_no_agents_after")]
+    pub no_agents_after_s: u64,
     #[serde(default)]
     pub hours: Option<Hours>,
     #[serde(default = "d_closed")]
@@ -108,6 +115,9 @@ pub struct QueueConfig {
     pub check_after_s: u64,
 }
 
+fn d_no_agents_after() -> u64 {
+    30
+}
 fn d_callback_retries() -> u32 {
     2
 }
@@ -142,7 +152,7 @@ fn d_closed() -> String {
     "We are closed right now.".into()
 }
 
-/// Where a caller goes when a queue is closed or its max wait is reached.
+/// Where a caller goes when a queue is closed, its max wait is reached or nobody is logged in.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {

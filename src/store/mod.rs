@@ -623,11 +623,20 @@ impl Store {
         }
     }
 
-    /// A waiting caller reached the max wait and leaves for the overflow action `to`
-    /// (`overflow.lua`).
-    pub async fn overflow(&self, call_sid: &str, to: &str) -> Result<Transition<()>> {
+    /// A waiting caller leaves for the action `to` by `rule`: the queue's max wait, or nobody
+    /// of the queue logged in (`overflow.lua`).
+    pub async fn overflow(
+        &self,
+        call_sid: &str,
+        to: &str,
+        rule: OverflowRule,
+    ) -> Result<Transition<()>> {
         let r = self
-            .run_list("overflow", &self.scripts.overflow, &[call_sid, to])
+            .run_list(
+                "overflow",
+                &self.scripts.overflow,
+                &[call_sid, to, rule.as_str()],
+            )
             .await?;
         match r.tag() {
             "overflowed" => {

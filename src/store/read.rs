@@ -94,6 +94,26 @@ pub struct QueueStats {
     pub estimated_wait_s: f64,
 }
 
+impl QueueStats {
+    /// Agents of the queue counted in `status`.
+    pub fn count(&self, status: AgentStatus) -> u64 {
+        self.agents.get(status.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Agents taking calls: available (with a live device), reserved, busy or in wrap-up.
+    pub fn staffed(&self) -> u64 {
+        self.count(AgentStatus::Available)
+            + self.count(AgentStatus::Reserved)
+            + self.count(AgentStatus::Busy)
+            + self.count(AgentStatus::Wrapup)
+    }
+
+    /// Agents logged in: every one not offline (paused agents included).
+    pub fn logged_in(&self) -> u64 {
+        self.staffed() + self.count(AgentStatus::Paused)
+    }
+}
+
 /// Everything in a centre at one instant (read in one MULTI/EXEC).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
@@ -421,12 +441,8 @@ fn entry_fields(e: redis::streams::StreamId) -> (String, HashMap<String, String>
 
 /// Expected wait for the caller at `position`: p departures from the queue's staffed agents.
 pub fn estimate_wait(position: u64, stats: &QueueStats) -> f64 {
-    let count = |s: AgentStatus| stats.agents.get(s.as_str()).copied().unwrap_or(0);
-    let staffed = count(AgentStatus::Available)
-        + count(AgentStatus::Reserved)
-        + count(AgentStatus::Busy)
-        + count(AgentStatus::Wrapup);
-    let ready = count(AgentStatus::Available);
+    let staffed = stats.staffed();
+    let ready = stats.count(AgentStatus::Available);
     if staffed == 0 {
         // nobody logged in: say a long wait rather than a false short one
         return stats.aht_s * position as f64;

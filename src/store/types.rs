@@ -134,6 +134,14 @@ string_enum! {
 }
 
 string_enum! {
+    /// Why a waiting call overflowed (kept as its `end_reason`).
+    OverflowRule {
+        MaxWait => "max_wait",
+        NoAgents => "no_agents",
+    }
+}
+
+string_enum! {
     /// Who reports that a connected call ended (a callback completes only on word about its
     /// customer: a `Dial` result or a check).
     EndSource {

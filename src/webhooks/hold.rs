@@ -10,7 +10,7 @@ use super::{
 use crate::app::AppState;
 use crate::config::Action;
 use crate::store::read::{estimate_wait, Position};
-use crate::store::{Arrival, CallKind, CallRecord, CallState, Transition};
+use crate::store::{Arrival, CallKind, CallRecord, CallState, OverflowRule, Transition};
 use crate::twilio::twiml::{self, Gather, GatherChild, Say, Verb};
 use crate::webhooks::announce;
 
@@ -67,11 +67,15 @@ pub(crate) async fn wait(h: Hook) -> Reply {
             .stats_cache
             .queue_stats(&app.store, &call.queue, STATS_TTL)
             .await?;
-        let position = Position {
-            position: place,
-            estimated_wait_s: estimate_wait(place, &stats),
+        let line = Line {
+            position: Position {
+                position: place,
+                estimated_wait_s: estimate_wait(place, &stats),
+            },
+            staffed: stats.staffed(),
+            logged_in: stats.logged_in(),
         };
-        Ok(Some((call, Some(position))))
+        Ok(Some((call, Some(line))))
     })
     .await;
     let queue = hook_queue(&h);
@@ -96,7 +100,7 @@ pub(crate) async fn wait(h: Hook) -> Reply {
             // offered or connected: the worker is moving the call; just music meanwhile
             Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
         }
-        Ok(Some((call, Some(position)))) => waiting(&h, &call, position).await,
+        Ok(Some((call, Some(line)))) => waiting(&h, &call, line).await,
     }
 }
 
@@ -146,8 +150,21 @@ async fn known_or_entered(h: &Hook) -> crate::store::Result<Option<CallRecord>> 
 /// every wait request would cost five round trips.
 const STATS_TTL: Duration = Duration::from_secs(1);
 
+/// A waiting caller's place and who could serve them.
+struct Line {
+    position: Position,
+    /// The queue's agents taking calls (available, reserved, busy, wrap-up).
+    staffed: u64,
+    /// The queue's agents logged in (staffed or paused).
+    logged_in: u64,
+}
+
+/// What a caller is told when nobody takes calls: no number we cannot stand behind.
+const NOBODY_STAFFED: &str =
+    "All our agents are away at the moment, so we cannot estimate your wait.";
+
 /// The wait document of a waiting caller.
-async fn waiting(h: &Hook, call: &CallRecord, position: Position) -> Reply {
+async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
     let app = &h.app;
     let Some(cfg) = queue_config(app, &call.queue) else {
         return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
@@ -161,12 +178,21 @@ async fn waiting(h: &Hook, call: &CallRecord, position: Position) -> Reply {
 
     if let (Some(max), Some(action)) = (cfg.max_wait_s, cfg.overflow.as_ref()) {
         if in_queue_s >= max {
-            return max_wait(h, call, action).await;
+            return leave_line(h, call, action, Why::MaxWait).await;
+        }
+    }
+    if let Some(action) = cfg.no_agents.as_ref() {
+        if line.logged_in == 0 && in_queue_s >= cfg.no_agents_after_s {
+            return leave_line(h, call, action, Why::NoAgents).await;
         }
     }
 
-    let position_words = announce::position_phrase(position.position);
-    let wait_words = announce::wait_sentence(position.estimated_wait_s);
+    let position_words = announce::position_phrase(line.position.position);
+    let wait_words = if line.staffed == 0 {
+        NOBODY_STAFFED.to_string()
+    } else {
+        announce::wait_sentence(line.position.estimated_wait_s)
+    };
     let offer =
         cfg.callback_after_s.is_some_and(|after| waited_s >= after) && callable(caller(h, call));
     Reply::twiml(
@@ -222,14 +248,16 @@ fn announcements(app: &AppState, queue: &str, words: &[String], offer: bool) -> 
     })
 }
 
-/// The caller reached the queue's max wait: carry out the overflow action.
-async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
+/// The caller leaves the line for `action`: the queue's overflow at its max wait, or its
+/// `no_agents` action. The rule is recorded with the overflow, so the queue exit plays the
+/// right action.
+async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> Reply {
     let app = &h.app;
     let sid = h.call_sid.as_str();
     match action {
         Action::Queue { queue } => match within(app, app.store.transfer(sid, queue)).await {
             Ok(Transition::Done(from)) => {
-                tracing::info!(from_queue = %from, to = %queue, "max wait: call moved to the overflow queue");
+                tracing::info!(from_queue = %from, to = %queue, ?why, "call moved to another queue");
                 let doc = twiml::Response::new()
                         .say("Thank you for waiting. We are passing your call to more agents; you keep your place in line.");
                 let mut doc = doc;
@@ -237,11 +265,11 @@ async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
                 Reply::twiml(doc, "overflow_queue")
             }
             Ok(Transition::Stale(state)) => {
-                tracing::info!(state = ?state, "max wait: call no longer waiting");
+                tracing::info!(state = ?state, ?why, "call no longer waiting");
                 Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
             }
             Err(e) => {
-                tracing::warn!(call_sid = %sid, error = %e, "redis unavailable at max wait; hold music");
+                tracing::warn!(call_sid = %sid, error = %e, ?why, "redis unavailable; hold music");
                 Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
             }
         },
@@ -259,18 +287,22 @@ async fn max_wait(h: &Hook, call: &CallRecord, action: &Action) -> Reply {
                 Action::Dial { number } => format!("dial:{number}"),
                 _ => "hangup".to_owned(),
             };
-            match within(app, app.store.overflow(sid, &label)).await {
+            let rule = match why {
+                Why::NoAgents => OverflowRule::NoAgents,
+                _ => OverflowRule::MaxWait,
+            };
+            match within(app, app.store.overflow(sid, &label, rule)).await {
                 Ok(Transition::Done(())) => {
-                    tracing::info!(to = %label, "max wait: call overflowed");
+                    tracing::info!(to = %label, ?why, "call overflowed");
                     // `<Leave/>`: the Enqueue action (/twilio/queue-exit) plays the action
                     Reply::twiml(twiml::Response::new().leave(), "overflow")
                 }
                 Ok(Transition::Stale(state)) => {
-                    tracing::info!(state = ?state, "max wait: call no longer waiting");
+                    tracing::info!(state = ?state, ?why, "call no longer waiting");
                     Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
                 }
                 Err(e) => {
-                    tracing::warn!(call_sid = %sid, error = %e, "redis unavailable at max wait; hold music");
+                    tracing::warn!(call_sid = %sid, error = %e, ?why, "redis unavailable; hold music");
                     Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
                 }
             }
@@ -434,12 +466,17 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
             Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback")
         }
         CallState::Overflowed => {
-            let action = queue_config(app, &call.queue).and_then(|c| c.overflow.as_ref());
+            let no_agents = call.end_reason.as_deref() == Some(OverflowRule::NoAgents.as_str());
+            let (action, why) = match queue_config(app, &call.queue) {
+                Some(c) if no_agents => (c.no_agents.as_ref(), Why::NoAgents),
+                Some(c) => (c.overflow.as_ref(), Why::MaxWait),
+                None => (None, Why::MaxWait),
+            };
             let action = match action {
                 Some(Action::Queue { .. }) | Some(Action::Callback) => None,
                 other => other,
             };
-            Reply::twiml(action_twiml(app, action, Why::MaxWait), "overflow")
+            Reply::twiml(action_twiml(app, action, why), "overflow")
         }
         CallState::Completed | CallState::Abandoned | CallState::CallbackFailed => {
             Reply::twiml(twiml::Response::new().hangup(), "ended")

@@ -567,6 +567,8 @@ pub(crate) enum Why {
     Closed,
     /// The caller waited the queue's max wait.
     MaxWait,
+    /// No agent of the queue is logged in.
+    NoAgents,
 }
 
 /// The TwiML of an action that ends the call's time with us: voicemail, a number, goodbye.
@@ -582,6 +584,10 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                     "We are sorry for the long wait. Please leave a message after the tone, \
                      and we will call you back."
                 }
+                Why::NoAgents => {
+                    "All our agents are away at the moment. Please leave a message after the \
+                     tone, and we will call you back."
+                }
             };
             voicemail(app, doc.say(lead))
         }
@@ -591,6 +597,9 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                 Why::MaxWait => {
                     "We are sorry for the long wait. Please hold while we transfer your call."
                 }
+                Why::NoAgents => {
+                    "All our agents are away at the moment. Please hold while we transfer your call."
+                }
             };
             doc.say(lead).verb(dial_number(number)).hangup()
         }
@@ -599,6 +608,9 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                 Why::Closed => "Goodbye.",
                 Why::MaxWait => {
                     "We are sorry, all our agents are still busy. Please call again later. Goodbye."
+                }
+                Why::NoAgents => {
+                    "We are sorry, all our agents are away at the moment. Please call again later. Goodbye."
                 }
             };
             doc.say(words).hangup()
