@@ -30,3 +30,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: TWILIO_API_SECRET
   valueFrom: { secretKeyRef: { name: {{ include "callq.secretName" . }}, key: TWILIO_API_SECRET, optional: true } }
 {{- end -}}
+{{/* An alert's labels: its severity, its category (staffing or platform) and alerts.labels.
+Takes (list .Values.alerts severity category). */}}
+{{- define "callq.alertLabels" -}}
+{{- $a := index . 0 -}}
+severity: {{ index . 1 }}
+category: {{ index . 2 }}
+{{- with $a.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
