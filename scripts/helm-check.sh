@@ -81,6 +81,10 @@ fi
 if grep -q '^kind: PrometheusRule' "$out/default.yaml"; then fail "PrometheusRule rendered with alerts.enabled=false"; fi
 if grep -q 'grafana_dashboard' "$out/default.yaml"; then fail "dashboards ConfigMap rendered with dashboards.enabled=false"; fi
 grep -q '^kind: PrometheusRule' "$out/all-on.yaml" || fail "no PrometheusRule with alerts.enabled=true"
+if grep -q '^kind: PodMonitor' "$out/default.yaml"; then fail "PodMonitor rendered with podMonitor.enabled=false"; fi
+grep -q '^kind: PodMonitor' "$out/all-on.yaml" || fail "no PodMonitor with podMonitor.enabled=true"
+grep -q 'key: CALLQ_METRICS_TOKEN' <(awk '/^kind: PodMonitor/,/^---/' "$out/all-on.yaml") \
+  || fail "the PodMonitor does not send CALLQ_METRICS_TOKEN with podMonitor.metricsToken=true"
 grep -q '^    release: kube-prometheus-stack$' "$out/all-on.yaml" || fail "alerts.ruleLabels not on the PrometheusRule"
 grep -q '^    grafana_dashboard: "1"$' "$out/all-on.yaml" || fail "dashboards ConfigMap without the sidecar's label"
 grep -q '^    grafana_folder: Contact centre$' "$out/all-on.yaml" || fail "dashboards.annotations not on the ConfigMap"
