@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         }),
         ops: Default::default(),
         stats_cache: Default::default(),
+        switches: Default::default(),
     };
     let (trigger, shutdown) = callq::shutdown::channel();
     let server = tokio::spawn(callq::server::serve(listener, state, 64 * 1024, shutdown));

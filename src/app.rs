@@ -49,6 +49,8 @@ pub struct AppState {
     pub ops: Arc<OpsSettings>,
     /// Queue numbers for the wait estimate, shared by every request of this server.
     pub stats_cache: Arc<StatsCache>,
+    /// Run-time switches (the rollout share), as Redis last said.
+    pub switches: Arc<SwitchCache>,
 }
 
 impl AppState {
@@ -88,6 +90,39 @@ impl StatsCache {
             map.insert(key, (Instant::now(), stats.clone()));
         }
         Ok(stats)
+    }
+}
+
+/// How long a run-time switch read from Redis is used before it is read again: an admin's
+/// change reaches every server within this.
+pub const SWITCH_TTL: Duration = Duration::from_millis(500);
+
+/// The run-time switches as Redis last said (re-read at most every [`SWITCH_TTL`]). When
+/// Redis does not answer, the last value read stands (the configured one before any read),
+/// and it is not asked again before the TTL passes, so an outage costs a caller no more than
+/// one short wait.
+#[derive(Debug, Default)]
+pub struct SwitchCache {
+    share: Mutex<Option<(Instant, Option<u8>)>>,
+}
+
+impl SwitchCache {
+    /// The share of callers callq routes now: the admin's override, else `configured`.
+    pub async fn rollout_share(&self, store: &Store, configured: u8, deadline: Duration) -> u8 {
+        let last = self.share.lock().ok().and_then(|g| *g);
+        if let Some((at, v)) = last {
+            if at.elapsed() < SWITCH_TTL {
+                return v.unwrap_or(configured);
+            }
+        }
+        let v = match tokio::time::timeout(deadline, store.rollout_share()).await {
+            Ok(Ok(v)) => v,
+            _ => last.and_then(|(_, v)| v),
+        };
+        if let Ok(mut g) = self.share.lock() {
+            *g = Some((Instant::now(), v));
+        }
+        v.unwrap_or(configured)
     }
 }
 

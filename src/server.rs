@@ -119,6 +119,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             metrics_token: settings.metrics_token.clone(),
         }),
         stats_cache: Default::default(),
+        switches: Default::default(),
     })
 }
 

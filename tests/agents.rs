@@ -1676,6 +1676,9 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/admin/queues", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}/end", "post", Some("admin_token")),
+    ("/v1/admin/rollout", "get", Some("admin_token")),
+    ("/v1/admin/rollout", "put", Some("admin_token")),
+    ("/v1/admin/rollout", "delete", Some("admin_token")),
     ("/v1/openapi.json", "get", None),
 ];
 

@@ -1345,3 +1345,164 @@ async fn the_debug_switch_logs_full_caller_numbers() {
     assert!(logs.contains(CALLER), "the full caller number: {logs}");
     assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rollout: a stable share of callers to callq, the rest down the legacy path
+// ---------------------------------------------------------------------------------------------
+
+const LEGACY_URL: &str = "https://legacy.example.com/voice";
+
+/// A caller number routed by callq at `share` percent (`inside`) or not.
+fn caller_at(share: u8, inside: bool) -> String {
+    (0..10_000u32)
+        .map(|i| format!("+1415{:07}", 2_000_000 + i))
+        .find(|n| callq::config::rollout::routed_by_callq(n, share) == inside)
+        .expect("such a caller")
+}
+
+/// Set (Some) or clear (None) the rollout override through the admin API of `srv`.
+async fn set_share(srv: &TestServer, share: Option<u32>) -> serde_json::Value {
+    let url = format!("{}/v1/admin/rollout", srv.base);
+    let req = match share {
+        Some(p) => client()
+            .put(&url)
+            .json(&serde_json::json!({ "share_pct": p })),
+        None => client().delete(&url),
+    };
+    let resp = req.bearer_auth(ADMIN_TOKEN).send().await.expect("request");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn callers_outside_the_share_take_the_legacy_path_and_keep_it() {
+    let top = format!(
+        "[rollout]\nshare_pct = 50\nlegacy = {{ action = \"redirect\", url = \"{LEGACY_URL}\" }}"
+    );
+    let srv = spawn_server(centre_with("", "", &top)).await;
+    let outside = caller_at(50, false);
+    let inside = caller_at(50, true);
+    for i in 0..3 {
+        // the same caller takes the same path on every call
+        let sid = format!("CAlegacy{i}");
+        let doc = call_in(&srv, &sid, &outside, SALES_NO).await;
+        assert_eq!(
+            doc.verbs,
+            vec![Verb::Redirect {
+                url: LEGACY_URL.into(),
+                method: None
+            }]
+        );
+        assert_eq!(state_of(&srv.state.store, &sid).await, None, "not in callq");
+    }
+    let doc = call_in(&srv, "CAnew", &inside, SALES_NO).await;
+    assert!(
+        doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))),
+        "{:?}",
+        doc.verbs
+    );
+    assert!(state_of(&srv.state.store, "CAnew").await.is_some());
+}
+
+#[tokio::test]
+async fn the_legacy_dial_rings_one_phone_for_30_seconds_then_hangs_up() {
+    let top = "[rollout]\nshare_pct = 0\nlegacy = { action = \"dial\", number = \"+15550001111\" }";
+    let srv = spawn_server(centre_with("", "", top)).await;
+    let doc = call_in(&srv, "CAdial", CALLER, SALES_NO).await;
+    match doc.verbs.as_slice() {
+        [Verb::Dial(d), Verb::Hangup] => {
+            assert_eq!(d.timeout, Some(30));
+            assert!(
+                matches!(d.nouns.as_slice(), [DialNoun::Number(n)] if n.number == "+15550001111"),
+                "{:?}",
+                d.nouns
+            );
+        }
+        other => panic!("legacy dial: {other:?}"),
+    }
+    assert_eq!(state_of(&srv.state.store, "CAdial").await, None);
+}
+
+/// An admin's rollback on one server reaches another server of the centre without restart;
+/// callers already in callq's line stay there; clearing the override restores the file's share.
+#[tokio::test]
+async fn a_rollback_through_one_server_reaches_the_other() {
+    let top = format!(
+        "[rollout]\nshare_pct = 100\nlegacy = {{ action = \"redirect\", url = \"{LEGACY_URL}\" }}"
+    );
+    let store = fresh_store();
+    let a = spawn_server_on(store.clone(), centre_with("", "", &top)).await;
+    let b = spawn_server_on(store.clone(), centre_with("", "", &top)).await;
+    let doc = call_in(&b, "CAbefore", CALLER, SALES_NO).await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))));
+
+    let view = set_share(&a, Some(0)).await;
+    assert_eq!(view["share_pct"], 0);
+    assert_eq!(view["configured_share_pct"], 100);
+    assert_eq!(view["overridden"], true);
+    // server b follows within its switch TTL (half a second); allow a busy machine more
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    loop {
+        i += 1;
+        let doc = call_in(&b, &format!("CAafter{i}"), CALLER, SALES_NO).await;
+        if matches!(doc.verbs.as_slice(), [Verb::Redirect { url, .. }] if url == LEGACY_URL) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server b never followed the rollback"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // the call that entered before the rollback is still in callq's line
+    assert!(matches!(
+        state_of(&store, "CAbefore").await,
+        Some(CallState::Arriving | CallState::Waiting)
+    ));
+
+    let view = set_share(&b, None).await;
+    assert_eq!(
+        (view["share_pct"].as_u64(), view["overridden"].as_bool()),
+        (Some(100), Some(false))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        i += 1;
+        let doc = call_in(&a, &format!("CAback{i}"), CALLER, SALES_NO).await;
+        if doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server a never followed the clearing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_share_below_100_needs_a_legacy_path() {
+    let srv = spawn_server(centre()).await;
+    let resp = client()
+        .put(format!("{}/v1/admin/rollout", srv.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "share_pct": 10 }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 409);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "no_legacy_path");
+    let resp = client()
+        .put(format!("{}/v1/admin/rollout", srv.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "share_pct": 101 }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 422);
+    // nothing changed: every caller still reaches callq
+    let doc = call_in(&srv, "CAstill", CALLER, SALES_NO).await;
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))));
+}

@@ -22,6 +22,7 @@
 --   P..'wrapup'     zset  agents in wrap-up or no-answer delay, score = ready-at
 --   P..'heartbeats' zset  agents by heartbeat deadline
 --   P..'wake' list (capped), P..'events' stream (capped)
+--   P..'switches'   hash  run-time overrides of the config (share_pct: rollout share)
 
 local P = KEYS[1]
 
@@ -41,6 +42,7 @@ local K_WRAPUP = P .. 'wrapup'
 local K_HEARTBEATS = P .. 'heartbeats'
 local K_WAKE = P .. 'wake'
 local K_EVENTS = P .. 'events'
+local K_SWITCHES = P .. 'switches'
 
 local function k_call(sid) return P .. 'call:' .. sid end
 local function k_call_history(sid) return P .. 'call:' .. sid .. ':history' end

@@ -2,7 +2,8 @@
 //! `callq agent`, a small client of the same API.
 //!
 //! - [`api`]: `/v1/agents/{id}/...`, called by the agent's desktop with its own token.
-//! - [`admin`]: `/v1/admin/...`, called with the admin token.
+//! - [`admin`]: `/v1/admin/...`, called with the admin token; [`rollout`]: the admin's
+//!   rollout switch.
 //! - [`auth`]: the extractors that check both kinds of token; [`token`]: agent tokens.
 //! - [`types`]: every request and response body, shared with [`client`].
 //! - [`error`]: the one JSON error shape and the extractors that produce it.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod openapi;
+pub mod rollout;
 pub mod token;
 pub mod types;
 
@@ -59,6 +61,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/queues", json405(get(admin::list_queues)))
         .route("/v1/admin/calls/{sid}", json405(get(admin::get_call)))
         .route("/v1/admin/calls/{sid}/end", json405(post(admin::end_call)))
+        .route(
+            "/v1/admin/rollout",
+            json405(
+                get(rollout::get_rollout)
+                    .put(rollout::set_rollout)
+                    .delete(rollout::clear_rollout),
+            ),
+        )
         .route("/v1/openapi.json", json405(get(openapi::openapi_json)))
         .route("/v1/{*rest}", any(not_found))
 }

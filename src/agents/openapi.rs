@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, api};
+use super::{admin, api, rollout};
 use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
 
 #[derive(OpenApi)]
@@ -39,6 +39,9 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         admin::list_queues,
         admin::get_call,
         admin::end_call,
+        rollout::get_rollout,
+        rollout::set_rollout,
+        rollout::clear_rollout,
         openapi_json,
     ),
     modifiers(&BearerSchemes),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rollout::{LegacyPath, RolloutConfig};
 use super::{invalid, Action, CentreConfig, ConfigError, QueueConfig};
 use crate::store::check_name;
 
@@ -39,6 +40,7 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
             }
         }
     }
+    rollout(&cfg.rollout)?;
     let p = &cfg.priority;
     range("priority.vip_boost_s", p.vip_boost_s, 0, DAY_S, "seconds")?;
     for (i, n) in p.vip.iter().enumerate() {
@@ -165,6 +167,57 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
     if let Some(h) = &q.hours {
         h.validate()
             .map_err(|e| invalid(f("hours"), e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// `[rollout]`: a share in percent, and a legacy path Twilio can follow whenever the share
+/// is below 100.
+fn rollout(r: &RolloutConfig) -> Result<(), ConfigError> {
+    range(
+        "rollout.share_pct",
+        u64::from(r.share_pct),
+        0,
+        100,
+        "percent",
+    )?;
+    match &r.legacy {
+        None if r.share_pct < 100 => {
+            return Err(invalid(
+                "rollout.legacy",
+                "required when share_pct is below 100: where the other callers go",
+            ))
+        }
+        None => {}
+        Some(LegacyPath::Redirect { url }) => http_url("rollout.legacy.url", url)?,
+        Some(LegacyPath::Dial { number, timeout_s }) => {
+            e164("rollout.legacy.number", number)?;
+            range(
+                "rollout.legacy.timeout_s",
+                u64::from(*timeout_s),
+                5,
+                600,
+                "seconds",
+            )?;
+        }
+        Some(LegacyPath::Client {
+            identity,
+            timeout_s,
+        }) => {
+            if identity.trim().is_empty() || identity.len() > 121 {
+                return Err(invalid(
+                    "rollout.legacy.identity",
+                    "must be a Voice SDK identity of 1 to 121 bytes",
+                ));
+            }
+            range(
+                "rollout.legacy.timeout_s",
+                u64::from(*timeout_s),
+                5,
+                600,
+                "seconds",
+            )?;
+        }
     }
     Ok(())
 }
@@ -312,6 +365,26 @@ mod tests {
                 replace: "overflow = { action = \"voicemail\" }",
                 with: "overflow = { action = \"voicemail\" }\nno_agents_after_s = 100000",
                 field: "queues.sales.no_agents_after_s",
+            },
+            Bad {
+                replace: "[priority]",
+                with: "[rollout]\nshare_pct = 150\n[priority]",
+                field: "rollout.share_pct",
+            },
+            Bad {
+                replace: "[priority]",
+                with: "[rollout]\nshare_pct = 10\n[priority]",
+                field: "rollout.legacy",
+            },
+            Bad {
+                replace: "[priority]",
+                with: "[rollout]\nshare_pct = 10\nlegacy = { action = \"redirect\", url = \"/voice\" }\n[priority]",
+                field: "rollout.legacy.url",
+            },
+            Bad {
+                replace: "[priority]",
+                with: "[rollout]\nlegacy = { action = \"dial\", number = \"555-0100\" }\n[priority]",
+                field: "rollout.legacy.number",
             },
             Bad {
                 replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2.\"",

@@ -5,6 +5,7 @@
 
 mod check;
 pub mod hours;
+pub mod rollout;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,6 +53,9 @@ pub struct CentreConfig {
     pub ivr: Option<IvrConfig>,
     #[serde(default)]
     pub fallback: FallbackConfig,
+    /// The share of callers callq routes, and the legacy path of the others.
+    #[serde(default)]
+    pub rollout: rollout::RolloutConfig,
 }
 
 fn default_centre() -> String {
@@ -255,6 +259,7 @@ impl CentreConfig {
             priority: PriorityConfig::default(),
             ivr: None,
             fallback: FallbackConfig::default(),
+            rollout: rollout::RolloutConfig::default(),
         }
     }
 

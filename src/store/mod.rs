@@ -299,6 +299,38 @@ impl Store {
             .collect()
     }
 
+    /// Override the share of callers callq routes for every server of the centre, or with
+    /// None go back to the configured share (`set_rollout.lua`). Returns the override before.
+    pub async fn set_rollout_share(&self, share_pct: Option<u8>, by: &str) -> Result<Option<u8>> {
+        let share = match share_pct {
+            Some(p) if p > 100 => {
+                return Err(StoreError::Invalid {
+                    what: "rollout share",
+                    value: p.to_string(),
+                    why: "a percentage: 0 to 100",
+                })
+            }
+            Some(p) => p.to_string(),
+            None => String::new(),
+        };
+        let by: String = by.chars().take(64).collect();
+        let r = self
+            .run_list("set_rollout", &self.scripts.set_rollout, &[&share, &by])
+            .await?;
+        match r.tag() {
+            "ok" => Ok(r.field(1).parse().ok()),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// The run-time override of the rollout share, if an admin set one.
+    pub async fn rollout_share(&self) -> Result<Option<u8>> {
+        let mut c = self.conn().await?;
+        let v: Option<String> =
+            redis::AsyncCommands::hget(&mut *c, self.key("switches"), "share_pct").await?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+
     /// Refresh an agent's heartbeat for `ttl` (`heartbeat.lua`). Returns the agent's status
     /// (presence never changes it).
     pub async fn heartbeat(

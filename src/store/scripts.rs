@@ -102,6 +102,7 @@ scripts! {
     take_checks,
     reap,
     recount_agents,
+    set_rollout,
 }
 
 #[cfg(test)]

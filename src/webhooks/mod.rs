@@ -37,6 +37,7 @@
 pub mod announce;
 mod hold;
 mod legs;
+mod rollout;
 mod voice;
 
 use std::future::Future;

@@ -22,8 +22,12 @@ const MENU_TIMEOUT_S: u32 = 5;
 /// How many after-hours `queue` actions are followed before giving up (a configuration loop).
 const MAX_QUEUE_HOPS: usize = 4;
 
-/// `POST /twilio/voice`: the IVR menu for IVR numbers, else the queue of the called number.
+/// `POST /twilio/voice`: callers outside callq's rollout share take the legacy path; the
+/// others get the IVR menu for IVR numbers, else the queue of the called number.
 pub(crate) async fn voice(h: Hook) -> Reply {
+    if let Some(doc) = super::rollout::legacy_for(&h).await {
+        return Reply::twiml(doc, "legacy");
+    }
     let to = h.param("To");
     if let Some(ivr) = h.app.centre.ivr.as_ref() {
         if ivr.numbers.iter().any(|n| n == to) {

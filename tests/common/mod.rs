@@ -351,6 +351,7 @@ async fn spawn_server_on_with(
             metrics_token: String::new(),
         }),
         stats_cache: Default::default(),
+        switches: Default::default(),
     };
     tune(&mut state);
     let (trigger, shutdown) = callq::shutdown::channel();
