@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::redis_profile::{Profiler, ScriptCost};
 use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
     AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
@@ -67,6 +68,9 @@ pub struct CoreReport {
     /// Claims that found nothing (lost races), per successful claim.
     pub idle_claim_ratio: f64,
     pub latencies: Vec<Latency>,
+    /// Redis' own execution time per script during the throughput phase (its slow log at
+    /// threshold 0); empty when the server refused `CONFIG SET`.
+    pub redis_profile: Vec<ScriptCost>,
 }
 
 pub async fn run(args: &CoreOptions, json: bool) -> anyhow::Result<CoreReport> {
@@ -82,7 +86,7 @@ pub async fn run(args: &CoreOptions, json: bool) -> anyhow::Result<CoreReport> {
     };
     let centre = format!("bench{}", std::process::id());
     let store = Store::connect(&url, &centre, (args.claimers as usize * 2).max(8))?;
-    let report = measure(&store, args).await?;
+    let report = measure(&store, &url, args).await?;
     cleanup(&store).await;
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -144,7 +148,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn measure(store: &Store, args: &CoreOptions) -> anyhow::Result<CoreReport> {
+async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::Result<CoreReport> {
     let agents = setup(store, args.agents.max(1)).await?;
 
     // Throughput: claimers race; each claimed pair is answered and completed at once, and a
@@ -184,6 +188,13 @@ async fn measure(store: &Store, args: &CoreOptions) -> anyhow::Result<CoreReport
             anyhow::Ok(())
         }));
     }
+    let profiler = match Profiler::start(redis_url).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("no Redis profile (CONFIG SET refused?): {e}");
+            None
+        }
+    };
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds.max(1))).await;
     stop.store(true, Ordering::Relaxed);
@@ -191,6 +202,10 @@ async fn measure(store: &Store, args: &CoreOptions) -> anyhow::Result<CoreReport
         t.await.context("claimer task")??;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let redis_profile = match profiler {
+        Some(p) => p.finish().await?,
+        None => Vec::new(),
+    };
     let claimed = claims.load(Ordering::Relaxed) as f64;
 
     // Latency per script, one at a time (no contention), against a PING baseline.
@@ -300,6 +315,7 @@ async fn measure(store: &Store, args: &CoreOptions) -> anyhow::Result<CoreReport
         claims_per_s: claimed / elapsed,
         idle_claim_ratio: idle.load(Ordering::Relaxed) as f64 / claimed.max(1.0),
         latencies: lat,
+        redis_profile,
     })
 }
 
@@ -361,6 +377,49 @@ fn print_table(r: &CoreReport) {
             "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2}",
             l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping
         );
+    }
+    if !r.redis_profile.is_empty() {
+        println!(
+            "\n  inside Redis during the throughput phase (its one thread; slow log at 0 µs):"
+        );
+        println!(
+            "  {:<24} {:>8} {:>10} {:>10} {:>8}",
+            "script", "calls", "mean µs", "p99 µs", "share"
+        );
+        for c in r.redis_profile.iter().filter(|c| c.script) {
+            println!(
+                "  {:<24} {:>8} {:>10.1} {:>10.1} {:>7.1}%",
+                c.name,
+                c.calls,
+                c.mean_us,
+                c.p99_us,
+                c.share * 100.0
+            );
+        }
+        let scripts: f64 = r
+            .redis_profile
+            .iter()
+            .filter(|c| c.script)
+            .map(|c| c.mean_us * c.calls as f64)
+            .sum();
+        let commands: f64 = r
+            .redis_profile
+            .iter()
+            .filter(|c| !c.script)
+            .map(|c| c.mean_us * c.calls as f64)
+            .sum();
+        println!(
+            "  the Redis commands (the scripts' own, and a few direct ones) take {:.0}% of the scripts' time; the rest is Lua",
+            100.0 * commands / scripts.max(1.0)
+        );
+        let top: Vec<String> = r
+            .redis_profile
+            .iter()
+            .filter(|c| !c.script)
+            .take(6)
+            .map(|c| format!("{} {}×{:.1} µs", c.name, c.calls, c.mean_us))
+            .collect();
+        println!("  costliest commands: {}", top.join(", "));
     }
 }
 

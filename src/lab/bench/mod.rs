@@ -14,6 +14,7 @@
 
 pub mod core;
 pub mod erlang;
+pub mod redis_profile;
 pub mod report;
 
 use std::io::IsTerminal;
