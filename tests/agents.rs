@@ -1,6 +1,7 @@
 //! The agent and admin APIs over HTTP against a real `callq serve` and Redis: every endpoint,
 //! every auth failure and bad body (each changing nothing), 404s and 409s, heartbeat expiry,
-//! the OpenAPI document, and the `callq agent` client.
+//! the OpenAPI document (every answer listed in it, every value described as the server checks
+//! it), the `callq agent` client, and `scripts/agent-example.sh`, run against a real server.
 
 mod common;
 
@@ -2130,4 +2131,87 @@ async fn the_openapi_document_describes_values_as_the_server_checks_them() {
         "the token format: {agent_scheme}"
     );
     assert!(token.starts_with("v2."));
+}
+
+// ---------------------------------------------------------------------------------------
+// scripts/agent-example.sh, the example docs/agents.md walks through
+
+/// The example script, run against a real server, leaves the agent it creates paused for lunch
+/// with a live heartbeat and a registered device, holding a working token it refreshed; with
+/// jq and without.
+#[tokio::test]
+async fn the_agent_example_script_runs_against_a_real_server() {
+    let srv = server().await;
+    let has_jq = tokio::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    let mut runs = vec![("plain", true)];
+    if has_jq {
+        runs.push(("jq", false));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-example.sh");
+    for (mode, no_jq) in runs {
+        let id = format!("desk-{mode}");
+        let identity = format!("{id}@example");
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.arg(script)
+            .arg(&id)
+            .env("CALLQ_URL", &srv.base)
+            .env("CALLQ_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("CALLQ_IDENTITY", &identity)
+            .env("CALLQ_QUEUE", "support")
+            .env_remove("CALLQ_EXAMPLE_NO_JQ");
+        if no_jq {
+            cmd.env("CALLQ_EXAMPLE_NO_JQ", "1");
+        }
+        let out = cmd.output().await.expect("bash runs the script");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("4. available: status available, online false"),
+            "{mode}: available before a heartbeat, not yet online: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("done: {id} is paused (lunch), online true")),
+            "{mode}: {stdout}"
+        );
+
+        let rec = record(&srv, &id)
+            .await
+            .expect("the script created the agent");
+        assert_eq!(
+            (rec.status, rec.reason.as_str(), rec.heartbeat),
+            (AgentStatus::Paused, "lunch", Some(true)),
+            "{mode}"
+        );
+        assert_eq!(rec.identity, identity, "{mode}");
+        assert_eq!(rec.queues, vec![("support".to_string(), 1)], "{mode}");
+
+        let token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token="))
+            .expect("the script prints its token");
+        let claims = token::verify(AGENT_SECRET, token, now_s()).expect("a genuine token");
+        assert_eq!(claims.agent_id, id);
+        assert!(
+            (claims.expires_at - now_s() - 43_200).abs() <= 5,
+            "the refreshed token lives 12 hours"
+        );
+        assert_eq!(
+            heartbeat(&srv, &id, token, true).await.status,
+            200,
+            "{mode}"
+        );
+
+        // run again: the agent exists, which the script takes in its stride
+        let again = cmd.output().await.expect("bash runs the script");
+        assert!(
+            again.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
 }

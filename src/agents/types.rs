@@ -113,7 +113,10 @@ pub struct AgentView {
     pub queues: Vec<QueueTier>,
     pub capacity: u32,
     pub status: AgentStatus,
-    /// Why the agent is in this status (`heartbeat` when its heartbeat lapsed).
+    /// Why the agent is in this status: the reason sent with it (`lunch`), `supervisor`
+    /// when a supervisor set it without one, `no_answer` when routing paused the agent after
+    /// missed offers, `new` for an agent not yet set, empty otherwise. A lapsed heartbeat
+    /// changes neither status nor reason (see `online`).
     pub reason: String,
     /// Calls held now.
     pub active: u32,
