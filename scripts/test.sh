@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
 # default `lab` feature), the product build without the lab, every unit, integration and
-# property test against real redis-server instances the tests start, then `helm lint` and
-# `helm template` of the chart, and promtool on its alerting rules and dashboard queries.
+# property test against real redis-server instances the tests start, the agent and admin API
+# fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis, skipped where it
+# cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
+# alerting rules and dashboard queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
@@ -12,5 +14,7 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --no-default-features --locked
 cargo clippy --all-targets --no-default-features --locked -- -D warnings
 cargo test --all-targets --locked
+# the API against its OpenAPI document: no 5xx, no undocumented status (about a minute)
+scripts/api-fuzz.sh
 # the Helm chart, linted and rendered by a real helm binary; its alerts and dashboard checked
 scripts/helm-check.sh

@@ -1,6 +1,7 @@
 //! The agent and admin APIs over HTTP against a real `callq serve` and Redis: every endpoint,
 //! every auth failure and bad body (each changing nothing), 404s and 409s, heartbeat expiry,
-//! the OpenAPI document, and the `callq agent` client.
+//! the OpenAPI document (every answer listed in it, every value described as the server checks
+//! it), the `callq agent` client, and `scripts/agent-example.sh`, run against a real server.
 
 mod common;
 
@@ -1883,4 +1884,354 @@ async fn admin_ends_a_stuck_call_and_frees_its_agent() {
     r.assert_error(404, "call_not_found", None, "unknown call");
     let r = admin(&srv, Method::GET, "/v1/admin/calls/CA1/end", Body::None).await;
     assert_eq!(r.status, 405);
+}
+
+// ---------------------------------------------------------------------------------------
+// The OpenAPI document against the server's answers (what scripts/api-fuzz.sh checks with
+// schemathesis, here for each way a request can be refused)
+
+async fn openapi(srv: &TestServer) -> Value {
+    let r = send(srv, Method::GET, "/v1/openapi.json", Auth::None, Body::None).await;
+    assert_eq!(r.status, 200);
+    r.json
+}
+
+/// A body the route accepts (enough to reach Redis), for routes that take one.
+fn good_body(path: &str, method: &str) -> Option<Value> {
+    let queues = json!([{"queue": "sales", "tier": 1}]);
+    match (path, method) {
+        ("/v1/agents/{id}/heartbeat", _) => Some(json!({"device_registered": true})),
+        ("/v1/agents/{id}/status", _) | ("/v1/admin/agents/{id}/status", _) => {
+            Some(json!({"status": "paused"}))
+        }
+        ("/v1/agents/{id}/token", _) | ("/v1/admin/agents/{id}/token", _) => Some(json!({})),
+        ("/v1/admin/agents", "post") => Some(json!({"id": "b1", "queues": queues})),
+        ("/v1/admin/agents/{id}", "put") => Some(json!({"queues": queues})),
+        _ => None,
+    }
+}
+
+/// Every status a route answers is one its operation in the OpenAPI document lists, and every
+/// error code met is one the document names: no token, a path segment that is not UTF-8, a
+/// Content-Type other than JSON, a body over the limit, malformed JSON, a body that is not an
+/// object, and, on a server whose Redis is out of reach, a good request (503).
+#[tokio::test]
+async fn every_status_a_route_answers_is_in_its_openapi_document() {
+    let srv = server().await;
+    create(&srv, "a1", "sales").await;
+    let agent_token = token_for(&srv, "a1").await;
+    let doc = openapi(&srv).await;
+    let codes_doc = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
+        ["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let dead = callq::store::Store::connect("redis://127.0.0.1:1/", "dead", 2).expect("store");
+    let down = spawn_server_on(dead, CentreConfig::demo()).await;
+    let down_token = token::issue(AGENT_SECRET, "a1", "g1", now_s() + 600).expect("issue");
+
+    let mut undocumented = Vec::new();
+    let mut unnamed_codes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, method, scheme) in ROUTES {
+        let op = &doc["paths"][*path][*method];
+        let takes_body = op["requestBody"].is_object();
+        let url = path.replace("{id}", "a1").replace("{sid}", "CA1");
+        let http = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let (live, dead) = match *scheme {
+            Some("agent_token") => (Auth::Bearer(&agent_token), Auth::Bearer(&down_token)),
+            Some(_) => (Auth::Bearer(ADMIN_TOKEN), Auth::Bearer(ADMIN_TOKEN)),
+            None => (Auth::None, Auth::None),
+        };
+        let mut cases: Vec<(&TestServer, String, Auth, Body, &str)> =
+            vec![(&srv, url.clone(), Auth::None, Body::None, "no token")];
+        if path.contains('{') {
+            let bad = path.replace("{id}", "%FF").replace("{sid}", "%FF");
+            cases.push((&srv, bad, live, Body::None, "a path segment not UTF-8"));
+        }
+        if takes_body {
+            let big = Body::Raw(vec![b' '; 70_000], Some("application/json"));
+            let text = Body::Raw(b"{}".to_vec(), Some("text/plain"));
+            cases.push((&srv, url.clone(), live, text, "text/plain"));
+            cases.push((&srv, url.clone(), live, big, "a body over the limit"));
+            cases.push((&srv, url.clone(), live, raw("{"), "malformed JSON"));
+            cases.push((&srv, url.clone(), live, raw("[]"), "not an object"));
+        }
+        if scheme.is_some() {
+            let body = good_body(path, method).map_or(Body::None, Body::Json);
+            cases.push((&down, url.clone(), dead, body, "Redis out of reach"));
+        }
+        for (server, url, auth, body, what) in cases {
+            let r = send(server, http.clone(), &url, auth, body).await;
+            seen.insert(r.status);
+            if !op["responses"][r.status.to_string()].is_object() {
+                undocumented.push(format!("{method} {path} answered {} to {what}", r.status));
+            }
+            let code = r.code();
+            if !code.is_empty() && !codes_doc.contains(&format!("`{code}`")) {
+                unnamed_codes.push(format!("{method} {path}: {code} ({what})"));
+            }
+        }
+    }
+    assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
+    assert!(
+        unnamed_codes.is_empty(),
+        "codes not named: {unnamed_codes:#?}"
+    );
+    for status in [400, 401, 413, 415, 422, 503] {
+        assert!(seen.contains(&status), "{status} was exercised: {seen:?}");
+    }
+    // not exercised here (10 s; tests/ops.rs sends a body too slowly), but listed
+    for (path, method, _) in ROUTES {
+        let op = &doc["paths"][*path][*method];
+        if op["requestBody"].is_object() {
+            assert!(op["responses"]["408"].is_object(), "{method} {path}: 408");
+        }
+    }
+}
+
+/// The document describes request fields and path parameters as the server checks them: a
+/// value its pattern and bounds allow is accepted, one they refuse is refused (422, or 404 for
+/// a path). The token routes' body is an optional object, never `null`.
+#[tokio::test]
+async fn the_openapi_document_describes_values_as_the_server_checks_them() {
+    let srv = server().await;
+    let doc = openapi(&srv).await;
+    let schemas = &doc["components"]["schemas"];
+    let pattern = |schema: &Value| {
+        let p = schema["pattern"].as_str().expect("a pattern");
+        regex::Regex::new(p).expect("the pattern compiles")
+    };
+
+    // path parameters
+    for (path, method, _) in ROUTES {
+        for p in doc["paths"][*path][*method]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                p["schema"]["pattern"],
+                json!(callq::agents::openapi::NAME_PATTERN),
+                "{method} {path} {}",
+                p["name"]
+            );
+        }
+    }
+
+    // the agent id, as created
+    let id_rx = pattern(&schemas["CreateAgentRequest"]["properties"]["id"]);
+    let long = "x".repeat(64);
+    let too_long = "y".repeat(65);
+    for (n, id) in [
+        "a", "A.b-c_9", &long, &too_long, "", "a b", "a,b", "a@b", "ü", "a/b",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = admin(
+            &srv,
+            Method::POST,
+            "/v1/admin/agents",
+            Body::Json(json!({"id": id, "queues": [{"queue": "sales", "tier": 1}]})),
+        )
+        .await;
+        assert_eq!(
+            r.status == 201,
+            id_rx.is_match(id),
+            "id #{n} {id:?}: {}",
+            r.json
+        );
+    }
+
+    // the identity the agent's device registers with
+    let identity = &schemas["CreateAgentRequest"]["properties"]["identity"];
+    assert_eq!(
+        identity["pattern"],
+        schemas["UpdateAgentRequest"]["properties"]["identity"]["pattern"]
+    );
+    let identity_rx = pattern(identity);
+    let longest = "i".repeat(callq::agents::admin::MAX_IDENTITY_LEN);
+    let longer = "j".repeat(callq::agents::admin::MAX_IDENTITY_LEN + 1);
+    for (n, identity) in [
+        "alice", "a@b.c", "x_y-z.1", &longest, &longer, "", "a b", "client:a", "ü",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"id": format!("i{n}"), "identity": identity,
+            "queues": [{"queue": "sales", "tier": 1}]});
+        let r = admin(&srv, Method::POST, "/v1/admin/agents", Body::Json(body)).await;
+        assert_eq!(
+            r.status == 201,
+            identity_rx.is_match(identity),
+            "identity {identity:?}: {}",
+            r.json
+        );
+    }
+
+    // queues: 1 to MAX_AGENT_QUEUES
+    for name in ["CreateAgentRequest", "UpdateAgentRequest"] {
+        let queues = &schemas[name]["properties"]["queues"];
+        assert_eq!(
+            (&queues["minItems"], &queues["maxItems"]),
+            (&json!(1), &json!(callq::agents::admin::MAX_AGENT_QUEUES)),
+            "{name}"
+        );
+    }
+    let queue_rx = pattern(&schemas["QueueTier"]["properties"]["queue"]);
+    assert!(queue_rx.is_match("sales") && !queue_rx.is_match("a,b") && !queue_rx.is_match(""));
+
+    // a status's reason
+    let reason = &schemas["StatusRequest"]["properties"]["reason"];
+    assert_eq!(
+        reason["maxLength"],
+        json!(callq::agents::api::MAX_REASON_CHARS)
+    );
+    let reason_rx = pattern(reason);
+    create(&srv, "r1", "sales").await;
+    let max = callq::agents::api::MAX_REASON_CHARS;
+    for (n, text) in [
+        "lunch".to_string(),
+        "ü".repeat(max),
+        "x".repeat(max + 1),
+        "a\u{0}b".into(),
+        "a\u{1f}b".into(),
+        "tab\tinside".into(),
+        "a\u{7f}b".into(),
+        "a\u{85}b".into(),
+        "a\u{9f}b".into(),
+        "a\u{a0}b".into(),
+        "emoji 🙂".into(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let valid = reason_rx.is_match(&text) && text.chars().count() <= max;
+        let r = admin(
+            &srv,
+            Method::PUT,
+            "/v1/admin/agents/r1/status",
+            Body::Json(json!({"status": "paused", "reason": text})),
+        )
+        .await;
+        assert_eq!(r.status == 200, valid, "reason #{n}: {}", r.json);
+        if !valid {
+            r.assert_error(422, "invalid_field", Some("reason"), "reason");
+        }
+    }
+
+    // the token routes: an optional object, not `null`
+    let token = token_for(&srv, "r1").await;
+    for path in ["/v1/agents/{id}/token", "/v1/admin/agents/{id}/token"] {
+        let body = &doc["paths"][path]["post"]["requestBody"];
+        assert_ne!(body["required"], json!(true), "{path}");
+        assert_eq!(
+            body["content"]["application/json"]["schema"],
+            json!({"$ref": "#/components/schemas/TokenRequest"}),
+            "{path}"
+        );
+        let url = path.replace("{id}", "r1");
+        let auth = if path.contains("admin") {
+            Auth::Bearer(ADMIN_TOKEN)
+        } else {
+            Auth::Bearer(&token)
+        };
+        let r = send(&srv, Method::POST, &url, auth, raw("null")).await;
+        r.assert_error(422, "invalid_field", None, "a null body");
+        let r = send(&srv, Method::POST, &url, auth, Body::None).await;
+        assert_eq!(r.status, 200, "{path}: no body: {}", r.json);
+    }
+    let agent_scheme = doc["components"]["securitySchemes"]["agent_token"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        agent_scheme.contains("`v2."),
+        "the token format: {agent_scheme}"
+    );
+    assert!(token.starts_with("v2."));
+}
+
+// ---------------------------------------------------------------------------------------
+// scripts/agent-example.sh, the example docs/agents.md walks through
+
+/// The example script, run against a real server, leaves the agent it creates paused for lunch
+/// with a live heartbeat and a registered device, holding a working token it refreshed; with
+/// jq and without.
+#[tokio::test]
+async fn the_agent_example_script_runs_against_a_real_server() {
+    let srv = server().await;
+    let has_jq = tokio::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    let mut runs = vec![("plain", true)];
+    if has_jq {
+        runs.push(("jq", false));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-example.sh");
+    for (mode, no_jq) in runs {
+        let id = format!("desk-{mode}");
+        let identity = format!("{id}@example");
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.arg(script)
+            .arg(&id)
+            .env("CALLQ_URL", &srv.base)
+            .env("CALLQ_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("CALLQ_IDENTITY", &identity)
+            .env("CALLQ_QUEUE", "support")
+            .env_remove("CALLQ_EXAMPLE_NO_JQ");
+        if no_jq {
+            cmd.env("CALLQ_EXAMPLE_NO_JQ", "1");
+        }
+        let out = cmd.output().await.expect("bash runs the script");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("4. available: status available, online false"),
+            "{mode}: available before a heartbeat, not yet online: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("done: {id} is paused (lunch), online true")),
+            "{mode}: {stdout}"
+        );
+
+        let rec = record(&srv, &id)
+            .await
+            .expect("the script created the agent");
+        assert_eq!(
+            (rec.status, rec.reason.as_str(), rec.heartbeat),
+            (AgentStatus::Paused, "lunch", Some(true)),
+            "{mode}"
+        );
+        assert_eq!(rec.identity, identity, "{mode}");
+        assert_eq!(rec.queues, vec![("support".to_string(), 1)], "{mode}");
+
+        let token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token="))
+            .expect("the script prints its token");
+        let claims = token::verify(AGENT_SECRET, token, now_s()).expect("a genuine token");
+        assert_eq!(claims.agent_id, id);
+        assert!(
+            (claims.expires_at - now_s() - 43_200).abs() <= 5,
+            "the refreshed token lives 12 hours"
+        );
+        assert_eq!(
+            heartbeat(&srv, &id, token, true).await.status,
+            200,
+            "{mode}"
+        );
+
+        // run again: the agent exists, which the script takes in its stride
+        let again = cmd.output().await.expect("bash runs the script");
+        assert!(
+            again.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
 }

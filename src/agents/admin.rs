@@ -36,8 +36,8 @@ pub const MAX_AGENT_QUEUES: usize = 32;
         (status = 409, description = "The agent exists (`agent_exists`)", body = ErrorBody),
         (status = 422, description = "Invalid body or unknown queue; `field` names the field", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -65,11 +65,11 @@ pub async fn create_agent(
     request_body = UpdateAgentRequest,
     responses(
         (status = 200, description = "Updated", body = AgentView),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 422, description = "Invalid body or unknown queue; `field` names the field", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -96,8 +96,8 @@ pub async fn update_agent(
     tag = "admin",
     responses(
         (status = 200, description = "All agents", body = AgentList),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -119,9 +119,9 @@ pub async fn list_agents(
     params(("id" = String, Path, description = "The agent's id")),
     responses(
         (status = 200, description = "The agent", body = AgentView),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -141,10 +141,10 @@ pub async fn get_agent(
     params(("id" = String, Path, description = "The agent's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 409, description = "On a call (`agent_on_call`)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -169,11 +169,11 @@ pub async fn delete_agent(
     request_body(content = Option<TokenRequest>, description = "Optional; `{}` or no body for 12 hours"),
     responses(
         (status = 200, description = "A token for this agent", body = TokenResponse),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 422, description = "ttl_s out of range", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled, or no agent secret configured", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`), or no agent secret configured (`agent_api_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -203,9 +203,9 @@ pub async fn issue_token(
     params(("id" = String, Path, description = "The agent's id")),
     responses(
         (status = 204, description = "Every earlier token of this agent is void"),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -232,11 +232,11 @@ pub async fn revoke_tokens(
     responses(
         (status = 200, description = "Status applied", body = StatusResponse),
         (status = 409, description = "On a call: recorded, applied when the call ends (`deferred_until_call_ends`)", body = ErrorBody),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -256,8 +256,8 @@ pub async fn set_agent_status(
     tag = "admin",
     responses(
         (status = 200, description = "All queues, by name", body = QueueList),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -287,8 +287,8 @@ pub async fn list_queues(
     responses(
         (status = 200, description = "The call and its history", body = CallDetail),
         (status = 404, description = "Unknown call (`call_not_found`)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -334,8 +334,8 @@ pub async fn get_call(
         (status = 200, description = "Ended; the call and its history", body = CallDetail),
         (status = 404, description = "Unknown call (`call_not_found`)", body = ErrorBody),
         (status = 409, description = "The call has already ended (`call_already_ended`)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token (`missing_token`, `invalid_token`)", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (`admin_disabled`)", body = ErrorBody),
         (status = 503, description = "Redis unavailable (`store_unavailable`)", body = ErrorBody),
     ),
     security(("admin_token" = []))

@@ -26,9 +26,9 @@ pub const MAX_REASON_CHARS: usize = 200;
     request_body = HeartbeatRequest,
     responses(
         (status = 200, description = "Heartbeat recorded", body = HeartbeatResponse),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
-        (status = 403, description = "Token of another agent", body = ErrorBody),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
@@ -60,9 +60,9 @@ pub async fn heartbeat(
     responses(
         (status = 200, description = "Status applied", body = StatusResponse),
         (status = 409, description = "On a call: recorded, applied when the call ends (`deferred_until_call_ends`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
-        (status = 403, description = "Token of another agent", body = ErrorBody),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
     ),
@@ -84,9 +84,9 @@ pub async fn set_status(
     params(("id" = String, Path, description = "The agent's id")),
     responses(
         (status = 200, description = "The agent", body = AgentView),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
-        (status = 403, description = "Token of another agent", body = ErrorBody),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
     ),
     security(("agent_token" = []))
 )]
@@ -107,9 +107,9 @@ pub async fn me(
     request_body(content = Option<TokenRequest>, description = "Optional; `{}` or no body for 12 hours"),
     responses(
         (status = 200, description = "A new token for this agent", body = TokenResponse),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorBody),
-        (status = 403, description = "Token of another agent", body = ErrorBody),
-        (status = 404, description = "Unknown agent", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "ttl_s out of range", body = ErrorBody),
     ),

@@ -1,14 +1,19 @@
 //! The OpenAPI 3 document of the agent and admin APIs, served at `GET /v1/openapi.json`. It
 //! is generated from the handlers' `#[utoipa::path]` attributes and the body types in
 //! [`super::types`], so it cannot drift from the code; the tests check that every route the
-//! router serves is in it and every operation in it is served.
+//! router serves is in it and every operation in it is served, and that every status a route
+//! answers is one its operation lists. What the extractors every handler shares can answer (a
+//! body refused, a path segment that is not UTF-8, Redis out of reach) is added to each
+//! operation by [`SharedAnswers`]; `scripts/api-fuzz.sh` checks the running server against
+//! this document with schemathesis.
 
 use std::sync::OnceLock;
 
 use axum::Json;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
+use utoipa::openapi::{Content, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{admin, api, rollout};
@@ -44,7 +49,7 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         rollout::clear_rollout,
         openapi_json,
     ),
-    modifiers(&BearerSchemes),
+    modifiers(&BearerSchemes, &SharedAnswers),
     tags(
         (name = "agent", description = "Called by the agent's desktop with its own token"),
         (name = "admin", description = "Called by supervisors and provisioning with the admin token"),
@@ -72,8 +77,9 @@ impl Modify for BearerSchemes {
             "agent_token",
             bearer(
                 "callq-agent-v1",
-                "A token for one agent (`v1.<id>.<expiry>.<mac>`), valid for that agent's \
-                 routes only, until its expiry",
+                "A token for one agent (`v2.<id>.<generation>.<expiry>.<mac>`), valid for \
+                 that agent's routes only, until its expiry or until the agent's tokens are \
+                 revoked",
             ),
         );
         components.add_security_scheme(
@@ -81,6 +87,123 @@ impl Modify for BearerSchemes {
             bearer("opaque", "The server's admin token (CALLQ_ADMIN_TOKEN)"),
         );
     }
+}
+
+/// The names the store accepts for agent ids, queues and CallSids (`store::check_name`), as a
+/// JSON Schema pattern; path parameters `{id}` and `{sid}` are described by it (another value
+/// is 404).
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
+
+/// What the extractors shared by every handler can answer, added to each operation:
+///
+/// - an operation with a body: 400 `malformed_json`, 408 `body_timeout` (not all sent within
+///   10 s), 413 `body_too_large`, 415 `unsupported_media_type`, 422 (bad shape or value);
+/// - an operation with a path parameter: 400 `invalid_path` (a segment that is not UTF-8);
+/// - an operation behind a token: 503 `store_unavailable` (Redis out of reach or late).
+///
+/// It also describes `{id}` and `{sid}` by [`NAME_PATTERN`], and an optional body
+/// (`Option<T>`, the token routes') as `T` or nothing, never `null`.
+struct SharedAnswers;
+
+impl Modify for SharedAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                shared_answers(op);
+            }
+        }
+    }
+}
+
+fn shared_answers(op: &mut Operation) {
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build()
+    };
+    let has_body = op.request_body.is_some();
+    let has_path = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == ParameterIn::Path);
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+
+    for p in op.parameters.iter_mut().flatten() {
+        if p.parameter_in == ParameterIn::Path && matches!(p.name.as_str(), "id" | "sid") {
+            p.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(NAME_PATTERN))
+                    .into(),
+            );
+        }
+    }
+    if let Some(body) = op.request_body.as_mut() {
+        if body.required != Some(Required::True) {
+            for content in body.content.values_mut() {
+                if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
+                    let mut others = one.items.iter().filter(|item| !is_null(item));
+                    if let (Some(only), None) = (others.next(), others.next()) {
+                        content.schema = Some(only.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    let responses = &mut op.responses.responses;
+    let bad_request = match (has_body, has_path) {
+        (true, true) => Some(
+            "Malformed JSON (`malformed_json`), or a path segment that is not UTF-8 \
+             (`invalid_path`)",
+        ),
+        (true, false) => Some("Malformed JSON (`malformed_json`)"),
+        (false, true) => Some("A path segment that is not UTF-8 (`invalid_path`)"),
+        (false, false) => None,
+    };
+    if let Some(description) = bad_request {
+        responses.insert("400".into(), RefOr::T(error(description)));
+    }
+    if has_body {
+        let mut add = |code: &str, description: &str| {
+            responses
+                .entry(code.into())
+                .or_insert_with(|| RefOr::T(error(description)));
+        };
+        add("408", "The body was not sent within 10 s (`body_timeout`)");
+        add(
+            "413",
+            "The body is larger than the server accepts (`body_too_large`)",
+        );
+        add(
+            "415",
+            "A Content-Type other than JSON (`unsupported_media_type`)",
+        );
+        add("422", "Invalid body; `field` names the field");
+    }
+    if secured {
+        responses.entry("503".into()).or_insert_with(|| {
+            RefOr::T(error(
+                "Redis cannot be reached; try again (`store_unavailable`)",
+            ))
+        });
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
 }
 
 /// This document.

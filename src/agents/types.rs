@@ -35,8 +35,14 @@ pub struct HeartbeatResponse {
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     pub status: RequestedStatus,
-    /// Free text kept with the status (e.g. "lunch"), at most 200 characters.
+    /// Free text kept with the status (e.g. "lunch"), at most 200 characters, no control
+    /// characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$",
+        example = "lunch"
+    )]
     pub reason: Option<String>,
 }
 
@@ -50,7 +56,9 @@ pub struct StatusResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueTier {
-    #[schema(example = "sales")]
+    /// A configured queue (`GET /v1/admin/queues` lists them); another name is 422
+    /// `unknown_queue`.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "sales")]
     pub queue: String,
     #[schema(minimum = 1, maximum = 9, example = 1)]
     pub tier: u32,
@@ -65,13 +73,15 @@ fn one() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
     /// 1-64 letters, digits, `_`, `-` or `.`.
-    #[schema(example = "alice")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "alice")]
     pub id: String,
-    /// The Twilio Voice SDK identity the agent's device registers with (`<Client>`);
-    /// defaults to the id.
+    /// The Twilio Voice SDK identity the agent's device registers with: the worker rings
+    /// `client:<identity>`. 1-121 letters, digits, `_`, `-`, `.` or `@`; defaults to the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.@-]{1,121}$", example = "alice")]
     pub identity: Option<String>,
-    /// At least one queue; each at most once.
+    /// 1 to 32 queues; each at most once.
+    #[schema(min_items = 1, max_items = 32)]
     pub queues: Vec<QueueTier>,
     /// Calls the agent holds at once, 1 to 100.
     #[serde(default = "one")]
@@ -83,9 +93,12 @@ pub struct CreateAgentRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgentRequest {
-    /// Defaults to the id.
+    /// The Twilio Voice SDK identity (`client:<identity>`); defaults to the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.@-]{1,121}$", example = "alice")]
     pub identity: Option<String>,
+    /// 1 to 32 queues; each at most once.
+    #[schema(min_items = 1, max_items = 32)]
     pub queues: Vec<QueueTier>,
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100, default = 1)]
@@ -100,7 +113,10 @@ pub struct AgentView {
     pub queues: Vec<QueueTier>,
     pub capacity: u32,
     pub status: AgentStatus,
-    /// Why the agent is in this status (`heartbeat` when its heartbeat lapsed).
+    /// Why the agent is in this status: the reason sent with it (`lunch`), `supervisor`
+    /// when a supervisor set it without one, `no_answer` when routing paused the agent after
+    /// missed offers, `new` for an agent not yet set, empty otherwise. A lapsed heartbeat
+    /// changes neither status nor reason (see `online`).
     pub reason: String,
     /// Calls held now.
     pub active: u32,
@@ -306,13 +322,13 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable: `missing_token`, `invalid_token`, `token_expired`, `forbidden`,
-    /// `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
+    /// Stable: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`,
+    /// `forbidden`, `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
     /// `unknown_field`, `invalid_field`, `unknown_queue`, `invalid_path`,
-    /// `unsupported_media_type`, `body_too_large`, `agent_not_found`, `call_not_found`,
-    /// `not_found`, `call_already_ended`,
-    /// `method_not_allowed`, `agent_exists`, `agent_on_call`, `deferred_until_call_ends`,
-    /// `store_unavailable`, `internal`.
+    /// `unsupported_media_type`, `body_too_large`, `body_timeout`, `agent_not_found`,
+    /// `call_not_found`, `not_found`, `call_already_ended`, `method_not_allowed`,
+    /// `agent_exists`, `agent_on_call`, `deferred_until_call_ends`, `store_unavailable`,
+    /// `internal`.
     #[schema(example = "invalid_field")]
     pub code: String,
     pub message: String,
