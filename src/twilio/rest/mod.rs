@@ -27,7 +27,8 @@ mod error;
 mod resources;
 mod retry;
 
-#[cfg(test)]
+// against the lab's REST recorder (`crate::sim::recorder`)
+#[cfg(all(test, feature = "lab"))]
 mod tests;
 
 pub use client::{RequestGate, RequestPass, RestConfig, TwilioRest, DEFAULT_API_BASE};
