@@ -2,7 +2,7 @@
 //! every auth failure and bad body (each changing nothing), 404s and 409s, heartbeat expiry,
 //! the OpenAPI document, and the `callq agent` client.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use callq::agents::token;
 use callq::app::{AgentSettings, AppState};
 use callq::config::CentreConfig;
 use callq::store::{AgentRecord, AgentStatus, Claim, OfferOutcome, RequestedStatus, UpsertMode};
-use common::*;
+use support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! The Twilio edge end to end: signed webhooks against a running `callq serve` on the real
 //! Redis of the test harness, every TwiML answer read back with `twilio::twiml::parse`.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use callq::contract::OfferHook;
 use callq::store::{CallKind, CallState, Claim, OfferRef, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml::{self, DialNoun, GatherChild, Verb};
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // /twilio/voice

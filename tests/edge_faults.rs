@@ -3,15 +3,15 @@
 //! was out of reach; a caller callq holds as over who is still on hold. Signed webhooks
 //! against a running `callq serve` on the harness's real Redis.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::contract::OfferHook;
 use callq::store::{CallKind, CallState, OfferOutcome, Transition};
 use callq::twilio::twiml::{self, Verb};
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
 
 /// Twilio's request to a callback's `<Dial action>` after the customer leg ended with
 /// `status`; the request comes from the agent's leg.

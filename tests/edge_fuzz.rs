@@ -3,7 +3,7 @@
 //! 5xx, never a dropped connection (a panic), every 200 a TwiML document Twilio would accept,
 //! and the routing invariants hold after any sequence of webhooks.
 
-mod common;
+mod support;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use callq::config::CentreConfig;
 use callq::store::{Claim, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml;
-use common::*;
+use support::*;
 use proptest::prelude::*;
 
 const PATHS: &[&str] = &[

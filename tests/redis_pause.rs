@@ -3,14 +3,14 @@
 //! caller's next wait request takes them into callq's line, where an agent is offered them.
 //! Its own test binary: pausing Redis must not slow the other suites' servers.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::CallState;
 use callq::twilio::twiml::Verb;
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
 
 /// `CLIENT PAUSE ms ALL` on the harness's Redis, from a connection of its own.
 async fn pause_redis(ms: u64) {

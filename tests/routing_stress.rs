@@ -5,7 +5,7 @@
 //! thousands of steps. Snapshots taken while it runs and after it settles must satisfy the
 //! routing invariants (docs/design.md): zero double-bookings, zero lost calls.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use callq::store::{
     CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Store, Strategy, Transition,
 };
-use common::*;
+use support::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

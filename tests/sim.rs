@@ -1,7 +1,7 @@
 //! The Twilio simulator against the real callq (server, worker, Redis): single calls whose
 //! every step can be checked, from the phone side and in the store.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])])
         seed: 3,
     };
     let stack = Stack::start(StackOptions {
-        redis_url: Some(common::redis_url()),
+        redis_url: Some(support::redis_url()),
         centre,
         queue_overrides: Vec::new(),
         workers: 1,

@@ -1,12 +1,12 @@
 //! Every routing transition against a real Redis, happy and unhappy paths. Each test runs on
-//! its own centre of the shared test redis-server (see `common`).
+//! its own centre of the shared test redis-server (see `support`).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::*;
-use common::*;
+use support::*;
 
 #[tokio::test]
 async fn enqueue_is_idempotent_per_call_sid() {

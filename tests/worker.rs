@@ -1,8 +1,8 @@
-//! The worker against a real Redis (see `common`) and a local stand-in for Twilio's REST API
+//! The worker against a real Redis (see `support`) and a local stand-in for Twilio's REST API
 //! that answers as Twilio does (see `worker_support`): what reaches Twilio, and what each of
 //! Twilio's answers does to routing.
 
-mod common;
+mod support;
 mod worker_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
-use common::*;
+use support::*;
 use worker_support::*;
 
 async fn agent_rec(store: &Store, id: &str) -> AgentRecord {

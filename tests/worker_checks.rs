@@ -2,14 +2,14 @@
 //! a connected call gone silent) and settles them on Twilio's word. Against a real Redis and
 //! the REST stand-in of `worker_support`, whose world of calls plays Twilio's view.
 
-mod common;
+mod support;
 mod worker_support;
 
 use std::time::Duration;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
-use common::*;
+use support::*;
 use worker_support::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;

@@ -3,7 +3,7 @@
 //! finds no ring under way, and offers the call again; nobody is double-booked); SIGTERM
 //! exits 0; several processes share the work, each claim reaching Twilio exactly once.
 
-mod common;
+mod support;
 mod worker_support;
 
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use callq::store::*;
-use common::*;
+use support::*;
 use worker_support::*;
 
 static CENTRE: AtomicU32 = AtomicU32::new(0);

@@ -502,7 +502,7 @@ pub struct RunningWorker {
 impl RunningWorker {
     pub fn start(store: &Store, rest: TwilioRest, settings: Settings) -> Self {
         let (trigger, shutdown) = callq::shutdown::channel();
-        let worker = Worker::new(store.clone(), rest, &crate::common::redis_url(), settings);
+        let worker = Worker::new(store.clone(), rest, &crate::support::redis_url(), settings);
         let health = worker.health();
         let handle = tokio::spawn(worker.run(shutdown));
         RunningWorker {
@@ -670,7 +670,7 @@ impl AgentSim {
             agents_used.insert(c.agent.unwrap_or_default());
         }
         assert!(agents_used.len() > 1, "work was spread over agents");
-        crate::common::assert_invariants(store, calls).await;
+        crate::support::assert_invariants(store, calls).await;
     }
 }
 
@@ -680,7 +680,7 @@ pub async fn until_all_completed(store: &Store, calls: &[String], within: Durati
     let deadline = Instant::now() + within;
     loop {
         let snap = store.snapshot(calls).await.expect("snapshot");
-        let v = crate::common::invariant_violations(&snap, calls, true);
+        let v = crate::support::invariant_violations(&snap, calls, true);
         assert!(v.is_empty(), "invariants violated mid-run: {v:#?}");
         if snap
             .calls
