@@ -12,9 +12,9 @@ use callq::agents::token;
 use callq::app::{AgentSettings, AppState};
 use callq::config::CentreConfig;
 use callq::store::{AgentRecord, AgentStatus, Claim, OfferOutcome, RequestedStatus, UpsertMode};
-use support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 
 /// What a request may carry in `Authorization`.
 #[derive(Clone, Copy)]

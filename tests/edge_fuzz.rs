@@ -12,8 +12,8 @@ use callq::config::CentreConfig;
 use callq::store::{Claim, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml;
-use support::*;
 use proptest::prelude::*;
+use support::*;
 
 const PATHS: &[&str] = &[
     "/twilio/voice",

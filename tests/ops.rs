@@ -10,8 +10,8 @@ use std::time::Duration;
 use callq::app::{AgentSettings, OpsSettings};
 use callq::config::CentreConfig;
 use callq::store::Store;
-use support::*;
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use support::*;
 
 /// A client that does not follow redirects (the login's 303 and cookie are looked at).
 fn client() -> reqwest::Client {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use callq::store::{
     Arrival, EndSource, OfferOutcome, OfferRef, RequestedStatus, Store, Strategy as Routing,
 };
-use support::*;
 use proptest::prelude::*;
+use support::*;
 
 const AGENTS: [&str; 4] = ["a0", "a1", "a2", "a3"];
 const QUEUES: [&str; 2] = ["sales", "support"];

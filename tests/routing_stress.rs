@@ -15,9 +15,9 @@ use std::time::Duration;
 use callq::store::{
     CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Store, Strategy, Transition,
 };
-use support::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::*;
 
 const CLAIMERS: usize = 8;
 const CALLS: usize = 1500;

@@ -1,9 +1,8 @@
-//! The worker against a real Redis (see `support`) and a local stand-in for Twilio's REST API
-//! that answers as Twilio does (see `worker_support`): what reaches Twilio, and what each of
+//! The worker against a real Redis (see `support`) and the lab's REST recorder standing in for
+//! Twilio's API, answering as Twilio does (see `support::worker`): what reaches Twilio, and what each of
 //! Twilio's answers does to routing.
 
 mod support;
-mod worker_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,8 +12,8 @@ use tokio::time::Instant;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
+use support::worker::*;
 use support::*;
-use worker_support::*;
 
 async fn agent_rec(store: &Store, id: &str) -> AgentRecord {
     store.agent(id).await.expect("read").expect("agent exists")
@@ -24,13 +23,11 @@ async fn state_is(store: &Store, sid: &str, want: CallState) -> Option<()> {
     (call(store, sid).await.state == want).then_some(())
 }
 
-const SECS: fn(u64) -> Duration = Duration::from_secs;
-
 #[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     let ring_grace = settings.ring_grace;
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
@@ -87,7 +84,7 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
 async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_safety_net() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let mut settings = fast_settings();
     settings.wake_timeout = SECS(30);
     settings.reap_interval = SECS(30);
@@ -110,7 +107,7 @@ async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_s
 async fn a_429_is_retried_and_the_agent_rings() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
+    let twilio = recorder(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
@@ -142,7 +139,7 @@ async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_
     settings.offer_lease = Duration::from_millis(1500);
     let lease = settings.offer_lease;
     // 500 for everything about a1; a2 rings fine
-    let twilio = StandIn::start(|r, _| {
+    let twilio = recorder(|r, _| {
         if r.agent().as_deref() == Some("a1") {
             Reply::server_error()
         } else {
@@ -217,7 +214,7 @@ async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_
 async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::call_gone()).await;
+    let twilio = recorder(|_, _| Reply::call_gone()).await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -259,7 +256,7 @@ async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     // Twilio has not run the caller's first TwiML yet: 21220 once, then it accepts
-    let twilio = StandIn::start(|_, n| {
+    let twilio = recorder(|_, n| {
         if n == 0 {
             Reply::call_gone()
         } else {
@@ -295,7 +292,7 @@ async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready()
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     // not Twilio at all: a web server's 404 page
-    let twilio = StandIn::start(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
+    let twilio = recorder(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
@@ -319,7 +316,7 @@ async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready()
 async fn a_slow_answer_within_the_request_timeout_still_rings() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
@@ -340,7 +337,7 @@ async fn a_slow_answer_within_the_request_timeout_still_rings() {
 async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.offer_lease = Duration::from_millis(1500);
     let mut rest_cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, TOKEN);
@@ -383,7 +380,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     let mut q = queue("sales", Strategy::LongestIdle);
     q.wrapup = Duration::from_millis(1200);
     let store = store_with(&[q]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let mut settings = fast_settings();
     // neither the safety net nor the reaper's timer may be what wakes the worker
     settings.wake_timeout = SECS(30);
@@ -430,7 +427,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
 async fn shutdown_lets_in_flight_rest_calls_finish() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let grace = settings.shutdown_grace;
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
@@ -459,7 +456,7 @@ async fn shutdown_lets_in_flight_rest_calls_finish() {
 async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.shutdown_grace = Duration::from_millis(300);
     settings.offer_lease = Duration::from_millis(1500);
@@ -473,7 +470,7 @@ async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
     assert_eq!(call(&store, "CA0001").await.state, CallState::Offered);
     // nobody is left to settle it; the next worker asks Twilio once the lease passes: the
     // caller's call is live and no leg rings the agent, so the call goes back in line
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -499,7 +496,7 @@ async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     let down = Arc::new(AtomicBool::new(true));
     let is_down = down.clone();
-    let twilio = StandIn::start(move |_, _| {
+    let twilio = recorder(move |_, _| {
         if is_down.load(Ordering::SeqCst) {
             Reply::error(503, 20503, "Service Unavailable")
         } else {
@@ -560,7 +557,7 @@ async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
 async fn refused_credentials_requeue_without_a_miss_and_pause_claiming() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     // wrong credentials: Twilio answers 401 / 20003 to everything
     let mut cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, "wrong-token");
@@ -588,7 +585,7 @@ async fn a_callback_twilio_refuses_for_good_fails_alone() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
     // creating a call to this customer is refused for good; redirects are fine
-    let twilio = StandIn::start(|req, _| {
+    let twilio = recorder(|req, _| {
         if req.call_sid.is_none() {
             Reply::error(400, 21211, "Invalid 'To' Phone Number")
         } else {
@@ -638,7 +635,7 @@ async fn a_callback_twilio_refuses_for_good_fails_alone() {
 async fn a_callback_rings_the_agent_first_with_a_new_call() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
     store
@@ -691,7 +688,7 @@ async fn a_callback_rings_the_agent_first_with_a_new_call() {
 async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
     logs();
     let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
     store
@@ -719,7 +716,7 @@ async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
     assert_invariants(&store, &sids(&["CA0001"])).await;
 }
 
-/// Several workers, many calls and agents; the stand-in plays Twilio and the agents (most
+/// Several workers, many calls and agents; the recorder plays Twilio and the agents (most
 /// answer, some do not). Every call ends up answered; each claim reaches Twilio once; a call
 /// is never rung at two agents at once and an agent never holds two calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,7 +725,7 @@ async fn several_workers_offer_every_call_to_one_agent_at_a_time() {
     let mut q = queue("sales", Strategy::LongestIdle);
     q.max_no_answer = 100;
     let store = store_with(&[q]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let calls: Vec<String> = (0..80).map(|i| format!("CA{i:04}")).collect();
     for i in 0..10 {
         online_agent(&store, &agent(&format!("a{i}"), &[("sales", 1)])).await;

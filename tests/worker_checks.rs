@@ -1,18 +1,15 @@
 //! Checks: a worker asks Twilio about calls callq lost track of (an offer whose lease passed,
 //! a connected call gone silent) and settles them on Twilio's word. Against a real Redis and
-//! the REST stand-in of `worker_support`, whose world of calls plays Twilio's view.
+//! the REST recorder of `support::worker`, whose world of calls plays Twilio's view.
 
 mod support;
-mod worker_support;
 
 use std::time::Duration;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
+use support::worker::*;
 use support::*;
-use worker_support::*;
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// Claim `sid` for agent `a1` as a worker that then died would have: the lease is short and
 /// nothing settles the offer.
@@ -39,7 +36,7 @@ async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() 
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     let offer = claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio accepted the dead worker's redirect: the agent's phone rings
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -103,7 +100,7 @@ async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() 
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     let offer = connected(&store, "CA0001", "sales").await;
     // the conversation ended; every callback saying so was lost (Redis was out of reach)
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -147,7 +144,7 @@ async fn a_connected_call_still_talking_is_left_alone() {
     let store = store_with(&[q]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     connected(&store, "CA0001", "sales").await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -200,7 +197,7 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
         .await
         .expect("leg ended");
     assert_eq!(r, Completion::Check);
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CAagent",
         "client:client-a1",
@@ -233,7 +230,7 @@ async fn when_twilio_cannot_be_asked_the_call_is_settled_from_callqs_record_in_t
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio does not know the call (every read answers 404), and nothing else is offered
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     // each check holds the call for its lease; bring the deadline forward between rounds
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);

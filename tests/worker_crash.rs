@@ -4,7 +4,6 @@
 //! exits 0; several processes share the work, each claim reaching Twilio exactly once.
 
 mod support;
-mod worker_support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,8 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use callq::store::*;
+use support::worker::*;
 use support::*;
-use worker_support::*;
 
 static CENTRE: AtomicU32 = AtomicU32::new(0);
 
@@ -43,7 +42,7 @@ impl Centre {
     }
 
     /// Start `callq worker` for this centre against `twilio`.
-    fn worker(&self, twilio: &StandIn, n: usize) -> Worker {
+    fn worker(&self, twilio: &Recorder, n: usize) -> Worker {
         let log = self.dir.path().join(format!("worker{n}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_callq"))
@@ -124,7 +123,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
     logs();
     let centre = Centre::new(queue("sales", Strategy::LongestIdle)).await;
     let store = &centre.store;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await; // the first worker never hears back
+    let twilio = recorder(|_, _| Reply::Hang).await; // the first worker never hears back
     online_agent(store, &agent("a1", &[("sales", 1)])).await;
     online_agent(store, &agent("a2", &[("sales", 2)])).await;
     enqueue(store, "CA0001", "sales").await;
@@ -182,7 +181,7 @@ async fn several_worker_processes_claim_every_call_exactly_once_per_offer() {
     q.max_no_answer = 100;
     let centre = Centre::new(q).await;
     let store = &centre.store;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     for i in 0..8 {
         online_agent(store, &agent(&format!("a{i}"), &[("sales", 1)])).await;
     }

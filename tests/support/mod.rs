@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
