@@ -15,18 +15,10 @@ use callq::twilio::rest::CallStatus;
 use support::worker::*;
 use support::*;
 
-async fn agent_rec(store: &Store, id: &str) -> AgentRecord {
-    store.agent(id).await.expect("read").expect("agent exists")
-}
-
-async fn state_is(store: &Store, sid: &str, want: CallState) -> Option<()> {
-    (call(store, sid).await.state == want).then_some(())
-}
-
 #[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder_ok().await;
     let settings = fast_settings();
     let ring_grace = settings.ring_grace;
@@ -83,7 +75,7 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
 #[tokio::test]
 async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_safety_net() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder_ok().await;
     let mut settings = fast_settings();
     settings.wake_timeout = SECS(30);
@@ -106,7 +98,7 @@ async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_s
 #[tokio::test]
 async fn a_429_is_retried_and_the_agent_rings() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
@@ -134,7 +126,7 @@ async fn a_429_is_retried_and_the_agent_rings() {
 #[tokio::test]
 async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_miss() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let mut settings = fast_settings();
     settings.offer_lease = Duration::from_millis(1500);
     let lease = settings.offer_lease;
@@ -213,7 +205,7 @@ async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_
 #[tokio::test]
 async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::call_gone()).await;
     twilio.set_call(twilio_call(
         "CA0001",
@@ -254,7 +246,7 @@ async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
 #[tokio::test]
 async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // Twilio has not run the caller's first TwiML yet: 21220 once, then it accepts
     let twilio = recorder(|_, n| {
         if n == 0 {
@@ -290,7 +282,7 @@ async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
 #[tokio::test]
 async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // not Twilio at all: a web server's 404 page
     let twilio = recorder(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
     let settings = fast_settings();
@@ -315,7 +307,7 @@ async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready()
 #[tokio::test]
 async fn a_slow_answer_within_the_request_timeout_still_rings() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
@@ -336,7 +328,7 @@ async fn a_slow_answer_within_the_request_timeout_still_rings() {
 #[tokio::test]
 async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.offer_lease = Duration::from_millis(1500);
@@ -377,7 +369,7 @@ async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
 #[tokio::test]
 async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_millis(1200);
     let store = store_with(&[q]).await;
     let twilio = recorder_ok().await;
@@ -426,7 +418,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_rest_calls_finish() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let grace = settings.shutdown_grace;
@@ -455,7 +447,7 @@ async fn shutdown_lets_in_flight_rest_calls_finish() {
 #[tokio::test]
 async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.shutdown_grace = Duration::from_millis(300);
@@ -493,7 +485,7 @@ async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
 #[tokio::test]
 async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let down = Arc::new(AtomicBool::new(true));
     let is_down = down.clone();
     let twilio = recorder(move |_, _| {
@@ -556,7 +548,7 @@ async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
 #[tokio::test]
 async fn refused_credentials_requeue_without_a_miss_and_pause_claiming() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder_ok().await;
     let settings = fast_settings();
     // wrong credentials: Twilio answers 401 / 20003 to everything
@@ -583,7 +575,7 @@ async fn refused_credentials_requeue_without_a_miss_and_pause_claiming() {
 #[tokio::test]
 async fn a_callback_twilio_refuses_for_good_fails_alone() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // creating a call to this customer is refused for good; redirects are fine
     let twilio = recorder(|req, _| {
         if req.call_sid.is_none() {
@@ -634,7 +626,7 @@ async fn a_callback_twilio_refuses_for_good_fails_alone() {
 #[tokio::test]
 async fn a_callback_rings_the_agent_first_with_a_new_call() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder_ok().await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
@@ -687,7 +679,7 @@ async fn a_callback_rings_the_agent_first_with_a_new_call() {
 #[tokio::test]
 async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::Hang).await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
@@ -722,7 +714,7 @@ async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_workers_offer_every_call_to_one_agent_at_a_time() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.max_no_answer = 100;
     let store = store_with(&[q]).await;
     let twilio = recorder_ok().await;

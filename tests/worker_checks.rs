@@ -25,15 +25,10 @@ async fn claimed_by_a_dead_worker(store: &Store, sid: &str) -> Offer {
     }
 }
 
-async fn settled(store: &Store, sid: &str, want: CallState) -> Option<()> {
-    (call(store, sid).await.state == want).then_some(())
-}
-
 #[tokio::test]
 async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     let offer = claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio accepted the dead worker's redirect: the agent's phone rings
     let twilio = recorder_ok().await;
@@ -75,12 +70,12 @@ async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() 
         .await
         .expect("bring the next check forward");
     eventually(SECS(2), "connected on Twilio's word", || {
-        settled(&store, "CA0001", CallState::Connected)
+        state_is(&store, "CA0001", CallState::Connected)
     })
     .await;
     let c = call(&store, "CA0001").await;
     assert_eq!(c.leg_sid.as_deref(), Some("CAleg1"));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.misses), (AgentStatus::Busy, 0));
     assert_eq!(
         twilio.count(),
@@ -94,11 +89,9 @@ async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() 
 #[tokio::test]
 async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.check_after = Duration::from_millis(200);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let offer = connected(&store, "CA0001", "sales").await;
+    let (store, offer) = connected(q, "CA0001").await;
     // the conversation ended; every callback saying so was lost (Redis was out of reach)
     let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
@@ -116,14 +109,14 @@ async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() 
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     eventually(SECS(3), "completed on Twilio's word", || {
-        settled(&store, "CA0001", CallState::Completed)
+        state_is(&store, "CA0001", CallState::Completed)
     })
     .await;
     assert_eq!(
         call(&store, "CA0001").await.end_reason.as_deref(),
         Some("check")
     );
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.active, 0, "the agent is free again");
     assert_ne!(a.status, AgentStatus::Busy);
     // a late completion from the lost callbacks changes nothing
@@ -139,11 +132,9 @@ async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() 
 #[tokio::test]
 async fn a_connected_call_still_talking_is_left_alone() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.check_after = Duration::from_millis(200);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    connected(&store, "CA0001", "sales").await;
+    let (store, _) = connected(q, "CA0001").await;
     let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
@@ -164,7 +155,7 @@ async fn a_connected_call_still_talking_is_left_alone() {
     })
     .await;
     assert_eq!(call(&store, "CA0001").await.state, CallState::Connected);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.active), (AgentStatus::Busy, 1));
     worker.stop(SECS(5)).await;
     assert_invariants(&store, &sids(&["CA0001"])).await;
@@ -173,7 +164,7 @@ async fn a_connected_call_still_talking_is_left_alone() {
 #[tokio::test]
 async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.callback_retry_delay = Duration::from_secs(60);
     let store = store_with(&[q]).await;
     enqueue(&store, "CA0001", "sales").await;
@@ -217,7 +208,7 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
         (c.state == CallState::Callback && c.callback_tries == 1).then_some(())
     })
     .await;
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.active, a.misses), (0, 0));
     worker.stop(SECS(5)).await;
     assert_invariants(&store, &sids(&["CA0001"])).await;
@@ -226,8 +217,7 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
 #[tokio::test]
 async fn when_twilio_cannot_be_asked_the_call_is_settled_from_callqs_record_in_the_end() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio does not know the call (every read answers 404), and nothing else is offered
     let twilio = recorder(|_, _| Reply::Hang).await;
