@@ -75,7 +75,7 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_and_the_agent_is_t
     );
     let c = call(store, "CAcb").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(store, "a1").await;
     assert_eq!(
         (a.status, a.active, a.misses),
         (callq::store::AgentStatus::Wrapup, 0, 0),
@@ -167,7 +167,7 @@ async fn a_late_dial_result_from_an_earlier_ring_leaves_the_current_ring_alone()
         (CallState::Offered, 2),
         "still ringing"
     );
-    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    let a1 = agent_rec(store, "a1").await;
     assert_eq!(a1.misses, 1, "one unanswered ring, one miss");
     assert_invariants(store, &sids(&["CAlate"])).await;
 }

@@ -80,7 +80,7 @@ async fn answered_then_completed_goes_through_wrapup_to_available() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let offer = claim(&store).await.expect("offered once wrap-up ended");
     assert_eq!(offer.call_sid, "CA2");
-    let agent = store.agent("a1").await.expect("read").expect("agent");
+    let agent = agent_rec(&store, "a1").await;
     assert_eq!(agent.handled, 1);
     assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
 }
@@ -108,7 +108,7 @@ async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
         .await
         .expect("no-answer");
     assert!(matches!(r, OfferResult::Requeued(_)));
-    let call = store.call("CA-old").await.expect("read").expect("call");
+    let call = call(&store, "CA-old").await;
     assert_eq!(call.state, CallState::Waiting);
     assert_eq!(call.rank, first.rank, "back at its original rank");
     assert_eq!(call.agent, None);
@@ -166,7 +166,7 @@ async fn max_no_answer_in_a_row_pauses_the_agent() {
         .await
         .expect("miss 2");
     assert_eq!(r, OfferResult::Requeued(AgentStatus::Paused));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Paused, "no_answer")
@@ -203,7 +203,7 @@ async fn abandon_while_offered_releases_the_agent() {
     assert_eq!(r, Transition::Done(CallState::Offered));
     assert_eq!(state(&store, "CA1").await, CallState::Abandoned);
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.misses, 0, "a caller's hang-up is not the agent's miss");
     // late results for the abandoned offer change nothing
     let late = store
@@ -361,7 +361,7 @@ async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_ne
         None,
         "no offer to an agent without a heartbeat"
     );
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         a.status,
         AgentStatus::Available,
@@ -435,7 +435,7 @@ async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
             assert_eq!(change, StatusChange::Deferred(case.status), "{}", case.name);
             complete(&store, "CA1").await.expect("complete");
         }
-        let a = store.agent("a1").await.expect("read").expect("agent");
+        let a = agent_rec(&store, "a1").await;
         let want = match case.status {
             RequestedStatus::Paused => AgentStatus::Paused,
             RequestedStatus::Offline => AgentStatus::Offline,
@@ -473,7 +473,7 @@ async fn the_no_answer_pause_outlives_a_heartbeat_gap() {
         .heartbeat("a1", Duration::from_secs(30), true)
         .await
         .expect("beat");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Paused, "no_answer")
@@ -669,7 +669,7 @@ async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
         "still on the call"
     );
     complete(&store, "CA1").await.expect("complete");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Offline, "end of shift")
@@ -727,7 +727,7 @@ async fn a_callback_keeps_its_rank_and_is_offered_as_a_callback() {
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     let o = claim(&store).await.expect("offer");
     assert_eq!((o.call_sid.as_str(), o.kind), ("CA-cb", CallKind::Callback));
-    let call = store.call("CA-cb").await.expect("read").expect("call");
+    let call = call(&store, "CA-cb").await;
     assert_eq!(call.callback_to.as_deref(), Some("+15551234567"));
     assert_invariants(&store, &sids(&["CA-cb", "CA-later"])).await;
 }
@@ -739,7 +739,7 @@ async fn a_callback_enqueued_on_arrival_calls_back_the_caller() {
     cb.kind = CallKind::Callback;
     cb.arrival = Arrival::Arriving;
     store.enqueue(&cb).await.expect("enqueue");
-    let call = store.call("CA1").await.expect("read").expect("call");
+    let call = call(&store, "CA1").await;
     assert_eq!(call.state, CallState::Callback);
     assert_eq!(call.callback_to.as_deref(), Some("+15557654321"));
 }
@@ -764,7 +764,7 @@ async fn a_transfer_moves_a_waiting_call_and_keeps_its_rank() {
     enqueue(&store, "CA-sales", "sales").await;
     let r = store.transfer("CA-old", "sales").await.expect("transfer");
     assert_eq!(r, Transition::Done("support".to_string()));
-    let call = store.call("CA-old").await.expect("read").expect("call");
+    let call = call(&store, "CA-old").await;
     assert_eq!((call.queue.as_str(), call.rank), ("sales", first.rank));
     let snap = store
         .snapshot(&sids(&["CA-old", "CA-sales"]))
@@ -809,7 +809,7 @@ async fn a_callback_request_survives_the_callers_hangup() {
         .expect("refused");
     assert_eq!(r, CallbackRetry::Failed);
     assert_eq!(state(&store, "CA1").await, CallState::CallbackFailed);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.active), (AgentStatus::Wrapup, 0));
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
@@ -953,7 +953,7 @@ async fn a_result_for_an_earlier_offer_of_the_same_call_and_agent_changes_nothin
         .await
         .expect("late completion");
     assert_eq!(r, Completion::Stale(Some(CallState::Offered)));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.misses, 1, "one unanswered ring is one miss");
     assert_eq!(
         a.status,
@@ -990,7 +990,7 @@ async fn an_agent_of_capacity_two_is_never_booked_twice_by_one_call() {
     assert_eq!(r, OfferResult::Stale(Some(CallState::Connected)));
     assert_eq!(state(&store, "CA1").await, CallState::Connected);
     assert_eq!(claim(&store).await, None, "nothing else to offer");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.active, 1);
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
@@ -1105,7 +1105,7 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
     assert!(matches!(r, CallbackRetry::Retry { .. }), "{r:?}");
     let c = call(&store, "CA1").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.active, a.misses),
         (AgentStatus::Wrapup, 0, 0),
@@ -1206,7 +1206,7 @@ async fn a_call_twilio_keeps_refusing_overflows_and_its_agents_are_freed_without
     let c = call(&store, "CA1").await;
     assert_eq!(c.state, CallState::Overflowed);
     assert_eq!(c.end_reason.as_deref(), Some("twilio_21210"));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.misses), (AgentStatus::Available, 0));
 }
 

@@ -131,7 +131,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
     let mut first = centre.worker(&twilio, 1);
     let offered = twilio.wait_for(1, Duration::from_secs(20)).await[0].clone();
     first.crash();
-    let c = store.call("CA0001").await.expect("read").expect("call");
+    let c = call(store, "CA0001").await;
     assert_eq!(
         (c.state, c.agent.as_deref()),
         (CallState::Offered, Some("a1")),
@@ -160,7 +160,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
         score.filter(|s| s - now > 10_000)
     })
     .await;
-    let c = store.call("CA0001").await.expect("read").expect("call");
+    let c = call(store, "CA0001").await;
     assert_eq!((c.state, c.attempts), (CallState::Offered, 2));
     let holder = c.agent.clone().unwrap_or_default();
     for a in store.agents().await.expect("agents") {

@@ -387,6 +387,11 @@ pub async fn claim(store: &Store) -> Option<Offer> {
     }
 }
 
+/// Claim once: the call and the agent offered, or None when there is nothing to offer.
+pub async fn claimed(store: &Store) -> Option<(String, String)> {
+    claim(store).await.map(|o| (o.call_sid, o.agent_id))
+}
+
 /// Claim until an offer comes (something becomes due on Redis' clock), or None after `within`.
 pub async fn claim_within(store: &Store, within: Duration) -> Option<Offer> {
     let end = tokio::time::Instant::now() + within;
