@@ -242,13 +242,7 @@ async fn abandon_while_waiting_and_twice() {
 async fn an_expired_offer_is_handed_to_a_check_never_requeued_blindly() {
     let store = staffed(sales()).await;
     enqueue(&store, "CA1", "sales").await;
-    let Claim::Offer(offer) = store
-        .claim(Duration::from_millis(100), 0)
-        .await
-        .expect("claim")
-    else {
-        panic!("no offer");
-    };
+    let offer = claim_leased(&store, Duration::from_millis(100)).await;
     let lease = Duration::from_secs(30);
     assert!(
         store
@@ -298,13 +292,7 @@ async fn an_expired_offer_is_handed_to_a_check_never_requeued_blindly() {
 async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
     let store = staffed(sales()).await;
     enqueue(&store, "CA1", "sales").await;
-    let Claim::Offer(offer) = store
-        .claim(Duration::from_millis(50), 0)
-        .await
-        .expect("claim")
-    else {
-        panic!("no offer");
-    };
+    let offer = claim_leased(&store, Duration::from_millis(50)).await;
     let ext = store
         .extend_offer(
             &offer.offer_ref(),

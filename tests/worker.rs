@@ -22,9 +22,7 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     let twilio = recorder_ok().await;
     let settings = fast_settings();
     let ring_grace = settings.ring_grace;
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
 
     let reqs = twilio.wait_for(1, SECS(5)).await;
     let r = &reqs[0];
@@ -101,9 +99,7 @@ async fn a_429_is_retried_and_the_agent_rings() {
     let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let reqs = twilio.wait_for(2, SECS(5)).await;
     assert_eq!(
         reqs[0].param("Twiml"),
@@ -214,9 +210,7 @@ async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
         None,
     ));
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "call abandoned", || {
         state_is(&store, "CA0001", CallState::Abandoned)
@@ -263,9 +257,7 @@ async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
         None,
     ));
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let reqs = twilio.wait_for(2, SECS(5)).await;
     assert_eq!(reqs[1].offer().map(|o| o.attempt), Some(2));
     eventually(SECS(2), "the second offer rings", || async {
@@ -286,9 +278,7 @@ async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready()
     // not Twilio at all: a web server's 404 page
     let twilio = recorder(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "the worker reports it is not ready", || async {
         worker.health.problem()
@@ -310,9 +300,7 @@ async fn a_slow_answer_within_the_request_timeout_still_rings() {
     let store = store_with(&[sales()]).await;
     let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let first = twilio.wait_for(1, SECS(5)).await[0].at;
     eventually(SECS(3), "lease extended", || async {
         let (score, now) = lease_of(&store, "CA0001").await;
@@ -377,9 +365,7 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     // neither the safety net nor the reaper's timer may be what wakes the worker
     settings.wake_timeout = SECS(30);
     settings.reap_interval = SECS(30);
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "lease extended", || async {
         let (score, now) = lease_of(&store, "CA0001").await;
@@ -422,9 +408,7 @@ async fn shutdown_lets_in_flight_rest_calls_finish() {
     let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let grace = settings.shutdown_grace;
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let first = twilio.wait_for(1, SECS(5)).await[0].at;
     enqueue(&store, "CA0002", "sales").await; // waits: a1 is reserved
     let took = worker.stop(grace + SECS(1)).await;

@@ -15,14 +15,7 @@ use support::*;
 /// nothing settles the offer.
 async fn claimed_by_a_dead_worker(store: &Store, sid: &str) -> Offer {
     enqueue(store, sid, "sales").await;
-    match store
-        .claim(Duration::from_millis(100), 0)
-        .await
-        .expect("claim")
-    {
-        Claim::Offer(o) => o,
-        Claim::Idle { .. } => panic!("nothing to claim"),
-    }
+    claim_leased(store, Duration::from_millis(100)).await
 }
 
 #[tokio::test]

@@ -387,6 +387,15 @@ pub async fn claim(store: &Store) -> Option<Offer> {
     }
 }
 
+/// Claim once under a lease of `lease` (a short one, for tests of what happens when it
+/// passes); there must be an offer.
+pub async fn claim_leased(store: &Store, lease: Duration) -> Offer {
+    match store.claim(lease, 0).await.expect("claim") {
+        Claim::Offer(o) => o,
+        Claim::Idle { .. } => panic!("nothing to claim"),
+    }
+}
+
 /// Claim once: the call and the agent offered, or None when there is nothing to offer.
 pub async fn claimed(store: &Store) -> Option<(String, String)> {
     claim(store).await.map(|o| (o.call_sid, o.agent_id))

@@ -53,6 +53,19 @@ pub fn rest_for(twilio: &Recorder, settings: &Settings) -> TwilioRest {
     TwilioRest::new(cfg).expect("rest client")
 }
 
+/// The worker tests' usual start: a worker running with `settings` against `twilio`, then
+/// agent `a1` online in `sales` and call `CA0001` entering it.
+pub async fn worker_and_a_call(
+    store: &Store,
+    twilio: &Recorder,
+    settings: Settings,
+) -> RunningWorker {
+    let worker = RunningWorker::start(store, rest_for(twilio, &settings), settings);
+    super::online_agent(store, &super::agent("a1", &[("sales", 1)])).await;
+    super::enqueue(store, "CA0001", "sales").await;
+    worker
+}
+
 /// Quick settings for tests: a 2 s lease, fast backoff, a breaker that stays out of the way.
 pub fn fast_settings() -> Settings {
     let mut s = Settings::new(PUBLIC);
