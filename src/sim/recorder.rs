@@ -301,9 +301,7 @@ pub fn call_resource(
     status: CallStatus,
     parent: Option<&str>,
 ) -> CallResource {
-    let now = jiff::Timestamp::now()
-        .strftime("%a, %d %b %Y %H:%M:%S +0000")
-        .to_string();
+    let now = super::twiml_exec::rfc2822_now();
     CallResource {
         sid: sid.to_string(),
         account_sid: account.to_string(),
