@@ -66,10 +66,7 @@ overflow = {{ action = "voicemail" }}
 {sales_extra}
 "#
     );
-    match CentreConfig::from_toml(&toml, "fuzz") {
-        Ok(c) => c,
-        Err(e) => panic!("fuzz centre: {e}"),
-    }
+    centre_from(&toml)
 }
 
 fn fixture() -> &'static Fixture {

@@ -170,7 +170,7 @@ async fn the_menu_digit_picks_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() {
     let toml = callq::config::DEMO_TOML.replace("callback_after_s = 60", "callback_after_s = 1");
-    let centre = CentreConfig::from_toml(&toml, "test").expect("config");
+    let centre = support::centre_from(&toml);
     // dave serves support only: nobody answers sales until erin logs in
     let stack = stack_with(centre, &[("dave", &[("support", 1)])]).await;
     let script = CallerScript {

@@ -51,10 +51,7 @@ hold_music = "{SALES_MUSIC}"
 {sales}
 "#
     );
-    match CentreConfig::from_toml(&toml, "edge test") {
-        Ok(c) => c,
-        Err(e) => panic!("test centre: {e}\n{toml}"),
-    }
+    centre_from(&toml)
 }
 
 pub fn centre() -> CentreConfig {

@@ -293,6 +293,14 @@ impl Drop for TestServer {
     }
 }
 
+/// The centre `toml` describes; a test's own configuration must be valid.
+pub fn centre_from(toml: &str) -> CentreConfig {
+    match CentreConfig::from_toml(toml, "test centre") {
+        Ok(c) => c,
+        Err(e) => panic!("test centre: {e}\n{toml}"),
+    }
+}
+
 /// Start `callq serve` for `centre` (its `centre` name is replaced by a fresh one).
 pub async fn spawn_server(centre: CentreConfig) -> TestServer {
     spawn_server_on(fresh_store(), centre).await
