@@ -12,6 +12,10 @@ use callq::twilio::twiml::Verb;
 use support::edge::*;
 use support::*;
 
+/// Held by each test for its whole run: a pause is the whole Redis', so one test's pause
+/// must not fall inside another's (nor its `CLIENT PAUSE` wait out the other's pause).
+static ONE_PAUSE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `CLIENT PAUSE ms ALL` on the harness's Redis, from a connection of its own.
 async fn pause_redis(ms: u64) {
     let client = redis::Client::open(redis_url()).expect("client");
@@ -30,6 +34,7 @@ async fn pause_redis(ms: u64) {
 
 #[tokio::test]
 async fn a_caller_who_rang_during_a_redis_pause_is_answered_and_later_offered() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
@@ -83,6 +88,7 @@ async fn a_caller_who_rang_during_a_redis_pause_is_answered_and_later_offered() 
 
 #[tokio::test]
 async fn a_caller_who_rang_and_left_during_a_redis_pause_still_leaves_a_record() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
     pause_redis(1500).await;
