@@ -1,5 +1,6 @@
 //! Assignment latency: from the moment an agent becomes ready while a call waits, to the moment
-//! Twilio (here a local stand-in for its REST API) receives the redirect that rings the agent.
+//! Twilio (here the lab's REST recorder standing in for its API) receives the redirect that
+//! rings the agent.
 //! Everything between is measured: the Lua transition that makes the agent ready and pushes the
 //! wake marker, the worker's BLPOP waking, `reap`, `claim`, building the TwiML and the HTTP
 //! request over loopback.
@@ -18,15 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Path, State};
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::Router;
 use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use callq::lab::embedded_redis::EmbeddedRedis;
+use callq::sim::recorder::{Recorder, Reply};
 use callq::store::{
     AgentSpec, Arrival, CallKind, EndSource, NewCall, OfferOutcome, OfferRef, QueueSettings,
     RequestedStatus, Store, Strategy, UpsertMode,
@@ -73,24 +71,10 @@ impl Trigger {
 }
 
 const ACCOUNT: &str = "AC00000000000000000000000000000000";
+const TOKEN: &str = "bench-token";
 
 /// CallSid -> who waits for its redirect to arrive.
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
-
-async fn redirect(
-    State(waiters): State<Waiters>,
-    Path((_account, file)): Path<(String, String)>,
-) -> impl IntoResponse {
-    let at = Instant::now();
-    let sid = file.trim_end_matches(".json").to_string();
-    let waiter = waiters.lock().ok().and_then(|mut w| w.remove(&sid));
-    if let Some(tx) = waiter {
-        let _ = tx.send(at);
-    }
-    axum::Json(serde_json::json!({
-        "sid": sid, "account_sid": ACCOUNT, "status": "in-progress"
-    }))
-}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -125,26 +109,28 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
     let centre = format!("bench{}", std::process::id());
     let store = Store::connect(&redis_url, &centre, 16)?;
 
-    // the stand-in for Twilio's REST API
+    // Twilio's REST API: each redirect tells whoever waits for its call when it arrived
     let waiters: Waiters = Arc::default();
-    let app = Router::new()
-        .route(
-            "/2010-04-01/Accounts/{account}/Calls/{file}",
-            post(redirect),
-        )
-        .with_state(waiters.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let told = waiters.clone();
+    let twilio = Recorder::start(ACCOUNT, TOKEN, move |req, _| {
+        let waiter = req
+            .call_sid
+            .as_ref()
+            .and_then(|sid| told.lock().ok().and_then(|mut w| w.remove(sid)));
+        if let Some(tx) = waiter {
+            let _ = tx.send(req.at);
+        }
+        Reply::Ok
+    })
+    .await?;
+    let api_base = twilio.base.clone();
 
     // workers, each on a runtime of its own
     let mut settings = Settings::new("https://bench.example.com");
     settings.offer_lease = Duration::from_secs(10);
     let mut stops = Vec::new();
     for _ in 0..args.workers {
-        let mut cfg = RestConfig::with_auth_token(ACCOUNT, "bench-token");
+        let mut cfg = RestConfig::with_auth_token(ACCOUNT, TOKEN);
         cfg.api_base = api_base.clone();
         let rest = TwilioRest::new(cfg)?;
         let worker = Worker::new(store.clone(), rest, &redis_url, settings.clone());
@@ -274,7 +260,7 @@ fn report(label: &str, mut v: Vec<Duration>) {
 }
 
 /// One chain's rounds: enqueue a call the agent cannot take yet, start the clock, make the
-/// agent ready, stop the clock when the redirect reaches the stand-in; then answer the call.
+/// agent ready, stop the clock when the redirect reaches the recorder; then answer the call.
 async fn chain(
     k: usize,
     rounds: usize,
@@ -339,7 +325,7 @@ async fn chain(
         let at = tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .with_context(|| format!("{sid}: no redirect within 10 s"))?
-            .context("stand-in dropped the waiter")?;
+            .context("the recorder dropped the waiter")?;
         out.push((round, trigger, at - t0));
         // wait for the worker to record the ring (extend_offer), then the agent answers
         wait_extended(store, &sid).await?;

@@ -3,7 +3,7 @@
 //! the OpenAPI document (every answer listed in it, every value described as the server checks
 //! it), the `callq agent` client, and `scripts/agent-example.sh`, run against a real server.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +12,10 @@ use callq::agents::client::AgentClient;
 use callq::agents::token;
 use callq::app::{AgentSettings, AppState};
 use callq::config::CentreConfig;
-use callq::store::{AgentRecord, AgentStatus, Claim, OfferOutcome, RequestedStatus, UpsertMode};
-use common::*;
+use callq::store::{AgentRecord, AgentStatus, OfferOutcome, RequestedStatus, UpsertMode};
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 
 /// What a request may carry in `Authorization`.
 #[derive(Clone, Copy)]
@@ -193,27 +193,6 @@ async fn record(srv: &TestServer, id: &str) -> Option<AgentRecord> {
     srv.state.store.agent(id).await.expect("read agent")
 }
 
-async fn enqueue(srv: &TestServer, sid: &str, queue: &str) {
-    srv.state
-        .store
-        .enqueue(&holding(sid, queue, "+15550001111"))
-        .await
-        .expect("enqueue");
-}
-
-async fn claim(srv: &TestServer) -> Option<(String, String)> {
-    match srv
-        .state
-        .store
-        .claim(Duration::from_secs(30), 1)
-        .await
-        .expect("claim")
-    {
-        Claim::Offer(o) => Some((o.call_sid, o.agent_id)),
-        Claim::Idle { .. } => None,
-    }
-}
-
 /// The agent's current token generation, as the store keeps it.
 async fn generation(srv: &TestServer, id: &str) -> String {
     srv.state
@@ -299,10 +278,17 @@ async fn an_unregistered_device_is_offered_nothing() {
         (r.status, r.json["status"].as_str()),
         (200, Some("available"))
     );
-    enqueue(&srv, "CA1", "sales").await;
-    assert_eq!(claim(&srv).await, None, "device not registered: no offer");
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        None,
+        "device not registered: no offer"
+    );
     heartbeat(&srv, "a1", &token, true).await;
-    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        Some(("CA1".into(), "a1".into()))
+    );
 }
 
 /// Every way an agent route can be refused for its credentials, on every agent route; none
@@ -727,8 +713,11 @@ async fn unknown_agents_are_404_on_every_route() {
 async fn status_changes_on_a_call_are_deferred_until_it_ends() {
     let srv = server().await;
     let token = online(&srv, "a1", "sales").await;
-    enqueue(&srv, "CA1", "sales").await;
-    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        Some(("CA1".into(), "a1".into()))
+    );
     let answered = srv
         .state
         .store
@@ -802,8 +791,12 @@ async fn an_agent_whose_heartbeats_stop_is_offered_nothing_until_it_beats_again(
     );
 
     tokio::time::sleep(ttl + Duration::from_millis(250)).await;
-    enqueue(&srv, "CA1", "sales").await;
-    assert_eq!(claim(&srv).await, None, "a silent agent is offered nothing");
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        None,
+        "a silent agent is offered nothing"
+    );
     let r = admin(&srv, Method::GET, "/v1/admin/agents/a1", Body::None).await;
     assert_eq!(
         (&r.json["status"], &r.json["online"]),
@@ -811,13 +804,13 @@ async fn an_agent_whose_heartbeats_stop_is_offered_nothing_until_it_beats_again(
         "presence is lost, the status the agent chose is kept: {}",
         r.json
     );
-    assert_eq!(claim(&srv).await, None, "and stays so");
+    assert_eq!(claimed(&srv.state.store).await, None, "and stays so");
 
     let r = heartbeat(&srv, "a1", &token, true).await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json, json!({"status": "available", "ttl_ms": 400}));
     assert_eq!(
-        claim(&srv).await,
+        claimed(&srv.state.store).await,
         Some(("CA1".into(), "a1".into())),
         "back on the next heartbeat"
     );
@@ -1565,8 +1558,8 @@ async fn admin_lists_queues_with_live_numbers() {
     set_status(&srv, "a2", &a2, "paused").await;
     create(&srv, "a3", "sales").await;
     create(&srv, "s1", "support").await;
-    enqueue(&srv, "CA1", "sales").await;
-    enqueue(&srv, "CA2", "sales").await;
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    enqueue(&srv.state.store, "CA2", "sales").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     let r = admin(&srv, Method::GET, "/v1/admin/queues", Body::None).await;
@@ -1600,8 +1593,11 @@ async fn admin_lists_queues_with_live_numbers() {
 async fn admin_shows_a_call_with_its_history() {
     let srv = server().await;
     online(&srv, "a1", "sales").await;
-    enqueue(&srv, "CA1", "sales").await;
-    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        Some(("CA1".into(), "a1".into()))
+    );
     let store = &srv.state.store;
     store
         .offer_result(
@@ -1850,8 +1846,11 @@ async fn the_agent_client_loop_stops_on_a_refused_token() {
 async fn admin_ends_a_stuck_call_and_frees_its_agent() {
     let srv = server().await;
     online(&srv, "a1", "sales").await;
-    enqueue(&srv, "CA1", "sales").await;
-    assert_eq!(claim(&srv).await, Some(("CA1".into(), "a1".into())));
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(
+        claimed(&srv.state.store).await,
+        Some(("CA1".into(), "a1".into()))
+    );
     let store = &srv.state.store;
     store
         .offer_result(

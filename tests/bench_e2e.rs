@@ -4,7 +4,7 @@
 //! device may ever ring beyond its capacity (double_bookings = 0), and nothing may be left
 //! held after the drain.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ async fn a_short_bench_loses_nothing_and_double_books_nobody() {
         workers: 2,
         seed: 7,
         compress: 30.0,
-        redis_url: Some(common::redis_url()),
+        redis_url: Some(support::redis_url()),
         ..BenchOptions::default()
     };
     let report = bounded(run_load(&args, false)).await;
@@ -78,7 +78,7 @@ async fn callbacks_under_load_lose_nothing_and_double_book_nobody() {
         workers: 2,
         seed: 7,
         compress: 30.0,
-        redis_url: Some(common::redis_url()),
+        redis_url: Some(support::redis_url()),
         ..BenchOptions::default()
     };
     let report = bounded(run_load(&args, false)).await;
@@ -122,7 +122,7 @@ async fn chaos_loses_nothing_double_books_nobody_and_leaves_nothing_held() {
         workers: 2,
         seed: 11,
         compress: 30.0,
-        redis_url: Some(common::redis_url()),
+        redis_url: Some(support::redis_url()),
         ..BenchOptions::default().chaos()
     };
     let report = bounded(run_load(&args, false)).await;

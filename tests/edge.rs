@@ -1,7 +1,7 @@
 //! The Twilio edge end to end: signed webhooks against a running `callq serve` on the real
 //! Redis of the test harness, every TwiML answer read back with `twilio::twiml::parse`.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use callq::contract::OfferHook;
 use callq::store::{CallKind, CallState, Claim, OfferRef, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml::{self, DialNoun, GatherChild, Verb};
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // /twilio/voice
@@ -77,7 +77,7 @@ async fn vip_callers_are_served_first() {
     holding_in(&srv, "CAplain", CALLER, SALES_NO).await;
     holding_in(&srv, "CAvip", VIP, SALES_NO).await;
     let store = &srv.state.store;
-    let vip = store.call("CAvip").await.expect("read").expect("call");
+    let vip = call(store, "CAvip").await;
     assert_eq!(vip.priority_ms, 120_000);
     let pos = store.position("CAvip", "sales").await.expect("read");
     assert_eq!(pos.map(|p| p.position), Some(1), "the VIP is next in line");
@@ -629,9 +629,9 @@ async fn unanswered_dial_puts_the_caller_back_in_line() {
         }
         other => panic!("dial no-answer: {other:?}"),
     }
-    let call = store.call("CAna").await.expect("read").expect("call");
+    let call = call(store, "CAna").await;
     assert_eq!((call.state, call.agent), (CallState::Waiting, None));
-    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    let a1 = agent_rec(store, "a1").await;
     assert_eq!(a1.misses, 1);
     // the same result again (a retry): the same TwiML, no second miss
     let again = twiml(
@@ -641,7 +641,7 @@ async fn unanswered_dial_puts_the_caller_back_in_line() {
     )
     .await;
     assert_eq!(again, doc);
-    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    let a1 = agent_rec(store, "a1").await;
     assert_eq!(a1.misses, 1);
     assert_invariants(store, &["CAna".to_string()]).await;
 
@@ -696,10 +696,10 @@ async fn answered_call_connects_and_completes_in_any_order() {
         }
         if order == 0 {
             assert_eq!(state_of(store, &sid).await, Some(CallState::Completed));
-            let a1 = store.agent("a1").await.expect("read").expect("agent");
+            let a1 = agent_rec(store, "a1").await;
             assert_eq!(a1.handled, 1);
         }
-        let a1 = store.agent("a1").await.expect("read").expect("agent");
+        let a1 = agent_rec(store, "a1").await;
         assert_eq!(a1.active, 0, "order {order}: the agent holds no call");
         assert_invariants(store, std::slice::from_ref(&sid)).await;
     }
@@ -746,7 +746,7 @@ async fn status_callback_before_the_dial_result_completes_a_connected_call() {
         assert_eq!(r.status(), 204);
     }
     assert_eq!(state_of(store, "CAconn").await, Some(CallState::Completed));
-    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    let a1 = agent_rec(store, "a1").await;
     assert_eq!((a1.active, a1.handled), (0, 1));
 }
 

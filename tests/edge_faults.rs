@@ -3,15 +3,15 @@
 //! was out of reach; a caller callq holds as over who is still on hold. Signed webhooks
 //! against a running `callq serve` on the harness's real Redis.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::contract::OfferHook;
 use callq::store::{CallKind, CallState, OfferOutcome, Transition};
 use callq::twilio::twiml::{self, Verb};
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
 
 /// Twilio's request to a callback's `<Dial action>` after the customer leg ended with
 /// `status`; the request comes from the agent's leg.
@@ -75,7 +75,7 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_and_the_agent_is_t
     );
     let c = call(store, "CAcb").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(store, "a1").await;
     assert_eq!(
         (a.status, a.active, a.misses),
         (callq::store::AgentStatus::Wrapup, 0, 0),
@@ -167,7 +167,7 @@ async fn a_late_dial_result_from_an_earlier_ring_leaves_the_current_ring_alone()
         (CallState::Offered, 2),
         "still ringing"
     );
-    let a1 = store.agent("a1").await.expect("read").expect("agent");
+    let a1 = agent_rec(store, "a1").await;
     assert_eq!(a1.misses, 1, "one unanswered ring, one miss");
     assert_invariants(store, &sids(&["CAlate"])).await;
 }

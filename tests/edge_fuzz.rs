@@ -3,7 +3,7 @@
 //! 5xx, never a dropped connection (a panic), every 200 a TwiML document Twilio would accept,
 //! and the routing invariants hold after any sequence of webhooks.
 
-mod common;
+mod support;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -12,8 +12,8 @@ use callq::config::CentreConfig;
 use callq::store::{Claim, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml;
-use common::*;
 use proptest::prelude::*;
+use support::*;
 
 const PATHS: &[&str] = &[
     "/twilio/voice",
@@ -66,10 +66,7 @@ overflow = {{ action = "voicemail" }}
 {sales_extra}
 "#
     );
-    match CentreConfig::from_toml(&toml, "fuzz") {
-        Ok(c) => c,
-        Err(e) => panic!("fuzz centre: {e}"),
-    }
+    centre_from(&toml)
 }
 
 fn fixture() -> &'static Fixture {

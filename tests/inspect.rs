@@ -1,12 +1,12 @@
 //! `callq inspect` against a real Redis: the binary reads a centre's queues, agents and
 //! waiting calls and prints them as tables or JSON.
 
-mod common;
+mod support;
 
 use std::process::Command;
 
 use callq::store::Strategy;
-use common::*;
+use support::*;
 
 #[tokio::test]
 async fn inspect_shows_queues_agents_and_waiting_calls() {

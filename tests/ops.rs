@@ -2,7 +2,7 @@
 //! Redis and against one that cannot be reached; who may see the wallboard (admin or viewer
 //! token, or a session cookie from the login form) and who may read `/metrics`.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use std::time::Duration;
 use callq::app::{AgentSettings, OpsSettings};
 use callq::config::CentreConfig;
 use callq::store::Store;
-use common::*;
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use support::*;
 
 /// A client that does not follow redirects (the login's 303 and cookie are looked at).
 fn client() -> reqwest::Client {

@@ -3,14 +3,18 @@
 //! caller's next wait request takes them into callq's line, where an agent is offered them.
 //! Its own test binary: pausing Redis must not slow the other suites' servers.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::CallState;
 use callq::twilio::twiml::Verb;
-use common::edge::*;
-use common::*;
+use support::edge::*;
+use support::*;
+
+/// Held by each test for its whole run: a pause is the whole Redis', so one test's pause
+/// must not fall inside another's (nor its `CLIENT PAUSE` wait out the other's pause).
+static ONE_PAUSE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `CLIENT PAUSE ms ALL` on the harness's Redis, from a connection of its own.
 async fn pause_redis(ms: u64) {
@@ -30,6 +34,7 @@ async fn pause_redis(ms: u64) {
 
 #[tokio::test]
 async fn a_caller_who_rang_during_a_redis_pause_is_answered_and_later_offered() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
@@ -83,6 +88,7 @@ async fn a_caller_who_rang_during_a_redis_pause_is_answered_and_later_offered() 
 
 #[tokio::test]
 async fn a_caller_who_rang_and_left_during_a_redis_pause_still_leaves_a_record() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
     pause_redis(1500).await;

@@ -5,15 +5,15 @@
 //! real Redis; after every step the routing invariants (docs/design.md) must hold and no call
 //! may be lost.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::{
     Arrival, EndSource, OfferOutcome, OfferRef, RequestedStatus, Store, Strategy as Routing,
 };
-use common::*;
 use proptest::prelude::*;
+use support::*;
 
 const AGENTS: [&str; 4] = ["a0", "a1", "a2", "a3"];
 const QUEUES: [&str; 2] = ["sales", "support"];

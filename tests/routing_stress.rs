@@ -5,7 +5,7 @@
 //! thousands of steps. Snapshots taken while it runs and after it settles must satisfy the
 //! routing invariants (docs/design.md): zero double-bookings, zero lost calls.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,9 +15,9 @@ use std::time::Duration;
 use callq::store::{
     CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Store, Strategy, Transition,
 };
-use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::*;
 
 const CLAIMERS: usize = 8;
 const CALLS: usize = 1500;

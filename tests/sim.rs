@@ -1,7 +1,7 @@
 //! The Twilio simulator against the real callq (server, worker, Redis): single calls whose
 //! every step can be checked, from the phone side and in the store.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])])
         seed: 3,
     };
     let stack = Stack::start(StackOptions {
-        redis_url: Some(common::redis_url()),
+        redis_url: Some(support::redis_url()),
         centre,
         queue_overrides: Vec::new(),
         workers: 1,
@@ -170,7 +170,7 @@ async fn the_menu_digit_picks_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() {
     let toml = callq::config::DEMO_TOML.replace("callback_after_s = 60", "callback_after_s = 1");
-    let centre = CentreConfig::from_toml(&toml, "test").expect("config");
+    let centre = support::centre_from(&toml);
     // dave serves support only: nobody answers sales until erin logs in
     let stack = stack_with(centre, &[("dave", &[("support", 1)])]).await;
     let script = CallerScript {

@@ -1,16 +1,16 @@
 //! Every routing transition against a real Redis, happy and unhappy paths. Each test runs on
-//! its own centre of the shared test redis-server (see `common`).
+//! its own centre of the shared test redis-server (see `support`).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::*;
-use common::*;
+use support::*;
 
 #[tokio::test]
 async fn enqueue_is_idempotent_per_call_sid() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let first = enqueue(&store, "CA1", "sales").await;
     assert!(first.created);
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -24,7 +24,7 @@ async fn enqueue_is_idempotent_per_call_sid() {
 
 #[tokio::test]
 async fn enqueue_to_an_unknown_queue_is_refused() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let err = store
         .enqueue(&holding("CA1", "nope", ""))
         .await
@@ -39,8 +39,7 @@ async fn enqueue_to_an_unknown_queue_is_refused() {
 
 #[tokio::test]
 async fn claim_reserves_agent_and_call_together() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     assert_eq!(claim(&store).await, None, "no call, no offer");
     enqueue(&store, "CA1", "sales").await;
     let offer = claim(&store).await.expect("offer");
@@ -64,18 +63,10 @@ async fn claim_reserves_agent_and_call_together() {
 
 #[tokio::test]
 async fn answered_then_completed_goes_through_wrapup_to_available() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_millis(300);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
+    let (store, _) = connected(q, "CA1").await;
     enqueue(&store, "CA2", "sales").await;
-    claim(&store).await.expect("offer");
-    let r = store
-        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
-        .await
-        .expect("answered");
-    assert_eq!(r, OfferResult::Connected);
     assert_eq!(state(&store, "CA1").await, CallState::Connected);
     assert_eq!(status(&store, "a1").await, AgentStatus::Busy);
     let done = complete(&store, "CA1").await.expect("complete");
@@ -89,15 +80,14 @@ async fn answered_then_completed_goes_through_wrapup_to_available() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let offer = claim(&store).await.expect("offered once wrap-up ended");
     assert_eq!(offer.call_sid, "CA2");
-    let agent = store.agent("a1").await.expect("read").expect("agent");
+    let agent = agent_rec(&store, "a1").await;
     assert_eq!(agent.handled, 1);
     assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
 }
 
 #[tokio::test]
 async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     online_agent(&store, &agent("a2", &[("sales", 1)])).await;
     let first = enqueue(&store, "CA-old", "sales").await;
@@ -118,7 +108,7 @@ async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
         .await
         .expect("no-answer");
     assert!(matches!(r, OfferResult::Requeued(_)));
-    let call = store.call("CA-old").await.expect("read").expect("call");
+    let call = call(&store, "CA-old").await;
     assert_eq!(call.state, CallState::Waiting);
     assert_eq!(call.rank, first.rank, "back at its original rank");
     assert_eq!(call.agent, None);
@@ -149,10 +139,7 @@ async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
 
 #[tokio::test]
 async fn an_agent_already_rung_is_offered_again_when_nobody_else_is_left() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
+    let (store, _) = offered(sales(), "CA1").await;
     store
         .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
@@ -165,12 +152,9 @@ async fn an_agent_already_rung_is_offered_again_when_nobody_else_is_left() {
 
 #[tokio::test]
 async fn max_no_answer_in_a_row_pauses_the_agent() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.max_no_answer = 2;
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer 1");
+    let (store, _) = offered(q, "CA1").await;
     store
         .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
@@ -182,7 +166,7 @@ async fn max_no_answer_in_a_row_pauses_the_agent() {
         .await
         .expect("miss 2");
     assert_eq!(r, OfferResult::Requeued(AgentStatus::Paused));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Paused, "no_answer")
@@ -198,12 +182,9 @@ async fn max_no_answer_in_a_row_pauses_the_agent() {
 
 #[tokio::test]
 async fn no_answer_delay_rests_the_agent_then_it_is_offered_again() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.no_answer_delay = Duration::from_millis(250);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
+    let (store, _) = offered(q, "CA1").await;
     store
         .offer_result(&current(&store, "CA1").await, OfferOutcome::NoAnswer, "")
         .await
@@ -216,16 +197,13 @@ async fn no_answer_delay_rests_the_agent_then_it_is_offered_again() {
 
 #[tokio::test]
 async fn abandon_while_offered_releases_the_agent() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
+    let (store, _) = offered(sales(), "CA1").await;
     enqueue(&store, "CA2", "sales").await;
-    claim(&store).await.expect("offer");
     let r = store.abandon("CA1", "hangup").await.expect("abandon");
     assert_eq!(r, Transition::Done(CallState::Offered));
     assert_eq!(state(&store, "CA1").await, CallState::Abandoned);
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.misses, 0, "a caller's hang-up is not the agent's miss");
     // late results for the abandoned offer change nothing
     let late = store
@@ -240,7 +218,7 @@ async fn abandon_while_offered_releases_the_agent() {
 
 #[tokio::test]
 async fn abandon_while_waiting_and_twice() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA1", "sales").await;
     assert_eq!(
         store.abandon("CA1", "hangup").await.expect("abandon"),
@@ -262,16 +240,9 @@ async fn abandon_while_waiting_and_twice() {
 
 #[tokio::test]
 async fn an_expired_offer_is_handed_to_a_check_never_requeued_blindly() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     enqueue(&store, "CA1", "sales").await;
-    let Claim::Offer(offer) = store
-        .claim(Duration::from_millis(100), 0)
-        .await
-        .expect("claim")
-    else {
-        panic!("no offer");
-    };
+    let offer = claim_leased(&store, Duration::from_millis(100)).await;
     let lease = Duration::from_secs(30);
     assert!(
         store
@@ -319,16 +290,9 @@ async fn an_expired_offer_is_handed_to_a_check_never_requeued_blindly() {
 
 #[tokio::test]
 async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     enqueue(&store, "CA1", "sales").await;
-    let Claim::Offer(offer) = store
-        .claim(Duration::from_millis(50), 0)
-        .await
-        .expect("claim")
-    else {
-        panic!("no offer");
-    };
+    let offer = claim_leased(&store, Duration::from_millis(50)).await;
     let ext = store
         .extend_offer(
             &offer.offer_ref(),
@@ -364,7 +328,7 @@ async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
 
 #[tokio::test]
 async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_next() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let spec = agent("a1", &[("sales", 1)]);
     store
         .upsert_agent(&spec, UpsertMode::Upsert)
@@ -385,7 +349,7 @@ async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_ne
         None,
         "no offer to an agent without a heartbeat"
     );
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         a.status,
         AgentStatus::Available,
@@ -431,11 +395,9 @@ async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
         },
     ];
     for case in cases {
-        let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-        let spec = agent("a1", &[("sales", 1)]);
-        online_agent(&store, &spec).await;
+        let store = staffed(sales()).await;
         if case.on_call {
-            connected(&store, "CA1", "sales").await;
+            enter_connected(&store, "CA1", "sales").await;
         }
         let change = store
             .set_agent_status("a1", case.status, "lunch")
@@ -461,7 +423,7 @@ async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
             assert_eq!(change, StatusChange::Deferred(case.status), "{}", case.name);
             complete(&store, "CA1").await.expect("complete");
         }
-        let a = store.agent("a1").await.expect("read").expect("agent");
+        let a = agent_rec(&store, "a1").await;
         let want = match case.status {
             RequestedStatus::Paused => AgentStatus::Paused,
             RequestedStatus::Offline => AgentStatus::Offline,
@@ -481,11 +443,9 @@ async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
 
 #[tokio::test]
 async fn the_no_answer_pause_outlives_a_heartbeat_gap() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.max_no_answer = 1;
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let o = offered(&store, "CA1", "sales").await;
+    let (store, o) = offered(q, "CA1").await;
     let r = store
         .offer_result(&o.offer_ref(), OfferOutcome::NoAnswer, "")
         .await
@@ -501,7 +461,7 @@ async fn the_no_answer_pause_outlives_a_heartbeat_gap() {
         .heartbeat("a1", Duration::from_secs(30), true)
         .await
         .expect("beat");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Paused, "no_answer")
@@ -511,7 +471,7 @@ async fn the_no_answer_pause_outlives_a_heartbeat_gap() {
 
 #[tokio::test]
 async fn an_agent_without_a_registered_device_is_never_offered() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     store
         .upsert_agent(&agent("a1", &[("sales", 1)]), UpsertMode::Upsert)
         .await
@@ -538,7 +498,7 @@ async fn an_agent_without_a_registered_device_is_never_offered() {
 
 #[tokio::test]
 async fn tier_two_is_offered_only_when_tier_one_has_nobody_ready() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     online_agent(&store, &agent("backup", &[("sales", 2)])).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     online_agent(&store, &agent("first", &[("sales", 1)])).await;
@@ -584,11 +544,7 @@ async fn capacity_bounds_how_many_calls_an_agent_holds() {
 
 #[tokio::test]
 async fn the_best_call_across_an_agents_queues_is_offered_first() {
-    let store = store_with(&[
-        queue("sales", Strategy::LongestIdle),
-        queue("support", Strategy::LongestIdle),
-    ])
-    .await;
+    let store = store_with(&[sales(), queue("support", Strategy::LongestIdle)]).await;
     enqueue(&store, "CA-support-old", "support").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     enqueue(&store, "CA-sales-new", "sales").await;
@@ -601,7 +557,7 @@ async fn the_best_call_across_an_agents_queues_is_offered_first() {
 
 #[tokio::test]
 async fn a_priority_boost_moves_a_caller_ahead_by_a_bounded_time() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA-plain", "sales").await;
     let mut vip = holding("CA-vip", "sales", "+1");
     vip.priority_boost = Duration::from_secs(60);
@@ -687,16 +643,9 @@ async fn random_strategy_picks_any_ready_agent() {
 
 #[tokio::test]
 async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_secs(60);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
-    store
-        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
-        .await
-        .expect("answer");
+    let (store, _) = connected(q, "CA1").await;
     let change = store
         .set_agent_status("a1", RequestedStatus::Offline, "end of shift")
         .await
@@ -708,7 +657,7 @@ async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
         "still on the call"
     );
     complete(&store, "CA1").await.expect("complete");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.reason.as_str()),
         (AgentStatus::Offline, "end of shift")
@@ -718,16 +667,9 @@ async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
 
 #[tokio::test]
 async fn going_available_during_wrapup_ends_it_early() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_secs(60);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
-    store
-        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
-        .await
-        .expect("answer");
+    let (store, _) = connected(q, "CA1").await;
     complete(&store, "CA1").await.expect("complete");
     assert_eq!(status(&store, "a1").await, AgentStatus::Wrapup);
     store
@@ -740,10 +682,7 @@ async fn going_available_during_wrapup_ends_it_early() {
 
 #[tokio::test]
 async fn completion_reported_before_answer_still_completes() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
+    let (store, _) = offered(sales(), "CA1").await;
     assert_eq!(
         complete(&store, "CA1").await.expect("complete"),
         Completion::Completed("a1".to_string())
@@ -763,7 +702,7 @@ async fn completion_reported_before_answer_still_completes() {
 
 #[tokio::test]
 async fn a_callback_keeps_its_rank_and_is_offered_as_a_callback() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA-cb", "sales").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     enqueue(&store, "CA-later", "sales").await;
@@ -776,26 +715,26 @@ async fn a_callback_keeps_its_rank_and_is_offered_as_a_callback() {
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     let o = claim(&store).await.expect("offer");
     assert_eq!((o.call_sid.as_str(), o.kind), ("CA-cb", CallKind::Callback));
-    let call = store.call("CA-cb").await.expect("read").expect("call");
+    let call = call(&store, "CA-cb").await;
     assert_eq!(call.callback_to.as_deref(), Some("+15551234567"));
     assert_invariants(&store, &sids(&["CA-cb", "CA-later"])).await;
 }
 
 #[tokio::test]
 async fn a_callback_enqueued_on_arrival_calls_back_the_caller() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let mut cb = holding("CA1", "sales", "+15557654321");
     cb.kind = CallKind::Callback;
     cb.arrival = Arrival::Arriving;
     store.enqueue(&cb).await.expect("enqueue");
-    let call = store.call("CA1").await.expect("read").expect("call");
+    let call = call(&store, "CA1").await;
     assert_eq!(call.state, CallState::Callback);
     assert_eq!(call.callback_to.as_deref(), Some("+15557654321"));
 }
 
 #[tokio::test]
 async fn overflow_takes_a_waiting_call_out_of_line() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA1", "sales").await;
     assert_eq!(
         store
@@ -810,17 +749,13 @@ async fn overflow_takes_a_waiting_call_out_of_line() {
 
 #[tokio::test]
 async fn a_transfer_moves_a_waiting_call_and_keeps_its_rank() {
-    let store = store_with(&[
-        queue("sales", Strategy::LongestIdle),
-        queue("support", Strategy::LongestIdle),
-    ])
-    .await;
+    let store = store_with(&[sales(), queue("support", Strategy::LongestIdle)]).await;
     let first = enqueue(&store, "CA-old", "support").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     enqueue(&store, "CA-sales", "sales").await;
     let r = store.transfer("CA-old", "sales").await.expect("transfer");
     assert_eq!(r, Transition::Done("support".to_string()));
-    let call = store.call("CA-old").await.expect("read").expect("call");
+    let call = call(&store, "CA-old").await;
     assert_eq!((call.queue.as_str(), call.rank), ("sales", first.rank));
     let snap = store
         .snapshot(&sids(&["CA-old", "CA-sales"]))
@@ -836,7 +771,7 @@ async fn a_transfer_moves_a_waiting_call_and_keeps_its_rank() {
 
 #[tokio::test]
 async fn a_callback_request_survives_the_callers_hangup() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA1", "sales").await;
     store
         .request_callback("CA1", "+15551234567")
@@ -865,17 +800,14 @@ async fn a_callback_request_survives_the_callers_hangup() {
         .expect("refused");
     assert_eq!(r, CallbackRetry::Failed);
     assert_eq!(state(&store, "CA1").await, CallState::CallbackFailed);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.active), (AgentStatus::Wrapup, 0));
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
 #[tokio::test]
 async fn an_agent_on_a_call_cannot_be_deleted() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
+    let (store, _) = offered(sales(), "CA1").await;
     assert!(matches!(
         store.delete_agent("a1").await,
         Err(StoreError::AgentBusy(_))
@@ -891,7 +823,7 @@ async fn an_agent_on_a_call_cannot_be_deleted() {
 
 #[tokio::test]
 async fn agents_need_configured_queues_and_sane_profiles() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let err = store
         .upsert_agent(&agent("a1", &[("nope", 1)]), UpsertMode::Upsert)
         .await
@@ -911,11 +843,7 @@ async fn agents_need_configured_queues_and_sane_profiles() {
 
 #[tokio::test]
 async fn moving_an_agent_between_queues_reindexes_its_ready_sets() {
-    let store = store_with(&[
-        queue("sales", Strategy::LongestIdle),
-        queue("support", Strategy::LongestIdle),
-    ])
-    .await;
+    let store = store_with(&[sales(), queue("support", Strategy::LongestIdle)]).await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     store
         .upsert_agent(&agent("a1", &[("support", 2)]), UpsertMode::Upsert)
@@ -933,7 +861,7 @@ async fn moving_an_agent_between_queues_reindexes_its_ready_sets() {
 
 #[tokio::test]
 async fn scripts_survive_a_script_flush() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA1", "sales").await;
     let mut conn = store.conn().await.expect("conn");
     let _: () = redis::cmd("SCRIPT")
@@ -948,14 +876,7 @@ async fn scripts_survive_a_script_flush() {
 
 #[tokio::test]
 async fn a_call_history_is_read_from_the_event_stream() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
-    claim(&store).await.expect("offer");
-    store
-        .offer_result(&current(&store, "CA1").await, OfferOutcome::Answered, "")
-        .await
-        .expect("answer");
+    let (store, _) = connected(sales(), "CA1").await;
     complete(&store, "CA1").await.expect("complete");
     let kinds: Vec<String> = store
         .call_events("CA1")
@@ -969,11 +890,8 @@ async fn a_call_history_is_read_from_the_event_stream() {
 
 #[tokio::test]
 async fn queue_stats_count_agents_and_estimate_the_wait() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA1", "sales").await;
+    let (store, _) = offered(sales(), "CA1").await;
     enqueue(&store, "CA2", "sales").await;
-    claim(&store).await.expect("offer");
     let stats = store.queue_stats("sales").await.expect("stats");
     assert_eq!(stats.waiting, 1);
     assert_eq!(stats.agents["reserved"], 1);
@@ -1000,9 +918,7 @@ async fn queue_stats_count_agents_and_estimate_the_wait() {
 
 #[tokio::test]
 async fn a_result_for_an_earlier_offer_of_the_same_call_and_agent_changes_nothing() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let first = offered(&store, "CA1", "sales").await;
+    let (store, first) = offered(sales(), "CA1").await;
     store
         .offer_result(&first.offer_ref(), OfferOutcome::NoAnswer, "")
         .await
@@ -1028,7 +944,7 @@ async fn a_result_for_an_earlier_offer_of_the_same_call_and_agent_changes_nothin
         .await
         .expect("late completion");
     assert_eq!(r, Completion::Stale(Some(CallState::Offered)));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.misses, 1, "one unanswered ring is one miss");
     assert_eq!(
         a.status,
@@ -1043,11 +959,11 @@ async fn a_result_for_an_earlier_offer_of_the_same_call_and_agent_changes_nothin
 
 #[tokio::test]
 async fn an_agent_of_capacity_two_is_never_booked_twice_by_one_call() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let mut spec = agent("a1", &[("sales", 1)]);
     spec.capacity = 2;
     online_agent(&store, &spec).await;
-    let first = offered(&store, "CA1", "sales").await;
+    let first = enter_offered(&store, "CA1", "sales").await;
     store
         .offer_result(&first.offer_ref(), OfferOutcome::NoAnswer, "")
         .await
@@ -1065,15 +981,14 @@ async fn an_agent_of_capacity_two_is_never_booked_twice_by_one_call() {
     assert_eq!(r, OfferResult::Stale(Some(CallState::Connected)));
     assert_eq!(state(&store, "CA1").await, CallState::Connected);
     assert_eq!(claim(&store).await, None, "nothing else to offer");
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.active, 1);
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
 
 #[tokio::test]
 async fn a_call_is_offered_only_once_twilio_holds_the_caller() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     let mut call_in = holding("CA1", "sales", "+15550001111");
     call_in.arrival = Arrival::Arriving;
     let e = store.enqueue(&call_in).await.expect("enqueue");
@@ -1100,8 +1015,7 @@ async fn a_call_is_offered_only_once_twilio_holds_the_caller() {
 
 #[tokio::test]
 async fn an_arrival_whose_wait_request_never_came_is_offered_after_its_grace() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     let mut call_in = holding("CA1", "sales", "+15550001111");
     call_in.arrival = Arrival::Arriving;
     store.enqueue(&call_in).await.expect("enqueue");
@@ -1121,7 +1035,7 @@ async fn an_arrival_whose_wait_request_never_came_is_offered_after_its_grace() {
 
 #[tokio::test]
 async fn an_arriving_caller_who_hangs_up_is_abandoned() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let mut call_in = holding("CA1", "sales", "+15550001111");
     call_in.arrival = Arrival::Arriving;
     store.enqueue(&call_in).await.expect("enqueue");
@@ -1134,7 +1048,7 @@ async fn an_arriving_caller_who_hangs_up_is_abandoned() {
 
 #[tokio::test]
 async fn a_caller_holding_without_a_record_enters_at_the_time_they_arrived() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     enqueue(&store, "CA-later", "sales").await;
     let mut fallback = holding("CA-early", "sales", "+15550001111");
     fallback.arrival = Arrival::Holding {
@@ -1154,11 +1068,10 @@ async fn a_caller_holding_without_a_record_enters_at_the_time_they_arrived() {
 
 #[tokio::test]
 async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.callback_retries = 1;
     q.callback_retry_delay = Duration::from_millis(200);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(q).await;
     let entered = enqueue(&store, "CA1", "sales").await;
     store
         .request_callback("CA1", "+15551234567")
@@ -1183,7 +1096,7 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
     assert!(matches!(r, CallbackRetry::Retry { .. }), "{r:?}");
     let c = call(&store, "CA1").await;
     assert_eq!((c.state, c.callback_tries), (CallState::Callback, 1));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(
         (a.status, a.active, a.misses),
         (AgentStatus::Wrapup, 0, 0),
@@ -1228,8 +1141,7 @@ async fn a_callback_whose_customer_does_not_answer_is_retried_then_fails() {
 
 #[tokio::test]
 async fn a_callbacks_agent_leg_ending_asks_twilio_instead_of_completing() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     enqueue(&store, "CA1", "sales").await;
     store
         .request_callback("CA1", "+15551234567")
@@ -1261,9 +1173,7 @@ async fn a_callbacks_agent_leg_ending_asks_twilio_instead_of_completing() {
 
 #[tokio::test]
 async fn a_call_twilio_keeps_refusing_overflows_and_its_agents_are_freed_without_a_miss() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let first = offered(&store, "CA1", "sales").await;
+    let (store, first) = offered(sales(), "CA1").await;
     for (i, want) in [
         OfferResult::Requeued(AgentStatus::Available),
         OfferResult::Requeued(AgentStatus::Available),
@@ -1287,17 +1197,15 @@ async fn a_call_twilio_keeps_refusing_overflows_and_its_agents_are_freed_without
     let c = call(&store, "CA1").await;
     assert_eq!(c.state, CallState::Overflowed);
     assert_eq!(c.end_reason.as_deref(), Some("twilio_21210"));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.misses), (AgentStatus::Available, 0));
 }
 
 #[tokio::test]
 async fn a_connected_call_is_due_a_check_and_a_check_that_finds_it_talking_moves_it_out() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.check_after = Duration::from_millis(100);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let o = connected(&store, "CA1", "sales").await;
+    let (store, o) = connected(q, "CA1").await;
     assert!(store
         .take_checks(10, LEASE)
         .await
@@ -1332,7 +1240,7 @@ async fn a_caller_held_as_gone_rejoins_at_their_rank_but_not_after_hanging_up() 
             reenters: false,
         },
     ] {
-        let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+        let store = store_with(&[sales()]).await;
         let e = enqueue(&store, "CA1", "sales").await;
         store.abandon("CA1", case.reason).await.expect("abandon");
         let r = store.reenter("CA1").await.expect("reenter");
@@ -1349,11 +1257,9 @@ async fn a_caller_held_as_gone_rejoins_at_their_rank_but_not_after_hanging_up() 
 
 #[tokio::test]
 async fn an_operator_ends_a_stuck_call_and_frees_its_agent_on_the_record() {
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_secs(60);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    connected(&store, "CA1", "sales").await;
+    let (store, _) = connected(q, "CA1").await;
     let r = store.end_call("CA1", "admin").await.expect("end");
     assert_eq!(r, Transition::Done(CallState::Connected));
     let c = call(&store, "CA1").await;
@@ -1381,7 +1287,7 @@ async fn an_operator_ends_a_stuck_call_and_frees_its_agent_on_the_record() {
 
 #[tokio::test]
 async fn an_agent_without_a_live_device_does_not_count_as_available_in_the_estimate() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let spec = agent("a1", &[("sales", 1)]);
     store
         .upsert_agent(&spec, UpsertMode::Upsert)
@@ -1397,9 +1303,7 @@ async fn an_agent_without_a_live_device_does_not_count_as_available_in_the_estim
 
 #[tokio::test]
 async fn a_hangup_heard_while_the_agent_rang_is_checked_with_twilio_not_taken_at_its_word() {
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let o = offered(&store, "CA1", "sales").await;
+    let (store, o) = offered(sales(), "CA1").await;
     store
         .extend_offer(&o.offer_ref(), Some(Duration::from_secs(60)), None)
         .await

@@ -1,9 +1,8 @@
-//! The worker against a real Redis (see `common`) and a local stand-in for Twilio's REST API
-//! that answers as Twilio does (see `worker_support`): what reaches Twilio, and what each of
+//! The worker against a real Redis (see `support`) and the lab's REST recorder standing in for
+//! Twilio's API, answering as Twilio does (see `support::worker`): what reaches Twilio, and what each of
 //! Twilio's answers does to routing.
 
-mod common;
-mod worker_support;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,29 +12,17 @@ use tokio::time::Instant;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
-use common::*;
-use worker_support::*;
-
-async fn agent_rec(store: &Store, id: &str) -> AgentRecord {
-    store.agent(id).await.expect("read").expect("agent exists")
-}
-
-async fn state_is(store: &Store, sid: &str, want: CallState) -> Option<()> {
-    (call(store, sid).await.state == want).then_some(())
-}
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use support::worker::*;
+use support::*;
 
 #[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     let ring_grace = settings.ring_grace;
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
 
     let reqs = twilio.wait_for(1, SECS(5)).await;
     let r = &reqs[0];
@@ -86,8 +73,8 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
 #[tokio::test]
 async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_safety_net() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
     let mut settings = fast_settings();
     settings.wake_timeout = SECS(30);
     settings.reap_interval = SECS(30);
@@ -109,12 +96,10 @@ async fn an_agent_becoming_ready_gets_the_waiting_call_without_waiting_for_the_s
 #[tokio::test]
 async fn a_429_is_retried_and_the_agent_rings() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, n| if n == 0 { Reply::too_many() } else { Reply::Ok }).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let reqs = twilio.wait_for(2, SECS(5)).await;
     assert_eq!(
         reqs[0].param("Twiml"),
@@ -137,12 +122,12 @@ async fn a_429_is_retried_and_the_agent_rings() {
 #[tokio::test]
 async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_miss() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let mut settings = fast_settings();
     settings.offer_lease = Duration::from_millis(1500);
     let lease = settings.offer_lease;
     // 500 for everything about a1; a2 rings fine
-    let twilio = StandIn::start(|r, _| {
+    let twilio = recorder(|r, _| {
         if r.agent().as_deref() == Some("a1") {
             Reply::server_error()
         } else {
@@ -216,8 +201,8 @@ async fn twilio_failing_until_the_lease_ends_returns_the_call_to_line_without_a_
 #[tokio::test]
 async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::call_gone()).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::call_gone()).await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -225,9 +210,7 @@ async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
         None,
     ));
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "call abandoned", || {
         state_is(&store, "CA0001", CallState::Abandoned)
@@ -257,9 +240,9 @@ async fn a_caller_twilio_confirms_gone_is_abandoned_and_frees_the_agent() {
 #[tokio::test]
 async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // Twilio has not run the caller's first TwiML yet: 21220 once, then it accepts
-    let twilio = StandIn::start(|_, n| {
+    let twilio = recorder(|_, n| {
         if n == 0 {
             Reply::call_gone()
         } else {
@@ -274,9 +257,7 @@ async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
         None,
     ));
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let reqs = twilio.wait_for(2, SECS(5)).await;
     assert_eq!(reqs[1].offer().map(|o| o.attempt), Some(2));
     eventually(SECS(2), "the second offer rings", || async {
@@ -293,13 +274,11 @@ async fn a_call_twilio_cannot_redirect_yet_is_offered_again_not_abandoned() {
 #[tokio::test]
 async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // not Twilio at all: a web server's 404 page
-    let twilio = StandIn::start(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
+    let twilio = recorder(|_, _| Reply::Raw(404, "<html>Not Found</html>")).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "the worker reports it is not ready", || async {
         worker.health.problem()
@@ -318,12 +297,10 @@ async fn a_wrong_api_base_never_abandons_a_caller_and_makes_the_worker_unready()
 #[tokio::test]
 async fn a_slow_answer_within_the_request_timeout_still_rings() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let first = twilio.wait_for(1, SECS(5)).await[0].at;
     eventually(SECS(3), "lease extended", || async {
         let (score, now) = lease_of(&store, "CA0001").await;
@@ -339,8 +316,8 @@ async fn a_slow_answer_within_the_request_timeout_still_rings() {
 #[tokio::test]
 async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.offer_lease = Duration::from_millis(1500);
     let mut rest_cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, TOKEN);
@@ -380,17 +357,15 @@ async fn twilio_not_answering_times_out_and_the_call_goes_back_in_line() {
 #[tokio::test]
 async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.wrapup = Duration::from_millis(1200);
     let store = store_with(&[q]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let mut settings = fast_settings();
     // neither the safety net nor the reaper's timer may be what wakes the worker
     settings.wake_timeout = SECS(30);
     settings.reap_interval = SECS(30);
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     twilio.wait_for(1, SECS(5)).await;
     eventually(SECS(2), "lease extended", || async {
         let (score, now) = lease_of(&store, "CA0001").await;
@@ -429,13 +404,11 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_rest_calls_finish() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::after(700, Reply::Ok)).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::after(700, Reply::Ok)).await;
     let settings = fast_settings();
     let grace = settings.shutdown_grace;
-    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    enqueue(&store, "CA0001", "sales").await;
+    let worker = worker_and_a_call(&store, &twilio, settings).await;
     let first = twilio.wait_for(1, SECS(5)).await[0].at;
     enqueue(&store, "CA0002", "sales").await; // waits: a1 is reserved
     let took = worker.stop(grace + SECS(1)).await;
@@ -458,8 +431,8 @@ async fn shutdown_lets_in_flight_rest_calls_finish() {
 #[tokio::test]
 async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let mut settings = fast_settings();
     settings.shutdown_grace = Duration::from_millis(300);
     settings.offer_lease = Duration::from_millis(1500);
@@ -473,7 +446,7 @@ async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
     assert_eq!(call(&store, "CA0001").await.state, CallState::Offered);
     // nobody is left to settle it; the next worker asks Twilio once the lease passes: the
     // caller's call is live and no leg rings the agent, so the call goes back in line
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -496,10 +469,10 @@ async fn shutdown_is_bounded_when_twilio_hangs_and_a_check_returns_the_call() {
 #[tokio::test]
 async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     let down = Arc::new(AtomicBool::new(true));
     let is_down = down.clone();
-    let twilio = StandIn::start(move |_, _| {
+    let twilio = recorder(move |_, _| {
         if is_down.load(Ordering::SeqCst) {
             Reply::error(503, 20503, "Service Unavailable")
         } else {
@@ -559,8 +532,8 @@ async fn an_open_circuit_breaker_leaves_calls_waiting_until_twilio_recovers() {
 #[tokio::test]
 async fn refused_credentials_requeue_without_a_miss_and_pause_claiming() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     // wrong credentials: Twilio answers 401 / 20003 to everything
     let mut cfg = callq::twilio::rest::RestConfig::with_auth_token(ACCOUNT, "wrong-token");
@@ -586,9 +559,9 @@ async fn refused_credentials_requeue_without_a_miss_and_pause_claiming() {
 #[tokio::test]
 async fn a_callback_twilio_refuses_for_good_fails_alone() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    let store = store_with(&[sales()]).await;
     // creating a call to this customer is refused for good; redirects are fine
-    let twilio = StandIn::start(|req, _| {
+    let twilio = recorder(|req, _| {
         if req.call_sid.is_none() {
             Reply::error(400, 21211, "Invalid 'To' Phone Number")
         } else {
@@ -637,8 +610,8 @@ async fn a_callback_twilio_refuses_for_good_fails_alone() {
 #[tokio::test]
 async fn a_callback_rings_the_agent_first_with_a_new_call() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::ok().await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
     store
@@ -690,8 +663,8 @@ async fn a_callback_rings_the_agent_first_with_a_new_call() {
 #[tokio::test]
 async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     let settings = fast_settings();
     enqueue(&store, "CA0001", "sales").await;
     store
@@ -719,16 +692,16 @@ async fn a_callback_whose_creation_timed_out_is_never_placed_twice() {
     assert_invariants(&store, &sids(&["CA0001"])).await;
 }
 
-/// Several workers, many calls and agents; the stand-in plays Twilio and the agents (most
+/// Several workers, many calls and agents; the recorder plays Twilio and the agents (most
 /// answer, some do not). Every call ends up answered; each claim reaches Twilio once; a call
 /// is never rung at two agents at once and an agent never holds two calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_workers_offer_every_call_to_one_agent_at_a_time() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.max_no_answer = 100;
     let store = store_with(&[q]).await;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     let calls: Vec<String> = (0..80).map(|i| format!("CA{i:04}")).collect();
     for i in 0..10 {
         online_agent(&store, &agent(&format!("a{i}"), &[("sales", 1)])).await;

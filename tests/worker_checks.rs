@@ -1,45 +1,30 @@
 //! Checks: a worker asks Twilio about calls callq lost track of (an offer whose lease passed,
 //! a connected call gone silent) and settles them on Twilio's word. Against a real Redis and
-//! the REST stand-in of `worker_support`, whose world of calls plays Twilio's view.
+//! the REST recorder of `support::worker`, whose world of calls plays Twilio's view.
 
-mod common;
-mod worker_support;
+mod support;
 
 use std::time::Duration;
 
 use callq::store::*;
 use callq::twilio::rest::CallStatus;
-use common::*;
-use worker_support::*;
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use support::worker::*;
+use support::*;
 
 /// Claim `sid` for agent `a1` as a worker that then died would have: the lease is short and
 /// nothing settles the offer.
 async fn claimed_by_a_dead_worker(store: &Store, sid: &str) -> Offer {
     enqueue(store, sid, "sales").await;
-    match store
-        .claim(Duration::from_millis(100), 0)
-        .await
-        .expect("claim")
-    {
-        Claim::Offer(o) => o,
-        Claim::Idle { .. } => panic!("nothing to claim"),
-    }
-}
-
-async fn settled(store: &Store, sid: &str, want: CallState) -> Option<()> {
-    (call(store, sid).await.state == want).then_some(())
+    claim_leased(store, Duration::from_millis(100)).await
 }
 
 #[tokio::test]
 async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     let offer = claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio accepted the dead worker's redirect: the agent's phone rings
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -78,12 +63,12 @@ async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() 
         .await
         .expect("bring the next check forward");
     eventually(SECS(2), "connected on Twilio's word", || {
-        settled(&store, "CA0001", CallState::Connected)
+        state_is(&store, "CA0001", CallState::Connected)
     })
     .await;
     let c = call(&store, "CA0001").await;
     assert_eq!(c.leg_sid.as_deref(), Some("CAleg1"));
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.misses), (AgentStatus::Busy, 0));
     assert_eq!(
         twilio.count(),
@@ -97,13 +82,11 @@ async fn a_ring_under_way_when_its_worker_died_is_left_ringing_then_connected() 
 #[tokio::test]
 async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.check_after = Duration::from_millis(200);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    let offer = connected(&store, "CA0001", "sales").await;
+    let (store, offer) = connected(q, "CA0001").await;
     // the conversation ended; every callback saying so was lost (Redis was out of reach)
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -119,14 +102,14 @@ async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() 
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     eventually(SECS(3), "completed on Twilio's word", || {
-        settled(&store, "CA0001", CallState::Completed)
+        state_is(&store, "CA0001", CallState::Completed)
     })
     .await;
     assert_eq!(
         call(&store, "CA0001").await.end_reason.as_deref(),
         Some("check")
     );
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!(a.active, 0, "the agent is free again");
     assert_ne!(a.status, AgentStatus::Busy);
     // a late completion from the lost callbacks changes nothing
@@ -142,12 +125,10 @@ async fn a_connected_call_whose_end_was_lost_is_completed_and_its_agent_freed() 
 #[tokio::test]
 async fn a_connected_call_still_talking_is_left_alone() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.check_after = Duration::from_millis(200);
-    let store = store_with(&[q]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    connected(&store, "CA0001", "sales").await;
-    let twilio = StandIn::ok().await;
+    let (store, _) = connected(q, "CA0001").await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CA0001",
         "+15005550001",
@@ -167,7 +148,7 @@ async fn a_connected_call_still_talking_is_left_alone() {
     })
     .await;
     assert_eq!(call(&store, "CA0001").await.state, CallState::Connected);
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.status, a.active), (AgentStatus::Busy, 1));
     worker.stop(SECS(5)).await;
     assert_invariants(&store, &sids(&["CA0001"])).await;
@@ -176,7 +157,7 @@ async fn a_connected_call_still_talking_is_left_alone() {
 #[tokio::test]
 async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() {
     logs();
-    let mut q = queue("sales", Strategy::LongestIdle);
+    let mut q = sales();
     q.callback_retry_delay = Duration::from_secs(60);
     let store = store_with(&[q]).await;
     enqueue(&store, "CA0001", "sales").await;
@@ -200,7 +181,7 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
         .await
         .expect("leg ended");
     assert_eq!(r, Completion::Check);
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     twilio.set_call(twilio_call(
         "CAagent",
         "client:client-a1",
@@ -220,7 +201,7 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
         (c.state == CallState::Callback && c.callback_tries == 1).then_some(())
     })
     .await;
-    let a = store.agent("a1").await.expect("read").expect("agent");
+    let a = agent_rec(&store, "a1").await;
     assert_eq!((a.active, a.misses), (0, 0));
     worker.stop(SECS(5)).await;
     assert_invariants(&store, &sids(&["CA0001"])).await;
@@ -229,11 +210,10 @@ async fn a_callback_whose_customer_result_was_lost_is_retried_on_twilios_word() 
 #[tokio::test]
 async fn when_twilio_cannot_be_asked_the_call_is_settled_from_callqs_record_in_the_end() {
     logs();
-    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
-    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let store = staffed(sales()).await;
     claimed_by_a_dead_worker(&store, "CA0001").await;
     // Twilio does not know the call (every read answers 404), and nothing else is offered
-    let twilio = StandIn::start(|_, _| Reply::Hang).await;
+    let twilio = recorder(|_, _| Reply::Hang).await;
     // each check holds the call for its lease; bring the deadline forward between rounds
     let settings = fast_settings();
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);

@@ -3,8 +3,7 @@
 //! finds no ring under way, and offers the call again; nobody is double-booked); SIGTERM
 //! exits 0; several processes share the work, each claim reaching Twilio exactly once.
 
-mod common;
-mod worker_support;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,8 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use callq::store::*;
-use common::*;
-use worker_support::*;
+use support::worker::*;
+use support::*;
 
 static CENTRE: AtomicU32 = AtomicU32::new(0);
 
@@ -43,7 +42,7 @@ impl Centre {
     }
 
     /// Start `callq worker` for this centre against `twilio`.
-    fn worker(&self, twilio: &StandIn, n: usize) -> Worker {
+    fn worker(&self, twilio: &Recorder, n: usize) -> Worker {
         let log = self.dir.path().join(format!("worker{n}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_callq"))
@@ -124,7 +123,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
     logs();
     let centre = Centre::new(queue("sales", Strategy::LongestIdle)).await;
     let store = &centre.store;
-    let twilio = StandIn::start(|_, _| Reply::Hang).await; // the first worker never hears back
+    let twilio = recorder(|_, _| Reply::Hang).await; // the first worker never hears back
     online_agent(store, &agent("a1", &[("sales", 1)])).await;
     online_agent(store, &agent("a2", &[("sales", 2)])).await;
     enqueue(store, "CA0001", "sales").await;
@@ -132,7 +131,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
     let mut first = centre.worker(&twilio, 1);
     let offered = twilio.wait_for(1, Duration::from_secs(20)).await[0].clone();
     first.crash();
-    let c = store.call("CA0001").await.expect("read").expect("call");
+    let c = call(store, "CA0001").await;
     assert_eq!(
         (c.state, c.agent.as_deref()),
         (CallState::Offered, Some("a1")),
@@ -161,7 +160,7 @@ async fn a_worker_killed_mid_offer_loses_nothing_and_books_nobody_twice() {
         score.filter(|s| s - now > 10_000)
     })
     .await;
-    let c = store.call("CA0001").await.expect("read").expect("call");
+    let c = call(store, "CA0001").await;
     assert_eq!((c.state, c.attempts), (CallState::Offered, 2));
     let holder = c.agent.clone().unwrap_or_default();
     for a in store.agents().await.expect("agents") {
@@ -182,7 +181,7 @@ async fn several_worker_processes_claim_every_call_exactly_once_per_offer() {
     q.max_no_answer = 100;
     let centre = Centre::new(q).await;
     let store = &centre.store;
-    let twilio = StandIn::ok().await;
+    let twilio = recorder_ok().await;
     for i in 0..8 {
         online_agent(store, &agent(&format!("a{i}"), &[("sales", 1)])).await;
     }

@@ -11,6 +11,8 @@
 //! - [`call`]: the world calls run in: webhooks, devices, customers.
 //! - [`registry`]: Twilio's record of calls and their child legs, as the REST API reads it.
 //! - [`rest`]: Twilio's REST API (update, create, fetch and list calls).
+//! - [`recorder`]: a recording stand-in for that API whose answers a test or bench scripts,
+//!   request by request.
 //! - [`faults`]: what the simulator injects, all through Twilio's protocol: webhooks dropped,
 //!   duplicated or delayed, callback customers who do not answer, REST refusals by code.
 //! - [`agents`]: simulated agents on callq's real agent API; double bookings are seen here.
@@ -23,6 +25,7 @@ pub mod call;
 pub mod clock;
 pub mod faults;
 pub mod load;
+pub mod recorder;
 pub mod registry;
 pub mod rest;
 pub mod stats;

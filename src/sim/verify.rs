@@ -187,13 +187,37 @@ mod tests {
         let mut l = log();
         l.callback_pressed = true;
         l.caller_hung_up = true;
-        for (state, reached, want) in [
-            (CallState::Abandoned, false, Ok(Agreed::Settled)),
-            (CallState::Callback, false, Ok(Agreed::CallbackPending)),
-            (CallState::CallbackFailed, false, Ok(Agreed::CallbackFailed)),
-            (CallState::Completed, true, Ok(Agreed::Settled)),
+        struct Case {
+            /// What callq's record says.
+            state: CallState,
+            /// Whether the customer was reached on a call back.
+            reached: bool,
+            want: Agreed,
+        }
+        for c in [
+            Case {
+                state: CallState::Abandoned,
+                reached: false,
+                want: Agreed::Settled,
+            },
+            Case {
+                state: CallState::Callback,
+                reached: false,
+                want: Agreed::CallbackPending,
+            },
+            Case {
+                state: CallState::CallbackFailed,
+                reached: false,
+                want: Agreed::CallbackFailed,
+            },
+            Case {
+                state: CallState::Completed,
+                reached: true,
+                want: Agreed::Settled,
+            },
         ] {
-            assert_eq!(judge(&l, says(state, None), reached), want, "{state}");
+            let got = judge(&l, says(c.state, None), c.reached);
+            assert_eq!(got, Ok(c.want), "{}", c.state);
         }
         assert!(
             judge(&l, says(CallState::Completed, Some("a1")), false).is_err(),

@@ -44,10 +44,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::json;
 
 use super::call::SimEnv;
 use super::faults::{RestFaults, RestOp};
+use crate::twilio::rest::ErrorBody;
 
 /// What the REST server needs.
 pub struct RestState {
@@ -95,16 +95,7 @@ pub fn router(state: Arc<RestState>) -> Router {
 
 /// Twilio's error JSON.
 pub fn error(status: StatusCode, code: u32, message: &str) -> Response {
-    (
-        status,
-        Json(json!({
-            "code": code,
-            "message": message,
-            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-            "status": status.as_u16(),
-        })),
-    )
-        .into_response()
+    (status, Json(ErrorBody::new(status.as_u16(), code, message))).into_response()
 }
 
 fn not_found(path: &str) -> Response {

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::civil::Date;
 use jiff::Timestamp;
+use serde::de::value::StrDeserializer;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
@@ -17,6 +19,7 @@ use super::{error, gate, not_found, RestState};
 use crate::sim::faults::RestOp;
 use crate::sim::registry::{CallFilter, CallRecord, DateFilter};
 use crate::sim::twiml_exec::rfc2822;
+use crate::twilio::rest::{CallResource, CallStatus};
 
 /// `PageSize` when none is given, and the most Twilio allows.
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -29,11 +32,32 @@ fn phone_number_sid(n: &str) -> String {
     format!("PN{}", &hex[..32])
 }
 
-/// The Call resource as Twilio writes it.
+/// The Call resource as Twilio writes it: the fields callq reads, as [`CallResource`]
+/// serializes them, and the rest of Twilio's.
 pub(super) fn call_json(account: &str, r: &CallRecord) -> Value {
     let sid = &r.info.sid;
     let base = format!("/2010-04-01/Accounts/{account}/Calls/{sid}");
     let time = |t: Option<Timestamp>| t.map(rfc2822);
+    let call = CallResource {
+        sid: sid.clone(),
+        account_sid: account.to_string(),
+        // the registry keeps Twilio's own status names
+        status: CallStatus::deserialize(StrDeserializer::<serde_json::Error>::new(r.status))
+            .unwrap_or_default(),
+        to: Some(r.info.to.clone()),
+        from: Some(r.info.from.clone()),
+        direction: Some(r.info.direction.clone()),
+        parent_call_sid: r.parent_call_sid.clone(),
+        answered_by: None,
+        date_created: Some(rfc2822(r.created)),
+        date_updated: Some(rfc2822(r.updated)),
+        start_time: time(r.started),
+        // empty unless the call completed
+        end_time: time(r.ended.filter(|_| r.status == "completed")),
+        duration: r.duration_s().map(|d| d.to_string()),
+        queue_time: Some("0".to_string()),
+        uri: Some(format!("{base}.json")),
+    };
     let subresources: serde_json::Map<String, Value> = [
         ("notifications", "Notifications"),
         ("recordings", "Recordings"),
@@ -47,35 +71,26 @@ pub(super) fn call_json(account: &str, r: &CallRecord) -> Value {
     .map(|(k, v)| (k.to_string(), Value::String(format!("{base}/{v}.json"))))
     .collect();
     let inbound = r.info.direction == "inbound";
-    json!({
-        "sid": sid,
-        "date_created": rfc2822(r.created),
-        "date_updated": rfc2822(r.updated),
-        "parent_call_sid": r.parent_call_sid,
-        "account_sid": account,
-        "to": r.info.to,
-        "to_formatted": r.info.to,
-        "from": r.info.from,
-        "from_formatted": r.info.from,
-        "phone_number_sid": inbound.then(|| phone_number_sid(&r.info.to)),
-        "status": r.status,
-        "start_time": time(r.started),
-        // empty unless the call completed
-        "end_time": time(r.ended.filter(|_| r.status == "completed")),
-        "duration": r.duration_s().map(|d| d.to_string()),
-        "price": null,
-        "price_unit": "USD",
-        "direction": r.info.direction,
-        "answered_by": null,
-        "api_version": "2010-04-01",
-        "forwarded_from": null,
-        "group_sid": null,
-        "caller_name": null,
-        "queue_time": "0",
-        "trunk_sid": null,
-        "uri": format!("{base}.json"),
-        "subresource_uris": subresources,
-    })
+    let mut json = serde_json::to_value(call).unwrap_or_else(|_| json!({}));
+    if let Value::Object(fields) = &mut json {
+        let others = json!({
+            "to_formatted": r.info.to,
+            "from_formatted": r.info.from,
+            "phone_number_sid": inbound.then(|| phone_number_sid(&r.info.to)),
+            "price": null,
+            "price_unit": "USD",
+            "api_version": "2010-04-01",
+            "forwarded_from": null,
+            "group_sid": null,
+            "caller_name": null,
+            "trunk_sid": null,
+            "subresource_uris": subresources,
+        });
+        if let Value::Object(others) = others {
+            fields.extend(others);
+        }
+    }
+    json
 }
 
 pub(super) async fn fetch_call(
@@ -220,6 +235,25 @@ pub(super) async fn list_calls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_the_registry_keeps_is_written_back_as_it_is() {
+        for status in [
+            "queued",
+            "initiated",
+            "ringing",
+            "in-progress",
+            "completed",
+            "busy",
+            "failed",
+            "no-answer",
+            "canceled",
+        ] {
+            let parsed = CallStatus::deserialize(StrDeserializer::<serde_json::Error>::new(status))
+                .unwrap_or_default();
+            assert_eq!(serde_json::to_value(parsed).ok(), Some(json!(status)));
+        }
+    }
 
     #[test]
     fn the_query_reads_twilios_filter_names() {

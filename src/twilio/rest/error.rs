@@ -4,6 +4,7 @@
 //! are named here.
 
 use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
 
 /// Error 21220: the call is not in progress (it ended); it cannot be redirected.
 pub const CODE_CALL_NOT_IN_PROGRESS: u32 = 21220;
@@ -16,6 +17,43 @@ pub const CODE_TWIML_TOO_LONG: u32 = 32018;
 
 /// Longest slice of a non-JSON error body kept in [`RestError::Api::message`].
 const MAX_ERROR_BODY_CHARS: usize = 300;
+
+/// Twilio's error JSON, the body of every refusal its REST API answers with. Twilio's own
+/// answers always carry all four fields; [`RestError::from_response`] also reads bodies that
+/// lack some (or are not JSON at all), since something other than Twilio may answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: u32,
+    pub message: String,
+    /// `https://www.twilio.com/docs/errors/{code}`.
+    pub more_info: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+}
+
+impl ErrorBody {
+    /// Twilio's answer with error `code` and HTTP `status`.
+    pub fn new(status: u16, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            more_info: format!("https://www.twilio.com/docs/errors/{code}"),
+            status,
+        }
+    }
+}
+
+impl From<ErrorBody> for RestError {
+    /// The error the client makes of this answer.
+    fn from(body: ErrorBody) -> Self {
+        RestError::Api {
+            status: body.status,
+            code: Some(body.code),
+            message: body.message,
+            more_info: Some(body.more_info),
+        }
+    }
+}
 
 /// What a failed request says about the request's call, and so what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +304,18 @@ mod tests {
         assert_eq!(
             RestError::TwimlTooLong { len: 5000 }.kind(),
             FailureKind::Local
+        );
+    }
+
+    #[test]
+    fn twilios_error_json_reads_back_as_the_error_it_models() {
+        let body = ErrorBody::new(400, CODE_CALL_NOT_IN_PROGRESS, "Call is not in-progress.");
+        let json = serde_json::to_vec(&body).expect("serialize");
+        assert_eq!(
+            RestError::from_response(400, &json),
+            RestError::from(body),
+            "{}",
+            String::from_utf8_lossy(&json)
         );
     }
 

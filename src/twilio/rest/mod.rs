@@ -18,21 +18,23 @@
 //! `To`, `From`, `StartTime>`, `PageSize`). `docs/twilio.md` sums up what callq relies on.
 //!
 //! Laid out as `client` ([`TwilioRest`], [`RestConfig`], [`RequestGate`]), `resources` (the
-//! Call resource, queue members, [`CreateCall`]), `error` ([`RestError`] and Twilio's error
-//! codes) and `retry` ([`Backoff`], [`with_retry`], [`with_retry_if`]).
+//! Call resource, queue members, [`CreateCall`]), `error` ([`RestError`], Twilio's error JSON
+//! [`ErrorBody`] and its error codes) and `retry` ([`Backoff`], [`with_retry`],
+//! [`with_retry_if`]).
 
 mod client;
 mod error;
 mod resources;
 mod retry;
 
-#[cfg(test)]
+// against the lab's REST recorder (`crate::sim::recorder`)
+#[cfg(all(test, feature = "lab"))]
 mod tests;
 
 pub use client::{RequestGate, RequestPass, RestConfig, TwilioRest, DEFAULT_API_BASE};
 pub use error::{
-    FailureKind, RestError, CODE_CALL_NOT_IN_PROGRESS, CODE_NOT_FOUND, CODE_TOO_MANY_REQUESTS,
-    CODE_TWIML_TOO_LONG,
+    ErrorBody, FailureKind, RestError, CODE_CALL_NOT_IN_PROGRESS, CODE_NOT_FOUND,
+    CODE_TOO_MANY_REQUESTS, CODE_TWIML_TOO_LONG,
 };
 pub use resources::{
     CallEvent, CallFilter, CallInstructions, CallResource, CallStatus, CreateCall, HttpMethod,

@@ -1,234 +1,75 @@
-//! The REST client against a local stand-in for Twilio's API: requests and parsing, Twilio's
-//! errors and their classes, timeouts, retries, and a request gate (the worker's circuit
-//! breaker) around the client.
+//! The REST client against the lab's REST recorder standing in for Twilio's API: requests and
+//! parsing, Twilio's errors and their classes, timeouts, retries, and a request gate (the
+//! worker's circuit breaker) around the client.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode as AxStatus};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use base64::Engine;
 use tokio::time::Instant;
 
 use super::*;
+use crate::sim::recorder::{Recorder, Reply, Request};
 use crate::worker::breaker::{BreakerState, CircuitBreaker};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const TOKEN: &str = "secret-token";
 
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    auth: Option<String>,
-    content_type: Option<String>,
-    form: Vec<(String, String)>,
+/// How the recorder answers: by what the CallSid starts with, as Twilio would answer such a
+/// call (`CAflaky…` fails `flaky` times before it succeeds; `CAswitch` fails while
+/// `switch_failing`).
+struct Twilio {
+    recorder: Recorder,
+    switch_failing: Arc<AtomicBool>,
 }
 
-#[derive(Default)]
-struct StandIn {
-    seen: Mutex<Vec<Seen>>,
-    /// Requests to `CAflaky…` answered 500 before the first 200.
-    flaky_failures: AtomicU32,
-    /// While true, `CAswitch` answers 500; otherwise 200.
-    switch_failing: std::sync::atomic::AtomicBool,
-}
-
-impl StandIn {
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+impl Twilio {
+    fn seen(&self) -> Vec<Request> {
+        self.recorder.requests()
     }
     fn count(&self) -> usize {
-        self.seen().len()
+        self.recorder.count()
     }
 }
 
-fn call_json(sid: &str, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "account_sid": ACCOUNT,
-        "answered_by": null,
-        "api_version": "2010-04-01",
-        "caller_name": null,
-        "date_created": "Tue, 31 Aug 2010 20:36:28 +0000",
-        "date_updated": "Tue, 31 Aug 2010 20:36:44 +0000",
-        "direction": "inbound",
-        "duration": null,
-        "end_time": null,
-        "from": "+14158675308",
-        "from_formatted": "(415) 867-5308",
-        "group_sid": null,
-        "parent_call_sid": null,
-        "phone_number_sid": "PNaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "price": null,
-        "sid": sid,
-        "start_time": "Tue, 31 Aug 2010 20:36:29 +0000",
-        "status": status,
-        "subresource_uris": {"notifications": "/x.json"},
-        "to": "+14158675309",
-        "to_formatted": "(415) 867-5309",
-        "trunk_sid": null,
-        "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json"),
-        "queue_time": "0"
+async fn stand_in_flaky(flaky: u32) -> (String, Twilio) {
+    let switch_failing = Arc::new(AtomicBool::new(false));
+    let failing = switch_failing.clone();
+    let mut flaky_left = flaky;
+    let recorder = Recorder::start(ACCOUNT, TOKEN, move |req, _| {
+        let sid = req.call_sid.as_deref().unwrap_or("");
+        match sid {
+            s if s.starts_with("CA429") => Reply::too_many(),
+            s if s.starts_with("CA500") => Reply::Raw(500, "upstream exploded"),
+            s if s.starts_with("CAgone") => Reply::call_gone(),
+            s if s.starts_with("CA404") => Reply::not_found(),
+            s if s.starts_with("CAslow") => Reply::after(1_000, Reply::Ok),
+            s if s.starts_with("CAflaky") && flaky_left > 0 => {
+                flaky_left -= 1;
+                Reply::error(503, 20500, "Service Unavailable")
+            }
+            s if s.starts_with("CAswitch") && failing.load(Ordering::SeqCst) => {
+                Reply::server_error()
+            }
+            s if s.starts_with("CAbadjson") => Reply::Raw(200, "<html>ok</html>"),
+            _ => Reply::Ok,
+        }
     })
+    .await
+    .expect("recorder");
+    let base = recorder.base.clone();
+    (
+        base,
+        Twilio {
+            recorder,
+            switch_failing,
+        },
+    )
 }
 
-fn twilio_error(status: u16, code: u32, message: &str) -> Response {
-    let body = serde_json::json!({
-        "code": code,
-        "message": message,
-        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-        "status": status,
-    });
-    let status = AxStatus::from_u16(status).unwrap_or(AxStatus::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(body)).into_response()
-}
-
-fn record(state: &StandIn, path: String, headers: &HeaderMap, body: &Bytes) {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let seen = Seen {
-        path,
-        auth: get("authorization"),
-        content_type: get("content-type"),
-        form,
-    };
-    if let Ok(mut s) = state.seen.lock() {
-        s.push(seen);
-    }
-}
-
-async fn update_call(
-    State(state): State<Arc<StandIn>>,
-    Path((account, file)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(
-        &state,
-        format!("/2010-04-01/Accounts/{account}/Calls/{file}"),
-        &headers,
-        &body,
-    );
-    let Some(sid) = file.strip_suffix(".json") else {
-        return twilio_error(404, 20404, "The requested resource was not found");
-    };
-    match sid {
-        s if s.starts_with("CA429") => twilio_error(429, 20429, "Too Many Requests"),
-        s if s.starts_with("CA500") => {
-            (AxStatus::INTERNAL_SERVER_ERROR, "upstream exploded").into_response()
-        }
-        s if s.starts_with("CAgone") => {
-            twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
-        }
-        s if s.starts_with("CA404") => {
-            twilio_error(404, 20404, "The requested resource was not found")
-        }
-        s if s.starts_with("CAslow") => {
-            tokio::time::sleep(Duration::from_millis(1_000)).await;
-            axum::Json(call_json(sid, "in-progress")).into_response()
-        }
-        s if s.starts_with("CAflaky") => {
-            let left = state.flaky_failures.load(Ordering::SeqCst);
-            if left > 0 {
-                state.flaky_failures.store(left - 1, Ordering::SeqCst);
-                twilio_error(503, 20500, "Service Unavailable")
-            } else {
-                axum::Json(call_json(sid, "in-progress")).into_response()
-            }
-        }
-        s if s.starts_with("CAswitch") => {
-            if state.switch_failing.load(Ordering::SeqCst) {
-                twilio_error(500, 20500, "Internal Server Error")
-            } else {
-                axum::Json(call_json(sid, "in-progress")).into_response()
-            }
-        }
-        s if s.starts_with("CAbadjson") => (AxStatus::OK, "<html>ok</html>").into_response(),
-        _ => {
-            let completed = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-                .unwrap_or_default()
-                .iter()
-                .any(|(k, v)| k == "Status" && v == "completed");
-            let status = if completed {
-                "completed"
-            } else {
-                "in-progress"
-            };
-            axum::Json(call_json(sid, status)).into_response()
-        }
-    }
-}
-
-async fn create_call(
-    State(state): State<Arc<StandIn>>,
-    Path(account): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(
-        &state,
-        format!("/2010-04-01/Accounts/{account}/Calls.json"),
-        &headers,
-        &body,
-    );
-    let mut call = call_json("CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "queued");
-    call["direction"] = serde_json::json!("outbound-api");
-    (AxStatus::CREATED, axum::Json(call)).into_response()
-}
-
-async fn dequeue(
-    State(state): State<Arc<StandIn>>,
-    Path((account, queue, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(
-        &state,
-        format!("/2010-04-01/Accounts/{account}/Queues/{queue}/Members/{file}"),
-        &headers,
-        &body,
-    );
-    let sid = file.trim_end_matches(".json");
-    axum::Json(serde_json::json!({
-        "call_sid": sid, "queue_sid": queue, "position": 1, "wait_time": 12,
-        "date_enqueued": "Tue, 07 Aug 2012 22:57:41 +0000", "uri": "/x.json"
-    }))
-    .into_response()
-}
-
-async fn stand_in() -> (String, Arc<StandIn>) {
-    let state = Arc::new(StandIn::default());
-    let app = Router::new()
-        .route(
-            "/2010-04-01/Accounts/{account}/Calls.json",
-            post(create_call),
-        )
-        .route(
-            "/2010-04-01/Accounts/{account}/Calls/{file}",
-            post(update_call),
-        )
-        .route(
-            "/2010-04-01/Accounts/{account}/Queues/{queue}/Members/{file}",
-            post(dequeue),
-        )
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind stand-in");
-    let addr = listener.local_addr().expect("stand-in address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), state)
+async fn stand_in() -> (String, Twilio) {
+    stand_in_flaky(0).await
 }
 
 fn client(base: &str, timeout_ms: u64) -> TwilioRest {
@@ -250,12 +91,8 @@ fn fast_backoff() -> Backoff {
     }
 }
 
-fn form_get<'a>(seen: &'a Seen, key: &str) -> Vec<&'a str> {
-    seen.form
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .collect()
+fn form_get<'a>(seen: &'a Request, key: &str) -> Vec<&'a str> {
+    seen.params(key)
 }
 
 // ---- requests and parsing -----------------------------------------------------------
@@ -273,8 +110,8 @@ async fn update_call_twiml_sends_form_and_basic_auth_and_parses_call() {
     assert_eq!(call.sid, "CAok000000000000000000000000000001");
     assert_eq!(call.status, CallStatus::InProgress);
     assert_eq!(call.account_sid, ACCOUNT);
-    assert_eq!(call.to.as_deref(), Some("+14158675309"));
-    assert_eq!(call.from.as_deref(), Some("+14158675308"));
+    assert_eq!(call.to.as_deref(), Some("+15005550001"));
+    assert_eq!(call.from.as_deref(), Some("+15550001111"));
     assert_eq!(call.direction.as_deref(), Some("inbound"));
     assert_eq!(call.duration, None);
 
@@ -289,7 +126,7 @@ async fn update_call_twiml_sends_form_and_basic_auth_and_parses_call() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"))
     );
-    assert_eq!(req.auth.as_deref(), Some(expected.as_str()));
+    assert_eq!(req.authorization.as_deref(), Some(expected.as_str()));
     assert_eq!(
         req.content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
@@ -375,7 +212,7 @@ async fn create_call_sends_repeated_status_callback_event_and_expects_201() {
     );
     assert_eq!(form_get(r, "StatusCallbackMethod"), ["POST"]);
     assert_eq!(form_get(r, "Timeout"), ["20"]);
-    assert!(r.auth.is_some());
+    assert!(r.authorization.is_some());
 }
 
 #[tokio::test]
@@ -566,8 +403,7 @@ async fn connection_refused_is_a_retryable_connect_error() {
 
 #[tokio::test]
 async fn retry_then_success() {
-    let (base, state) = stand_in().await;
-    state.flaky_failures.store(3, Ordering::SeqCst);
+    let (base, state) = stand_in_flaky(3).await;
     let rest = client(&base, 2_000);
     let deadline = Instant::now() + Duration::from_secs(5);
     let call = with_retry(deadline, &fast_backoff(), || {

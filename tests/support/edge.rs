@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use callq::config::CentreConfig;
 use callq::contract::OfferHook;
-use callq::store::{CallState, Claim, Offer, OfferRef, Store};
+use callq::store::{CallState, Offer, OfferRef, Store};
 use callq::twilio::signature::signed_form;
 use callq::twilio::twiml::{self, Enqueue, GatherChild, Verb};
 
@@ -51,10 +51,7 @@ hold_music = "{SALES_MUSIC}"
 {sales}
 "#
     );
-    match CentreConfig::from_toml(&toml, "edge test") {
-        Ok(c) => c,
-        Err(e) => panic!("test centre: {e}\n{toml}"),
-    }
+    centre_from(&toml)
 }
 
 pub fn centre() -> CentreConfig {
@@ -186,17 +183,9 @@ pub async fn offered_to(srv: &TestServer, agent_id: &str, sid: &str) -> Offer {
     let store = &srv.state.store;
     online_agent(store, &agent(agent_id, &[("sales", 1)])).await;
     holding_in(srv, sid, CALLER, SALES_NO).await;
-    match store
-        .claim(Duration::from_secs(30), 0)
-        .await
-        .expect("claim")
-    {
-        Claim::Offer(o) => {
-            assert_eq!(o.call_sid, sid);
-            o
-        }
-        Claim::Idle { .. } => panic!("nothing to claim"),
-    }
+    let o = claim(store).await.expect("something to claim");
+    assert_eq!(o.call_sid, sid);
+    o
 }
 
 pub async fn wait_doc(srv: &TestServer, sid: &str) -> twiml::Response {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -299,6 +300,14 @@ impl Drop for TestServer {
     }
 }
 
+/// The centre `toml` describes; a test's own configuration must be valid.
+pub fn centre_from(toml: &str) -> CentreConfig {
+    match CentreConfig::from_toml(toml, "test centre") {
+        Ok(c) => c,
+        Err(e) => panic!("test centre: {e}\n{toml}"),
+    }
+}
+
 /// Start `callq serve` for `centre` (its `centre` name is replaced by a fresh one).
 pub async fn spawn_server(centre: CentreConfig) -> TestServer {
     spawn_server_on(fresh_store(), centre).await
@@ -372,7 +381,8 @@ async fn spawn_server_on_with(
 // ---------------------------------------------------------------------------------------------
 
 use callq::store::{
-    CallRecord, Claim, Completion, EndSource, Enqueued, Offer, OfferOutcome, OfferRef, OfferResult,
+    AgentRecord, CallRecord, Claim, Completion, EndSource, Enqueued, Offer, OfferOutcome, OfferRef,
+    OfferResult,
 };
 
 /// The offer lease the helpers claim with (long: tests settle offers themselves).
@@ -392,6 +402,20 @@ pub async fn claim(store: &Store) -> Option<Offer> {
         Claim::Offer(o) => Some(o),
         Claim::Idle { .. } => None,
     }
+}
+
+/// Claim once under a lease of `lease` (a short one, for tests of what happens when it
+/// passes); there must be an offer.
+pub async fn claim_leased(store: &Store, lease: Duration) -> Offer {
+    match store.claim(lease, 0).await.expect("claim") {
+        Claim::Offer(o) => o,
+        Claim::Idle { .. } => panic!("nothing to claim"),
+    }
+}
+
+/// Claim once: the call and the agent offered, or None when there is nothing to offer.
+pub async fn claimed(store: &Store) -> Option<(String, String)> {
+    claim(store).await.map(|o| (o.call_sid, o.agent_id))
 }
 
 /// Claim until an offer comes (something becomes due on Redis' clock), or None after `within`.
@@ -446,7 +470,7 @@ pub async fn complete(store: &Store, sid: &str) -> callq::store::Result<Completi
 }
 
 /// `sid` enters `q` and is claimed; the claim must offer exactly that call.
-pub async fn offered(store: &Store, sid: &str, q: &str) -> Offer {
+pub async fn enter_offered(store: &Store, sid: &str, q: &str) -> Offer {
     enqueue(store, sid, q).await;
     let o = claim(store).await.expect("an offer");
     assert_eq!(o.call_sid, sid, "the claim offers the call just entered");
@@ -454,12 +478,54 @@ pub async fn offered(store: &Store, sid: &str, q: &str) -> Offer {
 }
 
 /// `sid` enters `q`, is claimed, and the agent answers.
-pub async fn connected(store: &Store, sid: &str, q: &str) -> Offer {
-    let o = offered(store, sid, q).await;
+pub async fn enter_connected(store: &Store, sid: &str, q: &str) -> Offer {
+    let o = enter_offered(store, sid, q).await;
     let r = store
         .offer_result(&o.offer_ref(), OfferOutcome::Answered, "CAleg")
         .await
         .expect("answered");
     assert_eq!(r, OfferResult::Connected);
     o
+}
+
+/// Queue `sales`, longest idle first, as [`queue`] sets it up.
+pub fn sales() -> QueueSettings {
+    queue("sales", Strategy::LongestIdle)
+}
+
+/// A centre with queue `q` and agent `a1` online in it at tier 1: where most routing tests
+/// start.
+pub async fn staffed(q: QueueSettings) -> Store {
+    let name = q.name.clone();
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("a1", &[(name.as_str(), 1)])).await;
+    store
+}
+
+/// A [`staffed`] centre where `sid` entered `q` and was offered to `a1`.
+pub async fn offered(q: QueueSettings, sid: &str) -> (Store, Offer) {
+    let name = q.name.clone();
+    let store = staffed(q).await;
+    let o = enter_offered(&store, sid, &name).await;
+    assert_eq!(o.agent_id, "a1");
+    (store, o)
+}
+
+/// A [`staffed`] centre where `sid` entered `q`, was offered to `a1`, and `a1` answered.
+pub async fn connected(q: QueueSettings, sid: &str) -> (Store, Offer) {
+    let name = q.name.clone();
+    let store = staffed(q).await;
+    let o = enter_connected(&store, sid, &name).await;
+    assert_eq!(o.agent_id, "a1");
+    (store, o)
+}
+
+/// The agent's record; it must exist.
+pub async fn agent_rec(store: &Store, id: &str) -> AgentRecord {
+    store.agent(id).await.expect("read").expect("agent exists")
+}
+
+/// `Some` once the call is in state `want`: a condition to wait for.
+pub async fn state_is(store: &Store, sid: &str, want: CallState) -> Option<()> {
+    (call(store, sid).await.state == want).then_some(())
 }
