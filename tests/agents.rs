@@ -1611,7 +1611,7 @@ async fn admin_shows_a_call_with_its_history() {
     // other calls' transitions, then the centre's stream trimmed to nothing (a busy centre
     // trims it all the time): the call's history is its own list, read without the stream
     for i in 0..20 {
-        enqueue(&srv, &format!("CAother{i}"), "sales").await;
+        enqueue(&srv.state.store, &format!("CAother{i}"), "sales").await;
     }
     let client = redis::Client::open(redis_url()).expect("url");
     let mut raw = client
