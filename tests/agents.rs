@@ -67,6 +67,31 @@ impl Resp {
     }
 }
 
+/// A request the API must refuse: its body, and the status, error code and field it names.
+struct BadRequest<'a> {
+    what: &'a str,
+    body: Body,
+    status: u16,
+    code: &'a str,
+    field: Option<&'a str>,
+}
+
+/// An agent update the admin API must refuse with 422, `code` and `field`.
+struct BadUpdate<'a> {
+    what: &'a str,
+    body: Value,
+    code: &'a str,
+    field: Option<&'a str>,
+}
+
+/// A credential the agent API must refuse with `status` and `code`.
+struct BadAuth<'a> {
+    what: &'a str,
+    auth: Auth<'a>,
+    status: u16,
+    code: &'a str,
+}
+
 async fn send(srv: &TestServer, method: Method, path: &str, auth: Auth<'_>, body: Body) -> Resp {
     let http = reqwest::Client::new();
     let mut req = http.request(method, format!("{}{path}", srv.base));
@@ -311,42 +336,67 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
     let stale = token::issue(AGENT_SECRET, "a1", "oldGeneration1", now_s() + 3600).expect("issue");
     let before = (record(&srv, "a1").await, record(&srv, "a2").await);
 
-    let cases: Vec<(&str, Auth, u16, &str)> = vec![
-        ("no header", Auth::None, 401, "missing_token"),
-        ("empty bearer", Auth::Raw("Bearer "), 401, "missing_token"),
-        (
-            "basic scheme",
-            Auth::Raw("Basic YTE6eA=="),
-            401,
-            "missing_token",
-        ),
-        ("garbage", Auth::Bearer("garbage"), 401, "invalid_token"),
-        (
-            "truncated",
-            Auth::Bearer(&a2[..a2.len() - 3]),
-            401,
-            "invalid_token",
-        ),
-        ("expired", Auth::Bearer(&expired), 401, "token_expired"),
-        (
-            "another secret",
-            Auth::Bearer(&foreign),
-            401,
-            "invalid_token",
-        ),
-        (
-            "admin token",
-            Auth::Bearer(ADMIN_TOKEN),
-            401,
-            "invalid_token",
-        ),
-        ("another agent's token", Auth::Bearer(&a2), 403, "forbidden"),
-        (
-            "another generation",
-            Auth::Bearer(&stale),
-            401,
-            "token_revoked",
-        ),
+    let cases: Vec<BadAuth> = vec![
+        BadAuth {
+            what: "no header",
+            auth: Auth::None,
+            status: 401,
+            code: "missing_token",
+        },
+        BadAuth {
+            what: "empty bearer",
+            auth: Auth::Raw("Bearer "),
+            status: 401,
+            code: "missing_token",
+        },
+        BadAuth {
+            what: "basic scheme",
+            auth: Auth::Raw("Basic YTE6eA=="),
+            status: 401,
+            code: "missing_token",
+        },
+        BadAuth {
+            what: "garbage",
+            auth: Auth::Bearer("garbage"),
+            status: 401,
+            code: "invalid_token",
+        },
+        BadAuth {
+            what: "truncated",
+            auth: Auth::Bearer(&a2[..a2.len() - 3]),
+            status: 401,
+            code: "invalid_token",
+        },
+        BadAuth {
+            what: "expired",
+            auth: Auth::Bearer(&expired),
+            status: 401,
+            code: "token_expired",
+        },
+        BadAuth {
+            what: "another secret",
+            auth: Auth::Bearer(&foreign),
+            status: 401,
+            code: "invalid_token",
+        },
+        BadAuth {
+            what: "admin token",
+            auth: Auth::Bearer(ADMIN_TOKEN),
+            status: 401,
+            code: "invalid_token",
+        },
+        BadAuth {
+            what: "another agent's token",
+            auth: Auth::Bearer(&a2),
+            status: 403,
+            code: "forbidden",
+        },
+        BadAuth {
+            what: "another generation",
+            auth: Auth::Bearer(&stale),
+            status: 401,
+            code: "token_revoked",
+        },
     ];
     let routes = [
         (
@@ -363,7 +413,13 @@ async fn agent_routes_refuse_every_bad_credential_and_change_nothing() {
         (Method::POST, "/v1/agents/a1/token", Value::Null),
     ];
     for (method, path, body) in &routes {
-        for (what, auth, status, code) in &cases {
+        for BadAuth {
+            what,
+            auth,
+            status,
+            code,
+        } in &cases
+        {
             let body = if body.is_null() {
                 Body::None
             } else {
@@ -420,93 +476,124 @@ async fn agent_routes_refuse_every_bad_body_and_change_nothing() {
         "x".repeat(70 * 1024)
     );
 
-    let heartbeat_cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
-        ("empty", raw(""), 400, "malformed_json", None),
-        (
-            "truncated",
-            raw("{\"device_registered\":"),
-            400,
-            "malformed_json",
-            None,
-        ),
-        (
-            "not JSON",
-            raw("device_registered=true"),
-            400,
-            "malformed_json",
-            None,
-        ),
-        (
-            "trailing data",
-            raw("{\"device_registered\":true} x"),
-            400,
-            "malformed_json",
-            None,
-        ),
-        (
-            "bad UTF-8",
-            Body::Raw(b"{\"device_registered\":\"\xff\"}".to_vec(), None),
-            400,
-            "malformed_json",
-            None,
-        ),
-        ("array", raw("[true]"), 422, "invalid_field", None),
-        ("string", raw("\"yes\""), 422, "invalid_field", None),
-        (
-            "missing field",
-            raw("{}"),
-            422,
-            "missing_field",
-            Some("device_registered"),
-        ),
-        (
-            "string for bool",
-            raw(r#"{"device_registered":"yes"}"#),
-            422,
-            "invalid_field",
-            Some("device_registered"),
-        ),
-        (
-            "number for bool",
-            raw(r#"{"device_registered":1}"#),
-            422,
-            "invalid_field",
-            Some("device_registered"),
-        ),
-        (
-            "null for bool",
-            raw(r#"{"device_registered":null}"#),
-            422,
-            "invalid_field",
-            Some("device_registered"),
-        ),
-        (
-            "unknown field",
-            raw(r#"{"device_registered":true,"battery":80}"#),
-            422,
-            "unknown_field",
-            Some("battery"),
-        ),
-        (
-            "misspelt field",
-            raw(r#"{"device_registred":true}"#),
-            422,
-            "unknown_field",
-            Some("device_registred"),
-        ),
-        (
-            "form content type",
-            Body::Raw(
+    let heartbeat_cases: Vec<BadRequest> = vec![
+        BadRequest {
+            what: "empty",
+            body: raw(""),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "truncated",
+            body: raw("{\"device_registered\":"),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "not JSON",
+            body: raw("device_registered=true"),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "trailing data",
+            body: raw("{\"device_registered\":true} x"),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "bad UTF-8",
+            body: Body::Raw(b"{\"device_registered\":\"\xff\"}".to_vec(), None),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "array",
+            body: raw("[true]"),
+            status: 422,
+            code: "invalid_field",
+            field: None,
+        },
+        BadRequest {
+            what: "string",
+            body: raw("\"yes\""),
+            status: 422,
+            code: "invalid_field",
+            field: None,
+        },
+        BadRequest {
+            what: "missing field",
+            body: raw("{}"),
+            status: 422,
+            code: "missing_field",
+            field: Some("device_registered"),
+        },
+        BadRequest {
+            what: "string for bool",
+            body: raw(r#"{"device_registered":"yes"}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("device_registered"),
+        },
+        BadRequest {
+            what: "number for bool",
+            body: raw(r#"{"device_registered":1}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("device_registered"),
+        },
+        BadRequest {
+            what: "null for bool",
+            body: raw(r#"{"device_registered":null}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("device_registered"),
+        },
+        BadRequest {
+            what: "unknown field",
+            body: raw(r#"{"device_registered":true,"battery":80}"#),
+            status: 422,
+            code: "unknown_field",
+            field: Some("battery"),
+        },
+        BadRequest {
+            what: "misspelt field",
+            body: raw(r#"{"device_registred":true}"#),
+            status: 422,
+            code: "unknown_field",
+            field: Some("device_registred"),
+        },
+        BadRequest {
+            what: "form content type",
+            body: Body::Raw(
                 b"{\"device_registered\":true}".to_vec(),
                 Some("application/x-www-form-urlencoded"),
             ),
-            415,
-            "unsupported_media_type",
-            None,
-        ),
-        ("too large", raw(&big), 413, "body_too_large", None),
+            status: 415,
+            code: "unsupported_media_type",
+            field: None,
+        },
+        BadRequest {
+            what: "too large",
+            body: raw(&big),
+            status: 413,
+            code: "body_too_large",
+            field: None,
+        },
     ];
-    for (what, body, status, code, field) in heartbeat_cases {
+    for BadRequest {
+        what,
+        body,
+        status,
+        code,
+        field,
+    } in heartbeat_cases
+    {
         let r = send(
             &srv,
             Method::POST,
@@ -519,94 +606,107 @@ async fn agent_routes_refuse_every_bad_body_and_change_nothing() {
     }
 
     let long_reason = "r".repeat(201);
-    let status_cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
-        ("empty", raw(""), 400, "malformed_json", None),
-        (
-            "truncated",
-            raw("{\"status\":\"pa"),
-            400,
-            "malformed_json",
-            None,
-        ),
-        (
-            "missing status",
-            raw("{}"),
-            422,
-            "missing_field",
-            Some("status"),
-        ),
-        (
-            "reason only",
-            raw(r#"{"reason":"lunch"}"#),
-            422,
-            "missing_field",
-            Some("status"),
-        ),
-        (
-            "unknown status",
-            raw(r#"{"status":"busy"}"#),
-            422,
-            "invalid_field",
-            Some("status"),
-        ),
-        (
-            "routing-only status",
-            raw(r#"{"status":"reserved"}"#),
-            422,
-            "invalid_field",
-            Some("status"),
-        ),
-        (
-            "wrong case",
-            raw(r#"{"status":"Available"}"#),
-            422,
-            "invalid_field",
-            Some("status"),
-        ),
-        (
-            "number status",
-            raw(r#"{"status":1}"#),
-            422,
-            "invalid_field",
-            Some("status"),
-        ),
-        (
-            "number reason",
-            raw(r#"{"status":"paused","reason":5}"#),
-            422,
-            "invalid_field",
-            Some("reason"),
-        ),
-        (
-            "long reason",
-            Body::Json(json!({"status":"paused","reason": long_reason})),
-            422,
-            "invalid_field",
-            Some("reason"),
-        ),
-        (
-            "control in reason",
-            Body::Json(json!({"status":"paused","reason":"a\u{7}b"})),
-            422,
-            "invalid_field",
-            Some("reason"),
-        ),
-        (
-            "unknown field",
-            raw(r#"{"status":"paused","colour":"red"}"#),
-            422,
-            "unknown_field",
-            Some("colour"),
-        ),
-        (
-            "text content type",
-            Body::Raw(b"{\"status\":\"paused\"}".to_vec(), Some("text/plain")),
-            415,
-            "unsupported_media_type",
-            None,
-        ),
+    let status_cases: Vec<BadRequest> = vec![
+        BadRequest {
+            what: "empty",
+            body: raw(""),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "truncated",
+            body: raw("{\"status\":\"pa"),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "missing status",
+            body: raw("{}"),
+            status: 422,
+            code: "missing_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "reason only",
+            body: raw(r#"{"reason":"lunch"}"#),
+            status: 422,
+            code: "missing_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "unknown status",
+            body: raw(r#"{"status":"busy"}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "routing-only status",
+            body: raw(r#"{"status":"reserved"}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "wrong case",
+            body: raw(r#"{"status":"Available"}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "number status",
+            body: raw(r#"{"status":1}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("status"),
+        },
+        BadRequest {
+            what: "number reason",
+            body: raw(r#"{"status":"paused","reason":5}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("reason"),
+        },
+        BadRequest {
+            what: "long reason",
+            body: Body::Json(json!({"status":"paused","reason": long_reason})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("reason"),
+        },
+        BadRequest {
+            what: "control in reason",
+            body: Body::Json(json!({"status":"paused","reason":"a\u{7}b"})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("reason"),
+        },
+        BadRequest {
+            what: "unknown field",
+            body: raw(r#"{"status":"paused","colour":"red"}"#),
+            status: 422,
+            code: "unknown_field",
+            field: Some("colour"),
+        },
+        BadRequest {
+            what: "text content type",
+            body: Body::Raw(b"{\"status\":\"paused\"}".to_vec(), Some("text/plain")),
+            status: 415,
+            code: "unsupported_media_type",
+            field: None,
+        },
     ];
-    for (what, body, status, code, field) in status_cases {
+    for BadRequest {
+        what,
+        body,
+        status,
+        code,
+        field,
+    } in status_cases
+    {
         let r = send(
             &srv,
             Method::PUT,
@@ -930,224 +1030,239 @@ async fn admin_refuses_every_bad_profile_naming_the_field() {
     let sales = json!([{"queue": "sales", "tier": 1}]);
     let long_id = "x".repeat(65);
     let long_identity = "i".repeat(122);
-    let cases: Vec<(&str, Body, u16, &str, Option<&str>)> = vec![
-        (
-            "malformed",
-            raw(r#"{"id":"a1","#),
-            400,
-            "malformed_json",
-            None,
-        ),
-        ("array", raw("[]"), 422, "invalid_field", None),
-        (
-            "missing id",
-            Body::Json(json!({"queues": sales})),
-            422,
-            "missing_field",
-            Some("id"),
-        ),
-        (
-            "missing queues",
-            Body::Json(json!({"id": "a1"})),
-            422,
-            "missing_field",
-            Some("queues"),
-        ),
-        (
-            "id with a space",
-            Body::Json(json!({"id": "a 1", "queues": sales})),
-            422,
-            "invalid_field",
-            Some("id"),
-        ),
-        (
-            "id with a comma",
-            Body::Json(json!({"id": "a,1", "queues": sales})),
-            422,
-            "invalid_field",
-            Some("id"),
-        ),
-        (
-            "empty id",
-            Body::Json(json!({"id": "", "queues": sales})),
-            422,
-            "invalid_field",
-            Some("id"),
-        ),
-        (
-            "long id",
-            Body::Json(json!({"id": long_id, "queues": sales})),
-            422,
-            "invalid_field",
-            Some("id"),
-        ),
-        (
-            "number id",
-            Body::Json(json!({"id": 7, "queues": sales})),
-            422,
-            "invalid_field",
-            Some("id"),
-        ),
-        (
-            "no queues",
-            Body::Json(json!({"id": "a1", "queues": []})),
-            422,
-            "invalid_field",
-            Some("queues"),
-        ),
-        (
-            "queues as string",
-            Body::Json(json!({"id": "a1", "queues": "sales"})),
-            422,
-            "invalid_field",
-            Some("queues"),
-        ),
-        (
-            "unknown queue",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "nope", "tier": 1}]})),
-            422,
-            "unknown_queue",
-            Some("queues[0].queue"),
-        ),
-        (
-            "second queue unknown",
-            Body::Json(
+    let cases: Vec<BadRequest> = vec![
+        BadRequest {
+            what: "malformed",
+            body: raw(r#"{"id":"a1","#),
+            status: 400,
+            code: "malformed_json",
+            field: None,
+        },
+        BadRequest {
+            what: "array",
+            body: raw("[]"),
+            status: 422,
+            code: "invalid_field",
+            field: None,
+        },
+        BadRequest {
+            what: "missing id",
+            body: Body::Json(json!({"queues": sales})),
+            status: 422,
+            code: "missing_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "missing queues",
+            body: Body::Json(json!({"id": "a1"})),
+            status: 422,
+            code: "missing_field",
+            field: Some("queues"),
+        },
+        BadRequest {
+            what: "id with a space",
+            body: Body::Json(json!({"id": "a 1", "queues": sales})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "id with a comma",
+            body: Body::Json(json!({"id": "a,1", "queues": sales})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "empty id",
+            body: Body::Json(json!({"id": "", "queues": sales})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "long id",
+            body: Body::Json(json!({"id": long_id, "queues": sales})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "number id",
+            body: Body::Json(json!({"id": 7, "queues": sales})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("id"),
+        },
+        BadRequest {
+            what: "no queues",
+            body: Body::Json(json!({"id": "a1", "queues": []})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues"),
+        },
+        BadRequest {
+            what: "queues as string",
+            body: Body::Json(json!({"id": "a1", "queues": "sales"})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues"),
+        },
+        BadRequest {
+            what: "unknown queue",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "nope", "tier": 1}]})),
+            status: 422,
+            code: "unknown_queue",
+            field: Some("queues[0].queue"),
+        },
+        BadRequest {
+            what: "second queue unknown",
+            body: Body::Json(
                 json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1}, {"queue": "nope", "tier": 1}]}),
             ),
-            422,
-            "unknown_queue",
-            Some("queues[1].queue"),
-        ),
-        (
-            "bad queue name",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sa=les", "tier": 1}]})),
-            422,
-            "invalid_field",
-            Some("queues[0].queue"),
-        ),
-        (
-            "queue twice",
-            Body::Json(
+            status: 422,
+            code: "unknown_queue",
+            field: Some("queues[1].queue"),
+        },
+        BadRequest {
+            what: "bad queue name",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sa=les", "tier": 1}]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].queue"),
+        },
+        BadRequest {
+            what: "queue twice",
+            body: Body::Json(
                 json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1}, {"queue": "sales", "tier": 2}]}),
             ),
-            422,
-            "invalid_field",
-            Some("queues[1].queue"),
-        ),
-        (
-            "missing tier",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales"}]})),
-            422,
-            "missing_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "tier 0",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 0}]})),
-            422,
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "tier 10",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 10}]})),
-            422,
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "negative tier",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": -1}]})),
-            422,
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "string tier",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": "1"}]})),
-            422,
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "huge tier",
-            raw(r#"{"id":"a1","queues":[{"queue":"sales","tier":99999999999999999999}]}"#),
-            422,
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "unknown queue field",
-            Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1, "skill": 5}]})),
-            422,
-            "unknown_field",
-            Some("queues[0].skill"),
-        ),
-        (
-            "capacity 0",
-            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 0})),
-            422,
-            "invalid_field",
-            Some("capacity"),
-        ),
-        (
-            "capacity 101",
-            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 101})),
-            422,
-            "invalid_field",
-            Some("capacity"),
-        ),
-        (
-            "fractional capacity",
-            Body::Json(json!({"id": "a1", "queues": sales, "capacity": 1.5})),
-            422,
-            "invalid_field",
-            Some("capacity"),
-        ),
-        (
-            "empty identity",
-            Body::Json(json!({"id": "a1", "queues": sales, "identity": ""})),
-            422,
-            "invalid_field",
-            Some("identity"),
-        ),
-        (
-            "identity with a space",
-            Body::Json(json!({"id": "a1", "queues": sales, "identity": "a b"})),
-            422,
-            "invalid_field",
-            Some("identity"),
-        ),
-        (
-            "identity with markup",
-            Body::Json(json!({"id": "a1", "queues": sales, "identity": "<a>"})),
-            422,
-            "invalid_field",
-            Some("identity"),
-        ),
-        (
-            "long identity",
-            Body::Json(json!({"id": "a1", "queues": sales, "identity": long_identity})),
-            422,
-            "invalid_field",
-            Some("identity"),
-        ),
-        (
-            "unknown field",
-            Body::Json(json!({"id": "a1", "queues": sales, "skills": []})),
-            422,
-            "unknown_field",
-            Some("skills"),
-        ),
-        (
-            "form body",
-            Body::Raw(b"id=a1".to_vec(), Some("application/x-www-form-urlencoded")),
-            415,
-            "unsupported_media_type",
-            None,
-        ),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[1].queue"),
+        },
+        BadRequest {
+            what: "missing tier",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sales"}]})),
+            status: 422,
+            code: "missing_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "tier 0",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 0}]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "tier 10",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": 10}]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "negative tier",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": -1}]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "string tier",
+            body: Body::Json(json!({"id": "a1", "queues": [{"queue": "sales", "tier": "1"}]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "huge tier",
+            body: raw(r#"{"id":"a1","queues":[{"queue":"sales","tier":99999999999999999999}]}"#),
+            status: 422,
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadRequest {
+            what: "unknown queue field",
+            body: Body::Json(
+                json!({"id": "a1", "queues": [{"queue": "sales", "tier": 1, "skill": 5}]}),
+            ),
+            status: 422,
+            code: "unknown_field",
+            field: Some("queues[0].skill"),
+        },
+        BadRequest {
+            what: "capacity 0",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "capacity": 0})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("capacity"),
+        },
+        BadRequest {
+            what: "capacity 101",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "capacity": 101})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("capacity"),
+        },
+        BadRequest {
+            what: "fractional capacity",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "capacity": 1.5})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("capacity"),
+        },
+        BadRequest {
+            what: "empty identity",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "identity": ""})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("identity"),
+        },
+        BadRequest {
+            what: "identity with a space",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "identity": "a b"})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("identity"),
+        },
+        BadRequest {
+            what: "identity with markup",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "identity": "<a>"})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("identity"),
+        },
+        BadRequest {
+            what: "long identity",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "identity": long_identity})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("identity"),
+        },
+        BadRequest {
+            what: "unknown field",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "skills": []})),
+            status: 422,
+            code: "unknown_field",
+            field: Some("skills"),
+        },
+        BadRequest {
+            what: "form body",
+            body: Body::Raw(b"id=a1".to_vec(), Some("application/x-www-form-urlencoded")),
+            status: 415,
+            code: "unsupported_media_type",
+            field: None,
+        },
     ];
-    for (what, body, status, code, field) in cases {
+    for BadRequest {
+        what,
+        body,
+        status,
+        code,
+        field,
+    } in cases
+    {
         let r = admin(&srv, Method::POST, "/v1/admin/agents", body).await;
         r.assert_error(status, code, field, &format!("create, {what}"));
     }
@@ -1158,39 +1273,45 @@ async fn admin_refuses_every_bad_profile_naming_the_field() {
 
     create(&srv, "a1", "sales").await;
     let before = record(&srv, "a1").await;
-    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
-        (
-            "id in the body",
-            json!({"id": "a2", "queues": sales}),
-            "unknown_field",
-            Some("id"),
-        ),
-        (
-            "unknown queue",
-            json!({"queues": [{"queue": "nope", "tier": 1}]}),
-            "unknown_queue",
-            Some("queues[0].queue"),
-        ),
-        (
-            "tier 0",
-            json!({"queues": [{"queue": "sales", "tier": 0}]}),
-            "invalid_field",
-            Some("queues[0].tier"),
-        ),
-        (
-            "capacity 0",
-            json!({"queues": sales, "capacity": 0}),
-            "invalid_field",
-            Some("capacity"),
-        ),
-        (
-            "missing queues",
-            json!({"capacity": 2}),
-            "missing_field",
-            Some("queues"),
-        ),
+    let cases: Vec<BadUpdate> = vec![
+        BadUpdate {
+            what: "id in the body",
+            body: json!({"id": "a2", "queues": sales}),
+            code: "unknown_field",
+            field: Some("id"),
+        },
+        BadUpdate {
+            what: "unknown queue",
+            body: json!({"queues": [{"queue": "nope", "tier": 1}]}),
+            code: "unknown_queue",
+            field: Some("queues[0].queue"),
+        },
+        BadUpdate {
+            what: "tier 0",
+            body: json!({"queues": [{"queue": "sales", "tier": 0}]}),
+            code: "invalid_field",
+            field: Some("queues[0].tier"),
+        },
+        BadUpdate {
+            what: "capacity 0",
+            body: json!({"queues": sales, "capacity": 0}),
+            code: "invalid_field",
+            field: Some("capacity"),
+        },
+        BadUpdate {
+            what: "missing queues",
+            body: json!({"capacity": 2}),
+            code: "missing_field",
+            field: Some("queues"),
+        },
     ];
-    for (what, body, code, field) in cases {
+    for BadUpdate {
+        what,
+        body,
+        code,
+        field,
+    } in cases
+    {
         let r = admin(&srv, Method::PUT, "/v1/admin/agents/a1", Body::Json(body)).await;
         r.assert_error(422, code, field, &format!("update, {what}"));
     }
