@@ -101,12 +101,14 @@ impl Stats {
         self.callbacks_unserved_sids().len()
     }
 
-    /// The CallSids of callers who asked for a callback and have not been reached yet.
+    /// The CallSids of callers who asked for a callback and have not been reached yet,
+    /// including those who pressed the key and hung up before callq's answer played (Twilio
+    /// still sent the key, so callq may have taken the request and will call back).
     pub fn callbacks_unserved_sids(&self) -> Vec<String> {
         self.with(|i| {
             i.logs
                 .iter()
-                .filter(|l| l.outcome() == Outcome::Callback)
+                .filter(|l| l.outcome() == Outcome::Callback || l.callback_pressed)
                 .filter(|l| !i.callbacks_reached.contains_key(&l.info.sid))
                 .map(|l| l.info.sid.clone())
                 .collect()
