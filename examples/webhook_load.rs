@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             log_caller_numbers: false,
         }),
         agents: Arc::new(AgentSettings {
+            voice: None,
             admin_token: "bench-admin".into(),
             agent_secret: b"bench-agent-secret-bench-agent-secret".to_vec(),
             heartbeat_ttl: Duration::from_secs(15),

@@ -29,6 +29,8 @@ pub struct AgentSettings {
     pub admin_token: String,
     pub agent_secret: Vec<u8>,
     pub heartbeat_ttl: Duration,
+    /// What signs Twilio Voice access tokens for agent desktops (None: no API key set).
+    pub voice: Option<crate::agents::voice_token::VoiceGrant>,
 }
 
 /// Settings of the operator views (wallboard, metrics).

@@ -443,6 +443,17 @@ impl ServeArgs {
             redis_deadline: self.redis_deadline,
             max_body: self.max_body,
             log_caller_numbers: self.log_caller_numbers,
+            voice: match (&self.twilio.api_key, &self.twilio.api_secret) {
+                (Some(key), Some(secret)) if !key.is_empty() && !secret.is_empty() => {
+                    Some(crate::agents::voice_token::VoiceGrant {
+                        account_sid: self.twilio.account_sid.clone(),
+                        api_key: key.clone(),
+                        api_secret: secret.clone(),
+                        ttl: crate::agents::voice_token::DEFAULT_VOICE_TOKEN_TTL,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }

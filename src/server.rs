@@ -61,6 +61,9 @@ pub struct ServeSettings {
     pub max_body: usize,
     /// Log callers' full numbers (off: the last four digits only).
     pub log_caller_numbers: bool,
+    /// What signs Twilio Voice access tokens for agent desktops (None: the voice-token route
+    /// answers 503).
+    pub voice: Option<crate::agents::voice_token::VoiceGrant>,
 }
 
 impl ServeSettings {
@@ -80,6 +83,7 @@ impl ServeSettings {
             redis_deadline: Duration::from_millis(300),
             max_body: 64 * 1024,
             log_caller_numbers: false,
+            voice: None,
         }
     }
 }
@@ -113,6 +117,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             admin_token: settings.admin_token.clone(),
             agent_secret: settings.agent_secret.as_bytes().to_vec(),
             heartbeat_ttl: settings.heartbeat_ttl,
+            voice: settings.voice.clone(),
         }),
         ops: Arc::new(OpsSettings {
             viewer_token: settings.viewer_token.clone(),

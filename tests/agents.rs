@@ -1794,6 +1794,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/admin/queues", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}", "get", Some("admin_token")),
     ("/v1/admin/calls/{sid}/end", "post", Some("admin_token")),
+    ("/v1/agents/{id}/voice-token", "post", Some("agent_token")),
     ("/v1/admin/rollout", "get", Some("admin_token")),
     ("/v1/admin/rollout", "put", Some("admin_token")),
     ("/v1/admin/rollout", "delete", Some("admin_token")),
@@ -2354,4 +2355,114 @@ async fn the_agent_example_script_runs_against_a_real_server() {
             String::from_utf8_lossy(&again.stderr)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Twilio Voice access tokens
+
+const API_KEY: &str = "SK00000000000000000000000000000001";
+const API_SECRET: &str = "voice-api-secret-0123456789abcdef";
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+
+fn voice_grant() -> callq::agents::voice_token::VoiceGrant {
+    callq::agents::voice_token::VoiceGrant {
+        account_sid: ACCOUNT.into(),
+        api_key: API_KEY.into(),
+        api_secret: API_SECRET.into(),
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+/// The agent's desktop gets a Twilio Voice access token for its own identity: decoded with a
+/// JWT library, its header, issuer, subject, grants, lifetime and signature are Twilio's.
+#[tokio::test]
+async fn an_agent_gets_a_voice_token_for_its_own_identity() {
+    let srv = server_with(|a| a.voice = Some(voice_grant())).await;
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({"id": "a1", "identity": "alice@desk", "queues": [{"queue": "sales", "tier": 1}]})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let token = token_for(&srv, "a1").await;
+    let r = send(
+        &srv,
+        Method::POST,
+        "/v1/agents/a1/voice-token",
+        Auth::Bearer(&token),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["identity"], "alice@desk");
+    let jwt = r.json["token"].as_str().expect("token");
+
+    let header = jsonwebtoken::decode_header(jwt).expect("a JWT");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
+    assert_eq!(header.cty.as_deref(), Some("twilio-fpa;v=1"));
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    check.set_required_spec_claims(&["exp", "iss", "sub"]);
+    check.set_issuer(&[API_KEY]);
+    let data = jsonwebtoken::decode::<Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_secret(API_SECRET.as_bytes()),
+        &check,
+    )
+    .expect("signed with the API secret");
+    let c = data.claims;
+    assert_eq!(c["sub"], ACCOUNT);
+    assert_eq!(c["grants"]["identity"], "alice@desk");
+    assert_eq!(c["grants"]["voice"]["incoming"]["allow"], true);
+    let (iat, exp) = (
+        c["iat"].as_i64().expect("iat"),
+        c["exp"].as_i64().expect("exp"),
+    );
+    assert_eq!(exp - iat, 3600);
+    assert!((iat - now_s()).abs() < 300, "issued now: {iat}");
+    assert_eq!(r.json["expires_at"].as_i64(), Some(exp));
+    assert!(c["jti"].as_str().expect("jti").starts_with(API_KEY));
+    // another secret does not verify it
+    assert!(jsonwebtoken::decode::<Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_secret(b"another-secret-entirely-0123456789"),
+        &check,
+    )
+    .is_err());
+}
+
+#[tokio::test]
+async fn voice_tokens_are_refused_without_the_agents_own_token_or_an_api_key() {
+    let srv = server_with(|a| a.voice = Some(voice_grant())).await;
+    create(&srv, "a1", "sales").await;
+    create(&srv, "a2", "sales").await;
+    let a2 = token_for(&srv, "a2").await;
+    let path = "/v1/agents/a1/voice-token";
+    let r = send(&srv, Method::POST, path, Auth::None, Body::None).await;
+    r.assert_error(401, "missing_token", None, "no token");
+    let r = send(&srv, Method::POST, path, Auth::Bearer(&a2), Body::None).await;
+    r.assert_error(403, "forbidden", None, "another agent's token");
+    let r = send(
+        &srv,
+        Method::POST,
+        path,
+        Auth::Bearer(ADMIN_TOKEN),
+        Body::None,
+    )
+    .await;
+    r.assert_error(401, "invalid_token", None, "the admin token");
+
+    let unconfigured = server().await;
+    create(&unconfigured, "a1", "sales").await;
+    let a1 = token_for(&unconfigured, "a1").await;
+    let r = send(
+        &unconfigured,
+        Method::POST,
+        path,
+        Auth::Bearer(&a1),
+        Body::None,
+    )
+    .await;
+    r.assert_error(503, "voice_tokens_unconfigured", None, "no API key");
 }

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod rollout;
 pub mod token;
 pub mod types;
+pub mod voice_token;
 
 use axum::http::StatusCode;
 use axum::routing::{any, get, post, put, MethodRouter};
@@ -34,6 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}/status", json405(put(api::set_status)))
         .route("/v1/agents/{id}", json405(get(api::me)))
         .route("/v1/agents/{id}/token", json405(post(api::refresh_token)))
+        .route(
+            "/v1/agents/{id}/voice-token",
+            json405(post(voice_token::voice_token)),
+        )
         .route(
             "/v1/admin/agents",
             json405(post(admin::create_agent).get(admin::list_agents)),

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, api, rollout};
+use super::{admin, api, rollout, voice_token};
 use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         api::set_status,
         api::me,
         api::refresh_token,
+        voice_token::voice_token,
         admin::create_agent,
         admin::list_agents,
         admin::get_agent,

@@ -351,6 +351,7 @@ async fn spawn_server_on_with(
             log_caller_numbers: false,
         }),
         agents: Arc::new(AgentSettings {
+            voice: None,
             admin_token: ADMIN_TOKEN.to_string(),
             agent_secret: AGENT_SECRET.to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
