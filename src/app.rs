@@ -30,7 +30,21 @@ pub struct AgentSettings {
     pub agent_secret: Vec<u8>,
     pub heartbeat_ttl: Duration,
     /// What signs Twilio Voice access tokens for agent desktops (None: no API key set).
-    pub voice: Option<crate::agents::voice_token::VoiceGrant>,
+    pub voice: Option<VoiceGrant>,
+}
+
+/// What signs Twilio Voice access tokens (`agents::voice_token`): the account and one of its
+/// API keys.
+#[derive(Debug, Clone)]
+pub struct VoiceGrant {
+    /// `AC…`: the token's subject.
+    pub account_sid: String,
+    /// `SK…`: the token's issuer.
+    pub api_key: String,
+    /// The API key's secret: the HS256 key.
+    pub api_secret: String,
+    /// How long a token lasts.
+    pub ttl: Duration,
 }
 
 /// Settings of the operator views (wallboard, metrics).

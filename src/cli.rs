@@ -445,7 +445,7 @@ impl ServeArgs {
             log_caller_numbers: self.log_caller_numbers,
             voice: match (&self.twilio.api_key, &self.twilio.api_secret) {
                 (Some(key), Some(secret)) if !key.is_empty() && !secret.is_empty() => {
-                    Some(crate::agents::voice_token::VoiceGrant {
+                    Some(crate::app::VoiceGrant {
                         account_sid: self.twilio.account_sid.clone(),
                         api_key: key.clone(),
                         api_secret: secret.clone(),

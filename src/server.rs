@@ -63,7 +63,7 @@ pub struct ServeSettings {
     pub log_caller_numbers: bool,
     /// What signs Twilio Voice access tokens for agent desktops (None: the voice-token route
     /// answers 503).
-    pub voice: Option<crate::agents::voice_token::VoiceGrant>,
+    pub voice: Option<crate::app::VoiceGrant>,
 }
 
 impl ServeSettings {

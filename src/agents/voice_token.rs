@@ -18,22 +18,11 @@ use super::auth::AgentAuth;
 use super::error::ApiError;
 use super::types::ErrorBody;
 use crate::app::AppState;
+pub use crate::app::VoiceGrant;
 
 /// How long a voice token lasts unless configured otherwise; the desktop fetches a new one
 /// before it ends (the SDK's `tokenWillExpire` event).
 pub const DEFAULT_VOICE_TOKEN_TTL: Duration = Duration::from_secs(3600);
-
-/// What signs voice tokens: the account and one of its API keys.
-#[derive(Debug, Clone)]
-pub struct VoiceGrant {
-    /// `AC…`: the token's subject.
-    pub account_sid: String,
-    /// `SK…`: the token's issuer.
-    pub api_key: String,
-    /// The API key's secret: the HS256 key.
-    pub api_secret: String,
-    pub ttl: Duration,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
