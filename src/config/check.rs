@@ -181,6 +181,15 @@ fn rollout(r: &RolloutConfig) -> Result<(), ConfigError> {
         100,
         "percent",
     )?;
+    let ring = |timeout_s: u32| {
+        range(
+            "rollout.legacy.timeout_s",
+            u64::from(timeout_s),
+            5,
+            600,
+            "seconds",
+        )
+    };
     match &r.legacy {
         None if r.share_pct < 100 => {
             return Err(invalid(
@@ -192,13 +201,7 @@ fn rollout(r: &RolloutConfig) -> Result<(), ConfigError> {
         Some(LegacyPath::Redirect { url }) => http_url("rollout.legacy.url", url)?,
         Some(LegacyPath::Dial { number, timeout_s }) => {
             e164("rollout.legacy.number", number)?;
-            range(
-                "rollout.legacy.timeout_s",
-                u64::from(*timeout_s),
-                5,
-                600,
-                "seconds",
-            )?;
+            ring(*timeout_s)?;
         }
         Some(LegacyPath::Client {
             identity,
@@ -210,13 +213,7 @@ fn rollout(r: &RolloutConfig) -> Result<(), ConfigError> {
                     "must be a Voice SDK identity of 1 to 121 bytes",
                 ));
             }
-            range(
-                "rollout.legacy.timeout_s",
-                u64::from(*timeout_s),
-                5,
-                600,
-                "seconds",
-            )?;
+            ring(*timeout_s)?;
         }
     }
     Ok(())

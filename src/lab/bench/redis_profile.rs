@@ -160,12 +160,12 @@ fn summarize(entries: Vec<(String, f64)>) -> Vec<ScriptCost> {
     for (name, us) in entries {
         by.entry(name).or_default().push(us);
     }
-    let is_script = |name: &str| {
-        Scripts::sources()
-            .iter()
-            .any(|(f, _)| f.trim_end_matches(".lua") == name)
-            || name.starts_with("evalsha")
-    };
+    // the script names once (expanding every script per group would be wasted work)
+    let scripts: Vec<String> = Scripts::sources()
+        .into_iter()
+        .map(|(f, _)| f.trim_end_matches(".lua").to_string())
+        .collect();
+    let is_script = |name: &str| scripts.iter().any(|s| s == name) || name.starts_with("evalsha");
     let mut totals = (0.0f64, 0.0f64);
     for (name, v) in &by {
         let sum: f64 = v.iter().sum();
