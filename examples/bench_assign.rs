@@ -158,6 +158,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 callback_retries: 0,
                 callback_retry_delay: Duration::ZERO,
                 check_after: Duration::from_secs(300),
+                fallback: true,
             })
             .await?;
         let id = format!("a{k}");

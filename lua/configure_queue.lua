@@ -12,6 +12,9 @@
 -- ARGV[8]  callback retry delay, ms
 -- ARGV[9]  check after, ms: how long a connected call may go without word before the
 --          worker asks Twilio whether it still goes on (and again as often)
+-- ARGV[10] fallback: '1' an unanswered offer goes on to the next agent, '0' it ends the
+--          call's time in line (`[features] fallback`; `feature:fallback` in the switches
+--          hash, set by an admin, wins over it)
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -20,7 +23,7 @@ local existed = redis.call('SISMEMBER', K_QUEUES, q) == 1
 redis.call('HSET', k_queue(q),
   'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
   'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],
-  'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9])
+  'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10])
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

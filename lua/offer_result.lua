@@ -8,7 +8,8 @@
 -- without a miss and the call goes back in line; after MAX_REFUSALS refusals the call
 -- overflows instead, so the caller's next wait request carries out the queue's overflow
 -- action rather than holding for an agent Twilio will never let them reach. A result for
--- any offer but the current one, named by (agent, attempt), changes nothing.
+-- any offer but the current one, named by (agent, attempt), changes nothing. With the
+-- `fallback` switch off, an unanswered inbound call overflows instead of going back in line.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
@@ -17,6 +18,7 @@
 -- ARGV[4]  outcome: answered | no-answer | busy | failed | canceled | refused
 -- ARGV[5]  the Twilio CallSid of the agent's leg when known, or ''; for 'refused', the reason
 -- Returns  {'connected', queue, kind, waited_ms} | {'requeued', agent_status, queue, outcome}
+--          | {'missed', agent_status, queue, outcome} (fallback off: overflowed)
 --          | {'refused', queue} (overflowed) | {'stale', state}
 -- @include calls.lua
 
@@ -59,20 +61,33 @@ if outcome == 'refused' then
   outcome = 'canceled'
 end
 
-call_requeue(sid, c)
-event('requeued', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
-  'outcome', outcome })
-if a == nil then return { 'requeued', 'unknown', c.queue, outcome } end
+-- One attempt only (`fallback` switched off, by an admin or the file): an inbound call its
+-- agent did not answer leaves the line for the queue's overflow action, as a missed call did
+-- before callq. A ring cut by something not the agent's doing still goes back in line.
+local fallback = redis.call('HGET', K_SWITCHES, 'feature:fallback') or cfg.fallback or '1'
+local tag = 'requeued'
+if fallback == '0' and outcome ~= 'canceled' and c.kind ~= 'callback' then
+  tag = 'missed'
+  call_finish(sid, c, 'overflowed', 'no_answer')
+  event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',
+    'reason', 'no_answer', 'agent', id, 'attempt', attempt, 'outcome', outcome,
+    'waited_ms', NOW - num(c.entered_ms, NOW) })
+else
+  call_requeue(sid, c)
+  event('requeued', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
+    'outcome', outcome })
+end
+if a == nil then return { tag, 'unknown', c.queue, outcome } end
 if outcome == 'canceled' then
   agent_release(id, a, 0)
-  return { 'requeued', a.status, c.queue, outcome }
+  return { tag, a.status, c.queue, outcome }
 end
 local misses = num(a.misses, 0) + 1
 agent_set(id, a, { misses = misses })
 if misses >= num(cfg.max_no_answer, 3) and num(a.active, 0) <= 1 then
   agent_set(id, a, { active = 0, pending = '', pending_reason = '' })
   agent_settle(id, a, 'paused', 0, 'no_answer')
-  return { 'requeued', a.status, c.queue, outcome }
+  return { tag, a.status, c.queue, outcome }
 end
 agent_release(id, a, num(cfg.no_answer_delay_ms, 0))
-return { 'requeued', a.status, c.queue, outcome }
+return { tag, a.status, c.queue, outcome }

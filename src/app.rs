@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::features::{Feature, FeaturesConfig};
 use crate::config::CentreConfig;
 use crate::store::read::QueueStats;
-use crate::store::Store;
+use crate::store::{Store, Switches};
 
 /// Settings of the Twilio edge (webhooks).
 #[derive(Debug, Clone)]
@@ -74,7 +75,19 @@ impl AppState {
     pub fn public(&self, path: &str) -> String {
         format!("{}{}", self.edge.public_url.trim_end_matches('/'), path)
     }
+
+    /// The features as they apply now (the file's `[features]` with an admin's overrides,
+    /// read through [`SwitchCache`]; the last known ones when Redis is slow).
+    pub async fn features(&self) -> FeaturesConfig {
+        let deadline = SWITCH_DEADLINE.min(self.edge.redis_deadline);
+        self.switches
+            .features(&self.store, self.centre.features, deadline)
+            .await
+    }
 }
+
+/// Longest a read of the switches may take before the last known ones are used.
+pub const SWITCH_DEADLINE: Duration = Duration::from_millis(100);
 
 /// Each queue's numbers for the wait estimate (agents by status, mean handle time), kept a
 /// short while: the caller's place in line is always read live, but the estimate around it
@@ -119,26 +132,50 @@ pub const SWITCH_TTL: Duration = Duration::from_millis(500);
 /// one short wait.
 #[derive(Debug, Default)]
 pub struct SwitchCache {
-    share: Mutex<Option<(Instant, Option<u8>)>>,
+    last: Mutex<Option<(Instant, Switches)>>,
 }
 
 impl SwitchCache {
-    /// The share of callers callq routes now: the admin's override, else `configured`.
-    pub async fn rollout_share(&self, store: &Store, configured: u8, deadline: Duration) -> u8 {
-        let last = self.share.lock().ok().and_then(|g| *g);
-        if let Some((at, v)) = last {
+    /// The overrides now: one read of the switches hash per [`SWITCH_TTL`].
+    async fn current(&self, store: &Store, deadline: Duration) -> Switches {
+        let last = self.last.lock().ok().and_then(|g| g.clone());
+        if let Some((at, sw)) = &last {
             if at.elapsed() < SWITCH_TTL {
-                return v.unwrap_or(configured);
+                return sw.clone();
             }
         }
-        let v = match tokio::time::timeout(deadline, store.rollout_share()).await {
-            Ok(Ok(v)) => v,
-            _ => last.and_then(|(_, v)| v),
+        let sw = match tokio::time::timeout(deadline, store.switches()).await {
+            Ok(Ok(sw)) => sw,
+            _ => last.map(|(_, sw)| sw).unwrap_or_default(),
         };
-        if let Ok(mut g) = self.share.lock() {
-            *g = Some((Instant::now(), v));
+        if let Ok(mut g) = self.last.lock() {
+            *g = Some((Instant::now(), sw.clone()));
         }
-        v.unwrap_or(configured)
+        sw
+    }
+
+    /// The share of callers callq routes now: the admin's override, else `configured`.
+    pub async fn rollout_share(&self, store: &Store, configured: u8, deadline: Duration) -> u8 {
+        self.current(store, deadline)
+            .await
+            .share_pct
+            .unwrap_or(configured)
+    }
+
+    /// The features as they apply now: `configured` (the file's) with the admin's overrides.
+    pub async fn features(
+        &self,
+        store: &Store,
+        configured: FeaturesConfig,
+        deadline: Duration,
+    ) -> FeaturesConfig {
+        let sw = self.current(store, deadline).await;
+        let overrides: Vec<(Feature, bool)> = sw
+            .features
+            .iter()
+            .filter_map(|(name, on)| Some((Feature::parse(name)?, *on)))
+            .collect();
+        configured.with(&overrides)
     }
 }
 

@@ -316,6 +316,68 @@ async fn an_unregistered_device_is_offered_nothing() {
     );
 }
 
+/// The `device_check` feature switched off at run time: a live heartbeat is enough, whatever
+/// the device says; switched back on, an unregistered device is offered nothing again.
+#[tokio::test]
+async fn with_device_check_off_a_live_heartbeat_is_enough() {
+    let srv = server().await;
+    let token = online(&srv, "a1", "sales").await;
+    heartbeat(&srv, "a1", &token, false).await;
+    enqueue(&srv.state.store, "CA1", "sales").await;
+    assert_eq!(claimed(&srv.state.store).await, None, "device check on");
+
+    let r = admin(
+        &srv,
+        Method::PUT,
+        "/v1/admin/features/device_check",
+        Body::Json(json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!((r.status, r.json["enabled"].as_bool()), (200, Some(false)));
+    // every server follows within the switch cache's half second: beat until it shows
+    let offered = poll_until(Duration::from_secs(15), || async {
+        heartbeat(&srv, "a1", &token, false).await;
+        claimed(&srv.state.store).await
+    })
+    .await;
+    assert_eq!(offered, Some(("CA1".into(), "a1".into())));
+
+    // back on (the override cleared): the next unregistered beat takes the agent out again
+    let r = admin(
+        &srv,
+        Method::DELETE,
+        "/v1/admin/features/device_check",
+        Body::None,
+    )
+    .await;
+    assert_eq!((r.status, r.json["enabled"].as_bool()), (200, Some(true)));
+    let out = poll_until(Duration::from_secs(15), || async {
+        heartbeat(&srv, "a1", &token, false).await;
+        let r = record(&srv, "a1").await.expect("agent");
+        (r.heartbeat == Some(false)).then_some(())
+    })
+    .await;
+    assert_eq!(out, Some(()), "the device's word counts again");
+}
+
+/// `check` again every 100 ms until it answers Some or `within` passes.
+async fn poll_until<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every way an agent route can be refused for its credentials, on every agent route; none
 /// changes anything.
 #[tokio::test]
@@ -1798,6 +1860,9 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/admin/rollout", "get", Some("admin_token")),
     ("/v1/admin/rollout", "put", Some("admin_token")),
     ("/v1/admin/rollout", "delete", Some("admin_token")),
+    ("/v1/admin/features", "get", Some("admin_token")),
+    ("/v1/admin/features/{name}", "put", Some("admin_token")),
+    ("/v1/admin/features/{name}", "delete", Some("admin_token")),
     ("/v1/openapi.json", "get", None),
 ];
 

@@ -22,7 +22,8 @@
 --   P..'wrapup'     zset  agents in wrap-up or no-answer delay, score = ready-at
 --   P..'heartbeats' zset  agents by heartbeat deadline
 --   P..'wake' list (capped), P..'events' stream (capped)
---   P..'switches'   hash  run-time overrides of the config (share_pct: rollout share)
+--   P..'switches'   hash  run-time overrides of the config (share_pct: rollout share;
+--                         feature:<name>: '1' or '0', see set_feature.lua)
 
 local P = KEYS[1]
 

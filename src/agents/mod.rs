@@ -3,7 +3,7 @@
 //!
 //! - [`api`]: `/v1/agents/{id}/...`, called by the agent's desktop with its own token.
 //! - [`admin`]: `/v1/admin/...`, called with the admin token; [`rollout`]: the admin's
-//!   rollout switch.
+//!   rollout switch; [`features`]: the admin's feature switches.
 //! - [`auth`]: the extractors that check both kinds of token; [`token`]: agent tokens.
 //! - [`types`]: every request and response body, shared with [`client`].
 //! - [`error`]: the one JSON error shape and the extractors that produce it.
@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod features;
 pub mod openapi;
 pub mod rollout;
 pub mod token;
@@ -73,6 +74,11 @@ pub fn routes() -> Router<AppState> {
                     .put(rollout::set_rollout)
                     .delete(rollout::clear_rollout),
             ),
+        )
+        .route("/v1/admin/features", json405(get(features::list_features)))
+        .route(
+            "/v1/admin/features/{name}",
+            json405(put(features::set_feature).delete(features::clear_feature)),
         )
         .route("/v1/openapi.json", json405(get(openapi::openapi_json)))
         .route("/v1/{*rest}", any(not_found))

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, api, rollout, voice_token};
+use super::{admin, api, features, rollout, voice_token};
 use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
 
 #[derive(OpenApi)]
@@ -48,6 +48,9 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         rollout::get_rollout,
         rollout::set_rollout,
         rollout::clear_rollout,
+        features::list_features,
+        features::set_feature,
+        features::clear_feature,
         openapi_json,
     ),
     modifiers(&BearerSchemes, &SharedAnswers),
@@ -91,7 +94,7 @@ impl Modify for BearerSchemes {
 }
 
 /// The names the store accepts for agent ids, queues and CallSids (`store::check_name`), as a
-/// JSON Schema pattern; path parameters `{id}` and `{sid}` are described by it (another value
+/// JSON Schema pattern; path parameters `{id}`, `{sid}` and `{name}` are described by it (another value
 /// is 404).
 pub const NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
 
@@ -102,7 +105,7 @@ pub const NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,64}$";
 /// - an operation with a path parameter: 400 `invalid_path` (a segment that is not UTF-8);
 /// - an operation behind a token: 503 `store_unavailable` (Redis out of reach or late).
 ///
-/// It also describes `{id}` and `{sid}` by [`NAME_PATTERN`], and an optional body
+/// It also describes `{id}`, `{sid}` and `{name}` by [`NAME_PATTERN`], and an optional body
 /// (`Option<T>`, the token routes') as `T` or nothing, never `null`.
 struct SharedAnswers;
 
@@ -142,7 +145,7 @@ fn shared_answers(op: &mut Operation) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
 
     for p in op.parameters.iter_mut().flatten() {
-        if p.parameter_in == ParameterIn::Path && matches!(p.name.as_str(), "id" | "sid") {
+        if p.parameter_in == ParameterIn::Path && matches!(p.name.as_str(), "id" | "sid" | "name") {
             p.schema = Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)

@@ -326,7 +326,7 @@ pub struct ErrorDetail {
     /// `forbidden`, `admin_disabled`, `agent_api_disabled`, `malformed_json`, `missing_field`,
     /// `unknown_field`, `invalid_field`, `unknown_queue`, `invalid_path`,
     /// `unsupported_media_type`, `body_too_large`, `body_timeout`, `agent_not_found`,
-    /// `call_not_found`, `not_found`, `call_already_ended`, `method_not_allowed`,
+    /// `call_not_found`, `feature_not_found`, `not_found`, `call_already_ended`, `method_not_allowed`,
     /// `agent_exists`, `agent_on_call`, `deferred_until_call_ends`, `store_unavailable`,
     /// `internal`.
     #[schema(example = "invalid_field")]

@@ -4,6 +4,7 @@
 //! at start with a message naming the field.
 
 mod check;
+pub mod features;
 pub mod hours;
 pub mod rollout;
 
@@ -56,6 +57,9 @@ pub struct CentreConfig {
     /// The share of callers callq routes, and the legacy path of the others.
     #[serde(default)]
     pub rollout: rollout::RolloutConfig,
+    /// The behaviours callq brings, each switchable at run time (see [`features`]).
+    #[serde(default)]
+    pub features: features::FeaturesConfig,
 }
 
 fn default_centre() -> String {
@@ -260,6 +264,7 @@ impl CentreConfig {
             ivr: None,
             fallback: FallbackConfig::default(),
             rollout: rollout::RolloutConfig::default(),
+            features: features::FeaturesConfig::default(),
         }
     }
 
@@ -277,6 +282,7 @@ impl CentreConfig {
                 callback_retries: q.callback_retries,
                 callback_retry_delay: Duration::from_secs(q.callback_retry_delay_s),
                 check_after: Duration::from_secs(q.check_after_s),
+                fallback: self.features.fallback,
             })
             .collect()
     }

@@ -187,6 +187,7 @@ impl Store {
                     &q.callback_retries.to_string(),
                     &ms(q.callback_retry_delay),
                     &ms(q.check_after.max(Duration::from_millis(100))),
+                    if q.fallback { "1" } else { "0" },
                 ],
             )
             .await?;
@@ -325,10 +326,54 @@ impl Store {
 
     /// The run-time override of the rollout share, if an admin set one.
     pub async fn rollout_share(&self) -> Result<Option<u8>> {
+        Ok(self.switches().await?.share_pct)
+    }
+
+    /// Turn feature `name` on or off for every server and worker of the centre, or with None
+    /// go back to the configured setting (`set_feature.lua`). Returns the override before.
+    /// The caller checks that `name` is a feature.
+    pub async fn set_feature(
+        &self,
+        name: &str,
+        on: Option<bool>,
+        by: &str,
+    ) -> Result<Option<bool>> {
+        check_name("feature", name)?;
+        let value = match on {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        let by: String = by.chars().take(64).collect();
+        let r = self
+            .run_list(
+                "set_feature",
+                &self.scripts.set_feature,
+                &[name, value, &by],
+            )
+            .await?;
+        match r.tag() {
+            "ok" => Ok(parse_switch(r.field(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Every run-time override an admin set (the switches hash, one read).
+    pub async fn switches(&self) -> Result<Switches> {
         let mut c = self.conn().await?;
-        let v: Option<String> =
-            redis::AsyncCommands::hget(&mut *c, self.key("switches"), "share_pct").await?;
-        Ok(v.and_then(|s| s.parse().ok()))
+        let all: Vec<(String, String)> =
+            redis::AsyncCommands::hgetall(&mut *c, self.key("switches")).await?;
+        let mut sw = Switches::default();
+        for (field, value) in all {
+            if field == "share_pct" {
+                sw.share_pct = value.parse().ok();
+            } else if let Some(name) = field.strip_prefix("feature:") {
+                if let Some(on) = parse_switch(&value) {
+                    sw.features.push((name.to_string(), on));
+                }
+            }
+        }
+        Ok(sw)
     }
 
     /// Refresh an agent's heartbeat for `ttl` (`heartbeat.lua`). Returns the agent's status
@@ -522,6 +567,13 @@ impl Store {
             "requeued" => {
                 kpi::offer_result(r.field(2), r.field(3));
                 Ok(OfferResult::Requeued(
+                    r.field(1).parse().unwrap_or(AgentStatus::Offline),
+                ))
+            }
+            "missed" => {
+                kpi::offer_result(r.field(2), r.field(3));
+                kpi::overflowed(r.field(2));
+                Ok(OfferResult::Missed(
                     r.field(1).parse().unwrap_or(AgentStatus::Offline),
                 ))
             }
@@ -810,6 +862,15 @@ impl UpsertMode {
             UpsertMode::Create => "create",
             UpsertMode::Update => "update",
         }
+    }
+}
+
+/// A stored switch: '1' on, '0' off; anything else is no override.
+fn parse_switch(v: &str) -> Option<bool> {
+    match v {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
     }
 }
 

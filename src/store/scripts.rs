@@ -103,6 +103,7 @@ scripts! {
     reap,
     recount_agents,
     set_rollout,
+    set_feature,
 }
 
 #[cfg(test)]

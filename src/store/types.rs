@@ -134,10 +134,12 @@ string_enum! {
 }
 
 string_enum! {
-    /// Why a waiting call overflowed (kept as its `end_reason`).
+    /// Why a waiting call overflowed (kept as its `end_reason`). `no_answer` is set by
+    /// `offer_result` alone (one attempt only, the `fallback` feature off).
     OverflowRule {
         MaxWait => "max_wait",
         NoAgents => "no_agents",
+        NoAnswer => "no_answer",
     }
 }
 
@@ -167,6 +169,10 @@ pub struct QueueSettings {
     pub callback_retry_delay: Duration,
     /// How long a connected call may go without word before the worker asks Twilio.
     pub check_after: Duration,
+    /// Whether an unanswered offer goes on to the next agent (`[features] fallback`); off,
+    /// it ends the call's time in line with the overflow action. An admin's run-time
+    /// override (`feature:fallback` in the switches hash) wins over it.
+    pub fallback: bool,
 }
 
 /// An agent's routing profile, as the admin API writes it.
@@ -290,6 +296,9 @@ pub enum OfferResult {
     Requeued(AgentStatus),
     /// Twilio refused the call for good: it overflowed, the agent is free.
     Refused,
+    /// Not answered with the `fallback` feature off: one attempt only, so the call overflowed
+    /// (`end_reason` `no_answer`); the agent's status afterwards.
+    Missed(AgentStatus),
     /// The offer was not current (retry, out-of-order, already settled): nothing changed.
     Stale(Option<CallState>),
 }
@@ -422,6 +431,15 @@ impl AgentRecord {
     pub fn online(&self) -> bool {
         self.heartbeat == Some(true)
     }
+}
+
+/// The run-time overrides an admin set, as Redis holds them (`callq:{C}:switches`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// The share of callers callq routes (`share_pct`).
+    pub share_pct: Option<u8>,
+    /// Features turned on or off (`feature:<name>`), by name.
+    pub features: Vec<(String, bool)>,
 }
 
 #[cfg(test)]

@@ -193,8 +193,9 @@ async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
     } else {
         announce::wait_sentence(line.position.estimated_wait_s)
     };
-    let offer =
-        cfg.callback_after_s.is_some_and(|after| waited_s >= after) && callable(caller(h, call));
+    let offer = cfg.callback_after_s.is_some_and(|after| waited_s >= after)
+        && callable(caller(h, call))
+        && app.features().await.callbacks;
     Reply::twiml(
         announcements(app, &call.queue, &[position_words, wait_words], offer),
         if offer { "callback_offer" } else { "waiting" },
@@ -443,6 +444,27 @@ async fn back_in_line(h: &Hook, exit: ExitState, outcome: &'static str) -> Reply
     )
 }
 
+/// What a caller whose call overflowed hears next: the action of the rule that overflowed it
+/// (`end_reason`: the queue's `no_agents` action, else its `overflow` action). A `queue` or
+/// `callback` action was carried out when the call overflowed, so it ends in a goodbye here.
+pub(crate) fn overflowed_twiml(app: &AppState, call: &CallRecord) -> twiml::Response {
+    let rule = call
+        .end_reason
+        .as_deref()
+        .and_then(|r| r.parse::<OverflowRule>().ok());
+    let (action, why) = match (queue_config(app, &call.queue), rule) {
+        (Some(c), Some(OverflowRule::NoAgents)) => (c.no_agents.as_ref(), Why::NoAgents),
+        (Some(c), Some(OverflowRule::NoAnswer)) => (c.overflow.as_ref(), Why::NoAnswer),
+        (Some(c), _) => (c.overflow.as_ref(), Why::MaxWait),
+        (None, _) => (None, Why::MaxWait),
+    };
+    let action = match action {
+        Some(Action::Queue { .. }) | Some(Action::Callback) => None,
+        other => other,
+    };
+    action_twiml(app, action, why)
+}
+
 /// The caller left on our `<Leave/>`: a callback request, or an overflow action.
 async fn left(h: &Hook, exit: ExitState) -> Reply {
     let app = &h.app;
@@ -465,19 +487,7 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
         CallState::Callback => {
             Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback")
         }
-        CallState::Overflowed => {
-            let no_agents = call.end_reason.as_deref() == Some(OverflowRule::NoAgents.as_str());
-            let (action, why) = match queue_config(app, &call.queue) {
-                Some(c) if no_agents => (c.no_agents.as_ref(), Why::NoAgents),
-                Some(c) => (c.overflow.as_ref(), Why::MaxWait),
-                None => (None, Why::MaxWait),
-            };
-            let action = match action {
-                Some(Action::Queue { .. }) | Some(Action::Callback) => None,
-                other => other,
-            };
-            Reply::twiml(action_twiml(app, action, why), "overflow")
-        }
+        CallState::Overflowed => Reply::twiml(overflowed_twiml(app, &call), "overflow"),
         CallState::Completed | CallState::Abandoned | CallState::CallbackFailed => {
             Reply::twiml(twiml::Response::new().hangup(), "ended")
         }

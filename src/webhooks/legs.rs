@@ -85,6 +85,9 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
                 OfferResult::Requeued(status) => {
                     tracing::info!(agent = %offer.agent_id, attempt = offer.attempt, outcome = %outcome, agent_status = %status, "offer not answered; call back in line");
                 }
+                OfferResult::Missed(status) => {
+                    tracing::info!(agent = %offer.agent_id, attempt = offer.attempt, outcome = %outcome, agent_status = %status, "offer not answered; one attempt only (fallback off): overflow action");
+                }
                 other => tracing::debug!(result = ?other, "offer result for an offer no longer current"),
             }
         }
@@ -92,6 +95,10 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
     })
     .await;
     match settled {
+        // one attempt only (the `fallback` feature off): the overflow action, at once
+        Ok(Some(call)) if call.state == CallState::Overflowed => {
+            Reply::twiml(super::hold::overflowed_twiml(app, &call), "overflow")
+        }
         Ok(Some(call)) if call.state.is_final() || call.state == CallState::Callback => {
             Reply::twiml(twiml::Response::new().hangup(), "ended")
         }

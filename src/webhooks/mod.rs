@@ -359,12 +359,18 @@ pub(crate) async fn enqueue_healing(
     kind: CallKind,
     arrival: Arrival,
 ) -> crate::store::Result<Enqueued> {
+    // the `priority` feature off: every caller in arrival order
+    let priority_boost = if app.features().await.priority {
+        app.centre.priority_boost(from, queue)
+    } else {
+        Duration::ZERO
+    };
     let call = NewCall {
         call_sid: sid,
         queue,
         from,
         to,
-        priority_boost: app.centre.priority_boost(from, queue),
+        priority_boost,
         kind,
         arrival,
     };
@@ -570,6 +576,8 @@ pub(crate) enum Why {
     MaxWait,
     /// No agent of the queue is logged in.
     NoAgents,
+    /// The one agent offered the call did not answer (the `fallback` feature off).
+    NoAnswer,
 }
 
 /// The TwiML of an action that ends the call's time with us: voicemail, a number, goodbye.
@@ -589,6 +597,10 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                     "All our agents are away at the moment. Please leave a message after the \
                      tone, and we will call you back."
                 }
+                Why::NoAnswer => {
+                    "We are sorry, nobody could take your call. Please leave a message after \
+                     the tone, and we will call you back."
+                }
             };
             voicemail(app, doc.say(lead))
         }
@@ -601,6 +613,7 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                 Why::NoAgents => {
                     "All our agents are away at the moment. Please hold while we transfer your call."
                 }
+                Why::NoAnswer => "Please hold while we transfer your call.",
             };
             doc.say(lead).verb(dial_number(number)).hangup()
         }
@@ -612,6 +625,9 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                 }
                 Why::NoAgents => {
                     "We are sorry, all our agents are away at the moment. Please call again later. Goodbye."
+                }
+                Why::NoAnswer => {
+                    "We are sorry, nobody could take your call. Please call again later. Goodbye."
                 }
             };
             doc.say(words).hangup()

@@ -4,14 +4,10 @@
 //! one is set (read through the server's [`SwitchCache`](crate::app::SwitchCache)), else the
 //! file's.
 
-use std::time::Duration;
-
 use super::Hook;
+use crate::app::SWITCH_DEADLINE;
 use crate::config::rollout::{routed_by_callq, LegacyPath};
 use crate::twilio::twiml::{self, Client, Dial, DialNoun, Number};
-
-/// Longest the share's read from Redis may take before the last known share is used.
-const SWITCH_DEADLINE: Duration = Duration::from_millis(100);
 
 /// The legacy path's TwiML when this caller is outside callq's share; None when callq routes
 /// the call (always, at 100 %).

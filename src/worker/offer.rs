@@ -473,6 +473,11 @@ impl Ringer {
                     _ => Outcome::Failed,
                 }
             }
+            Ok(OfferResult::Missed(status)) => {
+                tracing::debug!(call_sid = %offer.call_sid, agent = %offer.agent_id,
+                    agent_status = %status, "one attempt only (fallback off): call overflowed");
+                Outcome::Failed
+            }
             Ok(OfferResult::Connected) => Outcome::Ringing,
             Ok(OfferResult::Refused) => Outcome::Refused,
             Ok(OfferResult::Stale(_)) => Outcome::Stale,

@@ -69,6 +69,7 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         callback_retries: 2,
         callback_retry_delay: Duration::from_secs(300),
         check_after: Duration::from_secs(300),
+        fallback: true,
     }
 }
 

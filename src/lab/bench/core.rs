@@ -123,6 +123,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             callback_retries: 0,
             callback_retry_delay: Duration::ZERO,
             check_after: Duration::from_secs(300),
+            fallback: true,
         })
         .await?;
     let mut ids = Vec::new();

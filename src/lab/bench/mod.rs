@@ -281,6 +281,7 @@ fn bench_centre(
         callback_retries: 2,
         callback_retry_delay: clock.real(60.0),
         check_after: clock.real(300.0),
+        fallback: cfg.features.fallback,
     };
     Ok((cfg, settings))
 }
