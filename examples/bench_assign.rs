@@ -159,6 +159,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 callback_retry_delay: Duration::ZERO,
                 check_after: Duration::from_secs(300),
                 fallback: true,
+                half_life: Duration::from_secs(3600),
             })
             .await?;
         let id = format!("a{k}");

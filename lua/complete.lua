@@ -54,9 +54,15 @@ local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)
 redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
 local a = hgetall(k_agent(agent))
 if a then
+  local fields = {}
   if c.state == 'offered' then
-    agent_set(agent, a, { misses = 0, handled = num(a.handled, 0) + 1 })
+    fields = { misses = 0, handled = num(a.handled, 0) + 1 }
+    fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)
   end
+  -- talk time, for least_talk_time (in seconds, at least a millisecond's worth)
+  fields['tt:' .. c.queue] = faded_plus(a['tt:' .. c.queue],
+    math.max(NOW - answered, 1) / 1000, cfg.half_life_ms)
+  agent_set(agent, a, fields)
   agent_release(agent, a, wrapup)
 end
 event('completed', { 'call', sid, 'agent', agent, 'queue', c.queue, 'talk_ms', NOW - answered,

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  queue name
--- ARGV[2]  strategy: longest_idle | fewest_calls | round_robin | random
+-- ARGV[2]  strategy: longest_idle | fewest_calls | least_talk_time | round_robin | random
 -- ARGV[3]  ring timeout, ms (how long an agent's phone rings)
 -- ARGV[4]  wrap-up, ms (after-call work before the next offer)
 -- ARGV[5]  max no-answer in a row before the agent is paused
@@ -15,6 +15,7 @@
 -- ARGV[10] fallback: '1' an unanswered offer goes on to the next agent, '0' it ends the
 --          call's time in line (`[features] fallback`; `feature:fallback` in the switches
 --          hash, set by an admin, wins over it)
+-- ARGV[11] half-life, ms, of the recent work fewest_calls and least_talk_time compare
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -23,7 +24,8 @@ local existed = redis.call('SISMEMBER', K_QUEUES, q) == 1
 redis.call('HSET', k_queue(q),
   'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
   'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],
-  'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10])
+  'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10],
+  'half_life_ms', ARGV[11])
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

@@ -41,6 +41,7 @@ if outcome == 'answered' then
   if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5]) end
   if a then
     local fields = { misses = 0, handled = num(a.handled, 0) + 1 }
+    fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)
     if a.status == 'reserved' then fields.status = 'busy' end
     agent_set(id, a, fields)
   end

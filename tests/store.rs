@@ -594,6 +594,66 @@ async fn fewest_calls_strategy_prefers_the_agent_with_fewer_answered_calls() {
     );
 }
 
+/// One call of queue `q` answered and completed by whoever the claim picks; returns the agent.
+/// `talk` passes between the answer and the end.
+async fn serve_one(store: &Store, sid: &str, q: &str, talk: Duration) -> String {
+    enqueue(store, sid, q).await;
+    let o = claim(store).await.expect("offer");
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
+        .await
+        .expect("answer");
+    tokio::time::sleep(talk).await;
+    complete(store, sid).await.expect("complete");
+    o.agent_id
+}
+
+/// `fewest_calls` counts recent calls, not a lifetime's: calls fade with the queue's half-life,
+/// so a newcomer is preferred until their recent work matches the others', then they share.
+#[tokio::test]
+async fn fewest_calls_compares_recent_work_so_a_newcomer_does_not_take_every_call() {
+    let mut q = queue("q", Strategy::FewestCalls);
+    q.half_life = Duration::from_secs(1);
+    let store = store_with(&[q]).await;
+    online_agent(&store, &agent("veteran", &[("q", 1)])).await;
+    for i in 0..3 {
+        let by = serve_one(&store, &format!("CAv{i}"), "q", Duration::ZERO).await;
+        assert_eq!(by, "veteran");
+    }
+    // four half-lives or more (a slow machine only lets more fade): three calls count
+    // under 0.2 now
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    online_agent(&store, &agent("newcomer", &[("q", 1)])).await;
+    assert_eq!(
+        serve_one(&store, "CAn1", "q", Duration::ZERO).await,
+        "newcomer",
+        "no recent calls at all: first"
+    );
+    // one fresh call outweighs three faded ones: with a lifetime count (3 > 1) the
+    // newcomer would take this one too, and the next
+    assert_eq!(
+        serve_one(&store, "CAn2", "q", Duration::ZERO).await,
+        "veteran"
+    );
+}
+
+#[tokio::test]
+async fn least_talk_time_prefers_the_agent_who_talked_least_lately() {
+    let store = store_with(&[queue("q", Strategy::LeastTalkTime)]).await;
+    online_agent(&store, &agent("talker", &[("q", 1)])).await;
+    assert_eq!(
+        serve_one(&store, "CA1", "q", Duration::from_secs(3)).await,
+        "talker"
+    );
+    online_agent(&store, &agent("brief", &[("q", 1)])).await;
+    assert_eq!(serve_one(&store, "CA2", "q", Duration::ZERO).await, "brief");
+    // brief talked a few milliseconds, talker three seconds: brief again, though both are
+    // free and brief took the last call
+    assert_eq!(serve_one(&store, "CA3", "q", Duration::ZERO).await, "brief");
+    let talker = agent_rec(&store, "talker").await;
+    assert_eq!(talker.handled, 1);
+}
+
 #[tokio::test]
 async fn round_robin_strategy_rotates_through_agents() {
     let store = store_with(&[queue("q", Strategy::RoundRobin)]).await;

@@ -26,10 +26,26 @@ local function queue_cfg(q)
   return c
 end
 
+-- Work an agent did lately in a queue (calls answered `fc:<q>`, seconds talked `tt:<q>`),
+-- fading with the queue's half-life: an amount x done at time t counts x * 2^-((now - t) / h)
+-- now. Stored as the score log2(faded total) + t / h (forward decay), whose order between
+-- agents never changes as time passes, so ready sets need no re-scoring and no timer runs.
+-- An agent who did nothing there scores 0, below everyone: a newcomer is preferred until
+-- their recent work matches the others', never for the others' whole lifetime.
+local DEFAULT_HALF_LIFE_MS = 3600000
+local function faded_plus(score, amount, half_life_ms)
+  local t = NOW / math.max(num(half_life_ms, DEFAULT_HALF_LIFE_MS), 1000)
+  local total = amount
+  local s = tonumber(score)
+  if s ~= nil and s > 0 then total = total + 2 ^ (s - t) end
+  return math.log(total) / math.log(2) + t
+end
+
 -- The score an agent gets in q's ready sets, by q's strategy (lowest is offered first).
 local function ready_score(q, cfg, a)
   local s = cfg.strategy
-  if s == 'fewest_calls' then return num(a.handled, 0) end
+  if s == 'fewest_calls' then return num(a['fc:' .. q], 0) end
+  if s == 'least_talk_time' then return num(a['tt:' .. q], 0) end
   if s == 'round_robin' then return num(a['rr:' .. q], 0) end
   if s == 'random' then return 0 end
   return num(a.idle_ms, 0) -- longest_idle

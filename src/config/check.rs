@@ -142,6 +142,13 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         "seconds",
     )?;
     range(&f("check_after_s"), q.check_after_s, 10, DAY_S, "seconds")?;
+    range(
+        &f("recent_half_life_s"),
+        q.recent_half_life_s,
+        60,
+        7 * DAY_S,
+        "seconds",
+    )?;
     for (i, n) in q.numbers.iter().enumerate() {
         e164(&format!("queues.{name}.numbers[{i}]"), n)?;
     }

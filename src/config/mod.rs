@@ -121,6 +121,10 @@ pub struct QueueConfig {
     /// Twilio whether it still goes on (its end callbacks may have been lost).
     #[serde(default = "d_check_after")]
     pub check_after_s: u64,
+    /// `fewest_calls` and `least_talk_time` compare agents' work in this queue with this
+    /// half-life: a call answered an hour ago counts half, two hours ago a quarter.
+    #[serde(default = "d_half_life")]
+    pub recent_half_life_s: u64,
 }
 
 fn d_no_agents_after() -> u64 {
@@ -134,6 +138,9 @@ fn d_callback_retry_delay() -> u64 {
 }
 fn d_check_after() -> u64 {
     300
+}
+fn d_half_life() -> u64 {
+    3600
 }
 fn d_ring() -> u64 {
     20
@@ -283,6 +290,7 @@ impl CentreConfig {
                 callback_retry_delay: Duration::from_secs(q.callback_retry_delay_s),
                 check_after: Duration::from_secs(q.check_after_s),
                 fallback: self.features.fallback,
+                half_life: Duration::from_secs(q.recent_half_life_s),
             })
             .collect()
     }

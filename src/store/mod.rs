@@ -188,6 +188,7 @@ impl Store {
                     &ms(q.callback_retry_delay),
                     &ms(q.check_after.max(Duration::from_millis(100))),
                     if q.fallback { "1" } else { "0" },
+                    &ms(q.half_life.max(Duration::from_secs(1))),
                 ],
             )
             .await?;

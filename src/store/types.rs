@@ -49,6 +49,7 @@ string_enum! {
     Strategy {
         LongestIdle => "longest_idle",
         FewestCalls => "fewest_calls",
+        LeastTalkTime => "least_talk_time",
         RoundRobin => "round_robin",
         Random => "random",
     }
@@ -173,6 +174,9 @@ pub struct QueueSettings {
     /// it ends the call's time in line with the overflow action. An admin's run-time
     /// override (`feature:fallback` in the switches hash) wins over it.
     pub fallback: bool,
+    /// `fewest_calls` and `least_talk_time` compare agents' recent work: calls and talk
+    /// time fade with this half-life, so a newcomer catches up within hours, not a lifetime.
+    pub half_life: Duration,
 }
 
 /// An agent's routing profile, as the admin API writes it.

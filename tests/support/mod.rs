@@ -70,6 +70,7 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         callback_retry_delay: Duration::from_secs(300),
         check_after: Duration::from_secs(300),
         fallback: true,
+        half_life: Duration::from_secs(3600),
     }
 }
 

@@ -124,6 +124,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             callback_retry_delay: Duration::ZERO,
             check_after: Duration::from_secs(300),
             fallback: true,
+            half_life: Duration::from_secs(3600),
         })
         .await?;
     let mut ids = Vec::new();

@@ -282,6 +282,7 @@ fn bench_centre(
         callback_retry_delay: clock.real(60.0),
         check_after: clock.real(300.0),
         fallback: cfg.features.fallback,
+        half_life: Duration::from_secs(3600),
     };
     Ok((cfg, settings))
 }
