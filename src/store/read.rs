@@ -75,6 +75,15 @@ pub(crate) fn agent_from_hash(
     })
 }
 
+/// One agent as read in one round trip: its hash, its heartbeat key, its score in the wrap-up
+/// set and Redis' `TIME`.
+type AgentRow = (
+    HashMap<String, String>,
+    Option<String>,
+    Option<f64>,
+    (i64, i64),
+);
+
 /// Time left of a wrap-up (or no-answer rest) that ends at `ready_at_ms` (the agent's score
 /// in the wrap-up set), at `now_ms` on Redis' clock; zero once due (the next claim makes the
 /// agent available). None unless the agent is in wrap-up.
@@ -162,12 +171,7 @@ impl Store {
 
     pub async fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         let mut c = self.conn().await?;
-        let (h, alive, ready_at, now): (
-            HashMap<String, String>,
-            Option<String>,
-            Option<f64>,
-            (i64, i64),
-        ) = redis::pipe()
+        let (h, alive, ready_at, now): AgentRow = redis::pipe()
             .hgetall(self.key(&format!("agent:{id}")))
             .get(self.key(&format!("agent:{id}:alive")))
             .zscore(self.key("wrapup"), id)
