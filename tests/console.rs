@@ -19,6 +19,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -48,11 +49,17 @@ struct Browser {
     _driver: Driver,
 }
 
-/// The chromedriver process, ended with the test (it takes its browser with it).
+/// The chromedriver process in a process group of its own, which the browser it starts
+/// joins: ended together with the test, passed or failed.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -127,6 +134,7 @@ impl Browser {
         let driver = Driver(
             Command::new(&chromedriver)
                 .arg(format!("--port={port}"))
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
