@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             admin_token: "bench-admin".into(),
             agent_secret: b"bench-agent-secret-bench-agent-secret".to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
+            voice_sdk_url: String::new(),
         }),
         ops: Default::default(),
         stats_cache: Default::default(),

@@ -56,6 +56,13 @@ if grep -q 'path: /$' "$out/all-on.yaml"; then
   exit 1
 fi
 grep -q 'CALLQ_VIEWER_TOKEN' "$out/all-on.yaml"
+# the agent console can be published, and its Voice SDK URL is set only when asked for
+grep -q 'path: /console$' "$out/all-on.yaml"
+if grep -q 'CALLQ_VOICE_SDK_URL' "$out/default.yaml"; then
+  echo "helm-check: CALLQ_VOICE_SDK_URL set without voiceSdkUrl" >&2
+  exit 1
+fi
+grep -q 'value: "https://sdk.example.com/twilio.min.js"' "$out/all-on.yaml"
 
 # --- alerts and dashboard ----------------------------------------------------------------
 fail() { echo "helm-check: $*" >&2; exit 1; }

@@ -4,10 +4,12 @@
 # property test against real redis-server instances the tests start, the agent and admin API
 # fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis, skipped where it
 # cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
-# alerting rules and dashboard queries.
+# alerting rules and dashboard queries. tests/console.rs drives the agent console in Debian's
+# headless Chromium through chromedriver (scripts/ensure-browser.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
+scripts/ensure-browser.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # the product alone, without the lab (simulator, demo, bench): what the Dockerfile builds

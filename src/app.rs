@@ -32,6 +32,9 @@ pub struct AgentSettings {
     pub heartbeat_ttl: Duration,
     /// What signs Twilio Voice access tokens for agent desktops (None: no API key set).
     pub voice: Option<VoiceGrant>,
+    /// Where the agent console loads the Twilio Voice SDK from (`CALLQ_VOICE_SDK_URL`; empty:
+    /// the pinned default, `agents::console::DEFAULT_VOICE_SDK_URL`).
+    pub voice_sdk_url: String,
 }
 
 /// What signs Twilio Voice access tokens (`agents::voice_token`): the account and one of its

@@ -164,6 +164,11 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes).
     #[arg(long, env = "CALLQ_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,
+    /// Where the agent console (`/console`) loads the Twilio Voice SDK from: an http(s) URL or
+    /// a path on this server. The default, a pinned release, is checked by subresource
+    /// integrity; another URL is loaded as given.
+    #[arg(long, env = "CALLQ_VOICE_SDK_URL", default_value = crate::agents::console::DEFAULT_VOICE_SDK_URL)]
+    pub voice_sdk_url: String,
 }
 
 /// How a worker is tuned: shared by `callq worker` and `callq all`.
@@ -454,6 +459,7 @@ impl ServeArgs {
                 }
                 _ => None,
             },
+            voice_sdk_url: self.voice_sdk_url.clone(),
         }
     }
 }

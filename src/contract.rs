@@ -12,8 +12,14 @@
 //! | [`OfferHook::DialResult`] | `<Dial action>` of the caller's redirect to the agent | the caller's call |
 //! | [`OfferHook::AgentLeg`] | status callback of the agent's leg (both kinds of offer) | the agent's leg |
 //! | [`OfferHook::CallbackResult`] | `<Dial action>` of a callback's customer leg | the agent's leg |
+//!
+//! The agent's leg of an inbound offer also carries [`LegParameters`] to the agent's desktop
+//! (`<Parameter>`s of the `<Client>`, the Voice SDK's `call.customParameters`): the call, the
+//! caller's number, the queue and the wait, which the agent console shows while it rings.
 
-use crate::store::{check_name, OfferRef};
+use std::time::Duration;
+
+use crate::store::{check_name, Offer, OfferRef};
 
 /// The webhooks that report on an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,74 @@ fn query(offer: &OfferRef) -> String {
         "call={}&agent={}&attempt={}",
         offer.call_sid, offer.agent_id, offer.attempt
     )
+}
+
+/// What the agent's leg of an inbound offer tells the agent's Voice SDK about the call, as
+/// `<Parameter name value>`s of the `<Client>` the worker dials; the SDK hands them to the
+/// desktop as `call.customParameters`, and the agent console (`agents::console`) reads them by
+/// these names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegParameters {
+    /// The caller's CallSid.
+    pub call_sid: String,
+    /// The caller's number, as Twilio gave it (may be `anonymous` or empty).
+    pub from: String,
+    /// The queue the call waited in.
+    pub queue: String,
+    /// How long the caller had waited when the offer was claimed.
+    pub waited: Duration,
+}
+
+impl LegParameters {
+    /// Parameter names; the console's script reads these.
+    pub const CALL: &'static str = "callq_call";
+    pub const FROM: &'static str = "callq_from";
+    pub const QUEUE: &'static str = "callq_queue";
+    /// Whole milliseconds.
+    pub const WAITED_MS: &'static str = "callq_waited_ms";
+    pub const NAMES: [&'static str; 4] = [Self::CALL, Self::FROM, Self::QUEUE, Self::WAITED_MS];
+
+    /// The parameters of `offer`'s agent leg.
+    pub fn of(offer: &Offer) -> Self {
+        LegParameters {
+            call_sid: offer.call_sid.clone(),
+            from: offer.from.clone(),
+            queue: offer.queue.clone(),
+            waited: offer.waited,
+        }
+    }
+
+    /// (name, value) pairs in [`Self::NAMES`] order, as the `<Client>`'s `<Parameter>`s.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        vec![
+            (Self::CALL.into(), self.call_sid.clone()),
+            (Self::FROM.into(), self.from.clone()),
+            (Self::QUEUE.into(), self.queue.clone()),
+            (
+                Self::WAITED_MS.into(),
+                u64::try_from(self.waited.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .to_string(),
+            ),
+        ]
+    }
+
+    /// The parameters read back from (name, value) pairs (a first value counts); None when
+    /// one is missing or the wait is not a number.
+    pub fn parse(pairs: &[(String, String)]) -> Option<Self> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        Some(LegParameters {
+            call_sid: get(Self::CALL)?,
+            from: get(Self::FROM)?,
+            queue: get(Self::QUEUE)?,
+            waited: Duration::from_millis(get(Self::WAITED_MS)?.parse().ok()?),
+        })
+    }
 }
 
 /// Why a hook's query does not name an offer.
@@ -128,6 +202,29 @@ mod tests {
             let pairs = query_of(&url);
             assert_eq!(parse(&pairs), Ok(offer()), "{url}");
         }
+    }
+
+    #[test]
+    fn leg_parameters_round_trip_in_their_order() {
+        let offer = Offer {
+            call_sid: "CA01".into(),
+            agent_id: "a1".into(),
+            identity: "alice".into(),
+            queue: "sales".into(),
+            attempt: 2,
+            ring_timeout: Duration::from_secs(15),
+            kind: crate::store::CallKind::Inbound,
+            from: "+14155551234".into(),
+            to: "+15005550001".into(),
+            waited: Duration::from_millis(61_250),
+        };
+        let p = LegParameters::of(&offer);
+        let pairs = p.pairs();
+        let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, LegParameters::NAMES);
+        assert_eq!(pairs[3].1, "61250");
+        assert_eq!(LegParameters::parse(&pairs), Some(p));
+        assert_eq!(LegParameters::parse(&pairs[..3]), None);
     }
 
     #[test]

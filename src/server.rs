@@ -64,6 +64,8 @@ pub struct ServeSettings {
     /// What signs Twilio Voice access tokens for agent desktops (None: the voice-token route
     /// answers 503).
     pub voice: Option<crate::app::VoiceGrant>,
+    /// Where the agent console loads the Twilio Voice SDK from (empty: the pinned default).
+    pub voice_sdk_url: String,
 }
 
 impl ServeSettings {
@@ -84,6 +86,7 @@ impl ServeSettings {
             max_body: 64 * 1024,
             log_caller_numbers: false,
             voice: None,
+            voice_sdk_url: crate::agents::console::DEFAULT_VOICE_SDK_URL.to_string(),
         }
     }
 }
@@ -92,6 +95,8 @@ impl ServeSettings {
 /// Redis holds the configured queues.
 pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Result<AppState> {
     check_secrets(settings)?;
+    crate::agents::console::VoiceSdk::from_url(&settings.voice_sdk_url)
+        .map_err(|e| anyhow::anyhow!("CALLQ_VOICE_SDK_URL (--voice-sdk-url): {e}"))?;
     let store = Store::connect(&settings.redis_url, &centre.centre, settings.redis_pool)?;
     for q in centre.queue_settings() {
         store.configure_queue(&q).await?;
@@ -118,6 +123,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
             agent_secret: settings.agent_secret.as_bytes().to_vec(),
             heartbeat_ttl: settings.heartbeat_ttl,
             voice: settings.voice.clone(),
+            voice_sdk_url: settings.voice_sdk_url.clone(),
         }),
         ops: Arc::new(OpsSettings {
             viewer_token: settings.viewer_token.clone(),

@@ -1841,6 +1841,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/agents/{id}/status", "put", Some("agent_token")),
     ("/v1/agents/{id}", "get", Some("agent_token")),
     ("/v1/agents/{id}/token", "post", Some("agent_token")),
+    ("/v1/agents/{id}/queues", "get", Some("agent_token")),
     ("/v1/admin/agents", "post", Some("admin_token")),
     ("/v1/admin/agents", "get", Some("admin_token")),
     ("/v1/admin/agents/{id}", "get", Some("admin_token")),
@@ -2530,4 +2531,155 @@ async fn voice_tokens_are_refused_without_the_agents_own_token_or_an_api_key() {
     )
     .await;
     r.assert_error(503, "voice_tokens_unconfigured", None, "no API key");
+}
+
+// ---------------------------------------------------------------------------------------
+// What the agent console reads: the agent's queues, the wrap-up left
+
+/// The agent reads the queues it serves, in its profile's order, with their lines; only with
+/// its own token.
+#[tokio::test]
+async fn an_agent_sees_the_lines_of_its_own_queues() {
+    let srv = server().await;
+    let r = admin(
+        &srv,
+        Method::POST,
+        "/v1/admin/agents",
+        Body::Json(json!({"id": "a1", "queues": [
+            {"queue": "support", "tier": 2}, {"queue": "sales", "tier": 1}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    create(&srv, "a2", "sales").await;
+    let token = token_for(&srv, "a1").await;
+    heartbeat(&srv, "a1", &token, true).await;
+    set_status(&srv, "a1", &token, "available").await;
+    let store = &srv.state.store;
+    enqueue(store, "CAq1", "sales").await;
+    enqueue(store, "CAq2", "sales").await;
+    // a2 (offline) takes nothing; a1 is offered one of the two
+    let offer = claim(store).await.expect("an offer");
+    assert_eq!(offer.agent_id, "a1");
+
+    // the numbers are shared by the server's requests for up to a second
+    let (status, json) = until_answer(&srv, &token, |q| q[1]["waiting"] == 1).await;
+    assert_eq!(status, 200, "{json}");
+    let queues = json["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 2, "{json}");
+    assert_eq!(
+        (
+            &queues[0]["queue"],
+            &queues[0]["tier"],
+            &queues[0]["waiting"]
+        ),
+        (&json!("support"), &json!(2), &json!(0))
+    );
+    assert_eq!(
+        (
+            &queues[1]["queue"],
+            &queues[1]["tier"],
+            &queues[1]["waiting"]
+        ),
+        (&json!("sales"), &json!(1), &json!(1))
+    );
+    assert_eq!(queues[1]["available"], 0, "a1 is ringing, a2 offline");
+    assert!(queues[1]["oldest_wait_s"]
+        .as_f64()
+        .is_some_and(|s| s >= 0.0));
+    assert!(queues[1]["estimated_wait_s"].as_f64().is_some());
+
+    let a2 = token_for(&srv, "a2").await;
+    let path = "/v1/agents/a1/queues";
+    let r = send(&srv, Method::GET, path, Auth::None, Body::None).await;
+    r.assert_error(401, "missing_token", None, "no token");
+    let r = send(&srv, Method::GET, path, Auth::Bearer(&a2), Body::None).await;
+    r.assert_error(403, "forbidden", None, "another agent's token");
+    let r = admin(&srv, Method::DELETE, "/v1/admin/agents/a2", Body::None).await;
+    assert_eq!(r.status, 204, "{}", r.json);
+    let r = send(
+        &srv,
+        Method::GET,
+        "/v1/agents/a2/queues",
+        Auth::Bearer(&a2),
+        Body::None,
+    )
+    .await;
+    r.assert_error(404, "agent_not_found", None, "a deleted agent");
+}
+
+/// `GET /v1/agents/{id}/queues` until `done` holds for its queue list (the numbers may be a
+/// second old), at most 30 s.
+async fn until_answer(
+    srv: &TestServer,
+    token: &str,
+    done: impl Fn(&Value) -> bool,
+) -> (u16, Value) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = send(
+            srv,
+            Method::GET,
+            "/v1/agents/a1/queues",
+            Auth::Bearer(token),
+            Body::None,
+        )
+        .await;
+        if r.status != 200 || done(&r.json["queues"]) || tokio::time::Instant::now() > end {
+            return (r.status, r.json);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An agent in wrap-up reads how long is left of it, counting down on Redis' clock; in any
+/// other status the field is absent.
+#[tokio::test]
+async fn an_agent_in_wrap_up_reads_the_time_left() {
+    let srv = spawn_server(centre_from(
+        r#"
+centre = "wrap"
+default_queue = "sales"
+[queues.sales]
+numbers = ["+15005550001"]
+wrapup_s = 600
+"#,
+    ))
+    .await;
+    create(&srv, "a1", "sales").await;
+    let token = token_for(&srv, "a1").await;
+    heartbeat(&srv, "a1", &token, true).await;
+    set_status(&srv, "a1", &token, "available").await;
+    let me = || {
+        send(
+            &srv,
+            Method::GET,
+            "/v1/agents/a1",
+            Auth::Bearer(&token),
+            Body::None,
+        )
+    };
+    let r = me().await;
+    assert_eq!(r.json["status"], "available");
+    assert!(r.json.get("wrapup_left_ms").is_none(), "{}", r.json);
+
+    let store = &srv.state.store;
+    enter_connected(store, "CAw1", "sales").await;
+    complete(store, "CAw1").await.expect("completed");
+    let r = me().await;
+    assert_eq!(r.json["status"], "wrapup", "{}", r.json);
+    let left = r.json["wrapup_left_ms"].as_u64().expect("time left");
+    assert!(left <= 600_000 && left > 500_000, "{left}");
+    let listed = admin(&srv, Method::GET, "/v1/admin/agents", Body::None).await;
+    let a1 = &listed.json["agents"][0];
+    assert!(
+        a1["wrapup_left_ms"].as_u64().is_some_and(|l| l <= left),
+        "{a1}"
+    );
+
+    // going available ends the wrap-up early: nothing left to count
+    set_status(&srv, "a1", &token, "available").await;
+    let r = me().await;
+    assert_eq!(r.json["status"], "available");
+    assert!(r.json.get("wrapup_left_ms").is_none(), "{}", r.json);
 }

@@ -36,9 +36,17 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(r.form.len(), 1, "only Twiml is sent: {:?}", r.form);
+    // the caller's wait at the claim, for the agent's screen: a few milliseconds here
+    let twiml = r.param("Twiml").unwrap_or_default();
+    let waited = regex::Regex::new(r#"name="callq_waited_ms" value="(\d+)""#)
+        .expect("regex")
+        .captures(twiml)
+        .and_then(|c| c[1].parse::<u64>().ok())
+        .expect("the wait is a parameter");
+    assert!(waited < 60_000, "{waited}");
     assert_eq!(
-        r.param("Twiml"),
-        Some(
+        twiml,
+        format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial \
              action=\"https://callq.example.com/twilio/dial-result?call=CA0001&amp;agent=a1&amp;\
              attempt=1\" method=\"POST\" timeout=\"20\" answerOnBridge=\"true\"><Client \
@@ -46,6 +54,9 @@ async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
              agent=a1&amp;attempt=1\" \
              statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
              <Identity>client-a1</Identity><Parameter name=\"callq_call\" value=\"CA0001\"/>\
+             <Parameter name=\"callq_from\" value=\"+15550001111\"/>\
+             <Parameter name=\"callq_queue\" value=\"sales\"/>\
+             <Parameter name=\"callq_waited_ms\" value=\"{waited}\"/>\
              </Client></Dial></Response>"
         )
     );

@@ -1,18 +1,24 @@
-//! The agent API, called by the agent's desktop with its own token: heartbeat, status, and a
-//! look at itself.
+//! The agent API, called by the agent's desktop with its own token: heartbeat, status, a
+//! look at itself and at the queues it serves.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::{mint, token_ttl, AgentAuth, AgentToken};
-use super::error::{store, ApiError, ApiJson, OptionalJson};
+use super::error::{store, store_raw, ApiError, ApiJson, OptionalJson};
 use super::types::{
-    AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse, StatusRequest, StatusResponse,
-    TokenRequest, TokenResponse,
+    AgentQueueList, AgentQueueView, AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse,
+    StatusRequest, StatusResponse, TokenRequest, TokenResponse,
 };
 use crate::app::AppState;
-use crate::store::StatusChange;
+use crate::store::{AgentStatus, StatusChange, StoreError};
+
+/// How long a queue's numbers are reused across agents' requests to this server: every
+/// desktop polls them, and they need not be fresher than this.
+pub const QUEUE_VIEW_TTL: Duration = Duration::from_secs(1);
 
 /// Longest status reason kept, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -97,6 +103,48 @@ pub async fn me(
     AgentAuth(id): AgentAuth,
 ) -> Result<Json<AgentView>, ApiError> {
     find_agent(&app, &id).await.map(Json)
+}
+
+/// The queues the agent serves, each with its line now: calls waiting, the oldest wait, the
+/// estimated wait and the agents ready. A queue no longer configured is left out.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/queues",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses(
+        (status = 200, description = "The agent's queues", body = AgentQueueList),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown agent (`agent_not_found`)", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn my_queues(
+    State(app): State<AppState>,
+    AgentAuth(id): AgentAuth,
+) -> Result<Json<AgentQueueList>, ApiError> {
+    let agent = find_agent(&app, &id).await?;
+    let mut queues = Vec::with_capacity(agent.queues.len());
+    for qt in agent.queues {
+        let stats = app
+            .stats_cache
+            .queue_stats(&app.store, &qt.queue, QUEUE_VIEW_TTL);
+        match store_raw(stats).await {
+            Ok(s) => queues.push(AgentQueueView {
+                waiting: s.waiting,
+                oldest_wait_s: s.oldest_wait_s,
+                estimated_wait_s: s.estimated_wait_s,
+                available: s.count(AgentStatus::Available),
+                queue: qt.queue,
+                tier: qt.tier,
+            }),
+            // removed from the configuration since the profile was written: leave it out
+            Err(StoreError::UnknownQueue(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(AgentQueueList { queues }))
 }
 
 /// Trade the agent's live token for a fresh one (same agent, same generation), so a desktop

@@ -8,11 +8,14 @@
 //! - [`types`]: every request and response body, shared with [`client`].
 //! - [`error`]: the one JSON error shape and the extractors that produce it.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers and types.
+//! - [`voice_token`]: Twilio Voice access tokens for the agent's desktop; [`console`]: the
+//!   agent console page (`/console`), a browser softphone on this API.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod features;
 pub mod openapi;
@@ -36,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}/status", json405(put(api::set_status)))
         .route("/v1/agents/{id}", json405(get(api::me)))
         .route("/v1/agents/{id}/token", json405(post(api::refresh_token)))
+        .route("/v1/agents/{id}/queues", json405(get(api::my_queues)))
         .route(
             "/v1/agents/{id}/voice-token",
             json405(post(voice_token::voice_token)),
@@ -82,6 +86,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/openapi.json", json405(get(openapi::openapi_json)))
         .route("/v1/{*rest}", any(not_found))
+        .merge(console::routes())
 }
 
 fn json405(route: MethodRouter<AppState>) -> MethodRouter<AppState> {

@@ -33,6 +33,7 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         api::set_status,
         api::me,
         api::refresh_token,
+        api::my_queues,
         voice_token::voice_token,
         admin::create_agent,
         admin::list_agents,

@@ -132,6 +132,10 @@ pub struct AgentView {
     pub online: bool,
     /// Whether the last live heartbeat said the device is registered.
     pub device_registered: bool,
+    /// In wrap-up (after a call, or resting after a missed offer): milliseconds until the
+    /// agent is offered calls again (0 once due); absent in every other status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapup_left_ms: Option<u64>,
 }
 
 impl From<AgentRecord> for AgentView {
@@ -154,6 +158,9 @@ impl From<AgentRecord> for AgentView {
             pending: a.pending,
             online: a.heartbeat.is_some(),
             device_registered: a.heartbeat == Some(true),
+            wrapup_left_ms: a
+                .wrapup_left
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }
@@ -230,6 +237,28 @@ impl From<QueueStats> for QueueView {
             estimated_wait_s: q.estimated_wait_s,
         }
     }
+}
+
+/// One queue an agent serves, as its desktop shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentQueueView {
+    pub queue: String,
+    /// The agent's tier in this queue (1 is offered calls first).
+    pub tier: u32,
+    /// Calls waiting (callback requests included).
+    pub waiting: u64,
+    /// Seconds the call at the head of the line has waited.
+    pub oldest_wait_s: f64,
+    /// Expected wait of a call entering now, seconds.
+    pub estimated_wait_s: f64,
+    /// Agents of the queue ready for a call now (available with a live registered device).
+    pub available: u64,
+}
+
+/// `GET /v1/agents/{id}/queues`: the queues the agent serves, in its profile's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentQueueList {
+    pub queues: Vec<AgentQueueView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -485,7 +485,7 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "offer" if r.v.len() == 10 => Ok(Claim::Offer(Offer {
+            "offer" if r.v.len() == 11 => Ok(Claim::Offer(Offer {
                 call_sid: r.field(1).to_string(),
                 agent_id: r.field(2).to_string(),
                 identity: r.field(3).to_string(),
@@ -495,6 +495,7 @@ impl Store {
                 kind: r.parse(7)?,
                 from: r.field(8).to_string(),
                 to: r.field(9).to_string(),
+                waited: Duration::from_millis(r.parse(10)?),
             })),
             "none" => Ok(Claim::Idle {
                 next_due_ms: r.field(1).parse().ok(),

@@ -3,6 +3,7 @@
 //! whole centre (for `callq inspect` and the invariant checks in the tests).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde::Serialize;
@@ -70,7 +71,33 @@ pub(crate) fn agent_from_hash(
         idle_ms: opt_i64(h, "idle_ms").unwrap_or(0),
         pending: get(h, "pending").parse().ok(),
         heartbeat: alive.map(|v| v == "1"),
+        wrapup_left: None,
     })
+}
+
+/// One agent as read in one round trip: its hash, its heartbeat key, its score in the wrap-up
+/// set and Redis' `TIME`.
+type AgentRow = (
+    HashMap<String, String>,
+    Option<String>,
+    Option<f64>,
+    (i64, i64),
+);
+
+/// Time left of a wrap-up (or no-answer rest) that ends at `ready_at_ms` (the agent's score
+/// in the wrap-up set), at `now_ms` on Redis' clock; zero once due (the next claim makes the
+/// agent available). None unless the agent is in wrap-up.
+fn wrapup_left(rec: &AgentRecord, ready_at_ms: Option<f64>, now_ms: i64) -> Option<Duration> {
+    if rec.status != AgentStatus::Wrapup {
+        return None;
+    }
+    let left = (ready_at_ms? as i64).saturating_sub(now_ms).max(0);
+    Some(Duration::from_millis(left as u64))
+}
+
+/// Redis' `TIME` as unix milliseconds.
+fn time_ms((s, us): (i64, i64)) -> i64 {
+    s.saturating_mul(1000).saturating_add(us / 1000)
 }
 
 /// A waiting caller's place in line and the wait we expect.
@@ -144,12 +171,17 @@ impl Store {
 
     pub async fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         let mut c = self.conn().await?;
-        let (h, alive): (HashMap<String, String>, Option<String>) = redis::pipe()
+        let (h, alive, ready_at, now): AgentRow = redis::pipe()
             .hgetall(self.key(&format!("agent:{id}")))
             .get(self.key(&format!("agent:{id}:alive")))
+            .zscore(self.key("wrapup"), id)
+            .cmd("TIME")
             .query_async(&mut *c)
             .await?;
-        Ok(agent_from_hash(&h, alive))
+        Ok(agent_from_hash(&h, alive).map(|mut a| {
+            a.wrapup_left = wrapup_left(&a, ready_at, time_ms(now));
+            a
+        }))
     }
 
     /// The agent's current token generation (None: unknown agent, or one no token was ever
@@ -179,21 +211,32 @@ impl Store {
     /// All agents, sorted by id.
     pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
         let ids = self.agent_ids().await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut c = self.conn().await?;
         let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
         for id in &ids {
             pipe.hgetall(self.key(&format!("agent:{id}")))
-                .get(self.key(&format!("agent:{id}:alive")));
+                .get(self.key(&format!("agent:{id}:alive")))
+                .zscore(self.key("wrapup"), id);
         }
-        let rows: Vec<(HashMap<String, String>, Option<String>)> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut *c).await?
-        };
-        Ok(rows
-            .into_iter()
-            .filter_map(|(h, alive)| agent_from_hash(&h, alive))
-            .collect())
+        let values: Vec<redis::Value> = pipe.query_async(&mut *c).await?;
+        let mut it = values.into_iter();
+        let mut next = || it.next().unwrap_or(redis::Value::Nil);
+        let now = time_ms(redis::from_redis_value(next())?);
+        let mut agents = Vec::with_capacity(ids.len());
+        for _ in &ids {
+            let h: HashMap<String, String> = redis::from_redis_value(next())?;
+            let alive: Option<String> = redis::from_redis_value(next())?;
+            let ready_at: Option<f64> = redis::from_redis_value(next())?;
+            if let Some(mut a) = agent_from_hash(&h, alive) {
+                a.wrapup_left = wrapup_left(&a, ready_at, now);
+                agents.push(a);
+            }
+        }
+        Ok(agents)
     }
 
     /// The caller's place in line (our order: rank) and estimated wait. None when not waiting.

@@ -232,6 +232,8 @@ pub struct Offer {
     pub kind: CallKind,
     pub from: String,
     pub to: String,
+    /// How long the call had been in line (since it entered) when it was claimed.
+    pub waited: Duration,
 }
 
 impl Offer {
@@ -415,6 +417,9 @@ pub struct AgentRecord {
     pub pending: Option<RequestedStatus>,
     /// Some(device_registered) while the heartbeat key lives.
     pub heartbeat: Option<bool>,
+    /// In wrap-up (or a no-answer rest): the time left on Redis' clock, zero once due. Read
+    /// by [`crate::store::Store::agent`] and [`crate::store::Store::agents`]; None otherwise.
+    pub wrapup_left: Option<Duration>,
 }
 
 /// A queue's agent counter that did not match its agents (see [`crate::store::Store::recount_agents`]).

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::contract::OfferHook;
+use crate::contract::{LegParameters, OfferHook};
 use crate::store::{
     CallKind, CallbackRetry, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition,
 };
@@ -80,7 +80,8 @@ impl Outcome {
 }
 
 /// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
-/// status callback are the contract's hooks for this offer ([`OfferHook`]).
+/// status callback are the contract's hooks for this offer ([`OfferHook`]), its parameters
+/// what the agent's desktop shows about the call ([`LegParameters`]).
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
     let named = offer.offer_ref();
     let client = Client {
@@ -88,7 +89,7 @@ pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlErr
         status_callback: Some(OfferHook::AgentLeg.url(public_url, &named)),
         status_callback_event: Some("answered completed".into()),
         status_callback_method: Some("POST".into()),
-        parameters: vec![("callq_call".into(), offer.call_sid.clone())],
+        parameters: LegParameters::of(offer).pairs(),
     };
     let dial = Dial {
         action: Some(OfferHook::DialResult.url(public_url, &named)),
@@ -540,6 +541,7 @@ mod tests {
             kind,
             from: "+15550001111".into(),
             to: "+15005550001".into(),
+            waited: Duration::from_millis(42_000),
         }
     }
 
@@ -555,6 +557,9 @@ mod tests {
              statusCallback=\"https://q.example.com/twilio/agent-leg?call=CA0001&amp;agent=a1&amp;attempt=1\" \
              statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
              <Identity>alice</Identity><Parameter name=\"callq_call\" value=\"CA0001\"/>\
+             <Parameter name=\"callq_from\" value=\"+15550001111\"/>\
+             <Parameter name=\"callq_queue\" value=\"sales\"/>\
+             <Parameter name=\"callq_waited_ms\" value=\"42000\"/>\
              </Client></Dial></Response>"
         );
     }

@@ -357,6 +357,7 @@ async fn spawn_server_on_with(
             admin_token: ADMIN_TOKEN.to_string(),
             agent_secret: AGENT_SECRET.to_vec(),
             heartbeat_ttl: Duration::from_secs(15),
+            voice_sdk_url: String::new(),
         }),
         ops: Arc::new(OpsSettings {
             viewer_token: VIEWER_TOKEN.to_string(),
