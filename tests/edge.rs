@@ -503,6 +503,43 @@ async fn max_wait_overflows_to_voicemail_through_queue_exit() {
     assert_eq!(doc.verbs, vec![Verb::Leave]);
 }
 
+/// `max_waiting`: a caller who finds that many ahead of them takes the overflow action on
+/// their first wait request; callers already in line keep their places whatever the line
+/// does later.
+#[tokio::test]
+async fn a_caller_who_finds_the_line_full_takes_the_overflow_at_once() {
+    let srv = spawn_server(centre_with(
+        "max_waiting = 1\noverflow = { action = \"voicemail\" }",
+        "",
+        "",
+    ))
+    .await;
+    let store = &srv.state.store;
+    call_in(&srv, "CAfirst", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAfirst").await;
+    assert!(!doc.verbs.contains(&Verb::Leave), "one waiting: room");
+    // a VIP goes ahead of the one waiting: nobody is ahead of them, so the line has room
+    call_in(&srv, "CAvip", VIP, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAvip").await;
+    assert!(!doc.verbs.contains(&Verb::Leave), "first in line: room");
+    call_in(&srv, "CAsecond", "+14155550199", SALES_NO).await;
+    let doc = wait_doc(&srv, "CAsecond").await;
+    assert_eq!(doc.verbs, vec![Verb::Leave], "the line holds one");
+    let rec = call(store, "CAsecond").await;
+    assert_eq!(
+        (rec.state, rec.end_reason.as_deref()),
+        (CallState::Overflowed, Some("queue_full"))
+    );
+    let doc = queue_exit(&srv, "CAsecond", "leave").await;
+    assert!(said(&doc, "lines are busy"), "{:?}", says(&doc));
+    assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Record(_))));
+    // the first caller's next wait requests keep them in line
+    let doc = wait_doc(&srv, "CAfirst").await;
+    assert!(!doc.verbs.contains(&Verb::Leave));
+    assert_eq!(state(store, "CAfirst").await, CallState::Waiting);
+    assert_invariants(store, &sids(&["CAfirst", "CAvip", "CAsecond"])).await;
+}
+
 #[tokio::test]
 async fn max_wait_moves_to_the_overflow_queue_and_keeps_holding() {
     let srv = spawn_server(centre_with(

@@ -120,6 +120,15 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
     if let Some(max) = q.max_wait_s {
         range(&f("max_wait_s"), max, 0, DAY_S, "seconds")?;
     }
+    if let Some(max) = q.max_waiting {
+        range(&f("max_waiting"), max, 0, 100_000, "callers")?;
+        if q.overflow.is_none() {
+            return Err(invalid(
+                f("max_waiting"),
+                "turns callers to the overflow action: set `overflow` too",
+            ));
+        }
+    }
     range(
         &f("no_agents_after_s"),
         q.no_agents_after_s,
@@ -334,6 +343,21 @@ mod tests {
                 replace: "max_wait_s = 900",
                 with: "max_wait_s = 100000",
                 field: "queues.sales.max_wait_s",
+            },
+            Bad {
+                replace: "overflow = { action = \"voicemail\" }",
+                with: "max_waiting = 5",
+                field: "queues.sales.max_waiting",
+            },
+            Bad {
+                replace: "max_wait_s = 900",
+                with: "max_wait_s = 900\nmax_waiting = 1000000",
+                field: "queues.sales.max_waiting",
+            },
+            Bad {
+                replace: "wrapup_s = 5",
+                with: "wrapup_s = 5\nrecent_half_life_s = 10",
+                field: "queues.sales.recent_half_life_s",
             },
             Bad {
                 replace: "callback_retries = 2",

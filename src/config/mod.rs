@@ -96,6 +96,10 @@ pub struct QueueConfig {
     /// After this long the caller leaves for the overflow action (absent: no limit).
     #[serde(default)]
     pub max_wait_s: Option<u64>,
+    /// A caller who finds this many waiting ahead of them takes the overflow action at once
+    /// (absent: no limit).
+    #[serde(default)]
+    pub max_waiting: Option<u64>,
     #[serde(default)]
     pub overflow: Option<Action>,
     /// Where a waiting caller goes when no agent of the queue is logged in (every one

@@ -141,6 +141,7 @@ string_enum! {
         MaxWait => "max_wait",
         NoAgents => "no_agents",
         NoAnswer => "no_answer",
+        QueueFull => "queue_full",
     }
 }
 

@@ -42,10 +42,12 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         let Some(mut call) = known_or_entered(&h).await? else {
             return Ok(None);
         };
+        let mut arrived = false;
         match call.state {
             CallState::Arriving => {
                 if let Transition::Done(()) = app.store.arrive(sid).await? {
                     tracing::debug!("caller on hold: offerable now");
+                    arrived = true;
                 }
                 call.state = CallState::Waiting;
             }
@@ -74,6 +76,7 @@ pub(crate) async fn wait(h: Hook) -> Reply {
             },
             staffed: stats.staffed(),
             logged_in: stats.logged_in(),
+            arrived,
         };
         Ok(Some((call, Some(line))))
     })
@@ -157,6 +160,8 @@ struct Line {
     staffed: u64,
     /// The queue's agents logged in (staffed or paused).
     logged_in: u64,
+    /// This is the caller's first wait request: they just joined the line.
+    arrived: bool,
 }
 
 /// What a caller is told when nobody takes calls: no number we cannot stand behind.
@@ -176,6 +181,12 @@ async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
     let waited_s = (secs_since(now, call.entered_ms)).max(queue_time_s);
     let in_queue_s = secs_since(now, call.transferred_ms.unwrap_or(call.entered_ms));
 
+    // a full line turns a new caller to the overflow action at once, as a busy signal would
+    if let (Some(max), Some(action)) = (cfg.max_waiting, cfg.overflow.as_ref()) {
+        if line.arrived && line.position.position > max {
+            return leave_line(h, call, action, Why::QueueFull).await;
+        }
+    }
     if let (Some(max), Some(action)) = (cfg.max_wait_s, cfg.overflow.as_ref()) {
         if in_queue_s >= max {
             return leave_line(h, call, action, Why::MaxWait).await;
@@ -290,6 +301,7 @@ async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> R
             };
             let rule = match why {
                 Why::NoAgents => OverflowRule::NoAgents,
+                Why::QueueFull => OverflowRule::QueueFull,
                 _ => OverflowRule::MaxWait,
             };
             match within(app, app.store.overflow(sid, &label, rule)).await {
@@ -455,6 +467,7 @@ pub(crate) fn overflowed_twiml(app: &AppState, call: &CallRecord) -> twiml::Resp
     let (action, why) = match (queue_config(app, &call.queue), rule) {
         (Some(c), Some(OverflowRule::NoAgents)) => (c.no_agents.as_ref(), Why::NoAgents),
         (Some(c), Some(OverflowRule::NoAnswer)) => (c.overflow.as_ref(), Why::NoAnswer),
+        (Some(c), Some(OverflowRule::QueueFull)) => (c.overflow.as_ref(), Why::QueueFull),
         (Some(c), _) => (c.overflow.as_ref(), Why::MaxWait),
         (None, _) => (None, Why::MaxWait),
     };

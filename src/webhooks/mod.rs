@@ -578,6 +578,8 @@ pub(crate) enum Why {
     NoAgents,
     /// The one agent offered the call did not answer (the `fallback` feature off).
     NoAnswer,
+    /// The caller found the line full (the queue's `max_waiting`).
+    QueueFull,
 }
 
 /// The TwiML of an action that ends the call's time with us: voicemail, a number, goodbye.
@@ -601,6 +603,10 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                     "We are sorry, nobody could take your call. Please leave a message after \
                      the tone, and we will call you back."
                 }
+                Why::QueueFull => {
+                    "All our lines are busy at the moment. Please leave a message after the \
+                     tone, and we will call you back."
+                }
             };
             voicemail(app, doc.say(lead))
         }
@@ -614,6 +620,9 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                     "All our agents are away at the moment. Please hold while we transfer your call."
                 }
                 Why::NoAnswer => "Please hold while we transfer your call.",
+                Why::QueueFull => {
+                    "All our lines are busy at the moment. Please hold while we transfer your call."
+                }
             };
             doc.say(lead).verb(dial_number(number)).hangup()
         }
@@ -628,6 +637,9 @@ pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) ->
                 }
                 Why::NoAnswer => {
                     "We are sorry, nobody could take your call. Please call again later. Goodbye."
+                }
+                Why::QueueFull => {
+                    "We are sorry, all our lines are busy. Please call again later. Goodbye."
                 }
             };
             doc.say(words).hangup()
