@@ -285,3 +285,24 @@ async fn switched_off_at_run_time_fallback_applies_to_the_next_result_at_once() 
     assert_eq!(state(store, "CAnext").await, CallState::Waiting);
     assert_invariants(store, &sids(&["CAcut", "CAnext"])).await;
 }
+
+/// A switch flipped through one server reaches another server of the centre (its own switch
+/// cache, the same Redis) without a restart.
+#[tokio::test]
+async fn a_switch_flipped_on_one_server_reaches_the_others() {
+    let centre = centre_with("callback_after_s = 0", "", "");
+    let a = spawn_server(centre.clone()).await;
+    let b = spawn_server_on(a.state.store.clone(), centre).await;
+    call_in(&b, "CAboth", CALLER, SALES_NO).await;
+    assert!(
+        offers_callback(&wait_doc(&b, "CAboth").await),
+        "on: offered"
+    );
+    assert_eq!(switch(&a, "callbacks", Some(false)).await.0, 200);
+    let flipped_at = std::time::Instant::now();
+    let seen =
+        eventually(|| async { (!offers_callback(&wait_doc(&b, "CAboth").await)).then_some(()) })
+            .await;
+    assert_eq!(seen, Some(()), "server b follows server a's switch");
+    eprintln!("server b followed after {:?}", flipped_at.elapsed());
+}
