@@ -37,11 +37,42 @@ const AGENTS: u32 = 12;
 const TALK_S: f64 = 60.0;
 const ANSWER_S: f64 = 4.0;
 const PATIENCE_S: f64 = 150.0;
+/// Offered load, as a share of what the floor can handle.
+const LOAD: f64 = 1.3;
+/// Sales, in the demo: a callback is offered after this wait, voicemail after the longer one
+/// (simulated seconds; the embedded centre's own are longer).
+const DEMO_CALLBACK_AFTER_S: f64 = 40.0;
+const DEMO_MAX_WAIT_S: f64 = 120.0;
+
+/// A fresh token for agent `id` from the stack's admin API, to print for the reader to try.
+async fn agent_token(stack: &Stack, id: &str) -> anyhow::Result<String> {
+    let resp = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?
+        .post(format!("{}/v1/admin/agents/{id}/token", stack.callq_url))
+        .bearer_auth(&stack.admin_token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let body: serde_json::Value = resp.json().await?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no token in the admin API's answer"))
+}
 
 pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
     crate::lab::quiet_logging();
     let clock = Clock::new(args.compress);
     let mut centre = CentreConfig::demo();
+    // a minute of real time is ten of the centre's: bring sales' callback offer and overflow
+    // within reach, so both happen while you watch
+    if let Some(sales) = centre.queues.get_mut("sales") {
+        // callq runs on real time: the centre's seconds are simulated ones over `compress`
+        let real = |sim_s: f64| clock.real(sim_s).as_secs().max(1);
+        sales.callback_after_s = Some(real(DEMO_CALLBACK_AFTER_S));
+        sales.max_wait_s = Some(real(DEMO_MAX_WAIT_S));
+    }
     if args.redis_url.is_some() {
         // someone else's Redis: a centre of our own
         centre.centre = format!("demo-{}", std::process::id());
@@ -137,7 +168,22 @@ async fn show(
         "  webhooks       {}/twilio/voice (signed by the simulator)",
         stack.callq_url
     );
-    println!("  agent API      {}/v1/agents/{{id}}", stack.callq_url);
+    println!("  admin API      {}/v1/admin/queues", stack.callq_url);
+    println!("    admin token  {}", stack.admin_token);
+    match agent_token(stack, "agent-01").await {
+        Ok(token) => {
+            println!("  agent API      {}/v1/agents/agent-01", stack.callq_url);
+            println!("    its token    {token}");
+            println!(
+                "    try          curl -s -H 'authorization: Bearer {token}' {}/v1/agents/agent-01",
+                stack.callq_url
+            );
+        }
+        Err(e) => println!(
+            "  agent API      {}/v1/agents/{{id}} ({e:#})",
+            stack.callq_url
+        ),
+    }
     println!("  Twilio (sim)   {}/2010-04-01", stack.rest_url);
     println!(
         "  redis          {}{}",
@@ -149,13 +195,22 @@ async fn show(
         }
     );
     println!(
-        "  {} agents, time x{}, callers for {:?}\n",
-        AGENTS, args.compress, args.duration
+        "  {} agents, time x{}, callers for {:?} at {:.0}% of what the floor can take",
+        AGENTS,
+        args.compress,
+        args.duration,
+        LOAD * 100.0
+    );
+    println!(
+        "  sales offers a callback after {DEMO_CALLBACK_AFTER_S} s and voicemail after {DEMO_MAX_WAIT_S} s \
+         (the centre's simulated time)\n"
     );
 
-    // load for about 90% occupancy: handle time = ring + talk + wrap-up
+    // more callers than the floor can take (130% of its capacity; handle time = ring + talk +
+    // wrap-up), so within a minute a line forms, callers are offered callbacks, some give up
+    // and some reach the queue's overflow
     let handle_s = ANSWER_S + TALK_S + wrapup_real_s * clock.factor();
-    let rate = 0.9 * f64::from(AGENTS) / handle_s;
+    let rate = LOAD * f64::from(AGENTS) / handle_s;
     let mut numbers: Vec<Dialled> = Vec::new();
     if let Some(ivr) = &centre.ivr {
         for n in &ivr.numbers {

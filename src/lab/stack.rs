@@ -49,6 +49,8 @@ pub struct Stack {
     pub embedded_redis: bool,
     /// The read-only token that opens the wallboard (this run's own, random).
     pub viewer_token: String,
+    /// The admin API's token (this run's own, random).
+    pub admin_token: String,
     callq_trigger: ShutdownTrigger,
     sim_trigger: ShutdownTrigger,
     sim_shutdown: crate::shutdown::Shutdown,
@@ -142,7 +144,7 @@ impl Stack {
         opts.sim.auth_token = auth_token;
         opts.sim.public_url = callq_url.clone();
         opts.sim.callq_url = callq_url.clone();
-        opts.sim.admin_token = admin_token;
+        opts.sim.admin_token = admin_token.clone();
         let sim = Sim::new(opts.sim, Some(store.clone()))?;
         sim.serve_rest(rest_listener, sim_shutdown.clone());
         Ok(Stack {
@@ -154,6 +156,7 @@ impl Stack {
             redis_url,
             embedded_redis: redis.is_some(),
             viewer_token,
+            admin_token,
             callq_trigger,
             sim_trigger,
             sim_shutdown,

@@ -59,7 +59,17 @@ fn judge(log: &CallLog, rec: Option<Says<'_>>, reached: bool) -> Result<Agreed, 
         return match outcome {
             // never queued (closed, a failed first webhook): nothing to find
             Outcome::EndedByCallq | Outcome::Error if log.enqueued.is_none() => Ok(Agreed::Settled),
-            _ => Err(format!("{outcome:?} on the phone but unknown to callq")),
+            // hung up in the IVR menu before choosing: no queue was ever asked for
+            Outcome::Abandoned if log.enqueued.is_none() && log.pressed.is_empty() => {
+                Ok(Agreed::Settled)
+            }
+            _ => Err(format!(
+                "{outcome:?} on the phone (to {}, pressed {:?}, errors {:?}, {}) but unknown to callq",
+                log.info.to,
+                log.pressed,
+                log.errors,
+                if log.enqueued.is_some() { "held in a queue" } else { "never held" },
+            )),
         };
     };
     let state = rec.state;
@@ -239,6 +249,16 @@ mod tests {
             judge(&l, None, false).is_err(),
             "a call that ended with no record is lost"
         );
+        // a caller who hung up in the IVR menu, before choosing, was never callq's to record;
+        // one who chose (the menu's answer enqueues) or was held in a queue was
+        let mut menu = CallLog::new(l.info.clone());
+        menu.gave_up = true;
+        assert_eq!(judge(&menu, None, false), Ok(Agreed::Settled));
+        menu.pressed.push("1".into());
+        assert!(judge(&menu, None, false).is_err());
+        let mut held = log();
+        held.gave_up = true;
+        assert!(judge(&held, None, false).is_err());
         let mut v = log();
         v.voicemail = true;
         assert_eq!(
