@@ -835,7 +835,10 @@ mod tests {
             })
         };
         let o = bench(&[]).expect("defaults");
-        assert_eq!((o.route, o.compare, o.legacy_ring), (Route::Callq, false, 30.0));
+        assert_eq!(
+            (o.route, o.compare, o.legacy_ring),
+            (Route::Callq, false, 30.0)
+        );
         assert_eq!(bench(&["--route", "legacy"]).unwrap().route, Route::Legacy);
         assert_eq!(bench(&["--route", "callq"]).unwrap().route, Route::Callq);
         assert_eq!(

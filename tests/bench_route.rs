@@ -160,7 +160,10 @@ async fn a_split_sends_each_caller_down_the_gates_path_and_reports_both() {
         (callq.calls, 0),
         "callq connects every caller who holds on"
     );
-    assert_eq!(callq.queued, callq.calls, "every callq caller held in callq's line");
+    assert_eq!(
+        callq.queued, callq.calls,
+        "every callq caller held in callq's line"
+    );
 }
 
 /// A bench that never ends must fail the test in bounded time, not hang the suite.

@@ -488,8 +488,7 @@ impl Env for SimEnv {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&call.sid);
             }
-            Observed::Announced { .. } | Observed::Ringing { .. } | Observed::Connected { .. } => {
-            }
+            Observed::Announced { .. } | Observed::Ringing { .. } | Observed::Connected { .. } => {}
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct PathKpis {
     pub erlang_b_missed: Option<f64>,
     /// callq's floor: Erlang C's mean wait to answer, ring included.
     pub erlang_c_wait_s: Option<f64>,
+    /// The offered load (Erlangs: the path's arrival rate × ring, talk and wrap-up) is at
+    /// least its floor: Erlang C has no wait to give, the line grows while callers hold on.
+    pub overloaded: bool,
 }
 
 /// Inputs of [`PathKpis::build`].
@@ -152,6 +155,7 @@ impl PathKpis {
             queued: calls.iter().filter(|l| l.enqueued.is_some()).count() as u64,
             erlang_b_missed,
             erlang_c_wait_s,
+            overloaded: rate * handle >= f64::from(d.agents),
         }
     }
 }
@@ -199,7 +203,11 @@ pub fn table(columns: &[(String, &PathKpis)]) -> String {
         &|k| pct(k.unserved_share),
         "halved",
     );
-    row("wait to answer, avg (s)", &|k| num(k.wait_avg_s, 1), "< 120");
+    row(
+        "wait to answer, avg (s)",
+        &|k| num(k.wait_avg_s, 1),
+        "< 120",
+    );
     row("wait to answer, p90 (s)", &|k| num(k.wait_p90_s, 1), "");
     row("agent utilisation", &|k| pct(k.utilisation), "> 85%");
     row(
@@ -223,6 +231,7 @@ pub fn table(columns: &[(String, &PathKpis)]) -> String {
         &|k| match (k.erlang_b_missed, k.erlang_c_wait_s) {
             (Some(b), _) => format!("Erlang B {} missed", pct(Some(b))),
             (_, Some(w)) => format!("Erlang C wait {w:.1} s"),
+            _ if k.overloaded => "Erlang C: overloaded".to_string(),
             _ => "-".to_string(),
         },
         "",
@@ -399,7 +408,10 @@ mod tests {
             ("legacy".to_string(), &kpis[0]),
             ("callq".to_string(), &kpis[1]),
         ]);
-        assert!(text.contains("connected") && text.contains("> 95%"), "{text}");
+        assert!(
+            text.contains("connected") && text.contains("> 95%"),
+            "{text}"
+        );
     }
 
     #[test]

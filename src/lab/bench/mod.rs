@@ -629,19 +629,19 @@ async fn settle_and_report(
     let held = held_after_drain(stack, &measured).await?;
     let legacy_in_callq = legacy_in_callq(stack, route, &measured).await?;
     let load = Load {
-            agents: args.agents,
-            rate: args.rate,
-            talk_s: args.talk,
-            wrapup_s: args.wrapup,
-            answer_delay_s: args.answer_delay,
-            patience_s: args.patience,
-            no_answer: args.no_answer,
-            compress: clock.factor(),
-            duration_s: args.duration,
-            warmup_s,
-            sl_target_s: args.sl_target,
-            workers: args.workers,
-            seed: args.seed,
+        agents: args.agents,
+        rate: args.rate,
+        talk_s: args.talk,
+        wrapup_s: args.wrapup,
+        answer_delay_s: args.answer_delay,
+        patience_s: args.patience,
+        no_answer: args.no_answer,
+        compress: clock.factor(),
+        duration_s: args.duration,
+        warmup_s,
+        sl_target_s: args.sl_target,
+        workers: args.workers,
+        seed: args.seed,
     };
     let (callq_floor, legacy_floor) = route.floors(args.agents).map_err(anyhow::Error::msg)?;
     let paths = route
@@ -652,9 +652,9 @@ async fn settle_and_report(
                 Path::Callq => (callq_floor, f64::from(route.callq_share()) / 100.0),
                 Path::Legacy => (legacy_floor, 1.0 - f64::from(route.callq_share()) / 100.0),
             };
-            let floor = sim.agents.floor_time_of(window.0, window.1, |a| {
-                a.legacy == (path == Path::Legacy)
-            });
+            let floor = sim
+                .agents
+                .floor_time_of(window.0, window.1, |a| a.legacy == (path == Path::Legacy));
             PathKpis::build(kpis::PathData {
                 path,
                 route,

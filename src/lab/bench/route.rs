@@ -150,8 +150,16 @@ mod tests {
         }
         assert_eq!(" split:25% ".parse::<Route>(), Ok(Route::Split(25)));
         for bad in [
-            "", "Legacy", "split", "split:", "split:101", "split:-1", "split:2.5", "split:x",
-            "callq2", "50",
+            "",
+            "Legacy",
+            "split",
+            "split:",
+            "split:101",
+            "split:-1",
+            "split:2.5",
+            "split:x",
+            "callq2",
+            "50",
         ] {
             assert!(bad.parse::<Route>().is_err(), "{bad:?} accepted");
         }
