@@ -5,8 +5,9 @@
 //! are the load's talk, wrap-up and ring times; latencies (`assign_*_ms`, `webhook_*_ms`) are
 //! real milliseconds, since callq runs on real time.
 //!
-//! Erlang C judges callq's router, so its figures are given for `--route callq` only; every
-//! route also reports each path's plan KPIs ([`super::kpis`]).
+//! Erlang C judges callq's router, so its figures (and the service level, measured in callq's
+//! line) are given for `--route callq` only; every route also reports each path's plan KPIs
+//! ([`super::kpis`]).
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -166,7 +167,9 @@ impl Report {
             .count();
         let within = waits.iter().filter(|w| **w <= d.load.sl_target_s).count();
         let denominator = waits.len() + abandoned_in_window;
-        let service_level = (denominator > 0).then(|| within as f64 / denominator as f64);
+        // waits are measured in callq's line: legacy callers have none (see the paths' KPIs)
+        let service_level = (denominator > 0 && d.route == Route::Callq)
+            .then(|| within as f64 / denominator as f64);
 
         // Erlang C: ringing holds the agent too, so it is part of the handle time, and every
         // answered call waits for its ring on top of the queue
