@@ -4,11 +4,23 @@
 #
 #   scripts/bench.sh [callq bench flags…]     one run (e.g. --agents 20 --rate 0.0885 --json)
 #   scripts/bench.sh --figures                the three loads of README.md, "Figures"
+#   scripts/bench.sh --before-after           README.md's before/after table: the same
+#                                             arrivals down the legacy path, then through
+#                                             callq (--compare), at rho 0.85 and in overload
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 cargo build --release --locked --quiet
 bench=target/release/callq
+if [[ "${1:-}" == "--before-after" ]]; then
+  shift
+  echo "== rho 0.85, every agent answers: legacy, then callq"
+  "$bench" bench --compare --agents 20 --rate 0.0885 --duration 480 --compress 120 "$@"
+  echo "== overload: rho 1.20, patience 120 s, 10% of offers ring out: legacy, then callq"
+  "$bench" bench --compare --agents 20 --rate 0.125 --duration 240 --compress 60 \
+    --patience 120 --no-answer 0.1 "$@"
+  exit 0
+fi
 if [[ "${1:-}" != "--figures" ]]; then
   exec "$bench" bench "$@"
 fi

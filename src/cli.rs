@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::agents::client::{AgentAction, AgentOptions};
 #[cfg(feature = "lab")]
-use crate::lab::{bench::core::CoreOptions, bench::BenchOptions, demo::DemoOptions};
+use crate::lab::{
+    bench::core::CoreOptions, bench::route::Route, bench::BenchOptions, demo::DemoOptions,
+};
 use crate::ops::inspect::InspectOptions;
 use crate::server::ServeSettings;
 use crate::store::RequestedStatus;
@@ -354,6 +356,18 @@ pub struct BenchArgs {
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
     #[arg(id = "load_redis_url", long = "redis-url", env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Where callers go: `callq`, `legacy` (callq's rollout gate at share 0: the old
+    /// single-attempt path, one free agent rung once) or `split:<pct>` (that percent of callers,
+    /// by the gate's caller hash, to callq; agents split in proportion).
+    #[arg(long, default_value = "callq")]
+    pub route: Route,
+    /// How long the old phone system rings its one agent, simulated seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub legacy_ring: f64,
+    /// Run the same load and seed with --route legacy, then --route callq, and print the
+    /// plan's KPIs before and after side by side.
+    #[arg(long, conflicts_with = "route")]
+    pub compare: bool,
 }
 
 /// `callq bench --core` settings.
@@ -620,6 +634,9 @@ impl BenchArgs {
             drops: self.drops,
             rest_faults: self.rest_faults,
             redis_url: self.redis_url.clone(),
+            route: self.route,
+            legacy_ring: self.legacy_ring,
+            compare: self.compare,
             ..BenchOptions::default()
         };
         let base = if self.chaos { base.chaos() } else { base };
@@ -804,6 +821,41 @@ mod tests {
         assert_eq!(calm.drop_webhooks, 0.0);
         assert_eq!(calm.callback_share, 0.0);
         assert_eq!(calm.dup_webhooks, 0.05);
+    }
+
+    #[cfg(feature = "lab")]
+    #[test]
+    fn bench_routes_parse() {
+        let bench = |argv: &[&str]| {
+            let mut full = vec!["callq", "bench"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full).map(|cli| match cli.command {
+                Command::Bench(args) => args.options(),
+                _ => panic!("not the bench command"),
+            })
+        };
+        let o = bench(&[]).expect("defaults");
+        assert_eq!(
+            (o.route, o.compare, o.legacy_ring),
+            (Route::Callq, false, 30.0)
+        );
+        assert_eq!(bench(&["--route", "legacy"]).unwrap().route, Route::Legacy);
+        assert_eq!(bench(&["--route", "callq"]).unwrap().route, Route::Callq);
+        assert_eq!(
+            bench(&["--route", "split:25"]).unwrap().route,
+            Route::Split(25)
+        );
+        assert_eq!(bench(&["--route=split:0"]).unwrap().route, Route::Split(0));
+        for bad in ["split:101", "split", "old", "split:ten"] {
+            assert!(bench(&["--route", bad]).is_err(), "--route {bad} accepted");
+        }
+        let c = bench(&["--compare", "--legacy-ring", "20"]).unwrap();
+        assert!(c.compare);
+        assert_eq!(c.legacy_ring, 20.0);
+        assert!(
+            bench(&["--compare", "--route", "legacy"]).is_err(),
+            "--compare runs both routes itself"
+        );
     }
 
     #[test]

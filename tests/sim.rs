@@ -38,6 +38,7 @@ async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])])
         customer_answer_s: 0.2,
         faults: Default::default(),
         seed: 3,
+        legacy: None,
     };
     let stack = Stack::start(StackOptions {
         redis_url: Some(support::redis_url()),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::config::CentreConfig;
 use crate::lab::bench::report::{Load, Report, RunData};
+use crate::lab::bench::route::Route;
 use crate::lab::stack::{Stack, StackOptions};
 use crate::sim::agents::{AgentBehaviour, AgentProfile};
 use crate::sim::call::MediaTimes;
@@ -117,6 +118,7 @@ pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
             customer_answer_s: 8.0,
             faults: Faults::default(),
             seed: args.seed,
+            legacy: None,
         },
     })
     .await?;
@@ -297,6 +299,7 @@ async fn show(
     floor.abort();
     let window = (start, arrivals_end);
     Ok(Report::build(RunData {
+        route: Route::Callq,
         load: Load {
             agents: AGENTS,
             rate,

@@ -9,6 +9,10 @@
 //! phone side, without asking callq. And they know when each agent is ready for a call
 //! (the end of its last leg plus wrap-up, or plus the no-answer delay after a miss), which is
 //! what assignment latency is measured from.
+//!
+//! A second kind of agent staffs the centre's old phone system instead of callq (the legacy
+//! floor of `callq bench --route legacy|split`): it never talks to callq; the old system's
+//! hunt group ([`Agents::hunt`]) rings one of them, free per the phone side, once.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -88,6 +92,8 @@ struct Device {
 pub struct SimAgent {
     pub id: String,
     pub capacity: u32,
+    /// On the old phone system's floor: rung by its hunt group, unknown to callq.
+    pub legacy: bool,
     token: Mutex<String>,
     device: Mutex<Device>,
 }
@@ -118,6 +124,8 @@ pub struct Agents {
     wrapup: Duration,
     no_answer_delay: Duration,
     started: Instant,
+    /// Serialises the hunt group's picks, so two calls never pick the same free agent.
+    hunt: Mutex<()>,
 }
 
 /// What the agents did over a window, from the devices.
@@ -155,6 +163,7 @@ impl Agents {
             wrapup,
             no_answer_delay,
             started: Instant::now(),
+            hunt: Mutex::new(()),
         })
     }
 
@@ -234,10 +243,22 @@ impl Agents {
             .send()
             .await?;
         let token: TokenResponse = check(resp, "agent token").await?.json().await?;
+        self.insert(p, false, token.token);
+        Ok(())
+    }
+
+    /// An agent of the old phone system's floor: unknown to callq (no API call), rung only by
+    /// [`Agents::hunt`]. Logged in by [`Agents::run`] like the others.
+    pub fn add_legacy(&self, p: &AgentProfile) {
+        self.insert(p, true, String::new());
+    }
+
+    fn insert(&self, p: &AgentProfile, legacy: bool, token: String) {
         let agent = Arc::new(SimAgent {
             id: p.id.clone(),
             capacity: p.capacity.max(1),
-            token: Mutex::new(token.token),
+            legacy,
+            token: Mutex::new(token),
             device: Mutex::new(Device {
                 registered: false,
                 legs: HashMap::new(),
@@ -251,7 +272,6 @@ impl Agents {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(p.id.clone(), agent);
-        Ok(())
     }
 
     /// Logs every agent in and keeps them alive (heartbeats, coming back after a pause,
@@ -347,7 +367,7 @@ impl Agents {
     }
 
     async fn heartbeat(&self, agent: &SimAgent) -> Option<AgentStatus> {
-        if !agent.device(|d| d.registered) {
+        if agent.legacy || !agent.device(|d| d.registered) {
             return None;
         }
         let resp = self
@@ -369,6 +389,16 @@ impl Agents {
     }
 
     async fn set_available(&self, agent: &SimAgent) {
+        if agent.legacy {
+            // the old phone system rings whoever's phone is free: logging in is having one
+            agent.device(|d| {
+                if d.legs.is_empty() {
+                    let now = Instant::now();
+                    d.ready_at = Some(d.ready_at.map_or(now, |t| t.max(now)));
+                }
+            });
+            return;
+        }
         let resp = self
             .http
             .put(format!("{}/v1/agents/{}/status", self.base, agent.id))
@@ -422,6 +452,42 @@ impl Agents {
             }
             Some(false) => {}
         }
+        self.pick_up(&agent, leg_sid).await
+    }
+
+    /// The old phone system's hunt group: picks the legacy agent whose phone has been free
+    /// longest (registered, no live leg, wrap-up over) and rings it for leg `leg_sid` (the
+    /// device holds the leg from here on). Returns the agent and when it became free; None
+    /// when every legacy phone is busy, away or wrapping up. Picks are serialised, so two
+    /// calls never get the same agent.
+    pub fn hunt(&self, leg_sid: &str) -> Option<(Arc<SimAgent>, Instant)> {
+        let _one_at_a_time = self.hunt.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let free = self
+            .all()
+            .into_iter()
+            .filter(|a| a.legacy)
+            .filter_map(|a| {
+                let since = a.device(|d| {
+                    (d.registered && d.legs.is_empty())
+                        .then_some(d.ready_at)
+                        .flatten()
+                        .filter(|t| *t <= now)
+                })?;
+                Some((a, since))
+            })
+            .min_by_key(|(a, since)| (*since, a.id.clone()));
+        let (agent, since) = free?;
+        agent.device(|d| {
+            d.legs.insert(leg_sid.to_string(), (now, false));
+            d.ready_at = None;
+        });
+        Some((agent, since))
+    }
+
+    /// A device already holding the leg `leg_sid` rings: the agent picks up after the answer
+    /// delay, or lets it ring (pending: the caller side's timeout ends it).
+    pub async fn pick_up(&self, agent: &SimAgent, leg_sid: &str) -> RingResult {
         let (rings_out, delay) = self.draw(|rng| {
             let out = rng.random::<f64>() < self.behaviour.no_answer;
             (out, self.clock.exp(rng, self.behaviour.answer_delay_s))
@@ -456,8 +522,9 @@ impl Agents {
             };
             let ready = match end {
                 LegEnd::Completed => now + self.wrapup,
-                LegEnd::NoAnswer => now + self.no_answer_delay,
-                LegEnd::Canceled => now,
+                // callq rests an agent after a miss; the old phone system does not
+                LegEnd::NoAnswer if !agent.legacy => now + self.no_answer_delay,
+                LegEnd::NoAnswer | LegEnd::Canceled => now,
             };
             d.busy.push((since, ready));
             if d.legs.is_empty() && d.registered && !d.paused_seen {
@@ -480,13 +547,23 @@ impl Agents {
 
     /// Busy and staffed agent-seconds (real) within `[from, to]`.
     pub fn floor_time(&self, from: Instant, to: Instant) -> FloorTime {
+        self.floor_time_of(from, to, |_| true)
+    }
+
+    /// The same, over the agents `which` selects (one floor).
+    pub fn floor_time_of(
+        &self,
+        from: Instant,
+        to: Instant,
+        which: impl Fn(&SimAgent) -> bool,
+    ) -> FloorTime {
         let clip = |(a, b): (Instant, Instant)| {
             let (a, b) = (a.max(from), b.min(to));
             b.saturating_duration_since(a).as_secs_f64()
         };
         let window = to.saturating_duration_since(from).as_secs_f64();
         let mut t = FloorTime::default();
-        for a in self.all() {
+        for a in self.all().into_iter().filter(|a| which(a)) {
             a.device(|d| {
                 t.busy_s += d.busy.iter().copied().map(clip).sum::<f64>();
                 let away: f64 = d.away.iter().copied().map(clip).sum();

@@ -2,6 +2,8 @@
 //! webhooks, agents' devices, customers called back, Twilio's record of calls in
 //! [`Registry`], measurements), and the two ways a call starts: a caller dialling a number
 //! ([`SimEnv::place_inbound`]) and a call created over REST ([`SimEnv::place_outbound`]).
+//! Behind one number there may be the centre's old phone system ([`LegacyPhones`]): a
+//! `<Dial>` of it rings one free agent of the legacy floor, once.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -66,6 +68,15 @@ pub struct Numbers {
     pub public_url: String,
 }
 
+/// The centre's old phone system, reached by dialling `number` (callq's legacy path): a hunt
+/// group that rings the one agent of the legacy floor free longest for `ring` (real time),
+/// once. Nobody free: busy at once; no answer in time: `no-answer`. Either is a missed call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPhones {
+    pub number: String,
+    pub ring: Duration,
+}
+
 /// The world the interpreter runs calls in.
 pub struct SimEnv {
     pub hooks: Arc<Webhooks>,
@@ -81,6 +92,11 @@ pub struct SimEnv {
     customer_answer_s: f64,
     customer_faults: CustomerFaults,
     store: Option<Store>,
+    legacy: Option<LegacyPhones>,
+    /// Inbound calls: CallSid → when the caller dialled (for processing time).
+    placed: Mutex<HashMap<String, Instant>>,
+    /// Legs the old phone system rang: leg sid → the agent it rang.
+    hunted: Mutex<HashMap<String, String>>,
 }
 
 impl SimEnv {
@@ -96,6 +112,7 @@ impl SimEnv {
         customer_faults: CustomerFaults,
         seed: u64,
         store: Option<Store>,
+        legacy: Option<LegacyPhones>,
     ) -> Self {
         Self {
             hooks,
@@ -111,6 +128,9 @@ impl SimEnv {
             customer_answer_s,
             customer_faults,
             store,
+            legacy,
+            placed: Mutex::new(HashMap::new()),
+            hunted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,6 +152,10 @@ impl SimEnv {
         let (tx, rx) = mpsc::unbounded_channel();
         // ringing until Twilio runs the first TwiML (the voice URL's answer)
         self.registry.insert(info.clone(), tx, "ringing");
+        self.placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.sid.clone(), Instant::now());
         self.customers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -255,6 +279,54 @@ impl SimEnv {
     }
 }
 
+impl SimEnv {
+    /// A `<Dial>` of the old phone system: its hunt group rings one free legacy agent for its
+    /// own ring time, once.
+    async fn ring_legacy(&self, leg_sid: &str, call: &CallInfo) -> RingResult {
+        let ring = self.legacy.as_ref().map_or(Duration::ZERO, |l| l.ring);
+        let Some((agent, free_since)) = self.agents.hunt(leg_sid) else {
+            self.stats
+                .legacy_nobody_free
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.clock.real(BUSY_TONE_S)).await;
+            return RingResult::Busy;
+        };
+        self.hunted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(leg_sid.to_string(), agent.id.clone());
+        self.processed(call, Some(free_since));
+        tokio::select! {
+            r = self.agents.pick_up(&agent, leg_sid) => r,
+            _ = tokio::time::sleep(ring) => {
+                self.stats.legacy_rang_out.fetch_add(1, Ordering::Relaxed);
+                RingResult::NoAnswer
+            }
+        }
+    }
+
+    /// An agent's phone rings for the inbound `call`, which the agent has been free for since
+    /// `free_since` (None: not known to be free): the call's processing time is counted once,
+    /// from the later of the caller dialling and the agent being free.
+    fn processed(&self, call: &CallInfo, free_since: Option<Instant>) {
+        let placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&call.sid)
+            .copied();
+        let Some(placed) = placed else {
+            return;
+        };
+        let since = free_since.map_or(placed, |f| f.max(placed));
+        let ms = Instant::now()
+            .saturating_duration_since(since)
+            .as_secs_f64()
+            * 1000.0;
+        self.stats.first_ring(&call.sid, ms);
+    }
+}
+
 /// What a created call runs once answered.
 #[derive(Debug, Clone)]
 pub enum OutboundStart {
@@ -298,9 +370,12 @@ impl Env for SimEnv {
         self.registry.set_status(sid, status);
     }
 
-    async fn ring(&self, target: &Target, leg_sid: &str, _call: &CallInfo) -> RingResult {
+    async fn ring(&self, target: &Target, leg_sid: &str, call: &CallInfo) -> RingResult {
         match target {
             Target::Client(identity) => self.agents.ring(identity, leg_sid).await,
+            Target::Number(n) if self.legacy.as_ref().is_some_and(|l| &l.number == n) => {
+                self.ring_legacy(leg_sid, call).await
+            }
             Target::Number(n) => {
                 let customer = self
                     .customers
@@ -339,8 +414,18 @@ impl Env for SimEnv {
     }
 
     fn leg_over(&self, target: &Target, leg_sid: &str, end: LegEnd) {
-        if let Target::Client(identity) = target {
-            self.agents.leg_over(identity, leg_sid, end);
+        match target {
+            Target::Client(identity) => self.agents.leg_over(identity, leg_sid, end),
+            Target::Number(_) => {
+                let hunted = self
+                    .hunted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(leg_sid);
+                if let Some(identity) = hunted {
+                    self.agents.leg_over(&identity, leg_sid, end);
+                }
+            }
         }
     }
 
@@ -389,8 +474,21 @@ impl Env for SimEnv {
                     }
                 });
             }
-            Observed::Announced { .. } => {}
-            Observed::Ringing { .. } | Observed::Connected { .. } | Observed::Ended => {}
+            Observed::Ringing {
+                target: Target::Client(identity),
+            } => {
+                // callq rings an agent: processing ran from the later of the caller dialling
+                // and the agent being free
+                let ready = self.agents.ready_at(&identity);
+                self.processed(call, ready);
+            }
+            Observed::Ended => {
+                self.placed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&call.sid);
+            }
+            Observed::Announced { .. } | Observed::Ringing { .. } | Observed::Connected { .. } => {}
         }
     }
 }

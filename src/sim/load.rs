@@ -1,6 +1,7 @@
 //! Callers arriving: a Poisson process (exponential gaps) at a rate in calls per simulated
 //! second, each caller with an exponential talk time and patience, a menu choice and a wish
-//! (or not) to be called back.
+//! (or not) to be called back. The same spec and seed give the same callers at the same
+//! offsets from the start, whatever answers them; [`Placed::digest`] fingerprints them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,17 +72,53 @@ pub fn draw_caller<R: Rng + ?Sized>(
     (number, script)
 }
 
-/// Places calls until `until` (or shutdown); returns how many were placed.
-pub async fn run(sim: Arc<Sim>, spec: LoadSpec, until: Instant, mut shutdown: Shutdown) -> u64 {
+/// What [`run`] placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placed {
+    pub calls: u64,
+    /// FNV-1a over every caller as drawn (offset from the start, numbers, talk, patience,
+    /// menu digit, callback wish): two runs with equal digests saw the same arrivals.
+    pub digest: u64,
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        for x in b {
+            self.0 ^= u64::from(*x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // a separator, so ("ab", "c") and ("a", "bc") differ
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn duration(&mut self, d: Duration) {
+        self.bytes(&d.as_nanos().to_be_bytes());
+    }
+}
+
+/// Places calls until `until` (or shutdown); returns how many were placed and their digest.
+pub async fn run(sim: Arc<Sim>, spec: LoadSpec, until: Instant, mut shutdown: Shutdown) -> Placed {
     let clock = sim.config.clock;
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut n: u64 = 0;
+    let mut digest = Fnv::new();
     if spec.rate <= 0.0 || spec.numbers.is_empty() {
-        return 0;
+        return Placed::default();
     }
-    let mut next = Instant::now();
+    let start = Instant::now();
+    let mut offset = Duration::ZERO;
     loop {
-        next += clock.real(exp_draw(&mut rng, 1.0 / spec.rate));
+        offset += clock.real(exp_draw(&mut rng, 1.0 / spec.rate));
+        let next = start + offset;
         if next >= until {
             break;
         }
@@ -93,7 +130,38 @@ pub async fn run(sim: Arc<Sim>, spec: LoadSpec, until: Instant, mut shutdown: Sh
         n += 1;
         // distinct callers, outside the demo's VIP list and priority prefixes
         let from = format!("+1202{:07}", n % 10_000_000);
+        digest.duration(offset);
+        digest.bytes(from.as_bytes());
+        digest.bytes(to.as_bytes());
+        digest.duration(script.talk);
+        digest.duration(script.patience.unwrap_or(Duration::MAX));
+        digest.bytes(script.menu_digit.as_deref().unwrap_or("").as_bytes());
+        digest.bytes(&[u8::from(script.wants_callback)]);
         sim.env.place_inbound(&from, &to, script);
     }
-    n
+    Placed {
+        calls: n,
+        digest: digest.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_tells_sequences_apart() {
+        let of = |parts: &[&str]| {
+            let mut f = Fnv::new();
+            for p in parts {
+                f.bytes(p.as_bytes());
+            }
+            f.0
+        };
+        assert_eq!(of(&["ab", "c"]), of(&["ab", "c"]));
+        assert_ne!(of(&["ab", "c"]), of(&["a", "bc"]));
+        assert_ne!(of(&["a", "b"]), of(&["b", "a"]));
+        // a fixed value: the digest must not change between builds
+        assert_eq!(of(&[]), 0xcbf2_9ce4_8422_2325);
+    }
 }

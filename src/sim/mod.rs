@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use agents::{AgentBehaviour, Agents};
+pub use call::LegacyPhones;
 use call::{MediaTimes, Numbers, SimEnv};
 use clock::Clock;
 pub use faults::Faults;
@@ -70,6 +71,8 @@ pub struct SimConfig {
     /// What to inject (nothing by default).
     pub faults: Faults,
     pub seed: u64,
+    /// The centre's old phone system behind a number (callq's legacy path), if any.
+    pub legacy: Option<LegacyPhones>,
 }
 
 /// A running simulator.
@@ -120,6 +123,7 @@ impl Sim {
             config.faults.customers,
             config.seed,
             store,
+            config.legacy.clone(),
         ));
         Ok(Arc::new(Self {
             env,

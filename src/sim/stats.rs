@@ -1,7 +1,9 @@
 //! What the simulator measures from the phone side: webhook latency (its own HTTP client),
 //! assignment latency (a call waiting and an agent ready → the REST request reaching it),
 //! double bookings (a device ringing with more live legs than its capacity), announced
-//! estimated waits, the log of every finished call, and the faults it injected.
+//! estimated waits, processing time (a caller and a free agent both there → that agent's
+//! phone ringing), what the old phone system did (nobody free, rang out), the log of every
+//! finished call, and the faults it injected.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,10 @@ pub struct Stats {
     pub customers_no_answer: AtomicU64,
     pub customers_busy: AtomicU64,
     pub offered: AtomicU64,
+    /// Calls the old phone system found no free agent for.
+    pub legacy_nobody_free: AtomicU64,
+    /// Calls the old phone system rang an agent for, who let it ring out.
+    pub legacy_rang_out: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +43,8 @@ struct Inner {
     webhook_ms: Vec<f64>,
     webhook_errors: u64,
     assign_ms: Vec<f64>,
+    /// Inbound CallSid → processing time of its first ring (real ms).
+    processing_ms: HashMap<String, f64>,
     /// CallSid → (when announced, estimated wait in seconds of callq's clock)
     ewt: HashMap<String, (Instant, f64)>,
     estimated: std::collections::HashSet<String>,
@@ -64,6 +72,14 @@ impl Stats {
 
     pub fn assignment(&self, ms: f64) {
         self.with(|i| i.assign_ms.push(ms));
+    }
+
+    /// The first ring of the inbound call `sid` came `ms` (real) after the caller and a free
+    /// agent were both there; later rings of the call are not counted.
+    pub fn first_ring(&self, sid: &str, ms: f64) {
+        self.with(|i| {
+            i.processing_ms.entry(sid.to_string()).or_insert(ms);
+        });
     }
 
     /// True the first time it is asked about `sid` (one estimate per call).
@@ -154,6 +170,7 @@ impl Stats {
             webhook_ms: i.webhook_ms.clone(),
             webhook_errors: i.webhook_errors,
             assign_ms: i.assign_ms.clone(),
+            processing_ms: i.processing_ms.clone(),
             ewt: i.ewt.clone(),
             callbacks_reached: i.callbacks_reached.clone(),
             logs: i.logs.clone(),
@@ -161,6 +178,8 @@ impl Stats {
             rest_requests: self.rest_requests.load(Ordering::Relaxed),
             rest_faults: self.rest_faults.load(Ordering::Relaxed),
             injected: self.injected(),
+            legacy_nobody_free: self.legacy_nobody_free.load(Ordering::Relaxed),
+            legacy_rang_out: self.legacy_rang_out.load(Ordering::Relaxed),
         })
     }
 }
@@ -194,6 +213,8 @@ pub struct Measured {
     pub webhook_ms: Vec<f64>,
     pub webhook_errors: u64,
     pub assign_ms: Vec<f64>,
+    /// Inbound CallSid → processing time of its first ring (real ms).
+    pub processing_ms: HashMap<String, f64>,
     pub ewt: HashMap<String, (Instant, f64)>,
     pub callbacks_reached: HashMap<String, Instant>,
     pub logs: Vec<CallLog>,
@@ -201,6 +222,8 @@ pub struct Measured {
     pub rest_requests: u64,
     pub rest_faults: u64,
     pub injected: Injected,
+    pub legacy_nobody_free: u64,
+    pub legacy_rang_out: u64,
 }
 
 /// The `p`-th percentile (0-100) by nearest rank; None for no samples.

@@ -11,11 +11,18 @@
 //! protocol: see [`crate::sim::faults`]) along with Redis pauses
 //! ([`crate::lab::redis_pause`]); [`BenchOptions::chaos`] turns them all on at moderate
 //! rates. The report counts what was injected next to the calls lost and double-booked.
+//!
+//! [`BenchOptions::route`] sends the callers through callq, down the legacy path the centre
+//! had before (the single-attempt model, through callq's real rollout gate: see [`route`]), or
+//! splits them by the gate's caller hash; [`kpis`] reports each path on the plan's KPIs, and
+//! [`BenchOptions::compare`] runs the same arrivals legacy then callq, side by side.
 
 pub mod core;
 pub mod erlang;
+pub mod kpis;
 pub mod redis_profile;
 pub mod report;
+pub mod route;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -33,9 +40,11 @@ use crate::sim::clock::Clock;
 use crate::sim::faults::{CustomerFaults, RestFaults, WebhookFaults};
 use crate::sim::load::{Dialled, LoadSpec};
 use crate::sim::Faults;
-use crate::sim::SimConfig;
+use crate::sim::{LegacyPhones, SimConfig};
 use crate::store::{QueueSettings, Strategy};
+use kpis::PathKpis;
 use report::{Load, Report, RunData};
+use route::{Path, Route, LEGACY_NUMBER};
 
 /// What `callq bench` runs. Times of the load are simulated seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +113,13 @@ pub struct BenchOptions {
     pub rest_500: f64,
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
     pub redis_url: Option<String>,
+    /// Where callers go: callq, the legacy path, or a split by the rollout gate.
+    pub route: Route,
+    /// How long the old phone system rings its one agent, simulated seconds.
+    pub legacy_ring: f64,
+    /// Run the same load twice, `--route legacy` then `--route callq`, and report them side by
+    /// side (`route` is not used).
+    pub compare: bool,
 }
 
 impl Default for BenchOptions {
@@ -144,6 +160,9 @@ impl Default for BenchOptions {
             rest_429: 0.0,
             rest_500: 0.0,
             redis_url: None,
+            route: Route::Callq,
+            legacy_ring: 30.0,
+            compare: false,
         }
     }
 }
@@ -238,13 +257,43 @@ pub async fn run(args: BenchOptions) -> anyhow::Result<()> {
     // core micro-benchmark: see bench::core
     crate::lab::quiet_logging();
     let json = args.json;
-    let report = run_load(&args, !json && std::io::stderr().is_terminal()).await?;
+    let progress = !json && std::io::stderr().is_terminal();
+    if args.compare {
+        let (before, after) = compare(&args, progress).await?;
+        if json {
+            let both = serde_json::json!({ "legacy": before, "callq": after });
+            println!("{}", serde_json::to_string(&both)?);
+        } else {
+            println!("callq bench --compare: the same arrivals, legacy path then callq");
+            println!("\n== before: --route legacy\n{}", before.table());
+            println!("== after: --route callq\n{}", after.table());
+            println!("{}", kpis::compare_table(&before, &after));
+        }
+        return Ok(());
+    }
+    let report = run_load(&args, progress).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("callq bench\n{}", report.table());
     }
     Ok(())
+}
+
+/// `--compare`: the same load and seed down the legacy path, then through callq.
+pub async fn compare(args: &BenchOptions, progress: bool) -> anyhow::Result<(Report, Report)> {
+    let legacy = BenchOptions {
+        route: Route::Legacy,
+        compare: false,
+        ..args.clone()
+    };
+    let before = run_load(&legacy, progress).await?;
+    let callq = BenchOptions {
+        route: Route::Callq,
+        ..legacy
+    };
+    let after = run_load(&callq, progress).await?;
+    Ok((before, after))
 }
 
 /// The number every bench caller dials.
@@ -265,8 +314,15 @@ fn bench_centre(
         String::new()
     };
     let centre = format!("bench-{}-{}", std::process::id(), rand::random::<u32>());
+    let rollout = match args.route.callq_share() {
+        100 => String::new(),
+        share => format!(
+            "[rollout]\nshare_pct = {share}\nlegacy = {{ action = \"dial\", number = \"{LEGACY_NUMBER}\", timeout_s = {} }}\n\n",
+            legacy_dial_timeout_s(clock, args.legacy_ring)
+        ),
+    };
     let toml = format!(
-        "centre = \"{centre}\"\ndefault_queue = \"bench\"\n\n[queues.bench]\n\
+        "centre = \"{centre}\"\ndefault_queue = \"bench\"\n\n{rollout}[queues.bench]\n\
          numbers = [\"{BENCH_NUMBER}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
          no_answer_delay_s = 0\nannounce_every_s = 30\n{callback}"
     );
@@ -287,6 +343,14 @@ fn bench_centre(
     Ok((cfg, settings))
 }
 
+/// The legacy `<Dial>`'s timeout: TwiML says whole seconds (and callq's config at least 5),
+/// which at high compression is longer than the legacy ring; the simulated phone system behind
+/// the number gives up after the legacy ring itself (see [`crate::sim::LegacyPhones`]), so
+/// this only has to be no shorter.
+fn legacy_dial_timeout_s(clock: &Clock, legacy_ring: f64) -> u64 {
+    clock.real(legacy_ring).as_secs_f64().ceil().max(5.0) as u64
+}
+
 /// Runs the load and returns the report (the bench without printing; used by the tests).
 pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Report> {
     anyhow::ensure!(args.agents >= 1, "--agents must be at least 1");
@@ -301,6 +365,11 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         "--no-answer is a probability (0 to 1)"
     );
     args.check_faults()?;
+    args.route.floors(args.agents).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        args.legacy_ring > 0.0 && args.legacy_ring.is_finite(),
+        "--legacy-ring must be more than 0"
+    );
     let clock = Clock::new(args.compress);
     let (centre, settings) = bench_centre(args, &clock)?;
     let behaviour = AgentBehaviour {
@@ -325,6 +394,10 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         customer_answer_s: 5.0,
         faults: args.faults(),
         seed: args.seed,
+        legacy: (args.route.callq_share() < 100).then(|| LegacyPhones {
+            number: LEGACY_NUMBER.into(),
+            ring: clock.real(args.legacy_ring),
+        }),
     };
     let stack = Stack::start(StackOptions {
         redis_url: args.redis_url.clone(),
@@ -348,7 +421,8 @@ async fn drive(
     progress: bool,
 ) -> anyhow::Result<Report> {
     let sim = stack.sim.clone();
-    for i in 1..=args.agents {
+    let (callq_floor, legacy_floor) = args.route.floors(args.agents).map_err(anyhow::Error::msg)?;
+    for i in 1..=callq_floor {
         sim.agents
             .add(&AgentProfile {
                 id: format!("agent-{i:03}"),
@@ -357,6 +431,14 @@ async fn drive(
             })
             .await
             .context("creating agents through the admin API")?;
+    }
+    // the old phone system's floor: callq never hears of them
+    for i in 1..=legacy_floor {
+        sim.agents.add_legacy(&AgentProfile {
+            id: format!("legacy-{i:03}"),
+            queues: Vec::new(),
+            capacity: 1,
+        });
     }
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
     // wait until the floor is logged in
@@ -367,7 +449,8 @@ async fn drive(
             .iter()
             .filter(|a| a.status == crate::store::AgentStatus::Available)
             .count()
-            >= args.agents as usize
+            >= callq_floor as usize
+            && sim.agents.live().1 >= args.agents as usize
         {
             break;
         }
@@ -426,7 +509,7 @@ async fn drive(
             ));
         }
     }
-    let placed = load.await.unwrap_or(0);
+    let placed = load.await.unwrap_or_default();
     if let Some(p) = pauser {
         match p.await {
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "redis pauses stopped"),
@@ -435,7 +518,7 @@ async fn drive(
         }
     }
     tracing::info!(
-        placed,
+        placed = placed.calls,
         live = sim.env.registry.live(),
         "arrivals over; draining"
     );
@@ -482,6 +565,7 @@ async fn drive(
     report.redis_pauses = pauses;
     report.redis_paused_s = paused_ms as f64 / 1000.0;
     report.cut_examples = cut_examples;
+    report.arrivals_digest = format!("{:016x}", placed.digest);
     floor.abort();
     Ok(report)
 }
@@ -515,12 +599,20 @@ async fn settle_and_report(
     // leases, checks and the last claims settle what the phone side ended; on a busy machine
     // that can take a while, and a clean verdict ends the wait at once
     let settle_until = Instant::now() + Duration::from_secs(30);
+    let route = args.route;
     loop {
         measured = sim.stats.snapshot();
         let unfinished = sim.env.registry.live_inbound();
+        // callers on the legacy path never reach callq's line: only callq's are checked there
+        let callq_calls: Vec<_> = measured
+            .logs
+            .iter()
+            .filter(|l| route.path_of(&l.info.from) == Path::Callq)
+            .cloned()
+            .collect();
         verdict = crate::sim::verify::verify(
             &stack.store,
-            &measured.logs,
+            &callq_calls,
             &unfinished,
             &measured.callbacks_reached,
         )
@@ -535,32 +627,88 @@ async fn settle_and_report(
         .saturating_duration_since(window.1 - Duration::from_secs_f64(args.duration))
         .as_secs_f64();
     let held = held_after_drain(stack, &measured).await?;
+    let legacy_in_callq = legacy_in_callq(stack, route, &measured).await?;
+    let load = Load {
+        agents: args.agents,
+        rate: args.rate,
+        talk_s: args.talk,
+        wrapup_s: args.wrapup,
+        answer_delay_s: args.answer_delay,
+        patience_s: args.patience,
+        no_answer: args.no_answer,
+        compress: clock.factor(),
+        duration_s: args.duration,
+        warmup_s,
+        sl_target_s: args.sl_target,
+        workers: args.workers,
+        seed: args.seed,
+    };
+    let (callq_floor, legacy_floor) = route.floors(args.agents).map_err(anyhow::Error::msg)?;
+    let paths = route
+        .paths()
+        .into_iter()
+        .map(|path| {
+            let (agents, share) = match path {
+                Path::Callq => (callq_floor, f64::from(route.callq_share()) / 100.0),
+                Path::Legacy => (legacy_floor, 1.0 - f64::from(route.callq_share()) / 100.0),
+            };
+            let floor = sim
+                .agents
+                .floor_time_of(window.0, window.1, |a| a.legacy == (path == Path::Legacy));
+            PathKpis::build(kpis::PathData {
+                path,
+                route,
+                agents,
+                share,
+                load: &load,
+                measured: &measured,
+                floor,
+                window,
+            })
+        })
+        .collect();
     let mut report = Report::build(RunData {
-        load: Load {
-            agents: args.agents,
-            rate: args.rate,
-            talk_s: args.talk,
-            wrapup_s: args.wrapup,
-            answer_delay_s: args.answer_delay,
-            patience_s: args.patience,
-            no_answer: args.no_answer,
-            compress: clock.factor(),
-            duration_s: args.duration,
-            warmup_s,
-            sl_target_s: args.sl_target,
-            workers: args.workers,
-            seed: args.seed,
-        },
+        load,
+        route,
         measured: &measured,
         verdict: &verdict,
         floor,
         window,
         cut_at_end,
     });
+    report.paths = paths;
+    report.legacy_in_callq = legacy_in_callq;
+    report.legacy_nobody_free = measured.legacy_nobody_free;
+    report.legacy_rang_out = measured.legacy_rang_out;
     report.agents_held_at_end = held.agents;
     report.open_at_end = held.calls;
     report.held_examples = held.examples;
     Ok(report)
+}
+
+/// Callers of the legacy path that callq put in its line anyway (the phone side heard an
+/// `<Enqueue>`, or callq's store holds a record of the call): the promise is that there are
+/// none, since the gate hands them to the old phone system before anything is recorded.
+async fn legacy_in_callq(
+    stack: &Stack,
+    route: Route,
+    measured: &crate::sim::stats::Measured,
+) -> anyhow::Result<u64> {
+    let legacy: Vec<_> = measured
+        .logs
+        .iter()
+        .filter(|l| route.path_of(&l.info.from) == Path::Legacy)
+        .collect();
+    let mut found = legacy.iter().filter(|l| l.enqueued.is_some()).count() as u64;
+    let sids: Vec<String> = legacy
+        .iter()
+        .filter(|l| l.enqueued.is_none())
+        .map(|l| l.info.sid.clone())
+        .collect();
+    for chunk in sids.chunks(500) {
+        found += stack.store.snapshot(chunk).await?.calls.len() as u64;
+    }
+    Ok(found)
 }
 
 /// What callq still holds once the phone side is quiet.

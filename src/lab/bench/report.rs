@@ -4,11 +4,17 @@
 //! Units: waits (`asa_s`, `ewt_mae_s`, the service-level target) are simulated seconds, as
 //! are the load's talk, wrap-up and ring times; latencies (`assign_*_ms`, `webhook_*_ms`) are
 //! real milliseconds, since callq runs on real time.
+//!
+//! Erlang C judges callq's router, so its figures (and the service level, measured in callq's
+//! line) are given for `--route callq` only; every route also reports each path's plan KPIs
+//! ([`super::kpis`]).
 
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::erlang::ErlangC;
+use super::kpis::{self, PathKpis};
+use super::route::Route;
 use crate::sim::agents::FloorTime;
 use crate::sim::stats::{mean, percentile, Injected, Measured};
 use crate::sim::twiml_exec::Outcome;
@@ -113,11 +119,24 @@ pub struct Report {
     pub held_examples: Vec<String>,
     /// The first few calls cut at the end, with their state in callq.
     pub cut_examples: Vec<String>,
+    /// `callq`, `legacy` or `split:<pct>`.
+    pub route: String,
+    /// Fingerprint of the arrivals as drawn (times, callers, talk, patience): equal in two
+    /// runs of the same load and seed, whatever the route.
+    pub arrivals_digest: String,
+    /// The plan's KPIs for each path callers took (legacy first).
+    pub paths: Vec<PathKpis>,
+    /// Callers of the legacy path that callq queued or recorded (must be 0).
+    pub legacy_in_callq: u64,
+    /// Legacy calls the old phone system found nobody free for, and rang out.
+    pub legacy_nobody_free: u64,
+    pub legacy_rang_out: u64,
 }
 
 /// Inputs of [`Report::build`].
 pub struct RunData<'a> {
     pub load: Load,
+    pub route: Route,
     pub measured: &'a Measured,
     pub verdict: &'a Verdict,
     pub floor: FloorTime,
@@ -148,12 +167,16 @@ impl Report {
             .count();
         let within = waits.iter().filter(|w| **w <= d.load.sl_target_s).count();
         let denominator = waits.len() + abandoned_in_window;
-        let service_level = (denominator > 0).then(|| within as f64 / denominator as f64);
+        // waits are measured in callq's line: legacy callers have none (see the paths' KPIs)
+        let service_level = (denominator > 0 && d.route == Route::Callq)
+            .then(|| within as f64 / denominator as f64);
 
         // Erlang C: ringing holds the agent too, so it is part of the handle time, and every
         // answered call waits for its ring on top of the queue
         let handle = d.load.answer_delay_s + d.load.talk_s + d.load.wrapup_s;
-        let erlang = ErlangC::new(d.load.agents.max(1), d.load.rate, handle.max(1e-9)).ok();
+        let erlang = ErlangC::new(d.load.agents.max(1), d.load.rate, handle.max(1e-9))
+            .ok()
+            .filter(|_| d.route == Route::Callq);
         let erlang_c_asa_s = erlang
             .and_then(|e| e.asa_s().ok())
             .map(|w| w + d.load.answer_delay_s);
@@ -242,6 +265,12 @@ impl Report {
             agents_held_at_end: 0,
             open_at_end: 0,
             held_examples: Vec::new(),
+            route: d.route.to_string(),
+            arrivals_digest: String::new(),
+            paths: Vec::new(),
+            legacy_in_callq: 0,
+            legacy_nobody_free: 0,
+            legacy_rang_out: 0,
         }
     }
 
@@ -278,6 +307,15 @@ impl Report {
                 l.duration_s, l.warmup_s, l.compress, l.workers, l.seed
             ),
         );
+        if !self.arrivals_digest.is_empty() {
+            row(
+                "route",
+                format!(
+                    "{}   arrivals {} (digest {})",
+                    self.route, self.offered, self.arrivals_digest
+                ),
+            );
+        }
         row(
             "calls",
             format!(
@@ -327,6 +365,15 @@ impl Report {
             "lost / double bookings",
             format!("{} / {}", self.lost, self.double_bookings),
         );
+        if self.route != "callq" {
+            row(
+                "legacy path",
+                format!(
+                    "{} missed with nobody free, {} rang out; {} queued by callq",
+                    self.legacy_nobody_free, self.legacy_rang_out, self.legacy_in_callq
+                ),
+            );
+        }
         row(
             "ASA (s)",
             format!(
@@ -418,6 +465,15 @@ impl Report {
         }
         for e in &self.cut_examples {
             row("cut at the end", e.clone());
+        }
+        if !self.paths.is_empty() {
+            let columns: Vec<(String, &PathKpis)> = self
+                .paths
+                .iter()
+                .map(|p| (p.path.name().to_string(), p))
+                .collect();
+            out.push('\n');
+            out.push_str(&kpis::table(&columns));
         }
         out
     }

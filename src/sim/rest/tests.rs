@@ -38,6 +38,7 @@ fn config(url: &str, faults: Faults) -> SimConfig {
         customer_answer_s: 1.0,
         faults,
         seed: 1,
+        legacy: None,
     }
 }
 

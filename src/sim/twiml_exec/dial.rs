@@ -92,6 +92,7 @@ impl<E: Env> Interpreter<E> {
                     RingResult::Answered { talk } => End::Answered(talk),
                     RingResult::Busy => End::NotAnswered("busy"),
                     RingResult::Failed => End::NotAnswered("failed"),
+                    RingResult::NoAnswer => End::NotAnswered("no-answer"),
                 },
                 _ = tokio::time::sleep(timeout) => End::NotAnswered("no-answer"),
             }

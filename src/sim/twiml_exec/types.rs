@@ -44,6 +44,9 @@ pub enum RingResult {
     },
     Busy,
     Failed,
+    /// Rang out on the far end's own limit before the `<Dial>` timeout (a phone system
+    /// behind a number that gives up ringing its extension).
+    NoAnswer,
 }
 
 /// How a leg to a device ended.
