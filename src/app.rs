@@ -58,6 +58,8 @@ pub struct OpsSettings {
     pub viewer_token: String,
     /// Bearer token `/metrics` asks for; empty: `/metrics` answers anyone.
     pub metrics_token: String,
+    /// How often the wallboard's history samples every queue (see `store::history`).
+    pub history_every: std::time::Duration,
 }
 
 #[derive(Clone)]

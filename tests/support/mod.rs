@@ -362,6 +362,7 @@ async fn spawn_server_on_with(
         ops: Arc::new(OpsSettings {
             viewer_token: VIEWER_TOKEN.to_string(),
             metrics_token: String::new(),
+            history_every: callq::ops::wallboard::HISTORY_EVERY,
         }),
         stats_cache: Default::default(),
         switches: Default::default(),
