@@ -54,9 +54,12 @@ pub struct DataQuery {
     since: Option<String>,
 }
 
-/// Sample every queue for the chart each `every` until `shutdown`. A failed sample is logged
-/// and skipped (the chart shows a gap), never fatal.
+/// Sample every queue for the chart each `every` until `shutdown` (zero: take none). A failed
+/// sample is logged and skipped (the chart shows a gap), never fatal.
 pub async fn sample_history(store: Store, every: Duration, mut shutdown: Shutdown) {
+    if every.is_zero() {
+        return;
+    }
     let every = every.max(crate::store::history::MIN_PERIOD);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
