@@ -4,7 +4,7 @@
 //! above what the agents can take, so a queue forms.
 //!
 //! What it shows: without a session the page is the login form; logging in with the viewer
-//! token there opens the board; the demo's queues appear with agents in them, the numbers then
+//! token there opens the board, whose script runs under its Content-Security-Policy; the demo's queues appear with agents in them, the numbers then
 //! change while the page stays the same document (no reload); the history chart draws lines of
 //! points for every queue, and a queue that formed shows in its samples. A screenshot is kept
 //! as `target/tmp/wallboard.png`.
@@ -163,13 +163,16 @@ async fn the_wallboard_shows_the_demo_live_with_its_last_hour_charted() {
     // no session: the login form, and the data refuses
     b.goto(&board).await;
     assert!(b.shown("token").await, "the login form is shown");
-    let refused = b
-        .js(
-            "return fetch('/wallboard/data').then(r => r.status);",
-            vec![],
-        )
-        .await;
-    assert_eq!(refused, json!(401));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let refused = http
+        .get(format!("{board}/data"))
+        .send()
+        .await
+        .expect("data request");
+    assert_eq!(refused.status(), 401);
 
     // a wrong token: the form again
     b.type_into("token", "not-the-token-not-the-token").await;
@@ -189,6 +192,19 @@ async fn the_wallboard_shows_the_demo_live_with_its_last_hour_charted() {
         (b.shown("queues").await && b.shown("chart-waiting").await).then_some(())
     })
     .await;
+    // the board runs under its Content-Security-Policy (only its own script, by hash): the
+    // script ran above, so the policy lets it
+    let csp = b
+        .js(
+            "return fetch('/wallboard').then(r => r.headers.get('content-security-policy'));",
+            vec![],
+        )
+        .await;
+    let csp = csp.as_str().unwrap_or("");
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"),
+        "{csp:?}"
+    );
     // a mark on this document: if the page reloaded, it would be gone
     b.js("window.sameDocument = true; return true;", vec![])
         .await;

@@ -79,7 +79,15 @@ pub async fn sample_history(store: Store, every: Duration, mut shutdown: Shutdow
 /// `GET /wallboard`: the board for an operator, the login form for anyone else.
 pub async fn page(State(app): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Response {
     match access::operator(&app, &headers, &jar) {
-        Ok(_) => ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE)).into_response(),
+        Ok(_) => (
+            [
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, page_csp()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            Html(PAGE),
+        )
+            .into_response(),
         Err(Denied::LoginRequired) => login_page(StatusCode::UNAUTHORIZED, ""),
         Err(Denied::Disabled) => disabled_page(),
     }
@@ -88,7 +96,41 @@ pub async fn page(State(app): State<AppState>, headers: HeaderMap, jar: CookieJa
 /// The login form with `message` above it.
 fn login_page(status: StatusCode, message: &str) -> Response {
     let html = LOGIN.replace("{{message}}", message);
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, LOGIN_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// The login form's Content-Security-Policy: no script at all, its own style, posting only to
+/// callq, never framed.
+const LOGIN_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                         frame-ancestors 'none'; base-uri 'none'";
+
+/// The board's Content-Security-Policy: only its own inline script (by its SHA-256, so no
+/// other script can run), fetches to callq only, posting (log out) only to callq, never framed.
+fn page_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let script = PAGE
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map(|(body, _)| body)
+            .unwrap_or("");
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+    })
 }
 
 fn disabled_page() -> Response {
