@@ -4,9 +4,11 @@
 //! the last hour of each queue's length, oldest and average wait for the chart. The chart's
 //! samples are taken by [`sample_history`] (every replica runs it; each period is recorded
 //! once, see `store::history`); the page asks only for samples newer than its last
-//! (`?since=<id>`), so a refresh reads a few entries, not the hour. It shows counts, agent ids and call SIDs, never callers' numbers, and only to an
-//! operator (see [`super::access`]): without credentials the page is a login form
-//! (`POST /wallboard/login` sets the session cookie) and the data answers 401.
+//! (`?since=<id>`), so a refresh reads a few entries, not the hour. It shows counts, agent ids
+//! and call SIDs, never callers' numbers, and only to an operator (see [`super::access`]):
+//! without credentials the page is a login form (`POST /wallboard/login` sets the session
+//! cookie) and the data answers 401. Both pages carry a Content-Security-Policy: the board runs
+//! only its own inline script (by hash), the form none.
 
 use std::time::Duration;
 
