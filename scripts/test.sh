@@ -4,8 +4,10 @@
 # property test against real redis-server instances the tests start, the agent and admin API
 # fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis, skipped where it
 # cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
-# alerting rules and dashboard queries. tests/console.rs drives the agent console in Debian's
-# headless Chromium through chromedriver (scripts/ensure-browser.sh installs them).
+# alerting rules and dashboard queries. tests/console.rs (the agent console) and
+# tests/wallboard_browser.rs (the wallboard on the demo stack; its screenshot is kept as
+# target/tmp/wallboard.png) drive Debian's headless Chromium through chromedriver
+# (scripts/ensure-browser.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh

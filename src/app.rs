@@ -58,6 +58,9 @@ pub struct OpsSettings {
     pub viewer_token: String,
     /// Bearer token `/metrics` asks for; empty: `/metrics` answers anyone.
     pub metrics_token: String,
+    /// How often the wallboard's history samples every queue (see `store::history`); zero:
+    /// this server takes no samples (another replica may).
+    pub history_every: std::time::Duration,
 }
 
 #[derive(Clone)]

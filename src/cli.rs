@@ -458,6 +458,7 @@ impl ServeArgs {
             agent_secret: self.agent_secret.clone(),
             viewer_token: self.viewer_token.clone(),
             metrics_token: self.metrics_token.clone(),
+            history_every: crate::ops::wallboard::HISTORY_EVERY,
             heartbeat_ttl: self.heartbeat_ttl,
             redis_deadline: self.redis_deadline,
             max_body: self.max_body,

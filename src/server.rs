@@ -53,6 +53,8 @@ pub struct ServeSettings {
     pub viewer_token: String,
     /// Bearer token `/metrics` asks for (empty: `/metrics` is open).
     pub metrics_token: String,
+    /// How often the wallboard's chart samples every queue.
+    pub history_every: Duration,
     /// An agent silent this long is offline.
     pub heartbeat_ttl: Duration,
     /// Longest a webhook waits on Redis before answering with the fallback.
@@ -81,6 +83,7 @@ impl ServeSettings {
             agent_secret: String::new(),
             viewer_token: String::new(),
             metrics_token: String::new(),
+            history_every: crate::ops::wallboard::HISTORY_EVERY,
             heartbeat_ttl: Duration::from_secs(15),
             redis_deadline: Duration::from_millis(300),
             max_body: 64 * 1024,
@@ -128,6 +131,7 @@ pub async fn state(settings: &ServeSettings, centre: CentreConfig) -> anyhow::Re
         ops: Arc::new(OpsSettings {
             viewer_token: settings.viewer_token.clone(),
             metrics_token: settings.metrics_token.clone(),
+            history_every: settings.history_every,
         }),
         stats_cache: Default::default(),
         switches: Default::default(),
@@ -230,6 +234,11 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     crate::ops::metrics_handle();
+    tokio::spawn(crate::ops::wallboard::sample_history(
+        state.store.clone(),
+        state.ops.history_every,
+        shutdown.clone(),
+    ));
     let app = router(state, max_body).layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -19,9 +19,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,198 +26,28 @@ use callq::app::AgentSettings;
 use callq::contract::{LegParameters, OfferHook};
 use callq::store::{AgentStatus, CallState, RequestedStatus};
 use callq::twilio::twiml::{self, DialNoun, Verb};
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use support::browser::*;
 use support::edge::*;
 use support::*;
 
 /// How long any one condition may take to come true on a busy machine.
 const DEADLINE: Duration = Duration::from_secs(30);
-/// How long one WebDriver command may take.
-const COMMAND: Duration = Duration::from_secs(60);
 
 const STUB: &str = include_str!("support/voice_sdk_stub.js");
 const AGENT: &str = "alice";
 const IDENTITY: &str = "alice-desk";
 
-/// A headless Chromium session through a chromedriver this test started.
-struct Browser {
-    client: Client,
-    _driver: Driver,
-}
-
-/// The chromedriver process in a process group of its own, which the browser it starts
-/// joins: ended together with the test, passed or failed.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Debian's Chromium and chromedriver; the test fails (never skips) without them.
-fn browser_paths() -> (PathBuf, PathBuf) {
-    let find = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|p| p.join(n))
-                    .find(|p| p.is_file())
-            })
-        })
-    };
-    let chromium = find(&["chromium", "chromium-browser"]);
-    let driver = find(&["chromedriver"]);
-    match (chromium, driver) {
-        (Some(c), Some(d)) => (c, d),
-        (c, d) => panic!(
-            "the console test needs Chromium and chromedriver (found chromium: {c:?}, \
-             chromedriver: {d:?}); run scripts/ensure-browser.sh (it installs Debian's \
-             chromium and chromium-driver packages)"
-        ),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Run `f` until it returns Some, for at most [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut f: F) -> T
+async fn until<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "waited {DEADLINE:?} for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One WebDriver command, bounded.
-async fn cmd<T, E: std::fmt::Debug>(
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> T {
-    match tokio::time::timeout(COMMAND, fut).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => panic!("{what}: {e:?}"),
-        Err(_) => panic!("{what}: no answer from the browser within {COMMAND:?}"),
-    }
+    until_within(DEADLINE, what, f).await
 }
 
 impl Browser {
-    /// chromedriver on a free port, and a headless Chromium session through it.
-    async fn start() -> Browser {
-        let (chromium, chromedriver) = browser_paths();
-        let port = free_port();
-        let driver = Driver(
-            Command::new(&chromedriver)
-                .arg(format!("--port={port}"))
-                .process_group(0)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display())),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        until("chromedriver answers /status", || {
-            let http = http.clone();
-            let url = format!("{url}/status");
-            async move {
-                let r = http.get(url).send().await.ok()?;
-                let v: Value = r.json().await.ok()?;
-                (v["value"]["ready"] == true).then_some(())
-            }
-        })
-        .await;
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-dev-shm-usage", "--window-size=1000,1400",
-                    "--use-fake-ui-for-media-stream", "--no-first-run",
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!("an object")
-        };
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = cmd(
-            "open a Chromium session",
-            ClientBuilder::new(connector)
-                .capabilities(caps)
-                .connect(&url),
-        )
-        .await;
-        Browser {
-            client,
-            _driver: driver,
-        }
-    }
-
-    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
-        cmd(script, self.client.execute(script, args)).await
-    }
-
-    /// The text of element `id` (hidden or not).
-    async fn text(&self, id: &str) -> String {
-        let v = self
-            .js(
-                "const e = document.getElementById(arguments[0]); return e ? e.textContent : null;",
-                vec![json!(id)],
-            )
-            .await;
-        v.as_str().unwrap_or("").trim().to_string()
-    }
-
-    /// Whether element `id` is shown (it and its ancestors not hidden).
-    async fn shown(&self, id: &str) -> bool {
-        let v = self
-            .js(
-                "let e = document.getElementById(arguments[0]); if (!e) return false; \
-                 for (; e; e = e.parentElement) { if (e.hidden) return false; } return true;",
-                vec![json!(id)],
-            )
-            .await;
-        v == json!(true)
-    }
-
-    async fn click(&self, id: &str) {
-        let e = cmd(id, self.client.find(Locator::Id(id))).await;
-        cmd(id, e.click()).await;
-    }
-
-    async fn type_into(&self, id: &str, text: &str) {
-        let e = cmd(id, self.client.find(Locator::Id(id))).await;
-        cmd(id, e.clear()).await;
-        cmd(id, e.send_keys(text)).await;
-    }
-
     /// `window.voiceStub.<call>`'s value.
     async fn stub(&self, call: &str) -> Value {
         self.js(&format!("return window.voiceStub.{call};"), vec![])
@@ -234,15 +61,6 @@ impl Browser {
             (self.shown(id).await && ok(&t)).then_some(t)
         })
         .await
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = cmd("screenshot", self.client.screenshot()).await;
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join(format!("console-{name}.png"));
-        if let Err(e) = std::fs::write(&path, png) {
-            eprintln!("cannot keep the screenshot {}: {e}", path.display());
-        }
     }
 }
 
@@ -467,7 +285,7 @@ async fn the_console_runs_an_agent_s_shift_in_a_real_browser() {
     assert_eq!(b.text("call-queue").await, "sales");
     let wait = b.text("call-wait").await;
     assert!(wait.ends_with(" s"), "a wait: {wait:?}");
-    b.screenshot("ringing").await;
+    b.screenshot("console-ringing").await;
 
     // reject: the SDK's reject, which Twilio reports as a busy <Dial>; callq counts a miss
     b.click("reject").await;
@@ -567,7 +385,7 @@ async fn the_console_runs_an_agent_s_shift_in_a_real_browser() {
         (row.get(0) == Some(&json!("sales")) && row.get(2) == Some(&json!("1"))).then_some(())
     })
     .await;
-    b.screenshot("wrapup").await;
+    b.screenshot("console-wrapup").await;
 
     // paused with a reason, applied at once (not on a call)
     b.type_into("pause-reason", "lunch").await;
@@ -606,7 +424,7 @@ async fn the_console_runs_an_agent_s_shift_in_a_real_browser() {
         )
         .await;
     assert_eq!(stored, Value::Null);
-    b.screenshot("signed-out").await;
+    b.screenshot("console-signed-out").await;
     cmd("close the browser", b.client.clone().close()).await;
 }
 

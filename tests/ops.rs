@@ -403,6 +403,98 @@ fn available_in(data: &serde_json::Value, queue: &str) -> u64 {
         .expect("available count")
 }
 
+/// The chart's samples: taken by the server on its period, each queue's line and waits, served
+/// with the data (the hour, or only samples after `since`); one sample per period however many
+/// times (or replicas) try.
+#[tokio::test]
+async fn the_wallboard_charts_samples_of_each_queue() {
+    let server = spawn_server_with(CentreConfig::demo(), |s| {
+        s.ops = Arc::new(OpsSettings {
+            history_every: Duration::from_secs(1),
+            ..(*s.ops).clone()
+        })
+    })
+    .await;
+    let store = &server.state.store;
+    enqueue(store, "CAhist1", "sales").await;
+    enqueue(store, "CAhist2", "sales").await;
+    let data = format!("{}/wallboard/data", server.base);
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let (status, body) = get_as(data.clone(), VIEWER_TOKEN).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let h = v["history"].as_array().cloned().unwrap_or_default();
+        let with_line = h
+            .iter()
+            .filter(|s| {
+                s["queues"].as_array().is_some_and(|qs| {
+                    qs.iter()
+                        .any(|q| q["queue"] == "sales" && q["waiting"] == 2)
+                })
+            })
+            .count();
+        if with_line >= 2 {
+            assert_eq!(v["history_every_s"], 1.0);
+            assert_eq!(v["history_window_s"], 3600.0);
+            break h;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "two samples with sales' two callers: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let last = history.last().expect("a sample");
+    let sales_point = last["queues"]
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["queue"] == "sales"))
+        .expect("sales in the sample");
+    let oldest = sales_point["oldest_wait_s"].as_f64().expect("oldest");
+    let average = sales_point["average_wait_s"].as_f64().expect("average");
+    assert!(oldest >= average && average >= 0.0, "{sales_point}");
+    assert!(
+        last["queues"].as_array().is_some_and(|qs| qs
+            .iter()
+            .any(|q| q["queue"] == "support" && q["waiting"] == 0)),
+        "every queue is sampled: {last}"
+    );
+    // ids rise with time, and `since` returns only what came after
+    let ts: Vec<i64> = history.iter().filter_map(|s| s["t_ms"].as_i64()).collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
+    let newest = last["id"].as_str().expect("id");
+    let (status, body) = get_as(format!("{data}?since={newest}"), VIEWER_TOKEN).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    for s in v["history"].as_array().cloned().unwrap_or_default() {
+        assert!(
+            s["t_ms"].as_i64() > last["t_ms"].as_i64(),
+            "{s} after {newest}"
+        );
+    }
+    // a malformed `since` is ignored (the hour comes back), never passed to Redis
+    let (status, body) = get_as(format!("{data}?since=%2B"), VIEWER_TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+
+    // one sample per period: a second try in the same (hour-long) period records nothing
+    let other = fresh_store();
+    other
+        .configure_queue(&sales())
+        .await
+        .expect("a queue to sample");
+    let hour = Duration::from_secs(3600);
+    assert!(other.record_history(hour).await.expect("sample"));
+    assert!(!other.record_history(hour).await.expect("sample"));
+    let h = other.history(None, hour).await.expect("history");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].queues[0].queue, "sales");
+    assert!(other
+        .history(Some(&h[0].id), hour)
+        .await
+        .expect("history")
+        .is_empty());
+}
+
 /// The wallboard's cost does not grow with the number of agents: the queue numbers come from
 /// counters the scripts keep, so 200 agents cost Redis the same commands as 10.
 #[tokio::test]

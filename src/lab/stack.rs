@@ -92,6 +92,8 @@ impl Stack {
             admin_token: admin_token.clone(),
             agent_secret,
             viewer_token: viewer_token.clone(),
+            // the lab's runs are short: a chart point every two seconds
+            history_every: Duration::from_secs(2),
             heartbeat_ttl: Duration::from_millis(u64::try_from(heartbeat_ms).unwrap_or(u64::MAX)),
             ..ServeSettings::new(&redis_url, &callq_url)
         };

@@ -10,6 +10,7 @@
 //! `callq:{C}:offers`, `callq:{C}:connected`, `callq:{C}:retry`, `callq:{C}:wrapup`,
 //! `callq:{C}:heartbeats`, `callq:{C}:wake`, `callq:{C}:events`.
 
+pub mod history;
 mod kpi;
 pub mod read;
 pub mod scripts;

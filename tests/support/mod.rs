@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod edge;
 pub mod worker;
 
@@ -362,6 +363,8 @@ async fn spawn_server_on_with(
         ops: Arc::new(OpsSettings {
             viewer_token: VIEWER_TOKEN.to_string(),
             metrics_token: String::new(),
+            // no chart samples unless a test asks (they would add Redis commands to others)
+            history_every: Duration::ZERO,
         }),
         stats_cache: Default::default(),
         switches: Default::default(),
