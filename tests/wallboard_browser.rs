@@ -80,6 +80,7 @@ async fn demo_stack(for_real: Duration) -> (Stack, Vec<tokio::task::JoinHandle<(
             customer_answer_s: 8.0,
             faults: Faults::default(),
             seed: 7,
+            legacy: None,
         },
     })
     .await
