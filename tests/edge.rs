@@ -315,6 +315,66 @@ async fn wait_document_says_position_and_wait_then_plays_music() {
     assert!(!doc.verbs.iter().any(|v| matches!(v, Verb::Gather(_))));
 }
 
+/// Hold music given as short clips: enough of them play to fill `announce_every_s`, so the
+/// caller hears their position again on time, and a piece cut into parts continues where the
+/// caller's wait has got to.
+#[tokio::test]
+async fn hold_music_clips_bring_the_announcement_round_on_time() {
+    const PARTS: [&str; 4] = [
+        "https://music.example/part1.mp3",
+        "https://music.example/part2.mp3",
+        "https://music.example/part3.mp3",
+        "https://music.example/part4.mp3",
+    ];
+    let support = format!("hold_music = {PARTS:?}\nhold_music_clip_s = 10\nannounce_every_s = 30");
+    let srv = spawn_server(centre_with(
+        "hold_music_clip_s = 10\nannounce_every_s = 25",
+        &support,
+        "",
+    ))
+    .await;
+    online_agent(
+        &srv.state.store,
+        &agent("a1", &[("sales", 1), ("support", 1)]),
+    )
+    .await;
+
+    // one clip: looped to fill 25 s (three plays of 10 s; never less than the interval)
+    holding_in(&srv, "CAc1", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAc1").await;
+    match doc.verbs.as_slice() {
+        [Verb::Say(_), Verb::Say(_), Verb::Play(music)] => {
+            assert_eq!(music.url, SALES_MUSIC);
+            assert_eq!(music.loop_, Some(3), "{doc:?}");
+        }
+        other => panic!("wait: {other:?}"),
+    }
+
+    // a piece in four parts: three parts per announcement, starting where 20 s of holding got to
+    call_in(&srv, "CAc2", CALLER, SUPPORT_NO).await;
+    let doc = twiml(
+        &srv,
+        "/twilio/wait?queue=support",
+        &[
+            ("CallSid", "CAc2"),
+            ("From", CALLER),
+            ("To", SUPPORT_NO),
+            ("QueueTime", "20"),
+        ],
+    )
+    .await;
+    let played: Vec<&str> = doc
+        .verbs
+        .iter()
+        .filter_map(|v| match v {
+            Verb::Play(p) => Some(p.url.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played, [PARTS[2], PARTS[3], PARTS[0]], "{doc:?}");
+    assert!(said(&doc, "You are next in line."), "{doc:?}");
+}
+
 /// Nobody takes calls: the caller is told so, never a number we cannot stand behind.
 #[tokio::test]
 async fn with_nobody_staffed_the_caller_hears_no_made_up_wait() {

@@ -163,9 +163,15 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
     }
     say(&f("welcome"), &q.welcome, true)?;
     say(&f("closed_message"), &q.closed_message, true)?;
-    let music = q.hold_music.trim();
-    if !music.is_empty() {
-        http_url(&f("hold_music"), music)?;
+    for (i, music) in q.hold_music.iter().enumerate() {
+        let field = match q.hold_music.len() {
+            1 => f("hold_music"),
+            _ => format!("queues.{name}.hold_music[{i}]"),
+        };
+        http_url(&field, music)?;
+    }
+    if let Some(clip) = q.hold_music_clip_s {
+        range(&f("hold_music_clip_s"), clip, 1, 600, "seconds")?;
     }
     for (field, action) in [
         ("overflow", &q.overflow),
@@ -368,6 +374,16 @@ mod tests {
                 replace: "strategy = \"longest_idle\"",
                 with: "strategy = \"longest_idle\"\nhold_music = \"music.mp3\"",
                 field: "queues.sales.hold_music",
+            },
+            Bad {
+                replace: "strategy = \"longest_idle\"",
+                with: "strategy = \"longest_idle\"\nhold_music = [\"https://a.example/1.mp3\", \"2.mp3\"]",
+                field: "queues.sales.hold_music[1]",
+            },
+            Bad {
+                replace: "strategy = \"longest_idle\"",
+                with: "strategy = \"longest_idle\"\nhold_music_clip_s = 0",
+                field: "queues.sales.hold_music_clip_s",
             },
             Bad {
                 replace: "strategy = \"longest_idle\"",

@@ -84,9 +84,15 @@ pub struct QueueConfig {
     pub no_answer_delay_s: u64,
     #[serde(default = "d_welcome")]
     pub welcome: String,
-    /// Hold music played between announcements.
-    #[serde(default = "d_hold_music")]
-    pub hold_music: String,
+    /// Hold music played between announcements: one file, or short clips played in turn
+    /// (a piece cut into parts continues where it left off). Empty: silence.
+    #[serde(default = "d_hold_music", deserialize_with = "one_or_many")]
+    pub hold_music: Vec<String>,
+    /// The length of each `hold_music` clip. Given, callq plays as many clips as fill
+    /// `announce_every_s`, so the caller hears their position again on time however long the
+    /// piece is; absent, the files play whole between two announcements.
+    #[serde(default)]
+    pub hold_music_clip_s: Option<u64>,
     /// How often the caller hears their position again.
     #[serde(default = "d_announce")]
     pub announce_every_s: u64,
@@ -161,8 +167,27 @@ fn d_no_answer_delay() -> u64 {
 fn d_welcome() -> String {
     "Thanks for calling. Please hold for the next available agent.".into()
 }
-fn d_hold_music() -> String {
-    "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into()
+fn d_hold_music() -> Vec<String> {
+    vec!["http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3".into()]
+}
+
+/// A string or a list of strings, as a list without blank entries (`""` is the empty list).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let all = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    Ok(all
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 fn d_announce() -> u64 {
     30
@@ -334,6 +359,37 @@ mod tests {
         assert_eq!(cfg.queues.len(), 2);
         assert_eq!(cfg.queue_for_number("+15005550002"), "support");
         assert_eq!(cfg.queue_for_number("+19999999999"), "sales");
+    }
+
+    #[test]
+    fn readme_shows_the_embedded_config_as_it_is() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&format!("```toml\n{DEMO_TOML}```\n")),
+            "README.md's configuration block differs from src/config/demo.toml: copy the file in"
+        );
+    }
+
+    #[test]
+    fn hold_music_is_one_file_or_a_list_of_clips() {
+        let one: QueueConfig =
+            toml::from_str("hold_music = \" https://a.example/m.mp3 \"").expect("one file parses");
+        assert_eq!(one.hold_music, ["https://a.example/m.mp3"]);
+        assert_eq!(one.hold_music_clip_s, None);
+        let clips: QueueConfig = toml::from_str(
+            "hold_music = [\"https://a.example/1.mp3\", \"\", \"https://a.example/2.mp3\"]\nhold_music_clip_s = 10",
+        )
+        .expect("clips parse");
+        assert_eq!(
+            clips.hold_music,
+            ["https://a.example/1.mp3", "https://a.example/2.mp3"]
+        );
+        assert_eq!(clips.hold_music_clip_s, Some(10));
+        let silent: QueueConfig = toml::from_str("hold_music = \"\"").expect("silence parses");
+        assert!(silent.hold_music.is_empty());
+        let default: QueueConfig = toml::from_str("").expect("defaults parse");
+        assert_eq!(default.hold_music.len(), 1, "Twilio's music by default");
+        assert!(toml::from_str::<QueueConfig>("hold_music = 3").is_err());
     }
 
     #[test]

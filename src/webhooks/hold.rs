@@ -85,9 +85,9 @@ pub(crate) async fn wait(h: Hook) -> Reply {
     match looked_up {
         Err(e) => {
             tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; hold music only");
-            Reply::twiml(hold_verbs(app, &queue), "redis_error")
+            Reply::twiml(hold_verbs(app, &queue, queue_time(&h)), "redis_error")
         }
-        Ok(None) => Reply::twiml(hold_verbs(app, &queue), "unknown_call"),
+        Ok(None) => Reply::twiml(hold_verbs(app, &queue, queue_time(&h)), "unknown_call"),
         Ok(Some((call, _))) if call.state == CallState::Overflowed => {
             Reply::twiml(twiml::Response::new().leave(), "overflowed")
         }
@@ -101,7 +101,7 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         }
         Ok(Some((call, None))) => {
             // offered or connected: the worker is moving the call; just music meanwhile
-            Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+            Reply::twiml(hold_verbs(app, &call.queue, queue_time(&h)), "not_waiting")
         }
         Ok(Some((call, Some(line)))) => waiting(&h, &call, line).await,
     }
@@ -172,10 +172,10 @@ const NOBODY_STAFFED: &str =
 async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
     let app = &h.app;
     let Some(cfg) = queue_config(app, &call.queue) else {
-        return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
+        return Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "waiting");
     };
     let now = now_ms();
-    let queue_time_s: u64 = h.param("QueueTime").trim().parse().unwrap_or(0);
+    let queue_time_s = queue_time(h);
     // Twilio's QueueTime restarts when the caller is put back after an unanswered offer; our
     // entry time does not. The max wait of a queue counts from the call's arrival in it.
     let waited_s = (secs_since(now, call.entered_ms)).max(queue_time_s);
@@ -208,9 +208,20 @@ async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
         && callable(caller(h, call))
         && app.features().await.callbacks;
     Reply::twiml(
-        announcements(app, &call.queue, &[position_words, wait_words], offer),
+        announcements(
+            app,
+            &call.queue,
+            &[position_words, wait_words],
+            offer,
+            queue_time_s,
+        ),
         if offer { "callback_offer" } else { "waiting" },
     )
+}
+
+/// How long Twilio says the caller has held in its queue (`QueueTime`; 0 when absent).
+fn queue_time(h: &Hook) -> u64 {
+    h.param("QueueTime").trim().parse().unwrap_or(0)
 }
 
 /// The caller's number: Twilio's `From`, else the one recorded when the call came in.
@@ -227,8 +238,14 @@ fn secs_since(now_ms: i64, then_ms: i64) -> u64 {
 
 /// What a waiting caller hears: `words`, then hold music; with the callback offer, all of it
 /// inside a one-digit `<Gather>` so that 1 can be pressed at any time.
-fn announcements(app: &AppState, queue: &str, words: &[String], offer: bool) -> twiml::Response {
-    let music = hold_verbs(app, queue);
+fn announcements(
+    app: &AppState,
+    queue: &str,
+    words: &[String],
+    offer: bool,
+    waited_s: u64,
+) -> twiml::Response {
+    let music = hold_verbs(app, queue, waited_s);
     if !offer {
         let mut doc = twiml::Response::new();
         for w in words {
@@ -273,23 +290,24 @@ async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> R
                 let doc = twiml::Response::new()
                         .say("Thank you for waiting. We are passing your call to more agents; you keep your place in line.");
                 let mut doc = doc;
-                doc.verbs.extend(hold_verbs(app, queue).verbs);
+                doc.verbs
+                    .extend(hold_verbs(app, queue, queue_time(h)).verbs);
                 Reply::twiml(doc, "overflow_queue")
             }
             Ok(Transition::Stale(state)) => {
                 tracing::info!(state = ?state, ?why, "call no longer waiting");
-                Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+                Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "not_waiting")
             }
             Err(e) => {
                 tracing::warn!(call_sid = %sid, error = %e, ?why, "redis unavailable; hold music");
-                Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
+                Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "redis_error")
             }
         },
         Action::Callback => {
             let from = caller(h, call);
             if !callable(from) {
                 // nothing to call back: keep the caller in line rather than drop them
-                return Reply::twiml(hold_verbs(app, &call.queue), "waiting");
+                return Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "waiting");
             }
             callback(h, from, &call.queue).await
         }
@@ -312,11 +330,11 @@ async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> R
                 }
                 Ok(Transition::Stale(state)) => {
                     tracing::info!(state = ?state, ?why, "call no longer waiting");
-                    Reply::twiml(hold_verbs(app, &call.queue), "not_waiting")
+                    Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "not_waiting")
                 }
                 Err(e) => {
                     tracing::warn!(call_sid = %sid, error = %e, ?why, "redis unavailable; hold music");
-                    Reply::twiml(hold_verbs(app, &call.queue), "redis_error")
+                    Reply::twiml(hold_verbs(app, &call.queue, queue_time(h)), "redis_error")
                 }
             }
         }
@@ -336,13 +354,14 @@ async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
         }
         Ok(Transition::Stale(state)) => {
             tracing::info!(state = ?state, "callback request for a call no longer waiting");
-            Reply::twiml(hold_verbs(app, queue), "not_waiting")
+            Reply::twiml(hold_verbs(app, queue, queue_time(h)), "not_waiting")
         }
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; callback request not taken");
             let mut doc = twiml::Response::new()
                 .say("Sorry, we could not take your request right now. Please keep holding.");
-            doc.verbs.extend(hold_verbs(app, queue).verbs);
+            doc.verbs
+                .extend(hold_verbs(app, queue, queue_time(h)).verbs);
             Reply::twiml(doc, "redis_error")
         }
     }
@@ -368,7 +387,8 @@ pub(crate) async fn gather(h: Hook) -> Reply {
         if !digits.is_empty() {
             doc = doc.say("Sorry, that is not an option. Please keep holding.");
         }
-        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        doc.verbs
+            .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
         return Reply::twiml(doc, "hold");
     }
     let from = match h.param("From") {
@@ -378,13 +398,15 @@ pub(crate) async fn gather(h: Hook) -> Reply {
     if !callable(&from) {
         let mut doc = twiml::Response::new()
             .say("Sorry, we cannot call back a withheld number. Please keep holding.");
-        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        doc.verbs
+            .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
         return Reply::twiml(doc, "withheld");
     }
     if !redis_ok {
         let mut doc = twiml::Response::new()
             .say("Sorry, we could not take your request right now. Please keep holding.");
-        doc.verbs.extend(hold_verbs(app, &queue).verbs);
+        doc.verbs
+            .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
         return Reply::twiml(doc, "redis_error");
     }
     callback(&h, &from, &queue).await

@@ -54,7 +54,7 @@ use crate::app::{read_body, AppState, BodyError};
 use crate::config::{Action, QueueConfig};
 use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, StoreError};
 use crate::twilio::signature;
-use crate::twilio::twiml::{self, Dial, DialNoun, Enqueue, Number, Record, Say};
+use crate::twilio::twiml::{self, Dial, DialNoun, Enqueue, Number, Play, Record, Say};
 
 /// The header Twilio signs every webhook with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -502,15 +502,38 @@ pub(crate) fn enqueue_verb(app: &AppState, queue: &str, exit: ExitState) -> Enqu
     }
 }
 
-/// Hold music of `queue` (or silence of `announce_every_s` when its `hold_music` is empty).
-pub(crate) fn hold_verbs(app: &AppState, queue: &str) -> twiml::Response {
-    match queue_config(app, queue) {
-        Some(cfg) if cfg.hold_music.trim().is_empty() => {
-            twiml::Response::new().pause(u32::try_from(cfg.announce_every_s).unwrap_or(30))
+/// Hold music of `queue` for a caller who has held `waited_s` (Twilio's `QueueTime`), until
+/// Twilio asks for the wait document again: silence of `announce_every_s` when the queue has
+/// no music; its files whole when their length is not configured; else as many clips as fill
+/// `announce_every_s` (at least one), continuing the piece where the caller's wait has got to.
+pub(crate) fn hold_verbs(app: &AppState, queue: &str, waited_s: u64) -> twiml::Response {
+    let Some(cfg) = queue_config(app, queue) else {
+        return twiml::Response::new().pause(30);
+    };
+    let every = u32::try_from(cfg.announce_every_s).unwrap_or(30);
+    let music = &cfg.hold_music;
+    match (music.len(), cfg.hold_music_clip_s) {
+        (0, _) => twiml::Response::new().pause(every),
+        (_, None) => music
+            .iter()
+            .fold(twiml::Response::new(), |doc, url| doc.play(url.as_str())),
+        (1, Some(clip)) => twiml::Response::new().verb(Play {
+            url: music[0].clone(),
+            loop_: Some(clips_per_announcement(cfg.announce_every_s, clip)),
+        }),
+        (n, Some(clip)) => {
+            let first = (waited_s / clip.max(1)) as usize;
+            (0..clips_per_announcement(cfg.announce_every_s, clip) as usize)
+                .map(|i| &music[(first + i) % n])
+                .fold(twiml::Response::new(), |doc, url| doc.play(url.as_str()))
         }
-        Some(cfg) => twiml::Response::new().play(cfg.hold_music.trim()),
-        None => twiml::Response::new().pause(30),
     }
+}
+
+/// Clips of `clip_s` that fill `every_s` (rounded up, so the announcement never comes early;
+/// at least one, at most 100).
+fn clips_per_announcement(every_s: u64, clip_s: u64) -> u32 {
+    u32::try_from(every_s.div_ceil(clip_s.max(1)).clamp(1, 100)).unwrap_or(1)
 }
 
 /// What a caller hears when nothing else can be done: an apology and a hangup.
