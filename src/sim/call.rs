@@ -19,12 +19,13 @@ use super::agents::Agents;
 use super::clock::Clock;
 use super::faults::{CustomerFaults, CustomerPick};
 use super::registry::{CallView, Registry};
-use super::stats::Stats;
+use super::stats::{Estimate, Stats};
 use super::twiml_exec::{
     new_sid, rfc2822_now, CallInfo, CallerScript, Control, Env, Interpreter, LegEnd, Observed,
     Params, RingResult, Start, StatusCallback, Target, TwilioQueues,
 };
 use super::webhook::Webhooks;
+use crate::store::read::estimate_wait;
 use crate::store::Store;
 use crate::twilio::twiml::Response;
 
@@ -452,10 +453,11 @@ impl Env for SimEnv {
 
     fn observe(&self, call: &CallInfo, what: Observed) {
         match what {
-            Observed::Waiting => {
-                self.registry.waiting(&call.sid);
-                // the wait callq would announce, read where it is computed, as the call
-                // enters the line (the first time only)
+            Observed::Waiting => self.registry.waiting(&call.sid),
+            Observed::Announced { .. } => {
+                // the wait callq would announce, read where it is computed, as the caller
+                // hears their first announcement (they are in callq's line from then on);
+                // beside it, the naive estimate from the same numbers
                 let Some(store) = self.store.clone() else {
                     return;
                 };
@@ -469,9 +471,22 @@ impl Env for SimEnv {
                     let Ok(Some(rec)) = store.call(&sid).await else {
                         return;
                     };
-                    if let Ok(Some(pos)) = store.position(&sid, &rec.queue).await {
-                        stats.announced(&sid, at, pos.estimated_wait_s);
-                    }
+                    let (Ok(Some(place)), Ok(line)) = (
+                        store.place_in_line(&sid, &rec.queue).await,
+                        store.queue_stats(&rec.queue).await,
+                    ) else {
+                        return;
+                    };
+                    let staffed = line.staffed();
+                    stats.announced(
+                        &sid,
+                        Estimate {
+                            at,
+                            callq_s: estimate_wait(place, &line),
+                            naive_s: (staffed > 0)
+                                .then(|| place as f64 * line.aht_s / staffed as f64),
+                        },
+                    );
                 });
             }
             Observed::Ringing {
@@ -488,7 +503,7 @@ impl Env for SimEnv {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&call.sid);
             }
-            Observed::Announced { .. } | Observed::Ringing { .. } | Observed::Connected { .. } => {}
+            Observed::Ringing { .. } | Observed::Connected { .. } => {}
         }
     }
 }

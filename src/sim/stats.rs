@@ -45,8 +45,8 @@ struct Inner {
     assign_ms: Vec<f64>,
     /// Inbound CallSid → processing time of its first ring (real ms).
     processing_ms: HashMap<String, f64>,
-    /// CallSid → (when announced, estimated wait in seconds of callq's clock)
-    ewt: HashMap<String, (Instant, f64)>,
+    /// CallSid → the first wait estimate the caller heard
+    ewt: HashMap<String, Estimate>,
     estimated: std::collections::HashSet<String>,
     /// original CallSid → when the customer was reached on the callback
     callbacks_reached: HashMap<String, Instant>,
@@ -87,9 +87,9 @@ impl Stats {
         self.with(|i| i.estimated.insert(sid.to_string()))
     }
 
-    pub fn announced(&self, sid: &str, at: Instant, estimate_s: f64) {
+    pub fn announced(&self, sid: &str, estimate: Estimate) {
         self.with(|i| {
-            i.ewt.entry(sid.to_string()).or_insert((at, estimate_s));
+            i.ewt.entry(sid.to_string()).or_insert(estimate);
         });
     }
 
@@ -207,6 +207,18 @@ impl Injected {
     }
 }
 
+/// The wait a caller was told as they joined the line, next to the naive yardstick.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    /// When the caller joined the line (real time).
+    pub at: Instant,
+    /// callq's estimate, seconds of callq's clock.
+    pub callq_s: f64,
+    /// The textbook estimate at the same moment: position × mean handle time ÷ agents
+    /// taking calls (None when nobody took calls).
+    pub naive_s: Option<f64>,
+}
+
 /// Everything measured, copied out of [`Stats`].
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -215,7 +227,7 @@ pub struct Measured {
     pub assign_ms: Vec<f64>,
     /// Inbound CallSid → processing time of its first ring (real ms).
     pub processing_ms: HashMap<String, f64>,
-    pub ewt: HashMap<String, (Instant, f64)>,
+    pub ewt: HashMap<String, Estimate>,
     pub callbacks_reached: HashMap<String, Instant>,
     pub logs: Vec<CallLog>,
     pub double_bookings: u64,

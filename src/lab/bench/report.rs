@@ -96,6 +96,9 @@ pub struct Report {
     /// Mean absolute error of the first announced estimated wait against the wait that
     /// followed (answered calls).
     pub ewt_mae_s: Option<f64>,
+    /// The same for the textbook estimate (position × mean handle time ÷ agents taking
+    /// calls) at the same moments, the yardstick callq's estimate must beat.
+    pub ewt_naive_mae_s: Option<f64>,
     pub ewt_samples: usize,
     pub rest_requests: u64,
     pub rest_faults_injected: u64,
@@ -192,13 +195,17 @@ impl Report {
             .filter(|l| l.outcome() == Outcome::Callback)
             .filter(|l| m.callbacks_reached.contains_key(&l.info.sid))
             .count() as u64;
-        let ewt_errors: Vec<f64> = m
+        // (callq's error, the naive estimate's error) per answered call, simulated seconds
+        let ewt_errors: Vec<(f64, Option<f64>)> = m
             .logs
             .iter()
             .filter_map(|l| {
-                let (at, est) = m.ewt.get(&l.info.sid)?;
-                let actual = l.answered?.saturating_duration_since(*at).as_secs_f64();
-                Some((est - actual).abs() * f)
+                let e = m.ewt.get(&l.info.sid)?;
+                let actual = l.answered?.saturating_duration_since(e.at).as_secs_f64();
+                Some((
+                    (e.callq_s - actual).abs() * f,
+                    e.naive_s.map(|n| (n - actual).abs() * f),
+                ))
             })
             .collect();
         let assign: Vec<f64> = m.assign_ms.iter().map(|x| x.max(0.0)).collect();
@@ -245,7 +252,8 @@ impl Report {
             webhook_p99_ms: percentile(&m.webhook_ms, 99.0),
             webhooks: m.webhook_ms.len(),
             webhook_errors: m.webhook_errors,
-            ewt_mae_s: mean(ewt_errors.iter().copied()),
+            ewt_mae_s: mean(ewt_errors.iter().map(|e| e.0)),
+            ewt_naive_mae_s: mean(ewt_errors.iter().filter_map(|e| e.1)),
             ewt_samples: ewt_errors.len(),
             rest_requests: m.rest_requests,
             rest_faults_injected: m.rest_faults,
@@ -428,7 +436,12 @@ impl Report {
         );
         row(
             "estimated wait MAE (s)",
-            format!("{}   ({} calls)", n(self.ewt_mae_s, 1), self.ewt_samples),
+            format!(
+                "{}   (naive position × AHT ÷ agents: {}; {} calls)",
+                n(self.ewt_mae_s, 1),
+                n(self.ewt_naive_mae_s, 1),
+                self.ewt_samples
+            ),
         );
         if self.callbacks_kept_holding > 0 {
             row(
