@@ -30,6 +30,9 @@ if s == 'offered' and c.phase == 'ringing' and reason == 'hangup' then
   return { 'stale', s }
 end
 call_finish(sid, c, 'abandoned', reason)
+if c.kind ~= 'callback' and s ~= 'arriving' then
+  queue_left(c.queue, NOW - num(c.entered_ms, NOW), true)
+end
 if s == 'offered' then
   local a = hgetall(k_agent(c.agent))
   if a then agent_release(c.agent, a, 0) end

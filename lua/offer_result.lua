@@ -45,6 +45,13 @@ if outcome == 'answered' then
     if a.status == 'reserved' then fields.status = 'busy' end
     agent_set(id, a, fields)
   end
+  if c.kind ~= 'callback' then
+    -- the estimated wait's inputs: the ring callers wait through, and how long they held
+    local ring = NOW - num(c.offered_ms, NOW)
+    local mean = num(cfg.ring_ms, ring)
+    redis.call('HSET', k_queue(c.queue), 'ring_ms', int(math.floor(mean * 0.9 + ring * 0.1)))
+    queue_left(c.queue, NOW - num(c.entered_ms, NOW), false)
+  end
   event('connected', { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
     'waited_ms', NOW - num(c.entered_ms, NOW) })
   return { 'connected', c.queue, c.kind or 'inbound', int(NOW - num(c.entered_ms, NOW)) }

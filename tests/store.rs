@@ -971,6 +971,52 @@ async fn queue_stats_count_agents_and_estimate_the_wait() {
     );
 }
 
+/// The wait estimate learns from the callers who left the line: the ring they waited through
+/// once offered, and how many gave up for the time they held, so a long line of impatient
+/// callers is not told the textbook k × AHT ÷ agents.
+#[tokio::test]
+async fn callers_leaving_the_line_teach_the_wait_estimate() {
+    let store = store_with(&[sales()]).await;
+    let fresh = store.queue_stats("sales").await.expect("stats");
+    assert_eq!((fresh.ring_s, fresh.abandon_rate), (0.0, 0.0));
+
+    // one call answered after a ring of at least 50 ms
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enqueue(&store, "CAr", "sales").await;
+    let o = claim(&store).await.expect("offer");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+    let stats = store.queue_stats("sales").await.expect("stats");
+    assert!(stats.ring_s >= 0.05, "ring {}", stats.ring_s);
+    assert_eq!(stats.abandon_rate, 0.0, "one caller is too little history");
+
+    // thirty callers who hang up after holding a little: half the line gives up
+    for i in 0..30 {
+        enqueue(&store, &format!("CAgone{i}"), "sales").await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..30 {
+        let sid = format!("CAgone{i}");
+        assert_eq!(
+            store.abandon(&sid, "hangup").await.expect("abandon"),
+            Transition::Done(CallState::Waiting)
+        );
+    }
+    let stats = store.queue_stats("sales").await.expect("stats");
+    assert!(stats.abandon_rate > 0.0, "{stats:?}");
+    // the agent is busy: the 40th caller's wait is far under 40 handle times
+    let textbook = stats.ring_s + 40.0 * stats.aht_s / stats.staffed() as f64;
+    let estimate = callq::store::read::estimate_wait(40, &stats);
+    assert!(
+        estimate < textbook / 2.0,
+        "estimate {estimate} vs textbook {textbook}"
+    );
+    assert!(estimate > stats.ring_s, "{estimate}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fault paths: results late, repeated or about another offer; calls Twilio is not yet
 // holding; callbacks whose customer does not answer; checks; re-entry; operator ends.

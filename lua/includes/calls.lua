@@ -45,6 +45,21 @@ local function call_finish(sid, c, state, reason)
   redis.call('PEXPIRE', k_call(sid), RETENTION_MS)
 end
 
+-- How callers leave queue q's line, for the estimated wait: decayed counts (each leaver
+-- weighs LEFT_DECAY of the one after it) of the callers who left it answered or not
+-- (`left_n`), of those who gave up (`abandon_n`) and of the seconds they held (`held_s`).
+-- abandon_n / held_s is the queue's abandonment rate per waiting caller.
+local LEFT_DECAY = 0.995
+local function queue_left(q, held_ms, abandoned)
+  local was = redis.call('HMGET', k_queue(q), 'left_n', 'abandon_n', 'held_s')
+  local gave_up = num(was[2], 0) * LEFT_DECAY
+  if abandoned then gave_up = gave_up + 1 end
+  redis.call('HSET', k_queue(q),
+    'left_n', string.format('%.4f', num(was[1], 0) * LEFT_DECAY + 1),
+    'abandon_n', string.format('%.4f', gave_up),
+    'held_s', string.format('%.3f', num(was[3], 0) * LEFT_DECAY + math.max(held_ms, 0) / 1000))
+end
+
 -- Twilio holds the caller now (or has had time enough to): the call joins its line.
 local function call_arrive(sid, c)
   redis.call('ZREM', K_ARRIVING, sid)

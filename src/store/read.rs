@@ -118,6 +118,10 @@ pub struct QueueStats {
     pub oldest_wait_s: f64,
     pub agents: HashMap<String, u64>,
     pub aht_s: f64,
+    /// Mean seconds from an offer to the agent answering: the ring a caller waits through.
+    pub ring_s: f64,
+    /// Recent callers giving up, per second of waiting each (0 when none did).
+    pub abandon_rate: f64,
     pub estimated_wait_s: f64,
 }
 
@@ -312,6 +316,12 @@ impl Store {
             })
             .collect();
         let aht_s = get(&cfg, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
+        let ring_s = get(&cfg, "ring_ms").parse::<f64>().unwrap_or(0.0).max(0.0) / 1000.0;
+        let abandon_rate = abandon_rate(
+            get(&cfg, "left_n").parse().unwrap_or(0.0),
+            get(&cfg, "abandon_n").parse().unwrap_or(0.0),
+            get(&cfg, "held_s").parse().unwrap_or(0.0),
+        );
         let mut stats = QueueStats {
             name: queue.to_string(),
             strategy: get(&cfg, "strategy").to_string(),
@@ -319,6 +329,8 @@ impl Store {
             oldest_wait_s,
             agents: by_status,
             aht_s,
+            ring_s,
+            abandon_rate,
             estimated_wait_s: 0.0,
         };
         stats.estimated_wait_s = estimate_wait(waiting + 1, &stats);
@@ -482,16 +494,131 @@ fn entry_fields(e: redis::streams::StreamId) -> (String, HashMap<String, String>
     (e.id, fields)
 }
 
-/// Expected wait for the caller at `position`: p departures from the queue's staffed agents.
+/// Callers who left the line (decayed, as the scripts count them) before an abandonment rate
+/// is trusted: with less history none is assumed.
+const MIN_LEFT: f64 = 20.0;
+
+/// Callers giving up per second of waiting, from the queue's decayed counts: `gave_up`
+/// abandonments among `left` callers who left the line, over the `held_s` seconds they held.
+fn abandon_rate(left: f64, gave_up: f64, held_s: f64) -> f64 {
+    let rate = gave_up / held_s;
+    if left >= MIN_LEFT && gave_up > 0.0 && held_s > 0.0 && rate.is_finite() {
+        rate
+    } else {
+        0.0
+    }
+}
+
+/// The most departures summed one by one; a longer line adds the rest at the last rate.
+const MAX_STEPS: u64 = 10_000;
+
+/// Expected wait (seconds until an agent answers) for the caller at `position`.
+///
+/// The first `ready` callers are offered at once and wait only for the ring. A caller further
+/// back, `k` places behind them, moves up one place each time a staffed agent finishes a call
+/// (`staffed ÷ AHT` per second between them) or a caller ahead gives up (the queue's recent
+/// abandonment rate θ for each of the `m` still ahead): the expected wait is the ring plus
+/// Σ 1 ÷ (staffed ÷ AHT + m·θ) for m = k−1 … 0, Erlang A's delay for the k-th in line. With
+/// nobody abandoning that is the textbook k·AHT ÷ staffed; with a long line of impatient
+/// callers it is much shorter, because most of the line will not wait to be served.
+///
+/// Nobody staffed: position × AHT, a long wait rather than a false short one (the hold
+/// announcement says no estimate instead).
 pub fn estimate_wait(position: u64, stats: &QueueStats) -> f64 {
     let staffed = stats.staffed();
     let ready = stats.count(AgentStatus::Available);
     if staffed == 0 {
-        // nobody logged in: say a long wait rather than a false short one
         return stats.aht_s * position as f64;
     }
     if position <= ready {
-        return 0.0;
+        return stats.ring_s;
     }
-    (position - ready) as f64 * stats.aht_s / staffed as f64
+    let behind = position - ready;
+    let served = staffed as f64 / stats.aht_s.max(1.0);
+    let theta = stats.abandon_rate;
+    if theta <= 0.0 {
+        return stats.ring_s + behind as f64 / served;
+    }
+    let steps = behind.min(MAX_STEPS);
+    let mut wait: f64 = (0..steps).map(|m| 1.0 / (served + m as f64 * theta)).sum();
+    if behind > steps {
+        wait += (behind - steps) as f64 / (served + steps as f64 * theta);
+    }
+    stats.ring_s + wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(available: u64, busy: u64, abandon_rate: f64) -> QueueStats {
+        let mut agents = HashMap::new();
+        agents.insert("available".to_string(), available);
+        agents.insert("busy".to_string(), busy);
+        QueueStats {
+            name: "q".into(),
+            strategy: "longest_idle".into(),
+            waiting: 0,
+            oldest_wait_s: 0.0,
+            agents,
+            aht_s: 200.0,
+            ring_s: 4.0,
+            abandon_rate,
+            estimated_wait_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn callers_a_ready_agent_takes_wait_only_for_the_ring() {
+        let stats = line(2, 8, 0.0);
+        assert_eq!(estimate_wait(1, &stats), 4.0);
+        assert_eq!(estimate_wait(2, &stats), 4.0);
+    }
+
+    #[test]
+    fn without_abandonment_each_place_is_one_departure() {
+        // 10 staffed at 200 s each: a departure every 20 s
+        let stats = line(0, 10, 0.0);
+        assert!((estimate_wait(1, &stats) - 24.0).abs() < 1e-9);
+        assert!((estimate_wait(5, &stats) - 104.0).abs() < 1e-9);
+        // two ready: the third caller is the first to wait for a departure
+        let stats = line(2, 8, 0.0);
+        assert!((estimate_wait(3, &stats) - 24.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn callers_ahead_giving_up_shorten_the_wait_but_never_below_the_first_departure() {
+        let patient = line(0, 10, 0.0);
+        // one in a hundred seconds per waiting caller
+        let impatient = line(0, 10, 0.01);
+        assert_eq!(estimate_wait(1, &impatient), estimate_wait(1, &patient));
+        let far = estimate_wait(50, &impatient);
+        assert!(far < estimate_wait(50, &patient) / 2.0, "{far}");
+        assert!(far > estimate_wait(1, &impatient), "{far}");
+        // the estimate grows with the position
+        let mut last = 0.0;
+        for p in 1..200 {
+            let w = estimate_wait(p, &impatient);
+            assert!(w > last, "position {p}: {w} after {last}");
+            last = w;
+        }
+        // a line longer than the steps summed one by one still gives a finite, larger wait
+        let huge = estimate_wait(50_000, &impatient);
+        assert!(huge.is_finite() && huge > last, "{huge}");
+    }
+
+    #[test]
+    fn an_abandonment_rate_needs_enough_history() {
+        assert_eq!(abandon_rate(10.0, 3.0, 100.0), 0.0, "too few callers yet");
+        assert_eq!(abandon_rate(50.0, 0.0, 5_000.0), 0.0);
+        assert_eq!(abandon_rate(50.0, f64::NAN, 5_000.0), 0.0);
+        assert_eq!(abandon_rate(50.0, 5.0, 0.0), 0.0);
+        assert!((abandon_rate(50.0, 5.0, 1_000.0) - 0.005).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nobody_staffed_is_a_long_wait() {
+        let stats = line(0, 0, 0.0);
+        assert_eq!(estimate_wait(3, &stats), 600.0);
+    }
 }
