@@ -72,7 +72,10 @@ async fn centres_spread_over_the_masters_and_run_every_transition_on_theirs() {
     assert_eq!(masters.len(), 3, "centres on every master");
     for (i, (store, master)) in stores.iter().enumerate() {
         assert!(store.is_cluster());
-        store.ping().await.expect("ping reaches the centre's master");
+        store
+            .ping()
+            .await
+            .expect("ping reaches the centre's master");
         let (secs, _) = store.redis_time().await.expect("TIME");
         assert!(secs > 1_700_000_000, "a unix time: {secs}");
         store
@@ -234,20 +237,24 @@ async fn a_caller_rings_in_through_the_edge_and_an_agent_answers() {
     stack.stop().await;
 }
 
-/// Enter `n` calls named `<tag><i>`, retrying through a failover's moment of errors.
-async fn calls_enter(store: &Store, tag: &str, n: usize, calls: &mut Vec<String>) {
+/// Enter `n` calls named `CA<i>`, one every 50 ms, retrying through a failover's moment of
+/// errors; the calls that entered go to `entered` as they do.
+async fn calls_enter(store: Store, n: usize, entered: tokio::sync::mpsc::UnboundedSender<String>) {
     for i in 0..n {
-        let sid = format!("CA{tag}{i:03}");
+        let sid = format!("CA{i:04}");
         let call = holding(&sid, "sales", "+15550001111");
-        let call = &call;
+        let (store, call) = (&store, &call);
         retrying("enqueue", move || store.enqueue(call)).await;
-        calls.push(sid);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if entered.send(sid).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_goes_on_through_a_failover_of_the_centres_master() {
+    support::worker::logs();
     // a cluster of its own: the failover must not disturb the other tests
     let cluster = tokio::task::spawn_blocking(LocalCluster::start)
         .await
@@ -266,13 +273,20 @@ async fn routing_goes_on_through_a_failover_of_the_centres_master() {
         let mut s = fast_settings();
         // long enough that no lease runs out while the cluster switches masters
         s.offer_lease = Duration::from_secs(20);
+        // no safety-net wake-up: after the failover only the wake markers, read by a BLPOP
+        // that must have found the new master, bring the worker to the new calls
+        s.wake_timeout = Duration::from_secs(600);
         s
     };
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     let answering = AgentSim::start(&store, &twilio, 1.0);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let load = tokio::spawn(calls_enter(store.clone(), 40, tx));
     let mut calls = Vec::new();
-    calls_enter(&store, "before", 15, &mut calls).await;
-
+    // the failover once a quarter of the calls are in, the rest entering meanwhile
+    while calls.len() < 10 {
+        calls.push(rx.recv().await.expect("calls entering"));
+    }
     let key = store.prefix().to_string();
     let (old, new) = tokio::task::spawn_blocking({
         let (cluster, key) = (cluster.clone(), key.clone());
@@ -281,8 +295,11 @@ async fn routing_goes_on_through_a_failover_of_the_centres_master() {
     .await
     .expect("failover");
     assert_ne!(old, new);
-
-    calls_enter(&store, "after", 15, &mut calls).await;
+    load.await.expect("every call entered");
+    while let Some(sid) = rx.recv().await {
+        calls.push(sid);
+    }
+    assert_eq!(calls.len(), 40);
     until_all_completed(&store, &calls, Duration::from_secs(120)).await;
     let double = answering.stop();
     assert!(double.is_empty(), "double offers: {double:#?}");

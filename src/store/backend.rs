@@ -58,7 +58,9 @@ impl RedisTarget {
                 .map(|h| format!("{plain}{auth}{h}"))
                 .collect();
             if seeds.is_empty() {
-                return Err(bad("name at least one seed node: redis+cluster://host:port,..."));
+                return Err(bad(
+                    "name at least one seed node: redis+cluster://host:port,...",
+                ));
             }
             RedisTarget::Cluster(seeds)
         } else if url.contains(',') {
@@ -245,7 +247,9 @@ impl Backend {
                     self.keyless(redis::cmd("CLUSTER").arg("KEYSLOT").arg(prefix).clone())
                         .await?,
                 )?;
-                let slots = self.keyless(redis::cmd("CLUSTER").arg("SLOTS").clone()).await?;
+                let slots = self
+                    .keyless(redis::cmd("CLUSTER").arg("SLOTS").clone())
+                    .await?;
                 let (host, port) = master_for(&slots, slot).ok_or_else(|| {
                     StoreError::PoolSetup(format!("no master serves slot {slot} (CLUSTER SLOTS)"))
                 })?;

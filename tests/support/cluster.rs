@@ -100,7 +100,10 @@ impl LocalCluster {
 
     /// (master, replica) ports of the slot of `key`, as node `asked` sees the cluster.
     fn master_and_replica_seen_by(&self, asked: u16, key: &str) -> Option<(u16, u16)> {
-        let slot: u32 = cli(asked, &["CLUSTER", "KEYSLOT", key]).trim().parse().ok()?;
+        let slot: u32 = cli(asked, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .ok()?;
         let nodes = cli(asked, &["CLUSTER", "NODES"]);
         let lines: Vec<Vec<&str>> = nodes
             .lines()
@@ -170,7 +173,10 @@ impl LocalCluster {
     fn until(&self, what: &str, mut ok: impl FnMut() -> bool) {
         let end = Instant::now() + PATIENCE;
         while !ok() {
-            assert!(Instant::now() < end, "local cluster: {what} within {PATIENCE:?}");
+            assert!(
+                Instant::now() < end,
+                "local cluster: {what} within {PATIENCE:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
