@@ -2,8 +2,9 @@
 //! client (MOVED/ASK followed, slots refreshed after a failover or resharding).
 //!
 //! `REDIS_URL` says which (see [`RedisTarget::parse`]): `redis://host:6379/` is one server;
-//! `redis+cluster://[user:pass@]host1:6379,host2:6379/` (or `rediss+cluster://` for TLS), or
-//! several comma-separated `redis://` URLs, is a cluster reached through those seed nodes.
+//! `redis+cluster://[user:pass@]host1:6379,host2:6379/`, or several comma-separated `redis://`
+//! URLs, is a cluster reached through those seed nodes. (`rediss://` and `rediss+cluster://`
+//! parse, but this build has no TLS: they are refused at start.)
 //!
 //! Every key of a centre carries the hash tag `{C}`, so a centre lives in one slot: scripts
 //! and pipelines go whole to the slot's master. The few commands without a key are routed
@@ -81,7 +82,7 @@ impl RedisTarget {
         for u in urls {
             u.as_str()
                 .into_connection_info()
-                .map_err(|_| bad("not a redis:// or rediss:// URL"))?;
+                .map_err(|_| bad("not a redis:// URL (rediss://: TLS is not built in)"))?;
         }
         Ok(target)
     }
@@ -358,10 +359,8 @@ mod tests {
                 "redis://:pw@b:7001".into()
             ]))
         );
-        assert_eq!(
-            RedisTarget::parse("rediss+cluster://a:7000").ok(),
-            Some(RedisTarget::Cluster(vec!["rediss://a:7000".into()]))
-        );
+        // no TLS in this build: refused at start, not at the first call
+        assert!(RedisTarget::parse("rediss+cluster://a:7000").is_err());
         assert_eq!(
             RedisTarget::parse("redis://a:7000, redis://b:7001").ok(),
             Some(RedisTarget::Cluster(vec![

@@ -11,7 +11,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "callq.redisUrl" -}}
 {{- if .Values.redisCluster.enabled -}}
 {{- if not .Values.redisCluster.nodes -}}{{ fail "redisCluster.enabled needs redisCluster.nodes (host:port of some of the cluster's nodes)" }}{{- end -}}
-{{ if .Values.redisCluster.tls }}rediss{{ else }}redis{{ end }}+cluster://{{ with .Values.redisCluster.auth }}{{ . }}@{{ end }}{{ join "," .Values.redisCluster.nodes }}/
+redis+cluster://{{ with .Values.redisCluster.auth }}{{ . }}@{{ end }}{{ join "," .Values.redisCluster.nodes }}/
 {{- else -}}
 {{ .Values.redisUrl }}
 {{- end -}}
