@@ -134,8 +134,14 @@ async fn a_worker_claims_and_the_woken_call_is_offered() {
     };
     let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    // let the worker settle into its BLPOP before the call enters
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the worker waits in BLPOP on the master of the centre's slot
+    let (master, _) = cluster.master_and_replica(store.prefix());
+    let wake = store.key("wake");
+    eventually(SECS(5), "the worker's BLPOP on the centre's master", || {
+        let ok = cluster.blocked_on(master, &wake);
+        async move { ok.then_some(()) }
+    })
+    .await;
     support::enqueue(&store, "CA0001", "sales").await;
     let req = eventually(SECS(5), "the offer reaches Twilio", || {
         let reqs = twilio.requests();
@@ -295,6 +301,13 @@ async fn routing_goes_on_through_a_failover_of_the_centres_master() {
     .await
     .expect("failover");
     assert_ne!(old, new);
+    // the worker's wait moved to the new master
+    let wake = store.key("wake");
+    eventually(SECS(10), "the worker's BLPOP on the new master", || {
+        let ok = cluster.blocked_on(new, &wake);
+        async move { ok.then_some(()) }
+    })
+    .await;
     load.await.expect("every call entered");
     while let Some(sid) = rx.recv().await {
         calls.push(sid);

@@ -123,6 +123,16 @@ impl WakeListener {
         let mut blocking = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
+        // named after its list: `CLIENT LIST` on the node shows which centre's worker waits
+        // there (`cmd=blpop`); a refusal changes nothing else
+        if let Err(e) = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.key)
+            .query_async::<()>(&mut blocking)
+            .await
+        {
+            tracing::debug!(error = %e, "CLIENT SETNAME refused");
+        }
         let id = if self.unblock_refused {
             None
         } else {

@@ -154,6 +154,14 @@ impl LocalCluster {
         (master, replica)
     }
 
+    /// Whether a connection named `name` waits in `BLPOP` on node `port` (`CLIENT LIST`).
+    pub fn blocked_on(&self, port: u16, name: &str) -> bool {
+        let want = format!("name={name} ");
+        cli(port, &["CLIENT", "LIST"])
+            .lines()
+            .any(|l| l.contains(&want) && l.contains(" cmd=blpop "))
+    }
+
     /// Every node: `SCRIPT FLUSH` (as a restart or a new master would have it).
     pub fn flush_scripts(&self) {
         for p in self.ports() {
