@@ -1,8 +1,9 @@
 //! callq on a real Redis Cluster (three masters, three replicas: tests/support/cluster.rs):
 //! centres spread over the masters and each runs its transitions whole on its slot's master
 //! (scripts reloaded where the cache is gone); the worker claims and a caller is answered
-//! through the edge; and a `CLUSTER FAILOVER` of a centre's master while calls are routed,
-//! after which routing goes on and nobody is double-booked.
+//! through the edge; `callq inspect` reads a centre through either form of cluster URL; and a
+//! `CLUSTER FAILOVER` of a centre's master while calls are routed, after which routing goes on
+//! and nobody is double-booked.
 
 mod support;
 
@@ -325,4 +326,55 @@ async fn routing_goes_on_through_a_failover_of_the_centres_master() {
     let (master, _) = cluster.master_and_replica(&key);
     assert_eq!(master, new);
     worker.stop(SECS(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reads_a_centre_through_either_form_of_cluster_url() {
+    let cluster = cluster::shared();
+    let store = cluster.fresh_store();
+    store
+        .configure_queue(&queue("sales", Strategy::LongestIdle))
+        .await
+        .expect("queue");
+    online_agent(&store, &agent("alice", &[("sales", 1)])).await;
+    store
+        .enqueue(&holding("CAinspect1", "sales", "+15551112222"))
+        .await
+        .expect("enqueue");
+    let centre = store
+        .prefix()
+        .trim_start_matches("callq:{")
+        .trim_end_matches("}:")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("callq.toml");
+    std::fs::write(
+        &cfg,
+        format!("centre = \"{centre}\"\ndefault_queue = \"sales\"\n[queues.sales]\n"),
+    )
+    .expect("config");
+    let listed = cluster
+        .ports()
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for url in [cluster.url(), listed] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callq"))
+            .args(["inspect", "--json"])
+            .env("REDIS_URL", &url)
+            .env("CALLQ_CONFIG", &cfg)
+            .output()
+            .expect("run callq inspect");
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(doc["queues"][0]["name"], "sales", "{url}");
+        assert_eq!(doc["queues"][0]["waiting"], 1, "{url}");
+        assert_eq!(doc["agents"][0]["id"], "alice", "{url}");
+        assert_eq!(doc["waiting"][0]["sid"], "CAinspect1", "{url}");
+    }
 }
