@@ -133,7 +133,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
         let mut cfg = RestConfig::with_auth_token(ACCOUNT, TOKEN);
         cfg.api_base = api_base.clone();
         let rest = TwilioRest::new(cfg)?;
-        let worker = Worker::new(store.clone(), rest, &redis_url, settings.clone());
+        let worker = Worker::new(store.clone(), rest, settings.clone());
         let (trigger, shutdown) = callq::shutdown::channel();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -364,7 +364,7 @@ async fn wait_extended(store: &Store, sid: &str) -> anyhow::Result<()> {
         let (score, (secs, micros)): (Option<f64>, (i64, i64)) = redis::pipe()
             .zscore(store.key("offers"), sid)
             .cmd("TIME")
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await?;
         let now = secs * 1000 + micros / 1000;
         if score.is_some_and(|s| s as i64 - now > 15_000) {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Make sure `redis-server` is on PATH: callq's tests and `callq demo` start their own private
-# server from it. Installs Debian's package where it is missing (needs root or sudo).
+# Make sure `redis-server` and `redis-cli` are on PATH: callq's tests and `callq demo` start
+# their own private server from it, and tests/cluster.rs forms a local Redis Cluster with
+# `redis-cli --cluster create`. Installs Debian's package (redis-tools comes with it) where
+# either is missing (needs root or sudo).
 set -euo pipefail
-if command -v redis-server >/dev/null 2>&1; then
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
   exit 0
 fi
 echo "redis-server is missing; installing Debian's redis-server package" >&2
@@ -15,3 +17,4 @@ else
   exit 1
 fi
 command -v redis-server >/dev/null
+command -v redis-cli >/dev/null

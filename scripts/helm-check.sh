@@ -63,6 +63,9 @@ if grep -q 'CALLQ_VOICE_SDK_URL' "$out/default.yaml"; then
   exit 1
 fi
 grep -q 'value: "https://sdk.example.com/twilio.min.js"' "$out/all-on.yaml"
+# Redis: one server by default, a cluster through its seed nodes when redisCluster.enabled
+grep -q 'value: "redis://redis-master:6379/"' "$out/default.yaml"
+grep -q 'value: "redis+cluster://redis-cluster-0.redis-cluster-headless:6379,redis-cluster-1.redis-cluster-headless:6379/"' "$out/all-on.yaml"
 
 # --- alerts and dashboard ----------------------------------------------------------------
 fail() { echo "helm-check: $*" >&2; exit 1; }

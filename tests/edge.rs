@@ -1351,7 +1351,7 @@ async fn voice_rewrites_queue_settings_redis_lost_after_a_restart() {
         let mut c = store.conn().await.expect("conn");
         let _: () = redis::cmd("DEL")
             .arg(store.key("queues"))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await
             .expect("del");
     }

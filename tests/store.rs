@@ -926,7 +926,7 @@ async fn scripts_survive_a_script_flush() {
     let mut conn = store.conn().await.expect("conn");
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .expect("flush");
     enqueue(&store, "CA2", "sales").await;
@@ -1131,7 +1131,7 @@ async fn an_arrival_whose_wait_request_never_came_is_offered_after_its_grace() {
         .arg(store.key("arriving"))
         .arg(0)
         .arg("CA1")
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .expect("zadd");
     let o = claim(&store).await.expect("offered after the grace");

@@ -227,7 +227,7 @@ async fn when_twilio_cannot_be_asked_the_call_is_settled_from_callqs_record_in_t
             .arg("XX")
             .arg(0)
             .arg("CA0001")
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .expect("zadd");
         tokio::time::sleep(Duration::from_millis(100)).await;

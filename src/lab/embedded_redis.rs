@@ -1,5 +1,6 @@
 //! A private `redis-server` child on a free loopback port in a temporary directory, for
-//! `callq demo` (when no `REDIS_URL` is given) and for the test harness. Stopped when dropped.
+//! `callq demo` (when no `REDIS_URL` is given) and for the test harness, which also builds
+//! local Redis Clusters out of [`EmbeddedRedis::start_cluster_node`]s. Stopped when dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -39,9 +40,19 @@ pub struct EmbeddedRedis {
 impl EmbeddedRedis {
     /// Start a server on a free port, with persistence off, and wait until it answers PING.
     pub fn start() -> Result<Self, EmbeddedRedisError> {
+        Self::start_as(false)
+    }
+
+    /// [`EmbeddedRedis::start`] with `--cluster-enabled yes`: a node of a Redis Cluster yet
+    /// to be formed (`redis-cli --cluster create`), its bus on a second free port.
+    pub fn start_cluster_node() -> Result<Self, EmbeddedRedisError> {
+        Self::start_as(true)
+    }
+
+    fn start_as(cluster: bool) -> Result<Self, EmbeddedRedisError> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::try_start() {
+            match Self::try_start(cluster) {
                 Ok(r) => return Ok(r),
                 Err(e @ EmbeddedRedisError::Missing(_)) => return Err(e),
                 Err(e) => last = Some(e),
@@ -50,12 +61,12 @@ impl EmbeddedRedis {
         Err(last.unwrap_or_else(|| EmbeddedRedisError::Io(std::io::Error::other("no attempt"))))
     }
 
-    fn try_start() -> Result<Self, EmbeddedRedisError> {
+    fn try_start(cluster: bool) -> Result<Self, EmbeddedRedisError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::Builder::new().prefix("callq-redis-").tempdir()?;
         let log = dir.path().join("redis.log");
-        let mut child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg(GUARD)
             .arg("sh")
             .arg("redis-server")
@@ -65,7 +76,16 @@ impl EmbeddedRedis {
             .arg("--dir")
             .arg(dir.path())
             .arg("--logfile")
-            .arg(&log)
+            .arg(&log);
+        if cluster {
+            // the bus port is not port + 10000, which may not exist above 55535
+            let bus = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            cmd.args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "3000"]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -98,10 +98,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    let ping = async {
-        let mut c = app.store.conn().await.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut *c).await.ok()
-    };
+    let ping = async { app.store.ping().await.ok() };
     match tokio::time::timeout(app.edge.redis_deadline * 3, ping).await {
         Ok(Some(_)) => (StatusCode::OK, "ready\n"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),

@@ -89,8 +89,7 @@ fn sample_from(id: String, map: HashMap<String, redis::Value>) -> HistorySample 
 impl Store {
     /// Redis' clock, unix milliseconds.
     async fn redis_now_ms(&self) -> Result<i64> {
-        let mut c = self.conn().await?;
-        let (s, us): (i64, i64) = redis::cmd("TIME").query_async(&mut *c).await?;
+        let (s, us) = self.redis_time().await?;
         Ok(s.saturating_mul(1000).saturating_add(us / 1000))
     }
 
@@ -112,7 +111,7 @@ impl Store {
             for sid in &sids {
                 pipe.hget(self.key(&format!("call:{sid}")), "entered_ms");
             }
-            let entered: Vec<Option<i64>> = pipe.query_async(&mut *c).await?;
+            let entered: Vec<Option<i64>> = pipe.query_async(&mut c).await?;
             let waits: Vec<f64> = entered
                 .into_iter()
                 .flatten()
@@ -167,7 +166,7 @@ impl Store {
             .arg(HISTORY_MAXLEN)
             .arg(format!("{slot}-0"))
             .arg(&fields)
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await;
         match added {
             Ok(_) => Ok(true),

@@ -10,6 +10,7 @@
 //! `callq:{C}:offers`, `callq:{C}:connected`, `callq:{C}:retry`, `callq:{C}:wrapup`,
 //! `callq:{C}:heartbeats`, `callq:{C}:wake`, `callq:{C}:events`.
 
+mod backend;
 pub mod history;
 mod kpi;
 pub mod read;
@@ -19,9 +20,10 @@ pub mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Pool, Runtime};
 use redis::{FromRedisValue, Script};
 
+use backend::Backend;
+pub use backend::{Conn, RedisTarget};
 pub use types::*;
 
 /// Errors from the routing store.
@@ -106,13 +108,15 @@ impl Default for StoreOptions {
 /// A handle on one contact centre's routing state. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    pool: Backend,
     prefix: Arc<str>,
     scripts: Arc<scripts::Scripts>,
 }
 
 impl Store {
-    /// Connect to `redis_url` for centre `centre` (`main` unless configured otherwise).
+    /// Connect to `redis_url` for centre `centre` (`main` unless configured otherwise). A
+    /// `redis+cluster://` URL or several comma-separated URLs name a Redis Cluster
+    /// ([`RedisTarget::parse`]).
     pub fn connect(redis_url: &str, centre: &str, pool_size: usize) -> Result<Self> {
         let opts = StoreOptions {
             pool_size,
@@ -124,18 +128,11 @@ impl Store {
     /// [`Store::connect`] with every connection setting given.
     pub fn connect_with(redis_url: &str, centre: &str, opts: &StoreOptions) -> Result<Self> {
         check_name("centre", centre)?;
-        let conn_cfg = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(opts.response_timeout))
-            .set_connection_timeout(Some(opts.connect_timeout));
-        let manager = deadpool_redis::Manager::new_with_config(redis_url, conn_cfg)?;
-        let pool = Pool::builder(manager)
-            .max_size(opts.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::PoolSetup(e.to_string()))?;
+        let prefix = format!("callq:{{{centre}}}:");
+        let pool = Backend::connect(&RedisTarget::parse(redis_url)?, &prefix, opts)?;
         Ok(Self {
             pool,
-            prefix: format!("callq:{{{centre}}}:").into(),
+            prefix: prefix.into(),
             scripts: Arc::new(scripts::Scripts::load()),
         })
     }
@@ -145,9 +142,34 @@ impl Store {
         &self.prefix
     }
 
-    /// A pooled connection, for reads.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection> {
-        Ok(self.pool.get().await?)
+    /// A pooled connection, for reads. On a cluster it routes each command by its key, and a
+    /// pipeline whole by its first key: keep commands without a key out of it or after a
+    /// keyed one ([`Store::ping`] and [`Store::redis_time`] route theirs).
+    pub async fn conn(&self) -> Result<Conn> {
+        self.pool.get().await
+    }
+
+    /// True on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.pool.is_cluster()
+    }
+
+    /// PING the server holding the centre (on a cluster, the master of its slot).
+    pub async fn ping(&self) -> Result<()> {
+        self.pool.ping().await
+    }
+
+    /// Redis' `TIME` as (seconds, microseconds), from the server holding the centre: the
+    /// clock its scripts read.
+    pub async fn redis_time(&self) -> Result<(i64, i64)> {
+        self.pool.time().await
+    }
+
+    /// A client for plain connections to the server holding the centre (on a cluster, the
+    /// master of its slot as the cluster says now): for blocking commands, which must not
+    /// hold a pooled connection, and `CLIENT UNBLOCK`, which must reach the same node.
+    pub async fn wake_client(&self) -> Result<redis::Client> {
+        self.pool.wake_client().await
     }
 
     pub fn key(&self, suffix: &str) -> String {
@@ -160,7 +182,10 @@ impl Store {
         for a in args {
             inv.arg(*a);
         }
-        Ok(inv.invoke_async(&mut *conn).await?)
+        // EVALSHA goes to the slot's master; on NOSCRIPT (a new master after a failover, a
+        // restart, a SCRIPT FLUSH) the crate sends SCRIPT LOAD, which the cluster client
+        // sends to every master, and runs the EVALSHA again.
+        Ok(inv.invoke_async(&mut conn).await?)
     }
 
     async fn run_list(&self, name: &'static str, script: &Script, args: &[&str]) -> Result<Reply> {
@@ -364,7 +389,7 @@ impl Store {
     pub async fn switches(&self) -> Result<Switches> {
         let mut c = self.conn().await?;
         let all: Vec<(String, String)> =
-            redis::AsyncCommands::hgetall(&mut *c, self.key("switches")).await?;
+            redis::AsyncCommands::hgetall(&mut c, self.key("switches")).await?;
         let mut sw = Switches::default();
         for (field, value) in all {
             if field == "share_pct" {
@@ -822,7 +847,7 @@ impl Store {
             .ignore()
             .ltrim(&key, 0, WAKE_CAP - 1)
             .ignore()
-            .query_async::<()>(&mut *conn)
+            .query_async::<()>(&mut conn)
             .await?;
         Ok(())
     }

@@ -180,7 +180,7 @@ impl Store {
             .get(self.key(&format!("agent:{id}:alive")))
             .zscore(self.key("wrapup"), id)
             .cmd("TIME")
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await?;
         Ok(agent_from_hash(&h, alive).map(|mut a| {
             a.wrapup_left = wrapup_left(&a, ready_at, time_ms(now));
@@ -226,7 +226,7 @@ impl Store {
                 .get(self.key(&format!("agent:{id}:alive")))
                 .zscore(self.key("wrapup"), id);
         }
-        let values: Vec<redis::Value> = pipe.query_async(&mut *c).await?;
+        let values: Vec<redis::Value> = pipe.query_async(&mut c).await?;
         let mut it = values.into_iter();
         let mut next = || it.next().unwrap_or(redis::Value::Nil);
         let now = time_ms(redis::from_redis_value(next())?);
@@ -288,7 +288,7 @@ impl Store {
             .zcard(&waiting_key)
             .zrange(&waiting_key, 0, 0)
             .hgetall(self.key(&format!("queue:{queue}:agents")))
-            .query_async(&mut *c)
+            .query_async(&mut c)
             .await?;
         if cfg.is_empty() {
             return Err(StoreError::UnknownQueue(queue.to_string()));
@@ -298,7 +298,7 @@ impl Store {
                 let entered: Option<i64> = c
                     .hget(self.key(&format!("call:{sid}")), "entered_ms")
                     .await?;
-                let (now_s, now_us): (i64, i64) = redis::cmd("TIME").query_async(&mut *c).await?;
+                let (now_s, now_us) = self.redis_time().await?;
                 let now = now_s * 1000 + now_us / 1000;
                 entered
                     .map(|e| (now - e).max(0) as f64 / 1000.0)
@@ -406,7 +406,7 @@ impl Store {
             .zrange(self.key("arriving"), 0, -1)
             .zrange(self.key("connected"), 0, -1)
             .zrange(self.key("retry"), 0, -1);
-        let values: Vec<redis::Value> = pipe.query_async(&mut *c).await?;
+        let values: Vec<redis::Value> = pipe.query_async(&mut c).await?;
         let mut it = values.into_iter();
         let mut next = || it.next().unwrap_or(redis::Value::Nil);
         let mut snap = Snapshot::default();

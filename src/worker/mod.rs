@@ -185,7 +185,7 @@ pub async fn run(
         offer_lease_ms = settings.offer_lease.as_millis() as u64,
         "callq worker ready"
     );
-    let worker = Worker::new(store.clone(), rest, &config.redis_url, settings);
+    let worker = Worker::new(store.clone(), rest, settings);
     if let Some(addr) = config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -209,7 +209,6 @@ pub struct Worker {
     breaker: Arc<CircuitBreaker>,
     /// Whether Twilio refuses this worker (bad configuration): its `/readyz`.
     health: Arc<TwilioHealth>,
-    redis_url: String,
     settings: Arc<Settings>,
 }
 
@@ -226,7 +225,7 @@ impl Worker {
     /// Puts a circuit breaker of its own (`breaker_threshold`, `breaker_cool_down` of
     /// `settings`) in front of `rest`, in place of any gate `rest` had: that is how the worker
     /// tells that Twilio is down.
-    pub fn new(store: Store, rest: TwilioRest, redis_url: &str, settings: Settings) -> Self {
+    pub fn new(store: Store, rest: TwilioRest, settings: Settings) -> Self {
         let breaker = Arc::new(CircuitBreaker::new(
             settings.breaker_threshold,
             settings.breaker_cool_down,
@@ -236,7 +235,6 @@ impl Worker {
             rest: rest.with_gate(breaker.clone()),
             breaker,
             health: Arc::default(),
-            redis_url: redis_url.to_string(),
             settings: Arc::new(settings),
         }
     }
@@ -274,7 +272,7 @@ impl Worker {
             s.clone(),
             self.health.clone(),
         ));
-        let mut listener = WakeListener::new(&self.redis_url, self.store.clone())?;
+        let mut listener = WakeListener::new(self.store.clone());
         let slots = Arc::new(Semaphore::new(s.concurrency));
         let mut tasks = JoinSet::new();
         let mut stale_due = StaleDue::default();

@@ -38,10 +38,7 @@ pub fn router(store: Store, health: Arc<TwilioHealth>) -> Router {
 }
 
 async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
-    let ping = async {
-        let mut c = p.store.conn().await.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut *c).await.ok()
-    };
+    let ping = async { p.store.ping().await.ok() };
     if tokio::time::timeout(Duration::from_secs(1), ping)
         .await
         .ok()

@@ -1,6 +1,12 @@
 //! Waiting for work: `BLPOP callq:{C}:wake` on a dedicated connection, ended early at a known
 //! due time, and Redis' clock as seen from here.
 //!
+//! The dedicated connection goes straight to the server holding the centre
+//! ([`Store::wake_client`]; on a Redis Cluster, the master of the centre's slot), with a second
+//! one beside it for `CLIENT UNBLOCK`, which only works on the node where the `BLPOP` blocks.
+//! After a failover the old master answers MOVED or drops the `BLPOP`: the listener forgets
+//! both connections and asks the cluster again on the next wait.
+//!
 //! Redis ends a `BLPOP` on its timer tick (100 ms at the default `hz 10`), too coarse for "the
 //! wrap-up ends at T, offer the next call at T". So the worker blocks with the safety-net
 //! timeout and keeps its own timer for the due time; when that fires first it ends the `BLPOP`
@@ -53,9 +59,8 @@ fn local_unix_ms() -> i64 {
 impl RedisClock {
     /// Read Redis' `TIME` and remember how far it is from ours; returns the offset in ms.
     pub async fn measure(&self, store: &Store) -> Result<i64> {
-        let mut conn = store.conn().await?;
         let before = local_unix_ms();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
+        let (secs, micros) = store.redis_time().await?;
         let after = local_unix_ms();
         let offset = secs * 1000 + micros / 1000 - (before + after) / 2;
         self.offset_ms.store(offset, Ordering::Relaxed);
@@ -75,52 +80,81 @@ impl RedisClock {
     }
 }
 
+/// The connections of a [`WakeListener`], both to the node holding the wake list.
+#[derive(Clone)]
+struct Link {
+    /// The one that blocks in `BLPOP`.
+    blocking: MultiplexedConnection,
+    /// Its client id, when `CLIENT UNBLOCK` can end its `BLPOP` early.
+    id: Option<i64>,
+    /// The one that sends `CLIENT UNBLOCK`.
+    control: MultiplexedConnection,
+}
+
 /// A worker's blocking connection to the wake list.
 pub struct WakeListener {
-    client: redis::Client,
     store: Store,
     key: String,
-    /// The connection and, when `CLIENT UNBLOCK` can end its `BLPOP` early, its client id.
-    conn: Option<(MultiplexedConnection, Option<i64>)>,
+    conn: Option<Link>,
     unblock_refused: bool,
 }
 
 type Pending<'a> = Pin<&'a mut (dyn Future<Output = RedisResult<Option<(String, String)>>> + Send)>;
 
 impl WakeListener {
-    pub fn new(redis_url: &str, store: Store) -> Result<Self> {
-        Ok(Self {
-            client: redis::Client::open(redis_url)?,
+    pub fn new(store: Store) -> Self {
+        Self {
             key: store.key("wake"),
             store,
             conn: None,
             unblock_refused: false,
-        })
+        }
     }
 
-    async fn connection(&mut self) -> Result<(MultiplexedConnection, Option<i64>)> {
+    async fn connection(&mut self) -> Result<Link> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
+        let client = self.store.wake_client().await?;
         // No response timeout: BLPOP answers when it answers; `wait` bounds it itself.
         let cfg = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(2)));
-        let mut conn = self
-            .client
+        let mut blocking = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
+        // named after its list: `CLIENT LIST` on the node shows which centre's worker waits
+        // there (`cmd=blpop`); a refusal changes nothing else
+        if let Err(e) = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.key)
+            .query_async::<()>(&mut blocking)
+            .await
+        {
+            tracing::debug!(error = %e, "CLIENT SETNAME refused");
+        }
         let id = if self.unblock_refused {
             None
         } else {
             redis::cmd("CLIENT")
                 .arg("ID")
-                .query_async::<i64>(&mut conn)
+                .query_async::<i64>(&mut blocking)
                 .await
                 .ok()
         };
-        self.conn = Some((conn.clone(), id));
-        Ok((conn, id))
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let control = client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        let link = Link {
+            blocking,
+            id,
+            control,
+        };
+        self.conn = Some(link.clone());
+        Ok(link)
     }
 
     /// Block until a wake marker arrives, `due` comes, `timeout` passes or `shutdown` trips.
@@ -130,7 +164,11 @@ impl WakeListener {
         due: Option<Instant>,
         shutdown: &mut Shutdown,
     ) -> Result<Woke> {
-        let (mut conn, id) = self.connection().await?;
+        let Link {
+            blocking: mut conn,
+            id,
+            control,
+        } = self.connection().await?;
         let now = Instant::now();
         let due = due.filter(|d| *d < now + timeout);
         if let Some(d) = due {
@@ -169,7 +207,7 @@ impl WakeListener {
                 return Err(StoreError::Timeout(block + Duration::from_secs(5)));
             }
         };
-        let popped = self.cancel(id, pending.as_mut()).await;
+        let popped = self.cancel(id, control, pending.as_mut()).await;
         match (early, popped) {
             (Woke::Shutdown, true) => {
                 // Not ours to handle any more: give it to another worker.
@@ -185,26 +223,24 @@ impl WakeListener {
 
     /// End a pending `BLPOP` without taking a marker. Returns true when it had taken one
     /// before it could be stopped.
-    async fn cancel(&mut self, id: Option<i64>, mut pending: Pending<'_>) -> bool {
+    async fn cancel(
+        &mut self,
+        id: Option<i64>,
+        mut control: MultiplexedConnection,
+        mut pending: Pending<'_>,
+    ) -> bool {
         let Some(id) = id else {
             // Closing the connection ends the BLPOP on the server.
             self.conn = None;
             return false;
         };
         for _ in 0..50 {
-            let unblocked = match self.store.conn().await {
-                Ok(mut c) => {
-                    redis::cmd("CLIENT")
-                        .arg("UNBLOCK")
-                        .arg(id)
-                        .arg("TIMEOUT")
-                        .query_async::<i64>(&mut *c)
-                        .await
-                }
-                Err(e) => Err(redis::RedisError::from(std::io::Error::other(
-                    e.to_string(),
-                ))),
-            };
+            let unblocked = redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(id)
+                .arg("TIMEOUT")
+                .query_async::<i64>(&mut control)
+                .await;
             let wait = match unblocked {
                 Ok(1) => Duration::from_secs(1),
                 // not blocked (yet, or any more): let it arrive or answer

@@ -1,10 +1,11 @@
 //! The one test harness every integration test uses: a private `redis-server` per test
-//! binary (on a free port, in a temp dir, stopped when the binary exits), and a fresh centre
-//! per test so tests never see each other's keys.
+//! binary (on a free port, in a temp dir, stopped when the binary exits), or a local Redis
+//! Cluster ([`cluster`]), and a fresh centre per test so tests never see each other's keys.
 
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 pub mod edge;
 pub mod worker;
 

@@ -97,7 +97,7 @@ pub struct RunningWorker {
 impl RunningWorker {
     pub fn start(store: &Store, rest: TwilioRest, settings: Settings) -> Self {
         let (trigger, shutdown) = callq::shutdown::channel();
-        let worker = Worker::new(store.clone(), rest, &super::redis_url(), settings);
+        let worker = Worker::new(store.clone(), rest, settings);
         let health = worker.health();
         let handle = tokio::spawn(worker.run(shutdown));
         RunningWorker {
@@ -160,7 +160,7 @@ pub async fn lease_of(store: &Store, sid: &str) -> (Option<i64>, i64) {
     let (score, time): (Option<f64>, (i64, i64)) = redis::pipe()
         .zscore(store.key("offers"), sid)
         .cmd("TIME")
-        .query_async(&mut *c)
+        .query_async(&mut c)
         .await
         .expect("zscore");
     (score.map(|s| s as i64), time.0 * 1000 + time.1 / 1000)
@@ -220,28 +220,38 @@ impl AgentSim {
                         h.0.remove(&sid);
                         h.1.remove(&agent);
                     };
+                    let (st, of) = (&store, &offer);
                     if answer {
-                        store
-                            .offer_result(&offer, callq::store::OfferOutcome::Answered, "")
-                            .await
-                            .expect("answer");
+                        retrying("answer", move || {
+                            st.offer_result(of, callq::store::OfferOutcome::Answered, "")
+                        })
+                        .await;
                         tokio::time::sleep(pause()).await;
                         release();
-                        store
-                            .complete(&sid, Some(&offer), callq::store::EndSource::Dial)
-                            .await
-                            .expect("complete");
+                        let sid = &sid;
+                        retrying("complete", move || {
+                            st.complete(sid, Some(of), callq::store::EndSource::Dial)
+                        })
+                        .await;
                     } else {
                         release();
-                        store
-                            .offer_result(&offer, callq::store::OfferOutcome::NoAnswer, "")
-                            .await
-                            .expect("no answer");
+                        retrying("no answer", move || {
+                            st.offer_result(of, callq::store::OfferOutcome::NoAnswer, "")
+                        })
+                        .await;
                     }
                 });
             }
         });
         AgentSim { task, violations }
+    }
+
+    /// Stop answering; the double offers seen (each call rung at a second agent while with
+    /// the first, or an agent offered a call while holding another).
+    pub fn stop(self) -> Vec<String> {
+        self.task.abort();
+        let v = self.violations.lock().expect("lock").clone();
+        v
     }
 
     /// After the run: no double offer was seen, every claim reached Twilio exactly once
@@ -266,6 +276,27 @@ impl AgentSim {
         }
         assert!(agents_used.len() > 1, "work was spread over agents");
         super::assert_invariants(store, calls).await;
+    }
+}
+
+/// `op` until Redis answers it: a cluster failing over answers errors for a moment; a
+/// retried transition whose first try did apply answers `stale`, which is an answer. Panics
+/// after 100 errors in a row.
+pub async fn retrying<T, F, Fut>(what: &str, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = callq::store::Result<T>>,
+{
+    let mut errors = 0;
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) => {
+                errors += 1;
+                assert!(errors < 100, "{what}: Redis kept failing: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

@@ -7,10 +7,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- define "callq.secretName" -}}{{ default (printf "%s-secrets" (include "callq.fullname" .)) .Values.existingSecret }}{{- end -}}
+{{/* REDIS_URL: redisUrl, or redis+cluster://[auth@]node,node/ when redisCluster.enabled. */}}
+{{- define "callq.redisUrl" -}}
+{{- if .Values.redisCluster.enabled -}}
+{{- if not .Values.redisCluster.nodes -}}{{ fail "redisCluster.enabled needs redisCluster.nodes (host:port of some of the cluster's nodes)" }}{{- end -}}
+redis+cluster://{{ with .Values.redisCluster.auth }}{{ . }}@{{ end }}{{ join "," .Values.redisCluster.nodes }}/
+{{- else -}}
+{{ .Values.redisUrl }}
+{{- end -}}
+{{- end -}}
 {{/* Environment shared by serve and worker. */}}
 {{- define "callq.env" -}}
 - name: REDIS_URL
-  value: {{ .Values.redisUrl | quote }}
+  value: {{ include "callq.redisUrl" . | quote }}
 - name: CALLQ_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
 - name: TWILIO_ACCOUNT_SID

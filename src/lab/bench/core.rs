@@ -217,7 +217,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     let mut ping = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        redis::cmd("PING").query_async::<String>(&mut *conn).await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
         ping.push(t.elapsed().as_secs_f64());
     }
     drop(conn);
@@ -353,11 +353,11 @@ async fn cleanup(store: &Store) {
     let pattern = format!("{}*", store.prefix());
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
-        .query_async(&mut *c)
+        .query_async(&mut c)
         .await
         .unwrap_or_default();
     for chunk in keys.chunks(500) {
-        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut *c).await;
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut c).await;
     }
 }
 
