@@ -1509,6 +1509,11 @@ async fn the_legacy_dial_rings_one_phone_for_30_seconds_then_hangs_up() {
     match doc.verbs.as_slice() {
         [Verb::Dial(d), Verb::Hangup] => {
             assert_eq!(d.timeout, Some(30));
+            // its result is counted, so the legacy path's connected share is measured
+            assert_eq!(
+                d.action.as_deref(),
+                Some(format!("{}/twilio/legacy-result", srv.base).as_str())
+            );
             assert!(
                 matches!(d.nouns.as_slice(), [DialNoun::Number(n)] if n.number == "+15550001111"),
                 "{:?}",

@@ -762,3 +762,52 @@ async fn metrics_report_the_centre_kpis() {
         );
     }
 }
+
+/// The legacy path's rings are counted by outcome from the `<Dial>`'s own result, so the
+/// connected share of both paths can be compared during a rollout.
+#[tokio::test]
+async fn legacy_rings_are_counted_by_outcome() {
+    use callq::twilio::twiml::Verb;
+    use support::edge::{call_in, centre_with, twiml, CALLER, SALES_NO};
+    callq::ops::metrics_handle().expect("the recorder installs");
+    let top = "[rollout]\nshare_pct = 0\nlegacy = { action = \"dial\", number = \"+15550001111\" }";
+    let server = spawn_server(centre_with("", "", top)).await;
+    let before = |text: &str, outcome: &str| {
+        sample(text, "callq_legacy_calls_total", &[("outcome", outcome)]).unwrap_or(0.0)
+    };
+    let (_, text) = get(format!("{}/metrics", server.base)).await;
+    let (answered, missed) = (before(&text, "answered"), before(&text, "no_answer"));
+
+    let doc = call_in(&server, "CAlegacy1", CALLER, SALES_NO).await;
+    let action = match doc.verbs.as_slice() {
+        [Verb::Dial(d), Verb::Hangup] => d.action.clone().expect("the dial reports back"),
+        other => panic!("legacy dial: {other:?}"),
+    };
+    let path = action
+        .strip_prefix(&server.base)
+        .expect("on callq's public URL")
+        .to_owned();
+    for (sid, status) in [("CAlegacy1", "no-answer"), ("CAlegacy2", "completed")] {
+        let doc = twiml(
+            &server,
+            &path,
+            &[
+                ("CallSid", sid),
+                ("From", CALLER),
+                ("To", SALES_NO),
+                ("DialCallStatus", status),
+            ],
+        )
+        .await;
+        assert_eq!(doc.verbs, [Verb::Hangup], "after the one ring, as before");
+    }
+
+    let (status, text) = get(format!("{}/metrics", server.base)).await;
+    assert_eq!(status, 200);
+    assert_eq!(before(&text, "answered"), answered + 1.0, "{text}");
+    assert_eq!(before(&text, "no_answer"), missed + 1.0, "{text}");
+    assert!(
+        text.contains("# TYPE callq_legacy_calls_total counter"),
+        "{text}"
+    );
+}

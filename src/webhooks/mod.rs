@@ -87,6 +87,10 @@ pub fn routes() -> Router<AppState> {
             endpoint("callback_result", legs::callback_result),
         )
         .route("/twilio/status", endpoint("status", legs::status))
+        .route(
+            "/twilio/legacy-result",
+            endpoint("legacy_result", rollout::legacy_result),
+        )
 }
 
 /// A POST route running `handler` after [`accept`]; other methods get a plain 405.
