@@ -600,6 +600,7 @@ impl DemoArgs {
             compress: self.compress,
             redis_url: self.redis_url.clone(),
             seed: self.seed,
+            ..DemoOptions::new(self.duration)
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The operator wallboard (`GET /wallboard`) in a real headless Chromium, against the stack
-//! `callq demo` runs: the embedded demo centre, `callq serve`, a worker and a private Redis,
-//! with the Twilio simulator placing calls and playing agents, time compressed and the load
-//! above what the agents can take, so a queue forms.
+//! The operator wallboard (`GET /wallboard`) in a real headless Chromium, against `callq demo`
+//! (started through `lab::demo::start`, as the command starts it): the embedded demo centre,
+//! `callq serve`, a worker and a private Redis, with the Twilio simulator placing calls and
+//! playing agents, time compressed and the load above what the agents can take, so a queue
+//! forms.
 //!
 //! What it shows: without a session the page is the login form; logging in with the viewer
-//! token there opens the board, whose script runs under its Content-Security-Policy; the demo's queues appear with agents in them, the numbers then
-//! change while the page stays the same document (no reload); the history chart draws lines of
+//! token there opens the board, whose script runs under its Content-Security-Policy; the
+//! demo's queues appear with agents in them, the numbers then change while the page stays the
+//! same document (no reload); the history chart draws lines of
 //! points for every queue, and a queue that formed shows in its samples. A screenshot is kept
 //! as `target/tmp/wallboard.png`.
 //!
@@ -16,23 +18,13 @@ mod support;
 
 use std::time::Duration;
 
-use callq::config::CentreConfig;
-use callq::lab::stack::{Stack, StackOptions};
-use callq::sim::agents::{AgentBehaviour, AgentProfile};
-use callq::sim::call::MediaTimes;
-use callq::sim::clock::Clock;
-use callq::sim::load::{Dialled, LoadSpec};
-use callq::sim::{Faults, SimConfig};
+use callq::lab::demo::{start, Demo, DemoOptions};
 use serde_json::{json, Value};
 use support::browser::*;
 
 /// How long any one condition may take to come true on a busy machine.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Simulated seconds per real second.
-const COMPRESS: f64 = 10.0;
 const AGENTS: u32 = 4;
-const TALK_S: f64 = 60.0;
-const ANSWER_S: f64 = 4.0;
 
 async fn until<T, F, Fut>(what: &str, f: F) -> T
 where
@@ -42,100 +34,16 @@ where
     until_within(DEADLINE, what, f).await
 }
 
-/// The demo's stack with [`AGENTS`] simulated agents and callers arriving at twice the rate
-/// they can answer, for `for_real`.
-async fn demo_stack(for_real: Duration) -> (Stack, Vec<tokio::task::JoinHandle<()>>) {
-    let clock = Clock::new(COMPRESS);
-    let centre = CentreConfig::demo();
-    let wrapup = centre
-        .queues
-        .values()
-        .map(|q| q.wrapup_s)
-        .max()
-        .unwrap_or(0);
-    let stack = Stack::start(StackOptions {
-        redis_url: None,
-        centre: centre.clone(),
-        queue_overrides: Vec::new(),
-        workers: 1,
-        heartbeat_ttl: Duration::from_secs(6),
-        sim: SimConfig {
-            account_sid: String::new(),
-            auth_token: String::new(),
-            public_url: String::new(),
-            callq_url: String::new(),
-            admin_token: String::new(),
-            clock,
-            agents: AgentBehaviour {
-                answer_delay_s: ANSWER_S,
-                no_answer: 0.05,
-                drop_every_s: 1800.0,
-                down_for_s: 120.0,
-                back_after_pause_s: 60.0,
-                heartbeat_every: Duration::from_secs(2),
-            },
-            wrapup: Duration::from_secs(wrapup),
-            no_answer_delay: Duration::from_secs(0),
-            media: MediaTimes::default(),
-            customer_answer_s: 8.0,
-            faults: Faults::default(),
-            seed: 7,
-            legacy: None,
-        },
-    })
-    .await
-    .expect("the demo stack starts");
-    let sim = stack.sim.clone();
-    let queues: Vec<String> = centre.queues.keys().cloned().collect();
-    for i in 1..=AGENTS {
-        let (first, second) = if i % 2 == 1 {
-            ("sales", "support")
-        } else {
-            ("support", "sales")
-        };
-        let q: Vec<(String, u32)> = [(first, 1), (second, 2)]
-            .into_iter()
-            .filter(|(n, _)| queues.iter().any(|q| q == n))
-            .map(|(n, t)| (n.to_string(), t))
-            .collect();
-        sim.agents
-            .add(&AgentProfile {
-                id: format!("agent-{i:02}"),
-                queues: q,
-                capacity: 1,
-            })
-            .await
-            .expect("agent added");
-    }
-    let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
-    let handle_s = ANSWER_S + TALK_S + wrapup as f64 * clock.factor();
-    let numbers: Vec<Dialled> = centre
-        .queues
-        .values()
-        .flat_map(|q| q.numbers.iter())
-        .map(|n| Dialled {
-            number: n.clone(),
-            weight: 1.0,
-            menu: Vec::new(),
-        })
-        .collect();
-    assert!(!numbers.is_empty(), "the demo centre has numbers");
-    let spec = LoadSpec {
-        rate: 2.0 * f64::from(AGENTS) / handle_s,
-        talk_s: TALK_S,
-        patience_s: 300.0,
-        callback_share: 0.0,
-        message_s: 30.0,
-        numbers,
+/// `callq demo` itself (`lab::demo::start`, what the command runs) with [`AGENTS`] agents and
+/// callers arriving at twice the rate they can answer, for `for_real`.
+async fn demo(for_real: Duration) -> Demo {
+    let options = DemoOptions {
+        agents: AGENTS,
+        load: 2.0,
         seed: 7,
+        ..DemoOptions::new(for_real)
     };
-    let (_stop, load_shutdown) = callq::shutdown::channel();
-    let load = tokio::spawn(async move {
-        let until = tokio::time::Instant::now() + for_real;
-        callq::sim::load::run(sim, spec, until, load_shutdown).await;
-        drop(_stop);
-    });
-    (stack, vec![floor, load])
+    start(&options).await.expect("the demo starts")
 }
 
 /// The board's queue rows as the page shows them: [name, waiting, oldest, est., ready,
@@ -158,7 +66,8 @@ fn num(s: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wallboard_shows_the_demo_live_with_its_last_hour_charted() {
     let b = Browser::start_sized(1280, 1100).await;
-    let (stack, tasks) = demo_stack(Duration::from_secs(150)).await;
+    let demo = demo(Duration::from_secs(150)).await;
+    let stack = &demo.stack;
     let board = format!("{}/wallboard", stack.callq_url);
 
     // no session: the login form, and the data refuses
@@ -322,9 +231,5 @@ async fn the_wallboard_shows_the_demo_live_with_its_last_hour_charted() {
         );
     }
 
-    stack.sim.hang_up_all();
-    for t in tasks {
-        t.abort();
-    }
-    stack.stop().await;
+    demo.stop().await;
 }

@@ -31,6 +31,42 @@ pub struct DemoOptions {
     /// Use this Redis (a fresh centre in it) instead of a private redis-server.
     pub redis_url: Option<String>,
     pub seed: u64,
+    /// Simulated agents on the floor.
+    pub agents: u32,
+    /// Offered load, as a share of what the floor can handle (above 1: a line forms).
+    pub load: f64,
+}
+
+impl DemoOptions {
+    /// What `callq demo` runs by default: a minute of callers, time ten times faster, twelve
+    /// agents and 130% of what they can take.
+    pub fn new(duration: Duration) -> Self {
+        DemoOptions {
+            duration,
+            compress: 10.0,
+            redis_url: None,
+            seed: 1,
+            agents: AGENTS,
+            load: LOAD,
+        }
+    }
+}
+
+/// The demo running: callq, its Redis and the simulator (the [`Stack`]), the agents on the
+/// floor, and the callers arriving until the demo's `duration` has passed.
+pub struct Demo {
+    pub stack: Stack,
+    pub centre: CentreConfig,
+    pub clock: Clock,
+    /// Calls per simulated second.
+    pub rate: f64,
+    /// When callers began arriving, and when they stop.
+    pub started: Instant,
+    pub until: Instant,
+    wrapup_real_s: f64,
+    floor: tokio::task::JoinHandle<()>,
+    load: tokio::task::JoinHandle<crate::sim::load::Placed>,
+    stop_load: crate::shutdown::ShutdownTrigger,
 }
 
 const AGENTS: u32 = 12;
@@ -62,8 +98,10 @@ async fn agent_token(stack: &Stack, id: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no token in the admin API's answer"))
 }
 
-pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
-    crate::lab::quiet_logging();
+/// Start the demo: its Redis (or a fresh centre in `args.redis_url`), `callq serve` and a
+/// worker with the embedded centre, the Twilio simulator, `args.agents` agents on the floor
+/// and callers at `args.load` of what they can take, arriving for `args.duration`.
+pub async fn start(args: &DemoOptions) -> anyhow::Result<Demo> {
     let clock = Clock::new(args.compress);
     let mut centre = CentreConfig::demo();
     // a minute of real time is ten of the centre's: bring sales' callback offer and overflow
@@ -90,7 +128,6 @@ pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
         .map(|q| q.no_answer_delay_s)
         .max()
         .unwrap_or(0);
-    eprintln!("callq demo: starting redis, callq serve, a worker and the Twilio simulator…");
     let stack = Stack::start(StackOptions {
         redis_url: args.redis_url.clone(),
         centre: centre.clone(),
@@ -122,44 +159,128 @@ pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
         },
     })
     .await?;
-    let result = show(&stack, &args, &centre, clock, wrapup as f64).await;
-    stack.stop().await;
-    let report = result?;
-    println!("\ncallq demo report\n{}", report.table());
-    Ok(())
+    match populate(stack, args, centre, clock, wrapup as f64).await {
+        Ok(demo) => Ok(demo),
+        Err((stack, e)) => {
+            stack.stop().await;
+            Err(e)
+        }
+    }
 }
 
-async fn show(
-    stack: &Stack,
+/// The agents and the callers of a started stack (stopped again by the caller on an error).
+async fn populate(
+    stack: Stack,
     args: &DemoOptions,
-    centre: &CentreConfig,
+    centre: CentreConfig,
     clock: Clock,
     wrapup_real_s: f64,
-) -> anyhow::Result<Report> {
+) -> Result<Demo, (Stack, anyhow::Error)> {
     let sim = stack.sim.clone();
     let queues: Vec<String> = centre.queues.keys().cloned().collect();
-    for i in 1..=AGENTS {
+    for i in 1..=args.agents {
         // half sell first and support second, half the other way round
         let (first, second) = if i % 2 == 1 {
             ("sales", "support")
         } else {
             ("support", "sales")
         };
-        let mut q = vec![(first.to_string(), 1)];
-        if queues.iter().any(|n| n == second) {
-            q.push((second.to_string(), 2));
-        }
-        q.retain(|(n, _)| queues.contains(n));
-        sim.agents
+        let q: Vec<(String, u32)> = [(first, 1), (second, 2)]
+            .into_iter()
+            .filter(|(n, _)| queues.iter().any(|q| q == n))
+            .map(|(n, t)| (n.to_string(), t))
+            .collect();
+        let added = sim
+            .agents
             .add(&AgentProfile {
                 id: format!("agent-{i:02}"),
                 queues: q,
                 capacity: 1,
             })
-            .await?;
+            .await;
+        if let Err(e) = added {
+            return Err((stack, e.into()));
+        }
     }
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
 
+    // more callers than the floor can take (handle time = ring + talk + wrap-up), so within
+    // a minute a line forms, callers are offered callbacks, some give up and some reach the
+    // queue's overflow
+    let handle_s = ANSWER_S + TALK_S + wrapup_real_s * clock.factor();
+    let rate = args.load * f64::from(args.agents) / handle_s;
+    let mut numbers: Vec<Dialled> = Vec::new();
+    if let Some(ivr) = &centre.ivr {
+        for n in &ivr.numbers {
+            numbers.push(Dialled {
+                number: n.clone(),
+                weight: 1.0,
+                menu: ivr.options.keys().cloned().collect(),
+            });
+        }
+    }
+    for q in centre.queues.values() {
+        for n in &q.numbers {
+            numbers.push(Dialled {
+                number: n.clone(),
+                weight: 1.0,
+                menu: Vec::new(),
+            });
+        }
+    }
+    let spec = LoadSpec {
+        rate,
+        talk_s: TALK_S,
+        patience_s: PATIENCE_S,
+        callback_share: 0.4,
+        message_s: 30.0,
+        numbers,
+        seed: args.seed,
+    };
+    let started = Instant::now();
+    let until = started + args.duration;
+    let (stop_load, load_shutdown) = crate::shutdown::channel();
+    let load = tokio::spawn(crate::sim::load::run(sim, spec, until, load_shutdown));
+    Ok(Demo {
+        stack,
+        centre,
+        clock,
+        rate,
+        started,
+        until,
+        wrapup_real_s,
+        floor,
+        load,
+        stop_load,
+    })
+}
+
+impl Demo {
+    /// Stop at once: no more callers, every call hung up, the stack stopped.
+    pub async fn stop(self) {
+        self.stop_load.trigger();
+        let _ = self.load.await;
+        self.stack.sim.hang_up_all();
+        self.floor.abort();
+        self.stack.stop().await;
+    }
+}
+
+pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
+    crate::lab::quiet_logging();
+    eprintln!("callq demo: starting redis, callq serve, a worker and the Twilio simulator…");
+    let demo = start(&args).await?;
+    let result = show(&demo, &args).await;
+    let report = finish(demo, &args, result).await?;
+    println!("\ncallq demo report\n{}", report.table());
+    Ok(())
+}
+
+/// What the reader sees while the demo runs: where everything is, then a live status line
+/// until the callers stop (Ok(true)) or Ctrl-C (Ok(false)).
+async fn show(demo: &Demo, args: &DemoOptions) -> anyhow::Result<bool> {
+    let stack = &demo.stack;
+    let queues: Vec<String> = demo.centre.queues.keys().cloned().collect();
     println!("callq demo is running (Ctrl-C ends it with the report so far)");
     println!(
         "  wallboard      {}/wallboard (log in with the viewer token {})",
@@ -198,67 +319,29 @@ async fn show(
     );
     println!(
         "  {} agents, time x{}, callers for {:?} at {:.0}% of what the floor can take",
-        AGENTS,
+        args.agents,
         args.compress,
         args.duration,
-        LOAD * 100.0
+        args.load * 100.0
     );
     println!(
         "  sales offers a callback after {DEMO_CALLBACK_AFTER_S} s and voicemail after {DEMO_MAX_WAIT_S} s \
          (the centre's simulated time)\n"
     );
 
-    // more callers than the floor can take (130% of its capacity; handle time = ring + talk +
-    // wrap-up), so within a minute a line forms, callers are offered callbacks, some give up
-    // and some reach the queue's overflow
-    let handle_s = ANSWER_S + TALK_S + wrapup_real_s * clock.factor();
-    let rate = LOAD * f64::from(AGENTS) / handle_s;
-    let mut numbers: Vec<Dialled> = Vec::new();
-    if let Some(ivr) = &centre.ivr {
-        for n in &ivr.numbers {
-            numbers.push(Dialled {
-                number: n.clone(),
-                weight: 1.0,
-                menu: ivr.options.keys().cloned().collect(),
-            });
-        }
-    }
-    for q in centre.queues.values() {
-        for n in &q.numbers {
-            numbers.push(Dialled {
-                number: n.clone(),
-                weight: 1.0,
-                menu: Vec::new(),
-            });
-        }
-    }
-    let spec = LoadSpec {
-        rate,
-        talk_s: TALK_S,
-        patience_s: PATIENCE_S,
-        callback_share: 0.4,
-        message_s: 30.0,
-        numbers,
-        seed: args.seed,
-    };
-    let start = Instant::now();
-    let until = start + args.duration;
-    let (stop_load, load_shutdown) = crate::shutdown::channel();
-    let load = tokio::spawn(crate::sim::load::run(
-        sim.clone(),
-        spec,
-        until,
-        load_shutdown,
-    ));
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
-    let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    while Instant::now() < until {
+    while Instant::now() < demo.until {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = &mut ctrl_c => { interrupted = true; break; }
+            _ = &mut ctrl_c => {
+                if tty {
+                    eprintln!();
+                }
+                return Ok(false);
+            }
         }
         let line = status_line(stack, &queues).await;
         if tty {
@@ -269,58 +352,86 @@ async fn show(
             last_line = Instant::now();
         }
     }
-    stop_load.trigger();
-    let _ = load.await;
     if tty {
         eprintln!();
     }
+    Ok(true)
+}
+
+/// End the demo: no more callers; the calls in progress finish (or, after Ctrl-C, are hung
+/// up), every call is checked against Redis, and the report is built.
+async fn finish(
+    demo: Demo,
+    args: &DemoOptions,
+    shown: anyhow::Result<bool>,
+) -> anyhow::Result<Report> {
+    let Demo {
+        stack,
+        clock,
+        rate,
+        started,
+        wrapup_real_s,
+        floor,
+        load,
+        stop_load,
+        ..
+    } = demo;
+    stop_load.trigger();
+    let _ = load.await;
     let arrivals_end = Instant::now();
-    if interrupted {
-        eprintln!("stopping: callers hang up, agents finish…");
-        sim.hang_up_all();
-    } else {
-        eprintln!("no more callers; letting the calls in progress finish (Ctrl-C to cut)…");
-        tokio::select! {
-            _ = sim.env.registry.ended(Duration::from_secs(60)) => {}
-            _ = &mut ctrl_c => {}
+    let sim = stack.sim.clone();
+    let report = async {
+        let completed = shown?;
+        if completed {
+            eprintln!("no more callers; letting the calls in progress finish (Ctrl-C to cut)…");
+            tokio::select! {
+                _ = sim.env.registry.ended(Duration::from_secs(60)) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        } else {
+            eprintln!("stopping: callers hang up, agents finish…");
         }
         sim.hang_up_all();
+        sim.drain(Duration::from_secs(10)).await;
+        let measured = sim.stats.snapshot();
+        let unfinished = sim.env.registry.live_inbound();
+        let verdict = crate::sim::verify::verify(
+            &stack.store,
+            &measured.logs,
+            &unfinished,
+            &measured.callbacks_reached,
+        )
+        .await?;
+        let window = (started, arrivals_end);
+        anyhow::Ok(Report::build(RunData {
+            route: Route::Callq,
+            load: Load {
+                agents: args.agents,
+                rate,
+                talk_s: TALK_S,
+                wrapup_s: wrapup_real_s * clock.factor(),
+                answer_delay_s: ANSWER_S,
+                patience_s: PATIENCE_S,
+                no_answer: 0.05,
+                compress: clock.factor(),
+                duration_s: arrivals_end.duration_since(started).as_secs_f64(),
+                warmup_s: 0.0,
+                sl_target_s: 20.0,
+                workers: 1,
+                seed: args.seed,
+            },
+            floor: sim.agents.floor_time(window.0, window.1),
+            measured: &measured,
+            verdict: &verdict,
+            window,
+            cut_at_end: 0,
+        }))
     }
-    sim.drain(Duration::from_secs(10)).await;
-    let measured = sim.stats.snapshot();
-    let unfinished = sim.env.registry.live_inbound();
-    let verdict = crate::sim::verify::verify(
-        &stack.store,
-        &measured.logs,
-        &unfinished,
-        &measured.callbacks_reached,
-    )
-    .await?;
+    .await;
+    sim.hang_up_all();
     floor.abort();
-    let window = (start, arrivals_end);
-    Ok(Report::build(RunData {
-        route: Route::Callq,
-        load: Load {
-            agents: AGENTS,
-            rate,
-            talk_s: TALK_S,
-            wrapup_s: wrapup_real_s * clock.factor(),
-            answer_delay_s: ANSWER_S,
-            patience_s: PATIENCE_S,
-            no_answer: 0.05,
-            compress: clock.factor(),
-            duration_s: arrivals_end.duration_since(start).as_secs_f64(),
-            warmup_s: 0.0,
-            sl_target_s: 20.0,
-            workers: 1,
-            seed: args.seed,
-        },
-        floor: sim.agents.floor_time(window.0, window.1),
-        measured: &measured,
-        verdict: &verdict,
-        window,
-        cut_at_end: 0,
-    }))
+    stack.stop().await;
+    report
 }
 
 /// `waiting 3 (sales 2, support 1) | agents 4 available, 6 busy, … | answered 35 | abandoned 2`
