@@ -199,7 +199,7 @@ async fn populate(
             })
             .await;
         if let Err(e) = added {
-            return Err((stack, e.into()));
+            return Err((stack, e));
         }
     }
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
