@@ -22,3 +22,7 @@ cargo test --all-targets --locked
 scripts/api-fuzz.sh
 # the Helm chart, linted and rendered by a real helm binary; its alerts and dashboard checked
 scripts/helm-check.sh
+# what a CI run keeps besides its log: the browser tests' screenshots
+for shot in target/tmp/*.png; do
+  if [ -f "$shot" ]; then echo "artifact: $shot ($(wc -c < "$shot") bytes)"; fi
+done
