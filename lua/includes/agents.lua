@@ -8,12 +8,13 @@
 -- (`queue:<q>:agents`, agents by state) in step, so a queue's numbers cost O(1) to read.
 -- @include events.lua
 
--- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }. Parsed once per spec and run
+-- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }. Parsed once per spec and call
 -- (an agent's spec is read by every counter move and ready-set change); callers only read
 -- the result.
-local parsed_queues = {}
+local parsed_queues, parsed_run = {}, nil
 local function agent_queues(spec)
   if spec == nil or spec == '' then return {} end
+  if parsed_run ~= RUN then parsed_queues, parsed_run = {}, RUN end
   local out = parsed_queues[spec]
   if out then return out end
   out = {}
@@ -25,11 +26,12 @@ local function agent_queues(spec)
   return out
 end
 
--- The queue's routing settings, or nil when the queue is not configured. Read once per run:
+-- The queue's routing settings, or nil when the queue is not configured. Read once per call:
 -- no script writes a setting it has already read (configure_queue reads none; upsert_agent
 -- writes `tiers` before its first read); callers only read the table.
-local queue_cfgs = {}
+local queue_cfgs, cfgs_run = {}, nil
 local function queue_cfg(q)
+  if cfgs_run ~= RUN then queue_cfgs, cfgs_run = {}, RUN end
   local c = queue_cfgs[q]
   if c == nil then
     c = hgetall(k_queue(q))

@@ -21,6 +21,9 @@ const INCLUDES: &[(&str, &str)] = &[
 
 const INCLUDE_PREFIX: &str = "-- @include ";
 
+/// The first statement of every transition (keys.lua): the centre, the clock, the keys.
+const BEGIN: &str = "begin(KEYS)";
+
 fn include_source(name: &str) -> Option<&'static str> {
     INCLUDES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
@@ -51,6 +54,10 @@ fn expand_into<'a>(
                     .unwrap_or_else(|| panic!("lua/{name}: unknown include {inc}"));
                 done.push(inc);
                 expand_into(inc, body, false, done, out);
+                if own {
+                    // the script's own code starts once the shared code is in place
+                    out.push(Line::Own(BEGIN));
+                }
             }
             None if own => out.push(Line::Own(line)),
             None => out.push(Line::Shared(line)),
@@ -117,6 +124,13 @@ fn items(lines: &[Line<'_>]) -> Vec<Item> {
             in_body = opens_body;
         } else if text.trim().is_empty() || text.starts_with("--") {
             comments_from.get_or_insert(i);
+        } else if text.starts_with("local ") {
+            // several names at once (the call's state, set by `begin`): always kept
+            let start = comments_from.take().unwrap_or(i);
+            out.push(Item {
+                defines: None,
+                lines: start..i + 1,
+            });
         } else if let (Some(last), None) = (out.last_mut(), comments_from) {
             last.lines.end = i + 1;
         } else {
@@ -212,6 +226,71 @@ fn expand(name: &str, source: &str) -> String {
     shake(&lines)
 }
 
+/// The routing scripts as one library of Redis functions (`FUNCTION LOAD`, `FCALL`): the
+/// shared code of `lua/includes/` defined once when the library loads instead of on every
+/// call, and each `lua/<name>.lua` the body of function `<prefix><name>`. The library and
+/// its functions are named after a hash of their text, so processes of two versions of
+/// callq sharing a Redis (a rolling upgrade) each call their own code.
+pub struct Library {
+    /// The library's name, `callq_<hash>`.
+    pub name: String,
+    /// What each function's name starts with, `callq_<hash>_`.
+    pub prefix: String,
+    /// The text for `FUNCTION LOAD`.
+    pub source: String,
+}
+
+/// FNV-1a, 64 bits: a version stamp for the library's text (not a security boundary).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The library of the transitions `bodies` ((name, `lua/<name>.lua`)).
+fn library_of(bodies: &[(&str, &str)]) -> Library {
+    let mut texts: Vec<&str> = INCLUDES.iter().map(|(_, b)| *b).collect();
+    texts.extend(bodies.iter().map(|(_, b)| *b));
+    let name = format!("callq_{:012x}", fnv1a(&texts) >> 16);
+    let prefix = format!("{name}_");
+    let mut lines = Vec::new();
+    let mut done = Vec::new();
+    for (inc, body) in INCLUDES {
+        if !done.contains(inc) {
+            done.push(*inc);
+            expand_into(inc, body, false, &mut done, &mut lines);
+        }
+    }
+    let mut source = format!("#!lua name={name}\n");
+    for line in &lines {
+        let (Line::Own(t) | Line::Shared(t)) = line;
+        source.push_str(t);
+        source.push('\n');
+    }
+    for (script, body) in bodies {
+        source.push_str(&format!(
+            "\nredis.register_function('{prefix}{script}', function(KEYS, ARGV)\n{BEGIN}\n"
+        ));
+        for line in body.lines() {
+            if !line.trim().starts_with(INCLUDE_PREFIX) {
+                source.push_str(line);
+                source.push('\n');
+            }
+        }
+        source.push_str("end)\n");
+    }
+    Library {
+        name,
+        prefix,
+        source,
+    }
+}
+
 macro_rules! scripts {
     ($($field:ident),* $(,)?) => {
         /// Every routing script, ready to run; field `x` is `lua/x.lua`.
@@ -223,6 +302,14 @@ macro_rules! scripts {
                     concat!(stringify!($field), ".lua"),
                     include_str!(concat!("../../lua/", stringify!($field), ".lua")),
                 )),)* }
+            }
+
+            /// Every script as one library of Redis functions.
+            pub fn library() -> Library {
+                library_of(&[$((
+                    stringify!($field),
+                    include_str!(concat!("../../lua/", stringify!($field), ".lua")),
+                )),*])
             }
 
             /// (file name, expanded source) of every script, for checks and `callq inspect`.
@@ -288,9 +375,14 @@ mod tests {
                 "{file}: include left unexpanded"
             );
             assert_eq!(
-                src.matches("local P = KEYS[1]").count(),
+                src.matches("local function begin(keys)").count(),
                 1,
                 "{file}: the key helpers are pasted, once"
+            );
+            assert_eq!(
+                src.matches("\nbegin(KEYS)\n").count(),
+                1,
+                "{file}: begins once"
             );
         }
     }
@@ -305,7 +397,7 @@ mod tests {
             src.find(needle)
                 .unwrap_or_else(|| panic!("{needle} missing"))
         };
-        assert!(pos("local function now_ms()") < pos("local function wake()"));
+        assert!(pos("local function begin(keys)") < pos("local function wake()"));
         assert!(pos("local function wake()") < pos("local function agent_release("));
         assert!(pos("local function agent_release(") < pos("local function call_requeue("));
         assert!(pos("local function call_requeue(") < pos("local z = "));
@@ -318,10 +410,9 @@ mod tests {
         for kept in [
             "local function wake()",
             "local WAKE_CAP = ",
-            "local K_WAKE = ",
-            "local NOW = now_ms()",
+            "local function begin(keys)",
             "local function now_ms()",
-            "local P = KEYS[1]",
+            "local P, NOW, RUN = nil, nil, 0",
             "-- Wake one waiting worker",
         ] {
             assert!(src.contains(kept), "{kept} kept:\n{src}");
@@ -331,7 +422,6 @@ mod tests {
             "local function call_requeue(",
             "local function event(",
             "local function hgetall(",
-            "local K_OFFERS = ",
             "-- Append a transition",
         ] {
             assert!(!src.contains(dropped), "{dropped} dropped:\n{src}");
@@ -347,17 +437,53 @@ mod tests {
     }
 
     #[test]
+    fn the_library_defines_every_transition_once_after_the_shared_code() {
+        let lib = Scripts::library();
+        assert!(lib
+            .source
+            .starts_with(&format!("#!lua name={}\n", lib.name)));
+        assert_eq!(lib.prefix, format!("{}_", lib.name));
+        let shared_end = lib
+            .source
+            .find("redis.register_function(")
+            .expect("functions");
+        assert!(lib.source[..shared_end].contains("local function call_requeue("));
+        for (file, _) in Scripts::sources() {
+            let name = file.trim_end_matches(".lua");
+            let head = format!(
+                "redis.register_function('{}{name}', function(KEYS, ARGV)\n{BEGIN}\n",
+                lib.prefix
+            );
+            assert_eq!(lib.source.matches(&head).count(), 1, "{file}");
+        }
+        assert!(!lib.source.contains(INCLUDE_PREFIX));
+        // another text, another name
+        let other = library_of(&[("t", "-- t: x\nreturn 1\n")]);
+        assert_ne!(other.name, lib.name);
+    }
+
+    #[test]
     fn every_shared_definition_is_recognised() {
         // each top-level `local` line of an include is an item of its own (a miscut item
         // would paste or drop code that is not a whole definition)
         for (name, body) in INCLUDES {
             let lines: Vec<Line<'_>> = body.lines().map(Line::Shared).collect();
-            let defined = items(&lines)
+            let firsts: Vec<usize> = items(&lines)
                 .into_iter()
-                .filter(|i| i.defines.is_some())
-                .count();
-            let locals = body.lines().filter(|l| l.starts_with("local ")).count();
-            assert_eq!(defined, locals, "lua/includes/{name}");
+                .filter_map(|i| {
+                    i.lines.clone().find(|&n| {
+                        let (Line::Own(t) | Line::Shared(t)) = lines[n];
+                        !(t.trim().is_empty() || t.starts_with("--"))
+                    })
+                })
+                .collect();
+            let locals: Vec<usize> = body
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("local "))
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(firsts, locals, "lua/includes/{name}");
         }
     }
 
