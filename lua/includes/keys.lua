@@ -38,11 +38,13 @@ local function now_ms()
 end
 
 -- Every transition opens with begin(KEYS): the centre, the time, the keys; RUN numbers the
--- call, for what a script reads once per call (see agents.lua).
+-- call, for what a script reads once per call (see agents.lua). Loaded as functions, the
+-- keys stay built from one call to the next of the same centre.
 local function begin(keys)
-  P = keys[1]
   NOW = now_ms()
   RUN = RUN + 1
+  if keys[1] == P then return end
+  P = keys[1]
   K_QUEUES = P .. 'queues'
   K_AGENTS = P .. 'agents'
   K_ARRIVING = P .. 'arriving'
