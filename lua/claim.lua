@@ -69,8 +69,10 @@ end
 
 for _, h in ipairs(heads) do
   local cfg = queue_cfg(h.q)
-  local c = hgetall(k_call(h.sid))
-  if c == nil or (c.state ~= 'waiting' and c.state ~= 'callback') then
+  -- what of the call an offer needs (a call that is not there has no state)
+  local c = hmget(k_call(h.sid),
+    { 'state', 'rang', 'attempts', 'kind', 'from', 'to', 'entered_ms' })
+  if c.state ~= 'waiting' and c.state ~= 'callback' then
     -- cannot happen through these scripts; never leave a stray entry at a queue's head
     redis.call('ZREM', k_waiting(h.q), h.sid)
   elseif cfg then

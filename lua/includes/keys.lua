@@ -75,6 +75,17 @@ local function hgetall(key)
   return t
 end
 
+-- The fields `names` of hash `key` as a table (a missing field, or hash, gives nils): for a
+-- script that reads a few fields of a big hash, cheaper than hgetall.
+local function hmget(key, names)
+  local vals = redis.call('HMGET', key, unpack(names))
+  local t = {}
+  for i, name in ipairs(names) do
+    if vals[i] then t[name] = vals[i] end
+  end
+  return t
+end
+
 local function num(v, default)
   local n = tonumber(v)
   if n == nil then return default end
