@@ -94,6 +94,9 @@ pub struct StoreOptions {
     pub response_timeout: Duration,
     /// Longest wait to open a connection.
     pub connect_timeout: Duration,
+    /// Run the scripts as Redis functions (the default), falling back to EVALSHA on a Redis
+    /// without them; false: by SHA only.
+    pub functions: bool,
 }
 
 impl Default for StoreOptions {
@@ -102,6 +105,7 @@ impl Default for StoreOptions {
             pool_size: 32,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            functions: true,
         }
     }
 }
@@ -156,7 +160,7 @@ impl Store {
             prefix: format!("callq:{{{centre}}}:").into(),
             scripts: Arc::new(scripts::Scripts::load()),
             library: Arc::new(scripts::Scripts::library()),
-            functions: Arc::new(AtomicBool::new(true)),
+            functions: Arc::new(AtomicBool::new(opts.functions)),
         })
     }
 
