@@ -34,10 +34,10 @@ table.sort(heads, function(x, y)
   return x.rank < y.rank
 end)
 
--- The best agent for call c in queue q, or nil.
+-- The best agent for call c in queue q and the agent's hash as read, or nil.
 local function pick_agent(q, cfg, c)
   local rang = c.rang or ','
-  local fallback = nil
+  local fallback, fallback_a = nil, nil
   local scan = 20 + num(c.attempts, 0)
   for tier = 1, num(cfg.tiers, 1) do
     local key = k_ready(q, tier)
@@ -49,33 +49,35 @@ local function pick_agent(q, cfg, c)
         redis.call('ZREM', key, id)
       elseif not alive then
         agent_lost(id, a)
-      elseif not eligible(id, a) then
+      elseif not eligible(id, a, alive) then
         remove_ready(id, a)
       elseif string.find(rang, ',' .. id .. ',', 1, true) then
-        fallback = fallback or id
+        if fallback == nil then fallback, fallback_a = id, a end
       else
-        fresh[#fresh + 1] = id
+        fresh[#fresh + 1] = { id, a }
         if cfg.strategy ~= 'random' then break end
       end
     end
     if #fresh > 0 then
-      if cfg.strategy == 'random' then return fresh[(seed % #fresh) + 1] end
-      return fresh[1]
+      local pick = fresh[1]
+      if cfg.strategy == 'random' then pick = fresh[(seed % #fresh) + 1] end
+      return pick[1], pick[2]
     end
   end
-  return fallback
+  return fallback, fallback_a
 end
 
 for _, h in ipairs(heads) do
   local cfg = queue_cfg(h.q)
-  local c = hgetall(k_call(h.sid))
-  if c == nil or (c.state ~= 'waiting' and c.state ~= 'callback') then
+  -- what of the call an offer needs (a call that is not there has no state)
+  local c = hmget(k_call(h.sid),
+    { 'state', 'rang', 'attempts', 'kind', 'from', 'to', 'entered_ms' })
+  if c.state ~= 'waiting' and c.state ~= 'callback' then
     -- cannot happen through these scripts; never leave a stray entry at a queue's head
     redis.call('ZREM', k_waiting(h.q), h.sid)
   elseif cfg then
-    local id = pick_agent(h.q, cfg, c)
+    local id, a = pick_agent(h.q, cfg, c)
     if id then
-      local a = hgetall(k_agent(id))
       local attempts = num(c.attempts, 0) + 1
       redis.call('ZREM', k_waiting(h.q), h.sid)
       local rang = c.rang or ','

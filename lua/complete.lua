@@ -50,7 +50,9 @@ local wrapup = num(cfg.wrapup_ms, 0)
 if c.kind == 'callback' then wrapup = math.max(wrapup, WIND_DOWN_MS) end
 -- running mean handle time (talk + wrap-up), the basis of the estimated wait
 local handle = NOW - answered + wrapup
-local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)
+local aht_ms = cfg.aht_ms
+if cfg.strategy == nil then aht_ms = redis.call('HGET', k_queue(c.queue), 'aht_ms') end
+local aht = num(aht_ms, handle)
 redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
 local a = hgetall(k_agent(agent))
 if a then
@@ -62,8 +64,7 @@ if a then
   -- talk time, for least_talk_time (in seconds, at least a millisecond's worth)
   fields['tt:' .. c.queue] = faded_plus(a['tt:' .. c.queue],
     math.max(NOW - answered, 1) / 1000, cfg.half_life_ms)
-  agent_set(agent, a, fields)
-  agent_release(agent, a, wrapup)
+  agent_release(agent, a, wrapup, fields)
 end
 event('completed', { 'call', sid, 'agent', agent, 'queue', c.queue, 'talk_ms', NOW - answered,
   'source', source })

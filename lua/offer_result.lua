@@ -36,9 +36,13 @@ local cfg = queue_cfg(c.queue) or {}
 if outcome == 'answered' then
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZADD', K_CONNECTED, NOW + num(cfg.check_after_ms, 300000), sid)
-  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW, 'phase', '',
-    'checks', 0)
-  if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5]) end
+  if ARGV[5] ~= nil and ARGV[5] ~= '' then
+    redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW, 'phase', '',
+      'checks', 0, 'leg_sid', ARGV[5])
+  else
+    redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW, 'phase', '',
+      'checks', 0)
+  end
   if a then
     local fields = { misses = 0, handled = num(a.handled, 0) + 1 }
     fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)

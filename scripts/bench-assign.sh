@@ -6,4 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
-exec cargo run --release --quiet --example bench_assign -- "$@"
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+if [[ "${BENCH_PROFILE:-release}" == debug ]]; then
+  exec cargo run --locked --quiet --example bench_assign -- "$@"
+fi
+exec cargo run --release --locked --quiet --example bench_assign -- "$@"

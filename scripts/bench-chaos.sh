@@ -8,13 +8,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
-cargo build --release --locked --quiet
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+profile=${BENCH_PROFILE:-release}
+if [[ "$profile" == debug ]]; then cargo build --locked --quiet; else cargo build --release --locked --quiet; fi
 seeds=${1:-5}
 shift || true
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# 30 s of arrivals per seed unless the arguments give a --duration
+duration=(--duration 30)
+for a in "$@"; do [[ "$a" == --duration* ]] && duration=(); done
 for seed in $(seq 1 "$seeds"); do
-  target/release/callq bench --chaos --seed "$seed" --duration 30 --rate 0.1 \
+  "target/$profile/callq" bench --chaos --seed "$seed" "${duration[@]}" --rate 0.1 \
     --patience 240 --no-answer 0.15 --drops 900 --json "$@" > "$out/$seed.json" 2>/dev/null
 done
 python3 - "$out" "$seeds" <<'PY'

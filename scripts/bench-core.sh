@@ -5,5 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+if [[ "${BENCH_PROFILE:-release}" == debug ]]; then
+  cargo build --locked --quiet
+  exec target/debug/callq bench --core "$@"
+fi
 cargo build --release --locked --quiet
 exec target/release/callq bench --core "$@"

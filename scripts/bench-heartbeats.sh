@@ -8,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
-cargo build --release --locked --bin callq --example bench_heartbeats
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+profile=${BENCH_PROFILE:-release}
+if [[ "$profile" == debug ]]; then
+  cargo build --locked --quiet --bin callq --example bench_heartbeats
+else
+  cargo build --release --locked --bin callq --example bench_heartbeats
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -47,12 +53,14 @@ REDIS_URL="redis://127.0.0.1:$redis_port/" \
 CALLQ_LISTEN="127.0.0.1:$serve_port" \
 CALLQ_ADMIN_TOKEN="$admin_token" \
 CALLQ_AGENT_SECRET="bench-agent-secret-$RANDOM$RANDOM-0123456789abcdef" \
+TWILIO_AUTH_TOKEN="bench-twilio-token-$RANDOM$RANDOM" \
 RUST_LOG="${RUST_LOG:-warn}" \
-  target/release/callq serve >"$work/serve.log" 2>&1 &
+  "target/$profile/callq" serve >"$work/serve.log" 2>&1 &
 serve_pid=$!
 pids+=($serve_pid)
-wait_for "callq serve" curl -fsS -o /dev/null "http://127.0.0.1:$serve_port/readyz"
+wait_for "callq serve" curl -fsS -o /dev/null "http://127.0.0.1:$serve_port/readyz" ||
+  { cat "$work/serve.log" >&2; exit 1; }
 
-echo "callq serve (release) on :$serve_port, redis-server $(redis-server --version | grep -o 'v=[^ ]*') on :$redis_port, $(nproc) cores"
-CALLQ_ADMIN_TOKEN="$admin_token" target/release/examples/bench_heartbeats \
+echo "callq serve ($profile) on :$serve_port, redis-server $(redis-server --version | grep -o 'v=[^ ]*') on :$redis_port, $(nproc) cores"
+CALLQ_ADMIN_TOKEN="$admin_token" "target/$profile/examples/bench_heartbeats" \
   --server "http://127.0.0.1:$serve_port" --watch "serve=$serve_pid" --watch "redis=$redis_pid" "$@"

@@ -9,5 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+if [[ "${BENCH_PROFILE:-release}" == debug ]]; then
+  cargo build --locked --quiet --example webhook_load
+  exec target/debug/examples/webhook_load "$@"
+fi
 cargo build --release --locked --example webhook_load
 exec target/release/examples/webhook_load "$@"

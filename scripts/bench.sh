@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
-cargo build --release --locked --quiet
-bench=target/release/callq
+# BENCH_PROFILE=debug: the debug build (scripts/bench-smoke.sh, which only checks it runs)
+profile=${BENCH_PROFILE:-release}
+if [[ "$profile" == debug ]]; then cargo build --locked --quiet; else cargo build --release --locked --quiet; fi
+bench="target/$profile/callq"
 if [[ "${1:-}" == "--before-after" ]]; then
   shift
   echo "== rho 0.85, every agent answers: legacy, then callq"

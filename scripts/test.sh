@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
 # default `lab` feature), the product build without the lab, every unit, integration and
-# property test against real redis-server instances the tests start, the agent and admin API
-# fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis, skipped where it
-# cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
+# property test against real redis-server instances the tests start, every benchmark script at
+# a tiny size on the debug build (scripts/bench-smoke.sh, about half a minute), the agent and
+# admin API fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis,
+# skipped where it cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
 # alerting rules and dashboard queries. tests/console.rs (the agent console) and
 # tests/wallboard_browser.rs (the wallboard on the demo stack; its screenshot is kept as
 # target/tmp/wallboard.png) drive Debian's headless Chromium through chromedriver
@@ -18,6 +19,8 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --no-default-features --locked
 cargo clippy --all-targets --no-default-features --locked -- -D warnings
 cargo test --all-targets --locked
+# every benchmark script starts, measures and exits 0 (tiny sizes, the debug build above)
+scripts/bench-smoke.sh
 # the API against its OpenAPI document: no 5xx, no undocumented status (about a minute)
 scripts/api-fuzz.sh
 # the Helm chart, linted and rendered by a real helm binary; its alerts and dashboard checked

@@ -504,6 +504,7 @@ async fn the_wallboard_costs_redis_the_same_with_10_or_200_agents() {
         pool_size: 4,
         response_timeout: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(30),
+        functions: true,
     };
     let store = Store::connect_with(&redis.url(), "stats", &opts).expect("store");
     let server = spawn_server_on(store, CentreConfig::demo()).await;

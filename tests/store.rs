@@ -935,6 +935,64 @@ async fn scripts_survive_a_script_flush() {
 }
 
 #[tokio::test]
+async fn a_call_cycle_runs_by_sha_as_on_a_redis_without_functions() {
+    // each script with only the shared definitions it reaches pasted in (EVALSHA)
+    let opts = callq::store::StoreOptions {
+        functions: false,
+        ..callq::store::StoreOptions::default()
+    };
+    let centre = format!("sha{}", std::process::id());
+    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
+    store.configure_queue(&sales()).await.expect("queue");
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enter_connected(&store, "CA1", "sales").await;
+    assert_eq!(status(&store, "a1").await, AgentStatus::Busy);
+    complete(&store, "CA1").await.expect("complete");
+    assert_eq!(state(&store, "CA1").await, CallState::Completed);
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn transitions_survive_a_function_flush() {
+    // the scripts run as a library of Redis functions; a Redis that lost it (restarted
+    // without persistence, flushed) gets it loaded again by the next transition
+    let opts = callq::store::StoreOptions {
+        functions: true,
+        ..callq::store::StoreOptions::default()
+    };
+    let centre = format!("fn{}", std::process::id());
+    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
+    store.configure_queue(&sales()).await.expect("queue");
+    enqueue(&store, "CA1", "sales").await;
+    let mut conn = store.conn().await.expect("conn");
+    async fn libraries(conn: &mut deadpool_redis::Connection) -> usize {
+        let v: Vec<redis::Value> = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg("callq_*")
+            .query_async(&mut **conn)
+            .await
+            .expect("list");
+        v.len()
+    }
+    assert_eq!(
+        libraries(&mut conn).await,
+        1,
+        "loaded by the first transition"
+    );
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut *conn)
+        .await
+        .expect("flush");
+    // (other tests share this Redis: one of them may load it again first, which is fine)
+    enqueue(&store, "CA2", "sales").await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    assert_eq!(claim(&store).await.map(|o| o.call_sid), Some("CA1".into()));
+    assert_eq!(libraries(&mut conn).await, 1, "loaded again");
+}
+
+#[tokio::test]
 async fn a_call_history_is_read_from_the_event_stream() {
     let (store, _) = connected(sales(), "CA1").await;
     complete(&store, "CA1").await.expect("complete");

@@ -8,22 +8,37 @@
 -- (`queue:<q>:agents`, agents by state) in step, so a queue's numbers cost O(1) to read.
 -- @include events.lua
 
--- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }
+-- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }. Parsed once per spec and call
+-- (an agent's spec is read by every counter move and ready-set change); callers only read
+-- the result.
+local parsed_queues, parsed_run = {}, nil
 local function agent_queues(spec)
-  local out = {}
-  if spec == nil or spec == '' then return out end
+  if spec == nil or spec == '' then return {} end
+  if parsed_run ~= RUN then parsed_queues, parsed_run = {}, RUN end
+  local out = parsed_queues[spec]
+  if out then return out end
+  out = {}
   for item in string.gmatch(spec, '[^,]+') do
     local q, tier = string.match(item, '^([^=]+)=(%d+)$')
     if q then out[#out + 1] = { q, tonumber(tier) } end
   end
+  parsed_queues[spec] = out
   return out
 end
 
--- The queue's routing settings, or nil when the queue is not configured.
+-- The queue's routing settings, or nil when the queue is not configured. Read once per call:
+-- no script writes a setting it has already read (configure_queue reads none; upsert_agent
+-- writes `tiers` before its first read); callers only read the table.
+local queue_cfgs, cfgs_run = {}, nil
 local function queue_cfg(q)
-  local c = hgetall(k_queue(q))
-  if c == nil or c.strategy == nil then return nil end
-  return c
+  if cfgs_run ~= RUN then queue_cfgs, cfgs_run = {}, RUN end
+  local c = queue_cfgs[q]
+  if c == nil then
+    c = hgetall(k_queue(q))
+    if c == nil or c.strategy == nil then c = false end
+    queue_cfgs[q] = c
+  end
+  return c or nil
 end
 
 -- Work an agent did lately in a queue (calls answered `fc:<q>`, seconds talked `tt:<q>`),
@@ -58,10 +73,11 @@ local function remove_ready(id, a)
 end
 
 -- Ready means: status available, below capacity, a live heartbeat with a registered device.
-local function eligible(id, a)
-  return a.status == 'available'
-    and num(a.active, 0) < num(a.capacity, 1)
-    and redis.call('GET', k_alive(id)) == '1'
+-- `alive` is the heartbeat key's value when the caller has just read it (nil: read it here).
+local function eligible(id, a, alive)
+  if a.status ~= 'available' or num(a.active, 0) >= num(a.capacity, 1) then return false end
+  if alive == nil then alive = redis.call('GET', k_alive(id)) end
+  return alive == '1'
 end
 
 -- Put the agent in (or take it out of) its ready sets to match its state. Returns true when
@@ -138,10 +154,14 @@ end
 
 -- An agent let go of one call (ended, not answered, or abandoned). `hold_ms` is the wrap-up
 -- or no-answer delay to serve before the next offer. A deferred status request (paused or
--- offline asked for while on a call) is applied once the agent holds no call.
-local function agent_release(id, a, hold_ms)
+-- offline asked for while on a call) is applied once the agent holds no call. `extra`
+-- (optional) holds more fields to write in the same HSET, none of them `status`, `active`,
+-- `queues` or `pending`.
+local function agent_release(id, a, hold_ms, extra)
   local active = math.max(num(a.active, 0) - 1, 0)
-  agent_set(id, a, { active = active })
+  local fields = extra or {}
+  fields.active = active
+  agent_set(id, a, fields)
   if a.status == 'paused' or a.status == 'offline' then
     remove_ready(id, a)
     return

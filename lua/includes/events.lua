@@ -7,8 +7,9 @@ local EVENTS_MAXLEN = 100000
 
 -- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog.
 local function wake()
-  redis.call('LPUSH', K_WAKE, NOW)
-  redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
+  if redis.call('LPUSH', K_WAKE, NOW) > WAKE_CAP then
+    redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
+  end
 end
 
 -- A call's own history (`call:<sid>:history`) keeps its latest transitions this many ...

@@ -25,25 +25,38 @@
 --   P..'switches'   hash  run-time overrides of the config (share_pct: rollout share;
 --                         feature:<name>: '1' or '0', see set_feature.lua)
 
-local P = KEYS[1]
+-- The centre's prefix, the script's clock and the fixed keys: set for each call by `begin`
+-- (the scripts are also loaded once as a library of Redis functions, whose shared code runs
+-- once at load, so nothing here may depend on the call at load time).
+local P, NOW, RUN = nil, nil, 0
+local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
+local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local NOW = now_ms()
 
-local K_QUEUES = P .. 'queues'
-local K_AGENTS = P .. 'agents'
-local K_ARRIVING = P .. 'arriving'
-local K_OFFERS = P .. 'offers'
-local K_CONNECTED = P .. 'connected'
-local K_RETRY = P .. 'retry'
-local K_WRAPUP = P .. 'wrapup'
-local K_HEARTBEATS = P .. 'heartbeats'
-local K_WAKE = P .. 'wake'
-local K_EVENTS = P .. 'events'
-local K_SWITCHES = P .. 'switches'
+-- Every transition opens with begin(KEYS): the centre, the time, the keys; RUN numbers the
+-- call, for what a script reads once per call (see agents.lua). Loaded as functions, the
+-- keys stay built from one call to the next of the same centre.
+local function begin(keys)
+  NOW = now_ms()
+  RUN = RUN + 1
+  if keys[1] == P then return end
+  P = keys[1]
+  K_QUEUES = P .. 'queues'
+  K_AGENTS = P .. 'agents'
+  K_ARRIVING = P .. 'arriving'
+  K_OFFERS = P .. 'offers'
+  K_CONNECTED = P .. 'connected'
+  K_RETRY = P .. 'retry'
+  K_WRAPUP = P .. 'wrapup'
+  K_HEARTBEATS = P .. 'heartbeats'
+  K_WAKE = P .. 'wake'
+  K_EVENTS = P .. 'events'
+  K_SWITCHES = P .. 'switches'
+end
 
 local function k_call(sid) return P .. 'call:' .. sid end
 local function k_call_history(sid) return P .. 'call:' .. sid .. ':history' end
@@ -59,6 +72,17 @@ local function hgetall(key)
   if #flat == 0 then return nil end
   local t = {}
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- The fields `names` of hash `key` as a table (a missing field, or hash, gives nils): for a
+-- script that reads a few fields of a big hash, cheaper than hgetall.
+local function hmget(key, names)
+  local vals = redis.call('HMGET', key, unpack(names))
+  local t = {}
+  for i, name in ipairs(names) do
+    if vals[i] then t[name] = vals[i] end
+  end
   return t
 end
 

@@ -1,7 +1,9 @@
 //! The routing store: the only code that touches routing keys. All routing state lives in
 //! Redis; every state transition is one Lua script in `lua/` (see [`scripts`]), and each script
 //! has exactly one typed function on [`Store`] below. Reads that change nothing live in
-//! [`read`].
+//! [`read`]. The scripts run as Redis functions (`FCALL`, the library loaded again whenever
+//! Redis lost it: a restart without persistence, `FUNCTION FLUSH`), or by SHA (`EVALSHA`) on
+//! a Redis without functions (before 7.0).
 //!
 //! Keys (centre `C`; the `{C}` hash tag keeps a centre in one slot; `lua/includes/keys.lua`
 //! says what each holds): `callq:{C}:call:<CallSid>`, `callq:{C}:queue:<Q>`,
@@ -17,6 +19,7 @@ pub mod read;
 pub mod scripts;
 pub mod types;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +96,9 @@ pub struct StoreOptions {
     pub response_timeout: Duration,
     /// Longest wait to open a connection.
     pub connect_timeout: Duration,
+    /// Run the scripts as Redis functions (the default), falling back to EVALSHA on a Redis
+    /// without them; false: by SHA only.
+    pub functions: bool,
 }
 
 impl Default for StoreOptions {
@@ -101,6 +107,7 @@ impl Default for StoreOptions {
             pool_size: 32,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            functions: true,
         }
     }
 }
@@ -111,6 +118,21 @@ pub struct Store {
     pool: Backend,
     prefix: Arc<str>,
     scripts: Arc<scripts::Scripts>,
+    library: Arc<scripts::Library>,
+    /// False once Redis answered that it has no functions (then scripts run by SHA).
+    functions: Arc<AtomicBool>,
+}
+
+/// Redis does not have the function called (never loaded, or lost: a restart without
+/// persistence, `FUNCTION FLUSH`).
+fn function_missing(e: &redis::RedisError) -> bool {
+    e.to_string().contains("Function not found")
+}
+
+/// Redis has no functions at all (before 7.0).
+fn functions_unsupported(e: &redis::RedisError) -> bool {
+    let m = e.to_string().to_ascii_lowercase();
+    m.contains("unknown command") && m.contains("fcall")
 }
 
 impl Store {
@@ -134,6 +156,8 @@ impl Store {
             pool,
             prefix: prefix.into(),
             scripts: Arc::new(scripts::Scripts::load()),
+            library: Arc::new(scripts::Scripts::library()),
+            functions: Arc::new(AtomicBool::new(opts.functions)),
         })
     }
 
@@ -176,8 +200,33 @@ impl Store {
         format!("{}{}", self.prefix, suffix)
     }
 
-    async fn run<T: FromRedisValue>(&self, script: &Script, args: &[&str]) -> Result<T> {
+    /// Run transition `name`: its function, the library loaded first when Redis lost it, or
+    /// `script` by SHA on a Redis without functions.
+    async fn run<T: FromRedisValue>(
+        &self,
+        name: &'static str,
+        script: &Script,
+        args: &[&str],
+    ) -> Result<T> {
         let mut conn = self.pool.get().await?;
+        if self.functions.load(Ordering::Relaxed) {
+            let mut call = redis::cmd("FCALL");
+            call.arg(format!("{}{name}", self.library.prefix))
+                .arg(1)
+                .arg(&*self.prefix)
+                .arg(args);
+            match call.query_async::<T>(&mut *conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if function_missing(&e) => {
+                    self.load_library(&mut conn).await?;
+                    return Ok(call.query_async::<T>(&mut *conn).await?);
+                }
+                Err(e) if functions_unsupported(&e) => {
+                    self.functions.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let mut inv = script.key(&*self.prefix);
         for a in args {
             inv.arg(*a);
@@ -188,8 +237,21 @@ impl Store {
         Ok(inv.invoke_async(&mut conn).await?)
     }
 
+    /// Load this version's library (another process may just have done it).
+    async fn load_library(&self, conn: &mut deadpool_redis::Connection) -> Result<()> {
+        let loaded: redis::RedisResult<String> = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(&self.library.source)
+            .query_async(&mut **conn)
+            .await;
+        match loaded {
+            Err(e) if !e.to_string().contains("already exists") => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     async fn run_list(&self, name: &'static str, script: &Script, args: &[&str]) -> Result<Reply> {
-        let reply: Vec<String> = self.run(script, args).await?;
+        let reply: Vec<String> = self.run(name, script, args).await?;
         Ok(Reply {
             script: name,
             v: reply,
@@ -807,7 +869,11 @@ impl Store {
     /// calls due a check), each held for `lease` (`take_checks.lua`).
     pub async fn take_checks(&self, limit: u32, lease: Duration) -> Result<Vec<Check>> {
         let rows: Vec<Vec<String>> = self
-            .run(&self.scripts.take_checks, &[&limit.to_string(), &ms(lease)])
+            .run(
+                "take_checks",
+                &self.scripts.take_checks,
+                &[&limit.to_string(), &ms(lease)],
+            )
             .await?;
         rows.into_iter()
             .map(|row| {
@@ -855,7 +921,9 @@ impl Store {
     /// Take dead agents' presence, end due wrap-ups, let overdue arrivals and due callback
     /// retries into line, at most `limit` of each (`reap.lua`).
     pub async fn reap(&self, limit: u32) -> Result<Reaped> {
-        let r: Vec<i64> = self.run(&self.scripts.reap, &[&limit.to_string()]).await?;
+        let r: Vec<i64> = self
+            .run("reap", &self.scripts.reap, &[&limit.to_string()])
+            .await?;
         let n = |v: i64| u32::try_from(v).unwrap_or(0);
         match r.as_slice() {
             [a, b, c, d] => Ok(Reaped {

@@ -1,5 +1,8 @@
 //! The Lua scripts in `lua/`, embedded at compile time, with `-- @include name.lua` lines
 //! replaced by the files in `lua/includes/` (recursively, each file once, dependencies first).
+//! Only the shared definitions a script uses are pasted: Redis runs a script's whole text on
+//! every call, and each `local function` it passes builds a closure, so a helper no script
+//! line reaches would cost every call for nothing (see [`shake`]).
 //! Each script is called by SHA (EVALSHA); the `redis` crate falls back to loading it on
 //! NOSCRIPT, so a `SCRIPT FLUSH` or a Redis restart never breaks a running process.
 //!
@@ -18,38 +21,274 @@ const INCLUDES: &[(&str, &str)] = &[
 
 const INCLUDE_PREFIX: &str = "-- @include ";
 
+/// The first statement of every transition (keys.lua): the centre, the clock, the keys.
+const BEGIN: &str = "begin(KEYS)";
+
 fn include_source(name: &str) -> Option<&'static str> {
     INCLUDES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
+/// One line of an expanded script: the script's own, or one pasted from an include.
+enum Line<'a> {
+    Own(&'a str),
+    Shared(&'a str),
+}
+
 /// Expand `source`'s include lines into `out`, depth first, skipping files already in `done`.
 /// An unknown include is a bug in `lua/` caught by the tests below, so it panics.
-fn expand_into(name: &str, source: &str, done: &mut Vec<String>, out: &mut String) {
+fn expand_into<'a>(
+    name: &str,
+    source: &'a str,
+    own: bool,
+    done: &mut Vec<&'a str>,
+    out: &mut Vec<Line<'a>>,
+) {
     for line in source.lines() {
         match line.trim().strip_prefix(INCLUDE_PREFIX) {
             Some(inc) => {
                 let inc = inc.trim();
-                if done.iter().any(|d| d == inc) {
+                if done.contains(&inc) {
                     continue;
                 }
-                done.push(inc.to_string());
                 let body = include_source(inc)
                     .unwrap_or_else(|| panic!("lua/{name}: unknown include {inc}"));
-                expand_into(inc, body, done, out);
+                done.push(inc);
+                expand_into(inc, body, false, done, out);
+                if own {
+                    // the script's own code starts once the shared code is in place
+                    out.push(Line::Own(BEGIN));
+                }
             }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
+            None if own => out.push(Line::Own(line)),
+            None => out.push(Line::Shared(line)),
         }
     }
 }
 
-/// The script `name` with its includes expanded.
-fn expand(name: &str, source: &str) -> String {
-    let mut out = String::with_capacity(source.len() * 6);
-    expand_into(name, source, &mut Vec::new(), &mut out);
+/// A top-level definition of the shared code: `local function name(...) ... end` or
+/// `local name = ...` (with any lines continuing it), with the comments just above it.
+struct Item {
+    /// The local it defines, or None (comments only): always kept.
+    defines: Option<String>,
+    /// Its index range in the expanded lines.
+    lines: std::ops::Range<usize>,
+}
+
+/// The name a top-level `local` line defines, and whether it opens a function body that
+/// runs to a line `end` (a one-line `local function f() ... end` does not).
+fn defined_local(line: &str) -> Option<(String, bool)> {
+    let rest = line.strip_prefix("local ")?;
+    let (rest, function) = match rest.strip_prefix("function ") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let after = rest[name.len()..].trim_start();
+    let well_formed = !name.is_empty()
+        && if function {
+            after.starts_with('(')
+        } else {
+            after.starts_with('=')
+        };
+    well_formed.then(|| {
+        let opens_body = function && !line.trim_end().ends_with(" end");
+        (name, opens_body)
+    })
+}
+
+/// The shared lines of `lines` cut into items. A comment or blank line at column 0 starts
+/// the comments of the next item; any other line that does not open a definition continues
+/// the current one (an indented line, a closing bracket).
+fn items(lines: &[Line<'_>]) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::new();
+    let mut comments_from: Option<usize> = None;
+    let mut in_body = false;
+    for (i, line) in lines.iter().enumerate() {
+        let Line::Shared(text) = line else { continue };
+        if in_body {
+            if let Some(last) = out.last_mut() {
+                last.lines.end = i + 1;
+            }
+            in_body = *text != "end";
+            continue;
+        }
+        if let Some((name, opens_body)) = defined_local(text) {
+            let start = comments_from.take().unwrap_or(i);
+            out.push(Item {
+                defines: Some(name),
+                lines: start..i + 1,
+            });
+            in_body = opens_body;
+        } else if text.trim().is_empty() || text.starts_with("--") {
+            comments_from.get_or_insert(i);
+        } else if text.starts_with("local ") {
+            // several names at once (the call's state, set by `begin`): always kept
+            let start = comments_from.take().unwrap_or(i);
+            out.push(Item {
+                defines: None,
+                lines: start..i + 1,
+            });
+        } else if let (Some(last), None) = (out.last_mut(), comments_from) {
+            last.lines.end = i + 1;
+        } else {
+            // code that defines nothing: kept whatever uses it
+            let start = comments_from.take().unwrap_or(i);
+            out.push(Item {
+                defines: None,
+                lines: start..i + 1,
+            });
+        }
+    }
+    if let Some(start) = comments_from {
+        out.push(Item {
+            defines: None,
+            lines: start..lines.len(),
+        });
+    }
     out
+}
+
+/// Every identifier-like word of `text` outside its whole-line comments (strings and
+/// trailing comments included: a word seen there can only keep a definition that is not
+/// needed, never drop one that is; no script has a long string that a line could open).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+}
+
+/// Drop the shared definitions nothing reaches: start from the script's own lines and the
+/// shared code that defines nothing, keep each definition whose name they use, then what
+/// those use, and so on. Order is kept, so each kept definition still follows what it uses.
+fn shake(lines: &[Line<'_>]) -> String {
+    let items = items(lines);
+    let text = |r: &std::ops::Range<usize>| {
+        lines[r.clone()]
+            .iter()
+            .map(|l| match l {
+                Line::Own(t) | Line::Shared(t) => *t,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut todo: Vec<String> = Vec::new();
+    let reach = |t: &str, used: &mut std::collections::HashSet<String>, todo: &mut Vec<String>| {
+        for w in words(t) {
+            if used.insert(w.to_string()) {
+                todo.push(w.to_string());
+            }
+        }
+    };
+    for line in lines {
+        if let Line::Own(t) = line {
+            reach(t, &mut used, &mut todo);
+        }
+    }
+    for item in items.iter().filter(|i| i.defines.is_none()) {
+        reach(&text(&item.lines), &mut used, &mut todo);
+    }
+    while let Some(w) = todo.pop() {
+        for item in items
+            .iter()
+            .filter(|i| i.defines.as_deref() == Some(w.as_str()))
+        {
+            reach(&text(&item.lines), &mut used, &mut todo);
+        }
+    }
+    let mut keep = vec![true; lines.len()];
+    for item in &items {
+        if let Some(name) = &item.defines {
+            if !used.contains(name) {
+                keep[item.lines.clone()].iter_mut().for_each(|k| *k = false);
+            }
+        }
+    }
+    let mut out = String::with_capacity(lines.len() * 40);
+    for (line, keep) in lines.iter().zip(keep) {
+        if keep {
+            let (Line::Own(t) | Line::Shared(t)) = line;
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The script `name` with its includes expanded and shaken.
+fn expand(name: &str, source: &str) -> String {
+    let mut lines = Vec::new();
+    expand_into(name, source, true, &mut Vec::new(), &mut lines);
+    shake(&lines)
+}
+
+/// The routing scripts as one library of Redis functions (`FUNCTION LOAD`, `FCALL`): the
+/// shared code of `lua/includes/` defined once when the library loads instead of on every
+/// call, and each `lua/<name>.lua` the body of function `<prefix><name>`. The library and
+/// its functions are named after a hash of their text, so processes of two versions of
+/// callq sharing a Redis (a rolling upgrade) each call their own code.
+pub struct Library {
+    /// The library's name, `callq_<hash>`.
+    pub name: String,
+    /// What each function's name starts with, `callq_<hash>_`.
+    pub prefix: String,
+    /// The text for `FUNCTION LOAD`.
+    pub source: String,
+}
+
+/// FNV-1a, 64 bits: a version stamp for the library's text (not a security boundary).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The library of the transitions `bodies` ((name, `lua/<name>.lua`)).
+fn library_of(bodies: &[(&str, &str)]) -> Library {
+    let mut texts: Vec<&str> = INCLUDES.iter().map(|(_, b)| *b).collect();
+    texts.extend(bodies.iter().map(|(_, b)| *b));
+    let name = format!("callq_{:012x}", fnv1a(&texts) >> 16);
+    let prefix = format!("{name}_");
+    let mut lines = Vec::new();
+    let mut done = Vec::new();
+    for (inc, body) in INCLUDES {
+        if !done.contains(inc) {
+            done.push(*inc);
+            expand_into(inc, body, false, &mut done, &mut lines);
+        }
+    }
+    let mut source = format!("#!lua name={name}\n");
+    for line in &lines {
+        let (Line::Own(t) | Line::Shared(t)) = line;
+        source.push_str(t);
+        source.push('\n');
+    }
+    for (script, body) in bodies {
+        source.push_str(&format!(
+            "\nredis.register_function('{prefix}{script}', function(KEYS, ARGV)\n{BEGIN}\n"
+        ));
+        for line in body.lines() {
+            if !line.trim().starts_with(INCLUDE_PREFIX) {
+                source.push_str(line);
+                source.push('\n');
+            }
+        }
+        source.push_str("end)\n");
+    }
+    Library {
+        name,
+        prefix,
+        source,
+    }
 }
 
 macro_rules! scripts {
@@ -63,6 +302,14 @@ macro_rules! scripts {
                     concat!(stringify!($field), ".lua"),
                     include_str!(concat!("../../lua/", stringify!($field), ".lua")),
                 )),)* }
+            }
+
+            /// Every script as one library of Redis functions.
+            pub fn library() -> Library {
+                library_of(&[$((
+                    stringify!($field),
+                    include_str!(concat!("../../lua/", stringify!($field), ".lua")),
+                )),*])
             }
 
             /// (file name, expanded source) of every script, for checks and `callq inspect`.
@@ -127,29 +374,117 @@ mod tests {
                 !src.contains(INCLUDE_PREFIX),
                 "{file}: include left unexpanded"
             );
-            assert!(
-                src.contains("local function now_ms()"),
-                "{file}: the key helpers are present"
+            assert_eq!(
+                src.matches("local function begin(keys)").count(),
+                1,
+                "{file}: the key helpers are pasted, once"
             );
             assert_eq!(
-                src.matches("local function now_ms()").count(),
+                src.matches("\nbegin(KEYS)\n").count(),
                 1,
-                "{file}: each include is pasted once"
+                "{file}: begins once"
             );
         }
     }
 
     #[test]
     fn includes_come_before_what_uses_them() {
-        let src = expand("t.lua", "-- t: x\n-- @include calls.lua\nlocal z = 1\n");
+        let src = expand(
+            "t.lua",
+            "-- t: x\n-- @include calls.lua\nlocal z = { call_requeue, agent_release }\n",
+        );
         let pos = |needle: &str| {
             src.find(needle)
                 .unwrap_or_else(|| panic!("{needle} missing"))
         };
-        assert!(pos("local function now_ms()") < pos("local function wake()"));
+        assert!(pos("local function begin(keys)") < pos("local function wake()"));
         assert!(pos("local function wake()") < pos("local function agent_release("));
         assert!(pos("local function agent_release(") < pos("local function call_requeue("));
-        assert!(pos("local function call_requeue(") < pos("local z = 1"));
+        assert!(pos("local function call_requeue(") < pos("local z = "));
+    }
+
+    #[test]
+    fn only_the_definitions_a_script_reaches_are_pasted() {
+        let src = expand("t.lua", "-- t: x\n-- @include calls.lua\nwake()\n");
+        // wake and what it uses (the wake key, the cap, the clock), with their comments
+        for kept in [
+            "local function wake()",
+            "local WAKE_CAP = ",
+            "local function begin(keys)",
+            "local function now_ms()",
+            "local P, NOW, RUN = nil, nil, 0",
+            "-- Wake one waiting worker",
+        ] {
+            assert!(src.contains(kept), "{kept} kept:\n{src}");
+        }
+        for dropped in [
+            "local function agent_release(",
+            "local function call_requeue(",
+            "local function event(",
+            "local function hgetall(",
+            "-- Append a transition",
+        ] {
+            assert!(!src.contains(dropped), "{dropped} dropped:\n{src}");
+        }
+        // a one-line function does not swallow the definitions after it
+        let src = expand(
+            "t.lua",
+            "-- t: x\n-- @include keys.lua\nlocal x = k_alive('a')\n",
+        );
+        assert!(src.contains("local function k_alive(a)"));
+        assert!(!src.contains("local function k_agent(a)"));
+        assert!(!src.contains("local function hgetall("));
+    }
+
+    #[test]
+    fn the_library_defines_every_transition_once_after_the_shared_code() {
+        let lib = Scripts::library();
+        assert!(lib
+            .source
+            .starts_with(&format!("#!lua name={}\n", lib.name)));
+        assert_eq!(lib.prefix, format!("{}_", lib.name));
+        let shared_end = lib
+            .source
+            .find("redis.register_function(")
+            .expect("functions");
+        assert!(lib.source[..shared_end].contains("local function call_requeue("));
+        for (file, _) in Scripts::sources() {
+            let name = file.trim_end_matches(".lua");
+            let head = format!(
+                "redis.register_function('{}{name}', function(KEYS, ARGV)\n{BEGIN}\n",
+                lib.prefix
+            );
+            assert_eq!(lib.source.matches(&head).count(), 1, "{file}");
+        }
+        assert!(!lib.source.contains(INCLUDE_PREFIX));
+        // another text, another name
+        let other = library_of(&[("t", "-- t: x\nreturn 1\n")]);
+        assert_ne!(other.name, lib.name);
+    }
+
+    #[test]
+    fn every_shared_definition_is_recognised() {
+        // each top-level `local` line of an include is an item of its own (a miscut item
+        // would paste or drop code that is not a whole definition)
+        for (name, body) in INCLUDES {
+            let lines: Vec<Line<'_>> = body.lines().map(Line::Shared).collect();
+            let firsts: Vec<usize> = items(&lines)
+                .into_iter()
+                .filter_map(|i| {
+                    i.lines.clone().find(|&n| {
+                        let (Line::Own(t) | Line::Shared(t)) = lines[n];
+                        !(t.trim().is_empty() || t.starts_with("--"))
+                    })
+                })
+                .collect();
+            let locals: Vec<usize> = body
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("local "))
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(firsts, locals, "lua/includes/{name}");
+        }
     }
 
     #[test]

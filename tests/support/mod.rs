@@ -33,7 +33,8 @@ pub fn redis_url() -> String {
 }
 
 /// A store on a centre no other test uses. Replies may take long on a busy machine: the
-/// tests assert outcomes, never speed, so the response timeout is generous.
+/// tests assert outcomes, never speed, so the response timeout is generous. The scripts run
+/// as Redis functions, or by SHA when `CALLQ_TEST_BY_SHA=1` (as on a Redis before 7.0).
 pub fn fresh_store() -> Store {
     let n = CENTRE.fetch_add(1, Ordering::SeqCst);
     let centre = format!("t{}-{n}", std::process::id());
@@ -41,6 +42,7 @@ pub fn fresh_store() -> Store {
         pool_size: 16,
         response_timeout: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(30),
+        functions: std::env::var("CALLQ_TEST_BY_SHA").as_deref() != Ok("1"),
     };
     Store::connect_with(&redis_url(), &centre, &opts).expect("store connects")
 }

@@ -1,6 +1,7 @@
 //! Where Redis spends its time during a benchmark phase, per script: the phase runs with
-//! Redis' slow log recording every command (threshold 0), and each `EVALSHA` is named by its
-//! script (the SHA-1 of each expanded `lua/` file). Redis runs scripts on its one thread, so
+//! Redis' slow log recording every command (threshold 0), and each `FCALL` is named by its
+//! function (`callq_<version>_<script>`), each `EVALSHA` by its script (the SHA-1 of each
+//! expanded `lua/` file). Redis runs scripts on its one thread, so
 //! a script's execution time is what every other request of the shard waits behind; this is
 //! the figure to cut. The server's own settings are put back afterwards.
 
@@ -21,7 +22,7 @@ const MAX_ENTRIES: u64 = 1_000_000;
 pub struct ScriptCost {
     /// The script's file name without `.lua`, or the Redis command.
     pub name: String,
-    /// A script (EVALSHA), or a plain Redis command (run by a script or directly).
+    /// A script (FCALL or EVALSHA), or a plain Redis command (run by a script or directly).
     pub script: bool,
     pub calls: u64,
     pub mean_us: f64,
@@ -142,6 +143,11 @@ impl Profiler {
                     .get(&arg(1))
                     .cloned()
                     .unwrap_or_else(|| "evalsha (unknown script)".into()),
+                // a function is named `callq_<version>_<script>`
+                "fcall" => match arg(1).splitn(3, '_').nth(2) {
+                    Some(script) if arg(1).starts_with("callq_") => script.to_string(),
+                    _ => "fcall (unknown function)".into(),
+                },
                 // the profile's own commands
                 "slowlog" | "config" => continue,
                 _ => cmd,
@@ -165,7 +171,11 @@ fn summarize(entries: Vec<(String, f64)>) -> Vec<ScriptCost> {
         .into_iter()
         .map(|(f, _)| f.trim_end_matches(".lua").to_string())
         .collect();
-    let is_script = |name: &str| scripts.iter().any(|s| s == name) || name.starts_with("evalsha");
+    let is_script = |name: &str| {
+        scripts.iter().any(|s| s == name)
+            || name.starts_with("evalsha")
+            || name.starts_with("fcall")
+    };
     let mut totals = (0.0f64, 0.0f64);
     for (name, v) in &by {
         let sum: f64 = v.iter().sum();
