@@ -965,12 +965,12 @@ async fn transitions_survive_a_function_flush() {
     store.configure_queue(&sales()).await.expect("queue");
     enqueue(&store, "CA1", "sales").await;
     let mut conn = store.conn().await.expect("conn");
-    async fn libraries(conn: &mut deadpool_redis::Connection) -> usize {
+    async fn libraries(conn: &mut callq::store::Conn) -> usize {
         let v: Vec<redis::Value> = redis::cmd("FUNCTION")
             .arg("LIST")
             .arg("LIBRARYNAME")
             .arg("callq_*")
-            .query_async(&mut **conn)
+            .query_async(conn)
             .await
             .expect("list");
         v.len()
@@ -982,7 +982,7 @@ async fn transitions_survive_a_function_flush() {
     );
     let _: () = redis::cmd("FUNCTION")
         .arg("FLUSH")
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .expect("flush");
     // (other tests share this Redis: one of them may load it again first, which is fine)

@@ -215,11 +215,11 @@ impl Store {
                 .arg(1)
                 .arg(&*self.prefix)
                 .arg(args);
-            match call.query_async::<T>(&mut *conn).await {
+            match call.query_async::<T>(&mut conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) if function_missing(&e) => {
                     self.load_library(&mut conn).await?;
-                    return Ok(call.query_async::<T>(&mut *conn).await?);
+                    return Ok(call.query_async::<T>(&mut conn).await?);
                 }
                 Err(e) if functions_unsupported(&e) => {
                     self.functions.store(false, Ordering::Relaxed);
@@ -237,12 +237,13 @@ impl Store {
         Ok(inv.invoke_async(&mut conn).await?)
     }
 
-    /// Load this version's library (another process may just have done it).
-    async fn load_library(&self, conn: &mut deadpool_redis::Connection) -> Result<()> {
+    /// Load this version's library (another process may just have done it). On a cluster
+    /// the client sends `FUNCTION LOAD` to every master.
+    async fn load_library(&self, conn: &mut Conn) -> Result<()> {
         let loaded: redis::RedisResult<String> = redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg(&self.library.source)
-            .query_async(&mut **conn)
+            .query_async(conn)
             .await;
         match loaded {
             Err(e) if !e.to_string().contains("already exists") => Err(e.into()),

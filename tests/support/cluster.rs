@@ -94,6 +94,7 @@ impl LocalCluster {
             pool_size: 16,
             response_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            ..StoreOptions::default()
         };
         Store::connect_with(&self.url(), centre, &opts).expect("store connects to the cluster")
     }
