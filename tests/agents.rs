@@ -1734,7 +1734,7 @@ async fn admin_lists_queues_with_live_numbers() {
     assert_eq!(r.status, 200, "{}", r.json);
     let queues = r.json["queues"].as_array().expect("queues");
     let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
-    assert_eq!(names, ["sales", "support"]);
+    assert_eq!(names, ["sales", "soporte", "support"]);
     let sales = &queues[0];
     assert_eq!(sales["strategy"], "longest_idle");
     assert_eq!(sales["waiting"], 2);
@@ -1751,7 +1751,8 @@ async fn admin_lists_queues_with_live_numbers() {
     // the third caller in line with one agent staffed waits for two departures
     let eta = sales["estimated_wait_s"].as_f64().expect("estimate");
     assert!((eta - 2.0 * aht).abs() < 1e-6, "{sales}");
-    let support = &queues[1];
+    let support = &queues[2];
+    assert_eq!(support["name"], "support");
     assert_eq!(support["waiting"], 0);
     assert_eq!(support["oldest_wait_s"], 0.0);
     assert_eq!(support["agents"]["offline"], 1);

@@ -1608,3 +1608,139 @@ async fn a_share_below_100_needs_a_legacy_path() {
     let doc = call_in(&srv, "CAstill", CALLER, SALES_NO).await;
     assert!(doc.verbs.iter().any(|v| matches!(v, Verb::Enqueue(_))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Languages
+// ---------------------------------------------------------------------------------------------
+
+/// Every `<Say>` of `doc` (in a `<Gather>` too), with its language and voice.
+fn spoken(doc: &twiml::Response) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    let mut push = |s: &twiml::Say| out.push((s.text.clone(), s.language.clone(), s.voice.clone()));
+    for v in &doc.verbs {
+        match v {
+            Verb::Say(s) => push(s),
+            Verb::Gather(g) => {
+                for c in &g.children {
+                    if let GatherChild::Say(s) = c {
+                        push(s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A Spanish queue: its welcome, place, wait, callback offer and overflow all in Spanish,
+/// each `<Say>` with the queue's language and voice; the English queue beside it unchanged.
+#[tokio::test]
+async fn a_spanish_queue_speaks_spanish_in_every_prompt() {
+    let srv = spawn_server(centre_with(
+        "",
+        "language = \"es-MX\"\nvoice = \"Polly.Mia\"\ncallback_after_s = 0\nmax_wait_s = 2\noverflow = { action = \"voicemail\" }",
+        "",
+    ))
+    .await;
+    let store = &srv.state.store;
+    let es = (Some("es-MX".to_string()), Some("Polly.Mia".to_string()));
+
+    let doc = call_in(&srv, "CAes1", CALLER, SUPPORT_NO).await;
+    let said_all = spoken(&doc);
+    assert!(!said_all.is_empty(), "{doc:?}");
+    for (_, lang, voice) in &said_all {
+        assert_eq!((lang.clone(), voice.clone()), es, "{said_all:?}");
+    }
+
+    // nobody staffed: said so, in Spanish; with the callback offer in Spanish around it
+    let doc = twiml(
+        &srv,
+        "/twilio/wait?queue=support",
+        &[
+            ("CallSid", "CAes1"),
+            ("From", CALLER),
+            ("To", SUPPORT_NO),
+            ("QueueTime", "0"),
+        ],
+    )
+    .await;
+    let words = spoken(&doc);
+    let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+    assert!(texts.contains(&"Es usted el siguiente."), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("no podemos estimar su espera")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("pulse 1")), "{texts:?}");
+    assert!(
+        words.iter().all(|w| (w.1.clone(), w.2.clone()) == es),
+        "{words:?}"
+    );
+
+    // an agent logged in (seen once the server's one-second queue numbers are renewed): a
+    // Spanish estimate
+    online_agent(store, &agent("a1", &[("support", 1)])).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    call_in(&srv, "CAes2", CALLER, SUPPORT_NO).await;
+    let doc = twiml(
+        &srv,
+        "/twilio/wait?queue=support",
+        &[
+            ("CallSid", "CAes2"),
+            ("From", CALLER),
+            ("To", SUPPORT_NO),
+            ("QueueTime", "0"),
+        ],
+    )
+    .await;
+    assert!(
+        says(&doc)
+            .iter()
+            .any(|t| t.starts_with("Su espera estimada es de ")),
+        "{:?}",
+        says(&doc)
+    );
+
+    // the max wait: the voicemail lead in Spanish
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let doc = twiml(
+        &srv,
+        "/twilio/wait?queue=support",
+        &[
+            ("CallSid", "CAes1"),
+            ("From", CALLER),
+            ("To", SUPPORT_NO),
+            ("QueueTime", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(doc.verbs, vec![Verb::Leave]);
+    let doc = queue_exit(&srv, "CAes1", "leave").await;
+    assert!(said(&doc, "Sentimos la larga espera"), "{:?}", says(&doc));
+    assert!(spoken(&doc)
+        .iter()
+        .all(|w| (w.1.clone(), w.2.clone()) == es));
+
+    // the English queue and the menu are still English
+    // (no language configured: Twilio's default, English)
+    let doc = call_in(&srv, "CAen", CALLER, SALES_NO).await;
+    assert!(spoken(&doc)
+        .iter()
+        .all(|w| w.1.is_none() && w.2.is_none() && w.0 == "Welcome to sales."));
+    let doc = call_in(&srv, "CAmenu", CALLER, IVR_NO).await;
+    assert!(!spoken(&doc).is_empty());
+    assert!(spoken(&doc).iter().all(|w| w.1.is_none()));
+}
+
+/// A language callq has no phrases for is refused at start, naming the field.
+#[test]
+fn an_unknown_language_is_refused() {
+    let toml = callq::config::DEMO_TOML.replace("language = \"es-ES\"", "language = \"fr-FR\"");
+    let err = CentreConfig::from_toml(&toml, "t")
+        .expect_err("refused")
+        .to_string();
+    assert!(err.starts_with("queues.soporte.language: "), "{err}");
+}

@@ -67,6 +67,7 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
             e164(&format!("ivr.numbers[{i}]"), n)?;
         }
         say("ivr.prompt", &ivr.prompt, false)?;
+        speech("ivr", ivr.language.as_deref(), ivr.voice.as_deref())?;
         for (digit, q) in &ivr.options {
             if digit.len() != 1 || !digit.chars().all(|c| c.is_ascii_digit()) {
                 return Err(invalid(
@@ -162,6 +163,11 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         e164(&format!("queues.{name}.numbers[{i}]"), n)?;
     }
     say(&f("welcome"), &q.welcome, true)?;
+    speech(
+        &format!("queues.{name}"),
+        q.language.as_deref(),
+        q.voice.as_deref(),
+    )?;
     say(&f("closed_message"), &q.closed_message, true)?;
     for (i, music) in q.hold_music.iter().enumerate() {
         let field = match q.hold_music.len() {
@@ -269,6 +275,32 @@ fn e164(field: &str, n: &str) -> Result<(), ConfigError> {
 }
 
 /// An absolute http(s) URL Twilio can fetch.
+/// A `language` callq has phrases for (see `webhooks::speech`) and a plain `voice` name.
+fn speech(at: &str, language: Option<&str>, voice: Option<&str>) -> Result<(), ConfigError> {
+    if let Some(language) = language.filter(|l| crate::config::language::Lang::of(l).is_none()) {
+        return Err(invalid(
+            format!("{at}.language"),
+            format!(
+                "callq speaks {}: a tag such as en-US or es-ES, not {language:?}",
+                crate::config::language::Lang::SPOKEN
+            ),
+        ));
+    }
+    if let Some(v) = voice {
+        let plain = !v.is_empty()
+            && v.len() <= 64
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !plain {
+            return Err(invalid(
+                format!("{at}.voice"),
+                "a Twilio voice name such as Polly.Lucia or Google.es-ES-Standard-A",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn http_url(field: &str, url: &str) -> Result<(), ConfigError> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),

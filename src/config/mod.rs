@@ -6,6 +6,7 @@
 mod check;
 pub mod features;
 pub mod hours;
+pub mod language;
 pub mod rollout;
 
 use std::collections::BTreeMap;
@@ -135,6 +136,14 @@ pub struct QueueConfig {
     /// half-life: a call answered an hour ago counts half, two hours ago a quarter.
     #[serde(default = "d_half_life")]
     pub recent_half_life_s: u64,
+    /// The language callers of this queue hear (a BCP 47 tag for `<Say language>`, e.g.
+    /// `en-US`, `es-ES`; its language, English or Spanish, picks callq's own phrases).
+    /// Absent: English, said with Twilio's default language.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The `<Say voice>` (e.g. `Polly.Lucia`; absent: Twilio's default for the language).
+    #[serde(default)]
+    pub voice: Option<String>,
 }
 
 fn d_no_agents_after() -> u64 {
@@ -248,6 +257,11 @@ pub struct IvrConfig {
     pub prompt: String,
     /// digit -> queue
     pub options: BTreeMap<String, String>,
+    /// The menu's language and voice, as a queue's.
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub voice: Option<String>,
 }
 
 /// What a caller gets when Redis is out of reach. Without a number, the caller holds in the
@@ -356,7 +370,8 @@ mod tests {
     #[test]
     fn embedded_demo_config_is_valid() {
         let cfg = CentreConfig::from_toml(DEMO_TOML, "demo").expect("demo config parses");
-        assert_eq!(cfg.queues.len(), 2);
+        assert_eq!(cfg.queues.len(), 3);
+        assert_eq!(cfg.queues["soporte"].language.as_deref(), Some("es-ES"));
         assert_eq!(cfg.queue_for_number("+15005550002"), "support");
         assert_eq!(cfg.queue_for_number("+19999999999"), "sales");
     }

@@ -1,6 +1,6 @@
 //! `callq demo`: callq on an embedded default, nothing to configure. Without `REDIS_URL` it
 //! starts its own `redis-server`; it runs `callq serve` and a worker in-process with the
-//! embedded demo centre (two queues, an IVR), twelve simulated agents and a stream of
+//! embedded demo centre (three queues, one of them in Spanish, an IVR), twelve simulated agents and a stream of
 //! simulated callers through the Twilio simulator, shows a live status line, and prints the
 //! report when `--duration` has passed or on Ctrl-C.
 
@@ -185,7 +185,12 @@ async fn populate(
         } else {
             ("support", "sales")
         };
-        let q: Vec<(String, u32)> = [(first, 1), (second, 2)]
+        // every third agent also speaks Spanish and serves the Spanish line first
+        let mut wanted = vec![(first, 1), (second, 2)];
+        if i % 3 == 0 {
+            wanted.push(("soporte", 1));
+        }
+        let q: Vec<(String, u32)> = wanted
             .into_iter()
             .filter(|(n, _)| queues.iter().any(|q| q == n))
             .map(|(n, t)| (n.to_string(), t))

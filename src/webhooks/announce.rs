@@ -1,5 +1,6 @@
 //! What a caller hears while waiting, as plain text for TwiML `<Say>`: their place in line,
-//! an estimated wait rounded the way a person would say it, and when a closed queue opens.
+//! an estimated wait rounded the way a person would say it, and when a closed queue opens, in
+//! English and (the `*_in` functions with [`Lang::Es`]) Spanish.
 //!
 //! The wording is English and deliberately honest: a caller still waiting never hears "0
 //! minutes", a long estimate is not shortened into something hopeful, and an estimate we do
@@ -7,6 +8,8 @@
 //! read them well) and no markup is produced; the TwiML writer escapes it.
 
 use jiff::Zoned;
+
+use crate::config::language::Lang;
 
 /// Estimates above this many seconds are said as "more than an hour and a half".
 const LONGEST_SPOKEN_S: f64 = 90.0 * 60.0;
@@ -163,6 +166,180 @@ fn month_name(month: i8) -> &'static str {
         .and_then(|i| MONTHS.get(i))
         .copied()
         .unwrap_or("")
+}
+
+/// [`position_phrase`] in `lang`: "Es usted el siguiente.", "Es usted el número 3 en la cola."
+pub fn position_in(lang: Lang, position: u64) -> String {
+    match lang {
+        Lang::En => position_phrase(position),
+        Lang::Es if position <= 1 => "Es usted el siguiente.".to_string(),
+        Lang::Es => format!("Es usted el número {position} en la cola."),
+    }
+}
+
+/// [`wait_sentence`] in `lang`, with the same bands and rounding: "Su espera estimada es de
+/// alrededor de 5 minutos."
+pub fn wait_sentence_in(lang: Lang, estimate_s: f64) -> String {
+    match lang {
+        Lang::En => wait_sentence(estimate_s),
+        Lang::Es if estimate_s.is_nan() => "Ahora mismo no podemos estimar su espera.".to_string(),
+        Lang::Es => format!("Su espera estimada es de {}.", wait_phrase_es(estimate_s)),
+    }
+}
+
+fn wait_phrase_es(estimate_s: f64) -> String {
+    // the English bands, worded in Spanish
+    let en = wait_phrase(estimate_s);
+    match en.as_str() {
+        "less than a minute" => "menos de un minuto".to_string(),
+        "more than an hour and a half" => "más de una hora y media".to_string(),
+        "about a minute" => "alrededor de un minuto".to_string(),
+        "about an hour" => "alrededor de una hora".to_string(),
+        "about an hour and a quarter" => "alrededor de una hora y cuarto".to_string(),
+        "about an hour and a half" => "alrededor de una hora y media".to_string(),
+        other => match other
+            .strip_prefix("about ")
+            .and_then(|m| m.strip_suffix(" minutes"))
+        {
+            Some(n) => format!("alrededor de {n} minutos"),
+            None => "un tiempo desconocido".to_string(),
+        },
+    }
+}
+
+/// [`opening_phrase`] in `lang`: "hoy a las 13:30", "mañana a las 9:00", "el lunes a las
+/// 9:00", beyond a week "el lunes 28 de diciembre a las 9:00", and midnight as "mañana, desde
+/// medianoche". When `opens` is not after `now`, "ahora".
+pub fn opening_in(lang: Lang, now: &Zoned, opens: &Zoned) -> String {
+    if lang == Lang::En {
+        return opening_phrase(now, opens);
+    }
+    if opens.timestamp() <= now.timestamp() {
+        return "ahora".to_string();
+    }
+    let today = now.with_time_zone(opens.time_zone().clone()).date();
+    let day = opens.date();
+    let days_ahead = today
+        .until(day)
+        .map(|span| span.get_days())
+        .unwrap_or(i32::MAX);
+    let day_words = match days_ahead {
+        0 => "hoy".to_string(),
+        1 => "mañana".to_string(),
+        2..=6 => format!("el {}", weekday_es(day.weekday())),
+        _ => format!(
+            "el {} {} de {}",
+            weekday_es(day.weekday()),
+            day.day(),
+            month_es(day.month())
+        ),
+    };
+    let (hour, minute) = (opens.hour(), opens.minute());
+    if hour == 0 && minute == 0 {
+        return format!("{day_words}, desde medianoche");
+    }
+    let article = if hour == 1 { "a la" } else { "a las" };
+    format!("{day_words} {article} {hour}:{minute:02}")
+}
+
+fn weekday_es(weekday: jiff::civil::Weekday) -> &'static str {
+    use jiff::civil::Weekday::*;
+    match weekday {
+        Monday => "lunes",
+        Tuesday => "martes",
+        Wednesday => "miércoles",
+        Thursday => "jueves",
+        Friday => "viernes",
+        Saturday => "sábado",
+        Sunday => "domingo",
+    }
+}
+
+fn month_es(month: i8) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ];
+    usize::try_from(month - 1)
+        .ok()
+        .and_then(|i| MONTHS.get(i))
+        .copied()
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod spanish_tests {
+    use super::*;
+
+    #[test]
+    fn place_and_wait_in_spanish() {
+        assert_eq!(position_in(Lang::Es, 1), "Es usted el siguiente.");
+        assert_eq!(position_in(Lang::Es, 4), "Es usted el número 4 en la cola.");
+        assert_eq!(position_in(Lang::En, 4), position_phrase(4));
+        let cases = [
+            (30.0, "menos de un minuto"),
+            (70.0, "alrededor de un minuto"),
+            (290.0, "alrededor de 5 minutos"),
+            (1_000.0, "alrededor de 15 minutos"),
+            (3_600.0, "alrededor de una hora"),
+            (4_400.0, "alrededor de una hora y cuarto"),
+            (5_300.0, "alrededor de una hora y media"),
+            (9_000.0, "más de una hora y media"),
+        ];
+        for (s, words) in cases {
+            assert_eq!(
+                wait_sentence_in(Lang::Es, s),
+                format!("Su espera estimada es de {words}."),
+                "{s} s"
+            );
+        }
+        assert_eq!(
+            wait_sentence_in(Lang::Es, f64::NAN),
+            "Ahora mismo no podemos estimar su espera."
+        );
+    }
+
+    #[test]
+    fn opening_in_spanish() {
+        let tz = "Europe/Madrid";
+        let at = |s: &str| -> Zoned { format!("{s}[{tz}]").parse().expect("a zoned time") };
+        let now = at("2026-12-21T20:00");
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-21T21:30")),
+            "hoy a las 21:30"
+        );
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-22T09:00")),
+            "mañana a las 9:00"
+        );
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-22T01:15")),
+            "mañana a la 1:15"
+        );
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-24T09:00")),
+            "el jueves a las 9:00"
+        );
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-28T09:00")),
+            "el lunes 28 de diciembre a las 9:00"
+        );
+        assert_eq!(
+            opening_in(Lang::Es, &now, &at("2026-12-23T00:00")),
+            "el miércoles, desde medianoche"
+        );
+        assert_eq!(opening_in(Lang::Es, &now, &now), "ahora");
+    }
 }
 
 #[cfg(test)]

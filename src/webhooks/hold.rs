@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use super::speech::Speech;
 use super::{
     action_twiml, callable, enqueue_healing, enqueue_verb, fallback, hold_verbs, last_resort,
-    now_ms, queue_config, within, ExitState, Hook, Reply, Why,
+    now_ms, queue_config, speech_of, within, ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::Action;
@@ -22,9 +23,6 @@ const MAX_REENQUEUE_RETRIES: u32 = 3;
 
 /// How many sibling Twilio queues are tried when Twilio reports the queue full.
 const MAX_SHARDS: u32 = 4;
-
-const CALLBACK_OFFER: &str =
-    "To be called back instead, keeping your place in line, press 1 at any time.";
 
 /// `POST /twilio/wait?queue=`: position and estimated wait in our order, hold music, the
 /// callback offer after the queue's `callback_after_s`, the overflow action at `max_wait_s`.
@@ -164,10 +162,6 @@ struct Line {
     arrived: bool,
 }
 
-/// What a caller is told when nobody takes calls: no number we cannot stand behind.
-const NOBODY_STAFFED: &str =
-    "All our agents are away at the moment, so we cannot estimate your wait.";
-
 /// The wait document of a waiting caller.
 async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
     let app = &h.app;
@@ -198,23 +192,24 @@ async fn waiting(h: &Hook, call: &CallRecord, line: Line) -> Reply {
         }
     }
 
-    let position_words = announce::position_phrase(line.position.position);
+    let sp = Speech::of_queue(cfg);
+    let position_words = announce::position_in(sp.lang, line.position.position);
     let wait_words = if line.staffed == 0 {
-        NOBODY_STAFFED.to_string()
+        sp.phrases().nobody_staffed.to_string()
     } else {
-        announce::wait_sentence(line.position.estimated_wait_s)
+        announce::wait_sentence_in(sp.lang, line.position.estimated_wait_s)
     };
     let offer = cfg.callback_after_s.is_some_and(|after| waited_s >= after)
         && callable(caller(h, call))
         && app.features().await.callbacks;
     Reply::twiml(
-        announcements(
+        sp.spoken(announcements(
             app,
             &call.queue,
             &[position_words, wait_words],
             offer,
             queue_time_s,
-        ),
+        )),
         if offer { "callback_offer" } else { "waiting" },
     )
 }
@@ -258,7 +253,9 @@ fn announcements(
         .iter()
         .map(|w| GatherChild::Say(Say::new(w.as_str())))
         .collect();
-    children.push(GatherChild::Say(Say::new(CALLBACK_OFFER)));
+    children.push(GatherChild::Say(Say::new(
+        speech_of(app, queue).phrases().callback_offer,
+    )));
     for verb in music.verbs {
         match verb {
             Verb::Play(p) => children.push(GatherChild::Play(p)),
@@ -287,12 +284,12 @@ async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> R
         Action::Queue { queue } => match within(app, app.store.transfer(sid, queue)).await {
             Ok(Transition::Done(from)) => {
                 tracing::info!(from_queue = %from, to = %queue, ?why, "call moved to another queue");
-                let doc = twiml::Response::new()
-                        .say("Thank you for waiting. We are passing your call to more agents; you keep your place in line.");
-                let mut doc = doc;
+                // said in the language of the queue the caller leaves
+                let sp = speech_of(app, &call.queue);
+                let mut doc = twiml::Response::new().say(sp.phrases().passed_to_more_agents);
                 doc.verbs
                     .extend(hold_verbs(app, queue, queue_time(h)).verbs);
-                Reply::twiml(doc, "overflow_queue")
+                Reply::twiml(sp.spoken(doc), "overflow_queue")
             }
             Ok(Transition::Stale(state)) => {
                 tracing::info!(state = ?state, ?why, "call no longer waiting");
@@ -347,10 +344,11 @@ async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
     match within(app, app.store.request_callback(&h.call_sid, from)).await {
         Ok(Transition::Done(())) | Ok(Transition::Stale(Some(CallState::Callback))) => {
             tracing::info!("callback requested");
+            let sp = speech_of(app, queue);
             let doc = twiml::Response::new()
-                .say("Thank you. We will call you back at this number when it is your turn. You keep your place in line.")
+                .say(sp.phrases().callback_taken)
                 .leave();
-            Reply::twiml(doc, "callback")
+            Reply::twiml(sp.spoken(doc), "callback")
         }
         Ok(Transition::Stale(state)) => {
             tracing::info!(state = ?state, "callback request for a call no longer waiting");
@@ -358,11 +356,11 @@ async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
         }
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, error = %e, "redis unavailable; callback request not taken");
-            let mut doc = twiml::Response::new()
-                .say("Sorry, we could not take your request right now. Please keep holding.");
+            let sp = speech_of(app, queue);
+            let mut doc = twiml::Response::new().say(sp.phrases().callback_not_taken);
             doc.verbs
                 .extend(hold_verbs(app, queue, queue_time(h)).verbs);
-            Reply::twiml(doc, "redis_error")
+            Reply::twiml(sp.spoken(doc), "redis_error")
         }
     }
 }
@@ -381,33 +379,32 @@ pub(crate) async fn gather(h: Hook) -> Reply {
             (app.centre.default_queue.clone(), String::new(), false)
         }
     };
+    let sp = speech_of(app, &queue);
     let digits = h.param("Digits").trim();
     if digits != "1" {
         let mut doc = twiml::Response::new();
         if !digits.is_empty() {
-            doc = doc.say("Sorry, that is not an option. Please keep holding.");
+            doc = doc.say(sp.phrases().hold_not_an_option);
         }
         doc.verbs
             .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
-        return Reply::twiml(doc, "hold");
+        return Reply::twiml(sp.spoken(doc), "hold");
     }
     let from = match h.param("From") {
         "" => recorded_from,
         from => from.to_owned(),
     };
     if !callable(&from) {
-        let mut doc = twiml::Response::new()
-            .say("Sorry, we cannot call back a withheld number. Please keep holding.");
+        let mut doc = twiml::Response::new().say(sp.phrases().hold_withheld);
         doc.verbs
             .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
-        return Reply::twiml(doc, "withheld");
+        return Reply::twiml(sp.spoken(doc), "withheld");
     }
     if !redis_ok {
-        let mut doc = twiml::Response::new()
-            .say("Sorry, we could not take your request right now. Please keep holding.");
+        let mut doc = twiml::Response::new().say(sp.phrases().callback_not_taken);
         doc.verbs
             .extend(hold_verbs(app, &queue, queue_time(&h)).verbs);
-        return Reply::twiml(doc, "redis_error");
+        return Reply::twiml(sp.spoken(doc), "redis_error");
     }
     callback(&h, &from, &queue).await
 }
@@ -441,7 +438,7 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
         "queue-full" => {
             tracing::warn!(shard = exit.shard, "Twilio queue full");
             if exit.shard.saturating_add(1) >= MAX_SHARDS {
-                return Reply::twiml(last_resort(app), "fallback");
+                return Reply::twiml(last_resort(app, &hook_queue(&h)), "fallback");
             }
             let next = ExitState {
                 shard: exit.shard.saturating_add(1),
@@ -453,7 +450,7 @@ pub(crate) async fn queue_exit(h: Hook) -> Reply {
             // `error`, `system-error`, or something new: put the caller back, a few times
             tracing::warn!(queue_result = %super::excerpt(other), retry = exit.retry, "caller left Twilio's queue on an error");
             if exit.retry >= MAX_REENQUEUE_RETRIES {
-                return Reply::twiml(last_resort(app), "fallback");
+                return Reply::twiml(last_resort(app, &hook_queue(&h)), "fallback");
             }
             let next = ExitState {
                 shard: exit.shard,
@@ -497,7 +494,7 @@ pub(crate) fn overflowed_twiml(app: &AppState, call: &CallRecord) -> twiml::Resp
         Some(Action::Queue { .. }) | Some(Action::Callback) => None,
         other => other,
     };
-    action_twiml(app, action, why)
+    action_twiml(app, &call.queue, action, why)
 }
 
 /// The caller left on our `<Leave/>`: a callback request, or an overflow action.
@@ -514,14 +511,14 @@ async fn left(h: &Hook, exit: ExitState) -> Reply {
             return Reply::twiml(fallback(app, &hook_queue(h)), "fallback");
         }
     };
+    let sp = speech_of(app, &call.queue);
+    let goodbye = || sp.spoken(twiml::Response::new().say(sp.phrases().goodbye).hangup());
     if call.kind == CallKind::Callback && !call.state.is_final() {
         // the caller asked to be called back; a worker may already be ringing the agent for it
-        return Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback");
+        return Reply::twiml(goodbye(), "callback");
     }
     match call.state {
-        CallState::Callback => {
-            Reply::twiml(twiml::Response::new().say("Goodbye.").hangup(), "callback")
-        }
+        CallState::Callback => Reply::twiml(goodbye(), "callback"),
         CallState::Overflowed => Reply::twiml(overflowed_twiml(app, &call), "overflow"),
         CallState::Completed | CallState::Abandoned | CallState::CallbackFailed => {
             Reply::twiml(twiml::Response::new().hangup(), "ended")

@@ -116,9 +116,12 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
 }
 
 fn requeue_doc(app: &AppState, queue: &str) -> twiml::Response {
-    twiml::Response::new()
-        .say("All our agents are still busy. Please hold; you keep your place in line.")
-        .verb(enqueue_verb(app, queue, ExitState::default()))
+    let sp = super::speech_of(app, queue);
+    sp.spoken(
+        twiml::Response::new()
+            .say(sp.phrases().still_busy)
+            .verb(enqueue_verb(app, queue, ExitState::default())),
+    )
 }
 
 /// `POST /twilio/agent-leg?call=&agent=&attempt=`: the agent leg's status callback (of the

@@ -38,6 +38,7 @@ pub mod announce;
 mod hold;
 mod legs;
 mod rollout;
+mod speech;
 mod voice;
 
 use std::future::Future;
@@ -55,6 +56,7 @@ use crate::config::{Action, QueueConfig};
 use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, StoreError};
 use crate::twilio::signature;
 use crate::twilio::twiml::{self, Dial, DialNoun, Enqueue, Number, Play, Record, Say};
+use speech::Speech;
 
 /// The header Twilio signs every webhook with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -189,7 +191,7 @@ impl Reply {
             Ok(xml) => xml,
             Err(e) => {
                 tracing::error!(error = %e, "TwiML Twilio would refuse; answering an apology");
-                apology().to_xml()
+                apology(&Speech::default()).to_xml()
             }
         };
         Reply {
@@ -540,11 +542,16 @@ fn clips_per_announcement(every_s: u64, clip_s: u64) -> u32 {
     u32::try_from(every_s.div_ceil(clip_s.max(1)).clamp(1, 100)).unwrap_or(1)
 }
 
+/// How callers of `queue` are spoken to (the default queue's way when it is unknown).
+pub(crate) fn speech_of(app: &AppState, queue: &str) -> Speech {
+    queue_config(app, queue)
+        .map(Speech::of_queue)
+        .unwrap_or_default()
+}
+
 /// What a caller hears when nothing else can be done: an apology and a hangup.
-pub(crate) fn apology() -> twiml::Response {
-    twiml::Response::new()
-        .say("We are sorry, we cannot take your call right now. Please call again later. Goodbye.")
-        .hangup()
+pub(crate) fn apology(sp: &Speech) -> twiml::Response {
+    sp.spoken(twiml::Response::new().say(sp.phrases().apology).hangup())
 }
 
 /// The fallback for a caller whose call callq cannot record (Redis out of reach): dial the
@@ -559,19 +566,20 @@ pub(crate) fn fallback(app: &AppState, queue: &str) -> twiml::Response {
         .as_deref()
         .is_some_and(|n| !n.trim().is_empty())
     {
-        return last_resort(app);
+        return last_resort(app, queue);
     }
     let welcome = queue_config(app, queue).map_or("", |c| c.welcome.as_str());
     let mut doc = twiml::Response::new();
     if !welcome.trim().is_empty() {
         doc = doc.say(welcome);
     }
-    doc.verb(enqueue_verb(app, queue, ExitState::default()))
+    speech_of(app, queue).spoken(doc.verb(enqueue_verb(app, queue, ExitState::default())))
 }
 
 /// When a caller cannot be kept in callq's line at all (Twilio's queue keeps failing): the
 /// fallback number when one is configured, else an apology.
-pub(crate) fn last_resort(app: &AppState) -> twiml::Response {
+pub(crate) fn last_resort(app: &AppState, queue: &str) -> twiml::Response {
+    let sp = speech_of(app, queue);
     match app
         .centre
         .fallback
@@ -579,11 +587,13 @@ pub(crate) fn last_resort(app: &AppState) -> twiml::Response {
         .as_deref()
         .filter(|n| !n.trim().is_empty())
     {
-        Some(number) => twiml::Response::new()
-            .say("Please hold while we connect your call.")
-            .verb(dial_number(number))
-            .hangup(),
-        None => apology(),
+        Some(number) => sp.spoken(
+            twiml::Response::new()
+                .say(sp.phrases().connecting)
+                .verb(dial_number(number))
+                .hangup(),
+        ),
+        None => apology(&sp),
     }
 }
 
@@ -609,73 +619,31 @@ pub(crate) enum Why {
     QueueFull,
 }
 
-/// The TwiML of an action that ends the call's time with us: voicemail, a number, goodbye.
-/// `Queue` and `Callback` need Redis and are carried out by the handlers; here they end in a
-/// goodbye (a configuration loop, or Redis gone).
-pub(crate) fn action_twiml(app: &AppState, action: Option<&Action>, why: Why) -> twiml::Response {
+/// The TwiML of an action that ends the call's time with us: voicemail, a number, goodbye,
+/// in `queue`'s language. `Queue` and `Callback` need Redis and are carried out by the
+/// handlers; here they end in a goodbye (a configuration loop, or Redis gone).
+pub(crate) fn action_twiml(
+    app: &AppState,
+    queue: &str,
+    action: Option<&Action>,
+    why: Why,
+) -> twiml::Response {
+    let sp = speech_of(app, queue);
+    let words = sp.phrases();
     let doc = twiml::Response::new();
-    match action {
-        Some(Action::Voicemail) => {
-            let lead = match why {
-                Why::Closed => "Please leave a message after the tone, and we will call you back.",
-                Why::MaxWait => {
-                    "We are sorry for the long wait. Please leave a message after the tone, \
-                     and we will call you back."
-                }
-                Why::NoAgents => {
-                    "All our agents are away at the moment. Please leave a message after the \
-                     tone, and we will call you back."
-                }
-                Why::NoAnswer => {
-                    "We are sorry, nobody could take your call. Please leave a message after \
-                     the tone, and we will call you back."
-                }
-                Why::QueueFull => {
-                    "All our lines are busy at the moment. Please leave a message after the \
-                     tone, and we will call you back."
-                }
-            };
-            voicemail(app, doc.say(lead))
-        }
-        Some(Action::Dial { number }) => {
-            let lead = match why {
-                Why::Closed => "Please hold while we transfer your call.",
-                Why::MaxWait => {
-                    "We are sorry for the long wait. Please hold while we transfer your call."
-                }
-                Why::NoAgents => {
-                    "All our agents are away at the moment. Please hold while we transfer your call."
-                }
-                Why::NoAnswer => "Please hold while we transfer your call.",
-                Why::QueueFull => {
-                    "All our lines are busy at the moment. Please hold while we transfer your call."
-                }
-            };
-            doc.say(lead).verb(dial_number(number)).hangup()
-        }
-        _ => {
-            let words = match why {
-                Why::Closed => "Goodbye.",
-                Why::MaxWait => {
-                    "We are sorry, all our agents are still busy. Please call again later. Goodbye."
-                }
-                Why::NoAgents => {
-                    "We are sorry, all our agents are away at the moment. Please call again later. Goodbye."
-                }
-                Why::NoAnswer => {
-                    "We are sorry, nobody could take your call. Please call again later. Goodbye."
-                }
-                Why::QueueFull => {
-                    "We are sorry, all our lines are busy. Please call again later. Goodbye."
-                }
-            };
-            doc.say(words).hangup()
-        }
-    }
+    let doc = match action {
+        Some(Action::Voicemail) => voicemail(app, &sp, doc.say(words.voicemail_lead.get(why))),
+        Some(Action::Dial { number }) => doc
+            .say(words.transfer_lead.get(why))
+            .verb(dial_number(number))
+            .hangup(),
+        _ => doc.say(words.farewell.get(why)).hangup(),
+    };
+    sp.spoken(doc)
 }
 
 /// Append `<Record>` to our voicemail endpoint, then a goodbye for when nothing was recorded.
-pub(crate) fn voicemail(app: &AppState, doc: twiml::Response) -> twiml::Response {
+pub(crate) fn voicemail(app: &AppState, sp: &Speech, doc: twiml::Response) -> twiml::Response {
     doc.verb(Record {
         action: Some(app.public("/twilio/voicemail")),
         max_length: Some(VOICEMAIL_MAX_LENGTH_S),
@@ -683,7 +651,7 @@ pub(crate) fn voicemail(app: &AppState, doc: twiml::Response) -> twiml::Response
         transcribe: None,
         finish_on_key: Some("#".into()),
     })
-    .verb(Say::new("We did not receive a message. Goodbye."))
+    .verb(Say::new(sp.phrases().voicemail_empty))
     .hangup()
 }
 

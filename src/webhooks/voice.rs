@@ -3,9 +3,10 @@
 
 use jiff::Timestamp;
 
+use super::speech::Speech;
 use super::{
-    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, within, ExitState,
-    Hook, Reply, Why,
+    action_twiml, callable, enqueue_healing, enqueue_verb, excerpt, fallback, speech_of, within,
+    ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
@@ -56,10 +57,11 @@ pub(crate) async fn menu(h: Hook) -> Reply {
         .and_then(|a| a.parse::<u32>().ok())
         .unwrap_or(0);
     if attempt.saturating_add(1) < MENU_TRIES {
+        let words = Speech::new(ivr.language.as_deref(), ivr.voice.as_deref());
         let sorry = if digits.is_empty() {
-            "Sorry, I did not catch that."
+            words.phrases().menu_not_caught
         } else {
-            "Sorry, that is not one of the options."
+            words.phrases().menu_not_an_option
         };
         return Reply::twiml(
             menu_doc(&h.app, ivr, attempt.saturating_add(1), Some(sorry)),
@@ -82,7 +84,8 @@ fn menu_doc(app: &AppState, ivr: &IvrConfig, attempt: u32, sorry: Option<&str>) 
         children.push(GatherChild::Say(Say::new(sorry)));
     }
     children.push(GatherChild::Say(Say::new(ivr.prompt.as_str())));
-    twiml::Response::new()
+    let sp = Speech::new(ivr.language.as_deref(), ivr.voice.as_deref());
+    let doc = twiml::Response::new()
         .verb(Gather {
             input: Some("dtmf".into()),
             num_digits: Some(1),
@@ -95,7 +98,8 @@ fn menu_doc(app: &AppState, ivr: &IvrConfig, attempt: u32, sorry: Option<&str>) 
         .verb(twiml::Verb::Redirect {
             url,
             method: Some("POST".into()),
-        })
+        });
+    sp.spoken(doc)
 }
 
 /// The caller chose `queue`: check its hours (following after-hours `queue` actions), then
@@ -158,7 +162,11 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
             if !welcome.trim().is_empty() {
                 doc = doc.say(welcome);
             }
-            let doc = doc.verb(enqueue_verb(app, queue, ExitState::default()));
+            let doc = speech_of(app, queue).spoken(doc.verb(enqueue_verb(
+                app,
+                queue,
+                ExitState::default(),
+            )));
             if entered.created {
                 tracing::info!(queue, state = %entered.state, "call enqueued");
                 Reply::twiml(doc, "enqueued")
@@ -182,8 +190,9 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
 /// The queue is closed: its closed message, when it opens, and its after-hours action.
 async fn closed(h: &Hook, queue: &str, now: Timestamp) -> Reply {
     let app = &h.app;
+    let sp = speech_of(app, queue);
     let Some(cfg) = app.centre.queues.get(queue) else {
-        return Reply::twiml(super::apology(), "closed");
+        return Reply::twiml(super::apology(&sp), "closed");
     };
     let mut doc = twiml::Response::new();
     if !cfg.closed_message.trim().is_empty() {
@@ -192,17 +201,18 @@ async fn closed(h: &Hook, queue: &str, now: Timestamp) -> Reply {
     if let Some(hours) = cfg.hours.as_ref() {
         if let Some(opens) = hours.next_open(now) {
             let here = now.to_zoned(hours.timezone().clone());
-            doc = doc.say(format!(
-                "We open {}.",
-                announce::opening_phrase(&here, &opens)
-            ));
+            let when = announce::opening_in(sp.lang, &here, &opens);
+            doc = doc.say(sp.phrases().we_open.replacen("{}", &when, 1));
         }
     }
     tracing::info!(queue, action = ?cfg.after_hours, "queue closed");
     match cfg.after_hours.as_ref() {
-        Some(Action::Callback) => closed_callback(h, queue, doc).await,
+        Some(Action::Callback) => closed_callback(h, queue, sp.spoken(doc)).await,
         action => Reply::twiml(
-            append(doc, action_twiml(app, action, Why::Closed)),
+            append(
+                sp.spoken(doc),
+                action_twiml(app, queue, action, Why::Closed),
+            ),
             "closed",
         ),
     }
@@ -213,11 +223,12 @@ async fn closed(h: &Hook, queue: &str, now: Timestamp) -> Reply {
 async fn closed_callback(h: &Hook, queue: &str, doc: twiml::Response) -> Reply {
     let app = &h.app;
     let from = h.param("From");
+    let sp = speech_of(app, queue);
     if !callable(from) {
-        let doc = doc.say("We cannot call back a withheld number.");
+        let doc = sp.spoken(doc.say(sp.phrases().closed_withheld));
         let doc = append(
             doc,
-            action_twiml(app, Some(&Action::Voicemail), Why::Closed),
+            action_twiml(app, queue, Some(&Action::Voicemail), Why::Closed),
         );
         return Reply::twiml(doc, "closed");
     }
@@ -237,16 +248,14 @@ async fn closed_callback(h: &Hook, queue: &str, doc: twiml::Response) -> Reply {
     match result {
         Ok(_) => {
             tracing::info!(queue, "after-hours callback requested");
-            let doc = doc
-                .say("We will call you back at this number as soon as an agent is free. Goodbye.")
-                .hangup();
-            Reply::twiml(doc, "closed_callback")
+            let doc = doc.say(sp.phrases().closed_callback_taken).hangup();
+            Reply::twiml(sp.spoken(doc), "closed_callback")
         }
         Err(e) => {
             tracing::warn!(call_sid = %h.call_sid, queue, error = %e, "redis unavailable; offering voicemail instead of a callback");
             let doc = append(
                 doc,
-                action_twiml(app, Some(&Action::Voicemail), Why::Closed),
+                action_twiml(app, queue, Some(&Action::Voicemail), Why::Closed),
             );
             Reply::twiml(doc, "fallback")
         }
@@ -285,8 +294,13 @@ pub(crate) async fn voicemail(h: Hook) -> Reply {
             "voicemail recorded"
         );
     }
+    // the queue of the number called (the recording ends the call; Redis is not asked)
+    let sp = speech_of(&h.app, h.app.centre.queue_for_number(h.param("To")));
     let doc = twiml::Response::new()
-        .say("Thank you for your message. We will call you back. Goodbye.")
+        .say(sp.phrases().voicemail_thanks)
         .hangup();
-    Reply::twiml(doc, if url.is_empty() { "empty" } else { "recorded" })
+    Reply::twiml(
+        sp.spoken(doc),
+        if url.is_empty() { "empty" } else { "recorded" },
+    )
 }
