@@ -8,8 +8,9 @@
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
 -- ARGV[2]  a random non-negative integer from the caller (for the 'random' strategy)
 -- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
---          waited_ms} (attempt names this offer in every URL and result that follows;
---          waited_ms is how long the call has been in line, for the agent's screen)
+--          waited_ms, record} (attempt names this offer in every URL and result that
+--          follows; waited_ms is how long the call has been in line, for the agent's screen;
+--          record the queue's `<Dial record>` mode for the agent's leg)
 --          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
 --          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
 --          connected call's check, a heartbeat deadline; '' when nothing): when a worker
@@ -96,7 +97,7 @@ for _, h in ipairs(heads) do
       event('offer', { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts })
       return { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
         cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
-        int(math.max(NOW - num(c.entered_ms, NOW), 0)) }
+        int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
     end
   end
 end

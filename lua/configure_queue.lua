@@ -16,6 +16,7 @@
 --          call's time in line (`[features] fallback`; `feature:fallback` in the switches
 --          hash, set by an admin, wins over it)
 -- ARGV[11] half-life, ms, of the recent work fewest_calls and least_talk_time compare
+-- ARGV[12] recording of the agent's leg: a `<Dial record>` value (`do-not-record`, …)
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -25,7 +26,7 @@ redis.call('HSET', k_queue(q),
   'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
   'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],
   'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10],
-  'half_life_ms', ARGV[11])
+  'half_life_ms', ARGV[11], 'record', ARGV[12])
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

@@ -12,6 +12,10 @@
 //! | [`OfferHook::DialResult`] | `<Dial action>` of the caller's redirect to the agent | the caller's call |
 //! | [`OfferHook::AgentLeg`] | status callback of the agent's leg (both kinds of offer) | the agent's leg |
 //! | [`OfferHook::CallbackResult`] | `<Dial action>` of a callback's customer leg | the agent's leg |
+//! | [`recording_url`] | `<Dial recordingStatusCallback>` of a recording queue's offer | the caller's call |
+//!
+//! The recording hook names the call only (`?call=`), not the offer: a recording belongs to
+//! the call, and Twilio reports it once the bridged conversation is over.
 //!
 //! The agent's leg of an inbound offer also carries [`LegParameters`] to the agent's desktop
 //! (`<Parameter>`s of the `<Client>`, the Voice SDK's `call.customParameters`): the call, the
@@ -137,6 +141,30 @@ impl LegParameters {
     }
 }
 
+/// The path of Twilio's recording status callback for the agent leg of an inbound offer.
+pub const RECORDING_PATH: &str = "/twilio/recording";
+
+/// The absolute URL of the recording status callback for call `call_sid`, on the public base
+/// `public_url` (no trailing slash needed). A CallSid is a name [`check_name`] accepts, so it
+/// needs no escaping.
+pub fn recording_url(public_url: &str, call_sid: &str) -> String {
+    format!(
+        "{}{RECORDING_PATH}?call={call_sid}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// The CallSid a recording hook's query names.
+pub fn parse_recording(query: &[(String, String)]) -> Result<String, BadOffer> {
+    let call = query
+        .iter()
+        .find(|(n, _)| n == "call")
+        .map(|(_, v)| v.as_str())
+        .ok_or(BadOffer::Missing("call"))?;
+    check_name("CallSid", call).map_err(|_| BadOffer::Invalid("call"))?;
+    Ok(call.to_string())
+}
+
 /// Why a hook's query does not name an offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadOffer {
@@ -192,6 +220,19 @@ mod tests {
     }
 
     #[test]
+    fn the_recording_hook_round_trips_its_call() {
+        let url = recording_url("https://q.example.com/", &offer().call_sid);
+        assert_eq!(
+            url,
+            "https://q.example.com/twilio/recording?call=CA0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(parse_recording(&query_of(&url)), Ok(offer().call_sid));
+        assert_eq!(parse_recording(&[]), Err(BadOffer::Missing("call")));
+        let bad = vec![("call".to_string(), "CA 1".to_string())];
+        assert_eq!(parse_recording(&bad), Err(BadOffer::Invalid("call")));
+    }
+
+    #[test]
     fn every_hook_round_trips_its_offer() {
         for hook in OfferHook::ALL {
             let url = hook.url("https://q.example.com/", &offer());
@@ -217,6 +258,7 @@ mod tests {
             from: "+14155551234".into(),
             to: "+15005550001".into(),
             waited: Duration::from_millis(61_250),
+            record: crate::store::RecordMode::DoNotRecord,
         };
         let p = LegParameters::of(&offer);
         let pairs = p.pairs();

@@ -1805,6 +1805,11 @@ async fn admin_shows_a_call_with_its_history() {
     assert_eq!(call["agent"], "a1");
     assert_eq!(call["attempts"], 1);
     assert_eq!(call["rang"], json!(["a1"]));
+    assert_eq!(
+        call["recording"],
+        json!(null),
+        "a queue that does not record"
+    );
     let history = r.json["history"].as_array().expect("history");
     let kinds: Vec<&str> = history.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["enqueue", "offer", "connected", "completed"]);

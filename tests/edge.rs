@@ -1301,6 +1301,23 @@ async fn redis_down_answers_the_fallback_quickly() {
     )
     .await;
     assert_eq!(doc.verbs.last(), Some(&Verb::Hangup));
+    // a recording report while Redis is down: an empty answer (the recording stays at Twilio)
+    let doc = twiml(
+        &srv,
+        "/twilio/recording?call=CAdown",
+        &[
+            ("CallSid", "CAdown"),
+            ("RecordingSid", "RE0123456789abcdef0123456789abcdef"),
+            ("RecordingStatus", "completed"),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+            ),
+            ("RecordingDuration", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(doc, twiml::Response::new());
 }
 
 #[tokio::test]
@@ -1743,4 +1760,158 @@ fn an_unknown_language_is_refused() {
         .expect_err("refused")
         .to_string();
     assert!(err.starts_with("queues.soporte.language: "), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// /twilio/recording
+// ---------------------------------------------------------------------------------------------
+
+const RECORDING_URL: &str =
+    "https://api.twilio.com/2010-04-01/Accounts/AC00000000000000000000000000000000/Recordings/RE0123456789abcdef0123456789abcdef";
+
+/// The admin API's view of call `sid`.
+async fn admin_call(srv: &TestServer, sid: &str) -> serde_json::Value {
+    let r = client()
+        .get(format!("{}/v1/admin/calls/{sid}", srv.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+fn recording_params<'a>(sid: &'a str, rec: &'a str, status: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("CallSid", sid),
+        ("RecordingSid", rec),
+        ("RecordingUrl", RECORDING_URL),
+        ("RecordingStatus", status),
+        ("RecordingDuration", "42"),
+        ("RecordingChannels", "2"),
+        ("RecordingSource", "DialVerb"),
+    ]
+}
+
+#[tokio::test]
+async fn only_a_recording_queue_s_offer_records_the_agent_leg() {
+    let srv = spawn_server(centre_with("record = \"record-from-answer-dual\"", "", "")).await;
+    let store = &srv.state.store;
+    let offer = offered_to(&srv, "a1", "CArecq").await;
+    let xml = callq::worker::offer::inbound_twiml(&srv.base, &offer).expect("twiml");
+    let doc = twiml::parse(&xml).expect("parses");
+    let Some(Verb::Dial(dial)) = doc.verbs.first() else {
+        panic!("a <Dial>: {xml}");
+    };
+    assert_eq!(dial.record.as_deref(), Some("record-from-answer-dual"));
+    assert_eq!(
+        dial.recording_status_callback,
+        Some(format!("{}/twilio/recording?call=CArecq", srv.base))
+    );
+    assert_eq!(
+        dial.recording_status_callback_event.as_deref(),
+        Some("completed")
+    );
+
+    // support does not record: its offer's <Dial> has no recording attribute
+    online_agent(store, &agent("b1", &[("support", 1)])).await;
+    holding_in(&srv, "CAnorec", CALLER, SUPPORT_NO).await;
+    let plain = claim(store).await.expect("an offer");
+    assert_eq!(plain.call_sid, "CAnorec");
+    let xml = callq::worker::offer::inbound_twiml(&srv.base, &plain).expect("twiml");
+    assert!(!xml.contains("record"), "{xml}");
+}
+
+#[tokio::test]
+async fn a_completed_recording_is_kept_with_the_call_and_shown_to_admins() {
+    let srv = spawn_server(centre_with("record = \"record-from-answer\"", "", "")).await;
+    let store = &srv.state.store;
+    let sid = "CArec1";
+    let offer = offered_to(&srv, "a1", sid).await;
+    let leg_path = hook(OfferHook::AgentLeg, &offer.offer_ref());
+    let answered = [("CallSid", "CAleg"), ("CallStatus", "in-progress")];
+    assert_eq!(post(&srv, &leg_path, &answered).await.status(), 204);
+    let dial_path = hook(OfferHook::DialResult, &offer.offer_ref());
+    twiml(
+        &srv,
+        &dial_path,
+        &[("CallSid", sid), ("DialCallStatus", "completed")],
+    )
+    .await;
+    assert_eq!(state_of(store, sid).await, Some(CallState::Completed));
+
+    let path = format!("/twilio/recording?call={sid}");
+    let rec = "RE0123456789abcdef0123456789abcdef";
+    // an in-progress report (not asked for) keeps nothing
+    let doc = twiml(&srv, &path, &recording_params(sid, rec, "in-progress")).await;
+    assert!(doc.verbs.is_empty());
+    assert_eq!(call(store, sid).await.recording, None);
+
+    let (text, doc) = twiml_text(&srv, &path, &recording_params(sid, rec, "completed")).await;
+    assert!(doc.verbs.is_empty(), "{text}");
+    let kept = call(store, sid).await.recording.expect("recording kept");
+    assert_eq!(
+        (kept.sid.as_str(), kept.url.as_str(), kept.duration_s),
+        (rec, RECORDING_URL, 42)
+    );
+    // the call's own state is untouched
+    assert_eq!(state_of(store, sid).await, Some(CallState::Completed));
+
+    let view = admin_call(&srv, sid).await;
+    assert_eq!(view["call"]["recording"]["sid"], rec);
+    assert_eq!(view["call"]["recording"]["url"], RECORDING_URL);
+    assert_eq!(view["call"]["recording"]["duration_s"], 42);
+    // the history names the recording, never its URL
+    let history = view["history"].as_array().expect("history");
+    let recorded: Vec<_> = history.iter().filter(|e| e["type"] == "recorded").collect();
+    assert_eq!(recorded.len(), 1, "{history:?}");
+    assert_eq!(recorded[0]["fields"]["recording_sid"], rec);
+    assert!(!view["history"].to_string().contains("api.twilio.com"));
+
+    // Twilio retries: the same recording again changes nothing, no second event
+    twiml(&srv, &path, &recording_params(sid, rec, "completed")).await;
+    let view = admin_call(&srv, sid).await;
+    let history = view["history"].as_array().expect("history");
+    assert_eq!(
+        history.iter().filter(|e| e["type"] == "recorded").count(),
+        1
+    );
+    assert_invariants(store, &[sid.to_string()]).await;
+}
+
+#[tokio::test]
+async fn a_recording_of_an_unknown_call_or_without_a_sid_changes_nothing() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    let rec = "RE0123456789abcdef0123456789abcdef";
+    let doc = twiml(
+        &srv,
+        "/twilio/recording?call=CAnobody",
+        &recording_params("CAnobody", rec, "completed"),
+    )
+    .await;
+    assert!(doc.verbs.is_empty());
+    assert_eq!(store.call("CAnobody").await.expect("read"), None);
+
+    // a call callq knows, but a report without a RecordingSid or with no usable URL
+    holding_in(&srv, "CArec2", CALLER, SALES_NO).await;
+    let path = "/twilio/recording?call=CArec2";
+    let mut params = recording_params("CArec2", "", "completed");
+    twiml(&srv, path, &params).await;
+    params = recording_params("CArec2", rec, "completed");
+    params[3] = ("RecordingUrl", "");
+    twiml(&srv, path, &params).await;
+    assert_eq!(call(store, "CArec2").await.recording, None);
+    assert_eq!(state_of(store, "CArec2").await, Some(CallState::Waiting));
+
+    // unsigned: refused like every webhook
+    let r = client()
+        .post(format!("{}{path}", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("CallSid=CArec2&RecordingSid=RE1&RecordingStatus=completed")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 403);
 }

@@ -26,6 +26,7 @@ const PATHS: &[&str] = &[
     "/twilio/agent-leg",
     "/twilio/callback-result",
     "/twilio/status",
+    "/twilio/recording",
 ];
 
 const SIDS: &[&str] = &["CAf1", "CAf2", "CAf3", "CAf4", "CAf5", "CAf6"];
@@ -199,6 +200,13 @@ fn value_for(name: &'static str) -> BoxedStrategy<String> {
             "no-answer",
             "canceled",
         ],
+        "RecordingSid" => &["RE0123456789abcdef0123456789abcdef", "RE1", "", "RE 1"],
+        "RecordingStatus" => &["completed", "in-progress", "absent", "failed"],
+        "RecordingUrl" => &[
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+            "http://127.0.0.1:1/2010-04-01/Accounts/AC1/Recordings/RE2",
+            "",
+        ],
         "QueueTime" | "QueuePosition" | "RecordingDuration" => {
             &["0", "1", "59", "3600", "-5", "99999999999999999999", "1e3"]
         }
@@ -227,6 +235,8 @@ fn params(any_sid: bool) -> impl Strategy<Value = Vec<(String, String)>> {
         "QueuePosition",
         "RecordingUrl",
         "RecordingDuration",
+        "RecordingSid",
+        "RecordingStatus",
         "AccountSid",
         "Direction",
     ];

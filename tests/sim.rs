@@ -122,6 +122,62 @@ async fn a_call_to_a_queue_number_reaches_the_agent_and_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_call_of_a_recording_queue_ends_with_its_recording_stored() {
+    let toml = callq::config::DEMO_TOML.replace(
+        "# record = \"record-from-answer\"",
+        "record = \"record-from-answer\"",
+    );
+    let centre = support::centre_from(&toml);
+    assert_eq!(centre.queues["sales"].record, "record-from-answer");
+    let stack = stack_with(centre, &[("alice", &[("sales", 1)])]).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(30)),
+        talk: Duration::from_millis(1500),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550011", "+15005550001", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    // the recording's callback goes out as the bridge ends, not waited for: give it time
+    let mut recording = None;
+    for _ in 0..100 {
+        let rec = stack.store.call(&sid).await.expect("read").expect("known");
+        assert_eq!(rec.state, CallState::Completed);
+        if rec.recording.is_some() {
+            recording = rec.recording;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recording = recording.expect("the recording was stored with the call");
+    assert!(
+        recording.sid.starts_with("RE") && recording.sid.len() == 34,
+        "{recording:?}"
+    );
+    assert_eq!(
+        recording.url,
+        format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{}",
+            stack.rest_url, stack.sim.config.account_sid, recording.sid
+        )
+    );
+    let events = stack.store.call_events(&sid).await.expect("history");
+    assert!(
+        events
+            .iter()
+            .any(|(_, f)| f.get("type").map(String::as_str) == Some("recorded")),
+        "{events:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_gives_up_is_abandoned_in_the_store() {
     // nobody serves support
     let stack = stack(&[("bob", &[("sales", 1)])]).await;

@@ -16,6 +16,47 @@ use support::worker::*;
 use support::*;
 
 #[tokio::test]
+async fn a_recording_queue_s_offer_asks_twilio_to_record_the_agent_leg() {
+    logs();
+    let store = store_with(&[QueueSettings {
+        record: RecordMode::FromAnswerDual,
+        ..sales()
+    }])
+    .await;
+    let twilio = recorder_ok().await;
+    let worker = worker_and_a_call(&store, &twilio, fast_settings()).await;
+    let reqs = twilio.wait_for(1, SECS(5)).await;
+    let twiml = reqs[0].param("Twiml").unwrap_or_default().to_string();
+    let doc = callq::twilio::twiml::parse(&twiml).expect("valid TwiML");
+    let Some(callq::twilio::twiml::Verb::Dial(dial)) = doc.verbs.first() else {
+        panic!("a <Dial>: {twiml}");
+    };
+    assert_eq!(dial.record.as_deref(), Some("record-from-answer-dual"));
+    assert_eq!(
+        dial.recording_status_callback.as_deref(),
+        Some("https://callq.example.com/twilio/recording?call=CA0001")
+    );
+    assert_eq!(
+        dial.recording_status_callback_method.as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        dial.recording_status_callback_event.as_deref(),
+        Some("completed")
+    );
+    worker.stop(SECS(5)).await;
+
+    // a queue that does not record: its offer's <Dial> has no recording attribute
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
+    let worker = worker_and_a_call(&store, &twilio, fast_settings()).await;
+    let reqs = twilio.wait_for(1, SECS(5)).await;
+    let twiml = reqs[0].param("Twiml").unwrap_or_default();
+    assert!(!twiml.contains("record"), "{twiml}");
+    worker.stop(SECS(5)).await;
+}
+
+#[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
     let store = store_with(&[sales()]).await;

@@ -294,6 +294,20 @@ pub struct CallView {
     pub end_reason: Option<String>,
     /// Callback attempts whose customer did not answer.
     pub callback_tries: u32,
+    /// The recording of the agent's leg (a queue with `record`), once Twilio reported it.
+    pub recording: Option<RecordingView>,
+}
+
+/// A recording of a call's agent leg, as Twilio reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingView {
+    /// Twilio's RecordingSid (`RE…`).
+    pub sid: String,
+    /// Twilio's URL of the recording (add `.mp3` or `.wav`); fetching it takes the Twilio
+    /// account's credentials.
+    pub url: String,
+    /// Length in whole seconds.
+    pub duration_s: u64,
 }
 
 impl From<CallRecord> for CallView {
@@ -317,6 +331,11 @@ impl From<CallRecord> for CallView {
             callback_to: c.callback_to,
             end_reason: c.end_reason,
             callback_tries: c.callback_tries,
+            recording: c.recording.map(|r| RecordingView {
+                sid: r.sid,
+                url: r.url,
+                duration_s: r.duration_s,
+            }),
         }
     }
 }

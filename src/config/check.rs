@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::rollout::{LegacyPath, RolloutConfig};
 use super::{invalid, Action, CentreConfig, ConfigError, QueueConfig};
-use crate::store::check_name;
+use crate::store::{check_name, RecordMode};
 
 /// Twilio's limit on the text of one `<Say>`, in bytes.
 const MAX_SAY_BYTES: usize = 4_096;
@@ -159,6 +159,13 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         7 * DAY_S,
         "seconds",
     )?;
+    if q.record.parse::<RecordMode>().is_err() {
+        let allowed: Vec<&str> = RecordMode::ALL.iter().map(|m| m.as_str()).collect();
+        return Err(invalid(
+            f("record"),
+            format!("{:?} is not one of {}", q.record, allowed.join(", ")),
+        ));
+    }
     for (i, n) in q.numbers.iter().enumerate() {
         e164(&format!("queues.{name}.numbers[{i}]"), n)?;
     }
@@ -396,6 +403,11 @@ mod tests {
                 replace: "wrapup_s = 5",
                 with: "wrapup_s = 5\nrecent_half_life_s = 10",
                 field: "queues.sales.recent_half_life_s",
+            },
+            Bad {
+                replace: "wrapup_s = 5",
+                with: "wrapup_s = 5\nrecord = \"true\"",
+                field: "queues.sales.record",
             },
             Bad {
                 replace: "callback_retries = 2",

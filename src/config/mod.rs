@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::store::{QueueSettings, Strategy};
+use crate::store::{QueueSettings, RecordMode, Strategy};
 use hours::Hours;
 
 /// The configuration `callq demo` and a bare `callq serve` run with.
@@ -144,6 +144,16 @@ pub struct QueueConfig {
     /// The `<Say voice>` (e.g. `Polly.Lucia`; absent: Twilio's default for the language).
     #[serde(default)]
     pub voice: Option<String>,
+    /// Whether Twilio records the agent's leg of this queue's calls: one of `<Dial record>`'s
+    /// values, `do-not-record` (the default), `record-from-answer`, `record-from-ringing`,
+    /// `record-from-answer-dual` (caller and agent on separate channels) or
+    /// `record-from-ringing-dual`.
+    #[serde(default = "d_record")]
+    pub record: String,
+}
+
+fn d_record() -> String {
+    RecordMode::DoNotRecord.as_str().into()
 }
 
 fn d_no_agents_after() -> u64 {
@@ -334,6 +344,8 @@ impl CentreConfig {
                 check_after: Duration::from_secs(q.check_after_s),
                 fallback: self.features.fallback,
                 half_life: Duration::from_secs(q.recent_half_life_s),
+                // checked when the file was read (`check.rs`)
+                record: q.record.parse().unwrap_or_default(),
             })
             .collect()
     }

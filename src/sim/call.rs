@@ -22,7 +22,7 @@ use super::registry::{CallView, Registry};
 use super::stats::{Estimate, Stats};
 use super::twiml_exec::{
     new_sid, rfc2822_now, CallInfo, CallerScript, Control, Env, Interpreter, LegEnd, Observed,
-    Params, RingResult, Start, StatusCallback, Target, TwilioQueues,
+    Params, RingResult, Start, StatusCallback, Target, TwilioQueues, DEFAULT_REST_BASE,
 };
 use super::webhook::Webhooks;
 use crate::store::read::estimate_wait;
@@ -98,6 +98,9 @@ pub struct SimEnv {
     placed: Mutex<HashMap<String, Instant>>,
     /// Legs the old phone system rang: leg sid → the agent it rang.
     hunted: Mutex<HashMap<String, String>>,
+    /// The base URL the simulated REST API listens on (set by `Sim::serve_rest`): recording
+    /// URLs point there, as Twilio's point at its API.
+    rest_base: std::sync::OnceLock<String>,
 }
 
 impl SimEnv {
@@ -132,7 +135,14 @@ impl SimEnv {
             legacy,
             placed: Mutex::new(HashMap::new()),
             hunted: Mutex::new(HashMap::new()),
+            rest_base: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where the simulated REST API listens (recording URLs point there); the first one set
+    /// stays.
+    pub fn set_rest_base(&self, base: &str) {
+        let _ = self.rest_base.set(base.trim_end_matches('/').to_string());
     }
 
     fn sid(&self, prefix: &str) -> String {
@@ -357,6 +367,17 @@ impl Env for SimEnv {
 
     fn status_callback(&self, url: &str, params: Params) {
         self.hooks.status_callback(url, params);
+    }
+
+    fn rest_base(&self) -> String {
+        self.rest_base
+            .get()
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_REST_BASE.to_string())
+    }
+
+    fn new_recording_sid(&self) -> String {
+        self.sid("RE")
     }
 
     fn leg_created(

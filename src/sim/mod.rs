@@ -143,6 +143,9 @@ impl Sim {
             self.config.seed,
         ));
         let app = rest::router(state);
+        if let Ok(addr) = listener.local_addr() {
+            self.env.set_rest_base(&format!("http://{addr}"));
+        }
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.wait().await })

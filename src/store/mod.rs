@@ -278,6 +278,7 @@ impl Store {
                     &ms(q.check_after.max(Duration::from_millis(100))),
                     if q.fallback { "1" } else { "0" },
                     &ms(q.half_life.max(Duration::from_secs(1))),
+                    q.record.as_str(),
                 ],
             )
             .await?;
@@ -574,7 +575,7 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "offer" if r.v.len() == 11 => Ok(Claim::Offer(Offer {
+            "offer" if r.v.len() == 12 => Ok(Claim::Offer(Offer {
                 call_sid: r.field(1).to_string(),
                 agent_id: r.field(2).to_string(),
                 identity: r.field(3).to_string(),
@@ -585,6 +586,8 @@ impl Store {
                 from: r.field(8).to_string(),
                 to: r.field(9).to_string(),
                 waited: Duration::from_millis(r.parse(10)?),
+                // a queue configured before recording existed reads as not recording
+                record: r.field(11).parse().unwrap_or_default(),
             })),
             "none" => Ok(Claim::Idle {
                 next_due_ms: r.field(1).parse().ok(),
@@ -862,6 +865,32 @@ impl Store {
         match r.tag() {
             "ended" => Ok(Transition::Done(r.parse(1)?)),
             "stale" => Ok(Transition::Stale(r.state(1))),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Twilio finished recording the agent leg of `call_sid`: keep the recording with the call
+    /// (`record.lua`). The same recording again, or a call callq has no record of, changes
+    /// nothing.
+    pub async fn record(&self, call_sid: &str, recording: &Recording) -> Result<Recorded> {
+        check_name("CallSid", call_sid)?;
+        check_name("RecordingSid", &recording.sid)?;
+        let r = self
+            .run_list(
+                "record",
+                &self.scripts.record,
+                &[
+                    call_sid,
+                    &recording.sid,
+                    &recording.url,
+                    &recording.duration_s.to_string(),
+                ],
+            )
+            .await?;
+        match r.tag() {
+            "recorded" => Ok(Recorded::Kept),
+            "duplicate" => Ok(Recorded::Duplicate),
+            "unknown" => Ok(Recorded::UnknownCall),
             _ => Err(r.unexpected()),
         }
     }

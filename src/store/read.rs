@@ -9,7 +9,8 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 use super::{
-    AgentRecord, AgentSpec, AgentStatus, CallRecord, CounterDrift, Result, Store, StoreError,
+    AgentRecord, AgentSpec, AgentStatus, CallRecord, CounterDrift, Recording, Result, Store,
+    StoreError,
 };
 
 fn get<'a>(h: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -51,6 +52,11 @@ pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> 
         leg_sid: opt_str(h, "leg_sid"),
         end_reason: opt_str(h, "end_reason"),
         callback_tries: get(h, "callback_tries").parse().unwrap_or(0),
+        recording: opt_str(h, "recording_sid").map(|sid| Recording {
+            sid,
+            url: get(h, "recording_url").to_string(),
+            duration_s: get(h, "recording_duration_s").parse().unwrap_or(0),
+        }),
     })
 }
 

@@ -346,6 +346,7 @@ scripts! {
     transfer,
     reenter,
     end_call,
+    record,
     take_checks,
     reap,
     recount_agents,

@@ -64,6 +64,32 @@ impl Default for Strategy {
 }
 
 string_enum! {
+    /// Whether and how Twilio records the agent's leg of a queue's calls: the values of
+    /// `<Dial record>`, as Twilio spells them.
+    RecordMode {
+        DoNotRecord => "do-not-record",
+        FromAnswer => "record-from-answer",
+        FromRinging => "record-from-ringing",
+        FromAnswerDual => "record-from-answer-dual",
+        FromRingingDual => "record-from-ringing-dual",
+    }
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for RecordMode {
+    fn default() -> Self {
+        RecordMode::DoNotRecord
+    }
+}
+
+impl RecordMode {
+    /// Whether Twilio records at all.
+    pub fn records(self) -> bool {
+        self != RecordMode::DoNotRecord
+    }
+}
+
+string_enum! {
     /// Where an agent stands in routing.
     AgentStatus {
         Offline => "offline",
@@ -178,6 +204,8 @@ pub struct QueueSettings {
     /// `fewest_calls` and `least_talk_time` compare agents' recent work: calls and talk
     /// time fade with this half-life, so a newcomer catches up within hours, not a lifetime.
     pub half_life: Duration,
+    /// Whether Twilio records the agent's leg of this queue's inbound calls.
+    pub record: RecordMode,
 }
 
 /// An agent's routing profile, as the admin API writes it.
@@ -235,6 +263,8 @@ pub struct Offer {
     pub to: String,
     /// How long the call had been in line (since it entered) when it was claimed.
     pub waited: Duration,
+    /// The queue's recording mode when the call was claimed.
+    pub record: RecordMode,
 }
 
 impl Offer {
@@ -361,6 +391,17 @@ pub enum Transition<T> {
     Stale(Option<CallState>),
 }
 
+/// What became of a recording reported for a call ([`Store::record`](super::Store::record)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Kept with the call (replacing an earlier recording of it, if any).
+    Kept,
+    /// This recording was already kept: nothing changed.
+    Duplicate,
+    /// callq has no record of the call (never seen, or expired): nothing kept.
+    UnknownCall,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reaped {
     pub agents_lost: u32,
@@ -400,6 +441,21 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// Callback attempts whose customer did not answer.
     pub callback_tries: u32,
+    /// The recording of the agent's leg, once Twilio reported it complete.
+    pub recording: Option<Recording>,
+}
+
+/// A finished recording of a call's agent leg, as Twilio's recording status callback gave it.
+/// Its URL is the caller's voice: it goes to the call record and the admin API, never to logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recording {
+    /// `RE…`
+    pub sid: String,
+    /// Twilio's URL of the media (append `.mp3` or `.wav`; fetching it needs the account's
+    /// credentials).
+    pub url: String,
+    /// Whole seconds.
+    pub duration_s: u64,
 }
 
 /// An agent as stored in `callq:{C}:agent:<id>`, with its heartbeat.

@@ -15,6 +15,7 @@
 //! | `POST /twilio/callback-result?call=&agent=&attempt=` | a callback's `<Dial action>` to the customer | answered: `complete`; else `callback_result` (retry later or `callback_failed`), a sentence to the agent, `<Hangup/>` |
 //! | `POST /twilio/status` | the number's status callback | ended: `abandon` (or `complete` when connected) |
 //! | `POST /twilio/voicemail` | `<Record action>` | log the recording, thank, `<Hangup/>` |
+//! | `POST /twilio/recording?call=` | `<Dial recordingStatusCallback>` of a recording queue | completed: `record` (the URL kept with the call, never logged); `<Response/>` |
 //!
 //! Every request is checked the same way before any handler runs ([`accept`]): an
 //! `X-Twilio-Signature` header (missing: 403), a body within the server's limit (413), a
@@ -37,6 +38,7 @@
 pub mod announce;
 mod hold;
 mod legs;
+mod recording;
 mod rollout;
 mod speech;
 mod voice;
@@ -89,6 +91,10 @@ pub fn routes() -> Router<AppState> {
             endpoint("callback_result", legs::callback_result),
         )
         .route("/twilio/status", endpoint("status", legs::status))
+        .route(
+            "/twilio/recording",
+            endpoint("recording", recording::recording),
+        )
         .route(
             "/twilio/legacy-result",
             endpoint("legacy_result", rollout::legacy_result),

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::contract::{LegParameters, OfferHook};
+use crate::contract::{self, LegParameters, OfferHook};
 use crate::store::{
     CallKind, CallbackRetry, Offer, OfferOutcome, OfferResult, Store, StoreError, Transition,
 };
@@ -81,7 +81,9 @@ impl Outcome {
 
 /// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
 /// status callback are the contract's hooks for this offer ([`OfferHook`]), its parameters
-/// what the agent's desktop shows about the call ([`LegParameters`]).
+/// what the agent's desktop shows about the call ([`LegParameters`]). When the queue records,
+/// the `<Dial>` carries its `record` mode and the contract's recording status callback
+/// ([`contract::recording_url`]), told only of completed recordings.
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
     let named = offer.offer_ref();
     let client = Client {
@@ -98,6 +100,17 @@ pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlErr
         answer_on_bridge: Some(true),
         nouns: vec![client.into()],
         ..Dial::default()
+    };
+    let dial = if offer.record.records() {
+        Dial {
+            record: Some(offer.record.as_str().into()),
+            recording_status_callback: Some(contract::recording_url(public_url, &offer.call_sid)),
+            recording_status_callback_method: Some("POST".into()),
+            recording_status_callback_event: Some("completed".into()),
+            ..dial
+        }
+    } else {
+        dial
     };
     Response::new().verb(dial).to_inline_xml()
 }
@@ -529,6 +542,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RecordMode;
 
     fn offer(kind: CallKind) -> Offer {
         Offer {
@@ -542,6 +556,7 @@ mod tests {
             from: "+15550001111".into(),
             to: "+15005550001".into(),
             waited: Duration::from_millis(42_000),
+            record: RecordMode::DoNotRecord,
         }
     }
 
@@ -562,6 +577,31 @@ mod tests {
              <Parameter name=\"callq_waited_ms\" value=\"42000\"/>\
              </Client></Dial></Response>"
         );
+    }
+
+    #[test]
+    fn a_recording_queue_s_dial_records_and_reports_the_recording() {
+        let mut o = offer(CallKind::Inbound);
+        o.record = RecordMode::FromAnswerDual;
+        let xml = inbound_twiml("https://q.example.com", &o).unwrap();
+        assert!(
+            xml.contains(
+                "answerOnBridge=\"true\" record=\"record-from-answer-dual\" \
+                 recordingStatusCallback=\"https://q.example.com/twilio/recording?call=CA0001\" \
+                 recordingStatusCallbackMethod=\"POST\" recordingStatusCallbackEvent=\"completed\">"
+            ),
+            "{xml}"
+        );
+        // the rest of the document is the contracted dial of a queue that does not record
+        let plain = inbound_twiml("https://q.example.com", &offer(CallKind::Inbound)).unwrap();
+        assert!(!plain.contains("record"), "{plain}");
+        let stripped = xml.replace(
+            " record=\"record-from-answer-dual\" \
+             recordingStatusCallback=\"https://q.example.com/twilio/recording?call=CA0001\" \
+             recordingStatusCallbackMethod=\"POST\" recordingStatusCallbackEvent=\"completed\"",
+            "",
+        );
+        assert_eq!(stripped, plain);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::store::{
-    AgentSpec, Arrival, CallKind, NewCall, QueueSettings, RequestedStatus, Store, StoreOptions,
-    Strategy, UpsertMode,
+    AgentSpec, Arrival, CallKind, NewCall, QueueSettings, RecordMode, RequestedStatus, Store,
+    StoreOptions, Strategy, UpsertMode,
 };
 
 static REDIS: OnceLock<EmbeddedRedis> = OnceLock::new();
@@ -75,6 +75,7 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         check_after: Duration::from_secs(300),
         fallback: true,
         half_life: Duration::from_secs(3600),
+        record: RecordMode::DoNotRecord,
     }
 }
 

@@ -16,7 +16,7 @@ use super::redis_profile::{Profiler, ScriptCost};
 use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
     AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
-    RequestedStatus, Store, Strategy, UpsertMode,
+    RecordMode, RequestedStatus, Store, Strategy, UpsertMode,
 };
 
 /// What `callq bench --core` measures.
@@ -125,6 +125,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             check_after: Duration::from_secs(300),
             fallback: true,
             half_life: Duration::from_secs(3600),
+            record: RecordMode::DoNotRecord,
         })
         .await?;
     let mut ids = Vec::new();

@@ -41,7 +41,7 @@ use crate::sim::faults::{CustomerFaults, RestFaults, WebhookFaults};
 use crate::sim::load::{Dialled, LoadSpec};
 use crate::sim::Faults;
 use crate::sim::{LegacyPhones, SimConfig};
-use crate::store::{QueueSettings, Strategy};
+use crate::store::{QueueSettings, RecordMode, Strategy};
 use kpis::PathKpis;
 use report::{Load, Report, RunData};
 use route::{Path, Route, LEGACY_NUMBER};
@@ -339,6 +339,7 @@ fn bench_centre(
         check_after: clock.real(300.0),
         fallback: cfg.features.fallback,
         half_life: Duration::from_secs(3600),
+        record: RecordMode::DoNotRecord,
     };
     Ok((cfg, settings))
 }

@@ -4,6 +4,9 @@
 //! bridged first requests the action with `completed`). A REST update of the leg itself takes
 //! it out of the bridge: ringing, the `<Dial>` ends `canceled`; bridged, it ends `completed`
 //! (the leg does not run the new TwiML here; callq never sends any to a leg).
+//! `<Dial record>` (any mode but `do-not-record`) on an answered dial: once the bridge ends,
+//! the recording status callback gets a `completed` recording (`RE…` SID, a URL under the
+//! REST API, the bridged seconds), as Twilio reports it after the call's own callbacks.
 
 use std::time::Duration;
 
@@ -61,6 +64,7 @@ impl<E: Env> Interpreter<E> {
             answered_at: None,
         };
         let action = d.action.as_deref().map(|u| self.resolve(u));
+        let recording = Recording::asked(&d).map(|url| self.resolve(&url));
         self.log.rings += 1;
         self.env.observe(
             &self.call,
@@ -133,6 +137,9 @@ impl<E: Env> Interpreter<E> {
                     _ = leg_update(&mut leg_control) => Wake::Elapsed,
                 };
                 self.leg_end(&mut leg, LegEnd::Completed, "completed");
+                if let Some(url) = &recording {
+                    self.report_recording(url, &leg);
+                }
                 let params = dial_params("completed", &leg);
                 match (wake, action) {
                     (Wake::Control(c), action) => {
@@ -191,10 +198,57 @@ impl<E: Env> Interpreter<E> {
         self.log.dial_results.push(status.into());
     }
 
+    /// The recording of the bridged `leg` is done: its status callback, as Twilio sends it
+    /// (the dialling call's SID, a fresh `RE…` SID, a URL under the REST API, whole seconds).
+    fn report_recording(&self, url: &str, leg: &Leg) {
+        let rec_sid = self.env.new_recording_sid();
+        let account = &self.call.account_sid;
+        let media = format!(
+            "{}/2010-04-01/Accounts/{account}/Recordings/{rec_sid}",
+            self.env.rest_base()
+        );
+        let p = vec![
+            ("AccountSid".to_string(), account.clone()),
+            ("CallSid".to_string(), self.call.sid.clone()),
+            ("RecordingSid".to_string(), rec_sid),
+            ("RecordingUrl".to_string(), media),
+            ("RecordingStatus".to_string(), "completed".to_string()),
+            (
+                "RecordingDuration".to_string(),
+                leg.duration_s().to_string(),
+            ),
+            ("RecordingChannels".to_string(), "1".to_string()),
+            ("RecordingSource".to_string(), "DialVerb".to_string()),
+            ("RecordingStartTime".to_string(), rfc2822_now()),
+        ];
+        self.env.status_callback(url, p);
+    }
+
     fn notify_with(&self, url: &str, extra: Params) {
         let mut p = self.call.params("in-progress");
         p.extend(extra);
         self.env.notify(url, p);
+    }
+}
+
+/// What a `<Dial>` asks about recording.
+struct Recording;
+
+impl Recording {
+    /// The recording status callback to report a recording to, when the `<Dial>` records
+    /// and asks for `completed` (Twilio's default event).
+    fn asked(d: &Dial) -> Option<String> {
+        let records = d
+            .record
+            .as_deref()
+            .is_some_and(|r| r.starts_with("record-from-"));
+        let completed = d
+            .recording_status_callback_event
+            .as_deref()
+            .is_none_or(|e| e.split_whitespace().any(|e| e == "completed"));
+        (records && completed)
+            .then(|| d.recording_status_callback.clone())
+            .flatten()
     }
 }
 

@@ -36,7 +36,7 @@ use crate::twilio::twiml::{Response, Verb};
 pub use queue::{QueueView, TwilioQueues};
 pub use types::{
     new_sid, CallInfo, CallLog, CallerScript, Control, Env, LegEnd, Observed, Outcome, Params,
-    RingResult, Start, StatusCallback, Target,
+    RingResult, Start, StatusCallback, Target, DEFAULT_REST_BASE,
 };
 
 /// How long a `loop="0"` (repeat until the call moves on) plays, at most.

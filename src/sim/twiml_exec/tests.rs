@@ -284,6 +284,76 @@ async fn a_rest_update_interrupts_the_queue_and_the_dial_connects() {
     assert_eq!(of(&leg.sid), ["ringing", "in-progress", "completed"]);
 }
 
+fn recording_dial_doc(timeout: u32) -> Response {
+    crate::twilio::twiml::parse(&format!(
+            r#"<Response><Dial action="{BASE}/twilio/dial-result?agent=a1" timeout="{timeout}" record="record-from-answer-dual" recordingStatusCallback="{BASE}/twilio/recording?call=CA1" recordingStatusCallbackEvent="completed"><Client><Identity>alice</Identity></Client></Dial></Response>"#
+        ))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recorded_dial_reports_its_recording_once_the_bridge_ends() {
+    let env = Arc::new(Fake::default());
+    env.answer("/twilio/voice", ENQUEUE);
+    env.answer("/twilio/wait", WAIT);
+    env.answer("/twilio/queue-exit", "<Response/>");
+    env.answer("/twilio/dial-result", "<Response><Hangup/></Response>");
+    env.device("alice", Some(Duration::from_secs(3)));
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(300)),
+        talk: Duration::from_secs(40),
+        ..CallerScript::default()
+    };
+    let (tx, h) = start(&env, script);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tx.send(Control::Twiml(recording_dial_doc(20))).unwrap();
+    h.await.unwrap();
+    let recs = env.requests_to("/twilio/recording");
+    assert_eq!(recs.len(), 1, "{:?}", env.paths());
+    let r = &recs[0];
+    assert_eq!(get(r, "CallSid"), Some(call().sid.as_str()));
+    assert_eq!(get(r, "RecordingStatus"), Some("completed"));
+    assert_eq!(get(r, "RecordingDuration"), Some("40"));
+    let sid = get(r, "RecordingSid").unwrap();
+    assert!(sid.starts_with("RE") && sid.len() == 34, "{sid}");
+    assert_eq!(
+        get(r, "RecordingUrl").unwrap(),
+        format!(
+            "https://api.twilio.com/2010-04-01/Accounts/{}/Recordings/{sid}",
+            call().account_sid
+        )
+    );
+    // after the bridge ended: the leg's completion came first
+    let paths = env.paths();
+    let rec_at = paths
+        .iter()
+        .position(|p| p.starts_with("/twilio/recording"));
+    let result_at = paths
+        .iter()
+        .position(|p| p.starts_with("/twilio/dial-result"));
+    assert!(rec_at < result_at, "{paths:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_recorded_dial_reports_no_recording() {
+    let env = Arc::new(Fake::default());
+    env.answer("/twilio/voice", ENQUEUE);
+    env.answer("/twilio/wait", WAIT);
+    env.answer("/twilio/queue-exit", "<Response/>");
+    env.answer("/twilio/dial-result", "<Response><Hangup/></Response>");
+    env.device("alice", None);
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(60)),
+        ..CallerScript::default()
+    };
+    let (tx, h) = start(&env, script);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tx.send(Control::Twiml(recording_dial_doc(10))).unwrap();
+    h.await.unwrap();
+    assert_eq!(env.requests_to("/twilio/dial-result").len(), 1);
+    assert!(env.requests_to("/twilio/recording").is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_unanswered_dial_reports_no_answer_after_its_timeout() {
     let env = Arc::new(Fake::default());

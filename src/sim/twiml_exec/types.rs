@@ -153,6 +153,9 @@ pub enum Observed {
     Ended,
 }
 
+/// Twilio's REST API, where recording URLs point unless the environment says otherwise.
+pub const DEFAULT_REST_BASE: &str = "https://api.twilio.com";
+
 /// Everything outside one call: HTTP towards callq, devices, media lengths, measurements.
 pub trait Env: Send + Sync + 'static {
     /// Requests `url` with `params` (signed, form-encoded) and parses the TwiML answer.
@@ -168,6 +171,14 @@ pub trait Env: Send + Sync + 'static {
     /// waited for. By default the same as [`Env::notify`].
     fn status_callback(&self, url: &str, params: Params) {
         self.notify(url, params);
+    }
+    /// The base URL of the REST API (recording URLs point under it).
+    fn rest_base(&self) -> String {
+        DEFAULT_REST_BASE.to_string()
+    }
+    /// A fresh RecordingSid (`RE…`).
+    fn new_recording_sid(&self) -> String {
+        format!("RE{}", self.new_sid().trim_start_matches("CA"))
     }
     /// Twilio's record of calls: `<Dial>` created the leg `leg` of the call `parent`
     /// (`queued`). Returns the leg's own control channel (REST updates of the leg), if any.

@@ -70,7 +70,9 @@ pub struct Enqueue {
     pub max_queue_size: Option<u32>,
 }
 
-/// `<Dial action method timeout answerOnBridge callerId timeLimit>` and its nouns (at least one).
+/// `<Dial action method timeout answerOnBridge callerId timeLimit record
+/// recordingStatusCallback recordingStatusCallbackMethod recordingStatusCallbackEvent>` and its
+/// nouns (at least one).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Dial {
     pub action: Option<String>,
@@ -81,6 +83,15 @@ pub struct Dial {
     pub caller_id: Option<String>,
     /// Seconds the call may last.
     pub time_limit: Option<u32>,
+    /// Twilio's recording mode: `do-not-record`, `record-from-answer`, `record-from-ringing`,
+    /// `record-from-answer-dual` or `record-from-ringing-dual` (kept as written).
+    pub record: Option<String>,
+    /// Where Twilio POSTs the recording's status (`RecordingSid`, `RecordingUrl`, …).
+    pub recording_status_callback: Option<String>,
+    pub recording_status_callback_method: Option<String>,
+    /// Space-separated events: `in-progress`, `completed`, `absent` (Twilio's default
+    /// `completed`).
+    pub recording_status_callback_event: Option<String>,
     pub nouns: Vec<DialNoun>,
 }
 

@@ -315,6 +315,10 @@ impl<'a> Parser<'a> {
             answer_on_bridge: a.boolean("answerOnBridge")?,
             caller_id: a.text("callerId"),
             time_limit: a.number("timeLimit")?,
+            record: a.text("record"),
+            recording_status_callback: a.text("recordingStatusCallback"),
+            recording_status_callback_method: a.text("recordingStatusCallbackMethod"),
+            recording_status_callback_event: a.text("recordingStatusCallbackEvent"),
             nouns: Vec::new(),
         };
         let nouns = &mut dial.nouns;

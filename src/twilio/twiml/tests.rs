@@ -47,6 +47,10 @@ fn everything() -> Response {
             answer_on_bridge: Some(true),
             caller_id: Some("+14155550100".into()),
             time_limit: Some(14400),
+            record: Some("record-from-answer-dual".into()),
+            recording_status_callback: Some("/twilio/recording?call=CA1".into()),
+            recording_status_callback_method: Some("POST".into()),
+            recording_status_callback_event: Some("completed".into()),
             nouns: vec![
                 DialNoun::Client(Client {
                     identity: "agent-alice".into(),
@@ -309,6 +313,35 @@ fn twilio_docs_gather_and_short_forms() {
         })
         .pause(1);
     assert_eq!(parse(xml), Ok(expected));
+}
+
+/// Twilio's example of recording a `<Dial>`, and the recording attributes written back.
+#[test]
+fn dial_recording_attributes_round_trip() {
+    let xml = r#"<Response><Dial record="record-from-ringing-dual"
+            recordingStatusCallback="https://q.example/twilio/recording?call=CA1"
+            recordingStatusCallbackMethod="POST"
+            recordingStatusCallbackEvent="in-progress completed absent">+15558675310</Dial></Response>"#;
+    let expected = Response::new().verb(Dial {
+        record: Some("record-from-ringing-dual".into()),
+        recording_status_callback: Some("https://q.example/twilio/recording?call=CA1".into()),
+        recording_status_callback_method: Some("POST".into()),
+        recording_status_callback_event: Some("in-progress completed absent".into()),
+        nouns: vec![Number::new("+15558675310").into()],
+        ..Dial::default()
+    });
+    assert_eq!(parse(xml).as_ref(), Ok(&expected));
+    assert_eq!(
+        expected.to_xml(),
+        format!(
+            "{DECL}<Response><Dial record=\"record-from-ringing-dual\" \
+             recordingStatusCallback=\"https://q.example/twilio/recording?call=CA1\" \
+             recordingStatusCallbackMethod=\"POST\" \
+             recordingStatusCallbackEvent=\"in-progress completed absent\">\
+             <Number>+15558675310</Number></Dial></Response>"
+        )
+    );
+    round_trip(&expected);
 }
 
 #[test]
@@ -710,10 +743,16 @@ mod properties {
             (
                 (of(value()), of(value()), of(any::<u32>())),
                 (of(any::<bool>()), of(value()), of(any::<u32>())),
+                (of(value()), of(value()), of(value()), of(value())),
                 prop::collection::vec(noun(), 1..4)
             )
                 .prop_map(
-                    |((action, method, timeout), (bridge, caller_id, limit), nouns)| {
+                    |(
+                        (action, method, timeout),
+                        (bridge, caller_id, limit),
+                        (record, rec_cb, rec_method, rec_event),
+                        nouns,
+                    )| {
                         Verb::Dial(Dial {
                             action,
                             method,
@@ -721,6 +760,10 @@ mod properties {
                             answer_on_bridge: bridge,
                             caller_id,
                             time_limit: limit,
+                            record,
+                            recording_status_callback: rec_cb,
+                            recording_status_callback_method: rec_method,
+                            recording_status_callback_event: rec_event,
                             nouns,
                         })
                     }

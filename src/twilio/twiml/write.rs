@@ -85,6 +85,19 @@ impl Verb {
                 .flag("answerOnBridge", d.answer_on_bridge)
                 .attr("callerId", d.caller_id.as_deref())
                 .num("timeLimit", d.time_limit)
+                .attr("record", d.record.as_deref())
+                .attr(
+                    "recordingStatusCallback",
+                    d.recording_status_callback.as_deref(),
+                )
+                .attr(
+                    "recordingStatusCallbackMethod",
+                    d.recording_status_callback_method.as_deref(),
+                )
+                .attr(
+                    "recordingStatusCallbackEvent",
+                    d.recording_status_callback_event.as_deref(),
+                )
                 .children(w, |w| d.nouns.iter().try_for_each(|noun| noun.write(w))),
             Verb::Gather(g) => {
                 let gather = El::new("Gather")
