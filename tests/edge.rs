@@ -1915,3 +1915,28 @@ async fn a_recording_of_an_unknown_call_or_without_a_sid_changes_nothing() {
         .expect("request");
     assert_eq!(r.status(), 403);
 }
+
+/// The agent leg's recording is logged by its SID, never its URL, whatever becomes of it.
+#[tokio::test]
+async fn recording_logs_name_the_recording_sid_never_its_url() {
+    let captured = Captured::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
+    let srv = spawn_server(centre_with("record = \"record-from-answer\"", "", "")).await;
+    holding_in(&srv, "CAreclog", CALLER, SALES_NO).await;
+    let rec = "RE0123456789abcdef0123456789abcdef";
+    for (sid, status) in [
+        ("CAreclog", "completed"),
+        ("CAreclog", "completed"),
+        ("CAreclog", "failed"),
+        ("CAnobody", "completed"),
+    ] {
+        let path = format!("/twilio/recording?call={sid}");
+        twiml(&srv, &path, &recording_params(sid, rec, status)).await;
+    }
+    let logs = captured.text();
+    assert!(logs.contains("recording kept with the call"), "{logs}");
+    assert!(logs.contains("callq has no record of"), "{logs}");
+    assert!(logs.contains(rec), "{logs}");
+    assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
+    assert!(!logs.contains("Recordings/"), "a recording URL: {logs}");
+}
