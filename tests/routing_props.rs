@@ -53,6 +53,11 @@ enum Op {
     EndCall {
         call: usize,
     },
+    /// Twilio reports a recording of the call (one of two SIDs, so repeats happen).
+    Record {
+        call: usize,
+        which: u8,
+    },
     /// Take due checks and settle each as a worker might after asking Twilio.
     Checks {
         verdict: usize,
@@ -96,6 +101,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..12usize, 0..5usize).prop_map(|(call, outcome)| Op::CallbackResult { call, outcome }),
         1 => (0..12usize).prop_map(|call| Op::Reenter { call }),
         1 => (0..12usize).prop_map(|call| Op::EndCall { call }),
+        1 => (0..12usize, 0..2u8).prop_map(|(call, which)| Op::Record { call, which }),
         1 => (0..5usize).prop_map(|verdict| Op::Checks { verdict }),
         1 => (0..12usize).prop_map(|call| Op::Abandon { call }),
         1 => (0..12usize).prop_map(|call| Op::Callback { call }),
@@ -235,6 +241,21 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
         Op::EndCall { call } => {
             if let Some(sid) = pick(*call) {
                 store.end_call(&sid, "prop").await.expect("end");
+            }
+        }
+        Op::Record { call, which } => {
+            if let Some(sid) = pick(*call) {
+                let recording = callq::store::Recording {
+                    sid: format!("RE{which:032x}"),
+                    url: format!(
+                        "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE{which}"
+                    ),
+                    duration_s: 3,
+                };
+                let before = store.call(&sid).await.expect("read").map(|c| c.state);
+                store.record(&sid, &recording).await.expect("record");
+                let after = store.call(&sid).await.expect("read").map(|c| c.state);
+                assert_eq!(before, after, "a recording never moves a call");
             }
         }
         Op::Checks { verdict } => {

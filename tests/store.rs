@@ -1484,3 +1484,57 @@ async fn a_hangup_heard_while_the_agent_rang_is_checked_with_twilio_not_taken_at
     assert_eq!(status(&store, "a1").await, AgentStatus::Available);
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
+
+/// A recording goes on the call's hash without touching its state; the same one again changes
+/// nothing; a later one replaces it (its event names the one replaced); an unknown call gets
+/// nothing, not even a hash.
+#[tokio::test]
+async fn a_recording_is_kept_with_the_call_once() {
+    let store = staffed(sales()).await;
+    let offer = enter_connected(&store, "CArec", "sales").await;
+    let rec = |sid: &str| Recording {
+        sid: sid.to_string(),
+        url: format!("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/{sid}"),
+        duration_s: 12,
+    };
+    let first = rec("RE0000000000000000000000000000000a");
+    assert_eq!(
+        store.record("CArec", &first).await.expect("record"),
+        Recorded::Kept
+    );
+    let c = call(&store, "CArec").await;
+    assert_eq!(c.recording.as_ref(), Some(&first));
+    assert_eq!(
+        (c.state, c.agent.as_deref()),
+        (CallState::Connected, Some(offer.agent_id.as_str()))
+    );
+    assert_eq!(
+        store.record("CArec", &first).await.expect("record"),
+        Recorded::Duplicate
+    );
+    let second = rec("RE0000000000000000000000000000000b");
+    assert_eq!(
+        store.record("CArec", &second).await.expect("record"),
+        Recorded::Kept
+    );
+    assert_eq!(call(&store, "CArec").await.recording, Some(second.clone()));
+    let events = store.call_events("CArec").await.expect("history");
+    let recorded: Vec<_> = events
+        .iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("recorded"))
+        .collect();
+    assert_eq!(recorded.len(), 2, "{events:?}");
+    assert_eq!(recorded[1].1.get("replaced"), Some(&first.sid));
+    assert!(
+        events
+            .iter()
+            .all(|(_, f)| f.values().all(|v| !v.contains("api.twilio.com"))),
+        "no URL in the history: {events:?}"
+    );
+    assert_eq!(
+        store.record("CAnobody", &first).await.expect("record"),
+        Recorded::UnknownCall
+    );
+    assert_eq!(store.call("CAnobody").await.expect("read"), None);
+    assert_invariants(&store, &["CArec".to_string()]).await;
+}
