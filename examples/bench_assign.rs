@@ -27,7 +27,7 @@ use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::sim::recorder::{Recorder, Reply};
 use callq::store::{
     AgentSpec, Arrival, CallKind, EndSource, NewCall, OfferOutcome, OfferRef, QueueSettings,
-    RequestedStatus, Store, Strategy, UpsertMode,
+    RecordMode, RequestedStatus, Store, Strategy, UpsertMode,
 };
 use callq::twilio::rest::{RestConfig, TwilioRest};
 use callq::worker::{Settings, Worker};
@@ -160,6 +160,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 check_after: Duration::from_secs(300),
                 fallback: true,
                 half_life: Duration::from_secs(3600),
+                record: RecordMode::DoNotRecord,
             })
             .await?;
         let id = format!("a{k}");
