@@ -82,8 +82,7 @@ impl Outcome {
 /// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
 /// status callback are the contract's hooks for this offer ([`OfferHook`]), its parameters
 /// what the agent's desktop shows about the call ([`LegParameters`]). When the queue records,
-/// the `<Dial>` carries its `record` mode and the contract's recording status callback
-/// ([`contract::recording_url`]), told only of completed recordings.
+/// so does the `<Dial>` ([`recorded`]).
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
     let named = offer.offer_ref();
     let client = Client {
@@ -101,23 +100,31 @@ pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlErr
         nouns: vec![client.into()],
         ..Dial::default()
     };
-    let dial = if offer.record.records() {
-        Dial {
-            record: Some(offer.record.as_str().into()),
-            recording_status_callback: Some(contract::recording_url(public_url, &offer.call_sid)),
-            recording_status_callback_method: Some("POST".into()),
-            recording_status_callback_event: Some("completed".into()),
-            ..dial
-        }
-    } else {
-        dial
-    };
-    Response::new().verb(dial).to_inline_xml()
+    Response::new()
+        .verb(recorded(dial, public_url, offer))
+        .to_inline_xml()
+}
+
+/// `dial` with the queue's recording of it, when the queue records: its `record` mode and the
+/// contract's recording status callback ([`contract::recording_url`], naming the call),
+/// told only of completed recordings.
+fn recorded(dial: Dial, public_url: &str, offer: &Offer) -> Dial {
+    if !offer.record.records() {
+        return dial;
+    }
+    Dial {
+        record: Some(offer.record.as_str().into()),
+        recording_status_callback: Some(contract::recording_url(public_url, &offer.call_sid)),
+        recording_status_callback_method: Some("POST".into()),
+        recording_status_callback_event: Some("completed".into()),
+        ..dial
+    }
 }
 
 /// The agent leg of a callback: once the agent answers, tell them why and dial the customer
 /// from the number the customer originally called; the customer `<Dial>`'s action is the
-/// contract's [`OfferHook::CallbackResult`].
+/// contract's [`OfferHook::CallbackResult`]. When the queue records, so does that `<Dial>`
+/// ([`recorded`]): the conversation of agent and customer, reported for the callback's call.
 pub fn callback_twiml(
     public_url: &str,
     offer: &Offer,
@@ -133,7 +140,7 @@ pub fn callback_twiml(
     };
     Response::new()
         .say("Calling back a customer who kept their place in line.")
-        .verb(dial)
+        .verb(recorded(dial, public_url, offer))
         .to_inline_xml()
 }
 
@@ -618,6 +625,20 @@ mod tests {
              who kept their place in line.</Say><Dial \
              action=\"https://q.example.com/twilio/callback-result?call=CA0001&amp;agent=a1&amp;attempt=1\" \
              method=\"POST\" timeout=\"30\" callerId=\"+15005550001\"><Number>+15557654321</Number></Dial></Response>"
+        );
+    }
+
+    #[test]
+    fn a_recording_queue_s_callback_records_the_customer_dial() {
+        let mut o = offer(CallKind::Callback);
+        o.record = RecordMode::FromAnswer;
+        let xml = callback_twiml("https://q.example.com", &o, "+15557654321").unwrap();
+        assert!(
+            xml.contains(
+                "callerId=\"+15005550001\" record=\"record-from-answer\" \
+                 recordingStatusCallback=\"https://q.example.com/twilio/recording?call=CA0001\""
+            ),
+            "{xml}"
         );
     }
 
