@@ -303,8 +303,8 @@ pub struct CallView {
 pub struct RecordingView {
     /// Twilio's RecordingSid (`RE…`).
     pub sid: String,
-    /// Twilio's URL of the recording (add `.mp3` or `.wav`); fetching it takes the Twilio
-    /// account's credentials.
+    /// Twilio's URL of the recording (add `.mp3` or `.wav`). Unless the Twilio account
+    /// requires HTTP authentication for media, the URL alone fetches the recording.
     pub url: String,
     /// Length in whole seconds.
     pub duration_s: u64,

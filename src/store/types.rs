@@ -451,8 +451,8 @@ pub struct CallRecord {
 pub struct Recording {
     /// `RE…`
     pub sid: String,
-    /// Twilio's URL of the media (append `.mp3` or `.wav`; fetching it needs the account's
-    /// credentials).
+    /// Twilio's URL of the media (append `.mp3` or `.wav`). Unless the account requires HTTP
+    /// authentication for media, the URL alone fetches the recording: treat it as a secret.
     pub url: String,
     /// Whole seconds.
     pub duration_s: u64,
