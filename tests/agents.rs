@@ -1889,6 +1889,7 @@ async fn the_openapi_document_lists_every_route_with_its_auth() {
         "AgentView",
         "QueueList",
         "CallDetail",
+        "RecordingView",
         "ErrorBody",
         "AgentStatus",
         "RequestedStatus",
@@ -1898,6 +1899,12 @@ async fn the_openapi_document_lists_every_route_with_its_auth() {
             "schema {schema}"
         );
     }
+    // the admin call view documents the recording of a recording queue's call
+    assert!(
+        doc["components"]["schemas"]["CallView"]["properties"]["recording"].is_object(),
+        "{}",
+        doc["components"]["schemas"]["CallView"]
+    );
     assert_eq!(
         doc["components"]["schemas"]["RequestedStatus"]["enum"],
         json!(["available", "paused", "offline"])
