@@ -226,7 +226,13 @@ async fn the_menu_digit_picks_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() {
-    let toml = callq::config::DEMO_TOML.replace("callback_after_s = 60", "callback_after_s = 1");
+    // sales records: the agent's call to the customer is recorded too
+    let toml = callq::config::DEMO_TOML
+        .replace("callback_after_s = 60", "callback_after_s = 1")
+        .replace(
+            "# record = \"record-from-answer\"",
+            "record = \"record-from-answer\"",
+        );
     let centre = support::centre_from(&toml);
     // dave serves support only: nobody answers sales until erin logs in
     let stack = stack_with(centre, &[("dave", &[("support", 1)])]).await;
@@ -279,5 +285,22 @@ async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() 
     let rec = stack.store.call(&sid).await.expect("read").expect("known");
     assert_eq!(rec.state, CallState::Completed);
     assert_eq!(rec.agent.as_deref(), Some("erin"));
+    // the recording of agent and customer, reported for the callback's call
+    let mut recording = rec.recording;
+    for _ in 0..100 {
+        if recording.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        recording = stack
+            .store
+            .call(&sid)
+            .await
+            .expect("read")
+            .expect("known")
+            .recording;
+    }
+    let recording = recording.expect("the callback's recording was stored");
+    assert!(recording.sid.starts_with("RE"), "{recording:?}");
     stack.stop().await;
 }
