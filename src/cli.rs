@@ -389,6 +389,10 @@ pub struct CoreArgs {
     /// Samples per script in the latency phase.
     #[arg(long = "core-samples", default_value_t = 5000)]
     pub samples: u32,
+    /// Skip the per-script Redis profile (its slow log at threshold 0 costs Redis time on
+    /// every command); for comparing the cycle rate with another system on the same Redis.
+    #[arg(long = "core-no-profile")]
+    pub no_profile: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -617,6 +621,7 @@ impl BenchArgs {
                 claimers: c.claimers,
                 seconds: c.seconds,
                 samples: c.samples,
+                profile: !c.no_profile,
             },
             json: self.json,
             agents: self.agents,

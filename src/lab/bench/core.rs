@@ -32,6 +32,9 @@ pub struct CoreOptions {
     pub seconds: u64,
     /// Samples per script in the latency phase.
     pub samples: u32,
+    /// Record Redis' time per script during the throughput phase (its slow log at threshold
+    /// 0, which itself costs Redis time on every command).
+    pub profile: bool,
 }
 
 impl Default for CoreOptions {
@@ -42,6 +45,7 @@ impl Default for CoreOptions {
             claimers: 8,
             seconds: 10,
             samples: 5000,
+            profile: true,
         }
     }
 }
@@ -67,6 +71,10 @@ pub struct CoreReport {
     pub claims_per_s: f64,
     /// Claims that found nothing (lost races), per successful claim.
     pub idle_claim_ratio: f64,
+    /// CPU time of Redis' main thread (user + system, from `INFO cpu`) during the throughput
+    /// phase, per successful claim: what one full cycle costs the shard, comparable across
+    /// machines better than a rate. None when the server does not report it.
+    pub redis_cpu_us_per_cycle: Option<f64>,
     pub latencies: Vec<Latency>,
     /// Redis' own execution time per script during the throughput phase (its slow log at
     /// threshold 0); empty when the server refused `CONFIG SET`.
@@ -191,13 +199,18 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
             anyhow::Ok(())
         }));
     }
-    let profiler = match Profiler::start(redis_url).await {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!("no Redis profile (CONFIG SET refused?): {e}");
-            None
+    let profiler = if args.profile {
+        match Profiler::start(redis_url).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("no Redis profile (CONFIG SET refused?): {e}");
+                None
+            }
         }
+    } else {
+        None
     };
+    let cpu_before = redis_main_cpu(store).await;
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds.max(1))).await;
     stop.store(true, Ordering::Relaxed);
@@ -205,6 +218,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         t.await.context("claimer task")??;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = redis_main_cpu(store).await;
     let redis_profile = match profiler {
         Some(p) => p.finish().await?,
         None => Vec::new(),
@@ -317,9 +331,35 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         seconds: elapsed,
         claims_per_s: claimed / elapsed,
         idle_claim_ratio: idle.load(Ordering::Relaxed) as f64 / claimed.max(1.0),
+        redis_cpu_us_per_cycle: match (cpu_before, cpu_after) {
+            (Some(b), Some(a)) if claimed > 0.0 => Some((a - b) * 1e6 / claimed),
+            _ => None,
+        },
         latencies: lat,
         redis_profile,
     })
+}
+
+/// Seconds of CPU Redis' main thread has used (`used_cpu_user_main_thread` +
+/// `used_cpu_sys_main_thread` of `INFO cpu`); None when unavailable.
+async fn redis_main_cpu(store: &Store) -> Option<f64> {
+    let mut c = store.conn().await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    main_thread_cpu(&info)
+}
+
+/// The main thread's user + system CPU seconds in an `INFO cpu` reply.
+fn main_thread_cpu(info: &str) -> Option<f64> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(field("used_cpu_user_main_thread")? + field("used_cpu_sys_main_thread")?)
 }
 
 async fn time_n<F, Fut>(n: usize, mut f: F) -> anyhow::Result<Vec<f64>>
@@ -371,6 +411,9 @@ fn print_table(r: &CoreReport) {
         "  throughput: {:.0} claims/s, each a full call cycle (enqueue+claim+answer+complete); idle claims per claim {:.2}",
         r.claims_per_s, r.idle_claim_ratio
     );
+    if let Some(us) = r.redis_cpu_us_per_cycle {
+        println!("  Redis main thread CPU per cycle: {us:.0} µs");
+    }
     println!(
         "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10}",
         "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING"
@@ -428,7 +471,14 @@ fn print_table(r: &CoreReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{main_thread_cpu, percentile};
+
+    #[test]
+    fn main_thread_cpu_adds_user_and_system() {
+        let info = "# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.0\r\nused_cpu_sys_main_thread:0.25\r\nused_cpu_user_main_thread:1.5\r\n";
+        assert_eq!(main_thread_cpu(info), Some(1.75));
+        assert_eq!(main_thread_cpu("# CPU\r\nused_cpu_sys:1.5\r\n"), None);
+    }
 
     #[test]
     fn percentile_is_nearest_rank() {
