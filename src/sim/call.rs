@@ -474,8 +474,11 @@ impl Env for SimEnv {
 
     fn observe(&self, call: &CallInfo, what: Observed) {
         match what {
-            Observed::Waiting => self.registry.waiting(&call.sid),
+            Observed::Waiting => {}
             Observed::Announced { .. } => {
+                // on hold now: from here on, callq may offer the call (assignment latency
+                // counts from here, not from the welcome before the <Enqueue>)
+                self.registry.waiting(&call.sid);
                 // the wait callq would announce, read where it is computed, as the caller
                 // hears their first announcement (they are in callq's line from then on);
                 // beside it, the naive estimate from the same numbers

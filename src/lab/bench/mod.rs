@@ -324,7 +324,7 @@ fn bench_centre(
     let toml = format!(
         "centre = \"{centre}\"\ndefault_queue = \"bench\"\n\n{rollout}[queues.bench]\n\
          numbers = [\"{BENCH_NUMBER}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
-         no_answer_delay_s = 0\nannounce_every_s = 30\n{callback}"
+         no_answer_delay_s = 0\nannounce_every_s = 30\nwelcome = \"\"\n{callback}"
     );
     let cfg = CentreConfig::from_toml(&toml, "bench centre")?;
     let settings = QueueSettings {
