@@ -53,14 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    port_in_use "$p" || { echo "$p"; return; }
-  done
-}
+# shellcheck source=scripts/lib/ports.sh
+source scripts/lib/ports.sh
 wait_for() { # what, command...
   local what=$1; shift
   for _ in $(seq 1 300); do "$@" && return 0; sleep 0.1; done

@@ -63,14 +63,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    port_in_use "$p" || { echo "$p"; return; }
-  done
-}
+# shellcheck source=scripts/lib/ports.sh
+source scripts/lib/ports.sh
 port=$(free_port)
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
   >"$work/redis.log" 2>&1 &

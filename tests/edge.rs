@@ -352,17 +352,7 @@ async fn hold_music_clips_bring_the_announcement_round_on_time() {
 
     // a piece in four parts: three parts per announcement, starting where 20 s of holding got to
     call_in(&srv, "CAc2", CALLER, SUPPORT_NO).await;
-    let doc = twiml(
-        &srv,
-        "/twilio/wait?queue=support",
-        &[
-            ("CallSid", "CAc2"),
-            ("From", CALLER),
-            ("To", SUPPORT_NO),
-            ("QueueTime", "20"),
-        ],
-    )
-    .await;
+    let doc = support_wait(&srv, "CAc2", "20").await;
     let played: Vec<&str> = doc
         .verbs
         .iter()
@@ -1671,17 +1661,7 @@ async fn a_spanish_queue_speaks_spanish_in_every_prompt() {
     }
 
     // nobody staffed: said so, in Spanish; with the callback offer in Spanish around it
-    let doc = twiml(
-        &srv,
-        "/twilio/wait?queue=support",
-        &[
-            ("CallSid", "CAes1"),
-            ("From", CALLER),
-            ("To", SUPPORT_NO),
-            ("QueueTime", "0"),
-        ],
-    )
-    .await;
+    let doc = support_wait(&srv, "CAes1", "0").await;
     let words = spoken(&doc);
     let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
     assert!(texts.contains(&"Es usted el siguiente."), "{texts:?}");
@@ -1702,17 +1682,7 @@ async fn a_spanish_queue_speaks_spanish_in_every_prompt() {
     online_agent(store, &agent("a1", &[("support", 1)])).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     call_in(&srv, "CAes2", CALLER, SUPPORT_NO).await;
-    let doc = twiml(
-        &srv,
-        "/twilio/wait?queue=support",
-        &[
-            ("CallSid", "CAes2"),
-            ("From", CALLER),
-            ("To", SUPPORT_NO),
-            ("QueueTime", "0"),
-        ],
-    )
-    .await;
+    let doc = support_wait(&srv, "CAes2", "0").await;
     assert!(
         says(&doc)
             .iter()
@@ -1723,17 +1693,7 @@ async fn a_spanish_queue_speaks_spanish_in_every_prompt() {
 
     // the max wait: the voicemail lead in Spanish
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let doc = twiml(
-        &srv,
-        "/twilio/wait?queue=support",
-        &[
-            ("CallSid", "CAes1"),
-            ("From", CALLER),
-            ("To", SUPPORT_NO),
-            ("QueueTime", "2"),
-        ],
-    )
-    .await;
+    let doc = support_wait(&srv, "CAes1", "2").await;
     assert_eq!(doc.verbs, vec![Verb::Leave]);
     let doc = queue_exit(&srv, "CAes1", "leave").await;
     assert!(said(&doc, "Sentimos la larga espera"), "{:?}", says(&doc));

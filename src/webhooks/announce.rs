@@ -41,14 +41,37 @@ pub fn position_phrase(position: u64) -> String {
 /// Each band's upper bound belongs to it (exactly 10 minutes is "about 10 minutes"), and the
 /// rounding never says less than the band below, so a growing estimate never sounds shorter.
 pub fn wait_phrase(estimate_s: f64) -> String {
+    match wait_band(estimate_s) {
+        WaitBand::Unknown => "an unknown time".to_string(),
+        WaitBand::UnderAMinute => "less than a minute".to_string(),
+        WaitBand::Over90Minutes => "more than an hour and a half".to_string(),
+        WaitBand::About(0 | 1) => "about a minute".to_string(),
+        WaitBand::About(60) => "about an hour".to_string(),
+        WaitBand::About(75) => "about an hour and a quarter".to_string(),
+        WaitBand::About(90) => "about an hour and a half".to_string(),
+        WaitBand::About(n) => format!("about {n} minutes"),
+    }
+}
+
+/// An estimate as it is said, whatever the language (the bands of [`wait_phrase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitBand {
+    Unknown,
+    UnderAMinute,
+    /// About this many minutes, rounded to the band's step (1 ..= 90).
+    About(u32),
+    Over90Minutes,
+}
+
+fn wait_band(estimate_s: f64) -> WaitBand {
     if estimate_s.is_nan() {
-        return "an unknown time".to_string();
+        return WaitBand::Unknown;
     }
     if estimate_s < 60.0 {
-        return "less than a minute".to_string();
+        return WaitBand::UnderAMinute;
     }
     if estimate_s > LONGEST_SPOKEN_S {
-        return "more than an hour and a half".to_string();
+        return WaitBand::Over90Minutes;
     }
     let minutes = estimate_s / 60.0;
     let rounded = if minutes <= 10.0 {
@@ -59,17 +82,7 @@ pub fn wait_phrase(estimate_s: f64) -> String {
         (minutes / 15.0).round() * 15.0
     };
     // 1.0 ..= 90.0 here, so the cast is exact.
-    minutes_phrase(rounded as u32)
-}
-
-fn minutes_phrase(minutes: u32) -> String {
-    match minutes {
-        0 | 1 => "about a minute".to_string(),
-        60 => "about an hour".to_string(),
-        75 => "about an hour and a quarter".to_string(),
-        90 => "about an hour and a half".to_string(),
-        n => format!("about {n} minutes"),
-    }
+    WaitBand::About(rounded as u32)
 }
 
 /// The whole wait announcement: "Your estimated wait is about 5 minutes." When there is no
@@ -88,15 +101,10 @@ pub fn wait_sentence(estimate_s: f64) -> String {
 /// midnight" ("tomorrow, from midnight") because "Monday at midnight" is heard as the night
 /// after Monday. When `opens` is not after `now`, "now".
 pub fn opening_phrase(now: &Zoned, opens: &Zoned) -> String {
-    if opens.timestamp() <= now.timestamp() {
+    let Some(days_ahead) = days_ahead(now, opens) else {
         return "now".to_string();
-    }
-    let today = now.with_time_zone(opens.time_zone().clone()).date();
+    };
     let day = opens.date();
-    let days_ahead = today
-        .until(day)
-        .map(|span| span.get_days())
-        .unwrap_or(i32::MAX);
     let day_words = match days_ahead {
         0 => "today".to_string(),
         1 => "tomorrow".to_string(),
@@ -114,6 +122,21 @@ pub fn opening_phrase(now: &Zoned, opens: &Zoned) -> String {
         return format!("{day_words}, from midnight");
     }
     format!("{day_words} at {}", clock_phrase(hour, minute))
+}
+
+/// Days from `now`'s date to `opens`' date, both in `opens`' time zone; None when `opens` is
+/// not after `now`.
+fn days_ahead(now: &Zoned, opens: &Zoned) -> Option<i32> {
+    if opens.timestamp() <= now.timestamp() {
+        return None;
+    }
+    let today = now.with_time_zone(opens.time_zone().clone()).date();
+    Some(
+        today
+            .until(opens.date())
+            .map(|span| span.get_days())
+            .unwrap_or(i32::MAX),
+    )
 }
 
 /// "9 AM", "1:30 PM", "noon", "12:15 PM", "12:05 AM".
@@ -188,22 +211,15 @@ pub fn wait_sentence_in(lang: Lang, estimate_s: f64) -> String {
 }
 
 fn wait_phrase_es(estimate_s: f64) -> String {
-    // the English bands, worded in Spanish
-    let en = wait_phrase(estimate_s);
-    match en.as_str() {
-        "less than a minute" => "menos de un minuto".to_string(),
-        "more than an hour and a half" => "más de una hora y media".to_string(),
-        "about a minute" => "alrededor de un minuto".to_string(),
-        "about an hour" => "alrededor de una hora".to_string(),
-        "about an hour and a quarter" => "alrededor de una hora y cuarto".to_string(),
-        "about an hour and a half" => "alrededor de una hora y media".to_string(),
-        other => match other
-            .strip_prefix("about ")
-            .and_then(|m| m.strip_suffix(" minutes"))
-        {
-            Some(n) => format!("alrededor de {n} minutos"),
-            None => "un tiempo desconocido".to_string(),
-        },
+    match wait_band(estimate_s) {
+        WaitBand::Unknown => "un tiempo desconocido".to_string(),
+        WaitBand::UnderAMinute => "menos de un minuto".to_string(),
+        WaitBand::Over90Minutes => "más de una hora y media".to_string(),
+        WaitBand::About(0 | 1) => "alrededor de un minuto".to_string(),
+        WaitBand::About(60) => "alrededor de una hora".to_string(),
+        WaitBand::About(75) => "alrededor de una hora y cuarto".to_string(),
+        WaitBand::About(90) => "alrededor de una hora y media".to_string(),
+        WaitBand::About(n) => format!("alrededor de {n} minutos"),
     }
 }
 
@@ -214,15 +230,10 @@ pub fn opening_in(lang: Lang, now: &Zoned, opens: &Zoned) -> String {
     if lang == Lang::En {
         return opening_phrase(now, opens);
     }
-    if opens.timestamp() <= now.timestamp() {
+    let Some(days_ahead) = days_ahead(now, opens) else {
         return "ahora".to_string();
-    }
-    let today = now.with_time_zone(opens.time_zone().clone()).date();
+    };
     let day = opens.date();
-    let days_ahead = today
-        .until(day)
-        .map(|span| span.get_days())
-        .unwrap_or(i32::MAX);
     let day_words = match days_ahead {
         0 => "hoy".to_string(),
         1 => "mañana".to_string(),

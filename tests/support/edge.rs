@@ -178,6 +178,21 @@ pub async fn holding_in(srv: &TestServer, sid: &str, from: &str, to: &str) {
     .await;
 }
 
+/// Twilio's wait request for `sid` holding `queue_time_s` seconds in support's Twilio queue.
+pub async fn support_wait(srv: &TestServer, sid: &str, queue_time_s: &str) -> twiml::Response {
+    twiml(
+        srv,
+        "/twilio/wait?queue=support",
+        &[
+            ("CallSid", sid),
+            ("From", CALLER),
+            ("To", SUPPORT_NO),
+            ("QueueTime", queue_time_s),
+        ],
+    )
+    .await
+}
+
 /// A caller rings in, holds, and is offered to a new online agent `agent_id` of sales.
 pub async fn offered_to(srv: &TestServer, agent_id: &str, sid: &str) -> Offer {
     let store = &srv.state.store;
