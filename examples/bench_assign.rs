@@ -161,6 +161,9 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 fallback: true,
                 half_life: Duration::from_secs(3600),
                 record: RecordMode::DoNotRecord,
+                skills: Default::default(),
+                widen: Vec::new(),
+                calls_carry_skills: false,
             })
             .await?;
         let id = format!("a{k}");
@@ -171,6 +174,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                     identity: format!("agent-{k}"),
                     queues: vec![(q, 1)],
                     capacity: 1,
+                    skills: Default::default(),
                 },
                 UpsertMode::Upsert,
             )
@@ -308,6 +312,7 @@ async fn chain(
                 arrival: Arrival::Holding {
                     waited: Duration::ZERO,
                 },
+                skills: Default::default(),
             })
             .await?;
         let t0 = Instant::now();

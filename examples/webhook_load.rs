@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                     identity: format!("client-{id}"),
                     queues: vec![("sales".into(), 1), ("support".into(), 1)],
                     capacity: 1,
+                    skills: Default::default(),
                 },
                 UpsertMode::Upsert,
             )
@@ -183,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
                         arrival: Arrival::Holding {
                             waited: Duration::ZERO,
                         },
+                        skills: Default::default(),
                     })
                     .await?;
                 entered.push(sid);

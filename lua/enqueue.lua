@@ -15,6 +15,8 @@
 -- ARGV[6]  kind: 'inbound' | 'callback' (a callback is returned to From)
 -- ARGV[7]  'arriving' (Twilio is about to hold the caller) | 'holding' (it holds them now)
 -- ARGV[8]  ms the caller already waited before this request (entered_ms = now - this)
+-- ARGV[9]  skills this call requires, "billing=3" (from an IVR choice or a priority rule;
+--          '' the queue's own)
 -- Returns  {'new' | 'existing', state, rank} | {'unknown_queue'}
 -- @include calls.lua
 
@@ -34,7 +36,7 @@ end
 redis.call('HSET', k_call(sid),
   'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', int(boost),
   'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',',
-  'entered_ms', int(entered))
+  'entered_ms', int(entered), 'skills', ARGV[9] or '')
 if kind == 'callback' then
   -- a callback requested on arrival (e.g. after hours): call back the number that called
   redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])

@@ -68,6 +68,18 @@ fn one() -> u32 {
     1
 }
 
+/// One skill of an agent, at a level from 1 to 5 (5 the most able). A call that requires
+/// the skill at a level goes only to agents who have it at that level or higher (until the
+/// queue's widening lowers it); among those, a higher level is offered first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillLevel {
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "billing")]
+    pub skill: String,
+    #[schema(minimum = 1, maximum = 5, example = 3)]
+    pub level: u8,
+}
+
 /// `POST /v1/admin/agents`: a new agent (it starts offline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +99,10 @@ pub struct CreateAgentRequest {
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100, default = 1)]
     pub capacity: u32,
+    /// The agent's skills, each at most once (up to 20); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub skills: Vec<SkillLevel>,
 }
 
 /// `PUT /v1/admin/agents/{id}`: replaces the agent's profile; its status is kept.
@@ -103,6 +119,10 @@ pub struct UpdateAgentRequest {
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100, default = 1)]
     pub capacity: u32,
+    /// The agent's skills, each at most once (up to 20); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub skills: Vec<SkillLevel>,
 }
 
 /// An agent as routing sees it.
@@ -112,6 +132,8 @@ pub struct AgentView {
     pub identity: String,
     pub queues: Vec<QueueTier>,
     pub capacity: u32,
+    /// The agent's skills, by name.
+    pub skills: Vec<SkillLevel>,
     pub status: AgentStatus,
     /// Why the agent is in this status: the reason sent with it (`lunch`), `supervisor`
     /// when a supervisor set it without one, `no_answer` when routing paused the agent after
@@ -145,6 +167,12 @@ impl From<AgentRecord> for AgentView {
                 .queues
                 .into_iter()
                 .map(|(queue, tier)| QueueTier { queue, tier })
+                .collect(),
+            skills: a
+                .skills
+                .0
+                .into_iter()
+                .map(|(skill, level)| SkillLevel { skill, level })
                 .collect(),
             id: a.id,
             identity: a.identity,

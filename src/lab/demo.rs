@@ -201,6 +201,7 @@ async fn populate(
                 id: format!("agent-{i:02}"),
                 queues: q,
                 capacity: 1,
+                skills: Default::default(),
             })
             .await;
         if let Err(e) = added {

@@ -262,6 +262,12 @@ impl Store {
     /// Create or update a queue's routing settings (`configure_queue.lua`).
     pub async fn configure_queue(&self, q: &QueueSettings) -> Result<()> {
         check_name("queue", &q.name)?;
+        q.skills.check()?;
+        for step in &q.widen {
+            if let Some(other) = &step.queue {
+                check_name("queue", other)?;
+            }
+        }
         let r = self
             .run_list(
                 "configure_queue",
@@ -279,6 +285,9 @@ impl Store {
                     if q.fallback { "1" } else { "0" },
                     &ms(q.half_life.max(Duration::from_secs(1))),
                     q.record.as_str(),
+                    &q.skills.field(),
+                    &q.widen_field(),
+                    &q.claim_depth().to_string(),
                 ],
             )
             .await?;
@@ -304,6 +313,7 @@ impl Store {
                 });
             }
         }
+        spec.skills.check()?;
         if spec.capacity == 0 || spec.capacity > 100 {
             return Err(StoreError::Invalid {
                 what: "capacity",
@@ -322,6 +332,7 @@ impl Store {
                     &spec.capacity.to_string(),
                     mode.as_arg(),
                     &new_token_generation(),
+                    &spec.skills.field(),
                 ],
             )
             .await?;
@@ -516,6 +527,7 @@ impl Store {
     pub async fn enqueue(&self, call: &NewCall<'_>) -> Result<Enqueued> {
         check_name("CallSid", call.call_sid)?;
         check_name("queue", call.queue)?;
+        call.skills.check()?;
         let from: String = call.from.chars().take(64).collect();
         let to: String = call.to.chars().take(64).collect();
         let (arrival, waited) = match call.arrival {
@@ -535,6 +547,7 @@ impl Store {
                     call.kind.as_str(),
                     arrival,
                     &ms(waited),
+                    &call.skills.field(),
                 ],
             )
             .await?;

@@ -116,6 +116,7 @@ fn bench_call(sid: &str) -> NewCall<'_> {
         arrival: Arrival::Holding {
             waited: Duration::ZERO,
         },
+        skills: Default::default(),
     }
 }
 
@@ -134,6 +135,9 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             fallback: true,
             half_life: Duration::from_secs(3600),
             record: RecordMode::DoNotRecord,
+            skills: Default::default(),
+            widen: Vec::new(),
+            calls_carry_skills: false,
         })
         .await?;
     let mut ids = Vec::new();
@@ -146,6 +150,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
                     identity: id.clone(),
                     queues: vec![("bench".into(), 1)],
                     capacity: 1,
+                    skills: Default::default(),
                 },
                 UpsertMode::Upsert,
             )

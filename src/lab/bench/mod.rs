@@ -340,6 +340,9 @@ fn bench_centre(
         fallback: cfg.features.fallback,
         half_life: Duration::from_secs(3600),
         record: RecordMode::DoNotRecord,
+        skills: Default::default(),
+        widen: Vec::new(),
+        calls_carry_skills: false,
     };
     Ok((cfg, settings))
 }
@@ -429,6 +432,7 @@ async fn drive(
                 id: format!("agent-{i:03}"),
                 queues: vec![("bench".into(), 1)],
                 capacity: 1,
+                skills: Default::default(),
             })
             .await
             .context("creating agents through the admin API")?;
@@ -439,6 +443,7 @@ async fn drive(
             id: format!("legacy-{i:03}"),
             queues: Vec::new(),
             capacity: 1,
+            skills: Default::default(),
         });
     }
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
