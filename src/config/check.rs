@@ -510,7 +510,7 @@ mod tests {
                 field: "rollout.legacy.number",
             },
             Bad {
-                replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2.\"",
+                replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2. For billing, press 3.\"",
                 with: "prompt = \"\"",
                 field: "ivr.prompt",
             },
