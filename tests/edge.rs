@@ -133,6 +133,25 @@ async fn ivr_menu_gathers_a_digit_and_routes_it() {
         .expect("read")
         .expect("call");
     assert_eq!(call.queue, "support");
+    assert!(
+        call.skills.is_empty(),
+        "the plain choice: the queue's skills"
+    );
+
+    // 3: billing, a choice that gives its calls skills they require
+    let mut params = voice_params("CAbill", CALLER, IVR_NO);
+    params.push(("Digits", "3"));
+    let doc = twiml(&srv, "/twilio/voice/menu", &params).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "support")));
+    let call = srv
+        .state
+        .store
+        .call("CAbill")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(call.queue, "support");
+    assert_eq!(call.skills, callq::store::Skills::new([("billing", 2)]));
 
     // no digit at all, the last time: the default queue
     let params = voice_params("CAivr2", CALLER, IVR_NO);

@@ -510,6 +510,31 @@ mod tests {
                 field: "rollout.legacy.number",
             },
             Bad {
+                replace: "min_level = 1                   # every required skill from level 1",
+                with: "min_level = 7",
+                field: "queues.support.widen[0].min_level",
+            },
+            Bad {
+                replace: "any_skill = true                # no skill required any more",
+                with: "any_skill = false",
+                field: "queues.support.widen[1]",
+            },
+            Bad {
+                replace: "any_skill = true                # no skill required any more",
+                with: "queue = \"nowhere\"",
+                field: "queues.support.widen[1].queue",
+            },
+            Bad {
+                replace: "skills = { billing = 2 } }",
+                with: "skills = { billing = 9 } }",
+                field: "ivr.options.3.skills",
+            },
+            Bad {
+                replace: "boost_s = 30 ",
+                with: "skills = { \"no way\" = 2 }\nboost_s = 30 ",
+                field: "priority.rules[0].skills",
+            },
+            Bad {
                 replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2. For billing, press 3.\"",
                 with: "prompt = \"\"",
                 field: "ivr.prompt",
