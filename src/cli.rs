@@ -368,6 +368,12 @@ pub struct BenchArgs {
     /// plan's KPIs before and after side by side.
     #[arg(long, conflicts_with = "route")]
     pub compare: bool,
+    /// A two-skill floor: callers split between a billing and a Spanish line, each requiring
+    /// its skill at level 3 and widening as calls wait; reports the wait per skill and the
+    /// share of calls answered within each widening step. With --core: calls and agents with
+    /// skills in the routing core's cycle.
+    #[arg(long)]
+    pub skills: bool,
 }
 
 /// `callq bench --core` settings.
@@ -622,6 +628,7 @@ impl BenchArgs {
                 seconds: c.seconds,
                 samples: c.samples,
                 profile: !c.no_profile,
+                skills: self.skills,
             },
             json: self.json,
             agents: self.agents,
@@ -644,6 +651,7 @@ impl BenchArgs {
             route: self.route,
             legacy_ring: self.legacy_ring,
             compare: self.compare,
+            skills: self.skills,
             ..BenchOptions::default()
         };
         let base = if self.chaos { base.chaos() } else { base };

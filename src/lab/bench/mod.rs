@@ -23,6 +23,7 @@ pub mod kpis;
 pub mod redis_profile;
 pub mod report;
 pub mod route;
+pub mod skills;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -120,6 +121,8 @@ pub struct BenchOptions {
     /// Run the same load twice, `--route legacy` then `--route callq`, and report them side by
     /// side (`route` is not used).
     pub compare: bool,
+    /// A two-skill floor (see [`skills`]).
+    pub skills: bool,
 }
 
 impl Default for BenchOptions {
@@ -163,6 +166,7 @@ impl Default for BenchOptions {
             route: Route::Callq,
             legacy_ring: 30.0,
             compare: false,
+            skills: false,
         }
     }
 }
@@ -299,11 +303,12 @@ pub async fn compare(args: &BenchOptions, progress: bool) -> anyhow::Result<(Rep
 /// The number every bench caller dials.
 const BENCH_NUMBER: &str = "+15005550100";
 
-/// The bench's centre: one queue, on a centre name of its own.
+/// The bench's centre, on a centre name of its own: one queue, or with `--skills` the two
+/// lines of [`skills`].
 fn bench_centre(
     args: &BenchOptions,
     clock: &Clock,
-) -> anyhow::Result<(CentreConfig, QueueSettings)> {
+) -> anyhow::Result<(CentreConfig, Vec<QueueSettings>)> {
     let ring = clock.real(20.0).as_secs().max(1);
     let callback = if args.callback_after > 0.0 {
         format!(
@@ -321,11 +326,22 @@ fn bench_centre(
             legacy_dial_timeout_s(clock, args.legacy_ring)
         ),
     };
-    let toml = format!(
-        "centre = \"{centre}\"\ndefault_queue = \"bench\"\n\n{rollout}[queues.bench]\n\
-         numbers = [\"{BENCH_NUMBER}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
-         no_answer_delay_s = 0\nannounce_every_s = 30\nwelcome = \"\"\n{callback}"
-    );
+    let line = |name: &str, number: &str| {
+        format!(
+            "[queues.{name}]\nnumbers = [\"{number}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
+             no_answer_delay_s = 0\nannounce_every_s = 30\nwelcome = \"\"\n{callback}\n"
+        )
+    };
+    let (default_queue, lines) = if args.skills {
+        (
+            skills::LINES[0].0,
+            skills::LINES.iter().map(|(q, n)| line(q, n)).collect(),
+        )
+    } else {
+        ("bench", line("bench", BENCH_NUMBER))
+    };
+    let toml =
+        format!("centre = \"{centre}\"\ndefault_queue = \"{default_queue}\"\n\n{rollout}{lines}");
     let cfg = CentreConfig::from_toml(&toml, "bench centre")?;
     let settings = QueueSettings {
         name: "bench".into(),
@@ -343,6 +359,19 @@ fn bench_centre(
         skills: Default::default(),
         widen: Vec::new(),
         calls_carry_skills: false,
+    };
+    let settings = if args.skills {
+        skills::LINES
+            .iter()
+            .map(|(q, _)| QueueSettings {
+                name: (*q).into(),
+                skills: skills::required(q),
+                widen: skills::widen(clock),
+                ..settings.clone()
+            })
+            .collect()
+    } else {
+        vec![settings]
     };
     Ok((cfg, settings))
 }
@@ -392,8 +421,8 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         admin_token: String::new(),
         clock,
         agents: behaviour,
-        wrapup: settings.wrapup,
-        no_answer_delay: settings.no_answer_delay,
+        wrapup: settings[0].wrapup,
+        no_answer_delay: settings[0].no_answer_delay,
         media: MediaTimes::default(),
         customer_answer_s: 5.0,
         faults: args.faults(),
@@ -406,7 +435,7 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
     let stack = Stack::start(StackOptions {
         redis_url: args.redis_url.clone(),
         centre,
-        queue_overrides: vec![settings],
+        queue_overrides: settings,
         workers: args.workers,
         heartbeat_ttl: Duration::from_secs(3),
         sim,
@@ -430,9 +459,20 @@ async fn drive(
         sim.agents
             .add(&AgentProfile {
                 id: format!("agent-{i:03}"),
-                queues: vec![("bench".into(), 1)],
+                queues: if args.skills {
+                    skills::LINES
+                        .iter()
+                        .map(|(q, _)| ((*q).into(), 1))
+                        .collect()
+                } else {
+                    vec![("bench".into(), 1)]
+                },
                 capacity: 1,
-                skills: Default::default(),
+                skills: if args.skills {
+                    skills::agent_skills(i)
+                } else {
+                    Default::default()
+                },
             })
             .await
             .context("creating agents through the admin API")?;
@@ -469,11 +509,15 @@ async fn drive(
         patience_s: args.patience,
         callback_share: args.callback_share,
         message_s: 20.0,
-        numbers: vec![Dialled {
-            number: BENCH_NUMBER.into(),
-            weight: 1.0,
-            menu: Vec::new(),
-        }],
+        numbers: if args.skills {
+            skills::numbers()
+        } else {
+            vec![Dialled {
+                number: BENCH_NUMBER.into(),
+                weight: 1.0,
+                menu: Vec::new(),
+            }]
+        },
         seed: args.seed,
     };
     let duration = Duration::from_secs_f64(args.duration);
@@ -686,6 +730,9 @@ async fn settle_and_report(
     report.legacy_in_callq = legacy_in_callq;
     report.legacy_nobody_free = measured.legacy_nobody_free;
     report.legacy_rang_out = measured.legacy_rang_out;
+    if args.skills {
+        report.skills = Some(skills::report(&stack.store, &measured.logs, window, clock).await?);
+    }
     report.agents_held_at_end = held.agents;
     report.open_at_end = held.calls;
     report.held_examples = held.examples;
