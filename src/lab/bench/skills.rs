@@ -48,7 +48,7 @@ pub fn required(skill: &str) -> Skills {
 /// Agent `i`'s skills: odd agents billing 4 and Spanish 1, even ones the other way round,
 /// every fourth billing 3 and Spanish 3.
 pub fn agent_skills(i: u32) -> Skills {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         Skills::new([("billing", 3), ("spanish", 3)])
     } else if i % 2 == 1 {
         Skills::new([("billing", 4), ("spanish", 1)])
