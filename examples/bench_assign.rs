@@ -164,6 +164,8 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 skills: Default::default(),
                 widen: Vec::new(),
                 calls_carry_skills: false,
+                busy_delay: None,
+                failed_delay: None,
             })
             .await?;
         let id = format!("a{k}");

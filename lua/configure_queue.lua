@@ -25,6 +25,8 @@
 --          agents), e.g. "30000:level=2;60000:tiers=2;120000:skills=any,queue=support"
 -- ARGV[15] how many calls from the head of the line a claim looks at: 1 when every call of
 --          the queue can take the same agents, more when skills or widening set them apart
+-- ARGV[16] busy delay, ms (rest after an offer the device answered busy: declined, or busy)
+-- ARGV[17] failed delay, ms (rest after an offer Twilio could not ring through)
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -35,7 +37,8 @@ redis.call('HSET', k_queue(q),
   'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],
   'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10],
   'half_life_ms', ARGV[11], 'record', ARGV[12], 'skills', ARGV[13] or '',
-  'widen', ARGV[14] or '', 'depth', ARGV[15] or '1')
+  'widen', ARGV[14] or '', 'depth', ARGV[15] or '1', 'busy_delay_ms', ARGV[16] or ARGV[6],
+  'failed_delay_ms', ARGV[17] or ARGV[6])
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

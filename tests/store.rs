@@ -196,6 +196,48 @@ async fn no_answer_delay_rests_the_agent_then_it_is_offered_again() {
 }
 
 #[tokio::test]
+async fn no_answer_busy_and_failed_each_rest_the_agent_their_own_time() {
+    let mut q = sales();
+    q.no_answer_delay = Duration::from_secs(100);
+    q.busy_delay = Some(Duration::from_secs(300));
+    q.failed_delay = Some(Duration::from_secs(600));
+    q.max_no_answer = 10;
+    for (i, (outcome, rest_s)) in [
+        (OfferOutcome::NoAnswer, 100),
+        (OfferOutcome::Busy, 300),
+        (OfferOutcome::Failed, 600),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sid = format!("CA{i}");
+        let (store, _) = offered(q.clone(), &sid).await;
+        store
+            .offer_result(&current(&store, &sid).await, outcome, "")
+            .await
+            .expect("result");
+        let left = agent_rec(&store, "a1").await.wrapup_left.expect("resting");
+        assert!(
+            left <= Duration::from_secs(rest_s) && left > Duration::from_secs(rest_s - 30),
+            "{outcome:?}: rests {left:?}, expected about {rest_s} s"
+        );
+    }
+    // without their own, busy and failed rest the no-answer delay
+    let mut plain = q.clone();
+    plain.busy_delay = None;
+    let (store, _) = offered(plain, "CAp").await;
+    store
+        .offer_result(&current(&store, "CAp").await, OfferOutcome::Busy, "")
+        .await
+        .expect("busy");
+    let left = agent_rec(&store, "a1").await.wrapup_left.expect("resting");
+    assert!(
+        left <= Duration::from_secs(100) && left > Duration::from_secs(70),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
 async fn abandon_while_offered_releases_the_agent() {
     let (store, _) = offered(sales(), "CA1").await;
     enqueue(&store, "CA2", "sales").await;

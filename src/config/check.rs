@@ -113,6 +113,14 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         HOUR_S,
         "seconds",
     )?;
+    for (field, delay) in [
+        ("busy_delay_s", q.busy_delay_s),
+        ("failed_delay_s", q.failed_delay_s),
+    ] {
+        if let Some(d) = delay {
+            range(&f(field), d, 0, HOUR_S, "seconds")?;
+        }
+    }
     range(
         &f("announce_every_s"),
         q.announce_every_s,

@@ -83,6 +83,14 @@ pub struct QueueConfig {
     pub max_no_answer: u32,
     #[serde(default = "d_no_answer_delay")]
     pub no_answer_delay_s: u64,
+    /// Rest after an offer the agent's device answered busy (declined it, or was busy);
+    /// absent: `no_answer_delay_s`.
+    #[serde(default)]
+    pub busy_delay_s: Option<u64>,
+    /// Rest after an offer Twilio could not ring through to the device; absent:
+    /// `no_answer_delay_s`.
+    #[serde(default)]
+    pub failed_delay_s: Option<u64>,
     #[serde(default = "d_welcome")]
     pub welcome: String,
     /// Hold music played between announcements: one file, or short clips played in turn
@@ -427,6 +435,8 @@ impl CentreConfig {
                     steps
                 },
                 calls_carry_skills: self.calls_carry_skills(name),
+                busy_delay: q.busy_delay_s.map(Duration::from_secs),
+                failed_delay: q.failed_delay_s.map(Duration::from_secs),
             })
             .collect()
     }

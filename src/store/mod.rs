@@ -288,6 +288,8 @@ impl Store {
                     &q.skills.field(),
                     &q.widen_field(),
                     &q.claim_depth().to_string(),
+                    &ms(q.busy_delay.unwrap_or(q.no_answer_delay)),
+                    &ms(q.failed_delay.unwrap_or(q.no_answer_delay)),
                 ],
             )
             .await?;

@@ -216,6 +216,12 @@ pub struct QueueSettings {
     /// rule gives some): with this, skills or widening, a claim looks past the first call in
     /// line, since the calls behind it may suit other agents.
     pub calls_carry_skills: bool,
+    /// Rest after an offer the agent's device answered busy (a Voice SDK device that rejects
+    /// the call reports busy); None: `no_answer_delay`.
+    pub busy_delay: Option<Duration>,
+    /// Rest after an offer Twilio could not ring through to the device (failed); None:
+    /// `no_answer_delay`.
+    pub failed_delay: Option<Duration>,
 }
 
 /// How many calls from the head of a line a claim looks at when the calls can differ in who

@@ -80,6 +80,8 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         skills: Default::default(),
         widen: Vec::new(),
         calls_carry_skills: false,
+        busy_delay: None,
+        failed_delay: None,
     }
 }
 

@@ -173,6 +173,8 @@ async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<S
                 Vec::new()
             },
             calls_carry_skills: skills,
+            busy_delay: None,
+            failed_delay: None,
         })
         .await?;
     let mut ids = Vec::new();

@@ -359,6 +359,8 @@ fn bench_centre(
         skills: Default::default(),
         widen: Vec::new(),
         calls_carry_skills: false,
+        busy_delay: None,
+        failed_delay: None,
     };
     let settings = if args.skills {
         skills::LINES
