@@ -177,6 +177,8 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                     queues: vec![(q, 1)],
                     capacity: 1,
                     skills: Default::default(),
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )

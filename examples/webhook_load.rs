@@ -98,6 +98,8 @@ async fn main() -> anyhow::Result<()> {
                     queues: vec![("sales".into(), 1), ("support".into(), 1)],
                     capacity: 1,
                     skills: Default::default(),
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )

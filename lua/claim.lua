@@ -8,7 +8,9 @@
 -- the skills it requires (its own, from an IVR choice or a priority rule, else its queue's) at
 -- the minimum levels, lowered by the widening steps its wait has reached; a step can also drop
 -- the skills or add another queue's agents. Among them: lower tier first, then a higher level
--- of the call's most demanding skill, then the queue's strategy; agents this call already
+-- of the call's most demanding skill, then the queue's strategy (longest_idle, fewest_calls,
+-- least_talk_time, round_robin, linear: the ready set's order; random, weighted_random: a
+-- pick by the caller's seed among the first agents of a set kept in a random order); agents this call already
 -- rang only when nobody else is left. Skilled calls are matched from per-skill, per-level
 -- ready sets (agents.lua), so a claim reads a few set heads, never every agent. A queue whose
 -- calls can differ in who may take them (skills, widening) is looked at `depth` calls deep,
@@ -16,7 +18,7 @@
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
--- ARGV[2]  a random non-negative integer from the caller (for the 'random' strategy)
+-- ARGV[2]  a random non-negative integer from the caller (for the random strategies)
 -- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
 --          waited_ms, record} (attempt names this offer in every URL and result that
 --          follows; waited_ms is how long the call has been in line, for the agent's screen;
@@ -110,9 +112,13 @@ local function meets(a, need)
   return true
 end
 
+-- Strategies that pick among every fresh agent seen rather than the first.
+local RANDOM = { random = true, weighted_random = true }
+
 -- Looks at the first st.scan agents of ready set `key` (best first): returns the first one
 -- that is live, ready and meets st.need and that this call has not rung yet (with the
--- 'random' strategy, one of those at random) and its hash; remembers the first one it has
+-- random strategies, one of those at random, by the caller's seed, in proportion to the
+-- agents' weights for weighted_random) and its hash; remembers the first one it has
 -- rung as the last resort. Stale entries found on the way are cleaned up.
 local function scan_set(key, st, strategy, seed)
   local fresh = {}
@@ -133,13 +139,24 @@ local function scan_set(key, st, strategy, seed)
         if st.fallback == nil then st.fallback, st.fallback_a = id, a end
       else
         fresh[#fresh + 1] = { id, a }
-        if strategy ~= 'random' then break end
+        if not RANDOM[strategy] then break end
       end
     end
   end
   if #fresh == 0 then return nil end
   local pick = fresh[1]
-  if strategy == 'random' then pick = fresh[(seed % #fresh) + 1] end
+  if strategy == 'random' then
+    pick = fresh[(seed % #fresh) + 1]
+  elseif strategy == 'weighted_random' then
+    local total = 0
+    for _, f in ipairs(fresh) do total = total + math.max(num(f[2].weight, 1), 1) end
+    local r = (seed % 1000003) / 1000003 * total
+    for _, f in ipairs(fresh) do
+      r = r - math.max(num(f[2].weight, 1), 1)
+      pick = f
+      if r < 0 then break end
+    end
+  end
   return pick[1], pick[2]
 end
 

@@ -2,7 +2,8 @@
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  queue name
--- ARGV[2]  strategy: longest_idle | fewest_calls | least_talk_time | round_robin | random
+-- ARGV[2]  strategy: longest_idle | fewest_calls | least_talk_time | round_robin | random |
+--          linear | weighted_random
 -- ARGV[3]  ring timeout, ms (how long an agent's phone rings)
 -- ARGV[4]  wrap-up, ms (after-call work before the next offer)
 -- ARGV[5]  max no-answer in a row before the agent is paused

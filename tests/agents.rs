@@ -978,7 +978,9 @@ async fn admin_creates_shows_lists_updates_and_deletes_agents() {
             "identity": "alice_desk",
             "queues": [{"queue": "sales", "tier": 1}, {"queue": "support", "tier": 2}],
             "capacity": 2,
-            "skills": [{"skill": "spanish", "level": 4}, {"skill": "billing", "level": 2}]
+            "skills": [{"skill": "spanish", "level": 4}, {"skill": "billing", "level": 2}],
+            "order": 3,
+            "weight": 5
         })),
     )
     .await;
@@ -987,6 +989,10 @@ async fn admin_creates_shows_lists_updates_and_deletes_agents() {
         r.json["skills"],
         json!([{"skill": "billing", "level": 2}, {"skill": "spanish", "level": 4}]),
         "skills by name"
+    );
+    assert_eq!(
+        (&r.json["order"], &r.json["weight"]),
+        (&json!(3), &json!(5))
     );
     assert_eq!(
         r.headers.get("location").map(|v| v.as_bytes()),
@@ -1304,6 +1310,20 @@ async fn admin_refuses_every_bad_profile_naming_the_field() {
             status: 422,
             code: "unknown_field",
             field: Some("languages"),
+        },
+        BadRequest {
+            what: "weight 0",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "weight": 0})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("weight"),
+        },
+        BadRequest {
+            what: "order too far",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "order": 1_000_001})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("order"),
         },
         BadRequest {
             what: "skill level 6",

@@ -730,17 +730,79 @@ async fn random_strategy_picks_any_ready_agent() {
     for id in ["a", "b", "c"] {
         online_agent(&store, &agent(id, &[("q", 1)])).await;
     }
-    let mut picked = std::collections::HashSet::new();
-    for seed in 0..3u32 {
-        let sid = format!("CA{seed}");
+    let mut picked = std::collections::HashMap::new();
+    for i in 0..60u32 {
+        let sid = format!("CA{i}");
         enqueue(&store, &sid, "q").await;
-        let Claim::Offer(o) = store.claim(LEASE, seed).await.expect("claim") else {
+        let Claim::Offer(o) = store.claim(LEASE, rand::random()).await.expect("claim") else {
             panic!("no offer");
         };
         store.abandon(&sid, "test").await.expect("abandon");
-        picked.insert(o.agent_id);
+        *picked.entry(o.agent_id).or_insert(0) += 1;
     }
-    assert_eq!(picked.len(), 3, "different draws pick different agents");
+    // each misses 60 draws with probability (2/3)^60, about 3e-11
+    assert_eq!(picked.len(), 3, "every agent is drawn: {picked:?}");
+}
+
+/// Offer and settle calls in `q` until `n` offers were made, each claim with a fresh random
+/// seed; returns how many went to each agent.
+async fn offers_by_agent(store: &Store, q: &str, n: u32) -> std::collections::HashMap<String, u32> {
+    let mut picked = std::collections::HashMap::new();
+    for i in 0..n {
+        let sid = format!("CAw{i}");
+        enqueue(store, &sid, q).await;
+        let Claim::Offer(o) = store.claim(LEASE, rand::random()).await.expect("claim") else {
+            panic!("no offer");
+        };
+        store.abandon(&sid, "test").await.expect("abandon");
+        *picked.entry(o.agent_id).or_insert(0) += 1;
+    }
+    picked
+}
+
+#[tokio::test]
+async fn weighted_random_offers_in_proportion_to_the_weights() {
+    let store = store_with(&[queue("q", Strategy::WeightedRandom)]).await;
+    let mut light = agent("light", &[("q", 1)]);
+    light.weight = 1;
+    let mut heavy = agent("heavy", &[("q", 1)]);
+    heavy.weight = 9;
+    online_agent(&store, &light).await;
+    online_agent(&store, &heavy).await;
+    let picked = offers_by_agent(&store, "q", 300).await;
+    let heavy_n = picked.get("heavy").copied().unwrap_or(0);
+    // expected 270 of 300 (sd about 5): far from an even split either way
+    assert!(
+        (220..300).contains(&heavy_n),
+        "heavy got {heavy_n} of 300: {picked:?}"
+    );
+    assert!(picked.get("light").copied().unwrap_or(0) > 0, "{picked:?}");
+}
+
+#[tokio::test]
+async fn linear_offers_in_the_configured_order() {
+    let store = store_with(&[queue("q", Strategy::Linear)]).await;
+    for (id, order) in [("c", 1), ("a", 3), ("b", 2), ("d", 1)] {
+        let mut spec = agent(id, &[("q", 1)]);
+        spec.order = order;
+        online_agent(&store, &spec).await;
+    }
+    let mut offered = Vec::new();
+    for i in 0..4 {
+        let sid = format!("CA{i}");
+        enqueue(&store, &sid, "q").await;
+        offered.push(claim(&store).await.expect("offer").agent_id);
+    }
+    assert_eq!(offered, ["c", "d", "b", "a"], "order, then id");
+    // the first in order takes the next call as soon as it is free again, however long the
+    // others have waited
+    store.end_call("CA0", "test").await.expect("ended");
+    store.end_call("CA2", "test").await.expect("ended");
+    enqueue(&store, "CA9", "q").await;
+    assert_eq!(
+        claim(&store).await.map(|o| o.agent_id).as_deref(),
+        Some("c")
+    );
 }
 
 #[tokio::test]

@@ -58,13 +58,24 @@ local function faded_plus(score, amount, half_life_ms)
   return math.log(total) / math.log(2) + t
 end
 
--- The score an agent gets in q's ready sets, by q's strategy (lowest is offered first).
-local function ready_score(q, cfg, a)
+-- A number in (0, 1) drawn afresh each time an agent's ready entry is written: a hash of
+-- the agent, the centre, the clock and the call (scripts have no free randomness).
+local function draw(id)
+  local h = redis.sha1hex(id .. ':' .. P .. ':' .. NOW .. ':' .. RUN)
+  return (tonumber(string.sub(h, 1, 12), 16) + 1) / (16 ^ 12 + 2)
+end
+
+-- The score an agent gets in q's ready sets, by q's strategy (lowest is offered first). The
+-- random strategies get a fresh random place whenever the agent becomes (or stays) ready,
+-- so the few agents a claim looks at are a random sample of the ready ones, and the claim
+-- picks among those by the caller's seed (weighted by `weight` for weighted_random).
+local function ready_score(q, cfg, a, id)
   local s = cfg.strategy
   if s == 'fewest_calls' then return num(a['fc:' .. q], 0) end
   if s == 'least_talk_time' then return num(a['tt:' .. q], 0) end
   if s == 'round_robin' then return num(a['rr:' .. q], 0) end
-  if s == 'random' then return 0 end
+  if s == 'linear' then return num(a.order, 0) end
+  if s == 'random' or s == 'weighted_random' then return draw(id) end
   return num(a.idle_ms, 0) -- longest_idle
 end
 
@@ -102,7 +113,7 @@ local function refresh_ready(id, a)
   for _, qt in ipairs(agent_queues(a.queues)) do
     local cfg = queue_cfg(qt[1])
     if cfg then
-      local score = ready_score(qt[1], cfg, a)
+      local score = ready_score(qt[1], cfg, a, id)
       local n = redis.call('ZADD', k_ready(qt[1], qt[2]), score, id)
       if n == 1 then added = true end
       for _, sl in ipairs(skills) do

@@ -46,7 +46,14 @@ pub async fn create_agent(
     _: AdminAuth,
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, ApiError> {
-    let spec = agent_spec(&req.id, req.identity, req.queues, req.capacity, req.skills)?;
+    let spec = agent_spec(
+        &req.id,
+        req.identity,
+        req.queues,
+        req.capacity,
+        req.skills,
+        (req.order, req.weight),
+    )?;
     store_raw(app.store.upsert_agent(&spec, UpsertMode::Create))
         .await
         .map_err(|e| queue_field(e, &spec))?;
@@ -82,7 +89,14 @@ pub async fn update_agent(
     if check_name("agent id", &id).is_err() {
         return Err(ApiError::agent_not_found(&id));
     }
-    let spec = agent_spec(&id, req.identity, req.queues, req.capacity, req.skills)?;
+    let spec = agent_spec(
+        &id,
+        req.identity,
+        req.queues,
+        req.capacity,
+        req.skills,
+        (req.order, req.weight),
+    )?;
     store_raw(app.store.upsert_agent(&spec, UpsertMode::Update))
         .await
         .map_err(|e| queue_field(e, &spec))?;
@@ -379,6 +393,7 @@ fn agent_spec(
     queues: Vec<QueueTier>,
     capacity: u32,
     skills: Vec<SkillLevel>,
+    (order, weight): (u32, u32),
 ) -> Result<AgentSpec, ApiError> {
     if check_name("agent id", id).is_err() {
         return Err(ApiError::invalid(
@@ -433,6 +448,12 @@ fn agent_spec(
     if !(1..=100).contains(&capacity) {
         return Err(ApiError::invalid("capacity", "capacity: 1 to 100 calls"));
     }
+    if order > 1_000_000 {
+        return Err(ApiError::invalid("order", "order: 0 to 1000000"));
+    }
+    if !(1..=1000).contains(&weight) {
+        return Err(ApiError::invalid("weight", "weight: 1 to 1000"));
+    }
     if skills.len() > 20 {
         return Err(ApiError::invalid("skills", "skills: at most 20"));
     }
@@ -465,6 +486,8 @@ fn agent_spec(
         queues: queues.into_iter().map(|qt| (qt.queue, qt.tier)).collect(),
         capacity,
         skills: Skills(skills.into_iter().map(|sl| (sl.skill, sl.level)).collect()),
+        order,
+        weight,
     })
 }
 

@@ -103,6 +103,14 @@ pub struct CreateAgentRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 20)]
     pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order, 0 to 1000000 (lower first; equal orders by id).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000, default = 0)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers relative to the other agents', 1 to 1000.
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
+    pub weight: u32,
 }
 
 /// `PUT /v1/admin/agents/{id}`: replaces the agent's profile; its status is kept.
@@ -123,6 +131,14 @@ pub struct UpdateAgentRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 20)]
     pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order, 0 to 1000000 (lower first; equal orders by id).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000, default = 0)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers relative to the other agents', 1 to 1000.
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
+    pub weight: u32,
 }
 
 /// An agent as routing sees it.
@@ -134,6 +150,10 @@ pub struct AgentView {
     pub capacity: u32,
     /// The agent's skills, by name.
     pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order.
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers.
+    pub weight: u32,
     pub status: AgentStatus,
     /// Why the agent is in this status: the reason sent with it (`lunch`), `supervisor`
     /// when a supervisor set it without one, `no_answer` when routing paused the agent after
@@ -174,6 +194,8 @@ impl From<AgentRecord> for AgentView {
                 .into_iter()
                 .map(|(skill, level)| SkillLevel { skill, level })
                 .collect(),
+            order: a.order,
+            weight: a.weight,
             id: a.id,
             identity: a.identity,
             capacity: a.capacity,

@@ -211,6 +211,8 @@ impl Agents {
             queues: queues.clone(),
             capacity: p.capacity,
             skills: skill_levels(&p.skills),
+            order: 0,
+            weight: 1,
         };
         let resp = self
             .http
@@ -225,6 +227,8 @@ impl Agents {
                 queues,
                 capacity: p.capacity,
                 skills: skill_levels(&p.skills),
+                order: 0,
+                weight: 1,
             };
             let resp = self
                 .http

@@ -316,6 +316,13 @@ impl Store {
             }
         }
         spec.skills.check()?;
+        if spec.weight == 0 || spec.weight > 1000 {
+            return Err(StoreError::Invalid {
+                what: "weight",
+                value: spec.weight.to_string(),
+                why: "weights run from 1 to 1000",
+            });
+        }
         if spec.capacity == 0 || spec.capacity > 100 {
             return Err(StoreError::Invalid {
                 what: "capacity",
@@ -335,6 +342,8 @@ impl Store {
                     mode.as_arg(),
                     &new_token_generation(),
                     &spec.skills.field(),
+                    &spec.order.to_string(),
+                    &spec.weight.to_string(),
                 ],
             )
             .await?;

@@ -71,6 +71,8 @@ pub(crate) fn agent_from_hash(
         queues: AgentSpec::parse_queues_field(get(h, "queues")),
         capacity: get(h, "capacity").parse().unwrap_or(1),
         skills: Skills::parse_field(get(h, "skills")),
+        order: get(h, "order").parse().unwrap_or(0),
+        weight: get(h, "weight").parse().unwrap_or(1),
         status: get(h, "status").parse().ok()?,
         reason: get(h, "reason").to_string(),
         active: get(h, "active").parse().unwrap_or(0),

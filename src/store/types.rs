@@ -53,6 +53,8 @@ string_enum! {
         LeastTalkTime => "least_talk_time",
         RoundRobin => "round_robin",
         Random => "random",
+        Linear => "linear",
+        WeightedRandom => "weighted_random",
     }
 }
 
@@ -378,6 +380,16 @@ pub struct AgentSpec {
     /// Skills with levels (1-5); calls that require skills go to agents who have them.
     #[serde(default)]
     pub skills: Skills,
+    /// Place in a `linear` queue's order (lower first; agents with the same order by id).
+    #[serde(default)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers, relative to the other agents' (1-1000).
+    #[serde(default = "one_weight")]
+    pub weight: u32,
+}
+
+fn one_weight() -> u32 {
+    1
 }
 
 impl AgentSpec {
@@ -631,6 +643,8 @@ pub struct AgentRecord {
     pub queues: Vec<(String, u32)>,
     pub capacity: u32,
     pub skills: Skills,
+    pub order: u32,
+    pub weight: u32,
     pub status: AgentStatus,
     pub reason: String,
     pub active: u32,
@@ -700,6 +714,8 @@ mod tests {
             queues: vec![("sales".into(), 1), ("support".into(), 2)],
             capacity: 1,
             skills: Default::default(),
+            order: 0,
+            weight: 1,
         };
         assert_eq!(spec.queues_field(), "sales=1,support=2");
         assert_eq!(

@@ -101,6 +101,8 @@ pub fn agent(id: &str, queues: &[(&str, u32)]) -> AgentSpec {
         queues: queues.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
         capacity: 1,
         skills: Default::default(),
+        order: 0,
+        weight: 1,
     }
 }
 

@@ -197,6 +197,8 @@ async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<S
                     } else {
                         Skills::new([("billing", 2 + (i % 4) as u8)])
                     },
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )
