@@ -166,6 +166,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 calls_carry_skills: false,
                 busy_delay: None,
                 failed_delay: None,
+                resume_within: None,
             })
             .await?;
         let id = format!("a{k}");

@@ -28,6 +28,8 @@
 --          the queue can take the same agents, more when skills or widening set them apart
 -- ARGV[16] busy delay, ms (rest after an offer the device answered busy: declined, or busy)
 -- ARGV[17] failed delay, ms (rest after an offer Twilio could not ring through)
+-- ARGV[18] resume window, ms: a caller who hangs up while in line and calls the queue again
+--          from the same number within it goes back in at the rank they had ('0': off)
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -39,7 +41,7 @@ redis.call('HSET', k_queue(q),
   'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10],
   'half_life_ms', ARGV[11], 'record', ARGV[12], 'skills', ARGV[13] or '',
   'widen', ARGV[14] or '', 'depth', ARGV[15] or '1', 'busy_delay_ms', ARGV[16] or ARGV[6],
-  'failed_delay_ms', ARGV[17] or ARGV[6])
+  'failed_delay_ms', ARGV[17] or ARGV[6], 'resume_ms', ARGV[18] or '0')
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

@@ -1642,3 +1642,44 @@ async fn a_recording_is_kept_with_the_call_once() {
     assert_eq!(store.call("CAnobody").await.expect("read"), None);
     assert_invariants(&store, &["CArec".to_string()]).await;
 }
+
+#[tokio::test]
+async fn a_resumed_place_is_kept_only_within_the_window_once_and_after_a_hangup() {
+    let mut q = sales();
+    q.resume_within = Some(Duration::from_millis(400));
+    let store = store_with(&[q]).await;
+    let first = enqueue(&store, "CA1", "sales").await;
+    store.abandon("CA1", "hangup").await.expect("hung up");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = enqueue(&store, "CA2", "sales").await;
+    assert!(again.resumed && again.rank == first.rank, "{again:?}");
+    // used up: the next call from the number is new
+    store.end_call("CA2", "test").await.expect("ended");
+    let third = enqueue(&store, "CA3", "sales").await;
+    assert!(!third.resumed && third.rank > first.rank, "{third:?}");
+    // past the window: new
+    store.abandon("CA3", "hangup").await.expect("hung up");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let late = enqueue(&store, "CA4", "sales").await;
+    assert!(!late.resumed, "{late:?}");
+    // a call Twilio said was over (not the caller hanging up) leaves no place behind
+    store.abandon("CA4", "call_gone").await.expect("gone");
+    let after_gone = enqueue(&store, "CA5", "sales").await;
+    assert!(!after_gone.resumed, "{after_gone:?}");
+    // a withheld number never resumes
+    store
+        .enqueue(&holding("CA6", "sales", "anonymous"))
+        .await
+        .expect("enqueue");
+    store.abandon("CA6", "hangup").await.expect("hung up");
+    let anon_again = store
+        .enqueue(&holding("CA7", "sales", "anonymous"))
+        .await
+        .expect("enqueue");
+    assert!(!anon_again.resumed);
+    assert_invariants(
+        &store,
+        &sids(&["CA1", "CA2", "CA3", "CA4", "CA5", "CA6", "CA7"]),
+    )
+    .await;
+}

@@ -11,6 +11,8 @@
 --   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
 --   P..'queue:'..q..':ready:'..t..':skill:'..s..':'..l
 --                                zset  the same agents that have skill s at level l (1-5)
+--   P..'queue:'..q..':resume:'..from  string with PX TTL: the rank a caller from that number
+--                                had when they hung up (caller resume, per queue)
 --   P..'queue:'..q..':agents'    hash  how many of q's agents are in each state (field =
 --                                status; 'available' without a live registered device
 --                                counts as 'offline'), kept by agent_set in agents.lua
@@ -69,6 +71,7 @@ local function k_ready(q, tier) return P .. 'queue:' .. q .. ':ready:' .. tier e
 local function k_ready_skill(q, tier, skill, level)
   return P .. 'queue:' .. q .. ':ready:' .. tier .. ':skill:' .. skill .. ':' .. level
 end
+local function k_resume(q, from) return P .. 'queue:' .. q .. ':resume:' .. from end
 local function k_queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
 local function k_agent(a) return P .. 'agent:' .. a end
 local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end

@@ -113,6 +113,9 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         HOUR_S,
         "seconds",
     )?;
+    if let Some(within) = q.resume_within_s {
+        range(&f("resume_within_s"), within, 1, DAY_S, "seconds")?;
+    }
     for (field, delay) in [
         ("busy_delay_s", q.busy_delay_s),
         ("failed_delay_s", q.failed_delay_s),

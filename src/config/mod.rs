@@ -91,6 +91,11 @@ pub struct QueueConfig {
     /// `no_answer_delay_s`.
     #[serde(default)]
     pub failed_delay_s: Option<u64>,
+    /// A caller who hangs up while in line and calls this queue again from the same number
+    /// within this many seconds goes back in at the place they had, and is told so (absent:
+    /// a new caller joins at the back).
+    #[serde(default)]
+    pub resume_within_s: Option<u64>,
     #[serde(default = "d_welcome")]
     pub welcome: String,
     /// Hold music played between announcements: one file, or short clips played in turn
@@ -437,6 +442,7 @@ impl CentreConfig {
                 calls_carry_skills: self.calls_carry_skills(name),
                 busy_delay: q.busy_delay_s.map(Duration::from_secs),
                 failed_delay: q.failed_delay_s.map(Duration::from_secs),
+                resume_within: q.resume_within_s.map(Duration::from_secs),
             })
             .collect()
     }

@@ -290,6 +290,7 @@ impl Store {
                     &q.claim_depth().to_string(),
                     &ms(q.busy_delay.unwrap_or(q.no_answer_delay)),
                     &ms(q.failed_delay.unwrap_or(q.no_answer_delay)),
+                    &q.resume_within.map_or_else(|| "0".to_string(), ms),
                 ],
             )
             .await?;
@@ -570,6 +571,7 @@ impl Store {
                 created: r.tag() == "new",
                 state: r.parse(1)?,
                 rank: r.parse(2)?,
+                resumed: r.field(3) == "1",
             }),
             "unknown_queue" => Err(StoreError::UnknownQueue(call.queue.to_string())),
             _ => Err(r.unexpected()),

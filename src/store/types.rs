@@ -224,6 +224,9 @@ pub struct QueueSettings {
     /// Rest after an offer Twilio could not ring through to the device (failed); None:
     /// `no_answer_delay`.
     pub failed_delay: Option<Duration>,
+    /// A caller who hangs up in line and calls this queue again from the same number within
+    /// this window goes back in at the rank they had (None: off).
+    pub resume_within: Option<Duration>,
 }
 
 /// How many calls from the head of a line a claim looks at when the calls can differ in who
@@ -492,6 +495,8 @@ pub struct Enqueued {
     pub created: bool,
     pub state: CallState,
     pub rank: i64,
+    /// The caller came back within the queue's resume window and took their old rank again.
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

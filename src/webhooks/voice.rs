@@ -159,7 +159,9 @@ async fn enqueue(h: &Hook, queue: &str, skills: Option<&Skills>) -> Reply {
                 .get(queue)
                 .map_or("", |c| c.welcome.as_str());
             let mut doc = twiml::Response::new();
-            if !welcome.trim().is_empty() {
+            if entered.resumed {
+                doc = doc.say(speech_of(app, queue).phrases().welcome_back);
+            } else if !welcome.trim().is_empty() {
                 doc = doc.say(welcome);
             }
             let doc = speech_of(app, queue).spoken(doc.verb(enqueue_verb(

@@ -82,6 +82,7 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         calls_carry_skills: false,
         busy_delay: None,
         failed_delay: None,
+        resume_within: None,
     }
 }
 

@@ -175,6 +175,7 @@ async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<S
             calls_carry_skills: skills,
             busy_delay: None,
             failed_delay: None,
+            resume_within: None,
         })
         .await?;
     let mut ids = Vec::new();

@@ -361,6 +361,7 @@ fn bench_centre(
         calls_carry_skills: false,
         busy_delay: None,
         failed_delay: None,
+        resume_within: None,
     };
     let settings = if args.skills {
         skills::LINES
