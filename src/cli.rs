@@ -204,6 +204,10 @@ pub struct WorkerArgs {
     /// Where the worker answers /healthz, /readyz and /metrics.
     #[arg(long, env = "CALLQ_WORKER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: SocketAddr,
+    /// Centres this worker serves, comma-separated (default: the config file's `centre`):
+    /// one process, a wake loop per centre.
+    #[arg(long, env = "CALLQ_CENTRES", value_delimiter = ',')]
+    pub centres: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,9 +59,17 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
             let config = args.config()?;
+            let centres: Vec<String> = if args.centres.is_empty() {
+                vec![centre.centre.clone()]
+            } else {
+                args.centres.clone()
+            };
+            for c in &centres {
+                callq::store::check_name("centre", c).context("CALLQ_CENTRES")?;
+            }
             let (trigger, shutdown) = callq::shutdown::channel();
             trigger.on_signals();
-            callq::worker::run(&config, &centre, shutdown).await?;
+            callq::worker::run_centres(&config, &centres, shutdown).await?;
         }
         Command::All(args) => {
             init_logging(args.serve.common.log_json);

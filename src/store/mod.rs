@@ -166,6 +166,14 @@ impl Store {
         &self.prefix
     }
 
+    /// The centre's name (`C` of the prefix).
+    pub fn centre(&self) -> &str {
+        self.prefix
+            .strip_prefix("callq:{")
+            .and_then(|rest| rest.strip_suffix("}:"))
+            .unwrap_or(&self.prefix)
+    }
+
     /// A pooled connection, for reads. On a cluster it routes each command by its key, and a
     /// pipeline whole by its first key: keep commands without a key out of it or after a
     /// keyed one ([`Store::ping`] and [`Store::redis_time`] route theirs).
