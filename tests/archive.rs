@@ -757,3 +757,32 @@ async fn the_archive_reads_a_centre_on_a_redis_cluster() {
     assert_eq!(calls["c1"].2.as_deref(), Some("completed"));
     assert_eq!(calls["c1"].6.as_deref(), Some("+15550001111"));
 }
+
+#[tokio::test]
+async fn pending_entries_trimmed_from_the_stream_do_not_stop_the_archive() {
+    let db = TestDb::create().await;
+    let store = two_calls().await;
+    let o = opts(&db, "crashed");
+    // two consumers read and die; then their entries leave the stream (as the cap trims it)
+    let mut same = StreamReader::new(store.clone(), "archive", "crashed", &o);
+    let mut other = StreamReader::new(store.clone(), "archive", "other-dead", &o);
+    let lost: Vec<String> = same
+        .next_batch(3)
+        .await
+        .expect("read")
+        .into_iter()
+        .chain(other.next_batch(3).await.expect("read"))
+        .map(|e| e.id)
+        .collect();
+    {
+        let mut c = store.conn().await.expect("conn");
+        let n: i64 = c.xdel(store.key("events"), &lost).await.expect("XDEL");
+        assert_eq!(n, 6);
+    }
+    assert_eq!(pending(&store, "archive").await, 6);
+    let run = start(&store, o);
+    let pg = db.client().await;
+    until_archived(&store, &pg, "archive").await;
+    run.stop().await;
+    assert_eq!(calls(&pg).await["c2"].2.as_deref(), Some("abandoned"));
+}

@@ -70,9 +70,10 @@ impl Event {
             .map
             .iter()
             .filter_map(|(k, v)| {
+                // PostgreSQL's text holds no NUL character
                 redis::from_redis_value_ref::<String>(v)
                     .ok()
-                    .map(|v| (k.clone(), v))
+                    .map(|v| (k.replace('\0', ""), v.replace('\0', "")))
             })
             .collect();
         let kind = fields.remove("type").unwrap_or_default();
@@ -156,11 +157,16 @@ impl StreamReader {
                 // the stream or group may be gone (a FLUSHALL, a failover without
                 // persistence): create them again on the next try
                 self.group_ready = false;
+                self.pending_from = Some("0".to_string());
                 return Err(e);
             }
         };
         if self.enrich {
-            self.call_info(&mut batch).await?;
+            if let Err(e) = self.call_info(&mut batch).await {
+                // the batch read is pending on this consumer: read it again next time
+                self.pending_from = Some("0".to_string());
+                return Err(e);
+            }
         }
         Ok(batch)
     }
