@@ -37,6 +37,11 @@ CREATE TABLE calls (
     wait_s         double precision,               -- entered -> answered, or -> left the line
     talk_s         double precision,               -- answered -> completed
     recording_sid  text,
+    -- the stream position (ms * 10^10 + seq) of the event that last set outcome/ended_at,
+    -- and queue: an older event written late (taken over from a dead consumer) does not undo
+    -- a newer one
+    outcome_pos    numeric,
+    queue_pos      numeric,
     PRIMARY KEY (centre, sid)
 );
 CREATE INDEX calls_entered ON calls (entered_at);

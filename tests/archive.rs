@@ -274,9 +274,19 @@ type CallRow = (
 );
 
 async fn calls(pg: &Client) -> BTreeMap<String, CallRow> {
+    let centre: Option<String> = pg
+        .query_opt("SELECT min(centre) FROM calls", &[])
+        .await
+        .expect("centre")
+        .and_then(|r| r.get(0));
+    calls_of(pg, &centre.unwrap_or_default()).await
+}
+
+async fn calls_of(pg: &Client, centre: &str) -> BTreeMap<String, CallRow> {
     pg.query(
-        "SELECT sid, queue, outcome, agent, attempts, answer_attempt, from_number FROM calls",
-        &[],
+        "SELECT sid, queue, outcome, agent, attempts, answer_attempt, from_number FROM calls
+         WHERE centre = $1",
+        &[&centre],
     )
     .await
     .expect("calls")
@@ -785,4 +795,84 @@ async fn pending_entries_trimmed_from_the_stream_do_not_stop_the_archive() {
     until_archived(&store, &pg, "archive").await;
     run.stop().await;
     assert_eq!(calls(&pg).await["c2"].2.as_deref(), Some("abandoned"));
+}
+
+/// The derived rows of `centre` as text (the centre and the bookkeeping of event times left out).
+async fn derived(pg: &Client, centre: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT (sid, queue, kind, from_number, to_number, entered_at, offered_at, answered_at,
+                 ended_at, outcome, end_reason, agent, attempts, answer_attempt, wait_s, talk_s,
+                 recording_sid)::text FROM calls WHERE centre = $1",
+        "SELECT (call_sid, attempt, agent, queue, offered_at, result, result_at)::text
+         FROM offers WHERE centre = $1",
+        "SELECT (event_id, agent, kind, status, reason, at)::text FROM agent_changes WHERE centre = $1",
+    ] {
+        for r in pg.query(sql, &[&centre]).await.expect("derived rows") {
+            out.push(r.get::<_, String>(0));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn events_written_out_of_order_derive_the_same_rows() {
+    let db = TestDb::create().await;
+    let store = staffed(sales()).await;
+    // c1: rung out, answered on the second offer, completed; c2: transferred, abandoned,
+    // back in line (reentered), answered
+    let o = enter_offered(&store, "c1", "sales").await;
+    ring_out(&store, &o).await;
+    let o = claim(&store).await.expect("offered again");
+    answer(&store, &o).await;
+    complete(&store, "c1").await.expect("completed");
+    store
+        .configure_queue(&queue("support", Strategy::LongestIdle))
+        .await
+        .expect("queue");
+    enqueue(&store, "c2", "sales").await;
+    store.transfer("c2", "support").await.expect("transferred");
+    store.abandon("c2", "call_gone").await.expect("abandoned");
+    assert!(matches!(
+        store.reenter("c2").await.expect("reentered"),
+        Transition::Done(())
+    ));
+
+    // every entry, read once (a group of the test's own)
+    let o = opts(&db, "reader");
+    let mut r = StreamReader::new(store.clone(), "test", "reader", &o);
+    let mut events = Vec::new();
+    loop {
+        let b = r.next_batch(100).await.expect("read");
+        if b.is_empty() {
+            break;
+        }
+        events.extend(b);
+    }
+    assert_eq!(events.len() as i64, xlen(&store).await);
+    callq::archive::migrate(&db.url()).await.expect("migrate");
+    let mut in_order = callq::archive::Writer::connect(&db.url(), "in-order")
+        .await
+        .expect("connect");
+    assert_eq!(in_order.write(&events).await.expect("write"), events.len());
+    // newest first, one event a transaction, as takeovers could deliver them
+    let mut reversed = callq::archive::Writer::connect(&db.url(), "reversed")
+        .await
+        .expect("connect");
+    for e in events.iter().rev() {
+        reversed
+            .write(std::slice::from_ref(e))
+            .await
+            .expect("write");
+    }
+    let pg = db.client().await;
+    let want = derived(&pg, "in-order").await;
+    assert_eq!(derived(&pg, "reversed").await, want);
+    let c = calls_of(&pg, "in-order").await;
+    assert_eq!(c["c1"].2.as_deref(), Some("completed"));
+    assert_eq!((c["c1"].4, c["c1"].5), (2, Some(2)));
+    // back in line: no outcome; in the queue it was transferred to
+    assert_eq!(c["c2"].2, None);
+    assert_eq!(c["c2"].1.as_deref(), Some("support"));
 }

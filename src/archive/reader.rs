@@ -54,6 +54,17 @@ impl Event {
             .filter(|v| !v.is_empty())
     }
 
+    /// The entry's place in the stream as a decimal number, `ms * 10^10 + seq`: orders
+    /// events as the stream does, ties within a millisecond included.
+    pub fn pos(&self) -> String {
+        let seq: u64 = self
+            .id
+            .split_once('-')
+            .and_then(|(_, s)| s.parse().ok())
+            .unwrap_or(0);
+        format!("{}{:010}", self.ms.max(0), seq.min(9_999_999_999))
+    }
+
     pub fn int(&self, name: &str) -> Option<i64> {
         self.field(name)
             .and_then(|v| v.parse::<f64>().ok())

@@ -115,26 +115,32 @@ async fn insert_event(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<b
     Ok(n == 1)
 }
 
-/// A call's row, made if it is not there (its `enqueue` may have been trimmed from the
-/// stream before the archive read it).
-async fn ensure_call(
-    tx: &Transaction<'_>,
-    centre: &str,
-    sid: &str,
-    queue: Option<&str>,
-) -> Result<()> {
+/// The call's row, made if it is not there (its `enqueue` may have been trimmed from the
+/// stream before the archive read it), in the queue the event names unless a newer event
+/// already placed it (every call event names the call's queue at the time).
+async fn ensure_call(tx: &Transaction<'_>, centre: &str, e: &Event, sid: &str) -> Result<()> {
     tx.execute(
-        "INSERT INTO calls (centre, sid, queue) VALUES ($1, $2, $3)
-         ON CONFLICT (centre, sid) DO NOTHING",
-        &[&centre, &sid, &queue],
+        "INSERT INTO calls (centre, sid, queue, queue_pos)
+         VALUES ($1, $2, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE $3::text::numeric END)
+         ON CONFLICT (centre, sid) DO UPDATE SET queue = EXCLUDED.queue, queue_pos = EXCLUDED.queue_pos
+         WHERE EXCLUDED.queue IS NOT NULL
+           AND (calls.queue_pos IS NULL OR calls.queue_pos < EXCLUDED.queue_pos)",
+        &[&centre, &sid, &e.pos(), &e.field("queue")],
     )
     .await?;
     Ok(())
 }
 
-/// What the event says about calls, offers and agents.
+/// In the statements below `$3` is the event's stream position ([`Event::pos`]); this is its
+/// time.
+const TS: &str = "to_timestamp(floor($3::text::numeric / 10000000000) / 1000.0)";
+/// Only when no later event of the stream set the call's outcome (events of a dead consumer
+/// are taken over, and so written, after newer ones).
+const NEWER: &str = "(outcome_pos IS NULL OR outcome_pos < $3::text::numeric)";
+
+/// What the event says about calls, offers and agents. Order-proof: a call's row comes out
+/// the same whichever order its events are written in.
 async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
-    const TS: &str = "to_timestamp($3::bigint / 1000.0)";
     if let (Some(agent), "agent" | "presence") = (e.field("agent"), e.kind.as_str()) {
         let (kind, status) = if e.kind == "agent" {
             ("status", e.field("status").unwrap_or("unknown"))
@@ -163,7 +169,8 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
     let Some(sid) = e.field("call") else {
         return Ok(()); // feature, rollout: the raw event is the record
     };
-    let queue = e.field("queue");
+    ensure_call(tx, centre, e, sid).await?;
+    let pos = e.pos();
     let agent = e.field("agent");
     let attempt = e.int("attempt").map(|a| a as i32);
     let secs = |name: &str| e.int(name).map(|ms| ms as f64 / 1000.0);
@@ -175,19 +182,15 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
                 .filter(|ms| *ms > 0)
                 .unwrap_or(e.ms);
             tx.execute(
-                "INSERT INTO calls (centre, sid, queue, kind, from_number, to_number, entered_at)
-                 VALUES ($1, $2, $4, $5, $6, $7, to_timestamp($3::bigint / 1000.0))
-                 ON CONFLICT (centre, sid) DO UPDATE SET
-                   queue = coalesce(calls.queue, EXCLUDED.queue),
-                   kind = coalesce(calls.kind, EXCLUDED.kind),
-                   from_number = coalesce(calls.from_number, EXCLUDED.from_number),
-                   to_number = coalesce(calls.to_number, EXCLUDED.to_number),
-                   entered_at = coalesce(calls.entered_at, EXCLUDED.entered_at)",
+                "UPDATE calls SET
+                   kind = coalesce(kind, $4), from_number = coalesce(from_number, $5),
+                   to_number = coalesce(to_number, $6),
+                   entered_at = coalesce(entered_at, to_timestamp($3::bigint / 1000.0))
+                 WHERE centre = $1 AND sid = $2",
                 &[
                     &centre,
                     &sid,
                     &entered,
-                    &queue,
                     &info.map(|c| c.kind.as_str()),
                     &info.map(|c| c.from.as_str()),
                     &info.map(|c| c.to.as_str()),
@@ -196,35 +199,34 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
             .await?;
         }
         "offer" => {
-            ensure_call(tx, centre, sid, queue).await?;
             let attempt = attempt.unwrap_or(0);
             tx.execute(
                 &format!(
-                    "UPDATE calls SET attempts = greatest(attempts, $4), offered_at = coalesce(offered_at, {TS})
+                    "UPDATE calls SET attempts = greatest(attempts, $4), offered_at = least(offered_at, {TS})
                      WHERE centre = $1 AND sid = $2"
                 ),
-                &[&centre, &sid, &e.ms, &attempt],
+                &[&centre, &sid, &pos, &attempt],
             )
             .await?;
             tx.execute(
                 &format!(
                     "INSERT INTO offers (centre, call_sid, attempt, agent, queue, offered_at)
                      VALUES ($1, $2, $4, $5, $6, {TS})
-                     ON CONFLICT (centre, call_sid, attempt) DO NOTHING"
+                     ON CONFLICT (centre, call_sid, attempt) DO UPDATE SET
+                       agent = EXCLUDED.agent, queue = EXCLUDED.queue, offered_at = EXCLUDED.offered_at"
                 ),
-                &[&centre, &sid, &e.ms, &attempt, &agent.unwrap_or(""), &queue],
+                &[&centre, &sid, &pos, &attempt, &agent.unwrap_or(""), &e.field("queue")],
             )
             .await?;
         }
         "connected" => {
-            ensure_call(tx, centre, sid, queue).await?;
             tx.execute(
                 &format!(
                     "UPDATE calls SET answered_at = {TS}, agent = $4, answer_attempt = $5, wait_s = $6,
-                       outcome = NULL, ended_at = NULL
+                       attempts = greatest(attempts, coalesce($5, 0))
                      WHERE centre = $1 AND sid = $2"
                 ),
-                &[&centre, &sid, &e.ms, &agent, &attempt, &secs("waited_ms")],
+                &[&centre, &sid, &pos, &agent, &attempt, &secs("waited_ms")],
             )
             .await?;
             offer_result(tx, centre, sid, e, attempt, "answered").await?;
@@ -234,18 +236,17 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
             offer_result(tx, centre, sid, e, attempt, outcome).await?;
         }
         "overflowed" | "abandoned" | "callback_failed" => {
-            ensure_call(tx, centre, sid, queue).await?;
             let reason = e
                 .field("reason")
                 .or_else(|| e.field("rule"))
                 .or_else(|| e.field("to"));
             tx.execute(
                 &format!(
-                    "UPDATE calls SET outcome = $4, end_reason = $5, ended_at = {TS},
+                    "UPDATE calls SET outcome = $4, end_reason = $5, ended_at = {TS}, outcome_pos = $3::text::numeric,
                        wait_s = CASE WHEN answered_at IS NULL THEN coalesce($6, wait_s) ELSE wait_s END
-                     WHERE centre = $1 AND sid = $2"
+                     WHERE centre = $1 AND sid = $2 AND {NEWER}"
                 ),
-                &[&centre, &sid, &e.ms, &e.kind, &reason, &secs("waited_ms")],
+                &[&centre, &sid, &pos, &e.kind, &reason, &secs("waited_ms")],
             )
             .await?;
             if e.kind == "overflowed" && attempt.is_some() {
@@ -254,75 +255,66 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
             }
         }
         "completed" => {
-            ensure_call(tx, centre, sid, queue).await?;
+            tx.execute(
+                "UPDATE calls SET talk_s = $3, agent = coalesce($4, agent)
+                 WHERE centre = $1 AND sid = $2",
+                &[&centre, &sid, &secs("talk_ms"), &agent],
+            )
+            .await?;
             tx.execute(
                 &format!(
-                    "UPDATE calls SET outcome = 'completed', end_reason = $4, ended_at = {TS},
-                       talk_s = $5, agent = coalesce($6, agent)
-                     WHERE centre = $1 AND sid = $2"
+                    "UPDATE calls SET outcome = 'completed', end_reason = $4, ended_at = {TS}, outcome_pos = $3::text::numeric
+                     WHERE centre = $1 AND sid = $2 AND {NEWER}"
                 ),
-                &[
-                    &centre,
-                    &sid,
-                    &e.ms,
-                    &e.field("source"),
-                    &secs("talk_ms"),
-                    &agent,
-                ],
+                &[&centre, &sid, &pos, &e.field("source")],
             )
             .await?;
         }
         "ended" => {
             // an operator ended the call: a connected one counts as completed
-            ensure_call(tx, centre, sid, queue).await?;
             let connected = e.field("from_state") == Some("connected");
             tx.execute(
                 &format!(
                     "UPDATE calls SET
                        outcome = CASE WHEN $4 THEN 'completed' ELSE 'abandoned' END,
-                       end_reason = 'ended_by_operator', ended_at = {TS},
+                       end_reason = 'ended_by_operator', ended_at = {TS}, outcome_pos = $3::text::numeric,
                        talk_s = CASE WHEN $4 AND answered_at IS NOT NULL
                          THEN extract(epoch FROM {TS} - answered_at)::double precision ELSE talk_s END,
                        wait_s = CASE WHEN answered_at IS NULL AND entered_at IS NOT NULL
                          THEN extract(epoch FROM {TS} - entered_at)::double precision ELSE wait_s END
-                     WHERE centre = $1 AND sid = $2"
+                     WHERE centre = $1 AND sid = $2 AND {NEWER}"
                 ),
-                &[&centre, &sid, &e.ms, &connected],
-            )
-            .await?;
-        }
-        "transferred" => {
-            ensure_call(tx, centre, sid, queue).await?;
-            tx.execute(
-                "UPDATE calls SET queue = $3 WHERE centre = $1 AND sid = $2",
-                &[&centre, &sid, &queue],
+                &[&centre, &sid, &pos, &connected],
             )
             .await?;
         }
         "reentered" => {
-            ensure_call(tx, centre, sid, queue).await?;
             tx.execute(
-                "UPDATE calls SET outcome = NULL, end_reason = NULL, ended_at = NULL
-                 WHERE centre = $1 AND sid = $2",
-                &[&centre, &sid],
+                &format!(
+                    "UPDATE calls SET outcome = NULL, end_reason = NULL, ended_at = NULL, outcome_pos = $3::text::numeric,
+                       wait_s = CASE WHEN answered_at IS NULL THEN NULL ELSE wait_s END
+                     WHERE centre = $1 AND sid = $2 AND {NEWER}"
+                ),
+                &[&centre, &sid, &pos],
             )
             .await?;
         }
         "recorded" => {
-            ensure_call(tx, centre, sid, queue).await?;
             tx.execute(
                 "UPDATE calls SET recording_sid = $3 WHERE centre = $1 AND sid = $2",
                 &[&centre, &sid, &e.field("recording_sid")],
             )
             .await?;
         }
-        // callback, callback_retry: the raw events are the record
+        // transferred: the new queue is placed above; callback, callback_retry: the raw
+        // events are the record
         _ => {}
     }
     Ok(())
 }
 
-/// What became of the offer (`attempt`) of call `sid`.
+/// What became of the offer (`attempt`) of call `sid`; the offer's row is made if its
+/// `offer` event has not been written yet (it then sets the agent and time).
 async fn offer_result(
     tx: &Transaction<'_>,
     centre: &str,
@@ -335,9 +327,21 @@ async fn offer_result(
         return Ok(());
     };
     tx.execute(
-        "UPDATE offers SET result = $5, result_at = to_timestamp($3::bigint / 1000.0)
-         WHERE centre = $1 AND call_sid = $2 AND attempt = $4",
-        &[&centre, &sid, &e.ms, &attempt, &result],
+        &format!(
+            "INSERT INTO offers (centre, call_sid, attempt, agent, queue, offered_at, result, result_at)
+             VALUES ($1, $2, $4, $5, $6, {TS}, $7, {TS})
+             ON CONFLICT (centre, call_sid, attempt) DO UPDATE SET
+               result = EXCLUDED.result, result_at = EXCLUDED.result_at"
+        ),
+        &[
+            &centre,
+            &sid,
+            &e.pos(),
+            &attempt,
+            &e.field("agent").unwrap_or(""),
+            &e.field("queue"),
+            &result,
+        ],
     )
     .await?;
     Ok(())
