@@ -1083,4 +1083,81 @@ mod tests {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
     }
+
+    #[test]
+    fn archive_needs_a_database_and_a_long_enough_outbound_secret() {
+        let archive = |extra: &[&str]| {
+            let mut argv = vec!["callq", "archive"];
+            argv.extend_from_slice(extra);
+            match parse(&argv) {
+                Command::Archive(args) => args,
+                other => panic!("{other:?}"),
+            }
+        };
+        // explicit flags: an environment's DATABASE_URL must not decide the test
+        let a = archive(&["--database-url", "", "--outbound-urls", ""]);
+        assert!(a.options().unwrap_err().contains("DATABASE_URL"));
+        let a = archive(&[
+            "--database-url",
+            "postgres://postgres@db/callq",
+            "--consumer",
+            "me",
+            "--batch",
+            "0",
+            "--outbound-urls",
+            "",
+        ]);
+        let o = a.options().expect("valid");
+        assert_eq!((o.consumer.as_str(), o.batch), ("me", 1));
+        assert!(a.outbound().expect("none").is_none());
+        let with = |urls: &str, secret: &str| {
+            archive(&[
+                "--database-url",
+                "postgres://db/callq",
+                "--outbound-urls",
+                urls,
+                "--outbound-secret",
+                secret,
+            ])
+            .outbound()
+        };
+        let o = with(
+            "https://a.example/h, http://b.example/h",
+            "0123456789abcdef",
+        )
+        .expect("valid")
+        .expect("receivers");
+        assert_eq!(o.urls, ["https://a.example/h", "http://b.example/h"]);
+        assert!(with("https://a.example/h", "short").is_err());
+        assert!(with("ftp://a.example/h", "0123456789abcdef").is_err());
+        // relaying alone needs no database, but receivers
+        let a = archive(&[
+            "--database-url",
+            "",
+            "--outbound-only",
+            "--outbound-urls",
+            "",
+        ]);
+        assert!(a.options().is_ok());
+        assert!(a.outbound().is_err());
+        let Command::Report(r) = parse(&[
+            "callq",
+            "report",
+            "--database-url",
+            "postgres://db/callq",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--queue",
+            "sales",
+        ]) else {
+            panic!("not the report command")
+        };
+        let o = r.options("main");
+        assert_eq!(
+            (o.from.as_str(), o.queue.as_deref()),
+            ("2026-11-01", Some("sales"))
+        );
+    }
 }

@@ -104,7 +104,12 @@ async fn main() -> anyhow::Result<()> {
             let outbound = args.outbound().map_err(anyhow::Error::msg)?;
             let centre = load_centre(&args.common)?;
             let store_opts = callq::store::StoreOptions {
-                pool_size: args.common.redis_pool.clamp(2, 8),
+                // a connection for the archive's blocking read and one for each receiver's
+                pool_size: args
+                    .common
+                    .redis_pool
+                    .clamp(2, 8)
+                    .max(2 + outbound.as_ref().map_or(0, |o| o.urls.len())),
                 // a read blocks up to opts.block for new events
                 response_timeout: opts.block + std::time::Duration::from_secs(5),
                 ..callq::store::StoreOptions::default()

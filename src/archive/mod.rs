@@ -19,7 +19,7 @@ pub mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -99,6 +99,9 @@ pub fn default_consumer() -> String {
     format!("{}-{}", host.trim(), std::process::id())
 }
 
+/// How often an idle archive checks that PostgreSQL answers.
+const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// Whether the archive is keeping up: true after a batch was committed or the stream was
 /// read empty, false while PostgreSQL or Redis fails. For `/readyz`.
 #[derive(Clone, Default)]
@@ -164,6 +167,7 @@ pub async fn run(
     );
     backoff = Duration::ZERO;
     let mut writer_ok = true;
+    let mut last_check = Instant::now();
     while !shutdown.is_triggered() {
         let batch = match reader.next_batch(opts.batch).await {
             Ok(b) => b,
@@ -178,6 +182,23 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
+            // nothing to write: still find out now and then whether PostgreSQL answers, so
+            // that /readyz tells before the next event does
+            if last_check.elapsed() >= HEALTH_CHECK_EVERY {
+                last_check = Instant::now();
+                if !writer_ok || writer.ping().await.is_err() {
+                    match Writer::connect(&opts.database_url, centre).await {
+                        Ok(w) => {
+                            writer = w;
+                            writer_ok = true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "archive: cannot reach PostgreSQL");
+                            writer_ok = false;
+                        }
+                    }
+                }
+            }
             health.set(writer_ok);
             backoff = Duration::ZERO;
             continue;
@@ -250,4 +271,29 @@ pub async fn serve_health(
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let max = Duration::from_secs(30);
+        let mut d = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            d = next_backoff(d, max);
+            seen.push(d);
+        }
+        assert_eq!(seen[0], Duration::from_millis(100));
+        assert_eq!(seen[1], Duration::from_millis(200));
+        assert_eq!(*seen.last().unwrap_or(&Duration::ZERO), max);
+    }
+
+    #[test]
+    fn a_consumer_is_named_after_its_host_and_pid() {
+        let c = default_consumer();
+        assert!(c.ends_with(&format!("-{}", std::process::id())), "{c}");
+    }
 }

@@ -195,3 +195,28 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_in_hex() {
+        // RFC 4231, test case 2
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn each_receiver_has_a_stable_group_of_its_own() {
+        let a = group_for("https://a.example/h");
+        assert_eq!(a, group_for("https://a.example/h"));
+        assert_ne!(a, group_for("https://b.example/h"));
+        assert!(
+            a.starts_with("outbound-") && a.len() == "outbound-".len() + 12,
+            "{a}"
+        );
+    }
+}

@@ -289,3 +289,51 @@ impl StreamReader {
         r.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, pairs: &[(&str, &str)]) -> StreamId {
+        StreamId {
+            id: id.to_string(),
+            map: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        redis::Value::BulkString(v.as_bytes().to_vec()),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_entry_becomes_an_event() {
+        let e = Event::from_entry(entry(
+            "1796049495790-12",
+            &[
+                ("type", "offer"),
+                ("call", "CA1"),
+                ("attempt", "2"),
+                ("agent", "a\0b"),
+            ],
+        ));
+        assert_eq!((e.ms, e.kind.as_str()), (1796049495790, "offer"));
+        assert_eq!(e.field("call"), Some("CA1"));
+        assert_eq!(e.int("attempt"), Some(2));
+        assert_eq!(e.field("agent"), Some("ab"), "no NUL reaches PostgreSQL");
+        assert!(!e.fields.contains_key("type"));
+        assert_eq!(e.pos(), "17960494957900000000012");
+        // stream order, ties within a millisecond included
+        let later = Event::from_entry(entry("1796049495790-13", &[("type", "x")]));
+        let next_ms = Event::from_entry(entry("1796049495791-0", &[("type", "x")]));
+        let num = |e: &Event| e.pos().parse::<u128>().unwrap_or(0);
+        assert!(num(&e) < num(&later) && num(&later) < num(&next_ms));
+        // a trimmed pending entry: nothing to write
+        let gone = Event::from_entry(entry("1-0", &[]));
+        assert!(gone.kind.is_empty());
+    }
+}

@@ -255,3 +255,50 @@ pub fn render(r: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_iso_dates() {
+        assert!(check_day("--from", "2026-11-30").is_ok());
+        for bad in [
+            "30/11/2026",
+            "2026-13-01",
+            "",
+            "2026-11-30; DROP TABLE calls",
+        ] {
+            assert!(check_day("--from", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_table_shows_shares_as_percentages_and_missing_figures_as_dashes() {
+        let r = Report {
+            centre: "main".into(),
+            from: "2026-11-30".into(),
+            to: "2026-11-30".into(),
+            queues: vec![QueueDay {
+                day: "2026-11-30".into(),
+                queue: "sales".into(),
+                calls: 4,
+                answered: 3,
+                abandoned: 1,
+                overflowed: 0,
+                connected_share: ratio(3, 4),
+                avg_wait_s: Some(20.0),
+                p90_wait_s: Some(28.0),
+                abandon_rate: ratio(1, 4),
+                offered: 0,
+                first_offer_success: ratio(0, 0),
+            }],
+            agents: vec![],
+        };
+        let text = render(&r);
+        assert!(text.contains("75.0%") && text.contains("25.0%"), "{text}");
+        assert!(text.contains("20.0s") && text.contains("28.0s"), "{text}");
+        assert!(text.contains("(no agent activity)"), "{text}");
+        assert_eq!(ratio(1, 0), None);
+    }
+}

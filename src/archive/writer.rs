@@ -72,6 +72,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Whether PostgreSQL answers on this connection.
+    pub async fn ping(&self) -> Result<()> {
+        self.client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
     /// Write `batch` in one transaction; returns how many events were new.
     pub async fn write(&mut self, batch: &[Event]) -> Result<usize> {
         let tx = self.client.transaction().await?;
