@@ -9,7 +9,8 @@
 //! `X-Callq-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with the secret>`. A 2xx
 //! is delivered; a 5xx, 408, 429, timeout or connection failure is tried again with
 //! exponential backoff (up to `max_backoff` between tries) until it is delivered or the
-//! process stops; any other status is a refusal: logged, and the event is not sent again.
+//! process stops; any other status (a redirect included: never followed) is a refusal: logged,
+//! and the event is not sent again.
 
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ pub async fn relay(
 ) -> Result<()> {
     let client = reqwest::Client::builder()
         .timeout(out.timeout)
+        // a redirect is the receiver's misconfiguration: a refusal, never followed
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| super::ArchiveError::Invalid {
             what: "outbound client",
