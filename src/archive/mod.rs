@@ -44,6 +44,8 @@ pub enum ArchiveError {
         value: String,
         why: &'static str,
     },
+    #[error("the database holds no archive (no table {0:?}): `callq archive` (or `callq archive --migrate-only`) creates it")]
+    NoArchive(String),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
 }

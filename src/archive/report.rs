@@ -149,7 +149,13 @@ pub async fn report(client: &Client, opts: &ReportOptions) -> Result<Report> {
             QUEUE_SQL,
             &[&opts.centre, &opts.from, &opts.to, &opts.queue],
         )
-        .await?;
+        .await
+        .map_err(|e| match e.code() {
+            Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                ArchiveError::NoArchive("calls".to_string())
+            }
+            _ => e.into(),
+        })?;
     let mut queues = Vec::with_capacity(rows.len());
     for r in rows {
         let calls: i64 = r.try_get("calls")?;
