@@ -886,3 +886,102 @@ async fn events_written_out_of_order_derive_the_same_rows() {
     assert_eq!(c["c2"].2, None);
     assert_eq!(c["c2"].1.as_deref(), Some("support"));
 }
+
+/// Stops the child process at the end of the test, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_archive_and_report_commands_end_to_end() {
+    let db = TestDb::create().await;
+    let store = two_calls().await;
+    let centre = centre_of(&store);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("callq.toml");
+    std::fs::write(
+        &config,
+        callq::config::DEMO_TOML.replacen(
+            "centre = \"main\"",
+            &format!("centre = \"{centre}\""),
+            1,
+        ),
+    )
+    .expect("config written");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr").port()
+    };
+    let exe = env!("CARGO_BIN_EXE_callq");
+    let mut archive = Child(
+        std::process::Command::new(exe)
+            .arg("archive")
+            .env("REDIS_URL", redis_url())
+            .env("CALLQ_CONFIG", &config)
+            .env("DATABASE_URL", db.url())
+            .env("CALLQ_ARCHIVE_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("CALLQ_OUTBOUND_URLS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("callq archive starts"),
+    );
+    let pg = db.client().await;
+    until_archived(&store, &pg, "archive").await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("/readyz answers");
+    assert_eq!(ready.status(), 200);
+
+    // SIGTERM: a clean stop
+    let pid = archive.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = archive.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "callq archive did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+
+    let day: String = pg
+        .query_one(
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            &[],
+        )
+        .await
+        .expect("today")
+        .get(0);
+    let out = std::process::Command::new(exe)
+        .args(["report", "--json", "--from", &day, "--to", &day])
+        .env("DATABASE_URL", db.url())
+        .env("CALLQ_CONFIG", &config)
+        .env_remove("CALLQ_CENTRE")
+        .output()
+        .expect("callq report runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(r["centre"].as_str(), Some(centre.as_str()));
+    assert_eq!(r["queues"][0]["queue"], "sales");
+    assert_eq!(r["queues"][0]["calls"], 2);
+    assert_eq!(r["queues"][0]["answered"], 1);
+    assert_eq!(r["queues"][0]["abandoned"], 1);
+}
