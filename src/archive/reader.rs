@@ -190,6 +190,13 @@ impl StreamReader {
                 .count(count);
             let reply: StreamReadReply = c.xread_options(&[&self.key], &[&from], &opts).await?;
             let entries: Vec<StreamId> = reply.keys.into_iter().flat_map(|k| k.ids).collect();
+            let trimmed = entries.iter().filter(|e| e.map.is_empty()).count();
+            if trimmed > 0 {
+                tracing::warn!(
+                    lost = trimmed,
+                    "archive: pending entries were trimmed from the stream before they were handled"
+                );
+            }
             match entries.last() {
                 Some(last) => {
                     self.pending_from = Some(last.id.clone());
