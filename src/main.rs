@@ -124,9 +124,12 @@ async fn main() -> anyhow::Result<()> {
             trigger.on_signals();
             let health = callq::archive::Health::default();
             let mut tasks = tokio::task::JoinSet::new();
+            // the recorder first, so that nothing counted before the first scrape is lost
+            callq::ops::metrics_handle();
             tasks.spawn(callq::archive::serve_health(
                 listener,
                 health.clone(),
+                store.clone(),
                 shutdown.clone(),
             ));
             if let Some(out) = outbound {

@@ -937,6 +937,25 @@ async fn the_archive_and_report_commands_end_to_end() {
         .await
         .expect("/readyz answers");
     assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("text");
+    let n = xlen(&store).await;
+    assert!(
+        metrics.contains(&format!("callq_archive_events_total {n}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callq_archive_lag_events{group=\"archive\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callq_archive_pending_events{group=\"archive\"} 0"),
+        "{metrics}"
+    );
 
     // SIGTERM: a clean stop
     let pid = archive.0.id().to_string();

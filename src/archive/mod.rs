@@ -220,11 +220,13 @@ pub async fn run(
                 match writer.write(&batch).await {
                     Ok(n) => {
                         tracing::debug!(read = batch.len(), new = n, "archive: batch committed");
+                        metrics::counter!("callq_archive_events_total").increment(n as u64);
                         backoff = Duration::ZERO;
                         break;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "archive: writing a batch failed; retrying");
+                        metrics::counter!("callq_archive_write_failures_total").increment(1);
                         writer_ok = false;
                     }
                 }
@@ -247,15 +249,59 @@ pub async fn run(
     Ok(())
 }
 
-/// `/healthz` (the process lives) and `/readyz` (the archive keeps up) on `listener`.
+/// The stream's consumer groups as gauges, read when scraped: per group, the entries not yet
+/// delivered to it (`callq_archive_lag_events`; left unset when Redis cannot tell, after
+/// entries were deleted) and those delivered and not acknowledged
+/// (`callq_archive_pending_events`).
+pub async fn refresh_gauges(store: &Store) -> Result<()> {
+    use redis::AsyncCommands;
+    let mut c = store.conn().await?;
+    let reply: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
+        c.xinfo_groups(store.key("events")).await;
+    let groups = match reply {
+        Ok(r) => r.groups,
+        // no stream yet: no group either
+        Err(e) if e.to_string().contains("no such key") => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    for g in groups {
+        if let Some(lag) = g.lag {
+            metrics::gauge!("callq_archive_lag_events", "group" => g.name.clone()).set(lag as f64);
+        }
+        metrics::gauge!("callq_archive_pending_events", "group" => g.name).set(g.pending as f64);
+    }
+    Ok(())
+}
+
+/// `/healthz` (the process lives), `/readyz` (the archive keeps up) and `/metrics` on
+/// `listener`.
 pub async fn serve_health(
     listener: tokio::net::TcpListener,
     health: Health,
+    store: Store,
     mut shutdown: Shutdown,
 ) -> Result<()> {
     use axum::{http::StatusCode, routing::get, Router};
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let store = store.clone();
+                async move {
+                    let read = refresh_gauges(&store);
+                    if !matches!(
+                        tokio::time::timeout(Duration::from_secs(1), read).await,
+                        Ok(Ok(()))
+                    ) {
+                        tracing::debug!(
+                            "archive: the consumer groups could not be read for /metrics"
+                        );
+                    }
+                    crate::ops::metrics(&store, Duration::from_secs(1)).await
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -125,7 +125,15 @@ pub async fn relay(
         for e in batch.iter().filter(|e| !e.kind.is_empty()) {
             let mut wait = Duration::ZERO;
             loop {
-                match send(&client, url, &out.secret, centre, e).await {
+                let sent = send(&client, url, &out.secret, centre, e).await;
+                let outcome = match sent {
+                    Sent::Delivered => "delivered",
+                    Sent::Refused(_) => "refused",
+                    Sent::Retry(_) => "failed",
+                };
+                metrics::counter!("callq_outbound_requests_total", "outcome" => outcome)
+                    .increment(1);
+                match sent {
                     Sent::Delivered => break,
                     Sent::Refused(s) => {
                         tracing::warn!(url, id = %e.id, status = s, "outbound: the receiver refused an event; not sent again");
