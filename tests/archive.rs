@@ -223,13 +223,8 @@ async fn until_archived(store: &Store, pg: &Client, group: &str) {
 async fn enter_after(store: &Store, sid: &str, q: &str, waited: Duration) {
     store
         .enqueue(&NewCall {
-            call_sid: sid,
-            queue: q,
-            from: "+15550001111",
-            to: "+15005550001",
-            priority_boost: Duration::ZERO,
-            kind: CallKind::Inbound,
             arrival: Arrival::Holding { waited },
+            ..holding(sid, q, "+15550001111")
         })
         .await
         .expect("enqueue");
