@@ -6,7 +6,10 @@
 //! acknowledgement), so it changes nothing. Only a newly inserted event updates `calls`,
 //! `offers` and `agent_changes`, in the same transaction.
 
-use tokio_postgres::{Client, NoTls, Transaction};
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
 use super::{Event, Result};
 
@@ -20,6 +23,8 @@ const MIGRATION_LOCK: i64 = 0x6361_6c6c_7161;
 /// A connection to the archive's database, for one centre.
 pub struct Writer {
     client: Client,
+    /// Each statement prepared once per connection (a round trip saved per use).
+    statements: HashMap<String, Statement>,
     centre: String,
     conn: tokio::task::JoinHandle<()>,
 }
@@ -46,6 +51,7 @@ impl Writer {
         let (client, conn) = connect(database_url).await?;
         Ok(Self {
             client,
+            statements: HashMap::new(),
             centre: centre.to_string(),
             conn,
         })
@@ -81,10 +87,14 @@ impl Writer {
     /// Write `batch` in one transaction; returns how many events were new.
     pub async fn write(&mut self, batch: &[Event]) -> Result<usize> {
         let tx = self.client.transaction().await?;
+        let mut x = Exec {
+            tx: &tx,
+            statements: &mut self.statements,
+        };
         let mut new = 0;
         for e in batch.iter().filter(|e| !e.kind.is_empty()) {
-            if insert_event(&tx, &self.centre, e).await? {
-                derive(&tx, &self.centre, e).await?;
+            if insert_event(&mut x, &self.centre, e).await? {
+                derive(&mut x, &self.centre, e).await?;
                 new += 1;
             }
         }
@@ -93,8 +103,28 @@ impl Writer {
     }
 }
 
+/// A transaction that runs each statement prepared once per connection.
+struct Exec<'a, 'b> {
+    tx: &'b Transaction<'a>,
+    statements: &'b mut HashMap<String, Statement>,
+}
+
+impl Exec<'_, '_> {
+    async fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = match self.statements.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.tx.prepare(sql).await?;
+                self.statements.insert(sql.to_string(), s.clone());
+                s
+            }
+        };
+        Ok(self.tx.execute(&statement, params).await?)
+    }
+}
+
 /// Insert the raw event; false when it was there already.
-async fn insert_event(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<bool> {
+async fn insert_event(tx: &mut Exec<'_, '_>, centre: &str, e: &Event) -> Result<bool> {
     let fields = serde_json::Value::Object(
         e.fields
             .iter()
@@ -124,7 +154,7 @@ async fn insert_event(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<b
 /// The call's row, made if it is not there (its `enqueue` may have been trimmed from the
 /// stream before the archive read it), in the queue the event names unless a newer event
 /// already placed it (every call event names the call's queue at the time).
-async fn ensure_call(tx: &Transaction<'_>, centre: &str, e: &Event, sid: &str) -> Result<()> {
+async fn ensure_call(tx: &mut Exec<'_, '_>, centre: &str, e: &Event, sid: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO calls (centre, sid, queue, queue_pos)
          VALUES ($1, $2, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE $3::text::numeric END)
@@ -146,7 +176,7 @@ const NEWER: &str = "(outcome_pos IS NULL OR outcome_pos < $3::text::numeric)";
 
 /// What the event says about calls, offers and agents. Order-proof: a call's row comes out
 /// the same whichever order its events are written in.
-async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
+async fn derive(tx: &mut Exec<'_, '_>, centre: &str, e: &Event) -> Result<()> {
     if let (Some(agent), "agent" | "presence") = (e.field("agent"), e.kind.as_str()) {
         let (kind, status) = if e.kind == "agent" {
             ("status", e.field("status").unwrap_or("unknown"))
@@ -322,7 +352,7 @@ async fn derive(tx: &Transaction<'_>, centre: &str, e: &Event) -> Result<()> {
 /// What became of the offer (`attempt`) of call `sid`; the offer's row is made if its
 /// `offer` event has not been written yet (it then sets the agent and time).
 async fn offer_result(
-    tx: &Transaction<'_>,
+    tx: &mut Exec<'_, '_>,
     centre: &str,
     sid: &str,
     e: &Event,
