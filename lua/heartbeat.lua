@@ -9,12 +9,16 @@
 -- ARGV[1]  agent id
 -- ARGV[2]  TTL, ms
 -- ARGV[3]  device registered: '1' or '0'
--- Returns  {'ok', status} | {'unknown'}
+-- ARGV[4]  the token generation the agent's token carries ('' or absent: not checked); a
+--          different one than the agent's `token_gen` means the token was revoked
+-- Returns  {'ok', status} | {'unknown'} | {'revoked'} (the last two change nothing)
 -- @include agents.lua
 
 local id = ARGV[1]
-local was = hmget(k_agent(id), { 'status', 'online', 'device' })
+local was = hmget(k_agent(id), { 'status', 'online', 'device', 'token_gen' })
 if was.status == nil then return { 'unknown' } end
+local gen = ARGV[4] or ''
+if gen ~= '' and was.token_gen ~= gen then return { 'revoked' } end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', k_alive(id), ARGV[3], 'PX', ttl)
 redis.call('ZADD', K_HEARTBEATS, NOW + ttl, id)

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::auth::{mint, token_ttl, AgentAuth, AgentToken};
+use super::auth::{mint, token_ttl, AgentAuth, AgentClaimed, AgentToken};
 use super::error::{shorten, store, store_raw, ApiError, ApiJson, OptionalJson};
 use super::types::{
     AgentQueueList, AgentQueueView, AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse,
@@ -43,13 +43,20 @@ pub const MAX_REASON_CHARS: usize = 200;
 )]
 pub async fn heartbeat(
     State(app): State<AppState>,
-    AgentAuth(id): AgentAuth,
+    AgentClaimed { claims }: AgentClaimed,
     ApiJson(req): ApiJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let ttl = app.agents.heartbeat_ttl;
     // the `device_check` feature off: a live heartbeat is enough, whatever the device says
     let registered = req.device_registered || !app.features().await.device_check;
-    let status = store(app.store.heartbeat(&id, ttl, registered)).await?;
+    // the token's generation is checked by the heartbeat itself: one round trip, not two
+    let status = store(app.store.heartbeat_with_token(
+        &claims.agent_id,
+        &claims.generation,
+        ttl,
+        registered,
+    ))
+    .await?;
     metrics::counter!("callq_agent_heartbeats_total").increment(1);
     Ok(Json(HeartbeatResponse {
         status,

@@ -50,7 +50,15 @@ impl FromRequestParts<AppState> for AgentAuth {
     }
 }
 
-impl FromRequestParts<AppState> for AgentToken {
+/// A genuine, unexpired agent token issued to the agent of the path, not yet checked against
+/// the agent's current token generation: for a handler whose own store call checks it in the
+/// same round trip (the heartbeat). Every other handler takes [`AgentAuth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentClaimed {
+    pub claims: token::AgentClaims,
+}
+
+impl FromRequestParts<AppState> for AgentClaimed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
@@ -65,6 +73,16 @@ impl FromRequestParts<AppState> for AgentToken {
         if check_name("agent id", &id).is_err() {
             return Err(ApiError::agent_not_found(&id));
         }
+        Ok(AgentClaimed { claims })
+    }
+}
+
+impl FromRequestParts<AppState> for AgentToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let AgentClaimed { claims } = AgentClaimed::from_request_parts(parts, app).await?;
+        let id = claims.agent_id.clone();
         // One read per request: revocation takes effect on the agent's next call.
         match store(app.store.token_generation(&id)).await? {
             Some(current) if constant_time_eq(current.as_bytes(), claims.generation.as_bytes()) => {

@@ -108,6 +108,10 @@ impl From<StoreError> for ApiError {
             )
             .on("queues"),
             StoreError::UnknownAgent(id) => ApiError::agent_not_found(&id),
+            StoreError::TokenRevoked(_) => ApiError::unauthorized(
+                "token_revoked",
+                "this agent's tokens were revoked; ask for a new one",
+            ),
             StoreError::AgentExists(id) => ApiError::new(
                 StatusCode::CONFLICT,
                 "agent_exists",

@@ -55,6 +55,8 @@ pub enum StoreError {
     UnknownQueue(String),
     #[error("unknown agent {0:?}")]
     UnknownAgent(String),
+    #[error("agent {0:?}: the token's generation was revoked")]
+    TokenRevoked(String),
     #[error("agent {0:?} holds a call")]
     AgentBusy(String),
     #[error("agent {0:?} already exists")]
@@ -507,14 +509,33 @@ impl Store {
         ttl: Duration,
         device_registered: bool,
     ) -> Result<AgentStatus> {
+        self.heartbeat_with_token(id, "", ttl, device_registered)
+            .await
+    }
+
+    /// [`Store::heartbeat`] for an agent token of token generation `generation`, checked in
+    /// the same round trip: [`StoreError::TokenRevoked`] when the agent's tokens were revoked
+    /// since (`''`: not checked).
+    pub async fn heartbeat_with_token(
+        &self,
+        id: &str,
+        generation: &str,
+        ttl: Duration,
+        device_registered: bool,
+    ) -> Result<AgentStatus> {
         check_name("agent id", id)?;
         let dev = if device_registered { "1" } else { "0" };
         let r = self
-            .run_list("heartbeat", &self.scripts.heartbeat, &[id, &ms(ttl), dev])
+            .run_list(
+                "heartbeat",
+                &self.scripts.heartbeat,
+                &[id, &ms(ttl), dev, generation],
+            )
             .await?;
         match r.tag() {
             "ok" => r.parse(1),
             "unknown" => Err(StoreError::UnknownAgent(id.to_string())),
+            "revoked" => Err(StoreError::TokenRevoked(id.to_string())),
             _ => Err(r.unexpected()),
         }
     }
