@@ -81,6 +81,8 @@ pub struct Sim {
     pub agents: Arc<Agents>,
     pub stats: Arc<Stats>,
     pub config: SimConfig,
+    /// While set, the REST API answers every request 500 (see [`rest::RestState::outage`]).
+    pub rest_outage: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sim {
@@ -130,6 +132,7 @@ impl Sim {
             agents,
             stats,
             config,
+            rest_outage: Arc::default(),
         }))
     }
 
@@ -141,7 +144,8 @@ impl Sim {
             &self.config.auth_token,
             self.config.faults.rest,
             self.config.seed,
-        ));
+        )
+        .with_outage(self.rest_outage.clone()));
         let app = rest::router(state);
         if let Ok(addr) = listener.local_addr() {
             self.env.set_rest_base(&format!("http://{addr}"));
