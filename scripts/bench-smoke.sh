@@ -33,3 +33,5 @@ run bench-heartbeats scripts/bench-heartbeats.sh --agents 50 --rate 50 --paced 1
   --connections 8 --setup-concurrency 8
 run bench scripts/bench.sh --agents 3 --rate 0.05 --duration 4 --drain 5
 run bench-chaos scripts/bench-chaos.sh 1 --duration 4 --drain 5
+run drill scripts/drill.sh kill-worker rest-500 --duration 4s --fault-at 1s --outage 1s \
+  --agents 3 --rate 0.04 --talk 60

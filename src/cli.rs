@@ -388,7 +388,7 @@ pub struct DrillArgs {
     #[arg(long, value_parser = parse_duration)]
     pub fault_at: Option<Duration>,
     /// How long Twilio's REST API answers 500 (rest-500) [default: 30s], or Redis stays down
-    /// before it is started again (redis-restart, redis-kill) [default: 0s].
+    /// before it is started again (redis-restart, redis-kill) [default: 2s].
     #[arg(long, value_parser = parse_duration)]
     pub outage: Option<Duration>,
     /// Agents on the floor (one queue, capacity 1).

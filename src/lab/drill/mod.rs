@@ -103,13 +103,17 @@ pub struct DrillOptions {
 
 impl DrillOptions {
     /// The full-size drill: 20 agents at about 60 % occupancy for 90 s, the fault 30 s in,
-    /// REST down for 30 s, Redis started again at once.
+    /// REST down for 30 s, Redis down for 2 s.
     pub fn new(drill: Drill, worker_exe: PathBuf) -> Self {
         Self {
             drill,
             duration: 90.0,
             fault_at: 30.0,
-            outage: if drill == Drill::Rest500 { 30.0 } else { 0.0 },
+            outage: match drill {
+                Drill::Rest500 => 30.0,
+                Drill::RedisRestart | Drill::RedisKill => 2.0,
+                Drill::KillWorker | Drill::ClusterFailover => 0.0,
+            },
             agents: 20,
             rate: 0.06,
             talk: 180.0,
@@ -122,18 +126,20 @@ impl DrillOptions {
         }
     }
 
-    /// A quick version for CI: 4 agents, 12 s of arrivals, the fault 4 s in, REST down 4 s.
+    /// A quick version for CI: 4 agents, 12 s of arrivals, the fault 4 s in, REST down 4 s,
+    /// Redis down 2 s.
     pub fn quick(drill: Drill, worker_exe: PathBuf) -> Self {
+        let base = Self::new(drill, worker_exe);
         Self {
             duration: 12.0,
             fault_at: 4.0,
-            outage: if drill == Drill::Rest500 { 4.0 } else { 0.0 },
+            outage: if drill == Drill::Rest500 { 4.0 } else { base.outage },
             agents: 4,
             rate: 0.04,
             talk: 60.0,
             wrapup: 5.0,
             drain: 60.0,
-            ..Self::new(drill, worker_exe)
+            ..base
         }
     }
 
