@@ -430,9 +430,7 @@ impl DrillArgs {
                 let base = DrillOptions::new(d, exe.to_path_buf());
                 DrillOptions {
                     duration,
-                    fault_at: self
-                        .fault_at
-                        .map_or(duration / 3.0, |f| f.as_secs_f64()),
+                    fault_at: self.fault_at.map_or(duration / 3.0, |f| f.as_secs_f64()),
                     outage: self.outage.map_or(base.outage, |o| o.as_secs_f64()),
                     agents: self.agents,
                     rate: self.rate,

@@ -27,7 +27,10 @@ async fn drill(d: Drill) {
         r.next_assignment_s.is_some(),
         "no call reached an agent after the fault"
     );
-    assert!(r.back_to_normal_s.is_some(), "the line never got back to normal");
+    assert!(
+        r.back_to_normal_s.is_some(),
+        "the line never got back to normal"
+    );
     if let Some(w) = r.redis_writes {
         // appendfsync always, or a SHUTDOWN that writes the file out: nothing acknowledged is lost
         assert_eq!(w.lost, 0, "Redis lost acknowledged writes: {w:?}");

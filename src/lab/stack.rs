@@ -187,7 +187,10 @@ impl Stack {
             ("CALLQ_OFFER_LEASE", ms(w.settings.offer_lease)),
             ("CALLQ_RING_GRACE", ms(w.settings.ring_grace)),
             ("CALLQ_WAKE_TIMEOUT", ms(w.settings.wake_timeout)),
-            ("CALLQ_WORKER_CONCURRENCY", w.settings.concurrency.to_string()),
+            (
+                "CALLQ_WORKER_CONCURRENCY",
+                w.settings.concurrency.to_string(),
+            ),
             ("CALLQ_SHUTDOWN_GRACE", ms(w.settings.shutdown_grace)),
             ("CALLQ_WORKER_LISTEN", "127.0.0.1:0".to_string()),
         ]

@@ -138,14 +138,16 @@ impl Sim {
 
     /// Serves Twilio's REST API on `listener` until `shutdown`.
     pub fn serve_rest(&self, listener: TcpListener, mut shutdown: Shutdown) {
-        let state = Arc::new(RestState::new(
-            self.env.clone(),
-            &self.config.account_sid,
-            &self.config.auth_token,
-            self.config.faults.rest,
-            self.config.seed,
-        )
-        .with_outage(self.rest_outage.clone()));
+        let state = Arc::new(
+            RestState::new(
+                self.env.clone(),
+                &self.config.account_sid,
+                &self.config.auth_token,
+                self.config.faults.rest,
+                self.config.seed,
+            )
+            .with_outage(self.rest_outage.clone()),
+        );
         let app = rest::router(state);
         if let Ok(addr) = listener.local_addr() {
             self.env.set_rest_base(&format!("http://{addr}"));

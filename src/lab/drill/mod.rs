@@ -133,7 +133,11 @@ impl DrillOptions {
         Self {
             duration: 12.0,
             fault_at: 4.0,
-            outage: if drill == Drill::Rest500 { 4.0 } else { base.outage },
+            outage: if drill == Drill::Rest500 {
+                4.0
+            } else {
+                base.outage
+            },
             agents: 4,
             rate: 0.04,
             talk: 60.0,
@@ -254,8 +258,10 @@ pub fn table(reports: &[DrillReport]) -> String {
             r.double_bookings,
             secs(r.next_assignment_s),
             secs(r.back_to_normal_s),
-            r.redis_writes
-                .map_or("-".to_string(), |w| format!("{}/{}", w.lost, w.acknowledged)),
+            r.redis_writes.map_or("-".to_string(), |w| format!(
+                "{}/{}",
+                w.lost, w.acknowledged
+            )),
         ));
     }
     out
@@ -337,8 +343,7 @@ impl Workers {
             if !w.alive() {
                 let logs: Vec<String> = (1..=self.started)
                     .filter_map(|n| {
-                        std::fs::read_to_string(self.dir.path().join(format!("worker{n}.log")))
-                            .ok()
+                        std::fs::read_to_string(self.dir.path().join(format!("worker{n}.log"))).ok()
                     })
                     .collect();
                 anyhow::bail!(
@@ -552,7 +557,11 @@ fn report(
     let since_end = |t: Instant| t.saturating_duration_since(fault.end).as_secs_f64();
     let mut lost_examples = run.lost_examples.clone();
     lost_examples.extend(run.cut_examples.iter().map(|c| format!("cut at end: {c}")));
-    lost_examples.extend(run.held_examples.iter().map(|c| format!("held at end: {c}")));
+    lost_examples.extend(
+        run.held_examples
+            .iter()
+            .map(|c| format!("held at end: {c}")),
+    );
     DrillReport {
         drill,
         fault: fault.what.clone(),
@@ -567,7 +576,10 @@ fn report(
             .start
             .saturating_duration_since(fault.load_start)
             .as_secs_f64(),
-        fault_s: fault.end.saturating_duration_since(fault.start).as_secs_f64(),
+        fault_s: fault
+            .end
+            .saturating_duration_since(fault.start)
+            .as_secs_f64(),
         next_assignment_s: None,
         back_to_normal_s: normal_at.map(since_end),
         waiting_before,
