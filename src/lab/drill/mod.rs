@@ -530,15 +530,20 @@ async fn sample(sim: Arc<Sim>, into: Samples, on: Arc<AtomicBool>) {
     }
 }
 
-fn report(
-    drill: Drill,
-    run: Report,
-    fault: &FaultDone,
-    samples: &[(Instant, u64)],
-    redis_writes: Option<WritesLost>,
-) -> DrillReport {
+/// The callers waiting around a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Waiting {
+    /// The most at once over the 5 s before the fault.
+    before: u64,
+    /// The first sample from the fault's end with no more than `before`.
+    normal_at: Option<Instant>,
+    /// The most at once from the fault's start until then.
+    peak: u64,
+}
+
+fn waiting(fault: &FaultDone, samples: &[(Instant, u64)]) -> Waiting {
     let before_from = fault.start.checked_sub(Duration::from_secs(5));
-    let waiting_before = samples
+    let before = samples
         .iter()
         .filter(|(t, _)| *t < fault.start && before_from.is_none_or(|b| *t >= b))
         .map(|(_, w)| *w)
@@ -546,14 +551,33 @@ fn report(
         .unwrap_or(0);
     let normal_at = samples
         .iter()
-        .find(|(t, w)| *t >= fault.end && *w <= waiting_before)
+        .find(|(t, w)| *t >= fault.end && *w <= before)
         .map(|(t, _)| *t);
-    let waiting_peak = samples
+    let peak = samples
         .iter()
         .filter(|(t, _)| *t >= fault.start && normal_at.is_none_or(|n| *t <= n))
         .map(|(_, w)| *w)
         .max()
         .unwrap_or(0);
+    Waiting {
+        before,
+        normal_at,
+        peak,
+    }
+}
+
+fn report(
+    drill: Drill,
+    run: Report,
+    fault: &FaultDone,
+    samples: &[(Instant, u64)],
+    redis_writes: Option<WritesLost>,
+) -> DrillReport {
+    let Waiting {
+        before: waiting_before,
+        normal_at,
+        peak: waiting_peak,
+    } = waiting(fault, samples);
     let since_end = |t: Instant| t.saturating_duration_since(fault.end).as_secs_f64();
     let mut lost_examples = run.lost_examples.clone();
     lost_examples.extend(run.cut_examples.iter().map(|c| format!("cut at end: {c}")));
@@ -589,5 +613,39 @@ fn report(
         rest_500s: run.injected.rest_500,
         lost_examples,
         run,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_to_normal_is_the_first_sample_after_the_fault_with_no_more_waiting_than_before() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let fault = FaultDone {
+            load_start: t0,
+            start: at(10_000),
+            end: at(12_000),
+            what: String::new(),
+        };
+        // 3 at most over the 5 s before (7 earlier does not count), 9 during, 4 then 2 after
+        let samples = [
+            (at(4_000), 7),
+            (at(6_000), 3),
+            (at(9_000), 1),
+            (at(11_000), 9),
+            (at(12_500), 4),
+            (at(13_000), 2),
+            (at(14_000), 8),
+        ];
+        let w = waiting(&fault, &samples);
+        assert_eq!(w.before, 3);
+        assert_eq!(w.normal_at, Some(at(13_000)));
+        assert_eq!(w.peak, 9);
+        // never back: no time
+        let w = waiting(&fault, &samples[..5]);
+        assert_eq!(w.normal_at, None);
     }
 }
