@@ -906,6 +906,33 @@ mod tests {
     }
 
     #[cfg(feature = "lab")]
+    #[cfg(feature = "lab")]
+    #[test]
+    fn drills_parse_by_name_and_default_to_all_five() {
+        use crate::lab::drill::Drill;
+        let exe = std::path::Path::new("/bin/callq");
+        let Command::Drill(args) = parse(&["callq", "drill"]) else {
+            panic!("not a drill")
+        };
+        let all = args.options(exe);
+        assert_eq!(
+            all.iter().map(|o| o.drill).collect::<Vec<_>>(),
+            Drill::ALL.to_vec()
+        );
+        // a third of the way in by default; REST down 30 s, Redis 2 s
+        assert!(all.iter().all(|o| o.fault_at == 30.0));
+        assert_eq!(all[4].outage, 30.0);
+        assert_eq!(all[1].outage, 2.0);
+        for d in Drill::ALL {
+            let Command::Drill(args) = parse(&["callq", "drill", d.name(), "--outage", "1s"])
+            else {
+                panic!("not a drill")
+            };
+            let o = args.options(exe);
+            assert_eq!((o.len(), o[0].drill, o[0].outage), (1, d, 1.0));
+        }
+    }
+
     #[test]
     fn bench_routes_parse() {
         let bench = |argv: &[&str]| {

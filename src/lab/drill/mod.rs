@@ -51,6 +51,8 @@ pub enum Drill {
     /// `CLUSTER FAILOVER` of the master of the centre's slot.
     ClusterFailover,
     /// Twilio's REST API answers 500 to everything for a span.
+    #[value(name = "rest-500")]
+    #[serde(rename = "rest-500")]
     Rest500,
 }
 
@@ -63,6 +65,7 @@ impl Drill {
         Drill::Rest500,
     ];
 
+    /// The drill's name on the command line and in JSON.
     pub fn name(self) -> &'static str {
         match self {
             Drill::KillWorker => "kill-worker",
