@@ -906,7 +906,6 @@ mod tests {
     }
 
     #[cfg(feature = "lab")]
-    #[cfg(feature = "lab")]
     #[test]
     fn drills_parse_by_name_and_default_to_all_five() {
         use crate::lab::drill::Drill;
@@ -933,6 +932,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "lab")]
     #[test]
     fn bench_routes_parse() {
         let bench = |argv: &[&str]| {
