@@ -161,6 +161,12 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 fallback: true,
                 half_life: Duration::from_secs(3600),
                 record: RecordMode::DoNotRecord,
+                skills: Default::default(),
+                widen: Vec::new(),
+                calls_carry_skills: false,
+                busy_delay: None,
+                failed_delay: None,
+                resume_within: None,
             })
             .await?;
         let id = format!("a{k}");
@@ -171,6 +177,9 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                     identity: format!("agent-{k}"),
                     queues: vec![(q, 1)],
                     capacity: 1,
+                    skills: Default::default(),
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )
@@ -308,6 +317,7 @@ async fn chain(
                 arrival: Arrival::Holding {
                     waited: Duration::ZERO,
                 },
+                skills: Default::default(),
             })
             .await?;
         let t0 = Instant::now();

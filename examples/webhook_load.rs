@@ -97,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
                     identity: format!("client-{id}"),
                     queues: vec![("sales".into(), 1), ("support".into(), 1)],
                     capacity: 1,
+                    skills: Default::default(),
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )
@@ -183,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
                         arrival: Arrival::Holding {
                             waited: Duration::ZERO,
                         },
+                        skills: Default::default(),
                     })
                     .await?;
                 entered.push(sid);

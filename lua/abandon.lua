@@ -12,6 +12,9 @@
 -- ARGV[2]  reason: 'hangup' (Twilio said the caller hung up) | 'call_gone' (Twilio said the
 --          call is over when asked) | another word for the record
 -- Returns  {'abandoned', prior_state, queue} | {'stale', state}
+--
+-- A caller who hung up in line (reason 'hangup') from a number that can call again leaves
+-- their rank behind for the queue's resume window (`queue:<q>:resume:<from>`, see enqueue).
 -- @include calls.lua
 
 local sid, reason = ARGV[1], ARGV[2]
@@ -30,6 +33,11 @@ if s == 'offered' and c.phase == 'ringing' and reason == 'hangup' then
   return { 'stale', s }
 end
 call_finish(sid, c, 'abandoned', reason)
+local resume_ms = num((queue_cfg(c.queue) or {}).resume_ms, 0)
+if reason == 'hangup' and c.kind ~= 'callback' and resume_ms > 0
+  and string.match(c.from or '', '^%+%d+$') then
+  redis.call('SET', k_resume(c.queue, c.from), c.rank, 'PX', resume_ms)
+end
 if c.kind ~= 'callback' and s ~= 'arriving' then
   queue_left(c.queue, NOW - num(c.entered_ms, NOW), true)
 end

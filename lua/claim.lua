@@ -1,20 +1,32 @@
 -- claim: the one place routing is decided. Promotes agents whose wrap-up ended, arrivals
--- whose grace passed and callbacks whose retry is due, then takes the best waiting call (lowest rank among queue heads) that has a live ready agent, picks
--- the agent by tier then the queue's strategy (skipping agents whose heartbeat is gone, and
--- agents this call already rang unless nobody else is left), and in one step removes the call
--- from its waiting set, reserves the agent and writes the offer lease.
+-- whose grace passed and callbacks whose retry is due, then takes the best waiting call (lowest
+-- rank among the calls at the head of each queue's line) that a live ready agent may take,
+-- and in one step removes the call from its waiting set, reserves the agent and writes the
+-- offer lease.
+--
+-- Who may take a call: agents of its queue, up to the tiers its widening has reached, with
+-- the skills it requires (its own, from an IVR choice or a priority rule, else its queue's) at
+-- the minimum levels, lowered by the widening steps its wait has reached; a step can also drop
+-- the skills or add another queue's agents. Among them: lower tier first, then a higher level
+-- of the call's most demanding skill, then the queue's strategy (longest_idle, fewest_calls,
+-- least_talk_time, round_robin, linear: the ready set's order; random, weighted_random: a
+-- pick by the caller's seed among the first agents of a set kept in a random order); agents this call already
+-- rang only when nobody else is left. Skilled calls are matched from per-skill, per-level
+-- ready sets (agents.lua), so a claim reads a few set heads, never every agent. A queue whose
+-- calls can differ in who may take them (skills, widening) is looked at `depth` calls deep,
+-- so a call nobody can take yet does not hold up the calls behind it.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
--- ARGV[2]  a random non-negative integer from the caller (for the 'random' strategy)
+-- ARGV[2]  a random non-negative integer from the caller (for the random strategies)
 -- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
 --          waited_ms, record} (attempt names this offer in every URL and result that
 --          follows; waited_ms is how long the call has been in line, for the agent's screen;
 --          record the queue's `<Dial record>` mode for the agent's leg)
 --          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
 --          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
---          connected call's check, a heartbeat deadline; '' when nothing): when a worker
---          should look again.
+--          connected call's check, a heartbeat deadline, a waiting call's next widening
+--          step; '' when nothing): when a worker should look again.
 -- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
@@ -24,26 +36,95 @@ promote_wrapups()
 promote_arrivals()
 promote_retries()
 
--- Heads of every queue, best rank first.
-local heads = {}
-for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
-  local h = redis.call('ZRANGE', k_waiting(q), 0, 0, 'WITHSCORES')
-  if h[1] then heads[#heads + 1] = { q = q, sid = h[1], rank = tonumber(h[2]) } end
-end
-table.sort(heads, function(x, y)
-  if x.rank == y.rank then return x.q < y.q end
-  return x.rank < y.rank
-end)
+-- Calls a claim tries to match at most (each try that finds nobody rules out every later
+-- call that accepts the same agents).
+local MAX_TRIES = 16
 
--- The best agent for call c in queue q and the agent's hash as read, or nil.
-local function pick_agent(q, cfg, c)
-  local rang = c.rang or ','
-  local fallback, fallback_a = nil, nil
-  local scan = 20 + num(c.attempts, 0)
-  for tier = 1, num(cfg.tiers, 1) do
-    local key = k_ready(q, tier)
-    local fresh = {}
-    for _, id in ipairs(redis.call('ZRANGE', key, 0, scan - 1)) do
+-- A queue's widening steps, in order of wait: { {after = ms, level =, tiers =, skills =,
+-- queue =}, ... }, parsed from the queue's `widen` setting once per claim.
+local parsed_widen = {}
+local function widen_steps(spec)
+  if spec == nil or spec == '' then return {} end
+  local out = parsed_widen[spec]
+  if out then return out end
+  out = {}
+  for item in string.gmatch(spec, '[^;]+') do
+    local after, rest = string.match(item, '^(%d+):(.*)$')
+    if after then
+      local step = { after = tonumber(after) }
+      for name, value in string.gmatch(rest, '([^,=]+)=([^,]+)') do step[name] = value end
+      out[#out + 1] = step
+    end
+  end
+  table.sort(out, function(x, y) return x.after < y.after end)
+  parsed_widen[spec] = out
+  return out
+end
+
+-- Who may take call c of queue q now: { need = {{skill, min level}, ...} most demanding
+-- first, tiers = the highest tier of q, queues = {q, more...}, due = when the next widening
+-- step falls due (nil: none left), sig = a string equal for calls that accept the same agents }.
+local function reach(q, cfg, c)
+  local entered = num(c.entered_ms, NOW)
+  local spec = c.skills
+  if spec == nil or spec == '' then spec = cfg.skills end
+  local steps = widen_steps(cfg.widen)
+  local tiers = num(cfg.tiers, 1)
+  for _, step in ipairs(steps) do
+    if step.tiers then tiers = 1 break end
+  end
+  local cap, any, queues, due = nil, false, { q }, nil
+  for _, step in ipairs(steps) do
+    if NOW - entered < step.after then
+      due = entered + step.after
+      break
+    end
+    if step.level then cap = math.min(cap or 5, num(step.level, 5)) end
+    if step.tiers then tiers = math.max(tiers, num(step.tiers, 1)) end
+    if step.skills == 'any' then any = true end
+    if step.queue and step.queue ~= q then queues[#queues + 1] = step.queue end
+  end
+  local need = {}
+  if not any then
+    for _, sl in ipairs(parse_pairs(spec)) do
+      need[#need + 1] = { sl[1], cap and math.min(sl[2], cap) or sl[2] }
+    end
+    table.sort(need, function(x, y)
+      if x[2] == y[2] then return x[1] < y[1] end
+      return x[2] > y[2]
+    end)
+  end
+  local sig = { int(tiers), table.concat(queues, ',') }
+  for _, sl in ipairs(need) do sig[#sig + 1] = sl[1] .. '=' .. sl[2] end
+  return { need = need, tiers = tiers, queues = queues, due = due,
+    sig = table.concat(sig, '|') }
+end
+
+-- Whether agent a has every skill of `need` after the first (the ready set it was read from
+-- already vouches for the first) at its minimum level.
+local function meets(a, need)
+  if #need <= 1 then return true end
+  local have = {}
+  for _, sl in ipairs(parse_pairs(a.skills)) do have[sl[1]] = sl[2] end
+  for i = 2, #need do
+    if num(have[need[i][1]], 0) < need[i][2] then return false end
+  end
+  return true
+end
+
+-- Strategies that pick among every fresh agent seen rather than the first.
+local RANDOM = { random = true, weighted_random = true }
+
+-- Looks at the first st.scan agents of ready set `key` (best first): returns the first one
+-- that is live, ready and meets st.need and that this call has not rung yet (with the
+-- random strategies, one of those at random, by the caller's seed, in proportion to the
+-- agents' weights for weighted_random) and its hash; remembers the first one it has
+-- rung as the last resort. Stale entries found on the way are cleaned up.
+local function scan_set(key, st, strategy, seed)
+  local fresh = {}
+  for _, id in ipairs(redis.call('ZRANGE', key, 0, st.scan - 1)) do
+    if not st.seen[id] then
+      st.seen[id] = true
       local alive = redis.call('GET', k_alive(id))
       local a = hgetall(k_agent(id))
       if a == nil then
@@ -52,57 +133,125 @@ local function pick_agent(q, cfg, c)
         agent_lost(id, a)
       elseif not eligible(id, a, alive) then
         remove_ready(id, a)
-      elseif string.find(rang, ',' .. id .. ',', 1, true) then
-        if fallback == nil then fallback, fallback_a = id, a end
+      elseif not meets(a, st.need) then
+        -- a ready agent without another skill this call needs
+      elseif string.find(st.rang, ',' .. id .. ',', 1, true) then
+        if st.fallback == nil then st.fallback, st.fallback_a = id, a end
       else
         fresh[#fresh + 1] = { id, a }
-        if cfg.strategy ~= 'random' then break end
+        if not RANDOM[strategy] then break end
       end
     end
-    if #fresh > 0 then
-      local pick = fresh[1]
-      if cfg.strategy == 'random' then pick = fresh[(seed % #fresh) + 1] end
-      return pick[1], pick[2]
+  end
+  if #fresh == 0 then return nil end
+  local pick = fresh[1]
+  if strategy == 'random' then
+    pick = fresh[(seed % #fresh) + 1]
+  elseif strategy == 'weighted_random' then
+    local total = 0
+    for _, f in ipairs(fresh) do total = total + math.max(num(f[2].weight, 1), 1) end
+    local r = (seed % 1000003) / 1000003 * total
+    for _, f in ipairs(fresh) do
+      r = r - math.max(num(f[2].weight, 1), 1)
+      pick = f
+      if r < 0 then break end
     end
   end
-  return fallback, fallback_a
+  return pick[1], pick[2]
 end
 
+-- The best agent for call c of queue q (settings cfg) within reach r, and the agent's hash
+-- as read, or nil.
+local function pick_agent(q, cfg, c, r)
+  local st = { scan = 20 + num(c.attempts, 0), rang = c.rang or ',', need = r.need, seen = {} }
+  for i, qx in ipairs(r.queues) do
+    local cx = cfg
+    if i > 1 then cx = queue_cfg(qx) end
+    if cx then
+      local tiers = num(cx.tiers, 1)
+      if i == 1 then tiers = math.min(tiers, r.tiers) end
+      for tier = 1, tiers do
+        if #r.need == 0 then
+          local id, a = scan_set(k_ready(qx, tier), st, cx.strategy, seed)
+          if id then return id, a end
+        else
+          local skill, least = r.need[1][1], r.need[1][2]
+          for level = 5, least, -1 do
+            local id, a = scan_set(k_ready_skill(qx, tier, skill, level), st, cx.strategy, seed)
+            if id then return id, a end
+          end
+        end
+      end
+    end
+  end
+  return st.fallback, st.fallback_a
+end
+
+-- The calls at the head of every queue's line, best rank first.
+local heads = {}
+for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
+  local cfg = queue_cfg(q)
+  local depth = 1
+  if cfg then depth = math.max(num(cfg.depth, 1), 1) end
+  local h = redis.call('ZRANGE', k_waiting(q), 0, depth - 1, 'WITHSCORES')
+  for i = 1, #h, 2 do
+    heads[#heads + 1] = { q = q, sid = h[i], rank = tonumber(h[i + 1]) }
+  end
+end
+table.sort(heads, function(x, y)
+  if x.rank == y.rank then
+    if x.q == y.q then return x.sid < y.sid end
+    return x.q < y.q
+  end
+  return x.rank < y.rank
+end)
+
+local widen_due = nil
+local found_nobody = {}
+local tries = 0
 for _, h in ipairs(heads) do
   local cfg = queue_cfg(h.q)
   -- what of the call an offer needs (a call that is not there has no state)
   local c = hmget(k_call(h.sid),
-    { 'state', 'rang', 'attempts', 'kind', 'from', 'to', 'entered_ms' })
+    { 'state', 'rang', 'attempts', 'kind', 'from', 'to', 'entered_ms', 'skills' })
   if c.state ~= 'waiting' and c.state ~= 'callback' then
-    -- cannot happen through these scripts; never leave a stray entry at a queue's head
+    -- cannot happen through these scripts; never leave a stray entry in a line
     redis.call('ZREM', k_waiting(h.q), h.sid)
   elseif cfg then
-    local id, a = pick_agent(h.q, cfg, c)
-    if id then
-      local attempts = num(c.attempts, 0) + 1
-      redis.call('ZREM', k_waiting(h.q), h.sid)
-      local rang = c.rang or ','
-      if not string.find(rang, ',' .. id .. ',', 1, true) then rang = rang .. id .. ',' end
-      redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
-        'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0)
-      redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
-      local active = num(a.active, 0) + 1
-      local fields = { active = active }
-      if cfg.strategy == 'round_robin' then
-        fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+    local r = reach(h.q, cfg, c)
+    if r.due and (widen_due == nil or r.due < widen_due) then widen_due = r.due end
+    local sig = h.q .. '|' .. r.sig
+    if not found_nobody[sig] and tries < MAX_TRIES then
+      tries = tries + 1
+      local id, a = pick_agent(h.q, cfg, c, r)
+      if id == nil then
+        found_nobody[sig] = true
+      else
+        local attempts = num(c.attempts, 0) + 1
+        redis.call('ZREM', k_waiting(h.q), h.sid)
+        local rang = c.rang or ','
+        if not string.find(rang, ',' .. id .. ',', 1, true) then rang = rang .. id .. ',' end
+        redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
+          'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0)
+        redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
+        local active = num(a.active, 0) + 1
+        local fields = { active = active }
+        if cfg.strategy == 'round_robin' then
+          fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+        end
+        if active >= num(a.capacity, 1) then fields.status = 'reserved' end
+        agent_set(id, a, fields)
+        if a.status == 'reserved' then remove_ready(id, a) else refresh_ready(id, a) end
+        event('offer', { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts })
+        return { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
+          cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
+          int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
       end
-      if active >= num(a.capacity, 1) then fields.status = 'reserved' end
-      agent_set(id, a, fields)
-      if a.status == 'reserved' then remove_ready(id, a) else refresh_ready(id, a) end
-      event('offer', { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts })
-      return { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
-        cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
-        int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
     end
   end
 end
 
-local next_due = nil
+local next_due = widen_due
 for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_OFFERS, K_CONNECTED, K_HEARTBEATS }) do
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if first[2] then

@@ -15,16 +15,35 @@
 -- ARGV[6]  kind: 'inbound' | 'callback' (a callback is returned to From)
 -- ARGV[7]  'arriving' (Twilio is about to hold the caller) | 'holding' (it holds them now)
 -- ARGV[8]  ms the caller already waited before this request (entered_ms = now - this)
--- Returns  {'new' | 'existing', state, rank} | {'unknown_queue'}
+-- ARGV[9]  skills this call requires, "billing=3" (from an IVR choice or a priority rule;
+--          '' the queue's own)
+-- Returns  {'new' | 'existing', state, rank, resumed} | {'unknown_queue'}; resumed is '1'
+--          when an inbound caller who hung up in line within the queue's resume window
+--          came back and took their old rank again (abandon.lua leaves it), else '0'
 -- @include calls.lua
 
 local sid, q, kind = ARGV[1], ARGV[2], ARGV[6]
 local existing = redis.call('HMGET', k_call(sid), 'state', 'rank')
-if existing[1] then return { 'existing', existing[1], existing[2] } end
+if existing[1] then
+  local resumed = redis.call('HGET', k_call(sid), 'resumed') or '0'
+  return { 'existing', existing[1], existing[2], resumed }
+end
 if redis.call('SISMEMBER', K_QUEUES, q) == 0 then return { 'unknown_queue' } end
 local entered = NOW - math.max(num(ARGV[8], 0), 0)
 local boost = num(ARGV[5], 0)
 local rank = entered - boost
+local resumed = '0'
+if kind ~= 'callback' and string.match(ARGV[3] or '', '^%+%d+$') then
+  local key = k_resume(q, ARGV[3])
+  local kept = tonumber(redis.call('GET', key))
+  if kept then
+    redis.call('DEL', key)
+    if kept < rank then
+      rank = kept
+      resumed = '1'
+    end
+  end
+end
 local state = 'waiting'
 if kind == 'callback' then
   state = 'callback'
@@ -34,7 +53,7 @@ end
 redis.call('HSET', k_call(sid),
   'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', int(boost),
   'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',',
-  'entered_ms', int(entered))
+  'entered_ms', int(entered), 'skills', ARGV[9] or '', 'resumed', resumed)
 if kind == 'callback' then
   -- a callback requested on arrival (e.g. after hours): call back the number that called
   redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])
@@ -45,5 +64,6 @@ else
   redis.call('ZADD', k_waiting(q), rank, sid)
   wake()
 end
-event('enqueue', { 'call', sid, 'queue', q, 'rank', int(rank), 'state', state })
-return { 'new', state, int(rank) }
+event('enqueue', { 'call', sid, 'queue', q, 'rank', int(rank), 'state', state,
+  'resumed', resumed })
+return { 'new', state, int(rank), resumed }

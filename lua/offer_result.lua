@@ -1,7 +1,7 @@
 -- offer_result: what became of an offer. 'answered' connects the call, makes the agent busy
 -- and schedules the first check that the conversation still goes on. 'no-answer', 'busy'
 -- and 'failed' put the call back in line at its original rank and give the agent the
--- queue's no-answer delay; after the queue's max no-answer in a row the agent is paused (its
+-- queue's delay for that outcome (no-answer, busy or failed delay); after the queue's max no-answer in a row the agent is paused (its
 -- device is probably gone). 'canceled' puts the call back without counting a miss (Twilio
 -- could not ring, or the ring was cut by something not the agent's doing). 'refused' means
 -- Twilio refused this call's redirect for good (a permanent error): the agent is released
@@ -101,5 +101,12 @@ if misses >= num(cfg.max_no_answer, 3) and num(a.active, 0) <= 1 then
   agent_settle(id, a, 'paused', 0, 'no_answer')
   return { tag, a.status, c.queue, outcome }
 end
-agent_release(id, a, num(cfg.no_answer_delay_ms, 0))
+-- the rest before the next offer, by what became of this one
+local rest = num(cfg.no_answer_delay_ms, 0)
+if outcome == 'busy' then
+  rest = num(cfg.busy_delay_ms, rest)
+elseif outcome == 'failed' then
+  rest = num(cfg.failed_delay_ms, rest)
+end
+agent_release(id, a, rest)
 return { tag, a.status, c.queue, outcome }

@@ -9,6 +9,10 @@
 -- ARGV[4]  capacity (calls held at once, >= 1)
 -- ARGV[5]  mode, optional: 'create' refuses an existing agent, 'update' an unknown one
 -- ARGV[6]  token generation for a new agent (agent tokens are valid while it stays the same)
+-- ARGV[7]  skills with levels 1-5, "billing=3,spanish=5" ('' none); the agent is indexed in
+--          its queues' skill ready sets (agents.lua) and each skill joins the centre's set
+-- ARGV[8]  order in `linear` queues (lower first), default 0
+-- ARGV[9]  weight in `weighted_random` queues (1-1000), default 1
 -- Returns  {'created' | 'updated'} or {'unknown_queue', name} | {'exists'} | {'unknown'}
 --          (the last two change nothing)
 -- @include agents.lua
@@ -31,7 +35,9 @@ if created then
 else
   remove_ready(id, a)
 end
-agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4] })
+agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4],
+  skills = ARGV[7] or '', order = ARGV[8] or '0', weight = ARGV[9] or '1' })
+for _, sl in ipairs(parse_pairs(ARGV[7])) do redis.call('SADD', K_SKILLS, sl[1]) end
 for _, qt in ipairs(qs) do
   local tiers = num(redis.call('HGET', k_queue(qt[1]), 'tiers'), 1)
   if qt[2] > tiers then redis.call('HSET', k_queue(qt[1]), 'tiers', qt[2]) end

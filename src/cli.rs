@@ -372,6 +372,12 @@ pub struct BenchArgs {
     /// plan's KPIs before and after side by side.
     #[arg(long, conflicts_with = "route")]
     pub compare: bool,
+    /// A two-skill floor: callers split between a billing and a Spanish line, each requiring
+    /// its skill at level 3 and widening as calls wait; reports the wait per skill and the
+    /// share of calls answered within each widening step. With --core: calls and agents with
+    /// skills in the routing core's cycle.
+    #[arg(long)]
+    pub skills: bool,
 }
 
 /// `callq drill` settings. Times of the load are simulated seconds; the fault's are real.
@@ -697,6 +703,7 @@ impl BenchArgs {
                 seconds: c.seconds,
                 samples: c.samples,
                 profile: !c.no_profile,
+                skills: self.skills,
             },
             json: self.json,
             agents: self.agents,
@@ -719,6 +726,7 @@ impl BenchArgs {
             route: self.route,
             legacy_ring: self.legacy_ring,
             compare: self.compare,
+            skills: self.skills,
             ..BenchOptions::default()
         };
         let base = if self.chaos { base.chaos() } else { base };

@@ -977,11 +977,23 @@ async fn admin_creates_shows_lists_updates_and_deletes_agents() {
             "id": "alice",
             "identity": "alice_desk",
             "queues": [{"queue": "sales", "tier": 1}, {"queue": "support", "tier": 2}],
-            "capacity": 2
+            "capacity": 2,
+            "skills": [{"skill": "spanish", "level": 4}, {"skill": "billing", "level": 2}],
+            "order": 3,
+            "weight": 5
         })),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(
+        r.json["skills"],
+        json!([{"skill": "billing", "level": 2}, {"skill": "spanish", "level": 4}]),
+        "skills by name"
+    );
+    assert_eq!(
+        (&r.json["order"], &r.json["weight"]),
+        (&json!(3), &json!(5))
+    );
     assert_eq!(
         r.headers.get("location").map(|v| v.as_bytes()),
         Some(&b"/v1/admin/agents/alice"[..])
@@ -1005,8 +1017,13 @@ async fn admin_creates_shows_lists_updates_and_deletes_agents() {
     )
     .await;
     assert_eq!(
-        (r.status, &r.json["identity"], &r.json["capacity"]),
-        (201, &json!("bob"), &json!(1))
+        (
+            r.status,
+            &r.json["identity"],
+            &r.json["capacity"],
+            &r.json["skills"]
+        ),
+        (201, &json!("bob"), &json!(1), &json!([]))
     );
 
     // creating again is a conflict and changes nothing
@@ -1289,10 +1306,60 @@ async fn admin_refuses_every_bad_profile_naming_the_field() {
         },
         BadRequest {
             what: "unknown field",
-            body: Body::Json(json!({"id": "a1", "queues": sales, "skills": []})),
+            body: Body::Json(json!({"id": "a1", "queues": sales, "languages": []})),
             status: 422,
             code: "unknown_field",
-            field: Some("skills"),
+            field: Some("languages"),
+        },
+        BadRequest {
+            what: "weight 0",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "weight": 0})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("weight"),
+        },
+        BadRequest {
+            what: "order too far",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "order": 1_000_001})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("order"),
+        },
+        BadRequest {
+            what: "skill level 6",
+            body: Body::Json(
+                json!({"id": "a1", "queues": sales, "skills": [{"skill": "billing", "level": 6}]}),
+            ),
+            status: 422,
+            code: "invalid_field",
+            field: Some("skills[0].level"),
+        },
+        BadRequest {
+            what: "skill level 0",
+            body: Body::Json(
+                json!({"id": "a1", "queues": sales, "skills": [{"skill": "billing", "level": 0}]}),
+            ),
+            status: 422,
+            code: "invalid_field",
+            field: Some("skills[0].level"),
+        },
+        BadRequest {
+            what: "bad skill name",
+            body: Body::Json(
+                json!({"id": "a1", "queues": sales, "skills": [{"skill": "bill ing", "level": 2}]}),
+            ),
+            status: 422,
+            code: "invalid_field",
+            field: Some("skills[0].skill"),
+        },
+        BadRequest {
+            what: "skill twice",
+            body: Body::Json(json!({"id": "a1", "queues": sales, "skills": [
+                {"skill": "billing", "level": 2}, {"skill": "billing", "level": 3}
+            ]})),
+            status: 422,
+            code: "invalid_field",
+            field: Some("skills[1].skill"),
         },
         BadRequest {
             what: "form body",

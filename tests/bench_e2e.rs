@@ -170,3 +170,57 @@ where
         Err(_) => panic!("bench did not finish within 300 s"),
     }
 }
+
+/// `--skills`: a two-skill floor, with faults on (drops, REST refusals, webhooks lost and
+/// duplicated). Callers ring both lines and are answered; the report counts each answered
+/// call once in the widening step its offer was made in, and no call may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_skill_floor_answers_both_lines_and_counts_the_widening_steps() {
+    let args = BenchOptions {
+        skills: true,
+        agents: 8,
+        // busy enough that some calls wait into the widening steps
+        rate: 0.12,
+        talk: 60.0,
+        wrapup: 5.0,
+        answer_delay: 2.0,
+        patience: 0.0,
+        no_answer: 0.05,
+        drops: 600.0,
+        rest_faults: 0.03,
+        drop_webhooks: 0.03,
+        dup_webhooks: 0.05,
+        duration: 12.0,
+        warmup: Some(0.0),
+        drain: 40.0,
+        workers: 2,
+        seed: 11,
+        compress: 30.0,
+        redis_url: Some(support::redis_url()),
+        ..BenchOptions::default()
+    };
+    let report = bounded(run_load(&args, false)).await;
+    eprintln!("{}", report.table());
+    assert_eq!(report.lost, 0, "lost calls: {:?}", report.lost_examples);
+    assert_eq!(report.double_bookings, 0);
+    assert_eq!(report.cut_at_end, 0, "calls were still live at the end");
+    let skills = report.skills.as_ref().expect("a skills section");
+    assert_eq!(skills.lines.len(), 2);
+    for line in &skills.lines {
+        assert!(
+            line.answered > 0,
+            "{} answered nobody: {skills:?}",
+            line.skill
+        );
+        assert!(line.asa_s.is_some_and(|s| s >= 0.0));
+    }
+    let by_step: u64 = skills.steps.iter().map(|s| s.answered).sum();
+    let answered: u64 = skills.lines.iter().map(|l| l.answered).sum();
+    assert_eq!(
+        by_step, answered,
+        "each answered call in exactly one step: {skills:?}"
+    );
+    assert!(skills.steps[0].answered > 0, "some at once: {skills:?}");
+    let shares: f64 = skills.steps.iter().filter_map(|s| s.share).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{skills:?}");
+}

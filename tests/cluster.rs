@@ -199,6 +199,7 @@ async fn a_caller_rings_in_through_the_edge_and_an_agent_answers() {
             id: "alice".into(),
             queues: vec![("sales".into(), 1)],
             capacity: 1,
+            skills: Default::default(),
         })
         .await
         .expect("agent created");

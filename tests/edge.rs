@@ -133,6 +133,25 @@ async fn ivr_menu_gathers_a_digit_and_routes_it() {
         .expect("read")
         .expect("call");
     assert_eq!(call.queue, "support");
+    assert!(
+        call.skills.is_empty(),
+        "the plain choice: the queue's skills"
+    );
+
+    // 3: billing, a choice that gives its calls skills they require
+    let mut params = voice_params("CAbill", CALLER, IVR_NO);
+    params.push(("Digits", "3"));
+    let doc = twiml(&srv, "/twilio/voice/menu", &params).await;
+    assert_eq!(doc.verbs[1], Verb::Enqueue(the_enqueue(&srv, "support")));
+    let call = srv
+        .state
+        .store
+        .call("CAbill")
+        .await
+        .expect("read")
+        .expect("call");
+    assert_eq!(call.queue, "support");
+    assert_eq!(call.skills, callq::store::Skills::new([("billing", 2)]));
 
     // no digit at all, the last time: the default queue
     let params = voice_params("CAivr2", CALLER, IVR_NO);
@@ -1899,4 +1918,51 @@ async fn recording_logs_name_the_recording_sid_never_its_url() {
     assert!(logs.contains(rec), "{logs}");
     assert!(!logs.contains("api.twilio.com"), "a recording URL: {logs}");
     assert!(!logs.contains("Recordings/"), "a recording URL: {logs}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caller resume
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_and_calls_back_keeps_their_place_and_is_told_so() {
+    let srv = spawn_server(centre_with("resume_within_s = 120", "", "")).await;
+    let store = &srv.state.store;
+    holding_in(&srv, "CAfirst", CALLER, SALES_NO).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    holding_in(&srv, "CAother", "+14155559876", SALES_NO).await;
+    let kept = call(store, "CAfirst").await.rank;
+    queue_exit(&srv, "CAfirst", "hangup").await;
+    assert_eq!(state(store, "CAfirst").await, CallState::Abandoned);
+
+    // the same number rings again: back in line ahead of the caller who came after them
+    let doc = call_in(&srv, "CAagain", CALLER, SALES_NO).await;
+    assert!(
+        said(&doc, "Welcome back. You have kept your place in line."),
+        "{:?}",
+        says(&doc)
+    );
+    assert!(!said(&doc, "Welcome to sales."), "{:?}", says(&doc));
+    let again = call(store, "CAagain").await;
+    assert_eq!(again.rank, kept, "the rank they had");
+    store.arrive("CAagain").await.expect("on hold");
+    let pos = store.position("CAagain", "sales").await.expect("read");
+    assert_eq!(pos.map(|p| p.position), Some(1), "first in line again");
+
+    // another number joins at the back, as ever
+    let doc = call_in(&srv, "CAnew", "+14155550000", SALES_NO).await;
+    assert!(said(&doc, "Welcome to sales."), "{:?}", says(&doc));
+    assert!(call(store, "CAnew").await.rank > kept);
+}
+
+#[tokio::test]
+async fn without_a_resume_window_a_caller_who_calls_back_starts_at_the_back() {
+    let srv = spawn_server(centre()).await;
+    let store = &srv.state.store;
+    holding_in(&srv, "CAfirst", CALLER, SALES_NO).await;
+    let kept = call(store, "CAfirst").await.rank;
+    queue_exit(&srv, "CAfirst", "hangup").await;
+    let doc = call_in(&srv, "CAagain", CALLER, SALES_NO).await;
+    assert!(said(&doc, "Welcome to sales."), "{:?}", says(&doc));
+    assert!(call(store, "CAagain").await.rank > kept);
 }

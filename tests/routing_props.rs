@@ -2,15 +2,18 @@
 //! arriving or holding, arrive, claim, each offer result for the current offer or an earlier
 //! one, complete from every source, abandon, callback and its customer outcome, transfer,
 //! re-entry, operator end, checks, heartbeats, statuses, lease expiry and reaping) against a
-//! real Redis; after every step the routing invariants (docs/design.md) must hold and no call
-//! may be lost.
+//! real Redis, with skills in the mix (agents with levels, a queue that requires one and
+//! widens after a wait, calls that bring their own); after every step the routing invariants
+//! (docs/design.md) must hold and no call may be lost, and every offer must go to an agent
+//! with the skills the call required at the level its wait had reached.
 
 mod support;
 
 use std::time::Duration;
 
 use callq::store::{
-    Arrival, EndSource, OfferOutcome, OfferRef, RequestedStatus, Store, Strategy as Routing,
+    Arrival, EndSource, OfferOutcome, OfferRef, RequestedStatus, Skills, Store,
+    Strategy as Routing, WidenStep,
 };
 use proptest::prelude::*;
 use support::*;
@@ -24,6 +27,8 @@ enum Op {
         queue: usize,
         boost_s: u64,
         arriving: bool,
+        /// The call requires Spanish at level 2 of its own.
+        spanish: bool,
     },
     Arrive {
         call: usize,
@@ -89,8 +94,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..2usize, 0..3u64, prop::bool::weighted(0.3))
-            .prop_map(|(queue, boost_s, arriving)| Op::Enqueue { queue, boost_s, arriving }),
+        3 => (0..2usize, 0..3u64, prop::bool::weighted(0.3), prop::bool::weighted(0.3))
+            .prop_map(|(queue, boost_s, arriving, spanish)| Op::Enqueue { queue, boost_s, arriving, spanish }),
         1 => (0..12usize).prop_map(|call| Op::Arrive { call }),
         4 => (any::<u32>(), prop::bool::weighted(0.2))
             .prop_map(|(seed, short_lease)| Op::Claim { seed, short_lease }),
@@ -114,6 +119,42 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Support's one widening step: from this wait on, billing at level 1 will do.
+const WIDEN_AFTER: Duration = Duration::from_millis(30);
+
+/// Invariant 7: the agent offered the call has the skills it required at the level its wait
+/// had reached (`waited`, as claim measured it).
+async fn offer_meets_skills(store: &Store, o: &callq::store::Offer) {
+    let c = store
+        .call(&o.call_sid)
+        .await
+        .expect("read")
+        .expect("exists");
+    let a = store
+        .agent(&o.agent_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    let mut need = if c.skills.is_empty() && c.queue == "support" {
+        Skills::new([("billing", 2)])
+    } else {
+        c.skills.clone()
+    };
+    if c.queue == "support" && o.waited >= WIDEN_AFTER {
+        for level in need.0.values_mut() {
+            *level = (*level).min(1);
+        }
+    }
+    assert!(
+        a.skills.meet(&need),
+        "{} offered to {} with {:?}, needing {need:?} after {:?}",
+        o.call_sid,
+        o.agent_id,
+        a.skills,
+        o.waited
+    );
+}
+
 async fn setup() -> Store {
     let mut sales = queue("sales", Routing::LongestIdle);
     sales.wrapup = Duration::from_millis(15);
@@ -121,8 +162,15 @@ async fn setup() -> Store {
     sales.callback_retries = 1;
     sales.callback_retry_delay = Duration::from_millis(10);
     sales.check_after = Duration::from_millis(20);
+    sales.calls_carry_skills = true;
     let mut support = queue("support", Routing::RoundRobin);
     support.no_answer_delay = Duration::from_millis(10);
+    support.skills = Skills::new([("billing", 2)]);
+    support.widen = vec![WidenStep {
+        after: WIDEN_AFTER,
+        min_level: Some(1),
+        ..WidenStep::default()
+    }];
     let store = store_with(&[sales, support]).await;
     let mut specs = vec![
         agent("a0", &[("sales", 1)]),
@@ -131,6 +179,10 @@ async fn setup() -> Store {
         agent("a3", &[("sales", 1), ("support", 2)]),
     ];
     specs[3].capacity = 2;
+    specs[0].skills = Skills::new([("spanish", 3)]);
+    specs[1].skills = Skills::new([("billing", 2)]);
+    specs[2].skills = Skills::new([("billing", 1), ("spanish", 2)]);
+    specs[3].skills = Skills::new([("billing", 3), ("spanish", 1)]);
     for s in &specs {
         online_agent(&store, s).await;
     }
@@ -173,10 +225,14 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
             queue,
             boost_s,
             arriving,
+            spanish,
         } => {
             let sid = format!("CA{:04}", calls.len());
             let mut call = holding(&sid, QUEUES[*queue], "+1");
             call.priority_boost = Duration::from_secs(*boost_s);
+            if *spanish {
+                call.skills = Skills::new([("spanish", 2)]);
+            }
             if *arriving {
                 call.arrival = Arrival::Arriving;
             }
@@ -195,7 +251,9 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
             } else {
                 Duration::from_secs(30)
             };
-            store.claim(lease, *seed).await.expect("claim");
+            if let callq::store::Claim::Offer(o) = store.claim(lease, *seed).await.expect("claim") {
+                offer_meets_skills(store, &o).await;
+            }
         }
         Op::Result {
             call,

@@ -3,7 +3,9 @@
 //! and asking for callbacks, agents flapping heartbeats, devices and statuses, 2 reapers and
 //! 2 checkers settling expired offers as Twilio might, all at once against one real Redis for
 //! thousands of steps. Snapshots taken while it runs and after it settles must satisfy the
-//! routing invariants (docs/design.md): zero double-bookings, zero lost calls.
+//! routing invariants (docs/design.md): zero double-bookings, zero lost calls. Skills and
+//! widening are in the mix (a queue requiring a skill that widens twice, calls bringing their
+//! own skills, a queue widening by tiers).
 
 mod support;
 
@@ -13,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callq::store::{
-    CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Store, Strategy, Transition,
+    CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Skills, Store, Strategy,
+    Transition, WidenStep,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -112,6 +115,9 @@ async fn callers(run: Arc<Run>, seed: u64) {
             .enqueue(&{
                 let mut c = holding(&sid, q, "+1555");
                 c.priority_boost = boost;
+                if q == "sales" && rng.random_bool(0.3) {
+                    c.skills = Skills::new([("spanish", 1)]);
+                }
                 c
             })
             .await
@@ -238,9 +244,30 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
     let mut sales = queue("sales", Strategy::LongestIdle);
     sales.wrapup = Duration::from_millis(10);
     sales.max_no_answer = 4;
+    sales.calls_carry_skills = true;
     let mut support = queue("support", Strategy::FewestCalls);
     support.no_answer_delay = Duration::from_millis(5);
-    let vip = queue("vip", Strategy::Random);
+    // skills and widening in the mix: support requires billing 3, then 1, then nothing
+    support.skills = Skills::new([("billing", 3)]);
+    support.widen = vec![
+        WidenStep {
+            after: Duration::from_millis(50),
+            min_level: Some(1),
+            ..WidenStep::default()
+        },
+        WidenStep {
+            after: Duration::from_millis(200),
+            any_skill: true,
+            ..WidenStep::default()
+        },
+    ];
+    // vip offers tier 1 only, then every tier
+    let mut vip = queue("vip", Strategy::Random);
+    vip.widen = vec![WidenStep {
+        after: Duration::from_millis(100),
+        tiers: Some(3),
+        ..WidenStep::default()
+    }];
     let store = store_with(&[sales, support, vip]).await;
     for i in 0..AGENTS {
         let mut spec = agent(
@@ -252,6 +279,14 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
             ],
         );
         spec.capacity = if i % 5 == 0 { 2 } else { 1 };
+        let mut skills = Vec::new();
+        if i % 2 == 0 {
+            skills.push(("billing", 1 + (i % 5) as u8));
+        }
+        if i % 3 == 0 {
+            skills.push(("spanish", 2));
+        }
+        spec.skills = Skills::new(skills);
         online_agent(&store, &spec).await;
     }
     let run = Arc::new(Run {

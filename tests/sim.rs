@@ -58,6 +58,7 @@ async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])])
                 id: id.to_string(),
                 queues: queues.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
                 capacity: 1,
+                skills: Default::default(),
             })
             .await
             .expect("agent created");
@@ -266,6 +267,7 @@ async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() 
             id: "erin".into(),
             queues: vec![("sales".into(), 1)],
             capacity: 1,
+            skills: Default::default(),
         })
         .await
         .expect("agent");

@@ -196,6 +196,48 @@ async fn no_answer_delay_rests_the_agent_then_it_is_offered_again() {
 }
 
 #[tokio::test]
+async fn no_answer_busy_and_failed_each_rest_the_agent_their_own_time() {
+    let mut q = sales();
+    q.no_answer_delay = Duration::from_secs(100);
+    q.busy_delay = Some(Duration::from_secs(300));
+    q.failed_delay = Some(Duration::from_secs(600));
+    q.max_no_answer = 10;
+    for (i, (outcome, rest_s)) in [
+        (OfferOutcome::NoAnswer, 100),
+        (OfferOutcome::Busy, 300),
+        (OfferOutcome::Failed, 600),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sid = format!("CA{i}");
+        let (store, _) = offered(q.clone(), &sid).await;
+        store
+            .offer_result(&current(&store, &sid).await, outcome, "")
+            .await
+            .expect("result");
+        let left = agent_rec(&store, "a1").await.wrapup_left.expect("resting");
+        assert!(
+            left <= Duration::from_secs(rest_s) && left > Duration::from_secs(rest_s - 30),
+            "{outcome:?}: rests {left:?}, expected about {rest_s} s"
+        );
+    }
+    // without their own, busy and failed rest the no-answer delay
+    let mut plain = q.clone();
+    plain.busy_delay = None;
+    let (store, _) = offered(plain, "CAp").await;
+    store
+        .offer_result(&current(&store, "CAp").await, OfferOutcome::Busy, "")
+        .await
+        .expect("busy");
+    let left = agent_rec(&store, "a1").await.wrapup_left.expect("resting");
+    assert!(
+        left <= Duration::from_secs(100) && left > Duration::from_secs(70),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
 async fn abandon_while_offered_releases_the_agent() {
     let (store, _) = offered(sales(), "CA1").await;
     enqueue(&store, "CA2", "sales").await;
@@ -688,17 +730,79 @@ async fn random_strategy_picks_any_ready_agent() {
     for id in ["a", "b", "c"] {
         online_agent(&store, &agent(id, &[("q", 1)])).await;
     }
-    let mut picked = std::collections::HashSet::new();
-    for seed in 0..3u32 {
-        let sid = format!("CA{seed}");
+    let mut picked = std::collections::HashMap::new();
+    for i in 0..60u32 {
+        let sid = format!("CA{i}");
         enqueue(&store, &sid, "q").await;
-        let Claim::Offer(o) = store.claim(LEASE, seed).await.expect("claim") else {
+        let Claim::Offer(o) = store.claim(LEASE, rand::random()).await.expect("claim") else {
             panic!("no offer");
         };
         store.abandon(&sid, "test").await.expect("abandon");
-        picked.insert(o.agent_id);
+        *picked.entry(o.agent_id).or_insert(0) += 1;
     }
-    assert_eq!(picked.len(), 3, "different draws pick different agents");
+    // each misses 60 draws with probability (2/3)^60, about 3e-11
+    assert_eq!(picked.len(), 3, "every agent is drawn: {picked:?}");
+}
+
+/// Offer and settle calls in `q` until `n` offers were made, each claim with a fresh random
+/// seed; returns how many went to each agent.
+async fn offers_by_agent(store: &Store, q: &str, n: u32) -> std::collections::HashMap<String, u32> {
+    let mut picked = std::collections::HashMap::new();
+    for i in 0..n {
+        let sid = format!("CAw{i}");
+        enqueue(store, &sid, q).await;
+        let Claim::Offer(o) = store.claim(LEASE, rand::random()).await.expect("claim") else {
+            panic!("no offer");
+        };
+        store.abandon(&sid, "test").await.expect("abandon");
+        *picked.entry(o.agent_id).or_insert(0) += 1;
+    }
+    picked
+}
+
+#[tokio::test]
+async fn weighted_random_offers_in_proportion_to_the_weights() {
+    let store = store_with(&[queue("q", Strategy::WeightedRandom)]).await;
+    let mut light = agent("light", &[("q", 1)]);
+    light.weight = 1;
+    let mut heavy = agent("heavy", &[("q", 1)]);
+    heavy.weight = 9;
+    online_agent(&store, &light).await;
+    online_agent(&store, &heavy).await;
+    let picked = offers_by_agent(&store, "q", 300).await;
+    let heavy_n = picked.get("heavy").copied().unwrap_or(0);
+    // expected 270 of 300 (sd about 5): far from an even split either way
+    assert!(
+        (220..300).contains(&heavy_n),
+        "heavy got {heavy_n} of 300: {picked:?}"
+    );
+    assert!(picked.get("light").copied().unwrap_or(0) > 0, "{picked:?}");
+}
+
+#[tokio::test]
+async fn linear_offers_in_the_configured_order() {
+    let store = store_with(&[queue("q", Strategy::Linear)]).await;
+    for (id, order) in [("c", 1), ("a", 3), ("b", 2), ("d", 1)] {
+        let mut spec = agent(id, &[("q", 1)]);
+        spec.order = order;
+        online_agent(&store, &spec).await;
+    }
+    let mut offered = Vec::new();
+    for i in 0..4 {
+        let sid = format!("CA{i}");
+        enqueue(&store, &sid, "q").await;
+        offered.push(claim(&store).await.expect("offer").agent_id);
+    }
+    assert_eq!(offered, ["c", "d", "b", "a"], "order, then id");
+    // the first in order takes the next call as soon as it is free again, however long the
+    // others have waited
+    store.end_call("CA0", "test").await.expect("ended");
+    store.end_call("CA2", "test").await.expect("ended");
+    enqueue(&store, "CA9", "q").await;
+    assert_eq!(
+        claim(&store).await.map(|o| o.agent_id).as_deref(),
+        Some("c")
+    );
 }
 
 #[tokio::test]
@@ -1537,4 +1641,45 @@ async fn a_recording_is_kept_with_the_call_once() {
     );
     assert_eq!(store.call("CAnobody").await.expect("read"), None);
     assert_invariants(&store, &["CArec".to_string()]).await;
+}
+
+#[tokio::test]
+async fn a_resumed_place_is_kept_only_within_the_window_once_and_after_a_hangup() {
+    let mut q = sales();
+    q.resume_within = Some(Duration::from_millis(400));
+    let store = store_with(&[q]).await;
+    let first = enqueue(&store, "CA1", "sales").await;
+    store.abandon("CA1", "hangup").await.expect("hung up");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = enqueue(&store, "CA2", "sales").await;
+    assert!(again.resumed && again.rank == first.rank, "{again:?}");
+    // used up: the next call from the number is new
+    store.end_call("CA2", "test").await.expect("ended");
+    let third = enqueue(&store, "CA3", "sales").await;
+    assert!(!third.resumed && third.rank > first.rank, "{third:?}");
+    // past the window: new
+    store.abandon("CA3", "hangup").await.expect("hung up");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let late = enqueue(&store, "CA4", "sales").await;
+    assert!(!late.resumed, "{late:?}");
+    // a call Twilio said was over (not the caller hanging up) leaves no place behind
+    store.abandon("CA4", "call_gone").await.expect("gone");
+    let after_gone = enqueue(&store, "CA5", "sales").await;
+    assert!(!after_gone.resumed, "{after_gone:?}");
+    // a withheld number never resumes
+    store
+        .enqueue(&holding("CA6", "sales", "anonymous"))
+        .await
+        .expect("enqueue");
+    store.abandon("CA6", "hangup").await.expect("hung up");
+    let anon_again = store
+        .enqueue(&holding("CA7", "sales", "anonymous"))
+        .await
+        .expect("enqueue");
+    assert!(!anon_again.resumed);
+    assert_invariants(
+        &store,
+        &sids(&["CA1", "CA2", "CA3", "CA4", "CA5", "CA6", "CA7"]),
+    )
+    .await;
 }

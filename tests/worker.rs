@@ -57,6 +57,41 @@ async fn a_recording_queue_s_offer_asks_twilio_to_record_the_agent_leg() {
 }
 
 #[tokio::test]
+async fn a_worker_looks_again_when_a_waiting_call_s_widening_step_falls_due() {
+    logs();
+    // only a tier-2 agent, whom the call reaches after 1.5 s of waiting; nothing else
+    // happens then (no wake marker), and the worker's safety-net wait is ten minutes
+    let store = store_with(&[QueueSettings {
+        widen: vec![WidenStep {
+            after: Duration::from_millis(1500),
+            tiers: Some(2),
+            ..WidenStep::default()
+        }],
+        ..sales()
+    }])
+    .await;
+    let twilio = recorder_ok().await;
+    let mut settings = fast_settings();
+    settings.wake_timeout = SECS(600);
+    online_agent(&store, &agent("a2", &[("sales", 2)])).await;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    let t = Instant::now();
+    enqueue(&store, "CA0001", "sales").await;
+    let reqs = twilio.wait_for(1, SECS(40)).await;
+    assert!(
+        reqs[0].param("Twiml").is_some(),
+        "the worker redirected the caller to the tier-2 agent"
+    );
+    let rung_after = t.elapsed();
+    assert!(
+        rung_after >= Duration::from_millis(1500),
+        "not before the step: {rung_after:?}"
+    );
+    assert_eq!(call(&store, "CA0001").await.agent.as_deref(), Some("a2"));
+    worker.stop(SECS(5)).await;
+}
+
+#[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
     let store = store_with(&[sales()]).await;

@@ -8,23 +8,25 @@
 -- (`queue:<q>:agents`, agents by state) in step, so a queue's numbers cost O(1) to read.
 -- @include events.lua
 
--- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }. Parsed once per spec and call
+-- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }: an agent's queues with tiers, and
+-- in the same form skills with levels ("billing=3,spanish=5"). Parsed once per spec and call
 -- (an agent's spec is read by every counter move and ready-set change); callers only read
 -- the result.
-local parsed_queues, parsed_run = {}, nil
-local function agent_queues(spec)
+local parsed_pairs, parsed_run = {}, nil
+local function parse_pairs(spec)
   if spec == nil or spec == '' then return {} end
-  if parsed_run ~= RUN then parsed_queues, parsed_run = {}, RUN end
-  local out = parsed_queues[spec]
+  if parsed_run ~= RUN then parsed_pairs, parsed_run = {}, RUN end
+  local out = parsed_pairs[spec]
   if out then return out end
   out = {}
   for item in string.gmatch(spec, '[^,]+') do
-    local q, tier = string.match(item, '^([^=]+)=(%d+)$')
-    if q then out[#out + 1] = { q, tonumber(tier) } end
+    local name, n = string.match(item, '^([^=]+)=(%d+)$')
+    if name then out[#out + 1] = { name, tonumber(n) } end
   end
-  parsed_queues[spec] = out
+  parsed_pairs[spec] = out
   return out
 end
+local function agent_queues(spec) return parse_pairs(spec) end
 
 -- The queue's routing settings, or nil when the queue is not configured. Read once per call:
 -- no script writes a setting it has already read (configure_queue reads none; upsert_agent
@@ -56,19 +58,38 @@ local function faded_plus(score, amount, half_life_ms)
   return math.log(total) / math.log(2) + t
 end
 
--- The score an agent gets in q's ready sets, by q's strategy (lowest is offered first).
-local function ready_score(q, cfg, a)
+-- A number in (0, 1) drawn afresh each time an agent's ready entry is written: a hash of
+-- the agent, the centre, the clock and the call (scripts have no free randomness).
+local function draw(id)
+  local h = redis.sha1hex(id .. ':' .. P .. ':' .. NOW .. ':' .. RUN)
+  return (tonumber(string.sub(h, 1, 12), 16) + 1) / (16 ^ 12 + 2)
+end
+
+-- The score an agent gets in q's ready sets, by q's strategy (lowest is offered first). The
+-- random strategies get a fresh random place whenever the agent becomes (or stays) ready,
+-- so the few agents a claim looks at are a random sample of the ready ones, and the claim
+-- picks among those by the caller's seed (weighted by `weight` for weighted_random).
+local function ready_score(q, cfg, a, id)
   local s = cfg.strategy
   if s == 'fewest_calls' then return num(a['fc:' .. q], 0) end
   if s == 'least_talk_time' then return num(a['tt:' .. q], 0) end
   if s == 'round_robin' then return num(a['rr:' .. q], 0) end
-  if s == 'random' then return 0 end
+  if s == 'linear' then return num(a.order, 0) end
+  if s == 'random' or s == 'weighted_random' then return draw(id) end
   return num(a.idle_ms, 0) -- longest_idle
 end
 
+-- An agent's ready sets: per queue and tier, the plain set every call without required
+-- skills is matched from, and for each skill the agent has, the set of its level
+-- (`ready:<t>:skill:<s>:<level>`), which calls requiring that skill are matched from. Both
+-- carry the same strategy score, so a claim reads a few heads, never every agent.
 local function remove_ready(id, a)
+  local skills = parse_pairs(a.skills)
   for _, qt in ipairs(agent_queues(a.queues)) do
     redis.call('ZREM', k_ready(qt[1], qt[2]), id)
+    for _, sl in ipairs(skills) do
+      redis.call('ZREM', k_ready_skill(qt[1], qt[2], sl[1], sl[2]), id)
+    end
   end
 end
 
@@ -88,11 +109,16 @@ local function refresh_ready(id, a)
     return false
   end
   local added = false
+  local skills = parse_pairs(a.skills)
   for _, qt in ipairs(agent_queues(a.queues)) do
     local cfg = queue_cfg(qt[1])
     if cfg then
-      local n = redis.call('ZADD', k_ready(qt[1], qt[2]), ready_score(qt[1], cfg, a), id)
+      local score = ready_score(qt[1], cfg, a, id)
+      local n = redis.call('ZADD', k_ready(qt[1], qt[2]), score, id)
       if n == 1 then added = true end
+      for _, sl in ipairs(skills) do
+        redis.call('ZADD', k_ready_skill(qt[1], qt[2], sl[1], sl[2]), score, id)
+      end
     end
   end
   return added

@@ -9,12 +9,16 @@
 --   P..'queue:'..q               hash  the queue's routing settings and running stats
 --   P..'queue:'..q..':waiting'   zset  calls in line (waiting, or callback due), score = rank
 --   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
+--   P..'queue:'..q..':ready:'..t..':skill:'..s..':'..l
+--                                zset  the same agents that have skill s at level l (1-5)
+--   P..'queue:'..q..':resume:'..from  string with PX TTL: the rank a caller from that number
+--                                had when they hung up (caller resume, per queue)
 --   P..'queue:'..q..':agents'    hash  how many of q's agents are in each state (field =
 --                                status; 'available' without a live registered device
 --                                counts as 'offline'), kept by agent_set in agents.lua
 --   P..'agent:'..a               hash  the agent
 --   P..'agent:'..a..':alive'     string with PX TTL: '1' device registered, '0' not
---   P..'queues' set, P..'agents' set
+--   P..'queues' set, P..'agents' set, P..'skills' set (every skill an agent was given)
 --   P..'arriving'   zset  calls Twilio has not yet put on hold, score = when to stop waiting
 --   P..'offers'     zset  offered calls, score = lease deadline (then Twilio is asked)
 --   P..'connected'  zset  connected calls, score = when to confirm with Twilio they still talk
@@ -30,7 +34,7 @@
 -- once at load, so nothing here may depend on the call at load time).
 local P, NOW, RUN = nil, nil, 0
 local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
-local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES
+local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -56,6 +60,7 @@ local function begin(keys)
   K_WAKE = P .. 'wake'
   K_EVENTS = P .. 'events'
   K_SWITCHES = P .. 'switches'
+  K_SKILLS = P .. 'skills'
 end
 
 local function k_call(sid) return P .. 'call:' .. sid end
@@ -63,6 +68,10 @@ local function k_call_history(sid) return P .. 'call:' .. sid .. ':history' end
 local function k_queue(q) return P .. 'queue:' .. q end
 local function k_waiting(q) return P .. 'queue:' .. q .. ':waiting' end
 local function k_ready(q, tier) return P .. 'queue:' .. q .. ':ready:' .. tier end
+local function k_ready_skill(q, tier, skill, level)
+  return P .. 'queue:' .. q .. ':ready:' .. tier .. ':skill:' .. skill .. ':' .. level
+end
+local function k_resume(q, from) return P .. 'queue:' .. q .. ':resume:' .. from end
 local function k_queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
 local function k_agent(a) return P .. 'agent:' .. a end
 local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end

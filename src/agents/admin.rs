@@ -13,11 +13,11 @@ use super::auth::{mint, token_ttl, AdminAuth};
 use super::error::{shorten, store, store_raw, ApiError, ApiJson, ApiPath, OptionalJson};
 use super::types::{
     AgentList, AgentView, CallDetail, CallEvent, CallView, CreateAgentRequest, ErrorBody,
-    QueueList, QueueTier, QueueView, StatusRequest, StatusResponse, TokenRequest, TokenResponse,
-    UpdateAgentRequest,
+    QueueList, QueueTier, QueueView, SkillLevel, StatusRequest, StatusResponse, TokenRequest,
+    TokenResponse, UpdateAgentRequest,
 };
 use crate::app::AppState;
-use crate::store::{check_name, AgentSpec, StoreError, Transition, UpsertMode};
+use crate::store::{check_name, AgentSpec, Skills, StoreError, Transition, UpsertMode};
 
 /// Longest `<Client>` identity Twilio accepts.
 pub const MAX_IDENTITY_LEN: usize = 121;
@@ -46,7 +46,14 @@ pub async fn create_agent(
     _: AdminAuth,
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> Result<Response, ApiError> {
-    let spec = agent_spec(&req.id, req.identity, req.queues, req.capacity)?;
+    let spec = agent_spec(
+        &req.id,
+        req.identity,
+        req.queues,
+        req.capacity,
+        req.skills,
+        (req.order, req.weight),
+    )?;
     store_raw(app.store.upsert_agent(&spec, UpsertMode::Create))
         .await
         .map_err(|e| queue_field(e, &spec))?;
@@ -82,7 +89,14 @@ pub async fn update_agent(
     if check_name("agent id", &id).is_err() {
         return Err(ApiError::agent_not_found(&id));
     }
-    let spec = agent_spec(&id, req.identity, req.queues, req.capacity)?;
+    let spec = agent_spec(
+        &id,
+        req.identity,
+        req.queues,
+        req.capacity,
+        req.skills,
+        (req.order, req.weight),
+    )?;
     store_raw(app.store.upsert_agent(&spec, UpsertMode::Update))
         .await
         .map_err(|e| queue_field(e, &spec))?;
@@ -378,6 +392,8 @@ fn agent_spec(
     identity: Option<String>,
     queues: Vec<QueueTier>,
     capacity: u32,
+    skills: Vec<SkillLevel>,
+    (order, weight): (u32, u32),
 ) -> Result<AgentSpec, ApiError> {
     if check_name("agent id", id).is_err() {
         return Err(ApiError::invalid(
@@ -432,11 +448,46 @@ fn agent_spec(
     if !(1..=100).contains(&capacity) {
         return Err(ApiError::invalid("capacity", "capacity: 1 to 100 calls"));
     }
+    if order > 1_000_000 {
+        return Err(ApiError::invalid("order", "order: 0 to 1000000"));
+    }
+    if !(1..=1000).contains(&weight) {
+        return Err(ApiError::invalid("weight", "weight: 1 to 1000"));
+    }
+    if skills.len() > 20 {
+        return Err(ApiError::invalid("skills", "skills: at most 20"));
+    }
+    for (i, sl) in skills.iter().enumerate() {
+        if check_name("skill", &sl.skill).is_err() {
+            return Err(ApiError::invalid(
+                format!("skills[{i}].skill"),
+                format!(
+                    "skill {:?}: use 1-64 letters, digits, '_', '-' or '.'",
+                    shorten(&sl.skill)
+                ),
+            ));
+        }
+        if skills[..i].iter().any(|earlier| earlier.skill == sl.skill) {
+            return Err(ApiError::invalid(
+                format!("skills[{i}].skill"),
+                format!("skill {:?} is listed twice", sl.skill),
+            ));
+        }
+        if !(1..=5).contains(&sl.level) {
+            return Err(ApiError::invalid(
+                format!("skills[{i}].level"),
+                "level: 1 to 5 (5 the most able)",
+            ));
+        }
+    }
     Ok(AgentSpec {
         id: id.to_string(),
         identity,
         queues: queues.into_iter().map(|qt| (qt.queue, qt.tier)).collect(),
         capacity,
+        skills: Skills(skills.into_iter().map(|sl| (sl.skill, sl.level)).collect()),
+        order,
+        weight,
     })
 }
 

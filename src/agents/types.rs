@@ -68,6 +68,18 @@ fn one() -> u32 {
     1
 }
 
+/// One skill of an agent, at a level from 1 to 5 (5 the most able). A call that requires
+/// the skill at a level goes only to agents who have it at that level or higher (until the
+/// queue's widening lowers it); among those, a higher level is offered first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillLevel {
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "billing")]
+    pub skill: String,
+    #[schema(minimum = 1, maximum = 5, example = 3)]
+    pub level: u8,
+}
+
 /// `POST /v1/admin/agents`: a new agent (it starts offline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +99,18 @@ pub struct CreateAgentRequest {
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100, default = 1)]
     pub capacity: u32,
+    /// The agent's skills, each at most once (up to 20); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order, 0 to 1000000 (lower first; equal orders by id).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000, default = 0)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers relative to the other agents', 1 to 1000.
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
+    pub weight: u32,
 }
 
 /// `PUT /v1/admin/agents/{id}`: replaces the agent's profile; its status is kept.
@@ -103,6 +127,18 @@ pub struct UpdateAgentRequest {
     #[serde(default = "one")]
     #[schema(minimum = 1, maximum = 100, default = 1)]
     pub capacity: u32,
+    /// The agent's skills, each at most once (up to 20); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order, 0 to 1000000 (lower first; equal orders by id).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000, default = 0)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers relative to the other agents', 1 to 1000.
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
+    pub weight: u32,
 }
 
 /// An agent as routing sees it.
@@ -112,6 +148,12 @@ pub struct AgentView {
     pub identity: String,
     pub queues: Vec<QueueTier>,
     pub capacity: u32,
+    /// The agent's skills, by name.
+    pub skills: Vec<SkillLevel>,
+    /// Place in a `linear` queue's order.
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers.
+    pub weight: u32,
     pub status: AgentStatus,
     /// Why the agent is in this status: the reason sent with it (`lunch`), `supervisor`
     /// when a supervisor set it without one, `no_answer` when routing paused the agent after
@@ -146,6 +188,14 @@ impl From<AgentRecord> for AgentView {
                 .into_iter()
                 .map(|(queue, tier)| QueueTier { queue, tier })
                 .collect(),
+            skills: a
+                .skills
+                .0
+                .into_iter()
+                .map(|(skill, level)| SkillLevel { skill, level })
+                .collect(),
+            order: a.order,
+            weight: a.weight,
             id: a.id,
             identity: a.identity,
             capacity: a.capacity,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::rollout::{LegacyPath, RolloutConfig};
 use super::{invalid, Action, CentreConfig, ConfigError, QueueConfig};
-use crate::store::{check_name, RecordMode};
+use crate::store::{check_name, RecordMode, Skills};
 
 /// Twilio's limit on the text of one `<Say>`, in bytes.
 const MAX_SAY_BYTES: usize = 4_096;
@@ -61,6 +61,7 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
                 return Err(invalid(f("queue"), format!("no queue named {q:?}")));
             }
         }
+        skills_ok(&f("skills"), &r.skills)?;
     }
     if let Some(ivr) = &cfg.ivr {
         for (i, n) in ivr.numbers.iter().enumerate() {
@@ -68,7 +69,8 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
         }
         say("ivr.prompt", &ivr.prompt, false)?;
         speech("ivr", ivr.language.as_deref(), ivr.voice.as_deref())?;
-        for (digit, q) in &ivr.options {
+        for (digit, choice) in &ivr.options {
+            let q = choice.queue();
             if digit.len() != 1 || !digit.chars().all(|c| c.is_ascii_digit()) {
                 return Err(invalid(
                     format!("ivr.options.{digit}"),
@@ -80,6 +82,9 @@ pub(super) fn centre(cfg: &CentreConfig) -> Result<(), ConfigError> {
                     format!("ivr.options.{digit}"),
                     format!("no queue named {q:?}"),
                 ));
+            }
+            if let Some(skills) = choice.skills() {
+                skills_ok(&format!("ivr.options.{digit}.skills"), skills)?;
             }
         }
     }
@@ -108,6 +113,17 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         HOUR_S,
         "seconds",
     )?;
+    if let Some(within) = q.resume_within_s {
+        range(&f("resume_within_s"), within, 1, DAY_S, "seconds")?;
+    }
+    for (field, delay) in [
+        ("busy_delay_s", q.busy_delay_s),
+        ("failed_delay_s", q.failed_delay_s),
+    ] {
+        if let Some(d) = delay {
+            range(&f(field), d, 0, HOUR_S, "seconds")?;
+        }
+    }
     range(
         &f("announce_every_s"),
         q.announce_every_s,
@@ -203,7 +219,37 @@ fn queue(cfg: &CentreConfig, name: &str, q: &QueueConfig) -> Result<(), ConfigEr
         h.validate()
             .map_err(|e| invalid(f("hours"), e.to_string()))?;
     }
+    skills_ok(&f("skills"), &q.skills)?;
+    for (i, w) in q.widen.iter().enumerate() {
+        let f = |field: &str| format!("queues.{name}.widen[{i}].{field}");
+        range(&f("after_s"), w.after_s, 0, DAY_S, "seconds")?;
+        if let Some(level) = w.min_level {
+            range(&f("min_level"), u64::from(level), 1, 5, "(skill level)")?;
+        }
+        if let Some(tiers) = w.tiers {
+            range(&f("tiers"), u64::from(tiers), 1, 9, "(tier)")?;
+        }
+        if let Some(other) = &w.queue {
+            if !cfg.queues.contains_key(other) || other == name {
+                return Err(invalid(
+                    f("queue"),
+                    format!("no other queue named {other:?}"),
+                ));
+            }
+        }
+        if w.min_level.is_none() && w.tiers.is_none() && !w.any_skill && w.queue.is_none() {
+            return Err(invalid(
+                format!("queues.{name}.widen[{i}]"),
+                "widens nothing: give min_level, tiers, any_skill or queue",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Skills with levels: names usable in keys, levels 1-5.
+fn skills_ok(field: &str, skills: &Skills) -> Result<(), ConfigError> {
+    skills.check().map_err(|e| invalid(field, e.to_string()))
 }
 
 /// `[rollout]`: a share in percent, and a legacy path Twilio can follow whenever the share
@@ -475,7 +521,32 @@ mod tests {
                 field: "rollout.legacy.number",
             },
             Bad {
-                replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2.\"",
+                replace: "min_level = 1                   # every required skill from level 1",
+                with: "min_level = 7",
+                field: "queues.support.widen[0].min_level",
+            },
+            Bad {
+                replace: "any_skill = true                # no skill required any more",
+                with: "any_skill = false",
+                field: "queues.support.widen[1]",
+            },
+            Bad {
+                replace: "any_skill = true                # no skill required any more",
+                with: "queue = \"nowhere\"",
+                field: "queues.support.widen[1].queue",
+            },
+            Bad {
+                replace: "skills = { billing = 2 } }",
+                with: "skills = { billing = 9 } }",
+                field: "ivr.options.3.skills",
+            },
+            Bad {
+                replace: "boost_s = 30 ",
+                with: "skills = { \"no way\" = 2 }\nboost_s = 30 ",
+                field: "priority.rules[0].skills",
+            },
+            Bad {
+                replace: "prompt = \"Thanks for calling. For sales, press 1. For support, press 2. For billing, press 3.\"",
                 with: "prompt = \"\"",
                 field: "ivr.prompt",
             },

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::store::{QueueSettings, RecordMode, Strategy};
+use crate::store::{QueueSettings, RecordMode, Skills, Strategy, WidenStep};
 use hours::Hours;
 
 /// The configuration `callq demo` and a bare `callq serve` run with.
@@ -83,6 +83,19 @@ pub struct QueueConfig {
     pub max_no_answer: u32,
     #[serde(default = "d_no_answer_delay")]
     pub no_answer_delay_s: u64,
+    /// Rest after an offer the agent's device answered busy (declined it, or was busy);
+    /// absent: `no_answer_delay_s`.
+    #[serde(default)]
+    pub busy_delay_s: Option<u64>,
+    /// Rest after an offer Twilio could not ring through to the device; absent:
+    /// `no_answer_delay_s`.
+    #[serde(default)]
+    pub failed_delay_s: Option<u64>,
+    /// A caller who hangs up while in line and calls this queue again from the same number
+    /// within this many seconds goes back in at the place they had, and is told so (absent:
+    /// a new caller joins at the back).
+    #[serde(default)]
+    pub resume_within_s: Option<u64>,
     #[serde(default = "d_welcome")]
     pub welcome: String,
     /// Hold music played between announcements: one file, or short clips played in turn
@@ -150,6 +163,48 @@ pub struct QueueConfig {
     /// `record-from-ringing-dual`.
     #[serde(default = "d_record")]
     pub record: String,
+    /// Skills with minimum levels (1-5) every call of this queue requires, e.g.
+    /// `{ billing = 3 }`; a call given skills by its IVR choice or a priority rule requires
+    /// those instead. Absent: any agent of the queue.
+    #[serde(default)]
+    pub skills: Skills,
+    /// How a call's reach widens as it waits (`[[queues.<name>.widen]]`), in order of
+    /// `after_s`.
+    #[serde(default)]
+    pub widen: Vec<WidenConfig>,
+}
+
+/// One widening step: once a call has waited `after_s`, it accepts more agents. Each field
+/// given widens; the steps add up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidenConfig {
+    pub after_s: u64,
+    /// Every required skill is accepted from this level on.
+    #[serde(default)]
+    pub min_level: Option<u8>,
+    /// Agents of tiers up to this one may take the call. A queue with such a step offers its
+    /// calls to tier 1 only until the step is due.
+    #[serde(default)]
+    pub tiers: Option<u32>,
+    /// No skill is required any more.
+    #[serde(default)]
+    pub any_skill: bool,
+    /// The ready agents of this queue may take the call too.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+impl WidenConfig {
+    fn step(&self) -> WidenStep {
+        WidenStep {
+            after: Duration::from_secs(self.after_s),
+            min_level: self.min_level,
+            tiers: self.tiers,
+            any_skill: self.any_skill,
+            queue: self.queue.clone(),
+        }
+    }
 }
 
 fn d_record() -> String {
@@ -257,6 +312,38 @@ pub struct PriorityRule {
     pub boost_s: u64,
     #[serde(default)]
     pub queue: Option<String>,
+    /// Skills the matching callers' calls require (instead of their queue's).
+    #[serde(default)]
+    pub skills: Skills,
+}
+
+/// An IVR menu choice: a queue, or a queue with the skills its calls require, e.g.
+/// `{ queue = "support", skills = { billing = 3 } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IvrChoice {
+    Queue(String),
+    Routed {
+        queue: String,
+        #[serde(default)]
+        skills: Skills,
+    },
+}
+
+impl IvrChoice {
+    pub fn queue(&self) -> &str {
+        match self {
+            IvrChoice::Queue(q) | IvrChoice::Routed { queue: q, .. } => q,
+        }
+    }
+
+    /// The skills the choice gives its calls (empty: the queue's).
+    pub fn skills(&self) -> Option<&Skills> {
+        match self {
+            IvrChoice::Routed { skills, .. } if !skills.is_empty() => Some(skills),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,8 +352,8 @@ pub struct IvrConfig {
     /// Called numbers that get the menu.
     pub numbers: Vec<String>,
     pub prompt: String,
-    /// digit -> queue
-    pub options: BTreeMap<String, String>,
+    /// digit -> queue (or queue and skills)
+    pub options: BTreeMap<String, IvrChoice>,
     /// The menu's language and voice, as a queue's.
     #[serde(default)]
     pub language: Option<String>,
@@ -346,8 +433,47 @@ impl CentreConfig {
                 half_life: Duration::from_secs(q.recent_half_life_s),
                 // checked when the file was read (`check.rs`)
                 record: q.record.parse().unwrap_or_default(),
+                skills: q.skills.clone(),
+                widen: {
+                    let mut steps: Vec<WidenStep> = q.widen.iter().map(WidenConfig::step).collect();
+                    steps.sort_by_key(|s| s.after);
+                    steps
+                },
+                calls_carry_skills: self.calls_carry_skills(name),
+                busy_delay: q.busy_delay_s.map(Duration::from_secs),
+                failed_delay: q.failed_delay_s.map(Duration::from_secs),
+                resume_within: q.resume_within_s.map(Duration::from_secs),
             })
             .collect()
+    }
+
+    /// Whether some IVR choice or priority rule gives calls of `queue` their own skills.
+    fn calls_carry_skills(&self, queue: &str) -> bool {
+        let by_ivr = self.ivr.as_ref().is_some_and(|ivr| {
+            ivr.options
+                .values()
+                .any(|c| c.queue() == queue && c.skills().is_some())
+        });
+        let by_rule = self
+            .priority
+            .rules
+            .iter()
+            .any(|r| !r.skills.is_empty() && r.queue.as_deref().is_none_or(|q| q == queue));
+        by_ivr || by_rule
+    }
+
+    /// The skills a call from `from` entering `queue` requires of its own: those of the IVR
+    /// choice it came through and of every priority rule it matches (a skill in several at
+    /// the highest level). Empty: the queue's.
+    pub fn call_skills(&self, from: &str, queue: &str, choice: Option<&Skills>) -> Skills {
+        let mut skills = choice.cloned().unwrap_or_default();
+        for r in &self.priority.rules {
+            let queue_ok = r.queue.as_deref().is_none_or(|q| q == queue);
+            if queue_ok && !r.skills.is_empty() && from.starts_with(&r.from_prefix) {
+                skills = skills.merged(&r.skills);
+            }
+        }
+        skills
     }
 
     /// The queue a call to `to` lands in, unless the number has the IVR menu.

@@ -201,6 +201,12 @@ async fn populate(
                 id: format!("agent-{i:02}"),
                 queues: q,
                 capacity: 1,
+                // billing at levels 1 to 4 round the floor, and none for every fifth agent:
+                // the menu's billing choice (level 2) reaches them first, then widens
+                skills: match i % 5 {
+                    0 => crate::store::Skills::default(),
+                    level => crate::store::Skills::new([("billing", level as u8)]),
+                },
             })
             .await;
         if let Err(e) = added {

@@ -69,6 +69,8 @@ pub struct AgentProfile {
     pub id: String,
     pub queues: Vec<(String, u32)>,
     pub capacity: u32,
+    /// Skills with levels, as the admin API takes them.
+    pub skills: crate::store::Skills,
 }
 
 #[derive(Debug)]
@@ -208,6 +210,9 @@ impl Agents {
             identity: Some(p.id.clone()),
             queues: queues.clone(),
             capacity: p.capacity,
+            skills: skill_levels(&p.skills),
+            order: 0,
+            weight: 1,
         };
         let resp = self
             .http
@@ -221,6 +226,9 @@ impl Agents {
                 identity: Some(p.id.clone()),
                 queues,
                 capacity: p.capacity,
+                skills: skill_levels(&p.skills),
+                order: 0,
+                weight: 1,
             };
             let resp = self
                 .http
@@ -588,4 +596,16 @@ async fn check(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwest::R
         "{what}: HTTP {status}: {}",
         body.chars().take(300).collect::<String>()
     )
+}
+
+/// Skills as the admin API's body lists them.
+fn skill_levels(skills: &crate::store::Skills) -> Vec<crate::agents::types::SkillLevel> {
+    skills
+        .0
+        .iter()
+        .map(|(skill, level)| crate::agents::types::SkillLevel {
+            skill: skill.clone(),
+            level: *level,
+        })
+        .collect()
 }

@@ -262,6 +262,12 @@ impl Store {
     /// Create or update a queue's routing settings (`configure_queue.lua`).
     pub async fn configure_queue(&self, q: &QueueSettings) -> Result<()> {
         check_name("queue", &q.name)?;
+        q.skills.check()?;
+        for step in &q.widen {
+            if let Some(other) = &step.queue {
+                check_name("queue", other)?;
+            }
+        }
         let r = self
             .run_list(
                 "configure_queue",
@@ -279,6 +285,12 @@ impl Store {
                     if q.fallback { "1" } else { "0" },
                     &ms(q.half_life.max(Duration::from_secs(1))),
                     q.record.as_str(),
+                    &q.skills.field(),
+                    &q.widen_field(),
+                    &q.claim_depth().to_string(),
+                    &ms(q.busy_delay.unwrap_or(q.no_answer_delay)),
+                    &ms(q.failed_delay.unwrap_or(q.no_answer_delay)),
+                    &q.resume_within.map_or_else(|| "0".to_string(), ms),
                 ],
             )
             .await?;
@@ -304,6 +316,14 @@ impl Store {
                 });
             }
         }
+        spec.skills.check()?;
+        if spec.weight == 0 || spec.weight > 1000 {
+            return Err(StoreError::Invalid {
+                what: "weight",
+                value: spec.weight.to_string(),
+                why: "weights run from 1 to 1000",
+            });
+        }
         if spec.capacity == 0 || spec.capacity > 100 {
             return Err(StoreError::Invalid {
                 what: "capacity",
@@ -322,6 +342,9 @@ impl Store {
                     &spec.capacity.to_string(),
                     mode.as_arg(),
                     &new_token_generation(),
+                    &spec.skills.field(),
+                    &spec.order.to_string(),
+                    &spec.weight.to_string(),
                 ],
             )
             .await?;
@@ -516,6 +539,7 @@ impl Store {
     pub async fn enqueue(&self, call: &NewCall<'_>) -> Result<Enqueued> {
         check_name("CallSid", call.call_sid)?;
         check_name("queue", call.queue)?;
+        call.skills.check()?;
         let from: String = call.from.chars().take(64).collect();
         let to: String = call.to.chars().take(64).collect();
         let (arrival, waited) = match call.arrival {
@@ -535,6 +559,7 @@ impl Store {
                     call.kind.as_str(),
                     arrival,
                     &ms(waited),
+                    &call.skills.field(),
                 ],
             )
             .await?;
@@ -546,6 +571,7 @@ impl Store {
                 created: r.tag() == "new",
                 state: r.parse(1)?,
                 rank: r.parse(2)?,
+                resumed: r.field(3) == "1",
             }),
             "unknown_queue" => Err(StoreError::UnknownQueue(call.queue.to_string())),
             _ => Err(r.unexpected()),

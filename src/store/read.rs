@@ -9,8 +9,8 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 use super::{
-    AgentRecord, AgentSpec, AgentStatus, CallRecord, CounterDrift, Recording, Result, Store,
-    StoreError,
+    AgentRecord, AgentSpec, AgentStatus, CallRecord, CounterDrift, Recording, Result, Skills,
+    Store, StoreError,
 };
 
 fn get<'a>(h: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -29,6 +29,7 @@ pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> 
     Some(CallRecord {
         sid: get(h, "sid").to_string(),
         queue: get(h, "queue").to_string(),
+        skills: Skills::parse_field(get(h, "skills")),
         from: get(h, "from").to_string(),
         to: get(h, "to").to_string(),
         state: get(h, "state").parse().ok()?,
@@ -69,6 +70,9 @@ pub(crate) fn agent_from_hash(
         identity: get(h, "identity").to_string(),
         queues: AgentSpec::parse_queues_field(get(h, "queues")),
         capacity: get(h, "capacity").parse().unwrap_or(1),
+        skills: Skills::parse_field(get(h, "skills")),
+        order: get(h, "order").parse().unwrap_or(0),
+        weight: get(h, "weight").parse().unwrap_or(1),
         status: get(h, "status").parse().ok()?,
         reason: get(h, "reason").to_string(),
         active: get(h, "active").parse().unwrap_or(0),
@@ -160,6 +164,9 @@ pub struct Snapshot {
     pub waiting: HashMap<String, Vec<String>>,
     /// (queue, tier) -> ready agent ids
     pub ready: HashMap<(String, u32), Vec<String>>,
+    /// (queue, tier, skill, level) -> the ready agent ids indexed there (every skill in the
+    /// centre's `skills` set, every level)
+    pub ready_skills: HashMap<(String, u32, String, u8), Vec<String>>,
     pub offers: Vec<String>,
     pub wrapup: Vec<String>,
     /// Calls arriving (not yet held by Twilio).
@@ -385,6 +392,8 @@ impl Store {
         let agent_ids = self.agent_ids().await?;
         let mut tiers: Vec<(String, u32)> = Vec::new();
         let mut c = self.conn().await?;
+        let mut skills: Vec<String> = c.smembers(self.key("skills")).await?;
+        skills.sort();
         for q in &queues {
             let n: Option<u32> = c.hget(self.key(&format!("queue:{q}")), "tiers").await?;
             for t in 1..=n.unwrap_or(1) {
@@ -406,6 +415,19 @@ impl Store {
         }
         for (q, t) in &tiers {
             pipe.zrange(self.key(&format!("queue:{q}:ready:{t}")), 0, -1);
+        }
+        let mut skill_sets = Vec::new();
+        for (q, t) in &tiers {
+            for s in &skills {
+                for l in 1..=super::MAX_SKILL_LEVEL {
+                    pipe.zrange(
+                        self.key(&format!("queue:{q}:ready:{t}:skill:{s}:{l}")),
+                        0,
+                        -1,
+                    );
+                    skill_sets.push((q.clone(), *t, s.clone(), l));
+                }
+            }
         }
         pipe.zrange(self.key("offers"), 0, -1)
             .zrange(self.key("wrapup"), 0, -1)
@@ -465,6 +487,10 @@ impl Store {
         for qt in &tiers {
             snap.ready
                 .insert(qt.clone(), redis::from_redis_value(next())?);
+        }
+        for set in skill_sets {
+            snap.ready_skills
+                .insert(set, redis::from_redis_value(next())?);
         }
         snap.offers = redis::from_redis_value(next())?;
         snap.wrapup = redis::from_redis_value(next())?;

@@ -1,6 +1,7 @@
 //! The typed values that cross the store's boundary: queue settings, agents, calls, offers and
 //! the results of each transition. Their string forms are the ones stored in Redis.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -52,6 +53,8 @@ string_enum! {
         LeastTalkTime => "least_talk_time",
         RoundRobin => "round_robin",
         Random => "random",
+        Linear => "linear",
+        WeightedRandom => "weighted_random",
     }
 }
 
@@ -206,6 +209,166 @@ pub struct QueueSettings {
     pub half_life: Duration,
     /// Whether Twilio records the agent's leg of this queue's inbound calls.
     pub record: RecordMode,
+    /// The skills (minimum levels) every call of the queue requires, unless the call brings
+    /// its own (an IVR choice, a priority rule).
+    pub skills: Skills,
+    /// How a call's reach widens as it waits, in order of `after`.
+    pub widen: Vec<WidenStep>,
+    /// Whether calls of this queue may bring their own skills (an IVR choice or a priority
+    /// rule gives some): with this, skills or widening, a claim looks past the first call in
+    /// line, since the calls behind it may suit other agents.
+    pub calls_carry_skills: bool,
+    /// Rest after an offer the agent's device answered busy (a Voice SDK device that rejects
+    /// the call reports busy); None: `no_answer_delay`.
+    pub busy_delay: Option<Duration>,
+    /// Rest after an offer Twilio could not ring through to the device (failed); None:
+    /// `no_answer_delay`.
+    pub failed_delay: Option<Duration>,
+    /// A caller who hangs up in line and calls this queue again from the same number within
+    /// this window goes back in at the rank they had (None: off).
+    pub resume_within: Option<Duration>,
+}
+
+/// How many calls from the head of a line a claim looks at when the calls can differ in who
+/// may take them.
+pub const MIXED_LINE_DEPTH: u32 = 8;
+
+impl QueueSettings {
+    /// How many calls from the head of the line `claim` considers.
+    pub fn claim_depth(&self) -> u32 {
+        if self.skills.is_empty() && self.widen.is_empty() && !self.calls_carry_skills {
+            1
+        } else {
+            MIXED_LINE_DEPTH
+        }
+    }
+
+    /// The stored form of the widening steps (`configure_queue.lua`, ARGV[14]).
+    pub fn widen_field(&self) -> String {
+        self.widen
+            .iter()
+            .map(WidenStep::field)
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
+/// Skills with levels from 1 to 5: what an agent has, or the least a call requires. Stored as
+/// `billing=3,spanish=5`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Skills(pub BTreeMap<String, u8>);
+
+/// The highest skill level.
+pub const MAX_SKILL_LEVEL: u8 = 5;
+
+impl Skills {
+    pub fn new<'a>(items: impl IntoIterator<Item = (&'a str, u8)>) -> Self {
+        Skills(
+            items
+                .into_iter()
+                .map(|(name, level)| (name.to_string(), level))
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The stored form: `billing=3,spanish=5` (empty: none).
+    pub fn field(&self) -> String {
+        self.0
+            .iter()
+            .map(|(s, l)| format!("{s}={l}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Read the stored form back (entries that do not parse are left out).
+    pub fn parse_field(s: &str) -> Self {
+        Skills(
+            s.split(',')
+                .filter_map(|item| {
+                    let (name, level) = item.split_once('=')?;
+                    Some((name.to_string(), level.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Both sets of skills; a skill in both at the higher level.
+    pub fn merged(mut self, other: &Skills) -> Self {
+        for (name, level) in &other.0 {
+            let l = self.0.entry(name.clone()).or_insert(*level);
+            *l = (*l).max(*level);
+        }
+        self
+    }
+
+    /// Every name a valid key part, every level from 1 to 5, at most 20 skills.
+    pub fn check(&self) -> Result<(), super::StoreError> {
+        if self.0.len() > 20 {
+            return Err(super::StoreError::Invalid {
+                what: "skills",
+                value: self.field().chars().take(80).collect(),
+                why: "at most 20 skills",
+            });
+        }
+        for (name, level) in &self.0 {
+            super::check_name("skill", name)?;
+            if *level == 0 || *level > MAX_SKILL_LEVEL {
+                return Err(super::StoreError::Invalid {
+                    what: "skill level",
+                    value: format!("{name}={level}"),
+                    why: "skill levels run from 1 to 5",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether these skills meet `need` (every skill there at its level or higher).
+    pub fn meet(&self, need: &Skills) -> bool {
+        need.0
+            .iter()
+            .all(|(name, least)| self.0.get(name).is_some_and(|l| l >= least))
+    }
+}
+
+/// One step of a queue's widening: once a call has waited `after`, it accepts more agents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WidenStep {
+    pub after: Duration,
+    /// Every required skill accepted from this level on (never raising a requirement).
+    pub min_level: Option<u8>,
+    /// Agents of the queue's tiers up to this one. A queue with a `tiers` step offers its
+    /// calls to tier 1 only until then.
+    pub tiers: Option<u32>,
+    /// No skill required any more.
+    pub any_skill: bool,
+    /// The ready agents of this queue may take the call too.
+    pub queue: Option<String>,
+}
+
+impl WidenStep {
+    /// The stored form: `30000:level=2,tiers=2,skills=any,queue=support`.
+    pub fn field(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(l) = self.min_level {
+            parts.push(format!("level={l}"));
+        }
+        if let Some(t) = self.tiers {
+            parts.push(format!("tiers={t}"));
+        }
+        if self.any_skill {
+            parts.push("skills=any".to_string());
+        }
+        if let Some(q) = &self.queue {
+            parts.push(format!("queue={q}"));
+        }
+        format!("{}:{}", self.after.as_millis(), parts.join(","))
+    }
 }
 
 /// An agent's routing profile, as the admin API writes it.
@@ -217,6 +380,19 @@ pub struct AgentSpec {
     /// (queue, tier); tier 1 is offered first.
     pub queues: Vec<(String, u32)>,
     pub capacity: u32,
+    /// Skills with levels (1-5); calls that require skills go to agents who have them.
+    #[serde(default)]
+    pub skills: Skills,
+    /// Place in a `linear` queue's order (lower first; agents with the same order by id).
+    #[serde(default)]
+    pub order: u32,
+    /// Share of a `weighted_random` queue's offers, relative to the other agents' (1-1000).
+    #[serde(default = "one_weight")]
+    pub weight: u32,
+}
+
+fn one_weight() -> u32 {
+    1
 }
 
 impl AgentSpec {
@@ -299,6 +475,8 @@ pub struct NewCall<'a> {
     pub priority_boost: Duration,
     pub kind: CallKind,
     pub arrival: Arrival,
+    /// Skills this call requires (an IVR choice, a priority rule); empty: the queue's.
+    pub skills: Skills,
 }
 
 /// What `claim` found.
@@ -317,6 +495,8 @@ pub struct Enqueued {
     pub created: bool,
     pub state: CallState,
     pub rank: i64,
+    /// The caller came back within the queue's resume window and took their old rank again.
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -417,6 +597,8 @@ pub struct Reaped {
 pub struct CallRecord {
     pub sid: String,
     pub queue: String,
+    /// Skills the call itself requires (empty: its queue's).
+    pub skills: Skills,
     pub from: String,
     pub to: String,
     pub state: CallState,
@@ -465,6 +647,9 @@ pub struct AgentRecord {
     pub identity: String,
     pub queues: Vec<(String, u32)>,
     pub capacity: u32,
+    pub skills: Skills,
+    pub order: u32,
+    pub weight: u32,
     pub status: AgentStatus,
     pub reason: String,
     pub active: u32,
@@ -533,6 +718,9 @@ mod tests {
             identity: "alice".into(),
             queues: vec![("sales".into(), 1), ("support".into(), 2)],
             capacity: 1,
+            skills: Default::default(),
+            order: 0,
+            weight: 1,
         };
         assert_eq!(spec.queues_field(), "sales=1,support=2");
         assert_eq!(

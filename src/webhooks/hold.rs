@@ -137,6 +137,7 @@ async fn known_or_entered(h: &Hook) -> crate::store::Result<Option<CallRecord>> 
         to,
         CallKind::Inbound,
         arrival,
+        None,
     )
     .await?;
     if entered.created {

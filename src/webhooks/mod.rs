@@ -55,7 +55,7 @@ use tracing::Instrument;
 
 use crate::app::{read_body, AppState, BodyError};
 use crate::config::{Action, QueueConfig};
-use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, StoreError};
+use crate::store::{check_name, Arrival, CallKind, Enqueued, NewCall, Skills, StoreError};
 use crate::twilio::signature;
 use crate::twilio::twiml::{self, Dial, DialNoun, Enqueue, Number, Play, Record, Say};
 use speech::Speech;
@@ -360,8 +360,12 @@ pub(crate) async fn within<T>(
     }
 }
 
-/// `store.enqueue` with the caller's priority boost; when Redis does not know the queue
+/// `store.enqueue` with the caller's priority boost and the skills the call requires of its
+/// own (`choice`: the IVR choice's, if the caller came through one; priority rules add
+/// theirs); when Redis does not know the queue
 /// (restarted empty, flushed), write the centre's queue settings again and retry once.
+// the call's parts as every handler has them, one argument each
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn enqueue_healing(
     app: &AppState,
     sid: &str,
@@ -370,6 +374,7 @@ pub(crate) async fn enqueue_healing(
     to: &str,
     kind: CallKind,
     arrival: Arrival,
+    choice: Option<&Skills>,
 ) -> crate::store::Result<Enqueued> {
     // the `priority` feature off: every caller in arrival order
     let priority_boost = if app.features().await.priority {
@@ -385,6 +390,7 @@ pub(crate) async fn enqueue_healing(
         priority_boost,
         kind,
         arrival,
+        skills: app.centre.call_skills(from, queue, choice),
     };
     match app.store.enqueue(&call).await {
         Err(StoreError::UnknownQueue(_)) => {
@@ -425,8 +431,16 @@ pub(crate) fn record_later(app: &AppState, sid: &str, queue: &str, from: &str, t
             let arrival = Arrival::Holding {
                 waited: started.elapsed(),
             };
-            let attempt =
-                enqueue_healing(&app, &sid, &queue, &from, &to, CallKind::Inbound, arrival);
+            let attempt = enqueue_healing(
+                &app,
+                &sid,
+                &queue,
+                &from,
+                &to,
+                CallKind::Inbound,
+                arrival,
+                None,
+            );
             match tokio::time::timeout(Duration::from_secs(2), attempt).await {
                 Ok(Ok(entered)) => {
                     if entered.created {

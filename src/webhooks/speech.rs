@@ -54,6 +54,8 @@ pub struct Phrases {
     pub voicemail_empty: &'static str,
     /// Nobody takes calls: no estimate we cannot stand behind.
     pub nobody_staffed: &'static str,
+    /// A caller who hung up in line called back within the resume window.
+    pub welcome_back: &'static str,
     pub callback_offer: &'static str,
     pub callback_taken: &'static str,
     pub callback_not_taken: &'static str,
@@ -74,6 +76,7 @@ pub static EN: Phrases = Phrases {
     menu_not_caught: "Sorry, I did not catch that.",
     menu_not_an_option: "Sorry, that is not one of the options.",
     we_open: "We open {}.",
+    welcome_back: "Welcome back. You have kept your place in line.",
     closed_withheld: "We cannot call back a withheld number.",
     closed_callback_taken:
         "We will call you back at this number as soon as an agent is free. Goodbye.",
@@ -118,6 +121,7 @@ pub static ES: Phrases = Phrases {
     menu_not_caught: "Perdone, no le he entendido.",
     menu_not_an_option: "Perdone, esa no es una de las opciones.",
     we_open: "Abrimos {}.",
+    welcome_back: "Bienvenido de nuevo. Conserva su lugar en la cola.",
     closed_withheld: "No podemos devolver la llamada a un número oculto.",
     closed_callback_taken:
         "Le llamaremos a este número en cuanto un agente quede libre. Adiós.",

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::config::{Action, IvrConfig};
-use crate::store::{Arrival, CallKind};
+use crate::store::{Arrival, CallKind, Skills};
 use crate::twilio::twiml::{self, Gather, GatherChild, Say};
 use crate::webhooks::announce;
 
@@ -36,7 +36,7 @@ pub(crate) async fn voice(h: Hook) -> Reply {
         }
     }
     let queue = h.app.centre.queue_for_number(to).to_owned();
-    route(&h, &queue).await
+    route(&h, &queue, None).await
 }
 
 /// `POST /twilio/voice/menu?attempt=N`: the digit chosen in the IVR menu (`Digits`). No digit
@@ -44,12 +44,11 @@ pub(crate) async fn voice(h: Hook) -> Reply {
 pub(crate) async fn menu(h: Hook) -> Reply {
     let Some(ivr) = h.app.centre.ivr.as_ref() else {
         let queue = h.app.centre.queue_for_number(h.param("To")).to_owned();
-        return route(&h, &queue).await;
+        return route(&h, &queue, None).await;
     };
     let digits = h.param("Digits").trim();
-    if let Some(queue) = ivr.options.get(digits) {
-        let queue = queue.clone();
-        return route(&h, &queue).await;
+    if let Some(choice) = ivr.options.get(digits) {
+        return route(&h, choice.queue(), choice.skills()).await;
     }
     let attempt = h
         .query
@@ -69,7 +68,7 @@ pub(crate) async fn menu(h: Hook) -> Reply {
         );
     }
     let queue = h.app.centre.default_queue.clone();
-    route(&h, &queue).await
+    route(&h, &queue, None).await
 }
 
 /// The menu: a one-digit `<Gather>` around the prompt, then (no digit) the menu URL again.
@@ -104,7 +103,7 @@ fn menu_doc(app: &AppState, ivr: &IvrConfig, attempt: u32, sorry: Option<&str>) 
 
 /// The caller chose `queue`: check its hours (following after-hours `queue` actions), then
 /// enqueue, or say it is closed and carry out the after-hours action.
-async fn route(h: &Hook, queue: &str) -> Reply {
+async fn route(h: &Hook, queue: &str, skills: Option<&Skills>) -> Reply {
     let app = &h.app;
     let now = Timestamp::now();
     let mut queue = queue.to_owned();
@@ -131,11 +130,11 @@ async fn route(h: &Hook, queue: &str) -> Reply {
             _ => return closed(h, &queue, now).await,
         }
     }
-    enqueue(h, &queue).await
+    enqueue(h, &queue, skills).await
 }
 
 /// The queue is open: record the call and hold it.
-async fn enqueue(h: &Hook, queue: &str) -> Reply {
+async fn enqueue(h: &Hook, queue: &str, skills: Option<&Skills>) -> Reply {
     let app = &h.app;
     let (from, to) = (h.param("From"), h.param("To"));
     let result = within(
@@ -148,6 +147,7 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
             to,
             CallKind::Inbound,
             Arrival::Arriving,
+            skills,
         ),
     )
     .await;
@@ -159,7 +159,9 @@ async fn enqueue(h: &Hook, queue: &str) -> Reply {
                 .get(queue)
                 .map_or("", |c| c.welcome.as_str());
             let mut doc = twiml::Response::new();
-            if !welcome.trim().is_empty() {
+            if entered.resumed {
+                doc = doc.say(speech_of(app, queue).phrases().welcome_back);
+            } else if !welcome.trim().is_empty() {
                 doc = doc.say(welcome);
             }
             let doc = speech_of(app, queue).spoken(doc.verb(enqueue_verb(
@@ -242,6 +244,7 @@ async fn closed_callback(h: &Hook, queue: &str, doc: twiml::Response) -> Reply {
             h.param("To"),
             CallKind::Callback,
             Arrival::Arriving,
+            None,
         ),
     )
     .await;

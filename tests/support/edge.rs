@@ -36,8 +36,8 @@ vip_boost_s = 120
 
 [ivr]
 numbers = ["{IVR_NO}"]
-prompt = "For sales, press 1. For support, press 2."
-options = {{ "1" = "sales", "2" = "support" }}
+prompt = "For sales, press 1. For support, press 2. For billing, press 3."
+options = {{ "1" = "sales", "2" = "support", "3" = {{ queue = "support", skills = {{ billing = 2 }} }} }}
 
 [queues.support]
 numbers = ["{SUPPORT_NO}"]

@@ -59,6 +59,7 @@ pub fn holding<'a>(sid: &'a str, queue: &'a str, from: &'a str) -> NewCall<'a> {
         arrival: Arrival::Holding {
             waited: Duration::ZERO,
         },
+        skills: Default::default(),
     }
 }
 
@@ -76,6 +77,12 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         fallback: true,
         half_life: Duration::from_secs(3600),
         record: RecordMode::DoNotRecord,
+        skills: Default::default(),
+        widen: Vec::new(),
+        calls_carry_skills: false,
+        busy_delay: None,
+        failed_delay: None,
+        resume_within: None,
     }
 }
 
@@ -94,6 +101,9 @@ pub fn agent(id: &str, queues: &[(&str, u32)]) -> AgentSpec {
         identity: format!("client-{id}"),
         queues: queues.iter().map(|(q, t)| (q.to_string(), *t)).collect(),
         capacity: 1,
+        skills: Default::default(),
+        order: 0,
+        weight: 1,
     }
 }
 
@@ -180,6 +190,42 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                 "agent {} has no device yet is ready in {sets:?}",
                 a.id
             ));
+        }
+    }
+    // 6. the skill index agrees with the ready sets: an agent ready for (queue, tier) is in
+    // that tier's set of each skill it has, at its level, and in no other skill set there
+    for ((q, t, skill, level), members) in &snap.ready_skills {
+        let ready = snap.ready.get(&(q.clone(), *t));
+        for m in members {
+            let has = snap
+                .agents
+                .iter()
+                .find(|a| &a.id == m)
+                .and_then(|a| a.skills.0.get(skill).copied());
+            if has != Some(*level) || !ready.is_some_and(|r| r.contains(m)) {
+                v.push(format!(
+                    "agent {m} indexed as {skill}={level} for {q}:{t}, has {has:?}, ready there: {}",
+                    ready.is_some_and(|r| r.contains(m))
+                ));
+            }
+        }
+    }
+    for ((q, t), members) in &snap.ready {
+        for m in members {
+            let Some(a) = snap.agents.iter().find(|a| &a.id == m) else {
+                continue;
+            };
+            for (skill, level) in &a.skills.0 {
+                let indexed = snap
+                    .ready_skills
+                    .get(&(q.clone(), *t, skill.clone(), *level))
+                    .is_some_and(|set| set.contains(m));
+                if !indexed {
+                    v.push(format!(
+                        "agent {m} ready for {q}:{t} but not indexed as {skill}={level}"
+                    ));
+                }
+            }
         }
     }
     // the per-queue agent counters the queue views read agree with the agents

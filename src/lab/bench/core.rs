@@ -16,7 +16,7 @@ use super::redis_profile::{Profiler, ScriptCost};
 use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
     AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
-    RecordMode, RequestedStatus, Store, Strategy, UpsertMode,
+    RecordMode, RequestedStatus, Skills, Store, Strategy, UpsertMode, WidenStep,
 };
 
 /// What `callq bench --core` measures.
@@ -35,6 +35,9 @@ pub struct CoreOptions {
     /// Record Redis' time per script during the throughput phase (its slow log at threshold
     /// 0, which itself costs Redis time on every command).
     pub profile: bool,
+    /// Agents with two skills at levels, a queue requiring one (with widening steps the cycle
+    /// never reaches) and every other call requiring the other: the claim's skill path.
+    pub skills: bool,
 }
 
 impl Default for CoreOptions {
@@ -46,6 +49,7 @@ impl Default for CoreOptions {
             seconds: 10,
             samples: 5000,
             profile: true,
+            skills: false,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Latency {
 pub struct CoreReport {
     pub agents: u32,
     pub claimers: u32,
+    /// Whether calls and agents carried skills (`--skills`).
+    pub skills: bool,
     pub seconds: f64,
     /// Successful claims per second during the throughput phase; each is one full call cycle
     /// (enqueue, claim, answered, complete).
@@ -104,8 +110,14 @@ pub async fn run(args: &CoreOptions, json: bool) -> anyhow::Result<CoreReport> {
     Ok(report)
 }
 
-/// A call of the bench queue, offerable at once.
-fn bench_call(sid: &str) -> NewCall<'_> {
+/// A call of the bench queue, offerable at once; with `--skills`, every other one (by the
+/// number `n`) requires Spanish at level 2 of its own, the others the queue's billing.
+fn bench_call(sid: &str, skilled: bool, n: u64) -> NewCall<'_> {
+    let skills = if skilled && n % 2 == 1 {
+        Skills::new([("spanish", 2)])
+    } else {
+        Skills::default()
+    };
     NewCall {
         call_sid: sid,
         queue: "bench",
@@ -116,10 +128,15 @@ fn bench_call(sid: &str) -> NewCall<'_> {
         arrival: Arrival::Holding {
             waited: Duration::ZERO,
         },
+        skills,
     }
 }
 
-async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
+/// The bench queue and its agents, online and available. With `skills`, the queue requires
+/// billing at level 2, widening (level 1 after an hour, anyone after two: steps the cycle
+/// never reaches but every claim evaluates), and each agent has billing at levels 2 to 5 and
+/// every other one Spanish at 1 to 3.
+async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<String>> {
     store
         .configure_queue(&QueueSettings {
             name: "bench".into(),
@@ -134,6 +151,31 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
             fallback: true,
             half_life: Duration::from_secs(3600),
             record: RecordMode::DoNotRecord,
+            skills: if skills {
+                Skills::new([("billing", 2)])
+            } else {
+                Skills::default()
+            },
+            widen: if skills {
+                vec![
+                    WidenStep {
+                        after: Duration::from_secs(3600),
+                        min_level: Some(1),
+                        ..WidenStep::default()
+                    },
+                    WidenStep {
+                        after: Duration::from_secs(7200),
+                        any_skill: true,
+                        ..WidenStep::default()
+                    },
+                ]
+            } else {
+                Vec::new()
+            },
+            calls_carry_skills: skills,
+            busy_delay: None,
+            failed_delay: None,
+            resume_within: None,
         })
         .await?;
     let mut ids = Vec::new();
@@ -146,6 +188,18 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
                     identity: id.clone(),
                     queues: vec![("bench".into(), 1)],
                     capacity: 1,
+                    skills: if !skills {
+                        Skills::default()
+                    } else if i % 2 == 1 {
+                        Skills::new([
+                            ("billing", 2 + (i % 4) as u8),
+                            ("spanish", 1 + (i % 3) as u8),
+                        ])
+                    } else {
+                        Skills::new([("billing", 2 + (i % 4) as u8)])
+                    },
+                    order: 0,
+                    weight: 1,
                 },
                 UpsertMode::Upsert,
             )
@@ -160,7 +214,7 @@ async fn setup(store: &Store, agents: u32) -> anyhow::Result<Vec<String>> {
 }
 
 async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::Result<CoreReport> {
-    let agents = setup(store, args.agents.max(1)).await?;
+    let agents = setup(store, args.agents.max(1), args.skills).await?;
 
     // Throughput: claimers race; each claimed pair is answered and completed at once, and a
     // feeder keeps the queue non-empty.
@@ -177,10 +231,12 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
             idle.clone(),
             seq.clone(),
         );
+        let skilled = args.skills;
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let sid = format!("CAthru{}", seq.fetch_add(1, Ordering::Relaxed));
-                store.enqueue(&bench_call(&sid)).await?;
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let sid = format!("CAthru{n}");
+                store.enqueue(&bench_call(&sid, skilled, n)).await?;
                 match store.claim(Duration::from_secs(30), 0).await? {
                     Claim::Offer(o) => {
                         claims.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +311,9 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         i += 1;
         let s = sid(i);
         async move {
-            store.enqueue(&bench_call(&s)).await?;
+            store
+                .enqueue(&bench_call(&s, args.skills, i as u64))
+                .await?;
             Ok(())
         }
     })
@@ -328,6 +386,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     Ok(CoreReport {
         agents: args.agents,
         claimers: args.claimers,
+        skills: args.skills,
         seconds: elapsed,
         claims_per_s: claimed / elapsed,
         idle_claim_ratio: idle.load(Ordering::Relaxed) as f64 / claimed.max(1.0),
@@ -404,8 +463,15 @@ async fn cleanup(store: &Store) {
 
 fn print_table(r: &CoreReport) {
     println!(
-        "routing core: {} agents, {} claimers, {:.1} s",
-        r.agents, r.claimers, r.seconds
+        "routing core: {} agents, {} claimers, {:.1} s{}",
+        r.agents,
+        r.claimers,
+        r.seconds,
+        if r.skills {
+            ", skills (two skills with levels, widening)"
+        } else {
+            ""
+        }
     );
     println!(
         "  throughput: {:.0} claims/s, each a full call cycle (enqueue+claim+answer+complete); idle claims per claim {:.2}",

@@ -23,6 +23,7 @@ pub mod kpis;
 pub mod redis_profile;
 pub mod report;
 pub mod route;
+pub mod skills;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -120,6 +121,8 @@ pub struct BenchOptions {
     /// Run the same load twice, `--route legacy` then `--route callq`, and report them side by
     /// side (`route` is not used).
     pub compare: bool,
+    /// A two-skill floor (see [`skills`]).
+    pub skills: bool,
 }
 
 impl Default for BenchOptions {
@@ -163,6 +166,7 @@ impl Default for BenchOptions {
             route: Route::Callq,
             legacy_ring: 30.0,
             compare: false,
+            skills: false,
         }
     }
 }
@@ -299,12 +303,12 @@ pub async fn compare(args: &BenchOptions, progress: bool) -> anyhow::Result<(Rep
 /// The number every bench caller dials.
 const BENCH_NUMBER: &str = "+15005550100";
 
-/// The bench's centre: one queue, on a centre name of its own; and its TOML (for a
-/// `callq worker` process's `CALLQ_CONFIG`).
+/// The bench's centre, on a centre name of its own: one queue, or with `--skills` the two
+/// lines of [`skills`]; and its TOML (for a `callq worker` process's `CALLQ_CONFIG`).
 pub(crate) fn bench_centre(
     args: &BenchOptions,
     clock: &Clock,
-) -> anyhow::Result<(CentreConfig, QueueSettings, String)> {
+) -> anyhow::Result<(CentreConfig, Vec<QueueSettings>, String)> {
     let ring = clock.real(20.0).as_secs().max(1);
     let callback = if args.callback_after > 0.0 {
         format!(
@@ -322,11 +326,22 @@ pub(crate) fn bench_centre(
             legacy_dial_timeout_s(clock, args.legacy_ring)
         ),
     };
-    let toml = format!(
-        "centre = \"{centre}\"\ndefault_queue = \"bench\"\n\n{rollout}[queues.bench]\n\
-         numbers = [\"{BENCH_NUMBER}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
-         no_answer_delay_s = 0\nannounce_every_s = 30\nwelcome = \"\"\n{callback}"
-    );
+    let line = |name: &str, number: &str| {
+        format!(
+            "[queues.{name}]\nnumbers = [\"{number}\"]\nring_timeout_s = {ring}\nwrapup_s = 0\n\
+             no_answer_delay_s = 0\nannounce_every_s = 30\nwelcome = \"\"\n{callback}\n"
+        )
+    };
+    let (default_queue, lines) = if args.skills {
+        (
+            skills::LINES[0].0,
+            skills::LINES.iter().map(|(q, n)| line(q, n)).collect(),
+        )
+    } else {
+        ("bench", line("bench", BENCH_NUMBER))
+    };
+    let toml =
+        format!("centre = \"{centre}\"\ndefault_queue = \"{default_queue}\"\n\n{rollout}{lines}");
     let cfg = CentreConfig::from_toml(&toml, "bench centre")?;
     let settings = QueueSettings {
         name: "bench".into(),
@@ -341,6 +356,25 @@ pub(crate) fn bench_centre(
         fallback: cfg.features.fallback,
         half_life: Duration::from_secs(3600),
         record: RecordMode::DoNotRecord,
+        skills: Default::default(),
+        widen: Vec::new(),
+        calls_carry_skills: false,
+        busy_delay: None,
+        failed_delay: None,
+        resume_within: None,
+    };
+    let settings = if args.skills {
+        skills::LINES
+            .iter()
+            .map(|(q, _)| QueueSettings {
+                name: (*q).into(),
+                skills: skills::required(q),
+                widen: skills::widen(clock),
+                ..settings.clone()
+            })
+            .collect()
+    } else {
+        vec![settings]
     };
     Ok((cfg, settings, toml))
 }
@@ -362,7 +396,7 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
     let stack = Stack::start(StackOptions {
         redis_url: args.redis_url.clone(),
         centre,
-        queue_overrides: vec![settings],
+        queue_overrides: settings,
         workers: args.workers,
         heartbeat_ttl: Duration::from_secs(3),
         sim,
@@ -397,7 +431,11 @@ pub(crate) fn check_load(args: &BenchOptions) -> anyhow::Result<Clock> {
 }
 
 /// The simulator's settings for a load (URLs and secrets are filled in by the stack).
-pub(crate) fn sim_config(args: &BenchOptions, clock: Clock, settings: &QueueSettings) -> SimConfig {
+pub(crate) fn sim_config(
+    args: &BenchOptions,
+    clock: Clock,
+    settings: &[QueueSettings],
+) -> SimConfig {
     let behaviour = AgentBehaviour {
         answer_delay_s: args.answer_delay,
         no_answer: args.no_answer,
@@ -414,8 +452,11 @@ pub(crate) fn sim_config(args: &BenchOptions, clock: Clock, settings: &QueueSett
         admin_token: String::new(),
         clock,
         agents: behaviour,
-        wrapup: settings.wrapup,
-        no_answer_delay: settings.no_answer_delay,
+        // every line of the bench has the same wrap-up and delays
+        wrapup: settings.first().map_or(Duration::ZERO, |q| q.wrapup),
+        no_answer_delay: settings
+            .first()
+            .map_or(Duration::ZERO, |q| q.no_answer_delay),
         media: MediaTimes::default(),
         customer_answer_s: 5.0,
         faults: args.faults(),
@@ -440,8 +481,20 @@ pub(crate) async fn drive(
         sim.agents
             .add(&AgentProfile {
                 id: format!("agent-{i:03}"),
-                queues: vec![("bench".into(), 1)],
+                queues: if args.skills {
+                    skills::LINES
+                        .iter()
+                        .map(|(q, _)| ((*q).into(), 1))
+                        .collect()
+                } else {
+                    vec![("bench".into(), 1)]
+                },
                 capacity: 1,
+                skills: if args.skills {
+                    skills::agent_skills(i)
+                } else {
+                    Default::default()
+                },
             })
             .await
             .context("creating agents through the admin API")?;
@@ -452,6 +505,7 @@ pub(crate) async fn drive(
             id: format!("legacy-{i:03}"),
             queues: Vec::new(),
             capacity: 1,
+            skills: Default::default(),
         });
     }
     let floor = tokio::spawn(sim.agents.clone().run(stack.sim_shutdown()));
@@ -477,11 +531,15 @@ pub(crate) async fn drive(
         patience_s: args.patience,
         callback_share: args.callback_share,
         message_s: 20.0,
-        numbers: vec![Dialled {
-            number: BENCH_NUMBER.into(),
-            weight: 1.0,
-            menu: Vec::new(),
-        }],
+        numbers: if args.skills {
+            skills::numbers()
+        } else {
+            vec![Dialled {
+                number: BENCH_NUMBER.into(),
+                weight: 1.0,
+                menu: Vec::new(),
+            }]
+        },
         seed: args.seed,
     };
     let duration = Duration::from_secs_f64(args.duration);
@@ -694,6 +752,9 @@ async fn settle_and_report(
     report.legacy_in_callq = legacy_in_callq;
     report.legacy_nobody_free = measured.legacy_nobody_free;
     report.legacy_rang_out = measured.legacy_rang_out;
+    if args.skills {
+        report.skills = Some(skills::report(&stack.store, &measured.logs, window, clock).await?);
+    }
     report.agents_held_at_end = held.agents;
     report.open_at_end = held.calls;
     report.held_examples = held.examples;

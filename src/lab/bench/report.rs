@@ -134,6 +134,9 @@ pub struct Report {
     /// Legacy calls the old phone system found nobody free for, and rang out.
     pub legacy_nobody_free: u64,
     pub legacy_rang_out: u64,
+    /// `--skills`: the wait per skill and the share answered within each widening step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skills: Option<super::skills::SkillsReport>,
 }
 
 /// Inputs of [`Report::build`].
@@ -279,6 +282,7 @@ impl Report {
             legacy_in_callq: 0,
             legacy_nobody_free: 0,
             legacy_rang_out: 0,
+            skills: None,
         }
     }
 
@@ -487,6 +491,9 @@ impl Report {
                 .collect();
             out.push('\n');
             out.push_str(&kpis::table(&columns));
+        }
+        if let Some(skills) = &self.skills {
+            out.push_str(&super::skills::table(skills));
         }
         out
     }

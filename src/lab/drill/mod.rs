@@ -409,7 +409,7 @@ pub async fn run_drill(o: &DrillOptions) -> anyhow::Result<DrillReport> {
     let stack = Stack::start(StackOptions {
         redis_url,
         centre,
-        queue_overrides: vec![settings],
+        queue_overrides: settings,
         workers: 0,
         heartbeat_ttl: Duration::from_secs(3),
         sim,
