@@ -2,7 +2,7 @@
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
 # default `lab` feature), the product build without the lab, every unit, integration and
 # property test against real redis-server instances the tests start, every benchmark script at
-# a tiny size on the debug build (scripts/bench-smoke.sh, about half a minute), the agent and
+# a tiny size on the debug build (scripts/bench-smoke.sh, about a minute and a quarter), the agent and
 # admin API fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis,
 # skipped where it cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
 # alerting rules and dashboard queries. tests/console.rs (the agent console) and
