@@ -167,6 +167,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 busy_delay: None,
                 failed_delay: None,
                 resume_within: None,
+                transfer_keeps_rank: true,
             })
             .await?;
         let id = format!("a{k}");

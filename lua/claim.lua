@@ -14,7 +14,9 @@
 -- rang only when nobody else is left. Skilled calls are matched from per-skill, per-level
 -- ready sets (agents.lua), so a claim reads a few set heads, never every agent. A queue whose
 -- calls can differ in who may take them (skills, widening) is looked at `depth` calls deep,
--- so a call nobody can take yet does not hold up the calls behind it.
+-- so a call nobody can take yet does not hold up the calls behind it. A call an agent
+-- transferred to a named agent (`pinned`, transfer_connected.lua) is offered to that agent
+-- alone until `pinned_until_ms`, once.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
@@ -26,7 +28,7 @@
 --          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
 --          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
 --          connected call's check, a heartbeat deadline, a waiting call's next widening
---          step; '' when nothing): when a worker should look again.
+--          step or the end of its pin; '' when nothing): when a worker should look again.
 -- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
@@ -187,6 +189,14 @@ local function pick_agent(q, cfg, c, r)
   return st.fallback, st.fallback_a
 end
 
+-- The agent a call was transferred to, and its hash, when it is live and ready now.
+local function pinned_agent(id)
+  local alive = redis.call('GET', k_alive(id))
+  local a = hgetall(k_agent(id))
+  if a and alive and eligible(id, a, alive) then return id, a end
+  return nil
+end
+
 -- The calls at the head of every queue's line, best rank first.
 local heads = {}
 for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
@@ -212,18 +222,29 @@ local tries = 0
 for _, h in ipairs(heads) do
   local cfg = queue_cfg(h.q)
   -- what of the call an offer needs (a call that is not there has no state)
-  local c = hmget(k_call(h.sid),
-    { 'state', 'rang', 'attempts', 'kind', 'from', 'to', 'entered_ms', 'skills' })
+  local c = hmget(k_call(h.sid), { 'state', 'rang', 'attempts', 'kind', 'from', 'to',
+    'entered_ms', 'skills', 'pinned', 'pinned_until_ms' })
   if c.state ~= 'waiting' and c.state ~= 'callback' then
     -- cannot happen through these scripts; never leave a stray entry in a line
     redis.call('ZREM', k_waiting(h.q), h.sid)
   elseif cfg then
-    local r = reach(h.q, cfg, c)
-    if r.due and (widen_due == nil or r.due < widen_due) then widen_due = r.due end
-    local sig = h.q .. '|' .. r.sig
+    -- a call transferred to a named agent waits for that agent alone, for a while
+    local pin = c.pinned
+    if pin == '' or num(c.pinned_until_ms, 0) <= NOW then pin = nil end
+    local r, sig
+    if pin then
+      local until_ms = num(c.pinned_until_ms, 0)
+      if widen_due == nil or until_ms < widen_due then widen_due = until_ms end
+      sig = 'pin|' .. pin
+    else
+      r = reach(h.q, cfg, c)
+      if r.due and (widen_due == nil or r.due < widen_due) then widen_due = r.due end
+      sig = h.q .. '|' .. r.sig
+    end
     if not found_nobody[sig] and tries < MAX_TRIES then
       tries = tries + 1
-      local id, a = pick_agent(h.q, cfg, c, r)
+      local id, a
+      if pin then id, a = pinned_agent(pin) else id, a = pick_agent(h.q, cfg, c, r) end
       if id == nil then
         found_nobody[sig] = true
       else
@@ -231,8 +252,10 @@ for _, h in ipairs(heads) do
         redis.call('ZREM', k_waiting(h.q), h.sid)
         local rang = c.rang or ','
         if not string.find(rang, ',' .. id .. ',', 1, true) then rang = rang .. id .. ',' end
+        -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
         redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
-          'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0)
+          'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0,
+          'pinned', '')
         redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
         local active = num(a.active, 0) + 1
         local fields = { active = active }

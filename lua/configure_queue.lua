@@ -30,6 +30,7 @@
 -- ARGV[17] failed delay, ms (rest after an offer Twilio could not ring through)
 -- ARGV[18] resume window, ms: a caller who hangs up while in line and calls the queue again
 --          from the same number within it goes back in at the rank they had ('0': off)
+-- ARGV[19] rank of a call an agent transfers into the queue: 'keep' (the rank it had) | 'new'
 -- Returns  {'created' | 'updated'}
 -- @include keys.lua
 
@@ -41,7 +42,8 @@ redis.call('HSET', k_queue(q),
   'callback_retry_delay_ms', ARGV[8], 'check_after_ms', ARGV[9], 'fallback', ARGV[10],
   'half_life_ms', ARGV[11], 'record', ARGV[12], 'skills', ARGV[13] or '',
   'widen', ARGV[14] or '', 'depth', ARGV[15] or '1', 'busy_delay_ms', ARGV[16] or ARGV[6],
-  'failed_delay_ms', ARGV[17] or ARGV[6], 'resume_ms', ARGV[18] or '0')
+  'failed_delay_ms', ARGV[17] or ARGV[6], 'resume_ms', ARGV[18] or '0',
+  'transfer_rank', ARGV[19] or 'keep')
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
 if existed then return { 'updated' } end

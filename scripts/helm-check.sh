@@ -95,6 +95,15 @@ grep -q 'value: "https://sdk.example.com/twilio.min.js"' "$out/all-on.yaml"
 # Redis: one server by default, a cluster through its seed nodes when redisCluster.enabled
 grep -q 'value: "redis://redis-master:6379/"' "$out/default.yaml"
 grep -q 'value: "redis+cluster://redis-cluster-0.redis-cluster-headless:6379,redis-cluster-1.redis-cluster-headless:6379/"' "$out/all-on.yaml"
+# the archive: off by default; on, a non-root Deployment with DATABASE_URL from the Secret
+if grep -q 'args: \["archive"\]' "$out/default.yaml"; then
+  echo "helm-check: the archive is on by default" >&2
+  exit 1
+fi
+grep -q 'args: \["archive"\]' "$out/all-on.yaml"
+grep -q 'key: DATABASE_URL' "$out/all-on.yaml"
+grep -q 'readOnlyRootFilesystem: true' "$out/all-on.yaml"
+grep -q 'CALLQ_OUTBOUND_URLS' "$out/all-on.yaml"
 
 # --- alerts and dashboard ----------------------------------------------------------------
 fail() { echo "helm-check: $*" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
 # default `lab` feature), the product build without the lab, every unit, integration and
-# property test against real redis-server instances the tests start, every benchmark script at
+# property test against real redis-server instances the tests start (and the archive's against
+# the machine's PostgreSQL, scripts/ensure-postgres.sh), every benchmark script at
 # a tiny size on the debug build (scripts/bench-smoke.sh, about a minute and a quarter), the agent and
 # admin API fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis,
 # skipped where it cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
+scripts/ensure-postgres.sh
 scripts/ensure-browser.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -11,6 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::agents::client::{AgentAction, AgentOptions};
+use crate::archive::outbound::OutboundOptions;
+use crate::archive::report::ReportOptions;
+use crate::archive::ArchiveOptions;
 #[cfg(feature = "lab")]
 use crate::lab::{
     bench::core::CoreOptions, bench::route::Route, bench::BenchOptions, demo::DemoOptions,
@@ -59,6 +62,11 @@ pub enum Command {
     Inspect(InspectArgs),
     /// A small agent client: heartbeat and status, for scripts and trials.
     Agent(AgentArgs),
+    /// Copy the centre's event stream into PostgreSQL (the durable call archive), and relay
+    /// each event to the outbound receivers configured.
+    Archive(ArchiveArgs),
+    /// The centre's KPIs per day and queue, from the archive in PostgreSQL.
+    Report(ReportArgs),
 }
 
 /// Settings every process shares.
@@ -208,6 +216,10 @@ pub struct WorkerArgs {
     /// Where the worker answers /healthz, /readyz and /metrics.
     #[arg(long, env = "CALLQ_WORKER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: SocketAddr,
+    /// Centres this worker serves, comma-separated (default: the config file's `centre`):
+    /// one process, a wake loop per centre.
+    #[arg(long, env = "CALLQ_CENTRES", value_delimiter = ',')]
+    pub centres: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -225,6 +237,148 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `callq archive` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The archive's PostgreSQL, e.g. postgres://callq@db:5432/callq (no TLS in this build).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Apply the schema migrations and exit.
+    #[arg(long)]
+    pub migrate_only: bool,
+    /// The consumer group the archive's replicas share on the event stream.
+    #[arg(long, env = "CALLQ_ARCHIVE_GROUP", default_value = "archive")]
+    pub group: String,
+    /// This process's consumer name in the group [default: host name and pid].
+    #[arg(long, env = "CALLQ_ARCHIVE_CONSUMER")]
+    pub consumer: Option<String>,
+    /// Events read and written per transaction.
+    #[arg(long, env = "CALLQ_ARCHIVE_BATCH", default_value_t = 200)]
+    pub batch: usize,
+    /// Events another consumer read and did not acknowledge for this long are taken over.
+    #[arg(long, env = "CALLQ_ARCHIVE_CLAIM_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub claim_idle: Duration,
+    /// Receivers every event is POSTed to, comma-separated (empty: none).
+    #[arg(
+        long,
+        env = "CALLQ_OUTBOUND_URLS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub outbound_urls: Vec<String>,
+    /// The key of the outbound requests' HMAC-SHA256 signature (at least 16 bytes).
+    #[arg(
+        long,
+        env = "CALLQ_OUTBOUND_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub outbound_secret: String,
+    /// Longest wait for one receiver's answer.
+    #[arg(long, env = "CALLQ_OUTBOUND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub outbound_timeout: Duration,
+    /// Write no archive (no PostgreSQL): relay the outbound events only.
+    #[arg(long, env = "CALLQ_ARCHIVE_OUTBOUND_ONLY", default_value_t = false)]
+    pub outbound_only: bool,
+    /// Where the archive answers /healthz and /readyz.
+    #[arg(long, env = "CALLQ_ARCHIVE_LISTEN", default_value = "0.0.0.0:9091")]
+    pub listen: SocketAddr,
+}
+
+/// `callq report` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The archive's PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// The centre [default: the config file's, else `main`].
+    #[arg(long, env = "CALLQ_CENTRE")]
+    pub centre: Option<String>,
+    /// The centre's TOML file (for its name).
+    #[arg(long, env = "CALLQ_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// First day, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD (UTC), included.
+    #[arg(long)]
+    pub to: String,
+    /// One queue only.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ArchiveArgs {
+    /// The archive's settings; refuses a missing DATABASE_URL (unless relaying only) and a
+    /// short outbound secret.
+    pub fn options(&self) -> Result<ArchiveOptions, String> {
+        let database_url = match (&self.database_url, self.outbound_only) {
+            (Some(u), _) if !u.trim().is_empty() => u.trim().to_string(),
+            (_, true) => String::new(),
+            _ => {
+                return Err("set DATABASE_URL (--database-url) to the archive's PostgreSQL".into())
+            }
+        };
+        let mut o = ArchiveOptions::new(&database_url);
+        o.group = self.group.clone();
+        if let Some(c) = self.consumer.as_ref().filter(|c| !c.trim().is_empty()) {
+            o.consumer = c.trim().to_string();
+        }
+        o.batch = self.batch.clamp(1, 10_000);
+        o.claim_idle = self.claim_idle;
+        Ok(o)
+    }
+
+    /// The outbound receivers, or None when there are none.
+    pub fn outbound(&self) -> Result<Option<OutboundOptions>, String> {
+        let urls: Vec<String> = self
+            .outbound_urls
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() {
+            if self.outbound_only {
+                return Err("--outbound-only needs CALLQ_OUTBOUND_URLS (--outbound-urls)".into());
+            }
+            return Ok(None);
+        }
+        for u in &urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "CALLQ_OUTBOUND_URLS (--outbound-urls): {u:?} is not an http(s) URL"
+                ));
+            }
+        }
+        if self.outbound_secret.len() < 16 {
+            return Err(
+                "CALLQ_OUTBOUND_SECRET (--outbound-secret) must be at least 16 bytes".into(),
+            );
+        }
+        Ok(Some(OutboundOptions {
+            urls,
+            secret: self.outbound_secret.clone(),
+            timeout: self.outbound_timeout,
+        }))
+    }
+}
+
+impl ReportArgs {
+    pub fn options(&self, centre: &str) -> ReportOptions {
+        ReportOptions {
+            centre: centre.to_string(),
+            from: self.from.trim().to_string(),
+            to: self.to.trim().to_string(),
+            queue: self.queue.clone().filter(|q| !q.trim().is_empty()),
+        }
+    }
 }
 
 #[cfg(feature = "lab")]
@@ -1042,5 +1196,82 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn archive_needs_a_database_and_a_long_enough_outbound_secret() {
+        let archive = |extra: &[&str]| {
+            let mut argv = vec!["callq", "archive"];
+            argv.extend_from_slice(extra);
+            match parse(&argv) {
+                Command::Archive(args) => args,
+                other => panic!("{other:?}"),
+            }
+        };
+        // explicit flags: an environment's DATABASE_URL must not decide the test
+        let a = archive(&["--database-url", "", "--outbound-urls", ""]);
+        assert!(a.options().unwrap_err().contains("DATABASE_URL"));
+        let a = archive(&[
+            "--database-url",
+            "postgres://postgres@db/callq",
+            "--consumer",
+            "me",
+            "--batch",
+            "0",
+            "--outbound-urls",
+            "",
+        ]);
+        let o = a.options().expect("valid");
+        assert_eq!((o.consumer.as_str(), o.batch), ("me", 1));
+        assert!(a.outbound().expect("none").is_none());
+        let with = |urls: &str, secret: &str| {
+            archive(&[
+                "--database-url",
+                "postgres://db/callq",
+                "--outbound-urls",
+                urls,
+                "--outbound-secret",
+                secret,
+            ])
+            .outbound()
+        };
+        let o = with(
+            "https://a.example/h, http://b.example/h",
+            "0123456789abcdef",
+        )
+        .expect("valid")
+        .expect("receivers");
+        assert_eq!(o.urls, ["https://a.example/h", "http://b.example/h"]);
+        assert!(with("https://a.example/h", "short").is_err());
+        assert!(with("ftp://a.example/h", "0123456789abcdef").is_err());
+        // relaying alone needs no database, but receivers
+        let a = archive(&[
+            "--database-url",
+            "",
+            "--outbound-only",
+            "--outbound-urls",
+            "",
+        ]);
+        assert!(a.options().is_ok());
+        assert!(a.outbound().is_err());
+        let Command::Report(r) = parse(&[
+            "callq",
+            "report",
+            "--database-url",
+            "postgres://db/callq",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--queue",
+            "sales",
+        ]) else {
+            panic!("not the report command")
+        };
+        let o = r.options("main");
+        assert_eq!(
+            (o.from.as_str(), o.queue.as_deref()),
+            ("2026-11-01", Some("sales"))
+        );
     }
 }

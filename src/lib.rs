@@ -11,6 +11,7 @@
 //! - [`agents`]: the agent API (heartbeat, status) and the admin API, with their tokens.
 //! - [`worker`]: the wake loop that claims (call, agent) pairs and rings agents; reaping.
 //! - [`ops`]: metrics, health and the event stream.
+//! - [`archive`]: the durable call archive in PostgreSQL, the KPI report, outbound events.
 //! - [`cli`]: the command line, turned into the plain settings each entry point takes.
 //!
 //! Behind the default `lab` feature (`--no-default-features` builds the product alone):
@@ -21,6 +22,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod contract;

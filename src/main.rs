@@ -59,9 +59,17 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
             let config = args.config()?;
+            let centres: Vec<String> = if args.centres.is_empty() {
+                vec![centre.centre.clone()]
+            } else {
+                args.centres.clone()
+            };
+            for c in &centres {
+                callq::store::check_name("centre", c).context("CALLQ_CENTRES")?;
+            }
             let (trigger, shutdown) = callq::shutdown::channel();
             trigger.on_signals();
-            callq::worker::run(&config, &centre, shutdown).await?;
+            callq::worker::run_centres(&config, &centres, shutdown).await?;
         }
         Command::All(args) => {
             init_logging(args.serve.common.log_json);
@@ -97,6 +105,92 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent(args) => {
             init_logging(false);
             callq::agents::client::run(args.options()).await?;
+        }
+        Command::Archive(args) => {
+            init_logging(args.common.log_json);
+            let opts = args.options().map_err(anyhow::Error::msg)?;
+            if args.migrate_only {
+                callq::archive::migrate(&opts.database_url).await?;
+                tracing::info!("archive schema up to date");
+                return Ok(());
+            }
+            let outbound = args.outbound().map_err(anyhow::Error::msg)?;
+            let centre = load_centre(&args.common)?;
+            let store_opts = callq::store::StoreOptions {
+                // a connection for the archive's blocking read and one for each receiver's
+                pool_size: args
+                    .common
+                    .redis_pool
+                    .clamp(2, 8)
+                    .max(2 + outbound.as_ref().map_or(0, |o| o.urls.len())),
+                // a read blocks up to opts.block for new events
+                response_timeout: opts.block + std::time::Duration::from_secs(5),
+                ..callq::store::StoreOptions::default()
+            };
+            let store = callq::store::Store::connect_with(
+                &args.common.redis_url,
+                &centre.centre,
+                &store_opts,
+            )?;
+            let listener = bind(args.listen).await?;
+            let (trigger, shutdown) = callq::shutdown::channel();
+            trigger.on_signals();
+            let health = callq::archive::Health::default();
+            let mut tasks = tokio::task::JoinSet::new();
+            // the recorder first, so that nothing counted before the first scrape is lost
+            callq::ops::metrics_handle();
+            tasks.spawn(callq::archive::serve_health(
+                listener,
+                health.clone(),
+                store.clone(),
+                shutdown.clone(),
+            ));
+            if let Some(out) = outbound {
+                let (store, centre, opts, shutdown) = (
+                    store.clone(),
+                    centre.centre.clone(),
+                    opts.clone(),
+                    shutdown.clone(),
+                );
+                tasks.spawn(async move {
+                    callq::archive::outbound::run(&store, &centre, &out, &opts, shutdown).await
+                });
+            }
+            if args.outbound_only {
+                health.set(true);
+            } else {
+                let (centre, shutdown) = (centre.centre.clone(), shutdown.clone());
+                tasks.spawn(async move {
+                    callq::archive::run(&store, &centre, &opts, health, shutdown).await
+                });
+            }
+            tracing::info!(listen = %args.listen, "callq archive started");
+            while let Some(r) = tasks.join_next().await {
+                if let Err(e) = r.context("archive task")? {
+                    trigger.trigger();
+                    return Err(e.into());
+                }
+            }
+        }
+        Command::Report(args) => {
+            init_logging(false);
+            let centre = match (&args.centre, &args.config) {
+                (Some(c), _) => c.clone(),
+                (None, Some(path)) => CentreConfig::from_file(path)?.centre,
+                (None, None) => {
+                    CentreConfig::from_toml(callq::config::DEMO_TOML, "embedded demo config")?
+                        .centre
+                }
+            };
+            let (client, _conn) = callq::archive::writer::connect(&args.database_url)
+                .await
+                .context("cannot reach the archive's PostgreSQL (DATABASE_URL)")?;
+            let report = callq::archive::report::report(&client, &args.options(&centre)).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", callq::archive::report::render(&report));
+            }
         }
     }
     Ok(())

@@ -12,7 +12,9 @@ use callq::agents::client::AgentClient;
 use callq::agents::token;
 use callq::app::{AgentSettings, AppState};
 use callq::config::CentreConfig;
-use callq::store::{AgentRecord, AgentStatus, OfferOutcome, RequestedStatus, UpsertMode};
+use callq::store::{
+    AgentRecord, AgentStatus, CallState, OfferOutcome, RequestedStatus, UpsertMode,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
@@ -1900,6 +1902,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("/v1/agents/{id}", "get", Some("agent_token")),
     ("/v1/agents/{id}/token", "post", Some("agent_token")),
     ("/v1/agents/{id}/queues", "get", Some("agent_token")),
+    ("/v1/agents/{id}/transfer", "post", Some("agent_token")),
     ("/v1/admin/agents", "post", Some("admin_token")),
     ("/v1/admin/agents", "get", Some("admin_token")),
     ("/v1/admin/agents/{id}", "get", Some("admin_token")),
@@ -2747,4 +2750,145 @@ wrapup_s = 600
     let r = me().await;
     assert_eq!(r.json["status"], "available");
     assert!(r.json.get("wrapup_left_ms").is_none(), "{}", r.json);
+}
+
+/// POST `/v1/agents/{id}/transfer` with the agent's token.
+async fn transfer(srv: &TestServer, id: &str, token: &str, body: Value) -> Resp {
+    send(
+        srv,
+        Method::POST,
+        &format!("/v1/agents/{id}/transfer"),
+        Auth::Bearer(token),
+        Body::Json(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_transfers_a_connected_caller_who_then_holds_in_the_new_queue() {
+    use callq::contract::OfferHook;
+    use callq::twilio::twiml::Verb;
+    use support::edge::{hook, twiml_text, voice_params, CALLER, SALES_NO};
+
+    let srv = server().await;
+    let store = &srv.state.store;
+    create(&srv, "alice", "sales").await;
+    create(&srv, "carol", "sales").await;
+    let alice = token_for(&srv, "alice").await;
+    let carol = token_for(&srv, "carol").await;
+    assert_eq!(heartbeat(&srv, "alice", &alice, true).await.status, 200);
+    assert_eq!(
+        set_status(&srv, "alice", &alice, "available").await.status,
+        200
+    );
+    store
+        .enqueue(&holding("CAxfer", "sales", CALLER))
+        .await
+        .expect("enqueue");
+    let offer = claim(store).await.expect("offered to alice");
+    store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+
+    // refused: another agent's call, no target, an unknown queue, an unknown agent, a bad sid
+    let r = transfer(
+        &srv,
+        "carol",
+        &carol,
+        json!({"call": "CAxfer", "queue": "support"}),
+    )
+    .await;
+    r.assert_error(409, "not_your_call", None, "another agent's call");
+    let r = transfer(&srv, "alice", &alice, json!({"call": "CAxfer"})).await;
+    r.assert_error(422, "invalid_field", Some("queue"), "no target");
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CAxfer", "queue": "nowhere"}),
+    )
+    .await;
+    r.assert_error(422, "unknown_queue", Some("queue"), "unknown queue");
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CAxfer", "agent": "ghost"}),
+    )
+    .await;
+    r.assert_error(422, "invalid_field", Some("agent"), "unknown agent");
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CA nope", "queue": "support"}),
+    )
+    .await;
+    r.assert_error(422, "invalid_field", Some("call"), "bad sid");
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CAnone", "queue": "support"}),
+    )
+    .await;
+    r.assert_error(404, "call_not_found", None, "unknown call");
+    assert_eq!(
+        state(store, "CAxfer").await,
+        CallState::Connected,
+        "nothing changed"
+    );
+
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CAxfer", "queue": "support"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        json!({"call": "CAxfer", "queue": "support", "from_queue": "sales", "agent": null})
+    );
+    let c = call(store, "CAxfer").await;
+    assert_eq!((c.state, c.queue.as_str()), (CallState::Waiting, "support"));
+    assert_ne!(status(store, "alice").await, AgentStatus::Busy);
+
+    // alice hangs up: the <Dial> ends, and the caller holds in support instead of hanging up
+    let mut params = voice_params("CAxfer", CALLER, SALES_NO);
+    params.push(("DialCallStatus", "completed"));
+    let (text, doc) = twiml_text(
+        &srv,
+        &hook(OfferHook::DialResult, &offer.offer_ref()),
+        &params,
+    )
+    .await;
+    assert!(
+        text.contains("Please hold while we transfer your call."),
+        "{text}"
+    );
+    match doc.verbs.last() {
+        Some(Verb::Enqueue(e)) => assert_eq!(e.name, "callq-support", "{text}"),
+        other => panic!("an <Enqueue> into support: {other:?} in {text}"),
+    }
+    // twice (a retried webhook): the same
+    let (again, _) = twiml_text(
+        &srv,
+        &hook(OfferHook::DialResult, &offer.offer_ref()),
+        &params,
+    )
+    .await;
+    assert_eq!(again, text);
+    // the call, no longer connected, cannot be transferred again until it is
+    let r = transfer(
+        &srv,
+        "alice",
+        &alice,
+        json!({"call": "CAxfer", "queue": "sales"}),
+    )
+    .await;
+    r.assert_error(409, "call_not_connected", None, "not connected");
+    assert_invariants(store, &["CAxfer".to_string()]).await;
 }

@@ -1,6 +1,7 @@
 //! Property test of the routing invariants: random sequences of every transition (enqueue
 //! arriving or holding, arrive, claim, each offer result for the current offer or an earlier
-//! one, complete from every source, abandon, callback and its customer outcome, transfer,
+//! one, complete from every source, abandon, callback and its customer outcome, transfer of
+//! a waiting call and of a connected one (to a queue or a named agent),
 //! re-entry, operator end, checks, heartbeats, statuses, lease expiry and reaping) against a
 //! real Redis, with skills in the mix (agents with levels, a queue that requires one and
 //! widens after a wait, calls that bring their own); after every step the routing invariants
@@ -77,6 +78,13 @@ enum Op {
         call: usize,
         queue: usize,
     },
+    /// The agent on the call (or, stale, another) transfers it, to a queue or a named agent.
+    HandOver {
+        call: usize,
+        queue: usize,
+        to_agent: Option<usize>,
+        wrong_agent: bool,
+    },
     Heartbeat {
         agent: usize,
         device: bool,
@@ -111,6 +119,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..12usize).prop_map(|call| Op::Abandon { call }),
         1 => (0..12usize).prop_map(|call| Op::Callback { call }),
         1 => (0..12usize, 0..2usize).prop_map(|(call, queue)| Op::Transfer { call, queue }),
+        1 => (0..12usize, 0..2usize, prop::option::of(0..4usize), prop::bool::weighted(0.2))
+            .prop_map(|(call, queue, to_agent, wrong_agent)| Op::HandOver { call, queue, to_agent, wrong_agent }),
         2 => (0..4usize, prop::bool::weighted(0.8), prop::bool::weighted(0.2))
             .prop_map(|(agent, device, short)| Op::Heartbeat { agent, device, short }),
         2 => (0..4usize, 0..3usize).prop_map(|(agent, status)| Op::Status { agent, status }),
@@ -123,8 +133,13 @@ fn op() -> impl Strategy<Value = Op> {
 const WIDEN_AFTER: Duration = Duration::from_millis(30);
 
 /// Invariant 7: the agent offered the call has the skills it required at the level its wait
-/// had reached (`waited`, as claim measured it).
-async fn offer_meets_skills(store: &Store, o: &callq::store::Offer) {
+/// had reached (`waited`, as claim measured it), unless an agent transferred the call to
+/// this one by name (`pins`: the (call, agent) pairs named so far).
+async fn offer_meets_skills(store: &Store, o: &callq::store::Offer, pins: &[(String, String)]) {
+    if pins.contains(&(o.call_sid.clone(), o.agent_id.clone())) {
+        // transferred by name to this agent: the agent who named them chose them
+        return;
+    }
     let c = store
         .call(&o.call_sid)
         .await
@@ -189,7 +204,7 @@ async fn setup() -> Store {
     store
 }
 
-async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
+async fn apply(store: &Store, calls: &mut Vec<String>, pins: &mut Vec<(String, String)>, op: &Op) {
     let pick = |i: usize| calls.get(i % calls.len().max(1)).cloned();
     let outcomes = [
         OfferOutcome::Answered,
@@ -252,7 +267,7 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
                 Duration::from_secs(30)
             };
             if let callq::store::Claim::Offer(o) = store.claim(lease, *seed).await.expect("claim") {
-                offer_meets_skills(store, &o).await;
+                offer_meets_skills(store, &o, pins).await;
             }
         }
         Op::Result {
@@ -373,6 +388,26 @@ async fn apply(store: &Store, calls: &mut Vec<String>, op: &Op) {
                     .expect("transfer");
             }
         }
+        Op::HandOver {
+            call,
+            queue,
+            to_agent,
+            wrong_agent,
+        } => {
+            if let Some(sid) = pick(*call) {
+                let c = store.call(&sid).await.expect("read").expect("exists");
+                let holder = c.agent.clone().unwrap_or_else(|| "a0".into());
+                let asking = if *wrong_agent { "a2" } else { holder.as_str() };
+                let named = to_agent.map(|a| AGENTS[a]);
+                let r = store
+                    .transfer_connected(&sid, asking, QUEUES[*queue], named)
+                    .await
+                    .expect("hand over");
+                if let (callq::store::HandOver::Transferred { .. }, Some(a)) = (r, named) {
+                    pins.push((sid.clone(), a.to_string()));
+                }
+            }
+        }
         Op::Heartbeat {
             agent,
             device,
@@ -410,8 +445,9 @@ proptest! {
         rt.block_on(async {
             let store = setup().await;
             let mut calls = Vec::new();
+            let mut pins = Vec::new();
             for (i, op) in ops.iter().enumerate() {
-                apply(&store, &mut calls, op).await;
+                apply(&store, &mut calls, &mut pins, op).await;
                 let snap = store.snapshot(&calls).await.expect("snapshot");
                 let v = invariant_violations(&snap, &calls, true);
                 assert!(v.is_empty(), "after step {i} {op:?}: {v:#?}");

@@ -1683,3 +1683,125 @@ async fn a_resumed_place_is_kept_only_within_the_window_once_and_after_a_hangup(
     )
     .await;
 }
+
+/// A call `sid` connected to `a1` in sales, with support configured, plus `others` online.
+async fn connected_with(sid: &str, others: &[(&str, &[(&str, u32)])]) -> Store {
+    let store = store_with(&[sales(), queue("support", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    enter_connected(&store, sid, "sales").await;
+    for (id, queues) in others {
+        online_agent(&store, &agent(id, queues)).await;
+    }
+    store
+}
+
+#[tokio::test]
+async fn an_agent_transfers_a_connected_call_to_another_queue_keeping_its_place() {
+    let store = connected_with("CA1", &[]).await;
+    let rank = call(&store, "CA1").await.rank;
+    // a support caller who came later than CA1
+    enqueue(&store, "CA2", "support").await;
+    let r = store
+        .transfer_connected("CA1", "a1", "support", None)
+        .await
+        .expect("transfer");
+    assert_eq!(
+        r,
+        HandOver::Transferred {
+            from_queue: "sales".into()
+        }
+    );
+    let c = call(&store, "CA1").await;
+    assert_eq!(
+        (c.state, c.queue.as_str(), c.rank),
+        (CallState::Waiting, "support", rank)
+    );
+    assert_eq!(c.agent, None);
+    assert_ne!(
+        status(&store, "a1").await,
+        AgentStatus::Busy,
+        "the first agent is let go"
+    );
+    assert_eq!(agent_rec(&store, "a1").await.active, 0);
+    online_agent(&store, &agent("s1", &[("support", 1)])).await;
+    let o = claim(&store).await.expect("offered");
+    assert_eq!(
+        (o.call_sid.as_str(), o.agent_id.as_str()),
+        ("CA1", "s1"),
+        "ahead of CA2"
+    );
+    assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
+}
+
+#[tokio::test]
+async fn a_call_transferred_to_a_named_agent_is_offered_to_that_agent_first_then_anyone() {
+    let store = connected_with(
+        "CA1",
+        &[("a2", &[("sales", 1)]), ("bob", &[("support", 1)])],
+    )
+    .await;
+    store
+        .set_agent_status("bob", RequestedStatus::Paused, "")
+        .await
+        .expect("paused");
+    store
+        .transfer_connected("CA1", "a1", "sales", Some("bob"))
+        .await
+        .expect("transfer");
+    // a2 is ready in sales, but the call waits for bob
+    assert_eq!(claim(&store).await, None, "pinned to bob");
+    store
+        .set_agent_status("bob", RequestedStatus::Available, "")
+        .await
+        .expect("available");
+    let o = claim(&store).await.expect("offered to bob");
+    assert_eq!(
+        o.agent_id, "bob",
+        "bob is not even in sales: named, he takes it"
+    );
+    // bob lets it ring out: the pin is spent, anyone of sales may take it
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::NoAnswer, "")
+        .await
+        .expect("no answer");
+    let o = claim(&store).await.expect("offered again");
+    assert_eq!(o.agent_id, "a2");
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
+#[tokio::test]
+async fn only_the_agent_on_the_call_can_transfer_it_and_only_while_connected() {
+    let store = connected_with("CA1", &[("a2", &[("sales", 1)])]).await;
+    let not_yours = store
+        .transfer_connected("CA1", "a2", "support", None)
+        .await
+        .expect("read");
+    assert_eq!(not_yours, HandOver::NotYours);
+    let to_self = store
+        .transfer_connected("CA1", "a1", "support", Some("a1"))
+        .await
+        .expect("read");
+    assert_eq!(to_self, HandOver::UnknownAgent);
+    let ghost = store
+        .transfer_connected("CA1", "a1", "support", Some("ghost"))
+        .await
+        .expect("read");
+    assert_eq!(ghost, HandOver::UnknownAgent);
+    let err = store
+        .transfer_connected("CA1", "a1", "nowhere", None)
+        .await
+        .expect_err("unknown queue");
+    assert!(matches!(err, StoreError::UnknownQueue(_)));
+    assert_eq!(
+        state(&store, "CA1").await,
+        CallState::Connected,
+        "nothing changed"
+    );
+    complete(&store, "CA1").await.expect("completed");
+    let late = store
+        .transfer_connected("CA1", "a1", "support", None)
+        .await
+        .expect("read");
+    assert_eq!(late, HandOver::Stale(Some(CallState::Completed)));
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}

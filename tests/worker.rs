@@ -92,6 +92,56 @@ async fn a_worker_looks_again_when_a_waiting_call_s_widening_step_falls_due() {
 }
 
 #[tokio::test]
+async fn one_worker_process_serves_several_centres() {
+    logs();
+    let twilio = recorder_ok().await;
+    let (east, west) = (store_with(&[sales()]).await, store_with(&[sales()]).await);
+    for (store, sid) in [(&east, "CAeast"), (&west, "CAwest")] {
+        online_agent(store, &agent("a1", &[("sales", 1)])).await;
+        enqueue(store, sid, "sales").await;
+    }
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let listen = probe.local_addr().expect("its address");
+    drop(probe);
+    let config = callq::worker::WorkerConfig {
+        redis_url: redis_url(),
+        redis_pool: 4,
+        twilio: callq::worker::TwilioAccount {
+            api_base: twilio.base.clone(),
+            account_sid: ACCOUNT.into(),
+            auth_token: TOKEN.into(),
+            api_key: None,
+            api_secret: None,
+        },
+        settings: fast_settings(),
+        listen: Some(listen),
+    };
+    let centres = vec![east.centre().to_string(), west.centre().to_string()];
+    let (trigger, shutdown) = callq::shutdown::channel();
+    let run =
+        tokio::spawn(async move { callq::worker::run_centres(&config, &centres, shutdown).await });
+    // each centre's caller is redirected to its own agent
+    let reqs = twilio.wait_for(2, SECS(20)).await;
+    let mut rung: Vec<String> = reqs.iter().filter_map(|r| r.call_sid.clone()).collect();
+    rung.sort();
+    assert_eq!(rung, ["CAeast", "CAwest"], "{reqs:#?}");
+    assert_eq!(call(&east, "CAeast").await.state, CallState::Offered);
+    assert_eq!(call(&west, "CAwest").await.state, CallState::Offered);
+    // one /readyz for both
+    let ready = eventually(SECS(10), "the worker's /readyz answers", || async {
+        reqwest::get(format!("http://{listen}/readyz")).await.ok()
+    })
+    .await;
+    assert_eq!(ready.status(), 200);
+    trigger.trigger();
+    let ended = tokio::time::timeout(SECS(10), run)
+        .await
+        .expect("stops within 10 s")
+        .expect("task");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+#[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();
     let store = store_with(&[sales()]).await;

@@ -8,13 +8,13 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::{mint, token_ttl, AgentAuth, AgentToken};
-use super::error::{store, store_raw, ApiError, ApiJson, OptionalJson};
+use super::error::{shorten, store, store_raw, ApiError, ApiJson, OptionalJson};
 use super::types::{
     AgentQueueList, AgentQueueView, AgentView, ErrorBody, HeartbeatRequest, HeartbeatResponse,
-    StatusRequest, StatusResponse, TokenRequest, TokenResponse,
+    StatusRequest, StatusResponse, TokenRequest, TokenResponse, TransferRequest, TransferResponse,
 };
 use crate::app::AppState;
-use crate::store::{AgentStatus, StatusChange, StoreError};
+use crate::store::{check_name, AgentStatus, HandOver, StatusChange, StoreError};
 
 /// How long a queue's numbers are reused across agents' requests to this server: every
 /// desktop polls them, and they need not be fresher than this.
@@ -217,6 +217,108 @@ pub(crate) async fn apply_status(
             StatusCode::CONFLICT,
             "deferred_until_call_ends",
             format!("agent {id:?} is on a call: it goes {wanted} when the call ends"),
+        )),
+    }
+}
+
+/// Transfer a call connected to this agent: the caller waits again, in `queue` (at the place
+/// they had, unless that queue puts transfers at the back) and, with `agent`, for that agent
+/// first; this agent goes to wrap-up. Hang up your own leg next: the caller then holds in
+/// the target queue until the next agent takes the call.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/transfer",
+    tag = "agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "Transferred", body = TransferResponse),
+        (status = 404, description = "Unknown call (`call_not_found`) or agent (`agent_not_found`)", body = ErrorBody),
+        (status = 409, description = "The call is not connected to this agent (`call_not_connected`, `not_your_call`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, expired or revoked token (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)", body = ErrorBody),
+        (status = 403, description = "Token of another agent (`forbidden`), or the agent API is off (`agent_api_disabled`)", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid body, unknown queue (`unknown_queue`) or agent to transfer to; `field` names the field", body = ErrorBody),
+    ),
+    security(("agent_token" = []))
+)]
+pub async fn transfer(
+    State(app): State<AppState>,
+    AgentAuth(id): AgentAuth,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> Result<Json<TransferResponse>, ApiError> {
+    let named = |field: &str, v: &str| {
+        check_name("name", v).map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!(
+                    "{field} {:?}: use 1-64 letters, digits, '_', '-' or '.'",
+                    shorten(v)
+                ),
+            )
+        })
+    };
+    named("call", &req.call)?;
+    if let Some(q) = &req.queue {
+        named("queue", q)?;
+    }
+    if let Some(a) = &req.agent {
+        named("agent", a)?;
+    }
+    if req.queue.is_none() && req.agent.is_none() {
+        return Err(ApiError::invalid(
+            "queue",
+            "give a queue, an agent, or both",
+        ));
+    }
+    let call = store(app.store.call(&req.call)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "call_not_found",
+            format!("no call {:?}", shorten(&req.call)),
+        )
+    })?;
+    let queue = req.queue.clone().unwrap_or(call.queue);
+    let outcome =
+        store_raw(
+            app.store
+                .transfer_connected(&req.call, &id, &queue, req.agent.as_deref()),
+        )
+        .await
+        .map_err(|e| ApiError::from(e).on("queue"))?;
+    match outcome {
+        HandOver::Transferred { from_queue } => {
+            tracing::info!(agent = %id, call_sid = %req.call, queue = %queue, to_agent = ?req.agent, "call transferred");
+            Ok(Json(TransferResponse {
+                call: req.call,
+                queue,
+                from_queue,
+                agent: req.agent,
+            }))
+        }
+        HandOver::Stale(state) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "call_not_connected",
+            format!(
+                "call {:?} is not connected ({})",
+                shorten(&req.call),
+                state.map_or("unknown".to_string(), |s| s.to_string())
+            ),
+        )),
+        HandOver::NotYours => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_your_call",
+            format!(
+                "call {:?} is connected to another agent",
+                shorten(&req.call)
+            ),
+        )),
+        HandOver::UnknownAgent => Err(ApiError::invalid(
+            "agent",
+            format!(
+                "agent {:?}: no such agent (or yourself)",
+                shorten(req.agent.as_deref().unwrap_or(""))
+            ),
         )),
     }
 }

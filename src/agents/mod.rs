@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{id}", json405(get(api::me)))
         .route("/v1/agents/{id}/token", json405(post(api::refresh_token)))
         .route("/v1/agents/{id}/queues", json405(get(api::my_queues)))
+        .route("/v1/agents/{id}/transfer", json405(post(api::transfer)))
         .route(
             "/v1/agents/{id}/voice-token",
             json405(post(voice_token::voice_token)),

@@ -34,6 +34,7 @@ use crate::store::{AgentStatus, CallKind, CallState, RequestedStatus};
         api::me,
         api::refresh_token,
         api::my_queues,
+        api::transfer,
         voice_token::voice_token,
         admin::create_agent,
         admin::list_agents,

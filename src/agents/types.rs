@@ -46,6 +46,39 @@ pub struct StatusRequest {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/agents/{id}/transfer`: send the caller of a call connected to this agent on, to
+/// a queue, to a named agent, or to a named agent in a queue. Then hang up your own leg: the
+/// caller holds in the target queue until the next agent takes the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The caller's CallSid (the call connected to this agent).
+    #[schema(
+        pattern = r"^[A-Za-z0-9_.-]{1,64}$",
+        example = "CA0123456789abcdef0123456789abcdef"
+    )]
+    pub call: String,
+    /// The queue to send the caller to; absent: the call's own queue (with `agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "support")]
+    pub queue: Option<String>,
+    /// An agent to offer the call to first (alone, for up to a minute and one ring; then
+    /// anyone of the queue). Absent: anyone of the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$", example = "bob")]
+    pub agent: Option<String>,
+}
+
+/// Where the call went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferResponse {
+    pub call: String,
+    pub queue: String,
+    pub from_queue: String,
+    /// The agent the call is offered to first, if one was named.
+    pub agent: Option<String>,
+}
+
 /// The agent's status once the request was applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusResponse {

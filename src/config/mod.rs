@@ -96,6 +96,10 @@ pub struct QueueConfig {
     /// a new caller joins at the back).
     #[serde(default)]
     pub resume_within_s: Option<u64>,
+    /// A call an agent transfers into this queue keeps its place (its original arrival
+    /// rank); false: it joins at the back.
+    #[serde(default = "d_true")]
+    pub transfer_keeps_rank: bool,
     #[serde(default = "d_welcome")]
     pub welcome: String,
     /// Hold music played between announcements: one file, or short clips played in turn
@@ -205,6 +209,10 @@ impl WidenConfig {
             queue: self.queue.clone(),
         }
     }
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_record() -> String {
@@ -443,6 +451,7 @@ impl CentreConfig {
                 busy_delay: q.busy_delay_s.map(Duration::from_secs),
                 failed_delay: q.failed_delay_s.map(Duration::from_secs),
                 resume_within: q.resume_within_s.map(Duration::from_secs),
+                transfer_keeps_rank: q.transfer_keeps_rank,
             })
             .collect()
     }

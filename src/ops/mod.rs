@@ -118,15 +118,17 @@ async fn serve_metrics(
         )
             .into_response();
     }
-    metrics(&app.store, app.edge.redis_deadline * 3)
+    metrics(Some(&app.store), app.edge.redis_deadline * 3)
         .await
         .into_response()
 }
 
 /// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners), with
-/// the queue gauges read from `store` within `deadline` first.
-pub async fn metrics(store: &Store, deadline: Duration) -> impl IntoResponse {
-    refresh_queue_gauges(store, deadline).await;
+/// the queue gauges read from `store` (when given) within `deadline` first.
+pub async fn metrics(store: Option<&Store>, deadline: Duration) -> impl IntoResponse {
+    if let Some(store) = store {
+        refresh_queue_gauges(store, deadline).await;
+    }
     match metrics_handle() {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

@@ -166,6 +166,14 @@ impl Store {
         &self.prefix
     }
 
+    /// The centre's name (`C` of the prefix).
+    pub fn centre(&self) -> &str {
+        self.prefix
+            .strip_prefix("callq:{")
+            .and_then(|rest| rest.strip_suffix("}:"))
+            .unwrap_or(&self.prefix)
+    }
+
     /// A pooled connection, for reads. On a cluster it routes each command by its key, and a
     /// pipeline whole by its first key: keep commands without a key out of it or after a
     /// keyed one ([`Store::ping`] and [`Store::redis_time`] route theirs).
@@ -291,6 +299,7 @@ impl Store {
                     &ms(q.busy_delay.unwrap_or(q.no_answer_delay)),
                     &ms(q.failed_delay.unwrap_or(q.no_answer_delay)),
                     &q.resume_within.map_or_else(|| "0".to_string(), ms),
+                    if q.transfer_keeps_rank { "keep" } else { "new" },
                 ],
             )
             .await?;
@@ -863,6 +872,39 @@ impl Store {
             "transferred" => Ok(Transition::Done(r.field(1).to_string())),
             "stale" => Ok(Transition::Stale(r.state(1))),
             "unknown_queue" => Err(StoreError::UnknownQueue(to.to_string())),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// The agent on a connected call sends the caller to `queue`, or to agent `to_agent` (in
+    /// `queue`): the call waits again and the agent goes to wrap-up
+    /// (`transfer_connected.lua`).
+    pub async fn transfer_connected(
+        &self,
+        call_sid: &str,
+        agent_id: &str,
+        queue: &str,
+        to_agent: Option<&str>,
+    ) -> Result<HandOver> {
+        check_name("queue", queue)?;
+        if let Some(to) = to_agent {
+            check_name("agent id", to)?;
+        }
+        let r = self
+            .run_list(
+                "transfer_connected",
+                &self.scripts.transfer_connected,
+                &[call_sid, agent_id, queue, to_agent.unwrap_or("")],
+            )
+            .await?;
+        match r.tag() {
+            "transferred" => Ok(HandOver::Transferred {
+                from_queue: r.field(1).to_string(),
+            }),
+            "stale" => Ok(HandOver::Stale(r.state(1))),
+            "not_yours" => Ok(HandOver::NotYours),
+            "unknown_agent" => Ok(HandOver::UnknownAgent),
+            "unknown_queue" => Err(StoreError::UnknownQueue(queue.to_string())),
             _ => Err(r.unexpected()),
         }
     }

@@ -344,6 +344,7 @@ scripts! {
     callback_result,
     overflow,
     transfer,
+    transfer_connected,
     reenter,
     end_call,
     record,

@@ -227,6 +227,9 @@ pub struct QueueSettings {
     /// A caller who hangs up in line and calls this queue again from the same number within
     /// this window goes back in at the rank they had (None: off).
     pub resume_within: Option<Duration>,
+    /// A call an agent transfers into this queue keeps the rank it had (false: it joins at
+    /// the back).
+    pub transfer_keeps_rank: bool,
 }
 
 /// How many calls from the head of a line a claim looks at when the calls can differ in who
@@ -529,6 +532,19 @@ pub enum Completion {
     Check,
     /// Not the current offer, or the call is elsewhere: nothing changed.
     Stale(Option<CallState>),
+}
+
+/// What `transfer_connected` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// The call waits in the target queue (for the named agent, if one was given).
+    Transferred { from_queue: String },
+    /// The call is not connected (any more): nothing changed.
+    Stale(Option<CallState>),
+    /// The call is connected to another agent: nothing changed.
+    NotYours,
+    /// The named agent does not exist (or is the one asking): nothing changed.
+    UnknownAgent,
 }
 
 /// What `callback_result` did.

@@ -65,6 +65,16 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
                     tracing::info!(agent = %agent, "call completed");
                 }
                 Ok(other) => {
+                    // the agent transferred the call before hanging up: hold the caller in
+                    // the queue it went to
+                    if let Ok(Ok(Some(call))) =
+                        tokio::time::timeout(app.edge.redis_deadline, app.store.call(sid)).await
+                    {
+                        if matches!(call.state, CallState::Waiting | CallState::Offered) {
+                            tracing::info!(queue = %call.queue, "agent transferred the call; caller on hold in its new queue");
+                            return Reply::twiml(transfer_doc(app, &call.queue), "transferred");
+                        }
+                    }
                     tracing::debug!(result = ?other, "dial ended for a call already settled")
                 }
                 Err(e) => {
@@ -113,6 +123,16 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
             Reply::twiml(requeue_doc(app, &queue), "redis_error")
         }
     }
+}
+
+/// The caller of a call its agent transferred: on hold in the queue it went to.
+fn transfer_doc(app: &AppState, queue: &str) -> twiml::Response {
+    let sp = super::speech_of(app, queue);
+    sp.spoken(
+        twiml::Response::new()
+            .say(sp.phrases().transferring)
+            .verb(enqueue_verb(app, queue, ExitState::default())),
+    )
 }
 
 fn requeue_doc(app: &AppState, queue: &str) -> twiml::Response {

@@ -56,6 +56,8 @@ pub struct Phrases {
     pub nobody_staffed: &'static str,
     /// A caller who hung up in line called back within the resume window.
     pub welcome_back: &'static str,
+    /// The agent transferred the call; the caller holds for the next agent.
+    pub transferring: &'static str,
     pub callback_offer: &'static str,
     pub callback_taken: &'static str,
     pub callback_not_taken: &'static str,
@@ -77,6 +79,7 @@ pub static EN: Phrases = Phrases {
     menu_not_an_option: "Sorry, that is not one of the options.",
     we_open: "We open {}.",
     welcome_back: "Welcome back. You have kept your place in line.",
+    transferring: "Please hold while we transfer your call.",
     closed_withheld: "We cannot call back a withheld number.",
     closed_callback_taken:
         "We will call you back at this number as soon as an agent is free. Goodbye.",
@@ -122,6 +125,7 @@ pub static ES: Phrases = Phrases {
     menu_not_an_option: "Perdone, esa no es una de las opciones.",
     we_open: "Abrimos {}.",
     welcome_back: "Bienvenido de nuevo. Conserva su lugar en la cola.",
+    transferring: "Por favor, espere mientras transferimos su llamada.",
     closed_withheld: "No podemos devolver la llamada a un número oculto.",
     closed_callback_taken:
         "Le llamaremos a este número en cuanto un agente quede libre. Adiós.",

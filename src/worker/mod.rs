@@ -175,30 +175,66 @@ pub async fn run(
     centre: &CentreConfig,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    run_centres(config, std::slice::from_ref(&centre.centre), shutdown).await
+}
+
+/// Serve several centres from one process: a wake loop per centre, each with its own Redis
+/// pool (on Redis Cluster, its own slot's master), sharing the Twilio client and the probes.
+/// `/readyz` is ready when every centre's Redis answers and Twilio accepts the worker;
+/// `/metrics` carries the queue gauges only when the worker serves one centre (with several,
+/// the centres' own `callq serve` processes carry them), and the worker's counters always.
+pub async fn run_centres(
+    config: &WorkerConfig,
+    centres: &[String],
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(!centres.is_empty(), "no centre to serve");
     let settings = config.settings.clone();
     let rest = rest_client(&config.twilio, &settings)?;
-    let store = Store::connect(&config.redis_url, &centre.centre, config.redis_pool)
-        .context("REDIS_URL")?;
-    tracing::info!(
-        centre = %centre.centre,
-        concurrency = settings.concurrency,
-        offer_lease_ms = settings.offer_lease.as_millis() as u64,
-        "callq worker ready"
-    );
-    let worker = Worker::new(store.clone(), rest, settings);
+    let mut workers = Vec::with_capacity(centres.len());
+    for centre in centres {
+        let store = Store::connect(&config.redis_url, centre, config.redis_pool)
+            .with_context(|| format!("REDIS_URL (centre {centre})"))?;
+        tracing::info!(
+            centre = %centre,
+            concurrency = settings.concurrency,
+            offer_lease_ms = settings.offer_lease.as_millis() as u64,
+            "callq worker ready"
+        );
+        workers.push((
+            store.clone(),
+            Worker::new(store, rest.clone(), settings.clone()),
+        ));
+    }
     if let Some(addr) = config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (CALLQ_WORKER_LISTEN)"))?;
-        let (health, sd) = (worker.health(), shutdown.clone());
+        let stores: Vec<Store> = workers.iter().map(|(s, _)| s.clone()).collect();
+        let healths = workers.iter().map(|(_, w)| w.health()).collect();
+        let sd = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = probes::serve(listener, store, health, sd).await {
+            if let Err(e) = probes::serve(listener, stores, healths, sd).await {
                 tracing::error!(error = %e, "worker probes stopped");
             }
         });
         tracing::info!(listen = %addr, "worker probes and metrics listening");
     }
-    worker.run(shutdown).await
+    let mut runs = tokio::task::JoinSet::new();
+    for (_, worker) in workers {
+        runs.spawn(worker.run(shutdown.clone()));
+    }
+    let mut result = Ok(());
+    while let Some(done) = runs.join_next().await {
+        let ended = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = ended {
+            tracing::error!(error = format!("{e:#}"), "a centre's worker stopped");
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
 }
 
 /// One worker: a wake loop over one centre.

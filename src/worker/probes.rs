@@ -18,39 +18,48 @@ use crate::store::Store;
 
 #[derive(Clone)]
 struct Probes {
-    store: Store,
-    health: Arc<TwilioHealth>,
+    /// Each centre's store (one for most workers).
+    stores: Vec<Store>,
+    healths: Vec<Arc<TwilioHealth>>,
 }
 
-/// The worker's probe and metrics routes.
-pub fn router(store: Store, health: Arc<TwilioHealth>) -> Router {
+/// The worker's probe and metrics routes, for the centres of `stores` (`healths`: the
+/// Twilio health of each centre's wake loop).
+pub fn router(stores: Vec<Store>, healths: Vec<Arc<TwilioHealth>>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
             get(|State(p): State<Probes>| async move {
-                crate::ops::metrics(&p.store, Duration::from_secs(1)).await
+                // queue gauges carry no centre: only a one-centre worker sets them
+                let gauges = match p.stores.as_slice() {
+                    [one] => Some(one),
+                    _ => None,
+                };
+                crate::ops::metrics(gauges, Duration::from_secs(1)).await
             }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .with_state(Probes { store, health })
+        .with_state(Probes { stores, healths })
 }
 
 async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
-    let ping = async { p.store.ping().await.ok() };
-    if tokio::time::timeout(Duration::from_secs(1), ping)
-        .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "redis unreachable\n".to_string(),
-        );
+    for store in &p.stores {
+        let ping = async { store.ping().await.ok() };
+        if tokio::time::timeout(Duration::from_secs(1), ping)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("redis unreachable (centre {})\n", store.centre()),
+            );
+        }
     }
-    match p.health.problem() {
+    match p.healths.iter().find_map(|h| h.problem()) {
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("Twilio refuses this worker: {why}\n"),
@@ -62,12 +71,12 @@ async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
 /// Serve the probes on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
-    store: Store,
-    health: Arc<TwilioHealth>,
+    stores: Vec<Store>,
+    healths: Vec<Arc<TwilioHealth>>,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     crate::ops::metrics_handle();
-    axum::serve(listener, router(store, health))
+    axum::serve(listener, router(stores, healths))
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }

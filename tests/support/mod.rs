@@ -83,6 +83,7 @@ pub fn queue(name: &str, strategy: Strategy) -> QueueSettings {
         busy_delay: None,
         failed_delay: None,
         resume_within: None,
+        transfer_keeps_rank: true,
     }
 }
 

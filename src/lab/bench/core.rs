@@ -176,6 +176,7 @@ async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<S
             busy_delay: None,
             failed_delay: None,
             resume_within: None,
+            transfer_keeps_rank: true,
         })
         .await?;
     let mut ids = Vec::new();

@@ -362,6 +362,7 @@ pub(crate) fn bench_centre(
         busy_delay: None,
         failed_delay: None,
         resume_within: None,
+        transfer_keeps_rank: true,
     };
     let settings = if args.skills {
         skills::LINES
