@@ -2,7 +2,7 @@
 # Every benchmark script at a tiny size on the debug build (BENCH_PROFILE=debug): each must
 # start, measure and exit 0, so none rots unnoticed. The figures mean nothing at this size.
 # scripts/test.sh runs it after the tests (which leave the debug build in place); about
-# half a minute.
+# a minute and a quarter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_PROFILE=debug
@@ -33,3 +33,5 @@ run bench-heartbeats scripts/bench-heartbeats.sh --agents 50 --rate 50 --paced 1
   --connections 8 --setup-concurrency 8
 run bench scripts/bench.sh --agents 3 --rate 0.05 --duration 4 --drain 5
 run bench-chaos scripts/bench-chaos.sh 1 --duration 4 --drain 5
+run drill scripts/drill.sh kill-worker rest-500 --duration 4s --fault-at 1s --outage 1s \
+  --agents 3 --rate 0.04 --talk 60

@@ -48,6 +48,35 @@ for f in "$out/default.yaml" "$out/all-on.yaml"; do
   grep -q 'CALLQ_WORKER_LISTEN' "$f"
   grep -q 'path: /readyz' "$f"
 done
+# every Deployment: pods non-root; every container on a read-only root filesystem, without
+# privilege escalation, with liveness and readiness probes and resource requests and limits
+python3 - "$out/default.yaml" "$out/all-on.yaml" <<'PY'
+import sys, yaml
+bad = []
+for path in sys.argv[1:]:
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") != "Deployment":
+            continue
+        name = doc["metadata"]["name"]
+        pod = doc["spec"]["template"]["spec"]
+        if not (pod.get("securityContext") or {}).get("runAsNonRoot"):
+            bad.append(f"{path}: {name}: pod not runAsNonRoot")
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{path}: {name}/{c['name']}"
+            sc = c.get("securityContext") or {}
+            if sc.get("readOnlyRootFilesystem") is not True:
+                bad.append(f"{where}: root filesystem not read-only")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                bad.append(f"{where}: privilege escalation allowed")
+            for probe in ("livenessProbe", "readinessProbe"):
+                if c in pod["containers"] and probe not in c:
+                    bad.append(f"{where}: no {probe}")
+            res = c.get("resources") or {}
+            if not res.get("requests") or not res.get("limits"):
+                bad.append(f"{where}: resources without requests and limits")
+if bad:
+    sys.exit("helm-check: " + "\n".join(bad))
+PY
 # the Ingress publishes the paths asked for, never the whole server (metrics, probes)
 grep -q 'path: /twilio$' "$out/all-on.yaml"
 grep -q 'path: /wallboard$' "$out/all-on.yaml"

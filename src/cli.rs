@@ -54,6 +54,10 @@ pub enum Command {
     /// The demo under a chosen load, reported against Erlang C.
     #[cfg(feature = "lab")]
     Bench(BenchArgs),
+    /// Failure drills under the bench's load: a worker killed, Redis restarted, a cluster
+    /// failover, Twilio's REST API answering 500; calls lost, double bookings, time to recover.
+    #[cfg(feature = "lab")]
+    Drill(DrillArgs),
     /// A readable dump of a centre's queues, agents and calls.
     Inspect(InspectArgs),
     /// A small agent client: heartbeat and status, for scripts and trials.
@@ -530,6 +534,77 @@ pub struct BenchArgs {
     pub skills: bool,
 }
 
+/// `callq drill` settings. Times of the load are simulated seconds; the fault's are real.
+#[cfg(feature = "lab")]
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// The drills, run one after another (default: all of them).
+    #[arg(value_enum)]
+    pub drills: Vec<crate::lab::drill::Drill>,
+    /// How long callers keep arriving (real time).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// When the fault comes, into the arrivals (real time) [default: a third of the duration].
+    #[arg(long, value_parser = parse_duration)]
+    pub fault_at: Option<Duration>,
+    /// How long Twilio's REST API answers 500 (rest-500) [default: 30s], or Redis stays down
+    /// before it is started again (redis-restart, redis-kill) [default: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub outage: Option<Duration>,
+    /// Agents on the floor (one queue, capacity 1).
+    #[arg(long, default_value_t = 20)]
+    pub agents: u32,
+    /// Arrivals, in calls per simulated second (Poisson).
+    #[arg(long, default_value_t = 0.06)]
+    pub rate: f64,
+    /// Mean talk time, simulated seconds (exponential).
+    #[arg(long, default_value_t = 180.0)]
+    pub talk: f64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    pub compress: f64,
+    /// `callq worker` processes.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "lab")]
+impl DrillArgs {
+    /// One drill's settings each, the workers running `exe worker`.
+    pub fn options(&self, exe: &std::path::Path) -> Vec<crate::lab::drill::DrillOptions> {
+        use crate::lab::drill::{Drill, DrillOptions};
+        let drills = if self.drills.is_empty() {
+            Drill::ALL.to_vec()
+        } else {
+            self.drills.clone()
+        };
+        let duration = self.duration.as_secs_f64();
+        drills
+            .into_iter()
+            .map(|d| {
+                let base = DrillOptions::new(d, exe.to_path_buf());
+                DrillOptions {
+                    duration,
+                    fault_at: self.fault_at.map_or(duration / 3.0, |f| f.as_secs_f64()),
+                    outage: self.outage.map_or(base.outage, |o| o.as_secs_f64()),
+                    agents: self.agents,
+                    rate: self.rate,
+                    talk: self.talk,
+                    compress: self.compress,
+                    workers: self.workers,
+                    seed: self.seed,
+                    ..base
+                }
+            })
+            .collect()
+    }
+}
+
 /// `callq bench --core` settings.
 #[cfg(feature = "lab")]
 #[derive(Debug, Clone, Args)]
@@ -990,6 +1065,33 @@ mod tests {
         assert_eq!(calm.drop_webhooks, 0.0);
         assert_eq!(calm.callback_share, 0.0);
         assert_eq!(calm.dup_webhooks, 0.05);
+    }
+
+    #[cfg(feature = "lab")]
+    #[test]
+    fn drills_parse_by_name_and_default_to_all_five() {
+        use crate::lab::drill::Drill;
+        let exe = std::path::Path::new("/bin/callq");
+        let Command::Drill(args) = parse(&["callq", "drill"]) else {
+            panic!("not a drill")
+        };
+        let all = args.options(exe);
+        assert_eq!(
+            all.iter().map(|o| o.drill).collect::<Vec<_>>(),
+            Drill::ALL.to_vec()
+        );
+        // a third of the way in by default; REST down 30 s, Redis 2 s
+        assert!(all.iter().all(|o| o.fault_at == 30.0));
+        assert_eq!(all[4].outage, 30.0);
+        assert_eq!(all[1].outage, 2.0);
+        for d in Drill::ALL {
+            let Command::Drill(args) = parse(&["callq", "drill", d.name(), "--outage", "1s"])
+            else {
+                panic!("not a drill")
+            };
+            let o = args.options(exe);
+            assert_eq!((o.len(), o[0].drill, o[0].outage), (1, d, 1.0));
+        }
     }
 
     #[cfg(feature = "lab")]

@@ -92,6 +92,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => callq::lab::demo::run(args.options()).await?,
         #[cfg(feature = "lab")]
         Command::Bench(args) => callq::lab::bench::run(args.options()).await?,
+        #[cfg(feature = "lab")]
+        Command::Drill(args) => {
+            let exe = std::env::current_exe().context("finding this executable")?;
+            callq::lab::drill::run(args.options(&exe), args.json).await?
+        }
         Command::Inspect(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;

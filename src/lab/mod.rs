@@ -5,11 +5,15 @@
 //! - [`demo`]: `callq demo`.
 //! - [`bench`]: `callq bench`: load runs against the simulator, judged by Erlang C, and the
 //!   routing-core micro-benchmark.
+//! - [`drill`]: `callq drill`: the bench's load with one fault injected (a worker killed, Redis
+//!   restarted, a cluster failover, Twilio's REST API down), reported as calls lost, double
+//!   bookings and time to recover.
 //! - [`embedded_redis`]: a private `redis-server` child for the demo, the benches and the tests.
 //! - [`redis_pause`]: Redis frozen for spans while a bench runs (`CLIENT PAUSE`).
 
 pub mod bench;
 pub mod demo;
+pub mod drill;
 pub mod embedded_redis;
 pub mod redis_pause;
 pub mod stack;

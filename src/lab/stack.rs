@@ -28,6 +28,8 @@ pub struct StackOptions {
     /// Routing settings written after start, with millisecond precision (compressed
     /// wrap-up and delays that whole seconds in the TOML cannot say).
     pub queue_overrides: Vec<QueueSettings>,
+    /// `callq worker`s run in this process (0: none; they run elsewhere, e.g. as `callq worker`
+    /// processes started with [`Stack::worker_env`]).
     pub workers: usize,
     /// callq's heartbeat TTL (real).
     pub heartbeat_ttl: Duration,
@@ -54,6 +56,7 @@ pub struct Stack {
     callq_trigger: ShutdownTrigger,
     sim_trigger: ShutdownTrigger,
     sim_shutdown: crate::shutdown::Shutdown,
+    worker: WorkerConfig,
     tasks: Vec<JoinHandle<()>>,
     redis: Option<EmbeddedRedis>,
 }
@@ -131,7 +134,7 @@ impl Stack {
                 tracing::error!(error = %e, "callq serve stopped");
             }
         }));
-        for _ in 0..opts.workers.max(1) {
+        for _ in 0..opts.workers {
             let config = worker.clone();
             let centre = opts.centre.clone();
             let sd = callq_shutdown.clone();
@@ -162,9 +165,35 @@ impl Stack {
             callq_trigger,
             sim_trigger,
             sim_shutdown,
+            worker,
             tasks,
             redis,
         })
+    }
+
+    /// The environment of a `callq worker` process serving this stack as its in-process
+    /// workers do (Redis, the simulator's REST API and account, the same tuning), less
+    /// `CALLQ_CONFIG`, which names the centre's file.
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let w = &self.worker;
+        vec![
+            ("REDIS_URL", w.redis_url.clone()),
+            ("CALLQ_REDIS_POOL", w.redis_pool.to_string()),
+            ("TWILIO_API_BASE", w.twilio.api_base.clone()),
+            ("TWILIO_ACCOUNT_SID", w.twilio.account_sid.clone()),
+            ("TWILIO_AUTH_TOKEN", w.twilio.auth_token.clone()),
+            ("CALLQ_PUBLIC_URL", w.settings.public_url.clone()),
+            ("CALLQ_OFFER_LEASE", ms(w.settings.offer_lease)),
+            ("CALLQ_RING_GRACE", ms(w.settings.ring_grace)),
+            ("CALLQ_WAKE_TIMEOUT", ms(w.settings.wake_timeout)),
+            (
+                "CALLQ_WORKER_CONCURRENCY",
+                w.settings.concurrency.to_string(),
+            ),
+            ("CALLQ_SHUTDOWN_GRACE", ms(w.settings.shutdown_grace)),
+            ("CALLQ_WORKER_LISTEN", "127.0.0.1:0".to_string()),
+        ]
     }
 
     /// A shutdown signal for the simulator's own tasks (agents), tripped by [`Stack::stop`].

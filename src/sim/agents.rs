@@ -458,7 +458,7 @@ impl Agents {
                 tracing::warn!(agent = %agent.id, leg = leg_sid, "double booking: device already full");
                 return RingResult::Busy;
             }
-            Some(false) => {}
+            Some(false) => self.stats.rang(now),
         }
         self.pick_up(&agent, leg_sid).await
     }

@@ -81,6 +81,8 @@ pub struct Sim {
     pub agents: Arc<Agents>,
     pub stats: Arc<Stats>,
     pub config: SimConfig,
+    /// While set, the REST API answers every request 500 (see [`rest::RestState::outage`]).
+    pub rest_outage: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sim {
@@ -130,18 +132,22 @@ impl Sim {
             agents,
             stats,
             config,
+            rest_outage: Arc::default(),
         }))
     }
 
     /// Serves Twilio's REST API on `listener` until `shutdown`.
     pub fn serve_rest(&self, listener: TcpListener, mut shutdown: Shutdown) {
-        let state = Arc::new(RestState::new(
-            self.env.clone(),
-            &self.config.account_sid,
-            &self.config.auth_token,
-            self.config.faults.rest,
-            self.config.seed,
-        ));
+        let state = Arc::new(
+            RestState::new(
+                self.env.clone(),
+                &self.config.account_sid,
+                &self.config.auth_token,
+                self.config.faults.rest,
+                self.config.seed,
+            )
+            .with_outage(self.rest_outage.clone()),
+        );
         let app = rest::router(state);
         if let Ok(addr) = listener.local_addr() {
             self.env.set_rest_base(&format!("http://{addr}"));

@@ -51,6 +51,8 @@ struct Inner {
     /// original CallSid → when the customer was reached on the callback
     callbacks_reached: HashMap<String, Instant>,
     logs: Vec<CallLog>,
+    /// When each device started ringing with a call (a leg within its capacity).
+    rings: Vec<Instant>,
     answered: u64,
     abandoned: u64,
 }
@@ -80,6 +82,16 @@ impl Stats {
         self.with(|i| {
             i.processing_ms.entry(sid.to_string()).or_insert(ms);
         });
+    }
+
+    /// A device started ringing with a call at `at` (an assignment reached the phone side).
+    pub fn rang(&self, at: Instant) {
+        self.with(|i| i.rings.push(at));
+    }
+
+    /// The first ring at or after `since`, if any yet.
+    pub fn first_ring_since(&self, since: Instant) -> Option<Instant> {
+        self.with(|i| i.rings.iter().copied().filter(|r| *r >= since).min())
     }
 
     /// True the first time it is asked about `sid` (one estimate per call).

@@ -304,11 +304,11 @@ pub async fn compare(args: &BenchOptions, progress: bool) -> anyhow::Result<(Rep
 const BENCH_NUMBER: &str = "+15005550100";
 
 /// The bench's centre, on a centre name of its own: one queue, or with `--skills` the two
-/// lines of [`skills`].
-fn bench_centre(
+/// lines of [`skills`]; and its TOML (for a `callq worker` process's `CALLQ_CONFIG`).
+pub(crate) fn bench_centre(
     args: &BenchOptions,
     clock: &Clock,
-) -> anyhow::Result<(CentreConfig, Vec<QueueSettings>)> {
+) -> anyhow::Result<(CentreConfig, Vec<QueueSettings>, String)> {
     let ring = clock.real(20.0).as_secs().max(1);
     let callback = if args.callback_after > 0.0 {
         format!(
@@ -377,7 +377,7 @@ fn bench_centre(
     } else {
         vec![settings]
     };
-    Ok((cfg, settings))
+    Ok((cfg, settings, toml))
 }
 
 /// The legacy `<Dial>`'s timeout: TwiML says whole seconds (and callq's config at least 5),
@@ -390,6 +390,27 @@ fn legacy_dial_timeout_s(clock: &Clock, legacy_ring: f64) -> u64 {
 
 /// Runs the load and returns the report (the bench without printing; used by the tests).
 pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Report> {
+    let clock = check_load(args)?;
+    anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
+    let (centre, settings, _) = bench_centre(args, &clock)?;
+    let sim = sim_config(args, clock, &settings);
+    let stack = Stack::start(StackOptions {
+        redis_url: args.redis_url.clone(),
+        centre,
+        queue_overrides: settings,
+        workers: args.workers,
+        heartbeat_ttl: Duration::from_secs(3),
+        sim,
+    })
+    .await?;
+    let result = drive(&stack, args, clock, progress).await;
+    tracing::info!("stopping callq and the simulator");
+    stack.stop().await;
+    result
+}
+
+/// Refuses a load that cannot run; the load's clock.
+pub(crate) fn check_load(args: &BenchOptions) -> anyhow::Result<Clock> {
     anyhow::ensure!(args.agents >= 1, "--agents must be at least 1");
     anyhow::ensure!(
         args.rate > 0.0 && args.rate.is_finite(),
@@ -407,8 +428,15 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         args.legacy_ring > 0.0 && args.legacy_ring.is_finite(),
         "--legacy-ring must be more than 0"
     );
-    let clock = Clock::new(args.compress);
-    let (centre, settings) = bench_centre(args, &clock)?;
+    Ok(Clock::new(args.compress))
+}
+
+/// The simulator's settings for a load (URLs and secrets are filled in by the stack).
+pub(crate) fn sim_config(
+    args: &BenchOptions,
+    clock: Clock,
+    settings: &[QueueSettings],
+) -> SimConfig {
     let behaviour = AgentBehaviour {
         answer_delay_s: args.answer_delay,
         no_answer: args.no_answer,
@@ -417,7 +445,7 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         back_after_pause_s: 30.0,
         heartbeat_every: Duration::from_millis(500),
     };
-    let sim = SimConfig {
+    SimConfig {
         account_sid: String::new(),
         auth_token: String::new(),
         public_url: String::new(),
@@ -425,8 +453,11 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
         admin_token: String::new(),
         clock,
         agents: behaviour,
-        wrapup: settings[0].wrapup,
-        no_answer_delay: settings[0].no_answer_delay,
+        // every line of the bench has the same wrap-up and delays
+        wrapup: settings.first().map_or(Duration::ZERO, |q| q.wrapup),
+        no_answer_delay: settings
+            .first()
+            .map_or(Duration::ZERO, |q| q.no_answer_delay),
         media: MediaTimes::default(),
         customer_answer_s: 5.0,
         faults: args.faults(),
@@ -435,23 +466,11 @@ pub async fn run_load(args: &BenchOptions, progress: bool) -> anyhow::Result<Rep
             number: LEGACY_NUMBER.into(),
             ring: clock.real(args.legacy_ring),
         }),
-    };
-    let stack = Stack::start(StackOptions {
-        redis_url: args.redis_url.clone(),
-        centre,
-        queue_overrides: settings,
-        workers: args.workers,
-        heartbeat_ttl: Duration::from_secs(3),
-        sim,
-    })
-    .await?;
-    let result = drive(&stack, args, clock, progress).await;
-    tracing::info!("stopping callq and the simulator");
-    stack.stop().await;
-    result
+    }
 }
 
-async fn drive(
+/// Logs the floor in, runs the arrivals, drains, checks every call and reports.
+pub(crate) async fn drive(
     stack: &Stack,
     args: &BenchOptions,
     clock: Clock,

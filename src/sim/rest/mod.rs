@@ -21,7 +21,7 @@
 //! or path, 21220 for a call not in progress, 32018 for inline TwiML over 4,000 characters,
 //! 12100 for TwiML that does not parse. The REST faults of [`RestFaults`] refuse a share of
 //! requests before anything is done (429, 500, 404, and 400 on writes), as Twilio's own
-//! failures would.
+//! failures would; while the outage switch is on ([`RestState::outage`]), every request is.
 //!
 //! Every update that dials an agent's `<Client>` is also where assignment latency is measured:
 //! the call has waited since callq put it in line, the agent has been ready since its last
@@ -33,7 +33,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -57,6 +57,9 @@ pub struct RestState {
     pub username: String,
     pub password: String,
     pub faults: RestFaults,
+    /// While set, every request is refused with 500 (20500) before anything is done: Twilio's
+    /// REST API down for a span (`callq drill rest-500`).
+    pub outage: Arc<AtomicBool>,
     rng: Mutex<StdRng>,
 }
 
@@ -74,8 +77,15 @@ impl RestState {
             username: account_sid.to_string(),
             password: password.to_string(),
             faults,
+            outage: Arc::new(AtomicBool::new(false)),
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x4e57)),
         }
+    }
+
+    /// The same, with its outage switch shared with `outage`.
+    pub fn with_outage(mut self, outage: Arc<AtomicBool>) -> Self {
+        self.outage = outage;
+        self
     }
 }
 
@@ -134,6 +144,14 @@ async fn gate(
     }
     if account != st.account_sid {
         return Err(not_found(path));
+    }
+    if st.outage.load(Ordering::Relaxed) {
+        st.env.stats.rest_fault(500);
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        ));
     }
     let refusal = {
         let mut g = st.rng.lock().unwrap_or_else(|p| p.into_inner());

@@ -435,6 +435,27 @@ async fn injected_faults_answer_429_or_500_before_doing_anything() {
 }
 
 #[tokio::test]
+async fn while_the_outage_switch_is_on_every_request_is_refused_with_500() {
+    let (sim, _) = sim_with(RestFaults::default());
+    let state = RestState::new(sim.env.clone(), ACCOUNT, TOKEN, RestFaults::default(), 1)
+        .with_outage(sim.rest_outage.clone());
+    let app = router(Arc::new(state));
+    let mut rx = live_call(&sim, "in-progress");
+    sim.rest_outage.store(true, Ordering::Relaxed);
+    for _ in 0..3 {
+        let (status, body) = send(&app, request(&call_path(SID), TWIML, ACCOUNT, TOKEN)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], 20500);
+    }
+    assert!(rx.try_recv().is_err(), "a refused request changed nothing");
+    assert_eq!(sim.stats.injected().rest_500, 3);
+    // switched off: answered again
+    sim.rest_outage.store(false, Ordering::Relaxed);
+    let (status, _) = send(&app, request(&call_path(SID), TWIML, ACCOUNT, TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn injected_404s_and_400s_by_operation() {
     let (sim, app) = sim_with(RestFaults {
         rate_404: 1.0,
