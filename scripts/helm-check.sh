@@ -104,6 +104,12 @@ grep -q 'args: \["archive"\]' "$out/all-on.yaml"
 grep -q 'key: DATABASE_URL' "$out/all-on.yaml"
 grep -q 'readOnlyRootFilesystem: true' "$out/all-on.yaml"
 grep -q 'CALLQ_OUTBOUND_URLS' "$out/all-on.yaml"
+# worker.centres: one worker Deployment serving several centres
+grep -A1 'name: CALLQ_CENTRES' "$out/all-on.yaml" | grep -q 'value: "main,east"'
+if grep -q 'CALLQ_CENTRES' "$out/default.yaml"; then
+  echo "helm-check: CALLQ_CENTRES set without worker.centres" >&2
+  exit 1
+fi
 
 # --- alerts and dashboard ----------------------------------------------------------------
 fail() { echo "helm-check: $*" >&2; exit 1; }
