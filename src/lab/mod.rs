@@ -12,6 +12,7 @@
 //! - [`redis_pause`]: Redis frozen for spans while a bench runs (`CLIENT PAUSE`).
 
 pub mod bench;
+pub mod cluster;
 pub mod demo;
 pub mod drill;
 pub mod embedded_redis;

@@ -17,7 +17,6 @@
 //! waiting are no more than before the fault. A restart drill also counts the writes Redis
 //! acknowledged and then lost (a Redis matter, reported apart from callq's).
 
-pub mod cluster;
 pub mod process;
 pub mod redis;
 
@@ -32,9 +31,9 @@ use tokio::time::Instant;
 
 use crate::lab::bench::report::Report;
 use crate::lab::bench::{self, BenchOptions};
+use crate::lab::cluster::LocalCluster;
 use crate::lab::stack::{Stack, StackOptions};
 use crate::sim::Sim;
-use cluster::LocalCluster;
 use process::Guarded;
 use redis::{AofRedis, Stop, WriteProbe, WritesLost};
 

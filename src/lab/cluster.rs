@@ -1,9 +1,9 @@
-//! A local Redis Cluster for the failover drill: three masters and three replicas, each a lab
-//! `redis-server` ([`EmbeddedRedis::start_cluster_node`]) on free ports, formed with
-//! `redis-cli --cluster create --cluster-replicas 1`, ready once every node says
-//! `cluster_state:ok` with all 16384 slots and six nodes known; and `CLUSTER FAILOVER` of the
-//! master of a centre's slot to its replica. (The test suite's cluster, tests/support, is built
-//! the same way.) Its calls block: run them on a blocking thread.
+//! A local Redis Cluster, for the failover drill and the cluster test suite (tests/support
+//! wraps it): three masters and three replicas, each a lab `redis-server`
+//! ([`EmbeddedRedis::start_cluster_node`]) on free ports, formed with `redis-cli --cluster
+//! create --cluster-replicas 1`, ready once every node says `cluster_state:ok` with all 16384
+//! slots and six nodes known; which node masters a key's slot, and `CLUSTER FAILOVER` of that
+//! master to its replica. Its calls block: run them on a blocking thread.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -70,6 +70,11 @@ impl LocalCluster {
         format!("redis+cluster://{}/", self.addrs().join(","))
     }
 
+    /// (master, replica) ports of the slot of `key`, as the first node sees the cluster.
+    pub fn master_and_replica(&self, key: &str) -> Option<(u16, u16)> {
+        self.master_and_replica_seen_by(self.ports()[0], key)
+    }
+
     /// (master, replica) ports of the slot of `key`, as node `asked` sees the cluster.
     fn master_and_replica_seen_by(&self, asked: u16, key: &str) -> Option<(u16, u16)> {
         let slot: u32 = cli(asked, &["CLUSTER", "KEYSLOT", key])
@@ -107,9 +112,8 @@ impl LocalCluster {
     /// an operator makes); returns (old master, new master) once every node says the replica
     /// is the master.
     pub fn fail_over(&self, key: &str) -> anyhow::Result<(u16, u16)> {
-        let asked = self.ports()[0];
         let (master, replica) = self
-            .master_and_replica_seen_by(asked, key)
+            .master_and_replica(key)
             .with_context(|| format!("no master with a replica for {key}"))?;
         let ok = cli(replica, &["CLUSTER", "FAILOVER"]);
         anyhow::ensure!(
@@ -140,7 +144,7 @@ impl LocalCluster {
 }
 
 /// `redis-cli -p <port> <args>`'s output ("" when it cannot run).
-fn cli(port: u16, args: &[&str]) -> String {
+pub fn cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
