@@ -7,9 +7,11 @@
 //! - Agents: from the archive (PostgreSQL). It keeps no agent profile, only the agents' ids
 //!   (their status changes) and the queues they were offered calls from; an agent the archive
 //!   knows, not deleted there and unknown to Redis is created offline, identity = id,
-//!   capacity 1, tier 1 in each queue it was offered calls from (configured queues only). Its
-//!   desktop's next heartbeat and status bring it back; an admin corrects the profile (PUT
-//!   /admin/agents/{id}) if it was different.
+//!   capacity 1, tier 1 in each queue it was offered calls from (configured queues only).
+//!   Its token generation is new (the archive does not keep it), so the agent's old tokens
+//!   are refused as revoked: it needs a new one (`POST /v1/admin/agents/{id}/token`), then its
+//!   desktop's heartbeat and status bring it back. An admin corrects the profile
+//!   (`PUT /v1/admin/agents/{id}`) if it was different.
 //! - Waiting callers: from Twilio. Each member of a `callq-<queue>` `<Enqueue>` queue that
 //!   Redis no longer knows is put back in its queue at its original arrival
 //!   (`Arrival::Holding { waited }`, `waited` = Twilio's `wait_time`), so it keeps its rank.
@@ -433,6 +435,12 @@ pub fn render(r: &Report) -> String {
         agents.len(),
         ids(&agents)
     );
+    if !agents.is_empty() {
+        let _ = writeln!(
+            s,
+            "  each needs a new token (POST /v1/admin/agents/{{id}}/token): its old ones are refused"
+        );
+    }
     let _ = writeln!(
         s,
         "callers: {} in the centre's Twilio queues, {} still in Redis",
