@@ -431,3 +431,180 @@ async fn lists_follow_next_page_uri_to_the_last_page() {
     assert_eq!(members[0].call_sid, "CA00000");
     assert_eq!(members[2104].position, Some(2105));
 }
+
+/// (c) Under a running floor (the lab: simulated Twilio, callq's server and worker, agents
+/// on their desks): Redis loses the centre while callers wait, reconcile restores it, and
+/// every caller still on the line is answered by an agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
+    use callq::config::CentreConfig;
+    use callq::lab::stack::{Stack, StackOptions};
+    use callq::sim::agents::{AgentBehaviour, AgentProfile};
+    use callq::sim::clock::Clock;
+    use callq::sim::twiml_exec::{CallerScript, Outcome};
+    use callq::sim::SimConfig;
+
+    let mut centre = CentreConfig::demo();
+    centre.centre = format!("rc{}-{}", std::process::id(), rand::random::<u32>());
+    let sim = SimConfig {
+        account_sid: String::new(),
+        auth_token: String::new(),
+        public_url: String::new(),
+        callq_url: String::new(),
+        admin_token: String::new(),
+        clock: Clock::new(10.0),
+        agents: AgentBehaviour {
+            answer_delay_s: 0.2,
+            heartbeat_every: Duration::from_millis(500),
+            back_after_pause_s: 0.5,
+            ..AgentBehaviour::default()
+        },
+        wrapup: Duration::from_secs(1),
+        no_answer_delay: Duration::from_secs(1),
+        media: Default::default(),
+        customer_answer_s: 0.2,
+        faults: Default::default(),
+        seed: 5,
+        legacy: None,
+    };
+    let stack = Stack::start(StackOptions {
+        redis_url: Some(support::redis_url()),
+        centre,
+        queue_overrides: Vec::new(),
+        workers: 1,
+        heartbeat_ttl: Duration::from_secs(5),
+        sim,
+    })
+    .await
+    .expect("stack starts");
+    let db = TestDb::create().await;
+    let archiver = start_archive(&stack.store, &db);
+    let agents = ["alice", "bob"];
+    for id in agents {
+        stack
+            .sim
+            .agents
+            .add(&AgentProfile {
+                id: id.to_string(),
+                queues: vec![("sales".to_string(), 1)],
+                capacity: 1,
+                skills: Default::default(),
+            })
+            .await
+            .expect("agent created");
+    }
+    tokio::spawn(stack.sim.agents.clone().run(stack.sim_shutdown()));
+    let available = |store: Store| async move {
+        store
+            .agents()
+            .await
+            .map(|a| {
+                a.iter()
+                    .filter(|a| a.status == AgentStatus::Available)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    while available(stack.store.clone()).await < agents.len() {
+        assert!(tokio::time::Instant::now() < end, "agents log in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // a first call each, so the archive knows both agents and their queue
+    let quick = CallerScript {
+        patience: Some(Duration::from_secs(120)),
+        talk: Duration::from_millis(300),
+        ..CallerScript::default()
+    };
+    let mut sids = Vec::new();
+    for i in 0..2 {
+        sids.push(stack.sim.env.place_inbound(
+            &format!("+1202555010{i}"),
+            SALES_NUMBER,
+            quick.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        stack.sim.drain(Duration::from_secs(60)).await,
+        "first calls end"
+    );
+    // then more callers than agents: some talk, the others wait in line
+    let long = CallerScript {
+        patience: Some(Duration::from_secs(600)),
+        talk: Duration::from_secs(2),
+        ..CallerScript::default()
+    };
+    for i in 0..6 {
+        sids.push(stack.sim.env.place_inbound(
+            &format!("+1202555020{i}"),
+            SALES_NUMBER,
+            long.clone(),
+        ));
+    }
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = stack
+            .store
+            .queue_stats("sales")
+            .await
+            .map(|s| s.waiting)
+            .unwrap_or(0);
+        if waiting >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "callers wait in line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pg = pg_connect(&db.url()).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let offered: i64 = pg
+            .query_one("SELECT count(DISTINCT agent) FROM offers", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if offered == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "archived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    archiver.stop().await;
+
+    // Redis loses the centre
+    flush_centre(&stack.store).await;
+    let env: std::collections::HashMap<_, _> = stack.worker_env().into_iter().collect();
+    let mut cfg = RestConfig::with_auth_token(
+        env["TWILIO_ACCOUNT_SID"].clone(),
+        env["TWILIO_AUTH_TOKEN"].clone(),
+    );
+    cfg.api_base = stack.rest_url.clone();
+    cfg.request_timeout = Duration::from_secs(30);
+    let rest = TwilioRest::new(cfg).expect("client");
+    let r = run(&stack.store, &stack.centre, &rest, &pg, true).await;
+    assert_eq!(r.agents_restore.len(), 2, "both agents restored");
+
+    // the agents come back (new tokens), and every caller still on the line is answered
+    assert!(
+        stack.sim.drain(Duration::from_secs(120)).await,
+        "every call ends"
+    );
+    let logs = stack.sim.stats.snapshot().logs;
+    for sid in &sids {
+        let log = logs.iter().find(|l| &l.info.sid == sid).expect("logged");
+        assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    }
+    assert_eq!(
+        stack
+            .sim
+            .stats
+            .double_bookings
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "no agent had two callers at once"
+    );
+    let restored: Vec<String> = r.callers_restore.iter().map(|c| c.sid.clone()).collect();
+    assert_invariants(&stack.store, &restored).await;
+    stack.stop().await;
+}
