@@ -195,7 +195,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile(args) => {
             init_logging(args.common.log_json);
             let centre = load_centre(&args.common)?;
-            let store = callq::store::Store::connect(&args.common.redis_url, &centre.centre, 4)?;
+            let store = callq::store::Store::connect(
+                &args.common.redis_url,
+                &centre.centre,
+                args.common.redis_pool,
+            )?;
             let rest = callq::worker::rest_client(
                 &args.account(),
                 &callq::worker::Settings::new(&args.twilio.public_url),
