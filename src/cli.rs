@@ -67,6 +67,34 @@ pub enum Command {
     Archive(ArchiveArgs),
     /// The centre's KPIs per day and queue, from the archive in PostgreSQL.
     Report(ReportArgs),
+    /// After Redis lost data: restore queues (config), agents and callbacks (archive) and
+    /// waiting callers (Twilio). A dry run unless --apply.
+    Reconcile(ReconcileArgs),
+}
+
+/// `callq reconcile` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub twilio: TwilioArgs,
+    /// The archive's PostgreSQL (agents and callbacks are restored from it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Write what is missing (without it: only say what would be written).
+    #[arg(long)]
+    pub apply: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReconcileArgs {
+    /// The Twilio account to read the queues and calls of.
+    pub fn account(&self) -> TwilioAccount {
+        self.twilio.account()
+    }
 }
 
 /// Settings every process shares.

@@ -29,6 +29,7 @@ pub mod contract;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod ops;
+pub mod reconcile;
 pub mod server;
 pub mod shutdown;
 #[cfg(feature = "lab")]

@@ -192,6 +192,32 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", callq::archive::report::render(&report));
             }
         }
+        Command::Reconcile(args) => {
+            init_logging(args.common.log_json);
+            let centre = load_centre(&args.common)?;
+            let store = callq::store::Store::connect(
+                &args.common.redis_url,
+                &centre.centre,
+                args.common.redis_pool,
+            )?;
+            let rest = callq::worker::rest_client(
+                &args.account(),
+                &callq::worker::Settings::new(&args.twilio.public_url),
+            )?;
+            let (client, _conn) = callq::archive::writer::connect(&args.database_url)
+                .await
+                .context("cannot reach the archive's PostgreSQL (DATABASE_URL)")?;
+            let opts = callq::reconcile::Options {
+                apply: args.apply,
+                ..Default::default()
+            };
+            let report = callq::reconcile::run(&store, &centre, &rest, &client, &opts).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", callq::reconcile::render(&report));
+            }
+        }
     }
     Ok(())
 }

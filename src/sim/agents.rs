@@ -388,12 +388,38 @@ impl Agents {
             .send()
             .await
             .ok()?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // the token was revoked (an agent restored after Redis lost it gets a new token
+            // generation): the desk is given a new one, as an admin would
+            tracing::debug!(agent = %agent.id, "token refused; asking for a new one");
+            self.renew_token(agent).await;
+            return None;
+        }
         if !resp.status().is_success() {
             tracing::debug!(agent = %agent.id, status = %resp.status(), "heartbeat refused");
             return None;
         }
         let body: HeartbeatResponse = resp.json().await.ok()?;
         Some(body.status)
+    }
+
+    /// A new token for `agent` from the admin API (kept when none is given).
+    async fn renew_token(&self, agent: &SimAgent) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/admin/agents/{}/token", self.base, agent.id))
+            .bearer_auth(&self.admin_token)
+            .json(&TokenRequest {
+                ttl_s: Some(86_400),
+            })
+            .send()
+            .await;
+        let Ok(resp) = resp else { return };
+        if let Ok(t) = resp.error_for_status() {
+            if let Ok(t) = t.json::<TokenResponse>().await {
+                *agent.token.lock().unwrap_or_else(|p| p.into_inner()) = t.token;
+            }
+        }
     }
 
     async fn set_available(&self, agent: &SimAgent) {

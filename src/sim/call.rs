@@ -104,6 +104,11 @@ pub struct SimEnv {
 }
 
 impl SimEnv {
+    /// Twilio's `<Enqueue>` queues (the REST API lists them and their members).
+    pub fn twilio_queues(&self) -> &TwilioQueues {
+        &self.queues
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         hooks: Arc<Webhooks>,

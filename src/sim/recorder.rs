@@ -10,7 +10,10 @@
 //!   `queued` call `CAnew…` numbered by request, or 200 with the [`QueueMember`];
 //! - reads, answered from a world of calls the caller sets up ([`Recorder::set_call`]):
 //!   `GET …/Calls/{CallSid}.json` (20404 when unknown) and `GET …/Calls.json` filtered by
-//!   `ParentCallSid` and `To`.
+//!   `ParentCallSid`, `To` and `Status`; and of `<Enqueue>` queues
+//!   ([`Recorder::set_queue_member`]): `GET …/Queues.json` and
+//!   `GET …/Queues/{QueueSid}/Members.json`. Lists are paged (`PageSize`, `Page`,
+//!   `next_page_uri`).
 //!
 //! Every request is recorded ([`Request`]), writes and reads apart. HTTP basic auth and the
 //! account are checked (401, 20003). Bodies are the real serialized resource and error types
@@ -31,6 +34,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::sim::twiml_exec::TwilioQueues;
 use crate::store::OfferRef;
 use crate::twilio::rest::{
     CallResource, CallStatus, ErrorBody, QueueMember, CODE_CALL_NOT_IN_PROGRESS, CODE_NOT_FOUND,
@@ -156,6 +160,8 @@ struct Inner {
     authorization: String,
     /// The calls Twilio knows, by SID, for reads.
     world: Mutex<HashMap<String, CallResource>>,
+    /// Twilio's `<Enqueue>` queues, by friendly name: their members, first in line first.
+    queues: Mutex<std::collections::BTreeMap<String, Vec<QueueMember>>>,
     /// Reads received (kept apart: `writes` and `count` are the writes).
     reads: Mutex<Vec<Request>>,
     writes: Mutex<Vec<Request>>,
@@ -194,6 +200,7 @@ impl Recorder {
             account_sid: account_sid.to_string(),
             authorization: basic_auth(account_sid, auth_token),
             world: Mutex::default(),
+            queues: Mutex::default(),
             reads: Mutex::default(),
             writes: Mutex::default(),
             count,
@@ -213,6 +220,14 @@ impl Recorder {
                 "/2010-04-01/Accounts/{account}/Queues/{queue}/Members/{file}",
                 post(dequeue),
             )
+            .route(
+                "/2010-04-01/Accounts/{account}/Queues.json",
+                axum::routing::get(list_queues),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Queues/{queue}/Members.json",
+                axum::routing::get(list_members),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -230,6 +245,20 @@ impl Recorder {
     pub fn patient(mut self, factor: u32) -> Self {
         self.patience = factor.max(1);
         self
+    }
+
+    /// `member` waits (last) in the `<Enqueue>` queue named `queue` (made when first used;
+    /// its SID is the simulator's for that name). Reads list it: `GET …/Queues.json`,
+    /// `GET …/Queues/{QueueSid}/Members.json`.
+    pub fn set_queue_member(&self, queue: &str, mut member: QueueMember) {
+        member.queue_sid = Some(TwilioQueues::sid_for(queue));
+        let mut g = lock(&self.inner.queues);
+        let members = g.entry(queue.to_string()).or_default();
+        members.retain(|m| m.call_sid != member.call_sid);
+        members.push(member);
+        for (i, m) in members.iter_mut().enumerate() {
+            m.position = Some(i as u32 + 1);
+        }
     }
 
     /// Twilio now knows `call` (reads return it; a call with `parent_call_sid` is listed as
@@ -556,14 +585,135 @@ async fn list(
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
-    let (parent, to) = (want("ParentCallSid"), want("To"));
+    let (parent, to, status) = (want("ParentCallSid"), want("To"), want("Status"));
     let calls: Vec<CallResource> = lock(&inner.world)
         .values()
         .filter(|c| parent.is_none() || c.parent_call_sid == parent)
         .filter(|c| to.is_none() || c.to == to)
+        .filter(|c| status.as_deref().is_none_or(|s| c.status.as_str() == s))
         .cloned()
         .collect();
-    Json(json!({ "calls": calls, "page": 0, "page_size": calls.len() })).into_response()
+    let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
+    let (calls, envelope) = paged(calls, &query, &path);
+    let mut body = json!({ "calls": calls });
+    merge(&mut body, envelope);
+    Json(body).into_response()
+}
+
+/// One page of `items` as `Page`/`PageSize` ask (50 by default), and Twilio's paging fields
+/// (`page`, `page_size`, `first_page_uri`, `next_page_uri`, ...), the URIs on `path`.
+fn paged<T: Clone>(
+    items: Vec<T>,
+    query: &[(String, String)],
+    path: &str,
+) -> (Vec<T>, serde_json::Value) {
+    let num = |name: &str, default: usize| {
+        query
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let size = num("PageSize", 50).clamp(1, 1000);
+    let page = num("Page", 0);
+    let start = page.saturating_mul(size).min(items.len());
+    let chunk: Vec<T> = items.iter().skip(start).take(size).cloned().collect();
+    let keep: Vec<(String, String)> = query
+        .iter()
+        .filter(|(n, _)| n != "Page" && n != "PageSize" && n != "PageToken")
+        .cloned()
+        .collect();
+    let uri = |p: usize| {
+        let mut pairs = keep.clone();
+        pairs.push(("PageSize".into(), size.to_string()));
+        pairs.push(("Page".into(), p.to_string()));
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
+    let next = (start + chunk.len() < items.len()).then(|| uri(page + 1));
+    let previous = (page > 0).then(|| uri(page - 1));
+    let envelope = json!({
+        "page": page,
+        "page_size": size,
+        "start": start,
+        "end": (start + chunk.len()).saturating_sub(1).max(start),
+        "uri": uri(page),
+        "first_page_uri": uri(0),
+        "next_page_uri": next,
+        "previous_page_uri": previous,
+    });
+    (chunk, envelope)
+}
+
+fn merge(body: &mut serde_json::Value, more: serde_json::Value) {
+    if let (serde_json::Value::Object(b), serde_json::Value::Object(m)) = (body, more) {
+        b.extend(m);
+    }
+}
+
+async fn list_queues(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+    let path = format!("/2010-04-01/Accounts/{account}/Queues.json");
+    if let Some(refused) = record_read(&inner, &account, path.clone(), &headers, query.clone()) {
+        return refused;
+    }
+    let queues: Vec<serde_json::Value> = lock(&inner.queues)
+        .iter()
+        .map(|(name, members)| {
+            let sid = TwilioQueues::sid_for(name);
+            json!({
+                "sid": sid,
+                "account_sid": account,
+                "friendly_name": name,
+                "current_size": members.len(),
+                "max_size": 100,
+                "average_wait_time": 0,
+                "date_created": "Mon, 30 Nov 2026 08:00:00 +0000",
+                "date_updated": "Mon, 30 Nov 2026 08:00:00 +0000",
+                "uri": format!("/2010-04-01/Accounts/{account}/Queues/{sid}.json"),
+                "subresource_uris": {
+                    "members": format!("/2010-04-01/Accounts/{account}/Queues/{sid}/Members.json"),
+                },
+            })
+        })
+        .collect();
+    let (queues, envelope) = paged(queues, &query, &path);
+    let mut body = json!({ "queues": queues });
+    merge(&mut body, envelope);
+    Json(body).into_response()
+}
+
+async fn list_members(
+    State(inner): State<Arc<Inner>>,
+    Path((account, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+    let path = format!("/2010-04-01/Accounts/{account}/Queues/{queue}/Members.json");
+    if let Some(refused) = record_read(&inner, &account, path.clone(), &headers, query.clone()) {
+        return refused;
+    }
+    let members = lock(&inner.queues)
+        .iter()
+        .find(|(name, _)| TwilioQueues::sid_for(name) == queue)
+        .map(|(_, m)| m.clone());
+    let Some(members) = members else {
+        return twilio_error(404, CODE_NOT_FOUND, "The requested resource was not found");
+    };
+    let (members, envelope) = paged(members, &query, &path);
+    let mut body = json!({ "queue_members": members });
+    merge(&mut body, envelope);
+    Json(body).into_response()
 }
 
 #[cfg(test)]

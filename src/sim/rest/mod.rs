@@ -14,6 +14,11 @@
 //!   `StartTime>`, `StartTime<`, `EndTime` (and its `>`/`<`), `PageSize` (1 to 1000, 50 by
 //!   default) and `Page`: Twilio's list envelope (`calls`, `page`, `page_size`, `start`,
 //!   `end`, `uri`, `first_page_uri`, `next_page_uri`, `previous_page_uri`), newest first.
+//! - `GET …/Queues.json` and `GET …/Queues/{QueueSid}/Members.json` ([`read`]): the
+//!   `<Enqueue>` queues (`queues`: `sid`, `friendly_name`, `current_size`, `max_size`,
+//!   `average_wait_time`, …) and their members first in line first (`queue_members`:
+//!   `call_sid`, `queue_sid`, `position`, `wait_time` in seconds, `date_enqueued`), in the same
+//!   paged envelope (`PageSize`, `Page`).
 //!
 //! The calls are Twilio's record ([`crate::sim::registry`]): inbound calls, created calls and
 //! every child leg a `<Dial>` made. HTTP basic auth is checked (401, code 20003). Errors have
@@ -98,6 +103,14 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{file}",
             post(write::update_call).get(read::fetch_call),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Queues.json",
+            axum::routing::get(read::list_queues),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Queues/{queue}/Members.json",
+            axum::routing::get(read::list_members),
         )
         .fallback(|uri: axum::http::Uri| async move { not_found(uri.path()) })
         .with_state(state)

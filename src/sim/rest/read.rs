@@ -1,6 +1,7 @@
-//! The REST reads: the Call resource (`GET …/Calls/{CallSid}.json`) and the list of calls
-//! (`GET …/Calls.json`, filtered, paged, newest first), with Twilio's field names and RFC 2822
-//! times.
+//! The REST reads: the Call resource (`GET …/Calls/{CallSid}.json`), the list of calls
+//! (`GET …/Calls.json`, filtered, paged, newest first), and the `<Enqueue>` queues and their
+//! members (`GET …/Queues.json`, `GET …/Queues/{QueueSid}/Members.json`), with Twilio's field
+//! names and RFC 2822 times.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use sha1::{Digest, Sha1};
 use super::{error, gate, not_found, RestState};
 use crate::sim::faults::RestOp;
 use crate::sim::registry::{CallFilter, CallRecord, DateFilter};
-use crate::sim::twiml_exec::rfc2822;
+use crate::sim::twiml_exec::{rfc2822, TwilioQueues};
 use crate::twilio::rest::{CallResource, CallStatus};
 
 /// `PageSize` when none is given, and the most Twilio allows.
@@ -229,6 +230,144 @@ pub(super) async fn list_calls(
         "start": start,
         "uri": uri(q.page, None),
     });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `PageSize` and `Page` of a list request (Twilio's defaults: 50, the first page).
+#[allow(clippy::result_large_err)]
+fn page_of(raw: Option<&str>) -> Result<(usize, usize), Response> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|_| bad("Malformed query".into()))?;
+    let (mut page, mut size) = (0, DEFAULT_PAGE_SIZE);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "PageSize" => {
+                size = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                    .ok_or_else(|| bad(format!("PageSize must be 1 to {MAX_PAGE_SIZE}")))?;
+            }
+            "Page" => page = v.parse().map_err(|_| bad("Page must be a number".into()))?,
+            _ => {}
+        }
+    }
+    Ok((page, size))
+}
+
+/// Page `page` of `items` in Twilio's list envelope, the list under `key`, URIs on `path`.
+fn envelope(key: &str, items: Vec<Value>, page: usize, size: usize, path: &str) -> Value {
+    let start = page.saturating_mul(size).min(items.len());
+    let total = items.len();
+    let chunk: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let uri = |p: usize| format!("{path}?PageSize={size}&Page={p}");
+    let n = chunk.len();
+    let mut body = json!({
+        "end": (start + n).saturating_sub(1).max(start),
+        "first_page_uri": uri(0),
+        "next_page_uri": (start + n < total).then(|| uri(page + 1)),
+        "page": page,
+        "page_size": size,
+        "previous_page_uri": (page > 0).then(|| uri(page - 1)),
+        "start": start,
+        "uri": uri(page),
+    });
+    if let Value::Object(fields) = &mut body {
+        fields.insert(key.to_string(), Value::Array(chunk));
+    }
+    body
+}
+
+/// `GET …/Queues.json`: the `<Enqueue>` queues Twilio has made, by friendly name.
+pub(super) async fn list_queues(
+    State(st): State<Arc<RestState>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Queues.json");
+    if let Err(r) = gate(&st, &headers, &account, &path, RestOp::Read).await {
+        return r;
+    }
+    let (page, size) = match page_of(raw.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let now = rfc2822(Timestamp::now());
+    let queues: Vec<Value> = st
+        .env
+        .twilio_queues()
+        .members()
+        .into_iter()
+        .map(|(name, members)| {
+            let sid = TwilioQueues::sid_for(&name);
+            let base = format!("/2010-04-01/Accounts/{}/Queues/{sid}", st.account_sid);
+            let wait = members.iter().map(|(_, w)| w.as_secs()).sum::<u64>();
+            json!({
+                "sid": sid,
+                "account_sid": st.account_sid,
+                "friendly_name": name,
+                "current_size": members.len(),
+                "max_size": 100,
+                "average_wait_time": wait.checked_div(members.len() as u64).unwrap_or(0),
+                "date_created": now,
+                "date_updated": now,
+                "uri": format!("{base}.json"),
+                "subresource_uris": { "members": format!("{base}/Members.json") },
+            })
+        })
+        .collect();
+    let body = envelope("queues", queues, page, size, &path);
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET …/Queues/{QueueSid}/Members.json`: the queue's callers, first in line first.
+pub(super) async fn list_members(
+    State(st): State<Arc<RestState>>,
+    Path((account, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/2010-04-01/Accounts/{account}/Queues/{queue}/Members.json");
+    if let Err(r) = gate(&st, &headers, &account, &path, RestOp::Read).await {
+        return r;
+    }
+    let (page, size) = match page_of(raw.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some((_, members)) = st
+        .env
+        .twilio_queues()
+        .members()
+        .into_iter()
+        .find(|(name, _)| TwilioQueues::sid_for(name) == queue)
+    else {
+        return not_found(&path);
+    };
+    let now = Timestamp::now();
+    let members: Vec<Value> = members
+        .into_iter()
+        .enumerate()
+        .map(|(i, (call_sid, waited))| {
+            let enqueued = jiff::SignedDuration::try_from(waited)
+                .ok()
+                .and_then(|d| now.checked_sub(d).ok())
+                .unwrap_or(now);
+            json!({
+                "call_sid": call_sid,
+                "queue_sid": queue,
+                "position": i + 1,
+                "wait_time": waited.as_secs(),
+                "date_enqueued": rfc2822(enqueued),
+                "uri": format!(
+                    "/2010-04-01/Accounts/{}/Queues/{queue}/Members/{call_sid}.json",
+                    st.account_sid
+                ),
+            })
+        })
+        .collect();
+    let body = envelope("queue_members", members, page, size, &path);
     (StatusCode::OK, Json(body)).into_response()
 }
 

@@ -634,3 +634,48 @@ async fn callback_customers_ring_out_or_are_busy_as_drawn() {
     assert!(matches!(rung, Some(RingResult::Answered { .. })));
     assert_eq!(sim.stats.snapshot().callbacks_reached.len(), 1);
 }
+
+#[tokio::test]
+async fn enqueue_queues_and_their_members_are_listed_in_twilios_shapes_and_paged() {
+    use crate::sim::twiml_exec::TwilioQueues;
+    use crate::twilio::rest::{MemberPage, QueuePage};
+    let (sim, app) = sim_with(RestFaults::default());
+    for sid in ["CAm1", "CAm2", "CAm3"] {
+        sim.env.twilio_queues().join("callq-sales", sid);
+    }
+    let base = format!("/2010-04-01/Accounts/{ACCOUNT}");
+    let (status, json) = send(&app, get(&format!("{base}/Queues.json"))).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let page: QueuePage = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(page.queues.len(), 1);
+    let q = &page.queues[0];
+    assert_eq!(q.sid, TwilioQueues::sid_for("callq-sales"));
+    assert_eq!(q.friendly_name.as_deref(), Some("callq-sales"));
+    assert_eq!(q.current_size, Some(3));
+    assert_eq!(page.next_page_uri, None);
+    assert_eq!(json["page_size"], 50);
+
+    let members = format!("{base}/Queues/{}/Members.json", q.sid);
+    let (status, json) = send(&app, get(&format!("{members}?PageSize=2"))).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let first: MemberPage = serde_json::from_value(json).unwrap();
+    let sids: Vec<&str> = first
+        .queue_members
+        .iter()
+        .map(|m| m.call_sid.as_str())
+        .collect();
+    assert_eq!(sids, ["CAm1", "CAm2"], "first in line first");
+    assert_eq!(first.queue_members[1].position, Some(2));
+    assert!(first.queue_members[0].wait_time.is_some());
+    assert!(first.queue_members[0].date_enqueued.is_some());
+    let next = first.next_page_uri.expect("a second page");
+    let (_, json) = send(&app, get(&next)).await;
+    let second: MemberPage = serde_json::from_value(json).unwrap();
+    assert_eq!(second.queue_members.len(), 1);
+    assert_eq!(second.queue_members[0].call_sid, "CAm3");
+    assert_eq!(second.queue_members[0].position, Some(3));
+    assert_eq!(second.next_page_uri, None);
+
+    let (status, json) = send(&app, get(&format!("{base}/Queues/QUnone/Members.json"))).await;
+    refused((status, json), StatusCode::NOT_FOUND, 20404);
+}

@@ -97,6 +97,25 @@ impl TwilioQueues {
         })
     }
 
+    /// Every queue Twilio has made (named by `<Enqueue>`), sorted by name, with its members
+    /// first in line first: (CallSid, time in the queue).
+    pub fn members(&self) -> Vec<(String, Vec<(String, Duration)>)> {
+        let mut all: Vec<(String, Vec<(String, Duration)>)> = self.with(|m| {
+            m.iter()
+                .map(|(name, q)| {
+                    let members = q
+                        .members
+                        .iter()
+                        .map(|(sid, t)| (sid.clone(), t.elapsed()))
+                        .collect();
+                    (name.clone(), members)
+                })
+                .collect()
+        });
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// Members of every queue.
     pub fn total(&self) -> usize {
         self.with(|m| m.values().map(|q| q.members.len()).sum())

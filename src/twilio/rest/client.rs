@@ -1,5 +1,6 @@
 //! [`TwilioRest`], the client itself: its configuration ([`RestConfig`]), the calls callq makes
-//! (update a live call, create a call, dequeue a member, fetch a call, list calls), and the
+//! (update a live call, create a call, dequeue a member, fetch a call, list calls, list the
+//! `<Enqueue>` queues and their members, every page through `next_page_uri`), and the
 //! optional [`RequestGate`]
 //! consulted around every request, which is how the worker's circuit breaker keeps requests
 //! from going out while Twilio is unreachable.
@@ -15,7 +16,8 @@ use tokio::time::Instant;
 
 use super::error::{error_chain, RestError};
 use super::resources::{
-    check_twiml_len, CallFilter, CallPage, CallResource, CreateCall, HttpMethod, QueueMember,
+    check_twiml_len, CallFilter, CallPage, CallResource, CreateCall, HttpMethod, MemberPage,
+    QueueMember, QueuePage, QueueResource,
 };
 
 /// Twilio's production API base.
@@ -244,6 +246,92 @@ impl TwilioRest {
             .request(reqwest::Method::GET, url, &[], "Calls.json")
             .await?;
         Ok(page.calls)
+    }
+
+    /// Every call matching `filter` (`GET …/Calls.json`), following `next_page_uri` to the
+    /// last page (at most `max_pages` pages), newest first.
+    pub async fn list_calls_all(
+        &self,
+        filter: &CallFilter,
+        max_pages: usize,
+    ) -> Result<Vec<CallResource>, RestError> {
+        let mut url = self.endpoint(&["Calls.json"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in filter.query() {
+                pairs.append_pair(name, &value);
+            }
+        }
+        let mut out = Vec::new();
+        for _ in 0..max_pages.max(1) {
+            let page: CallPage = self
+                .request(reqwest::Method::GET, url, &[], "Calls.json")
+                .await?;
+            out.extend(page.calls);
+            match self.next_page(page.next_page_uri.as_deref())? {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every `<Enqueue>` queue of the account (`GET …/Queues.json`, every page).
+    pub async fn list_queues(&self, max_pages: usize) -> Result<Vec<QueueResource>, RestError> {
+        let mut url = self.endpoint(&["Queues.json"])?;
+        url.query_pairs_mut().append_pair("PageSize", "1000");
+        let mut out = Vec::new();
+        for _ in 0..max_pages.max(1) {
+            let page: QueuePage = self
+                .request(reqwest::Method::GET, url, &[], "Queues.json")
+                .await?;
+            out.extend(page.queues);
+            match self.next_page(page.next_page_uri.as_deref())? {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The callers waiting in queue `queue_sid` (`GET …/Queues/{QueueSid}/Members.json`,
+    /// every page), first in line first.
+    pub async fn list_queue_members(
+        &self,
+        queue_sid: &str,
+        max_pages: usize,
+    ) -> Result<Vec<QueueMember>, RestError> {
+        require_sid("queue_sid", queue_sid)?;
+        let mut url = self.endpoint(&["Queues", queue_sid, "Members.json"])?;
+        url.query_pairs_mut().append_pair("PageSize", "1000");
+        let mut out = Vec::new();
+        for _ in 0..max_pages.max(1) {
+            let page: MemberPage = self
+                .request(reqwest::Method::GET, url, &[], queue_sid)
+                .await?;
+            out.extend(page.queue_members);
+            match self.next_page(page.next_page_uri.as_deref())? {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The URL of a page's `next_page_uri` (a path on the API's host), None on the last page.
+    fn next_page(&self, next: Option<&str>) -> Result<Option<Url>, RestError> {
+        match next {
+            None | Some("") => Ok(None),
+            Some(path) if path.starts_with('/') && !path.starts_with("//") => self
+                .inner
+                .base
+                .join(path)
+                .map(Some)
+                .map_err(|e| RestError::Invalid(format!("next_page_uri {path:?}: {e}"))),
+            Some(other) => Err(RestError::Invalid(format!(
+                "next_page_uri {other:?} is not a path on the API's host"
+            ))),
+        }
     }
 
     fn call_url(&self, call_sid: &str) -> Result<Url, RestError> {

@@ -37,7 +37,8 @@ pub use error::{
     CODE_TOO_MANY_REQUESTS, CODE_TWIML_TOO_LONG,
 };
 pub use resources::{
-    CallEvent, CallFilter, CallInstructions, CallResource, CallStatus, CreateCall, HttpMethod,
-    QueueMember, MAX_CREATE_CALL_TIMEOUT_S, MAX_INLINE_TWIML_CHARS,
+    CallEvent, CallFilter, CallInstructions, CallPage, CallResource, CallStatus, CreateCall,
+    HttpMethod, MemberPage, QueueMember, QueuePage, QueueResource, MAX_CREATE_CALL_TIMEOUT_S,
+    MAX_INLINE_TWIML_CHARS,
 };
 pub use retry::{with_retry, with_retry_if, Backoff};

@@ -49,6 +49,22 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    /// Twilio's name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Initiated => "initiated",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+            CallStatus::Unknown => "unknown",
+        }
+    }
+
     /// The call is over (no further status changes).
     pub fn is_final(self) -> bool {
         matches!(
@@ -132,6 +148,8 @@ pub struct CallFilter {
     pub from: Option<String>,
     /// Only calls that started on or after this UTC date (`StartTime>`, `YYYY-MM-DD`).
     pub started_on_or_after: Option<String>,
+    /// Only calls in this status (`Status`: `queued`, `ringing`, `in-progress`, …).
+    pub status: Option<CallStatus>,
     /// Calls per page (Twilio allows up to 1000).
     pub page_size: u32,
 }
@@ -152,19 +170,63 @@ impl CallFilter {
         if let Some(d) = &self.started_on_or_after {
             q.push(("StartTime>", d.clone()));
         }
+        if let Some(status) = self.status {
+            q.push(("Status", status.as_str().to_string()));
+        }
         q.push(("PageSize", self.page_size.clamp(1, 1000).to_string()));
         q
     }
 }
 
-/// One page of `GET …/Calls.json`.
+/// One page of `GET …/Calls.json`; `next_page_uri` (a path from the API's host, with its
+/// query) leads to the next one, null on the last.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallPage {
     #[serde(default)]
     pub calls: Vec<CallResource>,
+    #[serde(default)]
+    pub next_page_uri: Option<String>,
 }
 
-/// A member of a Twilio `<Enqueue>` queue (answer to a dequeue).
+/// A Twilio `<Enqueue>` queue (`GET …/Queues.json`), as far as callq needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueResource {
+    pub sid: String,
+    /// The name `<Enqueue>` gave it: `callq-<queue>` (or `callq-<queue>-<shard>`).
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub current_size: Option<u32>,
+    #[serde(default)]
+    pub average_wait_time: Option<u64>,
+    #[serde(default)]
+    pub max_size: Option<u32>,
+    #[serde(default)]
+    pub date_created: Option<String>,
+    #[serde(default)]
+    pub uri: Option<String>,
+}
+
+/// One page of `GET …/Queues.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePage {
+    #[serde(default)]
+    pub queues: Vec<QueueResource>,
+    #[serde(default)]
+    pub next_page_uri: Option<String>,
+}
+
+/// One page of `GET …/Queues/{QueueSid}/Members.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPage {
+    #[serde(default)]
+    pub queue_members: Vec<QueueMember>,
+    #[serde(default)]
+    pub next_page_uri: Option<String>,
+}
+
+/// A member of a Twilio `<Enqueue>` queue (answer to a dequeue, or listed by
+/// `GET …/Queues/{QueueSid}/Members.json`); `wait_time` is in seconds, `date_enqueued` RFC 2822.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMember {
     pub call_sid: String,
