@@ -3,8 +3,9 @@
 //!
 //! `REDIS_URL` says which (see [`RedisTarget::parse`]): `redis://host:6379/` is one server;
 //! `redis+cluster://[user:pass@]host1:6379,host2:6379/`, or several comma-separated `redis://`
-//! URLs, is a cluster reached through those seed nodes. (`rediss://` and `rediss+cluster://`
-//! parse, but this build has no TLS: they are refused at start.)
+//! URLs, is a cluster reached through those seed nodes. `rediss://` and `rediss+cluster://`
+//! connect over TLS (rustls), checking the server's certificate against the system's roots
+//! or the file `SSL_CERT_FILE` names.
 //!
 //! Every key of a centre carries the hash tag `{C}`, so a centre lives in one slot: scripts
 //! and pipelines go whole to the slot's master. The few commands without a key are routed
@@ -82,7 +83,7 @@ impl RedisTarget {
         for u in urls {
             u.as_str()
                 .into_connection_info()
-                .map_err(|_| bad("not a redis:// URL (rediss://: TLS is not built in)"))?;
+                .map_err(|_| bad("not a redis:// (or rediss://, TLS) URL"))?;
         }
         Ok(target)
     }
@@ -144,8 +145,9 @@ pub enum Backend {
     },
     Cluster {
         pool: ClusterPool,
-        /// The first seed: credentials and TLS for the direct connection to the slot's master.
-        seed: ConnectionInfo,
+        /// The first seed: credentials and TLS for the direct connection to the slot's master
+        /// (boxed: with TLS it is far bigger than the one-server variant).
+        seed: Box<ConnectionInfo>,
         /// The centre's slot, on its master.
         route: Route,
         /// The key prefix (`callq:{C}:`), for `CLUSTER KEYSLOT`.
@@ -191,7 +193,7 @@ impl Backend {
                     .map_err(|e| StoreError::PoolSetup(e.to_string()))?;
                 Ok(Backend::Cluster {
                     pool,
-                    seed,
+                    seed: Box::new(seed),
                     route,
                     prefix: prefix.to_string(),
                 })
@@ -359,8 +361,18 @@ mod tests {
                 "redis://:pw@b:7001".into()
             ]))
         );
-        // no TLS in this build: refused at start, not at the first call
-        assert!(RedisTarget::parse("rediss+cluster://a:7000").is_err());
+        // TLS: each seed keeps the scheme
+        assert_eq!(
+            RedisTarget::parse("rediss+cluster://a:7000,b:7001").ok(),
+            Some(RedisTarget::Cluster(vec![
+                "rediss://a:7000".into(),
+                "rediss://b:7001".into()
+            ]))
+        );
+        assert_eq!(
+            RedisTarget::parse("rediss://a:6380/").ok(),
+            Some(RedisTarget::Single("rediss://a:6380/".into()))
+        );
         assert_eq!(
             RedisTarget::parse("redis://a:7000, redis://b:7001").ok(),
             Some(RedisTarget::Cluster(vec![
