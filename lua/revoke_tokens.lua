@@ -12,6 +12,8 @@
 local id = ARGV[1]
 if redis.call('EXISTS', k_agent(id)) == 0 then return { 'unknown' } end
 redis.call('HSET', k_agent(id), 'token_gen', ARGV[2])
+-- the generation goes on record (it is no credential: tokens are signed by the agent secret),
+-- so `callq reconcile` can bring an agent back with the tokens it holds still good
 event('agent', { 'agent', id, 'status', redis.call('HGET', k_agent(id), 'status') or '',
-  'reason', 'tokens revoked' })
+  'reason', 'tokens revoked', 'token_gen', ARGV[2] })
 return { 'ok' }

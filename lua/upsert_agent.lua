@@ -44,6 +44,10 @@ for _, qt in ipairs(qs) do
 end
 redis.call('SADD', K_AGENTS, id)
 if refresh_ready(id, a) then wake() end
-event('agent', { 'agent', id, 'status', a.status, 'reason', created and 'created' or 'updated' })
+-- the whole profile (and the token generation, which is no credential) goes on record, so
+-- `callq reconcile` can restore the agent from the archive as it was
+event('agent', { 'agent', id, 'status', a.status, 'reason', created and 'created' or 'updated',
+  'identity', ARGV[2], 'queues', ARGV[3], 'capacity', ARGV[4], 'skills', ARGV[7] or '',
+  'order', ARGV[8] or '0', 'weight', ARGV[9] or '1', 'token_gen', a.token_gen or '' })
 if created then return { 'created' } end
 return { 'updated' }

@@ -253,7 +253,19 @@ async fn dry_run_writes_nothing_and_apply_restores_queues_agents_callers_and_cal
 
     // the centre's day so far: two agents answer a call each, a third is deleted
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
-    online_agent(&store, &agent("a2", &[("support", 1)])).await;
+    // a2's profile is richer, and its tokens were revoked once: all of it on record
+    let mut a2 = agent("a2", &[("support", 2)]);
+    a2.identity = "desk-a2".into();
+    a2.capacity = 2;
+    a2.skills = callq::store::Skills::new([("billing", 3)]);
+    a2.order = 5;
+    a2.weight = 4;
+    online_agent(&store, &a2).await;
+    store.revoke_tokens("a2").await.expect("revoked");
+    let generations = [
+        store.token_generation("a1").await.expect("read"),
+        store.token_generation("a2").await.expect("read"),
+    ];
     store
         .upsert_agent(&agent("a3", &[("sales", 1)]), UpsertMode::Create)
         .await
@@ -366,11 +378,32 @@ async fn dry_run_writes_nothing_and_apply_restores_queues_agents_callers_and_cal
     let mut queues = store.queue_names().await.expect("queues");
     queues.sort();
     assert_eq!(queues, vec!["sales", "support"]);
-    for (id, q) in [("a1", "sales"), ("a2", "support")] {
+    for (id, q, tier) in [("a1", "sales", 1), ("a2", "support", 2)] {
         let a = agent_rec(&store, id).await;
         assert_eq!(a.status, AgentStatus::Offline, "{id} comes back offline");
-        assert_eq!(a.queues, vec![(q.to_string(), 1)]);
+        assert_eq!(a.queues, vec![(q.to_string(), tier)]);
     }
+    // the profile as it was, and the tokens the desktops hold still good
+    let back = agent_rec(&store, "a2").await;
+    assert_eq!(
+        (
+            back.identity.as_str(),
+            back.capacity,
+            back.order,
+            back.weight
+        ),
+        ("desk-a2", 2, 5, 4)
+    );
+    assert_eq!(back.skills, callq::store::Skills::new([("billing", 3)]));
+    assert_eq!(
+        [
+            store.token_generation("a1").await.expect("read"),
+            store.token_generation("a2").await.expect("read"),
+        ],
+        generations,
+        "token generations restored"
+    );
+    assert!(r.agents_restore.iter().all(|a| a.tokens_kept));
     assert!(store.agent("a3").await.expect("read").is_none());
     let (w1, w2) = (call(&store, "CAwait1").await, call(&store, "CAwait2").await);
     assert_eq!(w1.state, CallState::Waiting);
@@ -585,7 +618,7 @@ async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
     let r = run(&stack.store, &stack.centre, &rest, &pg, true).await;
     assert_eq!(r.agents_restore.len(), 2, "both agents restored");
 
-    // the agents come back (new tokens), and every caller still on the line is answered
+    // the agents come back (their tokens still good), and every caller still on the line is answered
     assert!(
         stack.sim.drain(Duration::from_secs(120)).await,
         "every call ends"

@@ -4,14 +4,14 @@
 //!
 //! - Queues: every queue of the centre's configuration is configured again (as `serve` does
 //!   when it starts).
-//! - Agents: from the archive (PostgreSQL). It keeps no agent profile, only the agents' ids
-//!   (their status changes) and the queues they were offered calls from; an agent the archive
-//!   knows, not deleted there and unknown to Redis is created offline, identity = id,
-//!   capacity 1, tier 1 in each queue it was offered calls from (configured queues only).
-//!   Its token generation is new (the archive does not keep it), so the agent's old tokens
-//!   are refused as revoked: it needs a new one (`POST /v1/admin/agents/{id}/token`), then its
-//!   desktop's heartbeat and status bring it back. An admin corrects the profile
-//!   (`PUT /v1/admin/agents/{id}`) if it was different.
+//! - Agents: from the archive (PostgreSQL). An agent the archive knows, not deleted there and
+//!   unknown to Redis is created offline with the last profile its events recorded (identity,
+//!   queues and tiers, capacity, skills, order, weight: `upsert_agent` puts them on every
+//!   `agent` event) and its last token generation (on the same events and on a revocation's),
+//!   so the tokens its desktop holds stay good and its next heartbeat and status bring it
+//!   back. An agent archived before events carried profiles gets identity = id, capacity 1,
+//!   tier 1 in each configured queue it was offered calls from, and a new token generation:
+//!   it then needs a new token (`POST /v1/admin/agents/{id}/token`).
 //! - Waiting callers: from Twilio. Each member of a `callq-<queue>` `<Enqueue>` queue that
 //!   Redis no longer knows is put back in its queue at its original arrival
 //!   (`Arrival::Holding { waited }`, `waited` = Twilio's `wait_time`), so it keeps its rank.
@@ -65,10 +65,36 @@ impl Default for Options {
 }
 
 /// An agent to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentPlan {
     pub id: String,
     pub queues: Vec<String>,
+    /// The profile the archive recorded last (None: only the queues offers came from).
+    #[serde(skip)]
+    pub profile: Option<AgentSpec>,
+    /// The agent's last token generation on record (None: a new one; its tokens are refused).
+    #[serde(skip)]
+    pub token_gen: Option<String>,
+    /// Whether the agent's old tokens stay good.
+    pub tokens_kept: bool,
+}
+
+/// The profile an `agent` event recorded (`upsert_agent.lua`), if it carries one.
+fn recorded_profile(id: &str, f: &serde_json::Value) -> Option<AgentSpec> {
+    let text = |k: &str| f.get(k).and_then(|v| v.as_str());
+    let queues = AgentSpec::parse_queues_field(text("queues")?);
+    if queues.is_empty() {
+        return None;
+    }
+    Some(AgentSpec {
+        id: id.to_string(),
+        identity: text("identity").unwrap_or(id).to_string(),
+        queues,
+        capacity: text("capacity").and_then(|c| c.parse().ok()).unwrap_or(1),
+        skills: Skills::parse_field(text("skills").unwrap_or("")),
+        order: text("order").and_then(|o| o.parse().ok()).unwrap_or(0),
+        weight: text("weight").and_then(|w| w.parse().ok()).unwrap_or(1),
+    })
 }
 
 /// A waiting caller to put back in line.
@@ -186,20 +212,62 @@ pub async fn run(
             r.agents_known.push(id);
             continue;
         }
-        let queues: Vec<String> = queues
-            .into_iter()
-            .filter(|q| configured.contains(q))
-            .collect();
+        // the last profile and token generation its events recorded
+        let profile_row = archive
+            .query_opt(
+                "SELECT fields FROM events
+                  WHERE centre = $1 AND agent = $2 AND type = 'agent' AND fields ? 'queues'
+                  ORDER BY at DESC, id DESC LIMIT 1",
+                &[&centre.centre, &id],
+            )
+            .await?;
+        let gen_row = archive
+            .query_opt(
+                "SELECT fields->>'token_gen' FROM events
+                  WHERE centre = $1 AND agent = $2 AND type = 'agent'
+                    AND coalesce(fields->>'token_gen', '') <> ''
+                  ORDER BY at DESC, id DESC LIMIT 1",
+                &[&centre.centre, &id],
+            )
+            .await?;
+        let profile = match profile_row {
+            Some(row) => {
+                let fields: serde_json::Value = row.try_get(0)?;
+                recorded_profile(&id, &fields).map(|mut p| {
+                    p.queues.retain(|(q, _)| configured.contains(q));
+                    p
+                })
+            }
+            None => None,
+        };
+        let token_gen = match gen_row {
+            Some(row) => row.try_get::<_, Option<String>>(0)?,
+            None => None,
+        };
+        let queues: Vec<String> = match &profile {
+            Some(p) => p.queues.iter().map(|(q, _)| q.clone()).collect(),
+            None => queues
+                .into_iter()
+                .filter(|q| configured.contains(q))
+                .collect(),
+        };
         if queues.is_empty() {
             r.agents_no_queue.push(id);
             continue;
         }
-        r.agents_restore.push(AgentPlan { id, queues });
+        let tokens_kept = token_gen.is_some();
+        r.agents_restore.push(AgentPlan {
+            id,
+            queues,
+            profile,
+            token_gen,
+            tokens_kept,
+        });
     }
     if opts.apply {
         let mut created = Vec::new();
         for a in std::mem::take(&mut r.agents_restore) {
-            let spec = AgentSpec {
+            let spec = a.profile.clone().unwrap_or_else(|| AgentSpec {
                 id: a.id.clone(),
                 identity: a.id.clone(),
                 queues: a.queues.iter().map(|q| (q.clone(), 1)).collect(),
@@ -207,8 +275,16 @@ pub async fn run(
                 skills: Skills::default(),
                 order: 0,
                 weight: 1,
+            });
+            let made = match &a.token_gen {
+                Some(gen) => {
+                    store
+                        .upsert_agent_with_generation(&spec, UpsertMode::Create, gen)
+                        .await
+                }
+                None => store.upsert_agent(&spec, UpsertMode::Create).await,
             };
-            match store.upsert_agent(&spec, UpsertMode::Create).await {
+            match made {
                 Ok(_) => created.push(a),
                 Err(StoreError::AgentExists(_)) => r.agents_known.push(a.id),
                 Err(e) => r.errors.push(format!("agent {}: {e}", a.id)),
@@ -435,10 +511,18 @@ pub fn render(r: &Report) -> String {
         agents.len(),
         ids(&agents)
     );
-    if !agents.is_empty() {
+    let new_tokens: Vec<String> = r
+        .agents_restore
+        .iter()
+        .filter(|a| !a.tokens_kept)
+        .map(|a| a.id.clone())
+        .collect();
+    if !new_tokens.is_empty() {
         let _ = writeln!(
             s,
-            "  each needs a new token (POST /v1/admin/agents/{{id}}/token): its old ones are refused"
+            "  {} of them need a new token (POST /v1/admin/agents/{{id}}/token): no token generation on record{}",
+            new_tokens.len(),
+            ids(&new_tokens)
         );
     }
     let _ = writeln!(

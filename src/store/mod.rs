@@ -316,6 +316,26 @@ impl Store {
     /// ([`StoreError::AgentExists`]), [`UpsertMode::Update`] an unknown one
     /// ([`StoreError::UnknownAgent`]); neither changes anything then.
     pub async fn upsert_agent(&self, spec: &AgentSpec, mode: UpsertMode) -> Result<bool> {
+        self.upsert_agent_with_generation(spec, mode, &new_token_generation())
+            .await
+    }
+
+    /// [`Store::upsert_agent`] giving a new agent token generation `generation` (letters and
+    /// digits) rather than a fresh one: `callq reconcile` restoring an agent whose tokens
+    /// should stay good.
+    pub async fn upsert_agent_with_generation(
+        &self,
+        spec: &AgentSpec,
+        mode: UpsertMode,
+        generation: &str,
+    ) -> Result<bool> {
+        if generation.is_empty() || !generation.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(StoreError::Invalid {
+                what: "token generation",
+                value: generation.chars().take(80).collect(),
+                why: "letters and digits",
+            });
+        }
         check_name("agent id", &spec.id)?;
         for (q, tier) in &spec.queues {
             check_name("queue", q)?;
@@ -352,7 +372,7 @@ impl Store {
                     &spec.queues_field(),
                     &spec.capacity.to_string(),
                     mode.as_arg(),
-                    &new_token_generation(),
+                    generation,
                     &spec.skills.field(),
                     &spec.order.to_string(),
                     &spec.weight.to_string(),
