@@ -15,111 +15,10 @@ use callq::archive::{ArchiveOptions, Health, StreamReader};
 use callq::shutdown::{channel, ShutdownTrigger};
 use callq::store::*;
 use redis::AsyncCommands;
+use support::postgres::*;
 use support::*;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
-
-/// The server the tests use, without a database name.
-fn pg_base() -> String {
-    std::env::var("CALLQ_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-async fn pg_connect(url: &str) -> Client {
-    let (client, conn) = match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "tests/archive.rs needs PostgreSQL at {url} (user postgres, trust auth; \
-             or set CALLQ_TEST_PG=postgres://user@host:port): {e}"
-        ),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-/// A database of the test's own, dropped when this is dropped.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let name = format!("callq_t_{:016x}", rand::random::<u64>());
-        let admin = pg_connect(&format!("{}/postgres", pg_base())).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        TestDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_base(), self.name)
-    }
-
-    async fn client(&self) -> Client {
-        pg_connect(&self.url()).await
-    }
-
-    /// Refuse every new connection and end the open ones: PostgreSQL as if down.
-    async fn go_down(&self) {
-        let admin = pg_connect(&format!("{}/postgres", pg_base())).await;
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {0} ALLOW_CONNECTIONS false;
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}';",
-                self.name
-            ))
-            .await
-            .expect("take the database down");
-    }
-
-    async fn come_back(&self) {
-        let admin = pg_connect(&format!("{}/postgres", pg_base())).await;
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                self.name
-            ))
-            .await
-            .expect("bring the database back");
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (name, base) = (self.name.clone(), pg_base());
-        // a runtime of its own: the test's may be shutting down
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async move {
-                    if let Ok((c, conn)) =
-                        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-                            .await
-                    {
-                        tokio::spawn(conn);
-                        let _ = c
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
-
-fn centre_of(store: &Store) -> String {
-    store
-        .prefix()
-        .trim_start_matches("callq:{")
-        .trim_end_matches("}:")
-        .to_string()
-}
 
 /// Settings for a test: short block and claim times.
 fn opts(db: &TestDb, consumer: &str) -> ArchiveOptions {
@@ -144,7 +43,7 @@ fn start(store: &Store, o: ArchiveOptions) -> Running {
     let health = Health::default();
     let (store, h) = (store.clone(), health.clone());
     let task = tokio::spawn(async move {
-        let centre = centre_of(&store);
+        let centre = store.centre().to_string();
         callq::archive::run(&store, &centre, &o, h, shutdown).await
     });
     Running {
@@ -464,7 +363,7 @@ async fn entries_read_and_never_acknowledged_are_archived_after_a_restart() {
     // ... and another its batch, which it wrote but did not acknowledge
     let mut other = StreamReader::new(store.clone(), "archive", "other-dead", &o);
     let written = other.next_batch(5).await.expect("read");
-    let centre = centre_of(&store);
+    let centre = store.centre().to_string();
     callq::archive::migrate(&db.url()).await.expect("migrate");
     let mut w = callq::archive::Writer::connect(&db.url(), &centre)
         .await
@@ -586,7 +485,7 @@ async fn the_report_on_a_scripted_day() {
         .expect("today")
         .get(0);
     let ropts = ReportOptions {
-        centre: centre_of(&store),
+        centre: store.centre().to_string(),
         from: day.clone(),
         to: day.clone(),
         queue: None,
@@ -694,7 +593,7 @@ async fn outbound_events_are_signed_and_retried_until_delivered() {
     o.block = Duration::from_millis(200);
     o.max_backoff = Duration::from_millis(400);
     let (trigger, shutdown) = channel();
-    let (s2, centre) = (store.clone(), centre_of(&store));
+    let (s2, centre) = (store.clone(), store.centre().to_string());
     let task = tokio::spawn(async move {
         callq::archive::outbound::run(&s2, &centre, &out, &o, shutdown).await
     });
@@ -731,7 +630,10 @@ async fn outbound_events_are_signed_and_retried_until_delivered() {
         assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);
         let v: serde_json::Value = serde_json::from_slice(body).expect("JSON body");
         assert_eq!(v["id"].as_str(), Some(id.as_str()));
-        assert_eq!(v["centre"].as_str(), Some(centre_of(&store).as_str()));
+        assert_eq!(
+            v["centre"].as_str(),
+            Some(store.centre().to_string().as_str())
+        );
         *types
             .entry(v["type"].as_str().unwrap_or("").to_string())
             .or_default() += 1;
@@ -896,7 +798,7 @@ impl Drop for Child {
 async fn the_archive_and_report_commands_end_to_end() {
     let db = TestDb::create().await;
     let store = two_calls().await;
-    let centre = centre_of(&store);
+    let centre = store.centre().to_string();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("callq.toml");
     std::fs::write(

@@ -342,11 +342,7 @@ async fn the_binary_reads_a_centre_through_either_form_of_cluster_url() {
         .enqueue(&holding("CAinspect1", "sales", "+15551112222"))
         .await
         .expect("enqueue");
-    let centre = store
-        .prefix()
-        .trim_start_matches("callq:{")
-        .trim_end_matches("}:")
-        .to_string();
+    let centre = store.centre().to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("callq.toml");
     std::fs::write(

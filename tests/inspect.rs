@@ -20,11 +20,7 @@ async fn inspect_shows_queues_agents_and_waiting_calls() {
         .enqueue(&holding("CAinspect1", "sales", "+15551112222"))
         .await
         .expect("enqueue");
-    let centre = store
-        .prefix()
-        .trim_start_matches("callq:{")
-        .trim_end_matches("}:")
-        .to_string();
+    let centre = store.centre().to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("callq.toml");
     std::fs::write(

@@ -15,6 +15,7 @@ use callq::sim::recorder::{call_resource, Recorder, Reply};
 use callq::store::*;
 use callq::twilio::rest::{CallStatus, QueueMember, RestConfig, TwilioRest};
 use redis::AsyncCommands;
+use support::postgres::*;
 use support::*;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -22,75 +23,6 @@ use tokio_postgres::Client;
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "reconcile-test-token";
 const SALES_NUMBER: &str = "+15005550001";
-
-fn pg_base() -> String {
-    std::env::var("CALLQ_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-async fn pg_connect(url: &str) -> Client {
-    let (client, conn) = match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-        Ok(c) => c,
-        Err(e) => panic!("tests/reconcile.rs needs PostgreSQL at {url} (user postgres): {e}"),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-/// A database of the test's own, dropped when this is dropped.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let name = format!("callq_r_{:016x}", rand::random::<u64>());
-        let admin = pg_connect(&format!("{}/postgres", pg_base())).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        TestDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_base(), self.name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (name, base) = (self.name.clone(), pg_base());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async move {
-                    if let Ok((c, conn)) =
-                        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-                            .await
-                    {
-                        tokio::spawn(conn);
-                        let _ = c
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
-
-fn centre_of(store: &Store) -> String {
-    store
-        .prefix()
-        .trim_start_matches("callq:{")
-        .trim_end_matches("}:")
-        .to_string()
-}
 
 /// `callq archive`'s loop, until stopped.
 struct Archiver {
@@ -107,7 +39,7 @@ fn start_archive(store: &Store, db: &TestDb) -> Archiver {
     let (trigger, shutdown) = channel();
     let store = store.clone();
     let task = tokio::spawn(async move {
-        let centre = centre_of(&store);
+        let centre = store.centre().to_string();
         callq::archive::run(&store, &centre, &o, Default::default(), shutdown).await
     });
     Archiver { trigger, task }
@@ -243,7 +175,7 @@ async fn run(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing_and_apply_restores_queues_agents_callers_and_callbacks() {
     let store = fresh_store();
-    let centre = support::centre_from(&centre_toml(&centre_of(&store)));
+    let centre = support::centre_from(&centre_toml(store.centre()));
     for q in centre.queue_settings() {
         store.configure_queue(&q).await.expect("queue");
     }

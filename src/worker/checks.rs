@@ -161,7 +161,7 @@ fn decide_callback(check: &Check, seen: &Observed) -> Decision {
                 Some(CallStatus::Completed) => Decision::Completed,
                 Some(status) => Decision::CustomerNotReached {
                     outcome: unanswered(status).unwrap_or(OfferOutcome::Failed),
-                    reason: format!("customer_{}", status_word(status)),
+                    reason: format!("customer_{}", status.as_str()),
                 },
                 None => Decision::CustomerNotReached {
                     outcome: OfferOutcome::Failed,
@@ -173,7 +173,7 @@ fn decide_callback(check: &Check, seen: &Observed) -> Decision {
             Some(outcome) if !connected => Decision::NotAnswered(outcome),
             _ => Decision::CustomerNotReached {
                 outcome: OfferOutcome::Failed,
-                reason: format!("agent_leg_{}", status_word(status)),
+                reason: format!("agent_leg_{}", status.as_str()),
             },
         },
     }
@@ -206,21 +206,6 @@ fn unanswered(status: CallStatus) -> Option<OfferOutcome> {
         CallStatus::Failed => Some(OfferOutcome::Failed),
         CallStatus::Canceled => Some(OfferOutcome::Canceled),
         _ => None,
-    }
-}
-
-fn status_word(status: CallStatus) -> &'static str {
-    match status {
-        CallStatus::Queued => "queued",
-        CallStatus::Initiated => "initiated",
-        CallStatus::Ringing => "ringing",
-        CallStatus::InProgress => "in-progress",
-        CallStatus::Completed => "completed",
-        CallStatus::Busy => "busy",
-        CallStatus::Failed => "failed",
-        CallStatus::NoAnswer => "no-answer",
-        CallStatus::Canceled => "canceled",
-        CallStatus::Unknown => "unknown",
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod edge;
+pub mod postgres;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
