@@ -73,6 +73,32 @@ fn query(offer: &OfferRef) -> String {
     )
 }
 
+/// How many times a caller whose `<Dial>` to an agent ended is sent back to ask again
+/// ([`dial_retry_url`]) while Redis cannot say whether the agent transferred the call, and
+/// how many seconds the caller holds before each ask: about half a minute in all, a Redis
+/// failover's length, after which the caller is hung up as after any finished call.
+pub const DIAL_RETRIES: u32 = 15;
+pub const DIAL_RETRY_PAUSE_S: u32 = 2;
+
+/// The URL (for a `<Redirect>`) that asks the dial result of `offer` again, as its `retry`-th
+/// ask. Twilio's redirect request carries no `DialCallStatus`: the `retry` mark stands for
+/// `completed`, the only result that is asked again.
+pub fn dial_retry_url(public_url: &str, offer: &OfferRef, retry: u32) -> String {
+    format!(
+        "{}&retry={retry}",
+        OfferHook::DialResult.url(public_url, offer)
+    )
+}
+
+/// Which ask of a dial result this is: `Some(n)` for the `n`-th retry ([`dial_retry_url`]),
+/// None for Twilio's own `<Dial action>` request (or a mark that is not a number).
+pub fn parse_retry(query: &[(String, String)]) -> Option<u32> {
+    query
+        .iter()
+        .find(|(n, _)| n == "retry")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// What the agent's leg of an inbound offer tells the agent's Voice SDK about the call, as
 /// `<Parameter name value>`s of the `<Client>` the worker dials; the SDK hands them to the
 /// desktop as `call.customParameters`, and the agent console (`agents::console`) reads them by
@@ -243,6 +269,18 @@ mod tests {
             let pairs = query_of(&url);
             assert_eq!(parse(&pairs), Ok(offer()), "{url}");
         }
+    }
+
+    #[test]
+    fn a_dial_retry_names_its_offer_and_its_count() {
+        let url = dial_retry_url("https://q.example.com", &offer(), 3);
+        let pairs = query_of(&url);
+        assert_eq!(parse(&pairs), Ok(offer()), "{url}");
+        assert_eq!(parse_retry(&pairs), Some(3));
+        let first = query_of(&OfferHook::DialResult.url("https://q.example.com", &offer()));
+        assert_eq!(parse_retry(&first), None);
+        let bad = vec![("retry".to_string(), "x".to_string())];
+        assert_eq!(parse_retry(&bad), None);
     }
 
     #[test]

@@ -109,3 +109,119 @@ async fn a_caller_who_rang_and_left_during_a_redis_pause_still_leaves_a_record()
         "recorded once Redis answers, for a worker to settle with Twilio: {state:?}"
     );
 }
+
+/// The dial result's answer while Redis is paused: a short hold and a `<Redirect>` back to
+/// the same dial result, marked as the next retry; returns the path and query to ask again.
+fn asks_again(srv: &TestServer, doc: &callq::twilio::twiml::Response, retry: u32) -> String {
+    match doc.verbs.as_slice() {
+        [Verb::Pause { .. }, Verb::Redirect { url, .. }] => {
+            let base = srv.state.edge.public_url.trim_end_matches('/');
+            let path = url.strip_prefix(base).unwrap_or(url).to_string();
+            assert!(
+                path.starts_with("/twilio/dial-result?")
+                    && path.ends_with(&format!("&retry={retry}")),
+                "{path}"
+            );
+            path
+        }
+        other => panic!("a pause and a redirect back to the dial result: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_transferred_caller_whose_agent_hangs_up_during_a_redis_pause_holds_in_the_new_queue() {
+    use callq::contract::OfferHook;
+    use callq::store::{AgentStatus, OfferOutcome};
+
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
+    let srv = spawn_server(centre_with("", "", "")).await;
+    let store = srv.state.store.clone();
+    let offer = offered_to(&srv, "a1", "CAxfer").await;
+    store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+    store
+        .transfer_connected("CAxfer", "a1", "support", None)
+        .await
+        .expect("transferred");
+
+    // the agent hangs up while Redis is paused: the caller is not hung up but holds
+    pause_redis(2000).await;
+    let mut params = voice_params("CAxfer", CALLER, SALES_NO);
+    params.push(("DialCallStatus", "completed"));
+    let doc = twiml(
+        &srv,
+        &hook(OfferHook::DialResult, &offer.offer_ref()),
+        &params,
+    )
+    .await;
+    let again = asks_again(&srv, &doc, 1);
+    // Twilio's redirect carries the call's parameters but no DialCallStatus
+    let params = voice_params("CAxfer", CALLER, SALES_NO);
+    let doc = twiml(&srv, &again, &params).await;
+    let again = asks_again(&srv, &doc, 2);
+
+    // Redis is back: the caller holds in support, and is offered there
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let doc = twiml(&srv, &again, &params).await;
+    assert!(said(&doc, "transfer your call"), "{:?}", says(&doc));
+    assert_eq!(
+        doc.verbs.last(),
+        Some(&Verb::Enqueue(the_enqueue(&srv, "support"))),
+        "{doc:?}"
+    );
+    assert_eq!(state_of(&store, "CAxfer").await, Some(CallState::Waiting));
+    online_agent(&store, &agent("b1", &[("support", 1)])).await;
+    let next = claim(&store).await.expect("offered in support");
+    assert_eq!(
+        (next.call_sid.as_str(), next.agent_id.as_str()),
+        ("CAxfer", "b1")
+    );
+    let a1 = store.agent("a1").await.expect("read").expect("a1");
+    assert_ne!(a1.status, AgentStatus::Busy, "the first agent is free");
+    assert_invariants(&store, &sids(&["CAxfer"])).await;
+}
+
+#[tokio::test]
+async fn a_call_that_ends_during_a_redis_pause_is_completed_once_redis_answers() {
+    use callq::contract::{OfferHook, DIAL_RETRIES};
+    use callq::store::OfferOutcome;
+
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
+    let srv = spawn_server(centre_with("", "", "")).await;
+    let store = srv.state.store.clone();
+    let offer = offered_to(&srv, "a1", "CAdone").await;
+    store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+
+    pause_redis(2000).await;
+    let mut params = voice_params("CAdone", CALLER, SALES_NO);
+    params.push(("DialCallStatus", "completed"));
+    let doc = twiml(
+        &srv,
+        &hook(OfferHook::DialResult, &offer.offer_ref()),
+        &params,
+    )
+    .await;
+    let again = asks_again(&srv, &doc, 1);
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let params = voice_params("CAdone", CALLER, SALES_NO);
+    let doc = twiml(&srv, &again, &params).await;
+    assert_eq!(doc.verbs, vec![Verb::Hangup], "a finished call hangs up");
+    assert_eq!(state_of(&store, "CAdone").await, Some(CallState::Completed));
+    assert_invariants(&store, &sids(&["CAdone"])).await;
+
+    // the last retry hangs up even when Redis cannot answer (nothing to wait for any more)
+    pause_redis(1000).await;
+    let last = format!(
+        "{}&retry={DIAL_RETRIES}",
+        hook(OfferHook::DialResult, &offer.offer_ref())
+    );
+    let doc = twiml(&srv, &last, &params).await;
+    assert_eq!(doc.verbs, vec![Verb::Hangup]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}

@@ -40,9 +40,11 @@ fn offer_of(h: &Hook) -> Result<OfferRef, contract::BadOffer> {
 }
 
 /// `POST /twilio/dial-result?call=&agent=&attempt=`: the caller's `<Dial>` to an agent ended
-/// (`DialCallStatus`). Answered: the conversation is over, `complete` and hang up. Not
-/// answered: `offer_result` puts the call back at its rank, and the caller back in
-/// `<Enqueue>`.
+/// (`DialCallStatus`). Answered: the conversation is over, `complete` and hang up, unless the
+/// agent transferred the call, when the caller holds in its new queue; when Redis cannot say
+/// which, the caller holds a moment and the request comes back
+/// ([`contract::dial_retry_url`]), up to [`contract::DIAL_RETRIES`] times. Not answered:
+/// `offer_result` puts the call back at its rank, and the caller back in `<Enqueue>`.
 pub(crate) async fn dial_result(h: Hook) -> Reply {
     let app = &h.app;
     let sid = h.call_sid.as_str();
@@ -57,29 +59,59 @@ pub(crate) async fn dial_result(h: Hook) -> Reply {
             None
         }
     };
-    let status = h.param("DialCallStatus");
+    let retry = contract::parse_retry(&h.query.0);
+    // a retry (below) asks again about a `<Dial>` that ended with a conversation
+    let status = if retry.is_some() {
+        "completed"
+    } else {
+        h.param("DialCallStatus")
+    };
     if matches!(status, "completed" | "answered") {
-        if let Some(offer) = &offer {
-            match within(app, app.store.complete(sid, Some(offer), EndSource::Dial)).await {
-                Ok(Completion::Completed(agent)) => {
-                    tracing::info!(agent = %agent, "call completed");
+        let Some(offer) = &offer else {
+            return Reply::twiml(twiml::Response::new().hangup(), "completed");
+        };
+        let settled = within(app, async {
+            let done = app
+                .store
+                .complete(sid, Some(offer), EndSource::Dial)
+                .await?;
+            let call = match done {
+                Completion::Completed(_) => None,
+                _ => app.store.call(sid).await?,
+            };
+            Ok((done, call))
+        })
+        .await;
+        match settled {
+            Ok((Completion::Completed(agent), _)) => {
+                tracing::info!(agent = %agent, "call completed");
+            }
+            // the agent transferred the call before hanging up: hold the caller in the
+            // queue it went to
+            Ok((_, Some(call)))
+                if matches!(call.state, CallState::Waiting | CallState::Offered) =>
+            {
+                tracing::info!(queue = %call.queue, "agent transferred the call; caller on hold in its new queue");
+                return Reply::twiml(transfer_doc(app, &call.queue), "transferred");
+            }
+            Ok((other, _)) => {
+                tracing::debug!(result = ?other, "dial ended for a call already settled")
+            }
+            Err(e) => {
+                // Redis cannot say whether the agent transferred the call: hanging up now
+                // would lose a transferred caller, so hold them and ask again
+                let asked = retry.unwrap_or(0);
+                if asked < contract::DIAL_RETRIES {
+                    tracing::warn!(call_sid = %sid, error = %e, retry = asked + 1, "redis unavailable at the end of a dial; caller holds and asks again");
+                    let again = contract::dial_retry_url(&app.edge.public_url, offer, asked + 1);
+                    return Reply::twiml(
+                        twiml::Response::new()
+                            .pause(contract::DIAL_RETRY_PAUSE_S)
+                            .redirect(again),
+                        "redis_retry",
+                    );
                 }
-                Ok(other) => {
-                    // the agent transferred the call before hanging up: hold the caller in
-                    // the queue it went to
-                    if let Ok(Ok(Some(call))) =
-                        tokio::time::timeout(app.edge.redis_deadline, app.store.call(sid)).await
-                    {
-                        if matches!(call.state, CallState::Waiting | CallState::Offered) {
-                            tracing::info!(queue = %call.queue, "agent transferred the call; caller on hold in its new queue");
-                            return Reply::twiml(transfer_doc(app, &call.queue), "transferred");
-                        }
-                    }
-                    tracing::debug!(result = ?other, "dial ended for a call already settled")
-                }
-                Err(e) => {
-                    tracing::warn!(call_sid = %sid, error = %e, "redis unavailable; completion not recorded (a check with Twilio settles it)");
-                }
+                tracing::warn!(call_sid = %sid, error = %e, "redis unavailable at the end of a dial after every retry; caller hung up (a check with Twilio settles the completion)");
             }
         }
         return Reply::twiml(twiml::Response::new().hangup(), "completed");
