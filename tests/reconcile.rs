@@ -99,6 +99,54 @@ async fn flush_centre(store: &Store) {
     );
 }
 
+/// Deletes every key of the centre in one step, as [`flush_centre`] does, but only at an
+/// instant when the archive has copied every event (its group has read the stream's last
+/// entry and holds none unacknowledged): a FLUSHALL then loses nothing the archive lacks, so
+/// the archive can be checked for every call that ended. Under a running load that instant
+/// comes between bursts of events; tried until it does.
+async fn flush_centre_once_archived(store: &Store) {
+    const SCRIPT: &str = r#"
+        local function map(flat)
+          local t = {}
+          for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+          return t
+        end
+        local stream = map(redis.call('XINFO', 'STREAM', KEYS[1]))
+        for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+          g = map(g)
+          if g.name == ARGV[1] then
+            if g.pending ~= 0 or g['last-delivered-id'] ~= stream['last-generated-id'] then
+              return -1
+            end
+            return redis.call('DEL', unpack(KEYS))
+          end
+        end
+        return -2
+    "#;
+    let end = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut keys = centre_keys(store).await;
+        let events = store.key("events");
+        keys.retain(|k| *k != events);
+        keys.insert(0, events);
+        let mut c = store.conn().await.expect("conn");
+        let deleted: i64 = redis::Script::new(SCRIPT)
+            .key(keys)
+            .arg("archive")
+            .invoke_async(&mut c)
+            .await
+            .expect("flush script");
+        if deleted > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the archive never caught up with the stream ({deleted})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn centre_toml(name: &str) -> String {
     format!(
         r#"centre = "{name}"
@@ -403,8 +451,10 @@ async fn lists_follow_next_page_uri_to_the_last_page() {
 }
 
 /// (c) Under a running floor (the lab: simulated Twilio, callq's server and worker, agents
-/// on their desks): Redis loses the centre while callers wait, reconcile restores it, and
-/// every caller still on the line is answered by an agent.
+/// on their desks, the archive copying events): Redis loses the centre while callers wait
+/// and agents talk, reconcile restores it, every caller still on the line is answered by an
+/// agent, the calls that were connected are connected again (their agents offered nothing
+/// else meanwhile), and the archive holds every call that ended, with its outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
     use callq::config::CentreConfig;
@@ -499,10 +549,11 @@ async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
         stack.sim.drain(Duration::from_secs(60)).await,
         "first calls end"
     );
-    // then more callers than agents: some talk, the others wait in line
+    // then more callers than agents: some talk (long enough to outlast the reconcile), the
+    // others wait in line
     let long = CallerScript {
         patience: Some(Duration::from_secs(600)),
-        talk: Duration::from_secs(2),
+        talk: Duration::from_secs(5),
         ..CallerScript::default()
     };
     for i in 0..6 {
@@ -540,10 +591,24 @@ async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
         assert!(tokio::time::Instant::now() < end, "archived");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    archiver.stop().await;
+    // both agents talking, callers waiting
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = stack
+            .store
+            .agents()
+            .await
+            .map(|a| a.iter().filter(|a| a.status == AgentStatus::Busy).count())
+            .unwrap_or(0);
+        if busy == agents.len() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "both agents talk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
-    // Redis loses the centre
-    flush_centre(&stack.store).await;
+    // Redis loses the centre (at an instant the archive has every event)
+    flush_centre_once_archived(&stack.store).await;
     let env: std::collections::HashMap<_, _> = stack.worker_env().into_iter().collect();
     let mut cfg = RestConfig::with_auth_token(
         env["TWILIO_ACCOUNT_SID"].clone(),
@@ -554,12 +619,27 @@ async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
     let rest = TwilioRest::new(cfg).expect("client");
     let r = run(&stack.store, &stack.centre, &rest, &pg, true).await;
     assert_eq!(r.agents_restore.len(), 2, "both agents restored");
+    let mut talking: Vec<&str> = r
+        .calls_connected_restore
+        .iter()
+        .map(|c| c.agent.as_str())
+        .collect();
+    talking.sort_unstable();
+    assert_eq!(talking, agents, "both conversations connected again: {r:?}");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
 
     // the agents come back (their tokens still good), and every caller still on the line is answered
-    assert!(
-        stack.sim.drain(Duration::from_secs(120)).await,
-        "every call ends"
-    );
+    if !stack.sim.drain(Duration::from_secs(120)).await {
+        let agents = stack.store.agents().await;
+        let mut calls = Vec::new();
+        for sid in &sids {
+            calls.push((sid.clone(), stack.store.call(sid).await));
+        }
+        let logs = stack.sim.stats.snapshot().logs;
+        panic!(
+            "every call ends: agents {agents:#?}\ncalls {calls:#?}\nlogs {logs:#?}\nreport {r:#?}"
+        );
+    }
     let logs = stack.sim.stats.snapshot().logs;
     for sid in &sids {
         let log = logs.iter().find(|l| &l.info.sid == sid).expect("logged");
@@ -574,7 +654,40 @@ async fn after_a_flush_under_load_every_caller_still_on_the_line_is_answered() {
         0,
         "no agent had two callers at once"
     );
-    let restored: Vec<String> = r.callers_restore.iter().map(|c| c.sid.clone()).collect();
+    let mut restored: Vec<String> = r.callers_restore.iter().map(|c| c.sid.clone()).collect();
+    restored.extend(r.calls_connected_restore.iter().map(|c| c.sid.clone()));
     assert_invariants(&stack.store, &restored).await;
+
+    // the archive holds every call that ended, each completed by the agent who answered it
+    let end = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = pg
+            .query(
+                "SELECT sid, coalesce(outcome, ''), coalesce(agent, '') FROM calls WHERE centre = $1",
+                &[&stack.centre.centre],
+            )
+            .await
+            .expect("calls");
+        let done: std::collections::HashMap<String, (String, String)> = rows
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
+        let missing: Vec<&String> = sids
+            .iter()
+            .filter(|sid| {
+                done.get(*sid)
+                    .is_none_or(|(outcome, agent)| outcome != "completed" || agent.is_empty())
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "calls that ended but are not archived as completed: {missing:?} in {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    archiver.stop().await;
     stack.stop().await;
 }

@@ -1805,3 +1805,89 @@ async fn only_the_agent_on_the_call_can_transfer_it_and_only_while_connected() {
     assert_eq!(late, HandOver::Stale(Some(CallState::Completed)));
     assert_invariants(&store, &sids(&["CA1"])).await;
 }
+
+/// The connection reconcile puts back after Redis lost a centre (`restore_connected`).
+fn talking<'a>(sid: &'a str, agent: &'a str) -> ConnectedCall<'a> {
+    ConnectedCall {
+        call_sid: sid,
+        queue: "sales",
+        agent_id: agent,
+        attempt: 2,
+        from: "+14155550123",
+        to: "+15005550001",
+        kind: CallKind::Inbound,
+        waited: Duration::from_secs(40),
+        talking: Duration::from_secs(25),
+    }
+}
+
+#[tokio::test]
+async fn a_restored_connection_holds_its_agent_until_it_ends_like_any_other() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    // refused, changing nothing: an unknown agent or queue
+    assert_eq!(
+        store
+            .restore_connected(&talking("CA1", "ghost"))
+            .await
+            .expect("run"),
+        RestoredCall::UnknownAgent
+    );
+    let elsewhere = ConnectedCall {
+        queue: "nowhere",
+        ..talking("CA1", "a1")
+    };
+    assert_eq!(
+        store.restore_connected(&elsewhere).await.expect("run"),
+        RestoredCall::UnknownQueue
+    );
+    assert!(store.call("CA1").await.expect("read").is_none());
+
+    assert_eq!(
+        store
+            .restore_connected(&talking("CA1", "a1"))
+            .await
+            .expect("run"),
+        RestoredCall::Restored
+    );
+    let c = call(&store, "CA1").await;
+    assert_eq!(
+        (c.state, c.agent.as_deref(), c.attempts),
+        (CallState::Connected, Some("a1"), 2)
+    );
+    let talked = c.answered_ms.expect("answered") - c.entered_ms;
+    assert!(
+        (14_000..=16_000).contains(&talked),
+        "entered 15 s before the answer: {talked}"
+    );
+    assert_eq!(status(&store, "a1").await, AgentStatus::Busy);
+    // the agent is held: a new caller waits for someone else, and a second restore of the
+    // same call, or another call for the same agent, changes nothing
+    enqueue(&store, "CA2", "sales").await;
+    assert!(claim(&store).await.is_none(), "a1 is talking");
+    assert_eq!(
+        store
+            .restore_connected(&talking("CA1", "a1"))
+            .await
+            .expect("run"),
+        RestoredCall::Known(Some(CallState::Connected))
+    );
+    assert_eq!(
+        store
+            .restore_connected(&talking("CA3", "a1"))
+            .await
+            .expect("run"),
+        RestoredCall::AgentFull
+    );
+    assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
+
+    // the <Dial> of the answered offer ends: completed as usual, and a1 takes the next caller
+    assert!(matches!(
+        complete(&store, "CA1").await.expect("complete"),
+        Completion::Completed(_)
+    ));
+    assert_eq!(call(&store, "CA1").await.state, CallState::Completed);
+    let o = claim(&store).await.expect("offered");
+    assert_eq!((o.call_sid.as_str(), o.agent_id.as_str()), ("CA2", "a1"));
+    assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
+}

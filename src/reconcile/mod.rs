@@ -15,8 +15,12 @@
 //! - Waiting callers: from Twilio. Each member of a `callq-<queue>` `<Enqueue>` queue that
 //!   Redis no longer knows is put back in its queue at its original arrival
 //!   (`Arrival::Holding { waited }`, `waited` = Twilio's `wait_time`), so it keeps its rank.
-//!   Calls in progress to the centre's numbers that are in no Twilio queue are reported and
-//!   left alone: they may be talking to an agent.
+//! - Connected calls: a call in progress to the centre's numbers, in no Twilio queue and
+//!   unknown to Redis, that the archive says an agent answered (and that has no outcome
+//!   there) is connected to that agent again (`Store::restore_connected`): its end then
+//!   completes it as usual, so the archive gets its outcome, and the agent is not offered
+//!   another call while still talking. Other calls in progress in no Twilio queue (in the
+//!   welcome, or answered after the archive last heard) are reported and left alone.
 //! - Callbacks: from the archive. A callback request whose call has no outcome and was not
 //!   answered there, and that Redis no longer knows, is queued again as a callback at its
 //!   original time. The archive keeps the caller's number, not a different number the caller
@@ -30,7 +34,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::config::CentreConfig;
-use crate::store::{AgentSpec, Arrival, CallKind, NewCall, Skills, Store, StoreError, UpsertMode};
+use crate::store::{
+    AgentSpec, Arrival, CallKind, ConnectedCall, NewCall, RestoredCall, Skills, Store, StoreError,
+    UpsertMode,
+};
 use crate::twilio::rest::{CallFilter, CallStatus, RestError, TwilioRest};
 
 /// What can stop a reconcile.
@@ -107,6 +114,20 @@ pub struct CallerPlan {
     pub waited_s: u64,
 }
 
+/// A call to connect to its agent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectedPlan {
+    pub sid: String,
+    pub queue: String,
+    pub agent: String,
+    pub attempt: u32,
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub waited_s: u64,
+    pub talking_s: u64,
+}
+
 /// A callback to queue again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallbackPlan {
@@ -141,8 +162,11 @@ pub struct Report {
     pub callers_restore: Vec<CallerPlan>,
     /// Twilio queues named `callq-…` for a queue the configuration does not have.
     pub twilio_queues_unknown: Vec<String>,
-    /// Calls in progress to the centre's numbers, in no Twilio queue, unknown to Redis: left
-    /// alone (they may be talking to an agent).
+    /// Calls in progress to the centre's numbers, in no Twilio queue, unknown to Redis, that
+    /// the archive says an agent answered: connected to that agent again.
+    pub calls_connected_restore: Vec<ConnectedPlan>,
+    /// The other calls in progress to the centre's numbers, in no Twilio queue, unknown to
+    /// Redis: left alone.
     pub calls_unqueued: Vec<String>,
     /// Callback requests without outcome in the archive.
     pub callbacks_pending: usize,
@@ -328,6 +352,8 @@ pub async fn run(
     // first in line first: the longest wait
     r.callers_restore
         .sort_by(|a, b| b.waited_s.cmp(&a.waited_s).then(a.sid.cmp(&b.sid)));
+    let (secs, micros) = store.redis_time().await?;
+    let now_ms = secs * 1000 + micros / 1000;
     for number in centre_numbers(centre) {
         let filter = CallFilter {
             to: Some(number),
@@ -339,10 +365,42 @@ pub async fn run(
             if queued_sids.contains(&c.sid) || c.parent_call_sid.is_some() {
                 continue;
             }
-            if store.call(&c.sid).await?.is_none() {
-                r.calls_unqueued.push(c.sid);
+            if store.call(&c.sid).await?.is_some() {
+                continue;
+            }
+            match answered_in_archive(archive, &centre.centre, &c.sid, &configured, now_ms).await? {
+                Some(plan) => r.calls_connected_restore.push(plan),
+                None => r.calls_unqueued.push(c.sid),
             }
         }
+    }
+    if opts.apply {
+        let mut done = Vec::new();
+        for c in std::mem::take(&mut r.calls_connected_restore) {
+            let kind = c.kind.parse().unwrap_or(CallKind::Inbound);
+            let call = ConnectedCall {
+                call_sid: &c.sid,
+                queue: &c.queue,
+                agent_id: &c.agent,
+                attempt: c.attempt,
+                from: &c.from,
+                to: &c.to,
+                kind,
+                waited: Duration::from_secs(c.waited_s),
+                talking: Duration::from_secs(c.talking_s),
+            };
+            match store.restore_connected(&call).await {
+                Ok(RestoredCall::Restored) => done.push(c),
+                Ok(RestoredCall::Known(_)) => {}
+                Ok(other) => {
+                    r.errors
+                        .push(format!("connected call {}: {other:?}", c.sid));
+                    r.calls_unqueued.push(c.sid);
+                }
+                Err(e) => r.errors.push(format!("connected call {}: {e}", c.sid)),
+            }
+        }
+        r.calls_connected_restore = done;
     }
     if opts.apply {
         let mut done = Vec::new();
@@ -432,6 +490,49 @@ pub async fn run(
         r.callbacks_restore = done;
     }
     Ok(r)
+}
+
+/// The connection the archive recorded for call `sid` when an agent answered it and it has
+/// no outcome there, in a configured queue; `now_ms` is Redis' clock.
+async fn answered_in_archive(
+    archive: &Client,
+    centre: &str,
+    sid: &str,
+    configured: &BTreeSet<String>,
+    now_ms: i64,
+) -> Result<Option<ConnectedPlan>> {
+    let row = archive
+        .query_opt(
+            "SELECT queue, agent, answer_attempt, coalesce(kind, 'inbound'),
+               coalesce(from_number, ''), coalesce(to_number, ''),
+               (extract(epoch FROM coalesce(entered_at, answered_at)) * 1000)::bigint,
+               (extract(epoch FROM answered_at) * 1000)::bigint
+             FROM calls
+             WHERE centre = $1 AND sid = $2 AND answered_at IS NOT NULL AND outcome IS NULL
+               AND agent IS NOT NULL AND agent <> '' AND queue IS NOT NULL",
+            &[&centre, &sid],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let queue: String = row.try_get(0)?;
+    if !configured.contains(&queue) {
+        return Ok(None);
+    }
+    let attempt: Option<i32> = row.try_get(2)?;
+    let entered_ms: i64 = row.try_get(6)?;
+    let answered_ms: i64 = row.try_get(7)?;
+    let secs_since = |t: i64| u64::try_from((now_ms - t).max(0) / 1000).unwrap_or(0);
+    Ok(Some(ConnectedPlan {
+        sid: sid.to_string(),
+        queue,
+        agent: row.try_get(1)?,
+        attempt: attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
+        kind: row.try_get(3)?,
+        from: row.try_get(4)?,
+        to: row.try_get(5)?,
+        waited_s: secs_since(entered_ms),
+        talking_s: secs_since(answered_ms),
+    }))
 }
 
 /// The callq queue a Twilio queue named `callq-<queue>` or `callq-<queue>-<shard>` holds the
@@ -537,6 +638,24 @@ pub fn render(r: &Report) -> String {
         .map(|c| format!("{} ({}, waited {}s)", c.sid, c.queue, c.waited_s))
         .collect();
     let _ = writeln!(s, "  {verb} {} callers{}", callers.len(), ids(&callers));
+    let connected: Vec<String> = r
+        .calls_connected_restore
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({}, {}, talking {}s)",
+                c.sid, c.queue, c.agent, c.talking_s
+            )
+        })
+        .collect();
+    if !connected.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {verb} {} calls connected to their agent{}",
+            connected.len(),
+            ids(&connected)
+        );
+    }
     if !r.calls_unqueued.is_empty() {
         let _ = writeln!(
             s,
@@ -588,6 +707,7 @@ pub fn counts(r: &Report) -> BTreeMap<&'static str, usize> {
         ("queues_missing", r.queues_missing.len()),
         ("agents_restore", r.agents_restore.len()),
         ("callers_restore", r.callers_restore.len()),
+        ("calls_connected_restore", r.calls_connected_restore.len()),
         ("callbacks_restore", r.callbacks_restore.len()),
         ("errors", r.errors.len()),
     ])

@@ -950,6 +950,41 @@ impl Store {
         }
     }
 
+    /// After Redis lost the centre: a call still in progress at Twilio that the archive says
+    /// `call.agent_id` answered is connected to that agent again (`restore_connected.lua`),
+    /// so its end completes it as usual and the agent is not offered another call meanwhile.
+    pub async fn restore_connected(&self, call: &ConnectedCall<'_>) -> Result<RestoredCall> {
+        check_name("CallSid", call.call_sid)?;
+        check_name("queue", call.queue)?;
+        check_name("agent id", call.agent_id)?;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
+        let r = self
+            .run_list(
+                "restore_connected",
+                &self.scripts.restore_connected,
+                &[
+                    call.call_sid,
+                    call.queue,
+                    call.agent_id,
+                    &call.attempt.to_string(),
+                    call.from,
+                    call.to,
+                    call.kind.as_str(),
+                    &ms(call.waited),
+                    &ms(call.talking),
+                ],
+            )
+            .await?;
+        match r.tag() {
+            "restored" => Ok(RestoredCall::Restored),
+            "known" => Ok(RestoredCall::Known(r.state(1))),
+            "unknown_agent" => Ok(RestoredCall::UnknownAgent),
+            "unknown_queue" => Ok(RestoredCall::UnknownQueue),
+            "agent_full" => Ok(RestoredCall::AgentFull),
+            _ => Err(r.unexpected()),
+        }
+    }
+
     /// A caller held as abandoned (not by hanging up) asked for the wait document: back in
     /// line at the original rank (`reenter.lua`).
     pub async fn reenter(&self, call_sid: &str) -> Result<Transition<()>> {

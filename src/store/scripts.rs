@@ -345,6 +345,7 @@ scripts! {
     overflow,
     transfer,
     transfer_connected,
+    restore_connected,
     reenter,
     end_call,
     record,

@@ -547,6 +547,37 @@ pub enum HandOver {
     UnknownAgent,
 }
 
+/// A call Twilio still has in progress and the archive says an agent answered, to put back
+/// connected after Redis lost it ([`super::Store::restore_connected`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedCall<'a> {
+    pub call_sid: &'a str,
+    pub queue: &'a str,
+    /// Who answered.
+    pub agent_id: &'a str,
+    /// The answered offer's number.
+    pub attempt: u32,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub kind: CallKind,
+    /// Since the call entered the line.
+    pub waited: Duration,
+    /// Since the agent answered.
+    pub talking: Duration,
+}
+
+/// What `restore_connected` did; all but `Restored` change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoredCall {
+    Restored,
+    /// Redis knows the call.
+    Known(Option<CallState>),
+    UnknownAgent,
+    UnknownQueue,
+    /// The agent already holds as many calls as it may.
+    AgentFull,
+}
+
 /// What `callback_result` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackRetry {
