@@ -10,6 +10,7 @@
 # prometheus package, unpacked into target/tools/ without installing it) checks the rules and
 # the dashboard's queries and runs the rules' unit tests (scripts/alerts-test.yaml).
 set -euo pipefail
+fail() { echo "helm-check: $*" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 tools=target/tools
 helm=$tools/helm
@@ -104,6 +105,11 @@ grep -q 'args: \["archive"\]' "$out/all-on.yaml"
 grep -q 'key: DATABASE_URL' "$out/all-on.yaml"
 grep -q 'readOnlyRootFilesystem: true' "$out/all-on.yaml"
 grep -q 'CALLQ_OUTBOUND_URLS' "$out/all-on.yaml"
+# archive.databaseRootCert: the PostgreSQL roots mounted from their Secret, named by PGSSLROOTCERT
+grep -A1 'name: PGSSLROOTCERT' "$out/all-on.yaml" | grep -q 'value: /etc/callq-pg/ca.crt' \
+  || fail "archive.databaseRootCert does not set PGSSLROOTCERT"
+grep -q 'secretName: postgres-ca' "$out/all-on.yaml" || fail "archive.databaseRootCert's Secret not mounted"
+if grep -q 'PGSSLROOTCERT' "$out/default.yaml"; then fail "PGSSLROOTCERT set without archive.databaseRootCert"; fi
 # worker.centres: one worker Deployment serving several centres
 grep -A1 'name: CALLQ_CENTRES' "$out/all-on.yaml" | grep -q 'value: "main,east"'
 if grep -q 'CALLQ_CENTRES' "$out/default.yaml"; then
@@ -112,7 +118,6 @@ if grep -q 'CALLQ_CENTRES' "$out/default.yaml"; then
 fi
 
 # --- alerts and dashboard ----------------------------------------------------------------
-fail() { echo "helm-check: $*" >&2; exit 1; }
 promtool=$(command -v promtool || true)
 if [ -z "$promtool" ]; then
   promtool=$tools/promtool

@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -900,4 +901,112 @@ async fn the_archive_and_report_commands_end_to_end() {
     assert_eq!(r["queues"][0]["calls"], 2);
     assert_eq!(r["queues"][0]["answered"], 1);
     assert_eq!(r["queues"][0]["abandoned"], 1);
+}
+
+/// The machine's PostgreSQL serves TLS with Debian's self-signed "snakeoil" certificate, made
+/// out to `localhost`: the roots a TLS test trusts.
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+#[tokio::test]
+async fn with_sslmode_require_the_archive_speaks_tls_and_checks_the_certificate() {
+    use callq::archive::writer::connect_with;
+    let db = TestDb::create().await;
+    let admin = db.client().await;
+    let ssl: String = admin
+        .query_one("SHOW ssl", &[])
+        .await
+        .expect("SHOW ssl")
+        .get(0);
+    assert_eq!(
+        ssl, "on",
+        "this test needs PostgreSQL with ssl = on (Debian's default, with {SNAKEOIL})"
+    );
+    let tls_url = |host: &str| {
+        format!(
+            "{}?sslmode=require",
+            db.url().replacen("127.0.0.1", host, 1)
+        )
+    };
+    let over_tls = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_ssl");
+        row.get::<_, bool>(0)
+    };
+
+    // sslmode=require, the server's certificate trusted and made out to the host: TLS
+    let (client, _conn) = connect_with(&tls_url("localhost"), Some(Path::new(SNAKEOIL)))
+        .await
+        .expect("a TLS connection");
+    assert!(over_tls(client).await, "the session is encrypted");
+    // no sslmode (libpq's default, prefer): in the clear, as before
+    let (client, _conn) = connect_with(&db.url(), Some(Path::new(SNAKEOIL)))
+        .await
+        .expect("a plain connection");
+    assert!(!over_tls(client).await, "the session is in the clear");
+    // refused: a certificate no trusted root signed, or made out to another name (the
+    // reason is in the error's chain, as `callq` prints it)
+    let chain = |e: callq::archive::ArchiveError| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    };
+    let public_roots = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let e = connect_with(&tls_url("localhost"), Some(public_roots))
+        .await
+        .expect_err("the public roots do not trust a self-signed certificate");
+    let e = chain(e);
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let e = connect_with(&tls_url("127.0.0.1"), Some(Path::new(SNAKEOIL)))
+        .await
+        .expect_err("the certificate names localhost, not 127.0.0.1");
+    let e = chain(e);
+    assert!(e.contains("not valid for name"), "{e}");
+
+    // the commands read the roots from PGSSLROOTCERT: migrate, then report, over TLS
+    let exe = env!("CARGO_BIN_EXE_callq");
+    let run = |args: &[&str], roots: &str| {
+        std::process::Command::new(exe)
+            .args(args)
+            .env("REDIS_URL", redis_url())
+            .env("DATABASE_URL", tls_url("localhost"))
+            .env("PGSSLROOTCERT", roots)
+            .env("CALLQ_CENTRE", "tls")
+            .env_remove("CALLQ_CONFIG")
+            .output()
+            .expect("callq runs")
+    };
+    let out = run(&["archive", "--migrate-only"], SNAKEOIL);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &["report", "--from", "2026-01-01", "--to", "2026-01-01"],
+        SNAKEOIL,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &["report", "--from", "2026-01-01", "--to", "2026-01-01"],
+        "/nonexistent.pem",
+    );
+    assert!(!out.status.success(), "no roots, no connection");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent.pem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
-use super::{Event, Result};
+use super::{ArchiveError, Event, Result};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -35,15 +36,87 @@ impl Drop for Writer {
     }
 }
 
-/// Connect to PostgreSQL (no TLS in this build).
+/// Connect to PostgreSQL at `database_url` (a `postgres://` URL or a `key=value` string).
+/// With `sslmode=require` the connection is TLS (rustls): the server's certificate and host
+/// name are checked against the system's roots, or the PEM file `PGSSLROOTCERT` names (as
+/// libpq's `sslrootcert`; `SSL_CERT_FILE` also replaces the system's roots). Any other
+/// sslmode, the default `prefer` included, connects in the clear.
 pub async fn connect(database_url: &str) -> Result<(Client, tokio::task::JoinHandle<()>)> {
-    let (client, connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let conn = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "postgresql connection closed");
+    let roots = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
+    connect_with(database_url, roots.as_deref()).await
+}
+
+/// [`connect`], with the roots to trust named here: `roots`, a PEM file, or the system's
+/// roots when None.
+pub async fn connect_with(
+    database_url: &str,
+    roots: Option<&std::path::Path>,
+) -> Result<(Client, tokio::task::JoinHandle<()>)> {
+    let config: tokio_postgres::Config = database_url.parse()?;
+    let on_close = |e: tokio_postgres::Error| {
+        tracing::warn!(error = %e, "postgresql connection closed");
+    };
+    if config.get_ssl_mode() == SslMode::Require {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(roots)?);
+        let (client, connection) = config.connect(tls).await?;
+        let conn = tokio::spawn(async move { connection.await.unwrap_or_else(on_close) });
+        Ok((client, conn))
+    } else {
+        let (client, connection) = config.connect(NoTls).await?;
+        let conn = tokio::spawn(async move { connection.await.unwrap_or_else(on_close) });
+        Ok((client, conn))
+    }
+}
+
+/// A TLS client configuration trusting `roots` (a PEM file) or else the system's roots.
+fn tls_config(roots: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let invalid = |value: String, why: &'static str| ArchiveError::Invalid {
+        what: "PostgreSQL root certificates",
+        value,
+        why,
+    };
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|_| invalid(shown.clone(), "cannot read the file"))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|_| invalid(shown.clone(), "not a PEM certificate file"))?;
+                store
+                    .add(cert)
+                    .map_err(|_| invalid(shown.clone(), "a certificate rustls cannot use"))?;
+            }
         }
-    });
-    Ok((client, conn))
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!(error = %e, "a system root certificate could not be read");
+            }
+            let (added, _ignored) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(invalid(
+                    "the system's".to_string(),
+                    "no root certificate found (set PGSSLROOTCERT)",
+                ));
+            }
+        }
+    }
+    if store.is_empty() {
+        return Err(invalid(
+            roots.map(|p| p.display().to_string()).unwrap_or_default(),
+            "no certificate in the file",
+        ));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| invalid(String::new(), "no TLS version available"))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(config)
 }
 
 impl Writer {
