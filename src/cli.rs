@@ -272,7 +272,8 @@ pub struct InspectArgs {
 pub struct ArchiveArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The archive's PostgreSQL, e.g. postgres://callq@db:5432/callq (no TLS in this build).
+    /// The archive's PostgreSQL, e.g. postgres://callq@db:5432/callq (`?sslmode=require`: TLS,
+    /// checked against the system roots or PGSSLROOTCERT).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Apply the schema migrations and exit.

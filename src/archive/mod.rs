@@ -55,7 +55,8 @@ pub type Result<T> = std::result::Result<T, ArchiveError>;
 /// How `callq archive` runs.
 #[derive(Debug, Clone)]
 pub struct ArchiveOptions {
-    /// `postgres://user[:password]@host:port/db` (no TLS in this build).
+    /// `postgres://user[:password]@host:port/db` (`?sslmode=require`: TLS, see
+    /// [`writer::connect`]).
     pub database_url: String,
     /// The consumer group on the event stream (one group per archive: its replicas share it).
     pub group: String,
