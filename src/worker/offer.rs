@@ -82,22 +82,33 @@ impl Outcome {
 /// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
 /// status callback are the contract's hooks for this offer ([`OfferHook`]), its parameters
 /// what the agent's desktop shows about the call ([`LegParameters`]). When the queue records,
-/// so does the `<Dial>` ([`recorded`]).
+/// so does the `<Dial>` ([`recorded`]). A `ring_all` offer dials every agent it rings in the
+/// one `<Dial>`, a `<Client>` each, each leg's status callback naming its own agent: Twilio
+/// rings them at once, bridges the first to answer and cancels the others.
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
     let named = offer.offer_ref();
-    let client = Client {
-        identity: offer.identity.clone(),
-        status_callback: Some(OfferHook::AgentLeg.url(public_url, &named)),
-        status_callback_event: Some("answered completed".into()),
-        status_callback_method: Some("POST".into()),
-        parameters: LegParameters::of(offer).pairs(),
-    };
+    let nouns = offer
+        .agents()
+        .into_iter()
+        .map(|(agent_id, identity)| {
+            Client {
+                identity,
+                status_callback: Some(
+                    OfferHook::AgentLeg.url(public_url, &offer.offer_ref_for(&agent_id)),
+                ),
+                status_callback_event: Some("answered completed".into()),
+                status_callback_method: Some("POST".into()),
+                parameters: LegParameters::of(offer).pairs(),
+            }
+            .into()
+        })
+        .collect();
     let dial = Dial {
         action: Some(OfferHook::DialResult.url(public_url, &named)),
         method: Some("POST".into()),
         timeout: Some(ring_seconds(offer.ring_timeout)),
         answer_on_bridge: Some(true),
-        nouns: vec![client.into()],
+        nouns,
         ..Dial::default()
     };
     Response::new()
@@ -501,7 +512,8 @@ impl Ringer {
             }
             Ok(OfferResult::Connected) => Outcome::Ringing,
             Ok(OfferResult::Refused) => Outcome::Refused,
-            Ok(OfferResult::Stale(_)) => Outcome::Stale,
+            // (only an agent's own leg releases one agent of a ring_all offer; never this)
+            Ok(OfferResult::Stale(_) | OfferResult::Released(_)) => Outcome::Stale,
             Err(e) => {
                 tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
                     "cannot return the call to line; its lease will");
@@ -564,7 +576,30 @@ mod tests {
             to: "+15005550001".into(),
             waited: Duration::from_millis(42_000),
             record: RecordMode::DoNotRecord,
+            also: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_ring_all_offer_dials_every_agent_in_one_dial_each_leg_naming_its_agent() {
+        let mut o = offer(CallKind::Inbound);
+        o.also = vec![("a2".into(), "bob".into()), ("a3".into(), "carol".into())];
+        let xml = inbound_twiml("https://q.example.com", &o).unwrap();
+        assert_eq!(xml.matches("<Dial ").count(), 1, "{xml}");
+        assert_eq!(xml.matches("<Client ").count(), 3, "{xml}");
+        // the <Dial> action names the offer by its first agent; each leg by its own
+        assert!(xml.contains("dial-result?call=CA0001&amp;agent=a1&amp;attempt=1"), "{xml}");
+        for (agent, identity) in [("a1", "alice"), ("a2", "bob"), ("a3", "carol")] {
+            let leg = format!(
+                "agent-leg?call=CA0001&amp;agent={agent}&amp;attempt=1\" \
+                 statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
+                 <Identity>{identity}</Identity>"
+            );
+            assert!(xml.contains(&leg), "{agent}: {xml}");
+        }
+        // a one-agent offer is the contracted dial unchanged
+        let one = inbound_twiml("https://q.example.com", &offer(CallKind::Inbound)).unwrap();
+        assert_eq!(one.matches("<Client ").count(), 1);
     }
 
     #[test]
