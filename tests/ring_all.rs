@@ -115,7 +115,11 @@ async fn the_first_to_answer_gets_the_call_and_the_others_are_free_at_once() {
     assert_eq!(status(&store, "d2").await, AgentStatus::Busy);
     for id in ["d1", "d3"] {
         assert_eq!(status(&store, id).await, AgentStatus::Available, "{id}");
-        assert_eq!(misses(&store, id).await, 0, "{id} rang for nothing: no miss");
+        assert_eq!(
+            misses(&store, id).await,
+            0,
+            "{id} rang for nothing: no miss"
+        );
     }
     assert_invariants(&store, &sids(&["CA1"])).await;
     // the released agents take the next call at once, together
@@ -152,7 +156,10 @@ async fn a_late_second_answer_never_connects_a_second_agent() {
         assert_eq!(canceled, OfferResult::Stale(Some(CallState::Connected)));
     }
     let c = call(&store, "CA1").await;
-    assert_eq!((c.state, c.agent.as_deref()), (CallState::Connected, Some("d3")));
+    assert_eq!(
+        (c.state, c.agent.as_deref()),
+        (CallState::Connected, Some("d3"))
+    );
     assert_eq!(status(&store, "d3").await, AgentStatus::Busy);
     assert_invariants(&store, &sids(&["CA1"])).await;
     // the <Dial> ends after the conversation, naming the offer by its first agent: the call
@@ -188,7 +195,10 @@ async fn no_answer_puts_the_call_back_in_line_and_releases_every_agent() {
     assert_eq!(r, OfferResult::Released(AgentStatus::Wrapup));
     let c = call(&store, "CA1").await;
     assert_eq!(c.state, CallState::Offered);
-    assert_eq!(c.ringing.iter().cloned().collect::<BTreeSet<_>>(), set(&["d1", "d3"]));
+    assert_eq!(
+        c.ringing.iter().cloned().collect::<BTreeSet<_>>(),
+        set(&["d1", "d3"])
+    );
     assert_eq!(misses(&store, "d2").await, 1);
     assert_invariants(&store, &sids(&["CA1"])).await;
     // a repeat of d2's result changes nothing

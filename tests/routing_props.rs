@@ -163,7 +163,12 @@ async fn offer_meets_skills(store: &Store, o: &callq::store::Offer, pins: &[(Str
             let mut t = std::collections::BTreeSet::new();
             for (id, _) in o.agents() {
                 let a = store.agent(&id).await.expect("read").expect("exists");
-                t.extend(a.queues.iter().filter(|(q, _)| q == "service").map(|(_, t)| *t));
+                t.extend(
+                    a.queues
+                        .iter()
+                        .filter(|(q, _)| q == "service")
+                        .map(|(_, t)| *t),
+                );
             }
             t
         };

@@ -732,7 +732,8 @@ impl Store {
         outcome: OfferOutcome,
         detail: &str,
     ) -> Result<OfferResult> {
-        self.offer_result_scoped(offer, outcome, detail, "leg").await
+        self.offer_result_scoped(offer, outcome, detail, "leg")
+            .await
     }
 
     async fn offer_result_scoped(

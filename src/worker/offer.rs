@@ -588,7 +588,10 @@ mod tests {
         assert_eq!(xml.matches("<Dial ").count(), 1, "{xml}");
         assert_eq!(xml.matches("<Client ").count(), 3, "{xml}");
         // the <Dial> action names the offer by its first agent; each leg by its own
-        assert!(xml.contains("dial-result?call=CA0001&amp;agent=a1&amp;attempt=1"), "{xml}");
+        assert!(
+            xml.contains("dial-result?call=CA0001&amp;agent=a1&amp;attempt=1"),
+            "{xml}"
+        );
         for (agent, identity) in [("a1", "alice"), ("a2", "bob"), ("a3", "carol")] {
             let leg = format!(
                 "agent-leg?call=CA0001&amp;agent={agent}&amp;attempt=1\" \

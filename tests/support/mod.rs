@@ -168,10 +168,7 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
             .iter()
             .filter(|c| holders(c).contains(&a.id))
             .count() as u32;
-        if all_calls
-            && matches!(a.status, AgentStatus::Reserved | AgentStatus::Busy)
-            && held == 0
-        {
+        if all_calls && matches!(a.status, AgentStatus::Reserved | AgentStatus::Busy) && held == 0 {
             v.push(format!("agent {} is {} for no call", a.id, a.status));
         }
         if held > a.capacity {
@@ -326,7 +323,10 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                     ));
                 }
                 if c.group.is_empty() && !c.ringing.is_empty() {
-                    v.push(format!("call {} rings {:?} without a group", c.sid, c.ringing));
+                    v.push(format!(
+                        "call {} rings {:?} without a group",
+                        c.sid, c.ringing
+                    ));
                 }
                 elsewhere(&mut v, "offers");
             }

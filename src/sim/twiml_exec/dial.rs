@@ -116,14 +116,17 @@ impl<E: Env> Interpreter<E> {
             .iter()
             .map(|l| (l.target.clone(), l.info.sid.clone()))
             .collect();
-        let mut rings: Vec<Option<std::pin::Pin<Box<dyn Future<Output = RingResult> + Send + '_>>>> =
-            ring_of
-                .iter()
-                .map(|(target, sid)| {
-                    Some(Box::pin(env.ring(target, sid, &call))
-                        as std::pin::Pin<Box<dyn Future<Output = RingResult> + Send + '_>>)
-                })
-                .collect();
+        let mut rings: Vec<
+            Option<std::pin::Pin<Box<dyn Future<Output = RingResult> + Send + '_>>>,
+        > = ring_of
+            .iter()
+            .map(|(target, sid)| {
+                Some(Box::pin(env.ring(target, sid, &call))
+                    as std::pin::Pin<
+                        Box<dyn Future<Output = RingResult> + Send + '_>,
+                    >)
+            })
+            .collect();
         let mut ringing = vec![true; legs.len()];
         let end = loop {
             let next = std::future::poll_fn(|cx| {
