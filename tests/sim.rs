@@ -306,3 +306,73 @@ async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() 
     assert!(recording.sid.starts_with("RE"), "{recording:?}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_all_queue_rings_every_agent_and_exactly_one_gets_the_call() {
+    let toml = callq::config::DEMO_TOML.replacen(
+        "strategy = \"longest_idle\"",
+        "strategy = \"ring_all\"",
+        1,
+    );
+    let centre = support::centre_from(&toml);
+    assert_eq!(
+        centre.queues["sales"].strategy,
+        callq::store::Strategy::RingAll
+    );
+    let team: [(&str, &[(&str, u32)]); 3] = [
+        ("alice", &[("sales", 1)]),
+        ("bob", &[("sales", 1)]),
+        ("carol", &[("sales", 1)]),
+    ];
+    let stack = stack_with(centre, &team).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(30)),
+        talk: Duration::from_millis(500),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550021", "+15005550001", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    // one <Dial> rang the three phones at once: one leg talked, the other two were canceled
+    assert_eq!(log.rings, 1, "{log:?}");
+    let mut legs = log.dial_results.clone();
+    legs.sort();
+    assert_eq!(legs, vec!["canceled", "canceled", "completed"], "{log:?}");
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Completed);
+    assert_eq!(rec.attempts, 1);
+    let mut group = rec.group.clone();
+    group.sort();
+    assert_eq!(group, vec!["alice", "bob", "carol"]);
+    let winner = rec.agent.clone().expect("the agent who took the call");
+    assert_eq!(log.agent, Some(format!("client:{winner}")));
+    // exactly one agent was connected, and handled the call; nobody was double-booked
+    let events = stack.store.call_events(&sid).await.expect("history");
+    let connected = events
+        .iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("connected"))
+        .count();
+    assert_eq!(connected, 1, "{events:?}");
+    for id in ["alice", "bob", "carol"] {
+        let a = support::agent_rec(&stack.store, id).await;
+        assert_eq!(a.handled, u64::from(id == winner), "{id}");
+        assert_eq!(a.misses, 0, "{id}: rang for nothing, no miss");
+        assert_eq!(a.active, 0, "{id}");
+    }
+    assert_eq!(
+        stack
+            .sim
+            .stats
+            .double_bookings
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    support::assert_invariants(&stack.store, &[sid]).await;
+    stack.stop().await;
+}
