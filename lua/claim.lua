@@ -343,12 +343,18 @@ for _, h in ipairs(heads) do
           if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
           agent_set(gid, ga, fields)
           if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
-          event('offer', { 'call', h.sid, 'agent', gid, 'queue', h.q, 'attempt', attempts })
           if i > 1 then
             out[#out + 1] = gid
             out[#out + 1] = ga.identity or gid
           end
         end
+        -- one offer, named by its first agent; a ring_all offer lists every agent it rings
+        local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
+        if members ~= '' then
+          fields[#fields + 1] = 'agents'
+          fields[#fields + 1] = string.sub(members, 2, -2)
+        end
+        event('offer', fields)
         return out
       end
     end
