@@ -651,7 +651,7 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "offer" if r.v.len() >= 12 && r.v.len() % 2 == 0 => Ok(Claim::Offer(Offer {
+            "offer" if r.v.len() >= 12 && r.v.len().is_multiple_of(2) => Ok(Claim::Offer(Offer {
                 call_sid: r.field(1).to_string(),
                 agent_id: r.field(2).to_string(),
                 identity: r.field(3).to_string(),
@@ -1058,7 +1058,7 @@ impl Store {
                     script: "take_checks",
                     v: row,
                 };
-                if r.v.len() < 10 || r.v.len() % 2 != 0 {
+                if r.v.len() < 10 || !r.v.len().is_multiple_of(2) {
                     return Err(r.unexpected());
                 }
                 Ok(Check {
