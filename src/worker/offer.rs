@@ -19,6 +19,7 @@
 //! | misconfiguration (401, 403, 404) | `Canceled` too; this worker pauses claiming (1 s doubling to 30 s) and `/readyz` fails until Twilio accepts a request |
 //! | refused for good (another 4xx) | inbound: `offer_result(Refused)` (back in line; the third refusal overflows the call); callback: `callback_result(Refused)` → `callback_failed`. Other calls are not paused |
 //! | the agent's TwiML cannot be built (identity too long) | `offer_result(Failed)`: a miss for that agent, so a broken profile ends up paused |
+//! | a `ring_all` `<Dial>` too long for inline TwiML | the agents that do not fit are released first (`leg_result(Canceled)`, no miss); the others ring |
 //! | callback create timed out or 5xx (may have been placed) | `extend_offer` as if accepted: webhooks settle it if it was placed, a check with Twilio if not; never a second call |
 //!
 //! A Twilio outage is never counted against agents: a miss means "the agent did not pick up",
@@ -114,6 +115,25 @@ pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlErr
     Response::new()
         .verb(recorded(dial, public_url, offer))
         .to_inline_xml()
+}
+
+/// A `ring_all` offer whose `<Dial>` would not fit Twilio's inline TwiML limit rings only as
+/// many of its agents as fit, best first: the offer so trimmed, and the agents left out (the
+/// worker releases them at once, with no miss). Any other offer is returned as it is.
+pub fn fit_inline(public_url: &str, offer: &Offer) -> (Offer, Vec<(String, String)>) {
+    let mut trimmed = offer.clone();
+    let mut left_out = Vec::new();
+    while !trimmed.also.is_empty()
+        && matches!(
+            inbound_twiml(public_url, &trimmed),
+            Err(TwimlError::InlineTooLong { .. })
+        )
+    {
+        if let Some(last) = trimmed.also.pop() {
+            left_out.push(last);
+        }
+    }
+    (trimmed, left_out)
 }
 
 /// `dial` with the queue's recording of it, when the queue records: its `record` mode and the
@@ -257,6 +277,19 @@ impl Ringer {
     }
 
     async fn ring_inbound(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        // a ring_all offer rings as many agents as one <Dial> can carry; the rest are free
+        let (trimmed, left_out) = fit_inline(&self.settings.public_url, offer);
+        let offer = &trimmed;
+        for (agent_id, _) in &left_out {
+            let lease_end = claimed_at + self.settings.offer_lease;
+            let named = offer.offer_ref_for(agent_id);
+            let released = retry_store(lease_end, || {
+                self.store.leg_result(&named, OfferOutcome::Canceled, "")
+            })
+            .await;
+            tracing::warn!(call_sid = %offer.call_sid, agent = %agent_id, result = ?released,
+                "ring_all: more agents than one <Dial> can carry; this one released");
+        }
         let twiml = match inbound_twiml(&self.settings.public_url, offer) {
             Ok(t) => t,
             Err(e) => {
@@ -578,6 +611,45 @@ mod tests {
             record: RecordMode::DoNotRecord,
             also: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_ring_all_offer_too_big_for_inline_twiml_rings_the_agents_that_fit() {
+        let mut o = offer(CallKind::Inbound);
+        o.also = (2..=10)
+            .map(|i| {
+                (
+                    format!("a{i}"),
+                    format!("agent-with-a-longish-identity-{i}"),
+                )
+            })
+            .collect();
+        let base = "https://callq-public-endpoint.contact-centre.example.com";
+        assert!(
+            matches!(
+                inbound_twiml(base, &o),
+                Err(TwimlError::InlineTooLong { .. })
+            ),
+            "ten agents do not fit"
+        );
+        let (fits, left_out) = fit_inline(base, &o);
+        let xml = inbound_twiml(base, &fits).expect("fits");
+        assert!(xml.chars().count() <= 4000);
+        assert!(!left_out.is_empty() && !fits.also.is_empty());
+        assert_eq!(fits.also.len() + left_out.len(), 9);
+        // the best agents stay: the first, then the others in order
+        assert_eq!(fits.agent_id, "a1");
+        assert_eq!(fits.also[0].0, "a2");
+        assert!(left_out.iter().any(|(id, _)| id == "a10"));
+        // one more agent would not fit
+        let mut more = fits.clone();
+        more.also
+            .push(left_out.last().cloned().expect("one left out"));
+        assert!(inbound_twiml(base, &more).is_err());
+        // an offer that fits is left alone
+        let (same, none) = fit_inline("https://q.example.com", &offer(CallKind::Inbound));
+        assert_eq!(same, offer(CallKind::Inbound));
+        assert!(none.is_empty());
     }
 
     #[test]
