@@ -42,8 +42,11 @@ if c.kind ~= 'callback' and s ~= 'arriving' then
   queue_left(c.queue, NOW - num(c.entered_ms, NOW), true)
 end
 if s == 'offered' then
-  local a = hgetall(k_agent(c.agent))
-  if a then agent_release(c.agent, a, 0) end
+  -- its agent, or every agent a ring_all offer still rings
+  for _, id in ipairs(call_agents(c)) do
+    local a = hgetall(k_agent(id))
+    if a then agent_release(id, a, 0) end
+  end
 end
 event('abandoned', { 'call', sid, 'queue', c.queue, 'from_state', s, 'reason', reason,
   'waited_ms', NOW - num(c.entered_ms, NOW) })

@@ -10,9 +10,13 @@
 -- the skills or add another queue's agents. Among them: lower tier first, then a higher level
 -- of the call's most demanding skill, then the queue's strategy (longest_idle, fewest_calls,
 -- least_talk_time, round_robin, linear: the ready set's order; random, weighted_random: a
--- pick by the caller's seed among the first agents of a set kept in a random order); agents this call already
--- rang only when nobody else is left. Skilled calls are matched from per-skill, per-level
--- ready sets (agents.lua), so a claim reads a few set heads, never every agent. A queue whose
+-- pick by the caller's seed among the first agents of a set kept in a random order); agents
+-- this call already rang only when nobody else is left. ring_all (inbound calls): every ready
+-- agent of the best tier who meets the call's skills at once, up to RING_ALL_MAX, all
+-- reserved under one offer (the call's `group` and `ringing` list them; the first to answer
+-- takes the call, offer_result releases the others). Skilled calls are matched from
+-- per-skill, per-level ready sets (agents.lua), so a claim reads a few set heads, never
+-- every agent. A queue whose
 -- calls can differ in who may take them (skills, widening) is looked at `depth` calls deep,
 -- so a call nobody can take yet does not hold up the calls behind it. A call an agent
 -- transferred to a named agent (`pinned`, transfer_connected.lua) is offered to that agent
@@ -22,9 +26,10 @@
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
 -- ARGV[2]  a random non-negative integer from the caller (for the random strategies)
 -- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
---          waited_ms, record} (attempt names this offer in every URL and result that
---          follows; waited_ms is how long the call has been in line, for the agent's screen;
---          record the queue's `<Dial record>` mode for the agent's leg)
+--          waited_ms, record, [agent, identity]...} (attempt names this offer in every URL
+--          and result that follows; waited_ms is how long the call has been in line, for the
+--          agent's screen; record the queue's `<Dial record>` mode for the agent's leg; the
+--          pairs after it: the other agents a ring_all offer rings with the first)
 --          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
 --          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
 --          connected call's check, a heartbeat deadline, a waiting call's next widening
@@ -189,6 +194,58 @@ local function pick_agent(q, cfg, c, r)
   return st.fallback, st.fallback_a
 end
 
+-- Agents one ring_all offer rings at most.
+local RING_ALL_MAX = 10
+
+-- The agents a ring_all offer of call c of queue q (settings cfg) rings, within reach r:
+-- every live, ready agent of the best (queue, tier) that has one and that meets the call's
+-- skills, best first (by level of the most demanding skill, then the ready sets' order), at
+-- most RING_ALL_MAX; agents this call already rang are rung again with the others. Returns
+-- { {id, hash}, ... } (empty: nobody). Stale entries found on the way are cleaned up.
+local function ring_group(q, cfg, c, r)
+  local scan = RING_ALL_MAX * 2 + 10
+  for i, qx in ipairs(r.queues) do
+    local cx = cfg
+    if i > 1 then cx = queue_cfg(qx) end
+    if cx then
+      local tiers = num(cx.tiers, 1)
+      if i == 1 then tiers = math.min(tiers, r.tiers) end
+      for tier = 1, tiers do
+        local keys = {}
+        if #r.need == 0 then
+          keys[1] = k_ready(qx, tier)
+        else
+          for level = 5, r.need[1][2], -1 do
+            keys[#keys + 1] = k_ready_skill(qx, tier, r.need[1][1], level)
+          end
+        end
+        local group, seen = {}, {}
+        for _, key in ipairs(keys) do
+          for _, id in ipairs(redis.call('ZRANGE', key, 0, scan - 1)) do
+            if #group >= RING_ALL_MAX then break end
+            if not seen[id] then
+              seen[id] = true
+              local alive = redis.call('GET', k_alive(id))
+              local a = hgetall(k_agent(id))
+              if a == nil then
+                redis.call('ZREM', key, id)
+              elseif not alive then
+                agent_lost(id, a)
+              elseif not eligible(id, a, alive) then
+                remove_ready(id, a)
+              elseif meets(a, r.need) then
+                group[#group + 1] = { id, a }
+              end
+            end
+          end
+        end
+        if #group > 0 then return group end
+      end
+    end
+  end
+  return {}
+end
+
 -- The agent a call was transferred to, and its hash, when it is live and ready now.
 local function pinned_agent(id)
   local alive = redis.call('GET', k_alive(id))
@@ -243,32 +300,62 @@ for _, h in ipairs(heads) do
     end
     if not found_nobody[sig] and tries < MAX_TRIES then
       tries = tries + 1
-      local id, a
-      if pin then id, a = pinned_agent(pin) else id, a = pick_agent(h.q, cfg, c, r) end
-      if id == nil then
+      -- the agents this offer rings: one, or (ring_all, an inbound call not pinned) every
+      -- ready agent of the best tier
+      local group = {}
+      if pin then
+        local id, a = pinned_agent(pin)
+        if id then group[1] = { id, a } end
+      elseif cfg.strategy == 'ring_all' and c.kind ~= 'callback' then
+        group = ring_group(h.q, cfg, c, r)
+      else
+        local id, a = pick_agent(h.q, cfg, c, r)
+        if id then group[1] = { id, a } end
+      end
+      if #group == 0 then
         found_nobody[sig] = true
       else
+        local id, a = group[1][1], group[1][2]
         local attempts = num(c.attempts, 0) + 1
         redis.call('ZREM', k_waiting(h.q), h.sid)
         local rang = c.rang or ','
-        if not string.find(rang, ',' .. id .. ',', 1, true) then rang = rang .. id .. ',' end
+        local members = ''
+        for _, g in ipairs(group) do
+          if not string.find(rang, ',' .. g[1] .. ',', 1, true) then rang = rang .. g[1] .. ',' end
+          members = members .. ',' .. g[1]
+        end
+        if #group > 1 then members = members .. ',' else members = '' end
         -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
         redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
           'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0,
-          'pinned', '')
+          'pinned', '', 'group', members, 'ringing', members)
         redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
-        local active = num(a.active, 0) + 1
-        local fields = { active = active }
-        if cfg.strategy == 'round_robin' then
-          fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
-        end
-        if active >= num(a.capacity, 1) then fields.status = 'reserved' end
-        agent_set(id, a, fields)
-        if a.status == 'reserved' then remove_ready(id, a) else refresh_ready(id, a) end
-        event('offer', { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts })
-        return { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
+        local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
           cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
           int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
+        for i, g in ipairs(group) do
+          local gid, ga = g[1], g[2]
+          local active = num(ga.active, 0) + 1
+          local fields = { active = active }
+          if cfg.strategy == 'round_robin' then
+            fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+          end
+          if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
+          agent_set(gid, ga, fields)
+          if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
+          if i > 1 then
+            out[#out + 1] = gid
+            out[#out + 1] = ga.identity or gid
+          end
+        end
+        -- one offer, named by its first agent; a ring_all offer lists every agent it rings
+        local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
+        if members ~= '' then
+          fields[#fields + 1] = 'agents'
+          fields[#fields + 1] = string.sub(members, 2, -2)
+        end
+        event('offer', fields)
+        return out
       end
     end
   end

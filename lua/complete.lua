@@ -9,11 +9,14 @@
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  CallSid
--- ARGV[2]  agent id the offer went to ('' when the sender cannot know: the caller's own leg)
+-- ARGV[2]  agent id the offer went to ('' when the sender cannot know: the caller's own leg;
+--          any agent of a ring_all offer names it)
 -- ARGV[3]  attempt ('' likewise)
 -- ARGV[4]  source: 'dial' (a <Dial> result) | 'leg' (the agent leg ended) | 'status' (the
 --          caller's call ended) | 'check' (Twilio, asked by the worker)
--- Returns  {'completed', agent, queue, kind} | {'check'} | {'stale', state}
+-- Returns  {'completed', agent, queue, kind} | {'check'} | {'stale', state} (agent '' when a
+--          ring_all offer ended before callq learnt who answered; every agent it rang is
+--          then released with no wrap-up)
 --
 -- The agent leg of a callback whose customer was not reached ends after `callback_result`
 -- moved the call on: then this frees the agent left winding down for it (a 'stale' reply).
@@ -31,6 +34,13 @@ if source == 'leg' and id ~= '' and not is_current_offer(c, id, attempt) then
 end
 if c.state ~= 'connected' and c.state ~= 'offered' then return { 'stale', c.state } end
 if id ~= '' and not is_current_offer(c, id, attempt) then return { 'stale', c.state } end
+-- a ring_all offer: only the agent on the call (or, still offered, one still ringing) speaks
+-- for its own leg; the others' legs never carried the conversation
+local group = c.group ~= nil and c.group ~= ''
+if group and source == 'leg' and ((c.state == 'connected' and id ~= c.agent)
+    or (c.state == 'offered' and not in_list(c.ringing, id))) then
+  return { 'stale', c.state }
+end
 if c.kind == 'callback' and (source == 'leg' or source == 'status') then
   -- due now: the next worker round asks Twilio (offered: whether the agent answered at all)
   if c.state == 'offered' then
@@ -42,8 +52,25 @@ if c.kind == 'callback' and (source == 'leg' or source == 'status') then
   return { 'check' }
 end
 local agent = c.agent
+-- a ring_all offer that ended before any 'answered' reached callq: the agent whose own leg
+-- ended (or a check found talking) had the call; on the `<Dial>`'s word alone nobody can
+-- tell which did, so every agent still ringing is released with no wrap-up
+local others = {}
+if c.state == 'offered' and group then
+  if (source == 'leg' or source == 'check') and in_list(c.ringing, id) then
+    agent = id
+  else
+    agent = ''
+  end
+  for _, other in ipairs(call_agents(c)) do
+    if other ~= agent then others[#others + 1] = other end
+  end
+end
 local answered = num(c.answered_ms, NOW)
 if c.state == 'offered' then redis.call('HSET', k_call(sid), 'answered_ms', NOW) end
+if c.state == 'offered' and group and agent ~= '' then
+  redis.call('HSET', k_call(sid), 'agent', agent)
+end
 call_finish(sid, c, 'completed', source)
 local cfg = queue_cfg(c.queue) or {}
 local wrapup = num(cfg.wrapup_ms, 0)
@@ -54,7 +81,12 @@ local aht_ms = cfg.aht_ms
 if cfg.strategy == nil then aht_ms = redis.call('HGET', k_queue(c.queue), 'aht_ms') end
 local aht = num(aht_ms, handle)
 redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
-local a = hgetall(k_agent(agent))
+for _, other in ipairs(others) do
+  local oa = hgetall(k_agent(other))
+  if oa then agent_release(other, oa, 0) end
+end
+local a = nil
+if agent ~= nil and agent ~= '' then a = hgetall(k_agent(agent)) end
 if a then
   local fields = {}
   if c.state == 'offered' then

@@ -19,9 +19,12 @@ end
 local final = 'abandoned'
 if s == 'connected' then final = 'completed' end
 call_finish(sid, c, final, 'ended_by_operator')
-if (s == 'offered' or s == 'connected') and c.agent ~= nil and c.agent ~= '' then
-  local a = hgetall(k_agent(c.agent))
-  if a then agent_release(c.agent, a, 0) end
+if s == 'offered' or s == 'connected' then
+  -- its agent, or every agent a ring_all offer still rings
+  for _, id in ipairs(call_agents(c)) do
+    local a = hgetall(k_agent(id))
+    if a then agent_release(id, a, 0) end
+  end
 end
 event('ended', { 'call', sid, 'queue', c.queue, 'from_state', s, 'agent', c.agent or '',
   'by', who })

@@ -36,7 +36,7 @@ redis.call('HSET', k_call(sid),
   'rank', int(entered), 'kind', ARGV[7], 'state', 'connected', 'agent', id,
   'attempts', num(attempt, 1), 'rang', ',' .. id .. ',', 'entered_ms', int(entered),
   'offered_ms', int(answered), 'answered_ms', int(answered), 'phase', '', 'checks', 0,
-  'leg_sid', '', 'skills', '', 'resumed', '0', 'restored', '1')
+  'leg_sid', '', 'skills', '', 'resumed', '0', 'group', '', 'ringing', '', 'restored', '1')
 redis.call('ZADD', K_CONNECTED, NOW + num(cfg.check_after_ms, 300000), sid)
 
 -- the agent holds the call: never offered another beyond its capacity

@@ -11,7 +11,8 @@
 -- Returns  a list of {CallSid, state, agent, attempt, kind, phase, leg_sid, identity,
 --          offered_ms, checks} (offered_ms: when this offer was made, so legs Twilio created
 --          for it can be told from earlier ones; checks: how many times the call was taken
---          for a check since its last change)
+--          for a check since its last change), then, for a ring_all offer, agent and identity
+--          of every agent it still rings
 -- @include calls.lua
 
 local limit = tonumber(ARGV[1]) or 20
@@ -28,8 +29,16 @@ for _, key in ipairs({ K_OFFERS, K_CONNECTED }) do
       redis.call('ZADD', key, NOW + lease, sid)
       local checks = redis.call('HINCRBY', k_call(sid), 'checks', 1)
       local identity = redis.call('HGET', k_agent(c.agent), 'identity') or c.agent
-      out[#out + 1] = { sid, c.state, c.agent or '', c.attempts or '0', c.kind or 'inbound',
+      local row = { sid, c.state, c.agent or '', c.attempts or '0', c.kind or 'inbound',
         c.phase or '', c.leg_sid or '', identity, c.offered_ms or '', int(checks) }
+      -- a ring_all offer: every agent still ringing, so Twilio's legs to each can be read
+      if c.state == 'offered' and c.group ~= nil and c.group ~= '' then
+        for _, id in ipairs(call_agents(c)) do
+          row[#row + 1] = id
+          row[#row + 1] = redis.call('HGET', k_agent(id), 'identity') or id
+        end
+      end
+      out[#out + 1] = row
     end
   end
 end

@@ -297,6 +297,7 @@ mod tests {
             to: "+15005550001".into(),
             waited: Duration::from_millis(61_250),
             record: crate::store::RecordMode::DoNotRecord,
+            also: Vec::new(),
         };
         let p = LegParameters::of(&offer);
         let pairs = p.pairs();

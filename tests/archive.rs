@@ -1010,3 +1010,55 @@ async fn with_sslmode_require_the_archive_speaks_tls_and_checks_the_certificate(
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_ring_all_offer_is_one_offer_row_naming_the_agent_who_answered() {
+    let db = TestDb::create().await;
+    let store = store_with(&[queue("desk", Strategy::RingAll)]).await;
+    for id in ["d1", "d2", "d3"] {
+        online_agent(&store, &agent(id, &[("desk", 1)])).await;
+    }
+    let o = enter_offered(&store, "c1", "desk").await;
+    assert_eq!(o.also.len(), 2);
+    let r = store
+        .leg_result(&o.offer_ref_for("d3"), OfferOutcome::Answered, "CAleg")
+        .await
+        .expect("answered");
+    assert_eq!(r, OfferResult::Connected);
+    complete(&store, "c1").await.expect("completed");
+    let run = start(&store, opts(&db, "one"));
+    let pg = db.client().await;
+    until_archived(&store, &pg, "archive").await;
+    run.stop().await;
+    let offers: Vec<(String, i32, String, Option<String>)> = pg
+        .query(
+            "SELECT call_sid, attempt, agent, result FROM offers ORDER BY call_sid, attempt",
+            &[],
+        )
+        .await
+        .expect("offers")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        offers,
+        vec![("c1".into(), 1, "d3".into(), Some("answered".into()))]
+    );
+    assert_eq!(calls(&pg).await["c1"].3.as_deref(), Some("d3"));
+    // the offer event lists every agent it rang
+    let fields: serde_json::Value = pg
+        .query_one(
+            "SELECT fields FROM events WHERE type = 'offer' AND call_sid = 'c1'",
+            &[],
+        )
+        .await
+        .expect("offer event")
+        .get(0);
+    let mut rang: Vec<&str> = fields["agents"]
+        .as_str()
+        .expect("agents")
+        .split(',')
+        .collect();
+    rang.sort();
+    assert_eq!(rang, ["d1", "d2", "d3"]);
+}

@@ -4,9 +4,11 @@
 //! a waiting call and of a connected one (to a queue or a named agent),
 //! re-entry, operator end, checks, heartbeats, statuses, lease expiry and reaping) against a
 //! real Redis, with skills in the mix (agents with levels, a queue that requires one and
-//! widens after a wait, calls that bring their own); after every step the routing invariants
-//! (docs/design.md) must hold and no call may be lost, and every offer must go to an agent
-//! with the skills the call required at the level its wait had reached.
+//! widens after a wait, calls that bring their own) and a `ring_all` queue (one offer rings
+//! every ready agent of its best tier; each agent's leg answers, ends or is canceled on its
+//! own, in any order with the `<Dial>`'s result); after every step the routing invariants
+//! (docs/design.md) must hold and no call may be lost, and every offer must go to agents with
+//! the skills the call required at the level its wait had reached.
 
 mod support;
 
@@ -20,7 +22,7 @@ use proptest::prelude::*;
 use support::*;
 
 const AGENTS: [&str; 4] = ["a0", "a1", "a2", "a3"];
-const QUEUES: [&str; 2] = ["sales", "support"];
+const QUEUES: [&str; 3] = ["sales", "support", "service"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -43,6 +45,13 @@ enum Op {
         call: usize,
         outcome: usize,
         stale: bool,
+    },
+    /// One agent's own leg of the call's current offer (of a ring_all offer, any agent it
+    /// rang) reports an outcome (or, `outcome` 6, that the leg completed).
+    LegResult {
+        call: usize,
+        agent: usize,
+        outcome: usize,
     },
     Complete {
         call: usize,
@@ -102,13 +111,15 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..2usize, 0..3u64, prop::bool::weighted(0.3), prop::bool::weighted(0.3))
+        3 => (0..3usize, 0..3u64, prop::bool::weighted(0.3), prop::bool::weighted(0.3))
             .prop_map(|(queue, boost_s, arriving, spanish)| Op::Enqueue { queue, boost_s, arriving, spanish }),
         1 => (0..12usize).prop_map(|call| Op::Arrive { call }),
         4 => (any::<u32>(), prop::bool::weighted(0.2))
             .prop_map(|(seed, short_lease)| Op::Claim { seed, short_lease }),
         3 => (0..12usize, 0..6usize, prop::bool::weighted(0.2))
             .prop_map(|(call, outcome, stale)| Op::Result { call, outcome, stale }),
+        3 => (0..12usize, 0..4usize, 0..7usize)
+            .prop_map(|(call, agent, outcome)| Op::LegResult { call, agent, outcome }),
         2 => (0..12usize, 0..4usize, prop::bool::weighted(0.2))
             .prop_map(|(call, source, stale)| Op::Complete { call, source, stale }),
         1 => (0..12usize, 0..5usize).prop_map(|(call, outcome)| Op::CallbackResult { call, outcome }),
@@ -118,8 +129,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..5usize).prop_map(|verdict| Op::Checks { verdict }),
         1 => (0..12usize).prop_map(|call| Op::Abandon { call }),
         1 => (0..12usize).prop_map(|call| Op::Callback { call }),
-        1 => (0..12usize, 0..2usize).prop_map(|(call, queue)| Op::Transfer { call, queue }),
-        1 => (0..12usize, 0..2usize, prop::option::of(0..4usize), prop::bool::weighted(0.2))
+        1 => (0..12usize, 0..3usize).prop_map(|(call, queue)| Op::Transfer { call, queue }),
+        1 => (0..12usize, 0..3usize, prop::option::of(0..4usize), prop::bool::weighted(0.2))
             .prop_map(|(call, queue, to_agent, wrong_agent)| Op::HandOver { call, queue, to_agent, wrong_agent }),
         2 => (0..4usize, prop::bool::weighted(0.8), prop::bool::weighted(0.2))
             .prop_map(|(agent, device, short)| Op::Heartbeat { agent, device, short }),
@@ -145,11 +156,36 @@ async fn offer_meets_skills(store: &Store, o: &callq::store::Offer, pins: &[(Str
         .await
         .expect("read")
         .expect("exists");
-    let a = store
-        .agent(&o.agent_id)
-        .await
-        .expect("read")
-        .expect("exists");
+    // a ring_all offer: every agent it rings, all of one tier, in the call's own queue
+    if !o.also.is_empty() {
+        assert_eq!(c.queue, "service", "{o:?}");
+        let tiers: std::collections::BTreeSet<u32> = {
+            let mut t = std::collections::BTreeSet::new();
+            for (id, _) in o.agents() {
+                let a = store.agent(&id).await.expect("read").expect("exists");
+                t.extend(
+                    a.queues
+                        .iter()
+                        .filter(|(q, _)| q == "service")
+                        .map(|(_, t)| *t),
+                );
+            }
+            t
+        };
+        assert_eq!(tiers.len(), 1, "{o:?} rings agents of tiers {tiers:?}");
+    }
+    for (id, _) in o.agents() {
+        agent_meets_skills(store, o, &c, &id).await;
+    }
+}
+
+async fn agent_meets_skills(
+    store: &Store,
+    o: &callq::store::Offer,
+    c: &callq::store::CallRecord,
+    id: &str,
+) {
+    let a = store.agent(id).await.expect("read").expect("exists");
     let mut need = if c.skills.is_empty() && c.queue == "support" {
         Skills::new([("billing", 2)])
     } else {
@@ -164,7 +200,7 @@ async fn offer_meets_skills(store: &Store, o: &callq::store::Offer, pins: &[(Str
         a.skills.meet(&need),
         "{} offered to {} with {:?}, needing {need:?} after {:?}",
         o.call_sid,
-        o.agent_id,
+        id,
         a.skills,
         o.waited
     );
@@ -186,12 +222,15 @@ async fn setup() -> Store {
         min_level: Some(1),
         ..WidenStep::default()
     }];
-    let store = store_with(&[sales, support]).await;
+    let mut service = queue("service", Routing::RingAll);
+    service.no_answer_delay = Duration::from_millis(10);
+    service.max_no_answer = 2;
+    let store = store_with(&[sales, support, service]).await;
     let mut specs = vec![
-        agent("a0", &[("sales", 1)]),
-        agent("a1", &[("sales", 2), ("support", 1)]),
-        agent("a2", &[("support", 1)]),
-        agent("a3", &[("sales", 1), ("support", 2)]),
+        agent("a0", &[("sales", 1), ("service", 1)]),
+        agent("a1", &[("sales", 2), ("support", 1), ("service", 2)]),
+        agent("a2", &[("support", 1), ("service", 1)]),
+        agent("a3", &[("sales", 1), ("support", 2), ("service", 1)]),
     ];
     specs[3].capacity = 2;
     specs[0].skills = Skills::new([("spanish", 3)]);
@@ -283,6 +322,37 @@ async fn apply(store: &Store, calls: &mut Vec<String>, pins: &mut Vec<(String, S
                     .expect("result");
             }
         }
+        Op::LegResult {
+            call,
+            agent,
+            outcome,
+        } => {
+            if let Some(sid) = pick(*call) {
+                let c = store.call(&sid).await.expect("read").expect("exists");
+                // any agent a ring_all offer rang (or, now and then, one it did not)
+                let agent_id = if c.group.is_empty() || *agent == 3 {
+                    c.agent.clone().unwrap_or_else(|| AGENTS[*agent].into())
+                } else {
+                    c.group[*agent % c.group.len()].clone()
+                };
+                let named = OfferRef {
+                    call_sid: sid.clone(),
+                    agent_id,
+                    attempt: c.attempts,
+                };
+                if *outcome == 6 {
+                    store
+                        .complete(&sid, Some(&named), EndSource::Leg)
+                        .await
+                        .expect("leg completed");
+                } else {
+                    store
+                        .leg_result(&named, outcomes[*outcome], "CAleg")
+                        .await
+                        .expect("leg result");
+                }
+            }
+        }
         Op::Complete {
             call,
             source,
@@ -337,7 +407,12 @@ async fn apply(store: &Store, calls: &mut Vec<String>, pins: &mut Vec<(String, S
                 .await
                 .expect("checks")
             {
-                let offer = &check.offer;
+                // Twilio may say any agent of a ring_all offer answered
+                let mut named = check.offer.clone();
+                if let Some((agent, _)) = check.ringing.last() {
+                    named.agent_id = agent.clone();
+                }
+                let offer = &named;
                 let sid = offer.call_sid.as_str();
                 match verdict {
                     0 => {
@@ -438,6 +513,32 @@ async fn apply(store: &Store, calls: &mut Vec<String>, pins: &mut Vec<(String, S
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    /// The same, every call entering (or moved to) the ring_all queue: offers that ring
+    /// several agents at once, each agent's leg reporting on its own, all the time.
+    #[test]
+    fn invariants_hold_with_ring_all_offers(ops in prop::collection::vec(op(), 1..80)) {
+        let ops: Vec<Op> = ops.into_iter().map(|op| match op {
+            Op::Enqueue { boost_s, arriving, spanish, .. } =>
+                Op::Enqueue { queue: 2, boost_s, arriving, spanish },
+            Op::Transfer { call, .. } => Op::Transfer { call, queue: 2 },
+            Op::HandOver { call, to_agent, wrong_agent, .. } =>
+                Op::HandOver { call, queue: 2, to_agent, wrong_agent },
+            op => op,
+        }).collect();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let store = setup().await;
+            let mut calls = Vec::new();
+            let mut pins = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                apply(&store, &mut calls, &mut pins, op).await;
+                let snap = store.snapshot(&calls).await.expect("snapshot");
+                let v = invariant_violations(&snap, &calls, true);
+                assert!(v.is_empty(), "after step {i} {op:?}: {v:#?}");
+            }
+        });
+    }
 
     #[test]
     fn invariants_hold_after_every_transition(ops in prop::collection::vec(op(), 1..80)) {

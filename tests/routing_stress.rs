@@ -5,18 +5,21 @@
 //! thousands of steps. Snapshots taken while it runs and after it settles must satisfy the
 //! routing invariants (docs/design.md): zero double-bookings, zero lost calls. Skills and
 //! widening are in the mix (a queue requiring a skill that widens twice, calls bringing their
-//! own skills, a queue widening by tiers).
+//! own skills, a queue widening by tiers), and so is `ring_all` (a queue whose offers ring
+//! every ready agent of a tier at once, each agent's leg answering, ending or being canceled
+//! concurrently with the others and with the `<Dial>`'s result, two agents sometimes
+//! answering at once): no offer is ever connected twice.
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callq::store::{
-    CallState, Claim, EndSource, OfferOutcome, RequestedStatus, Skills, Store, Strategy,
-    Transition, WidenStep,
+    CallState, Claim, EndSource, Offer, OfferOutcome, OfferRef, OfferResult, RequestedStatus,
+    Skills, Store, Strategy, Transition, WidenStep,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,12 +35,107 @@ struct Run {
     stop: AtomicBool,
     steps: AtomicU64,
     offers: AtomicU64,
+    /// Offers that rang several agents at once.
+    group_offers: AtomicU64,
+    /// How many times each offer (call, attempt) was connected: never more than once.
+    connected: Mutex<HashMap<(String, u32), u32>>,
 }
 
 impl Run {
     fn entered(&self) -> Vec<String> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
+
+    /// Note what an answer for `named` did.
+    fn answered(&self, named: &OfferRef, r: &OfferResult) {
+        if *r == OfferResult::Connected {
+            if let Ok(mut m) = self.connected.lock() {
+                *m.entry((named.call_sid.clone(), named.attempt))
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// A ring_all offer as Twilio reports it: every agent's leg on its own, concurrently with the
+/// others and the `<Dial>`'s result. `roll` picks what happens; `winner` (and, racing it,
+/// `rival`) answer; the others' legs are canceled, or ring out.
+async fn ring_all(
+    run: Arc<Run>,
+    offer: Offer,
+    roll: f64,
+    winner: usize,
+    rival: usize,
+    talk: Duration,
+) {
+    let store = run.store.clone();
+    let agents: Vec<String> = offer.agents().into_iter().map(|(a, _)| a).collect();
+    let sid = offer.call_sid.clone();
+    let mut legs = Vec::new();
+    if roll < 0.5 {
+        for (i, id) in agents.iter().enumerate() {
+            let (run, store, named) = (run.clone(), store.clone(), offer.offer_ref_for(id));
+            let answers = i == winner || i == rival;
+            legs.push(tokio::spawn(async move {
+                if answers {
+                    let r = store
+                        .leg_result(&named, OfferOutcome::Answered, "CAleg")
+                        .await
+                        .expect("answered");
+                    run.answered(&named, &r);
+                } else {
+                    store
+                        .leg_result(&named, OfferOutcome::Canceled, "")
+                        .await
+                        .expect("canceled");
+                }
+            }));
+        }
+        for l in legs {
+            l.await.expect("leg");
+        }
+        tokio::time::sleep(talk).await;
+        store
+            .complete(
+                &sid,
+                Some(&offer.offer_ref_for(&agents[winner])),
+                EndSource::Leg,
+            )
+            .await
+            .expect("leg completed");
+        store
+            .complete(&sid, Some(&offer.offer_ref()), EndSource::Dial)
+            .await
+            .expect("dial completed");
+    } else if roll < 0.85 {
+        let outcomes = [
+            OfferOutcome::NoAnswer,
+            OfferOutcome::Busy,
+            OfferOutcome::Failed,
+            OfferOutcome::Canceled,
+        ];
+        for (i, id) in agents.iter().enumerate() {
+            let (store, named) = (store.clone(), offer.offer_ref_for(id));
+            let outcome = outcomes[(i + winner) % 4];
+            legs.push(tokio::spawn(async move {
+                store
+                    .leg_result(&named, outcome, "")
+                    .await
+                    .expect("leg unanswered");
+            }));
+        }
+        let (store2, named) = (store.clone(), offer.offer_ref());
+        legs.push(tokio::spawn(async move {
+            store2
+                .offer_result(&named, OfferOutcome::NoAnswer, "")
+                .await
+                .expect("dial unanswered");
+        }));
+        for l in legs {
+            l.await.expect("leg");
+        }
+    }
+    // else the worker died holding the offer: only a check brings it back
 }
 
 async fn claimer(run: Arc<Run>, seed: u64) {
@@ -57,15 +155,26 @@ async fn claimer(run: Arc<Run>, seed: u64) {
         let roll: f64 = rng.random();
         let talk = Duration::from_millis(rng.random_range(0..15));
         let replay = rng.random_bool(0.2);
+        if !offer.also.is_empty() {
+            run.group_offers.fetch_add(1, Ordering::Relaxed);
+            let n = offer.also.len() + 1;
+            let (winner, rival) = (rng.random_range(0..n), rng.random_range(0..n));
+            tokio::spawn(ring_all(run.clone(), offer, roll, winner, rival, talk));
+            continue;
+        }
+        let run2 = run.clone();
         tokio::spawn(async move {
             let (sid, named) = (offer.call_sid.as_str(), offer.offer_ref());
             let result = |outcome| {
-                let (store, named) = (store.clone(), named.clone());
+                let (store, named, run) = (store.clone(), named.clone(), run2.clone());
                 async move {
-                    store
+                    let r = store
                         .offer_result(&named, outcome, "")
                         .await
                         .expect("offer result");
+                    if outcome == OfferOutcome::Answered {
+                        run.answered(&named, &r);
+                    }
                 }
             };
             let outcome = if roll < 0.45 {
@@ -109,7 +218,7 @@ async fn callers(run: Arc<Run>, seed: u64) {
     for i in 0..CALLS {
         run.steps.fetch_add(1, Ordering::Relaxed);
         let sid = format!("CA{i:05}");
-        let q = ["sales", "support", "vip"][rng.random_range(0..3)];
+        let q = ["sales", "support", "vip", "desk"][rng.random_range(0..4)];
         let boost = Duration::from_millis(rng.random_range(0..2000));
         run.store
             .enqueue(&{
@@ -219,10 +328,16 @@ async fn checker(run: Arc<Run>, seed: u64) {
                         .expect("requeue");
                 }
                 (CallState::Offered, 1) => {
-                    store
-                        .offer_result(&c.offer, OfferOutcome::Answered, "CAleg")
+                    // Twilio says one leg talks: of a ring_all offer, any agent it rings
+                    let mut named = c.offer.clone();
+                    if let Some((agent, _)) = c.ringing.first() {
+                        named.agent_id = agent.clone();
+                    }
+                    let r = store
+                        .offer_result(&named, OfferOutcome::Answered, "CAleg")
                         .await
                         .expect("answered");
+                    run.answered(&named, &r);
                 }
                 (CallState::Offered, _) => {
                     store.abandon(sid, "call_gone").await.expect("gone");
@@ -268,7 +383,11 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
         tiers: Some(3),
         ..WidenStep::default()
     }];
-    let store = store_with(&[sales, support, vip]).await;
+    // desk rings every ready agent of its best tier at once
+    let mut desk = queue("desk", Strategy::RingAll);
+    desk.no_answer_delay = Duration::from_millis(5);
+    desk.max_no_answer = 6;
+    let store = store_with(&[sales, support, vip, desk]).await;
     for i in 0..AGENTS {
         let mut spec = agent(
             &format!("ag{i}"),
@@ -276,6 +395,7 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
                 ("sales", 1 + (i % 2) as u32),
                 ("support", 1),
                 ("vip", 1 + (i % 3) as u32),
+                ("desk", 1),
             ],
         );
         spec.capacity = if i % 5 == 0 { 2 } else { 1 };
@@ -289,12 +409,18 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
         spec.skills = Skills::new(skills);
         online_agent(&store, &spec).await;
     }
+    // and a few of desk's own, whom no other queue takes one at a time
+    for i in 0..4 {
+        online_agent(&store, &agent(&format!("dk{i}"), &[("desk", 1)])).await;
+    }
     let run = Arc::new(Run {
         store: store.clone(),
         calls: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
         steps: AtomicU64::new(0),
         offers: AtomicU64::new(0),
+        group_offers: AtomicU64::new(0),
+        connected: Mutex::new(HashMap::new()),
     });
     let mut tasks = Vec::new();
     for i in 0..CLAIMERS {
@@ -336,6 +462,25 @@ async fn concurrent_claimers_never_double_book_or_lose_a_call() {
     let offers = run.offers.load(Ordering::Relaxed);
     assert!(steps > 3000, "only {steps} random steps");
     assert!(offers > 300, "only {offers} offers made");
+    let group_offers = run.group_offers.load(Ordering::Relaxed);
+    assert!(
+        group_offers >= 10,
+        "only {group_offers} ring_all offers rang several agents"
+    );
+    let twice: Vec<_> = run
+        .connected
+        .lock()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, n)| **n > 1)
+                .map(|(k, n)| (k.clone(), *n))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        twice.is_empty(),
+        "offers connected more than once: {twice:?}"
+    );
 
     // settle: every call must still be accounted for, and an operator ending every call
     // must leave every agent free and every call final

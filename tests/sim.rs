@@ -17,7 +17,20 @@ async fn stack(agents: &[(&str, &[(&str, u32)])]) -> Stack {
     stack_with(CentreConfig::demo(), agents).await
 }
 
-async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])]) -> Stack {
+async fn stack_with(centre: CentreConfig, agents: &[(&str, &[(&str, u32)])]) -> Stack {
+    let behaviour = AgentBehaviour {
+        answer_delay_s: 0.2,
+        heartbeat_every: Duration::from_millis(500),
+        ..AgentBehaviour::default()
+    };
+    stack_behaving(centre, agents, behaviour).await
+}
+
+async fn stack_behaving(
+    mut centre: CentreConfig,
+    agents: &[(&str, &[(&str, u32)])],
+    behaviour: AgentBehaviour,
+) -> Stack {
     centre.centre = format!("sim{}-{}", std::process::id(), rand::random::<u32>());
     let sim = SimConfig {
         account_sid: String::new(),
@@ -27,11 +40,7 @@ async fn stack_with(mut centre: CentreConfig, agents: &[(&str, &[(&str, u32)])])
         admin_token: String::new(),
         // announcements pass ten times faster; the callers' own times below are real
         clock: Clock::new(10.0),
-        agents: AgentBehaviour {
-            answer_delay_s: 0.2,
-            heartbeat_every: Duration::from_millis(500),
-            ..AgentBehaviour::default()
-        },
+        agents: behaviour,
         wrapup: Duration::from_secs(5),
         no_answer_delay: Duration::from_secs(5),
         media: Default::default(),
@@ -304,5 +313,132 @@ async fn a_caller_who_takes_the_callback_is_called_back_when_an_agent_is_free() 
     }
     let recording = recording.expect("the callback's recording was stored");
     assert!(recording.sid.starts_with("RE"), "{recording:?}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_all_queue_rings_every_agent_and_exactly_one_gets_the_call() {
+    let toml = callq::config::DEMO_TOML.replacen(
+        "strategy = \"longest_idle\"",
+        "strategy = \"ring_all\"",
+        1,
+    );
+    let centre = support::centre_from(&toml);
+    assert_eq!(
+        centre.queues["sales"].strategy,
+        callq::store::Strategy::RingAll
+    );
+    let team: [(&str, &[(&str, u32)]); 3] = [
+        ("alice", &[("sales", 1)]),
+        ("bob", &[("sales", 1)]),
+        ("carol", &[("sales", 1)]),
+    ];
+    let stack = stack_with(centre, &team).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(30)),
+        talk: Duration::from_millis(500),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550021", "+15005550001", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    // one <Dial> rang the three phones at once: one leg talked, the other two were canceled
+    assert_eq!(log.rings, 1, "{log:?}");
+    let mut legs = log.dial_results.clone();
+    legs.sort();
+    assert_eq!(legs, vec!["canceled", "canceled", "completed"], "{log:?}");
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Completed);
+    assert_eq!(rec.attempts, 1);
+    let mut group = rec.group.clone();
+    group.sort();
+    assert_eq!(group, vec!["alice", "bob", "carol"]);
+    let winner = rec.agent.clone().expect("the agent who took the call");
+    assert_eq!(log.agent, Some(format!("client:{winner}")));
+    // exactly one agent was connected, and handled the call; nobody was double-booked
+    let events = stack.store.call_events(&sid).await.expect("history");
+    let connected = events
+        .iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("connected"))
+        .count();
+    assert_eq!(connected, 1, "{events:?}");
+    for id in ["alice", "bob", "carol"] {
+        let a = support::agent_rec(&stack.store, id).await;
+        assert_eq!(a.handled, u64::from(id == winner), "{id}");
+        assert_eq!(a.misses, 0, "{id}: rang for nothing, no miss");
+        assert_eq!(a.active, 0, "{id}");
+    }
+    assert_eq!(
+        stack
+            .sim
+            .stats
+            .double_bookings
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    support::assert_invariants(&stack.store, &[sid]).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_all_offer_nobody_answers_puts_the_caller_back_in_line() {
+    let toml = callq::config::DEMO_TOML
+        .replacen("strategy = \"longest_idle\"", "strategy = \"ring_all\"", 1)
+        .replacen("ring_timeout_s = 15", "ring_timeout_s = 2", 1);
+    let centre = support::centre_from(&toml);
+    assert_eq!(centre.queues["sales"].ring_timeout_s, 2);
+    let team: [(&str, &[(&str, u32)]); 3] = [
+        ("alice", &[("sales", 1)]),
+        ("bob", &[("sales", 1)]),
+        ("carol", &[("sales", 1)]),
+    ];
+    // every phone rings out
+    let behaviour = AgentBehaviour {
+        answer_delay_s: 0.2,
+        no_answer: 1.0,
+        heartbeat_every: Duration::from_millis(500),
+        ..AgentBehaviour::default()
+    };
+    let stack = stack_behaving(centre, &team, behaviour).await;
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(6)),
+        ..CallerScript::default()
+    };
+    let sid = stack
+        .sim
+        .env
+        .place_inbound("+12025550022", "+15005550001", script);
+    finish(&stack).await;
+    let logs = stack.sim.stats.snapshot().logs;
+    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    assert_eq!(log.outcome(), Outcome::Abandoned, "{log:?}");
+    assert!(log.rings >= 1, "{log:?}");
+    // each <Dial> rang the three phones; every leg rang out
+    assert_eq!(log.dial_results.len() as u32, 3 * log.rings, "{log:?}");
+    assert!(log.dial_results.iter().all(|r| r == "no-answer"), "{log:?}");
+    // the caller went back in line after the ring (and hung up there)
+    assert!(log.queue_results.len() >= 2, "{log:?}");
+    let rec = stack.store.call(&sid).await.expect("read").expect("known");
+    assert_eq!(rec.state, CallState::Abandoned);
+    assert_eq!(rec.attempts, log.rings);
+    let events = stack.store.call_events(&sid).await.expect("history");
+    let requeued = events
+        .iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("requeued"))
+        .count() as u32;
+    assert_eq!(requeued, log.rings, "{events:?}");
+    for id in ["alice", "bob", "carol"] {
+        let a = support::agent_rec(&stack.store, id).await;
+        assert_eq!(a.misses, log.rings, "{id}: a no-answer for each ring");
+        assert_eq!(a.handled, 0, "{id}");
+        assert_eq!(a.active, 0, "{id}");
+    }
+    support::assert_invariants(&stack.store, &[sid]).await;
     stack.stop().await;
 }

@@ -15,11 +15,36 @@ local ARRIVE_GRACE_MS = 10000
 -- the <Dial>): its agent is held at least this long before the next offer.
 local WIND_DOWN_MS = 2000
 
--- Whether the call's current offer is the one (agent, attempt) names.
+-- Whether `id` is in the list `set` (the form ",a,b,": `rang`, `group`, `ringing`).
+local function in_list(set, id)
+  return set ~= nil and set ~= '' and string.find(set, ',' .. id .. ',', 1, true) ~= nil
+end
+
+-- The list `set` (",a,b,") without `id` (',' when nothing is left).
+local function list_without(set, id)
+  local at = string.find(set, ',' .. id .. ',', 1, true)
+  if at == nil then return set end
+  return string.sub(set, 1, at) .. string.sub(set, at + #id + 2)
+end
+
+-- Whether the call's current offer is the one (agent, attempt) names. A ring_all offer
+-- (`group`: every agent it rang, ",a,b,") has a name per agent it rang: any of them names it.
 local function is_current_offer(c, id, attempt)
   return (c.state == 'offered' or c.state == 'connected')
-    and c.agent == id
+    and (c.agent == id or in_list(c.group, id))
     and num(c.attempts, 0) == num(attempt, -1)
+end
+
+-- The agents an offered or connected call holds (each counted in its `active`): the agents of
+-- a ring_all offer still ringing (`ringing`, ",a,b,"), else its one agent.
+local function call_agents(c)
+  local out = {}
+  if c.state == 'offered' and c.ringing ~= nil and c.ringing ~= '' then
+    for id in string.gmatch(c.ringing, '[^,]+') do out[#out + 1] = id end
+  elseif c.agent ~= nil and c.agent ~= '' then
+    out[1] = c.agent
+  end
+  return out
 end
 
 -- The call is in line again, at its original rank (not answered, lease passed, retry due).
@@ -28,7 +53,7 @@ local function call_requeue(sid, c)
   if c.kind == 'callback' then state = 'callback' end
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZREM', K_CONNECTED, sid)
-  redis.call('HSET', k_call(sid), 'state', state, 'agent', '', 'phase', '')
+  redis.call('HSET', k_call(sid), 'state', state, 'agent', '', 'phase', '', 'ringing', '')
   redis.call('ZADD', k_waiting(c.queue), c.rank, sid)
   wake()
 end
@@ -41,7 +66,7 @@ local function call_finish(sid, c, state, reason)
   redis.call('ZREM', K_CONNECTED, sid)
   redis.call('ZREM', K_RETRY, sid)
   redis.call('HSET', k_call(sid), 'state', state, 'ended_ms', NOW, 'end_reason', reason or '',
-    'phase', '')
+    'phase', '', 'ringing', '')
   redis.call('PEXPIRE', k_call(sid), RETENTION_MS)
 end
 

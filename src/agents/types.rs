@@ -367,6 +367,10 @@ pub struct CallView {
     pub attempts: u32,
     /// Agents this call has rung, in order.
     pub rang: Vec<String>,
+    /// A `ring_all` offer still ringing: every agent it still rings (the offer's `agent` is
+    /// the first it rang); empty otherwise.
+    #[serde(default)]
+    pub ringing: Vec<String>,
     pub entered_ms: i64,
     pub offered_ms: Option<i64>,
     pub answered_ms: Option<i64>,
@@ -407,6 +411,7 @@ impl From<CallRecord> for CallView {
             agent: c.agent,
             attempts: c.attempts,
             rang: c.rang,
+            ringing: c.ringing,
             entered_ms: c.entered_ms,
             offered_ms: c.offered_ms,
             answered_ms: c.answered_ms,

@@ -322,7 +322,8 @@ async fn derive(tx: &mut Exec<'_, '_>, centre: &str, e: &Event) -> Result<()> {
                     "INSERT INTO offers (centre, call_sid, attempt, agent, queue, offered_at)
                      VALUES ($1, $2, $4, $5, $6, {TS})
                      ON CONFLICT (centre, call_sid, attempt) DO UPDATE SET
-                       agent = EXCLUDED.agent, queue = EXCLUDED.queue, offered_at = EXCLUDED.offered_at"
+                       agent = CASE WHEN offers.result = 'answered' THEN offers.agent ELSE EXCLUDED.agent END,
+                       queue = EXCLUDED.queue, offered_at = EXCLUDED.offered_at"
                 ),
                 &[&centre, &sid, &pos, &attempt, &agent.unwrap_or(""), &e.field("queue")],
             )
@@ -423,7 +424,8 @@ async fn derive(tx: &mut Exec<'_, '_>, centre: &str, e: &Event) -> Result<()> {
 }
 
 /// What became of the offer (`attempt`) of call `sid`; the offer's row is made if its
-/// `offer` event has not been written yet (it then sets the agent and time).
+/// `offer` event has not been written yet (it then sets the agent and time). An answered
+/// offer's row names the agent who answered (of a `ring_all` offer, not always the first).
 async fn offer_result(
     tx: &mut Exec<'_, '_>,
     centre: &str,
@@ -440,7 +442,9 @@ async fn offer_result(
             "INSERT INTO offers (centre, call_sid, attempt, agent, queue, offered_at, result, result_at)
              VALUES ($1, $2, $4, $5, $6, {TS}, $7, {TS})
              ON CONFLICT (centre, call_sid, attempt) DO UPDATE SET
-               result = EXCLUDED.result, result_at = EXCLUDED.result_at"
+               result = EXCLUDED.result, result_at = EXCLUDED.result_at,
+               agent = CASE WHEN EXCLUDED.result = 'answered' AND EXCLUDED.agent <> ''
+                 THEN EXCLUDED.agent ELSE offers.agent END"
         ),
         &[
             &centre,

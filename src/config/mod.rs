@@ -576,6 +576,14 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_may_ring_all_its_agents_at_once() {
+        let toml = DEMO_TOML.replacen("strategy = \"longest_idle\"", "strategy = \"ring_all\"", 1);
+        let cfg = CentreConfig::from_toml(&toml, "t").expect("ring_all accepted");
+        assert_eq!(cfg.queues["sales"].strategy, Strategy::RingAll);
+        assert_eq!(Strategy::RingAll.as_str(), "ring_all");
+    }
+
+    #[test]
     fn vip_and_rules_boost_priority() {
         let cfg = CentreConfig::demo();
         assert_eq!(

@@ -651,7 +651,7 @@ impl Store {
             )
             .await?;
         match r.tag() {
-            "offer" if r.v.len() == 12 => Ok(Claim::Offer(Offer {
+            "offer" if r.v.len() >= 12 && r.v.len().is_multiple_of(2) => Ok(Claim::Offer(Offer {
                 call_sid: r.field(1).to_string(),
                 agent_id: r.field(2).to_string(),
                 identity: r.field(3).to_string(),
@@ -664,6 +664,10 @@ impl Store {
                 waited: Duration::from_millis(r.parse(10)?),
                 // a queue configured before recording existed reads as not recording
                 record: r.field(11).parse().unwrap_or_default(),
+                also: r.v[12..]
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect(),
             })),
             "none" => Ok(Claim::Idle {
                 next_due_ms: r.field(1).parse().ok(),
@@ -706,11 +710,38 @@ impl Store {
 
     /// What became of `offer` (`offer_result.lua`). `detail` is the agent leg's CallSid for
     /// `Answered` when known, the reason for `Refused`, else "".
+    /// For a `ring_all` offer this is the whole offer's result (its `<Dial>` ended, or the
+    /// worker's, or a check's word): the call goes back and every agent still ringing is
+    /// released; one agent's own leg is [`Store::leg_result`].
     pub async fn offer_result(
         &self,
         offer: &OfferRef,
         outcome: OfferOutcome,
         detail: &str,
+    ) -> Result<OfferResult> {
+        self.offer_result_scoped(offer, outcome, detail, "").await
+    }
+
+    /// What became of agent `offer.agent_id`'s own leg of `offer` (its status callback):
+    /// as [`Store::offer_result`] for an offer to one agent; for a `ring_all` offer an
+    /// unanswered leg releases that agent alone while others still ring
+    /// ([`OfferResult::Released`]), and the last one's ends the offer.
+    pub async fn leg_result(
+        &self,
+        offer: &OfferRef,
+        outcome: OfferOutcome,
+        detail: &str,
+    ) -> Result<OfferResult> {
+        self.offer_result_scoped(offer, outcome, detail, "leg")
+            .await
+    }
+
+    async fn offer_result_scoped(
+        &self,
+        offer: &OfferRef,
+        outcome: OfferOutcome,
+        detail: &str,
+        scope: &str,
     ) -> Result<OfferResult> {
         let attempt = offer.attempt.to_string();
         let r = self
@@ -723,6 +754,7 @@ impl Store {
                     &attempt,
                     outcome.as_str(),
                     detail,
+                    scope,
                 ],
             )
             .await?;
@@ -744,6 +776,12 @@ impl Store {
                 kpi::offer_result(r.field(2), r.field(3));
                 kpi::overflowed(r.field(2));
                 Ok(OfferResult::Missed(
+                    r.field(1).parse().unwrap_or(AgentStatus::Offline),
+                ))
+            }
+            "released" => {
+                kpi::offer_result(r.field(2), r.field(3));
+                Ok(OfferResult::Released(
                     r.field(1).parse().unwrap_or(AgentStatus::Offline),
                 ))
             }
@@ -1055,7 +1093,7 @@ impl Store {
                     script: "take_checks",
                     v: row,
                 };
-                if r.v.len() != 10 {
+                if r.v.len() < 10 || !r.v.len().is_multiple_of(2) {
                     return Err(r.unexpected());
                 }
                 Ok(Check {
@@ -1071,6 +1109,10 @@ impl Store {
                     identity: r.field(7).to_string(),
                     since_ms: r.field(8).parse().ok(),
                     checks: r.parse(9)?,
+                    ringing: r.v[10..]
+                        .chunks(2)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect(),
                 })
             })
             .collect()

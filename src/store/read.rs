@@ -25,6 +25,14 @@ fn opt_str(h: &HashMap<String, String>, k: &str) -> Option<String> {
     Some(get(h, k).to_string()).filter(|v| !v.is_empty())
 }
 
+/// A stored list ",a,b," as its names.
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> {
     Some(CallRecord {
         sid: get(h, "sid").to_string(),
@@ -38,11 +46,9 @@ pub(crate) fn call_from_hash(h: &HashMap<String, String>) -> Option<CallRecord> 
         priority_ms: opt_i64(h, "priority").unwrap_or(0),
         agent: Some(get(h, "agent").to_string()).filter(|a| !a.is_empty()),
         attempts: get(h, "attempts").parse().unwrap_or(0),
-        rang: get(h, "rang")
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        rang: list(get(h, "rang")),
+        group: list(get(h, "group")),
+        ringing: list(get(h, "ringing")),
         entered_ms: opt_i64(h, "entered_ms").unwrap_or(0),
         offered_ms: opt_i64(h, "offered_ms"),
         answered_ms: opt_i64(h, "answered_ms"),

@@ -55,6 +55,7 @@ string_enum! {
         Random => "random",
         Linear => "linear",
         WeightedRandom => "weighted_random",
+        RingAll => "ring_all",
     }
 }
 
@@ -444,6 +445,9 @@ pub struct Offer {
     pub waited: Duration,
     /// The queue's recording mode when the call was claimed.
     pub record: RecordMode,
+    /// A `ring_all` offer: the other agents it rings with this one, as (agent id, identity),
+    /// best first; empty for an offer to one agent. Any of them names the offer.
+    pub also: Vec<(String, String)>,
 }
 
 impl Offer {
@@ -453,6 +457,22 @@ impl Offer {
             call_sid: self.call_sid.clone(),
             agent_id: self.agent_id.clone(),
             attempt: self.attempt,
+        }
+    }
+
+    /// Every agent this offer rings, as (agent id, identity): the first, then the others of
+    /// a `ring_all` offer.
+    pub fn agents(&self) -> Vec<(String, String)> {
+        let mut all = vec![(self.agent_id.clone(), self.identity.clone())];
+        all.extend(self.also.iter().cloned());
+        all
+    }
+
+    /// The name of this offer as agent `agent_id` of it (a `ring_all` offer has one per agent).
+    pub fn offer_ref_for(&self, agent_id: &str) -> OfferRef {
+        OfferRef {
+            agent_id: agent_id.to_string(),
+            ..self.offer_ref()
         }
     }
 }
@@ -519,6 +539,9 @@ pub enum OfferResult {
     /// Not answered with the `fallback` feature off: one attempt only, so the call overflowed
     /// (`end_reason` `no_answer`); the agent's status afterwards.
     Missed(AgentStatus),
+    /// One agent of a `ring_all` offer stopped ringing and was released (its status
+    /// afterwards); the others still ring, the call stays offered.
+    Released(AgentStatus),
     /// The offer was not current (retry, out-of-order, already settled): nothing changed.
     Stale(Option<CallState>),
 }
@@ -608,6 +631,9 @@ pub struct Check {
     pub since_ms: Option<i64>,
     /// How many times in a row the call was taken for a check without a change.
     pub checks: u32,
+    /// A `ring_all` offer: every agent it still rings, as (agent id, identity); empty for
+    /// an offer to one agent.
+    pub ringing: Vec<(String, String)>,
 }
 
 /// Result of a transition that either happens or finds the call elsewhere.
@@ -655,6 +681,10 @@ pub struct CallRecord {
     pub agent: Option<String>,
     pub attempts: u32,
     pub rang: Vec<String>,
+    /// A `ring_all` offer: every agent it rang (empty for an offer to one agent).
+    pub group: Vec<String>,
+    /// A `ring_all` offer still ringing: the agents still reserved for it.
+    pub ringing: Vec<String>,
     pub entered_ms: i64,
     pub offered_ms: Option<i64>,
     pub answered_ms: Option<i64>,

@@ -199,7 +199,9 @@ pub(crate) async fn agent_leg(h: Hook) -> Reply {
         .await
 }
 
-/// What the agent leg's `status` does to `offer`; `leg_sid` is the leg's own CallSid.
+/// What the agent leg's `status` does to `offer`; `leg_sid` is the leg's own CallSid. Of a
+/// `ring_all` offer each `<Client>` leg names its own agent: the first answered connects the
+/// call to that agent (the others are released), an unanswered one releases its agent alone.
 async fn agent_leg_status(app: &AppState, offer: &OfferRef, status: &str, leg_sid: &str) -> Reply {
     let result = match status {
         "in-progress" | "answered" => within(
@@ -216,8 +218,9 @@ async fn agent_leg_status(app: &AppState, offer: &OfferRef, status: &str, leg_si
         )
         .await
         .map(|r| format!("{r:?}")),
+        // this leg alone: of a ring_all offer, the others may still ring
         other => match unanswered(other) {
-            Some(outcome) => within(app, app.store.offer_result(offer, outcome, ""))
+            Some(outcome) => within(app, app.store.leg_result(offer, outcome, ""))
                 .await
                 .map(|r| format!("{r:?}")),
             None => return Reply::no_content("ignored"),

@@ -11,7 +11,7 @@
 //! | `POST /twilio/wait/gather` | the callback offer's `<Gather>` | `1`: `request_callback` and `<Leave/>`; else back to hold |
 //! | `POST /twilio/queue-exit` | `<Enqueue action>` | hangup: `abandon`; leave: callback goodbye or overflow action; errors: enqueue again |
 //! | `POST /twilio/dial-result?call=&agent=&attempt=` | `<Dial action>` to an agent | answered: `complete` + `<Hangup/>`; else `offer_result` and back in line |
-//! | `POST /twilio/agent-leg?call=&agent=&attempt=` | the agent leg's statusCallback | answered: `offer_result(answered)`; completed: `complete`; else `offer_result` |
+//! | `POST /twilio/agent-leg?call=&agent=&attempt=` | the agent leg's statusCallback | answered: `offer_result(answered)`; completed: `complete`; else `offer_result` for that leg (`leg_result`: of a `ring_all` offer, its agent alone while others still ring) |
 //! | `POST /twilio/callback-result?call=&agent=&attempt=` | a callback's `<Dial action>` to the customer | answered: `complete`; else `callback_result` (retry later or `callback_failed`), a sentence to the agent, `<Hangup/>` |
 //! | `POST /twilio/status` | the number's status callback | ended: `abandon` (or `complete` when connected) |
 //! | `POST /twilio/voicemail` | `<Record action>` | log the recording, thank, `<Hangup/>` |

@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 
 use super::health::TwilioHealth;
 use crate::store::{
-    CallKind, CallState, Check, EndSource, OfferOutcome, Store, StoreError, Transition,
+    CallKind, CallState, Check, EndSource, OfferOutcome, OfferRef, Store, StoreError, Transition,
 };
 use crate::twilio::rest::{
     CallFilter, CallResource, CallStatus, FailureKind, RestError, TwilioRest,
@@ -179,17 +179,57 @@ fn decide_callback(check: &Check, seen: &Observed) -> Decision {
     }
 }
 
-/// The newest child leg that rings this check's agent and began with this offer.
+/// The child leg that tells most about this check's offer, and the agent it rings: the
+/// newest leg to the agent's client that began with this offer; of a `ring_all` offer, the
+/// most telling of the newest legs to each agent still ringing (answered before ringing
+/// before ended unanswered).
 fn agent_leg<'a>(check: &Check, children: &'a [CallResource]) -> Option<&'a CallResource> {
-    let client = format!("client:{}", check.identity);
-    children
+    offer_leg(check, children).map(|(leg, _)| leg)
+}
+
+fn offer_leg<'a, 'c>(
+    check: &'c Check,
+    children: &'a [CallResource],
+) -> Option<(&'a CallResource, &'c str)> {
+    let newest = |identity: &str| {
+        let client = format!("client:{identity}");
+        children
+            .iter()
+            .filter(|c| c.to.as_deref() == Some(client.as_str()))
+            .filter(|c| match (check.since_ms, created_ms(c)) {
+                (Some(since), Some(created)) => created + CLOCK_SLACK_MS >= since,
+                _ => true,
+            })
+            .max_by_key(|c| created_ms(c).unwrap_or(i64::MIN))
+    };
+    if check.ringing.is_empty() {
+        return newest(&check.identity).map(|l| (l, check.offer.agent_id.as_str()));
+    }
+    let telling = |s: CallStatus| match s {
+        CallStatus::InProgress | CallStatus::Completed => 0,
+        CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => 1,
+        _ => 2,
+    };
+    check
+        .ringing
         .iter()
-        .filter(|c| c.to.as_deref() == Some(client.as_str()))
-        .filter(|c| match (check.since_ms, created_ms(c)) {
-            (Some(since), Some(created)) => created + CLOCK_SLACK_MS >= since,
-            _ => true,
-        })
-        .max_by_key(|c| created_ms(c).unwrap_or(i64::MIN))
+        .filter_map(|(agent, identity)| newest(identity).map(|l| (l, agent.as_str())))
+        .min_by_key(|(l, _)| telling(l.status))
+}
+
+/// The name of `check`'s offer to settle it under: of a `ring_all` offer whose leg to one
+/// agent answered (Twilio's word), that agent's, so the call goes to the agent who took it;
+/// else the offer as the check holds it.
+pub fn settling_offer(check: &Check, seen: &Observed) -> crate::store::OfferRef {
+    let mut named = check.offer.clone();
+    if check.kind == CallKind::Inbound && !check.ringing.is_empty() {
+        if let Some((leg, agent)) = offer_leg(check, &seen.children) {
+            if matches!(leg.status, CallStatus::InProgress | CallStatus::Completed) {
+                named.agent_id = agent.to_string();
+            }
+        }
+    }
+    named
 }
 
 /// A call's `date_created` (RFC 2822, as Twilio writes it) as unix ms.
@@ -259,9 +299,11 @@ impl Checker {
 
     /// Ask Twilio about one call and apply the decision.
     async fn settle(&self, check: Check) {
+        let mut named = check.offer.clone();
         let decision = match self.observe(&check).await {
             Ok(seen) => {
                 self.health.accepted();
+                named = settling_offer(&check, &seen);
                 decide(&check, &seen)
             }
             Err(e) => {
@@ -284,7 +326,7 @@ impl Checker {
             d => d,
         };
         metrics::counter!("callq_checks_total", "decision" => decision.label()).increment(1);
-        match self.apply(&check, &decision).await {
+        match self.apply(&named, &decision).await {
             Ok(result) => tracing::info!(call_sid = %check.offer.call_sid,
                 agent = %check.offer.agent_id, attempt = check.offer.attempt,
                 state = %check.state, decision = ?decision, result = %result,
@@ -347,9 +389,8 @@ impl Checker {
             .min_by_key(|c| created_ms(c).unwrap_or(i64::MAX)))
     }
 
-    /// Run the transition `decision` names; returns what it did, for the log.
-    async fn apply(&self, check: &Check, decision: &Decision) -> Result<String, StoreError> {
-        let offer = &check.offer;
+    /// Run the transition `decision` names for `offer`; returns what it did, for the log.
+    async fn apply(&self, offer: &OfferRef, decision: &Decision) -> Result<String, StoreError> {
         let sid = offer.call_sid.as_str();
         let store = &self.store;
         let done = match decision {
@@ -410,7 +451,6 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::OfferRef;
 
     const OFFERED_MS: i64 = 1_764_460_800_000; // Sun, 30 Nov 2025 00:00:00 +0000
 
@@ -428,6 +468,7 @@ mod tests {
             identity: "alice".into(),
             since_ms: Some(OFFERED_MS),
             checks: 1,
+            ringing: Vec::new(),
         }
     }
 
@@ -619,6 +660,46 @@ mod tests {
         for case in cases {
             assert_eq!(decide(&case.check, &case.seen), case.want, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn a_ring_all_offer_settles_on_the_agent_whose_leg_answered() {
+        use CallStatus as S;
+        let ring_all = Check {
+            ringing: vec![("a1".into(), "alice".into()), ("a2".into(), "bob".into())],
+            ..check(CallKind::Inbound, CallState::Offered, "ringing")
+        };
+        let seen = |alice: S, bob: S| Observed {
+            call: caller(S::InProgress),
+            children: vec![
+                call("CAalice", "client:alice", alice, AT_OFFER),
+                call("CAbob", "client:bob", bob, AT_OFFER),
+            ],
+        };
+        // bob answered (the callbacks lost): the call is bob's, under bob's name of the offer
+        let s = seen(S::Canceled, S::InProgress);
+        assert_eq!(
+            decide(&ring_all, &s),
+            Decision::Answered {
+                leg_sid: "CAbob".into()
+            }
+        );
+        assert_eq!(settling_offer(&ring_all, &s).agent_id, "a2");
+        // one declined, the other still rings: still ringing, under the offer's own name
+        let s = seen(S::Busy, S::Ringing);
+        assert_eq!(decide(&ring_all, &s), Decision::StillRinging);
+        assert_eq!(settling_offer(&ring_all, &s).agent_id, "a1");
+        // nobody answered: the whole offer, back in line
+        let s = seen(S::NoAnswer, S::NoAnswer);
+        assert_eq!(
+            decide(&ring_all, &s),
+            Decision::NotAnswered(OfferOutcome::NoAnswer)
+        );
+        // a one-agent offer looks at its own agent's leg only
+        let one = check(CallKind::Inbound, CallState::Offered, "ringing");
+        let s = seen(S::Ringing, S::InProgress);
+        assert_eq!(decide(&one, &s), Decision::StillRinging);
+        assert_eq!(settling_offer(&one, &s).agent_id, "a1");
     }
 
     #[test]

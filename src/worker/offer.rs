@@ -19,6 +19,7 @@
 //! | misconfiguration (401, 403, 404) | `Canceled` too; this worker pauses claiming (1 s doubling to 30 s) and `/readyz` fails until Twilio accepts a request |
 //! | refused for good (another 4xx) | inbound: `offer_result(Refused)` (back in line; the third refusal overflows the call); callback: `callback_result(Refused)` → `callback_failed`. Other calls are not paused |
 //! | the agent's TwiML cannot be built (identity too long) | `offer_result(Failed)`: a miss for that agent, so a broken profile ends up paused |
+//! | a `ring_all` `<Dial>` too long for inline TwiML | the agents that do not fit are released first (`leg_result(Canceled)`, no miss); the others ring |
 //! | callback create timed out or 5xx (may have been placed) | `extend_offer` as if accepted: webhooks settle it if it was placed, a check with Twilio if not; never a second call |
 //!
 //! A Twilio outage is never counted against agents: a miss means "the agent did not pick up",
@@ -82,27 +83,57 @@ impl Outcome {
 /// `<Dial>` of the agent's `<Client>` for an inbound caller: its action and the agent leg's
 /// status callback are the contract's hooks for this offer ([`OfferHook`]), its parameters
 /// what the agent's desktop shows about the call ([`LegParameters`]). When the queue records,
-/// so does the `<Dial>` ([`recorded`]).
+/// so does the `<Dial>` ([`recorded`]). A `ring_all` offer dials every agent it rings in the
+/// one `<Dial>`, a `<Client>` each, each leg's status callback naming its own agent: Twilio
+/// rings them at once, bridges the first to answer and cancels the others.
 pub fn inbound_twiml(public_url: &str, offer: &Offer) -> Result<String, TwimlError> {
     let named = offer.offer_ref();
-    let client = Client {
-        identity: offer.identity.clone(),
-        status_callback: Some(OfferHook::AgentLeg.url(public_url, &named)),
-        status_callback_event: Some("answered completed".into()),
-        status_callback_method: Some("POST".into()),
-        parameters: LegParameters::of(offer).pairs(),
-    };
+    let nouns = offer
+        .agents()
+        .into_iter()
+        .map(|(agent_id, identity)| {
+            Client {
+                identity,
+                status_callback: Some(
+                    OfferHook::AgentLeg.url(public_url, &offer.offer_ref_for(&agent_id)),
+                ),
+                status_callback_event: Some("answered completed".into()),
+                status_callback_method: Some("POST".into()),
+                parameters: LegParameters::of(offer).pairs(),
+            }
+            .into()
+        })
+        .collect();
     let dial = Dial {
         action: Some(OfferHook::DialResult.url(public_url, &named)),
         method: Some("POST".into()),
         timeout: Some(ring_seconds(offer.ring_timeout)),
         answer_on_bridge: Some(true),
-        nouns: vec![client.into()],
+        nouns,
         ..Dial::default()
     };
     Response::new()
         .verb(recorded(dial, public_url, offer))
         .to_inline_xml()
+}
+
+/// A `ring_all` offer whose `<Dial>` would not fit Twilio's inline TwiML limit rings only as
+/// many of its agents as fit, best first: the offer so trimmed, and the agents left out (the
+/// worker releases them at once, with no miss). Any other offer is returned as it is.
+pub fn fit_inline(public_url: &str, offer: &Offer) -> (Offer, Vec<(String, String)>) {
+    let mut trimmed = offer.clone();
+    let mut left_out = Vec::new();
+    while !trimmed.also.is_empty()
+        && matches!(
+            inbound_twiml(public_url, &trimmed),
+            Err(TwimlError::InlineTooLong { .. })
+        )
+    {
+        if let Some(last) = trimmed.also.pop() {
+            left_out.push(last);
+        }
+    }
+    (trimmed, left_out)
 }
 
 /// `dial` with the queue's recording of it, when the queue records: its `record` mode and the
@@ -246,6 +277,19 @@ impl Ringer {
     }
 
     async fn ring_inbound(&self, offer: &Offer, claimed_at: Instant) -> Outcome {
+        // a ring_all offer rings as many agents as one <Dial> can carry; the rest are free
+        let (trimmed, left_out) = fit_inline(&self.settings.public_url, offer);
+        let offer = &trimmed;
+        for (agent_id, _) in &left_out {
+            let lease_end = claimed_at + self.settings.offer_lease;
+            let named = offer.offer_ref_for(agent_id);
+            let released = retry_store(lease_end, || {
+                self.store.leg_result(&named, OfferOutcome::Canceled, "")
+            })
+            .await;
+            tracing::warn!(call_sid = %offer.call_sid, agent = %agent_id, result = ?released,
+                "ring_all: more agents than one <Dial> can carry; this one released");
+        }
         let twiml = match inbound_twiml(&self.settings.public_url, offer) {
             Ok(t) => t,
             Err(e) => {
@@ -501,7 +545,8 @@ impl Ringer {
             }
             Ok(OfferResult::Connected) => Outcome::Ringing,
             Ok(OfferResult::Refused) => Outcome::Refused,
-            Ok(OfferResult::Stale(_)) => Outcome::Stale,
+            // (only an agent's own leg releases one agent of a ring_all offer; never this)
+            Ok(OfferResult::Stale(_) | OfferResult::Released(_)) => Outcome::Stale,
             Err(e) => {
                 tracing::error!(call_sid = %offer.call_sid, agent = %offer.agent_id, error = %e,
                     "cannot return the call to line; its lease will");
@@ -564,7 +609,72 @@ mod tests {
             to: "+15005550001".into(),
             waited: Duration::from_millis(42_000),
             record: RecordMode::DoNotRecord,
+            also: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_ring_all_offer_too_big_for_inline_twiml_rings_the_agents_that_fit() {
+        let mut o = offer(CallKind::Inbound);
+        o.also = (2..=10)
+            .map(|i| {
+                (
+                    format!("a{i}"),
+                    format!("agent-with-a-longish-identity-{i}"),
+                )
+            })
+            .collect();
+        let base = "https://callq-public-endpoint.contact-centre.example.com";
+        assert!(
+            matches!(
+                inbound_twiml(base, &o),
+                Err(TwimlError::InlineTooLong { .. })
+            ),
+            "ten agents do not fit"
+        );
+        let (fits, left_out) = fit_inline(base, &o);
+        let xml = inbound_twiml(base, &fits).expect("fits");
+        assert!(xml.chars().count() <= 4000);
+        assert!(!left_out.is_empty() && !fits.also.is_empty());
+        assert_eq!(fits.also.len() + left_out.len(), 9);
+        // the best agents stay: the first, then the others in order
+        assert_eq!(fits.agent_id, "a1");
+        assert_eq!(fits.also[0].0, "a2");
+        assert!(left_out.iter().any(|(id, _)| id == "a10"));
+        // one more agent would not fit
+        let mut more = fits.clone();
+        more.also
+            .push(left_out.last().cloned().expect("one left out"));
+        assert!(inbound_twiml(base, &more).is_err());
+        // an offer that fits is left alone
+        let (same, none) = fit_inline("https://q.example.com", &offer(CallKind::Inbound));
+        assert_eq!(same, offer(CallKind::Inbound));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_ring_all_offer_dials_every_agent_in_one_dial_each_leg_naming_its_agent() {
+        let mut o = offer(CallKind::Inbound);
+        o.also = vec![("a2".into(), "bob".into()), ("a3".into(), "carol".into())];
+        let xml = inbound_twiml("https://q.example.com", &o).unwrap();
+        assert_eq!(xml.matches("<Dial ").count(), 1, "{xml}");
+        assert_eq!(xml.matches("<Client ").count(), 3, "{xml}");
+        // the <Dial> action names the offer by its first agent; each leg by its own
+        assert!(
+            xml.contains("dial-result?call=CA0001&amp;agent=a1&amp;attempt=1"),
+            "{xml}"
+        );
+        for (agent, identity) in [("a1", "alice"), ("a2", "bob"), ("a3", "carol")] {
+            let leg = format!(
+                "agent-leg?call=CA0001&amp;agent={agent}&amp;attempt=1\" \
+                 statusCallbackEvent=\"answered completed\" statusCallbackMethod=\"POST\">\
+                 <Identity>{identity}</Identity>"
+            );
+            assert!(xml.contains(&leg), "{agent}: {xml}");
+        }
+        // a one-agent offer is the contracted dial unchanged
+        let one = inbound_twiml("https://q.example.com", &offer(CallKind::Inbound)).unwrap();
+        assert_eq!(one.matches("<Client ").count(), 1);
     }
 
     #[test]

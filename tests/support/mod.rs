@@ -151,14 +151,26 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
             .map(|((q, t), _)| format!("{q}:{t}"))
             .collect::<Vec<_>>()
     };
-    // 1. reserved/busy agents are in no ready set and hold no more calls than capacity
+    // the agents a call holds: a ring_all offer, every agent it still rings; any other
+    // offered or connected call, its one agent
+    let holders = |c: &callq::store::CallRecord| -> Vec<String> {
+        match c.state {
+            CallState::Offered if !c.ringing.is_empty() => c.ringing.clone(),
+            CallState::Offered | CallState::Connected => c.agent.clone().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    };
+    // 1. reserved/busy agents are in no ready set and hold no more calls than capacity; an
+    // agent is reserved or busy only for calls whose current offer names it
     for a in &snap.agents {
         let held = snap
             .calls
             .iter()
-            .filter(|c| matches!(c.state, CallState::Offered | CallState::Connected))
-            .filter(|c| c.agent.as_deref() == Some(a.id.as_str()))
+            .filter(|c| holders(c).contains(&a.id))
             .count() as u32;
+        if all_calls && matches!(a.status, AgentStatus::Reserved | AgentStatus::Busy) && held == 0 {
+            v.push(format!("agent {} is {} for no call", a.id, a.status));
+        }
         if held > a.capacity {
             v.push(format!(
                 "agent {} holds {held} calls, capacity {}",
@@ -291,7 +303,9 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                     v.push(format!("waiting call {} has agent {:?}", c.sid, c.agent));
                 }
             }
-            // 4. an offered call is offered to one agent, under one lease, and not waiting
+            // 4. an offered call is offered under one lease, not waiting, to one agent or (a
+            // ring_all offer) to agents of its group, each named by the offer; a connected
+            // call has one agent and nobody else still ringing for it
             CallState::Offered => {
                 if c.agent.is_none() || offered != 1 || !sets.is_empty() {
                     v.push(format!(
@@ -299,13 +313,35 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
                         c.sid, c.agent
                     ));
                 }
+                let named = |id: &String| c.group.contains(id);
+                if !c.group.is_empty()
+                    && (!c.agent.as_ref().is_some_and(named) || !c.ringing.iter().all(named))
+                {
+                    v.push(format!(
+                        "ring_all call {} agent {:?} ringing {:?} outside its group {:?}",
+                        c.sid, c.agent, c.ringing, c.group
+                    ));
+                }
+                if c.group.is_empty() && !c.ringing.is_empty() {
+                    v.push(format!(
+                        "call {} rings {:?} without a group",
+                        c.sid, c.ringing
+                    ));
+                }
                 elsewhere(&mut v, "offers");
             }
             CallState::Connected => {
-                if c.agent.is_none() || connected != 1 || !sets.is_empty() {
+                if c.agent.is_none() || connected != 1 || !sets.is_empty() || !c.ringing.is_empty()
+                {
                     v.push(format!(
-                        "connected call {} agent {:?} checks {connected} waiting {sets:?}",
-                        c.sid, c.agent
+                        "connected call {} agent {:?} ringing {:?} checks {connected} waiting {sets:?}",
+                        c.sid, c.agent, c.ringing
+                    ));
+                }
+                if !c.group.is_empty() && !c.agent.as_ref().is_some_and(|a| c.group.contains(a)) {
+                    v.push(format!(
+                        "ring_all call {} connected to {:?}, not of its group {:?}",
+                        c.sid, c.agent, c.group
                     ));
                 }
                 elsewhere(&mut v, "connected");

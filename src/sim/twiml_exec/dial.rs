@@ -1,13 +1,19 @@
-//! `<Dial>`: ring one device or number as a child leg (`outbound-dial`, recorded with the
-//! dialling call as its parent and its status as it goes), report the leg to its status
-//! callback and the outcome to the `<Dial>` action, as Twilio does (a REST update while
-//! bridged first requests the action with `completed`). A REST update of the leg itself takes
-//! it out of the bridge: ringing, the `<Dial>` ends `canceled`; bridged, it ends `completed`
-//! (the leg does not run the new TwiML here; callq never sends any to a leg).
+//! `<Dial>`: ring each device or number it names as a child leg (`outbound-dial`, recorded with
+//! the dialling call as its parent and its status as it goes), all at once, as Twilio does
+//! with several nouns: the first leg to answer is bridged and every other leg still ringing
+//! ends `canceled`; a leg that ends unanswered (busy, failed, no-answer) leaves the others
+//! ringing, and the `<Dial>` ends unanswered once none rings (at its timeout, `no-answer`).
+//! Each leg reports to its own status callback, the outcome goes to the `<Dial>` action, as
+//! Twilio does (a REST update while bridged first requests the action with `completed`). A
+//! REST update of a leg itself takes it out of the bridge: ringing, that leg ends `canceled`
+//! (the `<Dial>` too when it was the last ringing); bridged, it ends `completed` (the leg does
+//! not run the new TwiML here; callq never sends any to a leg).
 //! `<Dial record>` (any mode but `do-not-record`) on an answered dial: once the bridge ends,
 //! the recording status callback gets a `completed` recording (`RE…` SID, a URL under the
 //! REST API, the bridged seconds), as Twilio reports it after the call's own callbacks.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -21,86 +27,182 @@ use crate::twilio::twiml::{Dial, DialNoun};
 
 impl<E: Env> Interpreter<E> {
     pub(super) async fn dial(&mut self, d: Dial) -> Flow {
-        let Some(noun) = d.nouns.first() else {
+        // every device or number the <Dial> names rings at once (a <Queue> noun is not run)
+        let targets: Vec<(Target, Option<String>, Option<String>)> = d
+            .nouns
+            .iter()
+            .filter_map(|noun| match noun {
+                DialNoun::Client(c) => Some((
+                    Target::Client(c.identity.clone()),
+                    c.status_callback.clone(),
+                    c.status_callback_event.clone(),
+                )),
+                DialNoun::Number(n) => Some((
+                    Target::Number(n.number.clone()),
+                    n.status_callback.clone(),
+                    n.status_callback_event.clone(),
+                )),
+                DialNoun::Queue { .. } => None,
+            })
+            .collect();
+        if targets.is_empty() {
             return Flow::End;
-        };
-        let (target, callback, events) = match noun {
-            DialNoun::Client(c) => (
-                Target::Client(c.identity.clone()),
-                c.status_callback.clone(),
-                c.status_callback_event.clone(),
-            ),
-            DialNoun::Number(n) => (
-                Target::Number(n.number.clone()),
-                n.status_callback.clone(),
-                n.status_callback_event.clone(),
-            ),
-            DialNoun::Queue { .. } => return Flow::End,
-        };
-        let info = CallInfo {
-            sid: self.env.new_sid(),
-            account_sid: self.call.account_sid.clone(),
-            from: d
-                .caller_id
-                .clone()
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or_else(|| self.call.from.clone()),
-            to: target.address(),
-            direction: "outbound-dial".into(),
-        };
-        // the leg's own REST updates: a hang-up (or new TwiML) takes it out of the bridge
-        let mut leg_control = self.env.leg_created(&info, &self.call.sid);
-        let mut leg = Leg {
-            info,
-            parent: self.call.sid.clone(),
-            target: target.clone(),
-            callback: callback.map(|u| self.resolve(&u)),
-            events: events
-                .unwrap_or_else(|| "completed".to_string())
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            sequence: 0,
-            answered_at: None,
-        };
+        }
+        let caller_id = d
+            .caller_id
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| self.call.from.clone());
+        let mut legs = Vec::with_capacity(targets.len());
+        // each leg's own REST updates: a hang-up (or new TwiML) takes it out of the bridge
+        let mut controls = Vec::with_capacity(targets.len());
+        for (target, callback, events) in targets {
+            let info = CallInfo {
+                sid: self.env.new_sid(),
+                account_sid: self.call.account_sid.clone(),
+                from: caller_id.clone(),
+                to: target.address(),
+                direction: "outbound-dial".into(),
+            };
+            controls.push(self.env.leg_created(&info, &self.call.sid));
+            legs.push(Leg {
+                info,
+                parent: self.call.sid.clone(),
+                target,
+                callback: callback.map(|u| self.resolve(&u)),
+                events: events
+                    .unwrap_or_else(|| "completed".to_string())
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                sequence: 0,
+                answered_at: None,
+            });
+        }
         let action = d.action.as_deref().map(|u| self.resolve(u));
         let recording = Recording::asked(&d).map(|url| self.resolve(&url));
         self.log.rings += 1;
         self.env.observe(
             &self.call,
             Observed::Ringing {
-                target: target.clone(),
+                target: legs[0].target.clone(),
             },
         );
-        leg.report(&*self.env, "initiated", "initiated");
-        self.env.status_changed(&leg.info.sid, "ringing");
-        leg.report(&*self.env, "ringing", "ringing");
+        for leg in &mut legs {
+            leg.report(&*self.env, "initiated", "initiated");
+            self.env.status_changed(&leg.info.sid, "ringing");
+            leg.report(&*self.env, "ringing", "ringing");
+        }
         let timeout = secs(d.timeout.unwrap_or(30));
         let patience = self.patience_deadline();
         let rang_at = Instant::now();
+        let ring_deadline = rang_at + timeout;
         enum End {
-            Answered(Option<Duration>),
-            NotAnswered(&'static str),
-            LegCanceled,
+            /// Leg `usize` answered first.
+            Answered(usize, Option<Duration>),
+            /// Every leg ended unanswered; the `<Dial>`'s status, and the leg that ended last.
+            NotAnswered(&'static str, usize),
             Control(Control),
             GaveUp,
         }
-        let end = {
-            let ring = self.env.ring(&target, &leg.info.sid, &self.call);
-            tokio::select! {
+        // what ends one leg while the others may still ring
+        enum Event {
+            Rang(usize, RingResult),
+            LegUpdate(usize),
+        }
+        let env = self.env.clone();
+        let call = self.call.clone();
+        let ring_of: Vec<(Target, String)> = legs
+            .iter()
+            .map(|l| (l.target.clone(), l.info.sid.clone()))
+            .collect();
+        let mut rings: Vec<
+            Option<std::pin::Pin<Box<dyn Future<Output = RingResult> + Send + '_>>>,
+        > = ring_of
+            .iter()
+            .map(|(target, sid)| {
+                Some(Box::pin(env.ring(target, sid, &call))
+                    as std::pin::Pin<
+                        Box<dyn Future<Output = RingResult> + Send + '_>,
+                    >)
+            })
+            .collect();
+        let mut ringing = vec![true; legs.len()];
+        let end = loop {
+            let next = std::future::poll_fn(|cx| {
+                for i in 0..rings.len() {
+                    if !ringing[i] {
+                        continue;
+                    }
+                    if let Some(rx) = controls[i].as_mut() {
+                        match rx.poll_recv(cx) {
+                            Poll::Ready(Some(_)) => return Poll::Ready(Event::LegUpdate(i)),
+                            Poll::Ready(None) => controls[i] = None,
+                            Poll::Pending => {}
+                        }
+                    }
+                    if let Some(ring) = rings[i].as_mut() {
+                        if let Poll::Ready(r) = ring.as_mut().poll(cx) {
+                            rings[i] = None;
+                            return Poll::Ready(Event::Rang(i, r));
+                        }
+                    }
+                }
+                Poll::Pending
+            });
+            let event = tokio::select! {
                 biased;
-                c = recv_or_pending(&mut self.control) => End::Control(c),
-                _ = until(patience) => End::GaveUp,
-                _ = leg_update(&mut leg_control) => End::LegCanceled,
-                r = ring => match r {
-                    RingResult::Answered { talk } => End::Answered(talk),
-                    RingResult::Busy => End::NotAnswered("busy"),
-                    RingResult::Failed => End::NotAnswered("failed"),
-                    RingResult::NoAnswer => End::NotAnswered("no-answer"),
-                },
-                _ = tokio::time::sleep(timeout) => End::NotAnswered("no-answer"),
+                c = recv_or_pending(&mut self.control) => Err(Some(c)),
+                _ = until(patience) => Err(None),
+                e = next => Ok(Some(e)),
+                _ = tokio::time::sleep_until(ring_deadline) => Ok(None),
+            };
+            let event = match event {
+                Err(Some(c)) => break End::Control(c),
+                Err(None) => break End::GaveUp,
+                Ok(Some(e)) => e,
+                Ok(None) => {
+                    // the <Dial> timeout: every leg still ringing ends unanswered
+                    let mut last = 0;
+                    for i in 0..legs.len() {
+                        if ringing[i] {
+                            ringing[i] = false;
+                            rings[i] = None;
+                            self.leg_end(&mut legs[i], LegEnd::NoAnswer, "no-answer");
+                            last = i;
+                        }
+                    }
+                    break End::NotAnswered("no-answer", last);
+                }
+            };
+            let (i, status, how) = match event {
+                Event::Rang(i, RingResult::Answered { talk }) => break End::Answered(i, talk),
+                Event::Rang(i, RingResult::Busy) => (i, "busy", LegEnd::NoAnswer),
+                Event::Rang(i, RingResult::Failed) => (i, "failed", LegEnd::NoAnswer),
+                Event::Rang(i, RingResult::NoAnswer) => (i, "no-answer", LegEnd::NoAnswer),
+                // a REST update of a ringing leg cancels it
+                Event::LegUpdate(i) => (i, "canceled", LegEnd::Canceled),
+            };
+            // this leg is over; the <Dial> goes on while another rings
+            ringing[i] = false;
+            rings[i] = None;
+            self.leg_end(&mut legs[i], how, status);
+            if !ringing.contains(&true) {
+                break End::NotAnswered(status, i);
             }
         };
+        // every ring still going is over: the first answer bridges, the others are canceled
+        let winner = match end {
+            End::Answered(i, _) => Some(i),
+            _ => None,
+        };
+        drop(rings);
+        for i in 0..legs.len() {
+            if ringing[i] && Some(i) != winner {
+                ringing[i] = false;
+                self.leg_end(&mut legs[i], LegEnd::Canceled, "canceled");
+            }
+        }
         let dial_params = |status: &str, leg: &Leg| {
             vec![
                 ("DialCallStatus".to_string(), status.to_string()),
@@ -113,7 +215,10 @@ impl<E: Env> Interpreter<E> {
             ]
         };
         match end {
-            End::Answered(far_talk) => {
+            End::Answered(i, far_talk) => {
+                let mut leg = legs.swap_remove(i);
+                let mut leg_control = controls.swap_remove(i);
+                let target = leg.target.clone();
                 let talk = far_talk.unwrap_or(self.script.talk);
                 if self.log.answered.is_none() {
                     self.log.rang_at = Some(rang_at);
@@ -154,34 +259,26 @@ impl<E: Env> Interpreter<E> {
                     (_, None) => Flow::End,
                 }
             }
-            End::NotAnswered(status) => {
-                self.log.missed += 1;
-                self.leg_end(&mut leg, LegEnd::NoAnswer, status);
-                match action {
-                    Some(url) => Flow::Goto(url, dial_params(status, &leg)),
-                    None => Flow::End,
+            End::NotAnswered(status, last) => {
+                if status != "canceled" {
+                    self.log.missed += 1;
                 }
-            }
-            End::LegCanceled => {
-                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
                 match action {
-                    Some(url) => Flow::Goto(url, dial_params("canceled", &leg)),
+                    Some(url) => Flow::Goto(url, dial_params(status, &legs[last])),
                     None => Flow::End,
                 }
             }
             End::Control(c) => {
-                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
                 if let Some(url) = action {
-                    self.notify_with(&url, dial_params("canceled", &leg));
+                    self.notify_with(&url, dial_params("canceled", &legs[0]));
                 }
                 Flow::Control(c)
             }
             End::GaveUp => {
                 self.log.gave_up = true;
-                self.leg_end(&mut leg, LegEnd::Canceled, "canceled");
                 if let Some(url) = action {
                     let mut p = self.call.params("completed");
-                    p.extend(dial_params("canceled", &leg));
+                    p.extend(dial_params("canceled", &legs[0]));
                     self.env.notify(&url, p);
                 }
                 Flow::GaveUp

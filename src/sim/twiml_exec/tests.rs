@@ -564,3 +564,108 @@ fn offered_digits_are_read_from_the_prompt() {
     );
     assert_eq!(TwilioQueues::sid_for("sales").len(), 34);
 }
+
+/// A `<Dial>` of three clients, as a ring_all offer sends it.
+fn ring_all_doc(timeout: u32) -> Response {
+    let client = |agent: &str, identity: &str| {
+        format!(
+            r#"<Client statusCallback="{BASE}/twilio/agent-leg?call=CA1&amp;agent={agent}" statusCallbackEvent="answered completed"><Identity>{identity}</Identity></Client>"#
+        )
+    };
+    crate::twilio::twiml::parse(&format!(
+        r#"<Response><Dial action="{BASE}/twilio/dial-result?agent=a1" timeout="{timeout}" answerOnBridge="true">{}{}{}</Dial></Response>"#,
+        client("a1", "alice"),
+        client("a2", "bob"),
+        client("a3", "carol"),
+    ))
+    .unwrap()
+}
+
+/// The status callbacks each client's leg got, by its `To`.
+fn leg_statuses(env: &Fake) -> HashMap<String, Vec<String>> {
+    let mut by: HashMap<String, Vec<String>> = HashMap::new();
+    for p in env.requests_to("/twilio/agent-leg") {
+        by.entry(get(&p, "To").unwrap().to_string())
+            .or_default()
+            .push(get(&p, "CallStatus").unwrap().to_string());
+    }
+    by
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dial_of_several_clients_rings_them_at_once_and_bridges_the_first_to_answer() {
+    let env = Arc::new(Fake::default());
+    env.answer("/twilio/voice", ENQUEUE);
+    env.answer("/twilio/wait", WAIT);
+    env.answer("/twilio/queue-exit", "<Response/>");
+    env.answer("/twilio/dial-result", "<Response><Hangup/></Response>");
+    env.device("alice", Some(Duration::from_secs(6)));
+    env.device("bob", Some(Duration::from_secs(3)));
+    env.device("carol", None);
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(300)),
+        talk: Duration::from_secs(40),
+        ..CallerScript::default()
+    };
+    let (tx, h) = start(&env, script);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tx.send(Control::Twiml(ring_all_doc(20))).unwrap();
+    let log = h.await.unwrap();
+    // three legs rang at once, children of the caller's call
+    let legs = env.legs.lock().unwrap().clone();
+    assert_eq!(legs.len(), 3);
+    assert!(legs.iter().all(|(_, parent)| parent == &call().sid));
+    // bob answered first (3 s, while alice's phone still rang): bridged; the others canceled
+    let by = leg_statuses(&env);
+    assert_eq!(by["client:bob"], ["in-progress", "completed"]);
+    assert_eq!(by["client:alice"], ["canceled"]);
+    assert_eq!(by["client:carol"], ["canceled"]);
+    let mut over = env.legs_over.lock().unwrap().clone();
+    over.sort();
+    assert_eq!(
+        over,
+        vec![
+            ("client:alice".to_string(), false),
+            ("client:bob".to_string(), true),
+            ("client:carol".to_string(), false),
+        ]
+    );
+    let dial = env.requests_to("/twilio/dial-result");
+    assert_eq!(dial.len(), 1);
+    assert_eq!(get(&dial[0], "DialCallStatus"), Some("completed"));
+    let bob = legs.iter().find(|(l, _)| l.to == "client:bob").unwrap();
+    assert_eq!(get(&dial[0], "DialCallSid"), Some(bob.0.sid.as_str()));
+    assert_eq!(log.outcome(), Outcome::Answered);
+    assert_eq!(log.agent.as_deref(), Some("client:bob"));
+    assert_eq!(log.wait(), Some(Duration::from_secs(8)));
+    assert_eq!(log.rings, 1, "one <Dial>, one offer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dial_of_several_clients_nobody_answers_ends_no_answer_for_every_leg() {
+    let env = Arc::new(Fake::default());
+    env.answer("/twilio/voice", ENQUEUE);
+    env.answer("/twilio/wait", WAIT);
+    env.answer("/twilio/queue-exit", "<Response/>");
+    env.answer("/twilio/dial-result", "<Response><Hangup/></Response>");
+    for who in ["alice", "bob", "carol"] {
+        env.device(who, None);
+    }
+    let script = CallerScript {
+        patience: Some(Duration::from_secs(300)),
+        ..CallerScript::default()
+    };
+    let (tx, h) = start(&env, script);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tx.send(Control::Twiml(ring_all_doc(10))).unwrap();
+    let log = h.await.unwrap();
+    let by = leg_statuses(&env);
+    for who in ["client:alice", "client:bob", "client:carol"] {
+        assert_eq!(by[who], ["no-answer"], "{who}");
+    }
+    let dial = env.requests_to("/twilio/dial-result");
+    assert_eq!(dial.len(), 1);
+    assert_eq!(get(&dial[0], "DialCallStatus"), Some("no-answer"));
+    assert_eq!(log.missed, 1, "one <Dial> unanswered");
+    assert!(log.answered.is_none());
+}
