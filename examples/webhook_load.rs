@@ -13,8 +13,11 @@
 //! music: the heaviest read). Latency is measured per request from just before sending to the
 //! whole body read, on a keep-alive connection pool; "late" is how far behind schedule sends
 //! fell (the generator keeping its rate). Logging is on at `info`, formatted into a sink, so its
-//! cost is counted. Everything shares this machine's cores: the figures include the load
-//! generator's own CPU.
+//! cost is counted. Everything shares this machine's cores, so the latencies include the load
+//! generator's own CPU; the machine-independent costs are counted apart: the server runs on a
+//! runtime of its own (threads named `callq-serve`, with its own Redis connections), whose CPU
+//! time per request comes from Linux' per-thread `schedstat`, and Redis' main-thread CPU per
+//! request from `INFO cpu`, both over the measured phase only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,10 +115,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // the server on a runtime (and Redis connections) of its own, so its CPU can be told apart
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let base = format!("http://{}", listener.local_addr()?);
+    let server_store = Store::connect(&redis_url, &centre_name, args.redis_pool)?;
     let state = AppState {
-        store: store.clone(),
+        store: server_store,
         centre: Arc::new(centre),
         edge: Arc::new(EdgeSettings {
             public_url: base.clone(),
@@ -135,7 +141,18 @@ async fn main() -> anyhow::Result<()> {
         switches: Default::default(),
     };
     let (trigger, shutdown) = callq::shutdown::channel();
-    let server = tokio::spawn(callq::server::serve(listener, state, 64 * 1024, shutdown));
+    let server = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(SERVE_THREADS)
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            callq::server::serve(listener, state, 64 * 1024, shutdown).await?;
+            Ok(())
+        })
+    });
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
@@ -153,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<14} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "{:<14} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11} {:>11}",
         "endpoint",
         "requests",
         "errors",
@@ -162,7 +179,9 @@ async fn main() -> anyhow::Result<()> {
         "p90 ms",
         "p99 ms",
         "max ms",
-        "late p99"
+        "late p99",
+        "serve µs/req",
+        "Redis µs/req"
     );
     for endpoint in &args.endpoints {
         let path = match endpoint.as_str() {
@@ -196,17 +215,82 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let _ = phase(&client, &base, path, args.rate, args.warmup, &sids).await;
+        let cpu_before = (serve_cpu(), redis_cpu(&store).await);
         let started = Instant::now();
         let samples = phase(&client, &base, path, args.rate, args.seconds, &sids).await;
-        report(endpoint, &samples, started.elapsed());
+        let elapsed = started.elapsed();
+        let cpu_after = (serve_cpu(), redis_cpu(&store).await);
+        let per_request = |before: Option<Duration>, after: Option<Duration>| match (before, after)
+        {
+            (Some(b), Some(a)) if !samples.is_empty() => {
+                Some(a.saturating_sub(b).as_secs_f64() * 1e6 / samples.len() as f64)
+            }
+            _ => None,
+        };
+        let costs = (
+            per_request(cpu_before.0, cpu_after.0),
+            per_request(cpu_before.1, cpu_after.1),
+        );
+        report(endpoint, &samples, elapsed, costs);
     }
     if let Ok(n) = store.queue_stats("sales").await.map(|s| s.waiting) {
         println!("(sales queue at the end: {n} callers waiting)");
     }
     trigger.trigger();
-    let _ = server.await;
+    match server.join() {
+        Ok(Err(e)) => eprintln!("server: {e:#}"),
+        Err(_) => eprintln!("server thread panicked"),
+        Ok(Ok(())) => {}
+    }
     drop(embedded);
     Ok(())
+}
+
+/// The name of the server runtime's threads (at most 15 bytes: Linux' `comm`).
+const SERVE_THREADS: &str = "callq-serve";
+
+/// CPU time the server's threads have used so far (their `schedstat`, nanoseconds on CPU);
+/// None off Linux. A thread that ended takes its time with it: the runtime's worker threads
+/// live as long as the server.
+fn serve_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = entry.ok()?.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        if !comm.trim_end().starts_with(SERVE_THREADS) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("schedstat")) else {
+            continue;
+        };
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// CPU time of Redis' main thread so far (`INFO cpu`: user + system), None when not given.
+async fn redis_cpu(store: &Store) -> Option<Duration> {
+    let mut c = store.conn().await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let secs = match (
+        field("used_cpu_user_main_thread"),
+        field("used_cpu_sys_main_thread"),
+    ) {
+        (Some(u), Some(s)) => u + s,
+        _ => field("used_cpu_user")? + field("used_cpu_sys")?,
+    };
+    Some(Duration::from_secs_f64(secs))
 }
 
 /// Send `rate` requests a second for `seconds`, open loop; wait for every answer.
@@ -294,7 +378,13 @@ async fn phase(
     samples
 }
 
-fn report(endpoint: &str, samples: &[Sample], elapsed: Duration) {
+/// One line per endpoint; `costs` are the server's and Redis' CPU µs per request.
+fn report(
+    endpoint: &str,
+    samples: &[Sample],
+    elapsed: Duration,
+    costs: (Option<f64>, Option<f64>),
+) {
     let mut lat: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
     lat.sort();
     let mut late: Vec<Duration> = samples.iter().map(|s| s.late).collect();
@@ -307,8 +397,9 @@ fn report(endpoint: &str, samples: &[Sample], elapsed: Duration) {
         v.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     let errors = samples.iter().filter(|s| !s.ok).count();
+    let cost = |c: Option<f64>| c.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "{:<14} {:>8} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+        "{:<14} {:>8} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>12} {:>12}",
         format!("/twilio/{endpoint}"),
         samples.len(),
         errors,
@@ -318,5 +409,7 @@ fn report(endpoint: &str, samples: &[Sample], elapsed: Duration) {
         q(&lat, 0.99),
         q(&lat, 1.0),
         q(&late, 0.99),
+        cost(costs.0),
+        cost(costs.1),
     );
 }
