@@ -1891,3 +1891,77 @@ async fn a_restored_connection_holds_its_agent_until_it_ends_like_any_other() {
     assert_eq!((o.call_sid.as_str(), o.agent_id.as_str()), ("CA2", "a1"));
     assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
 }
+
+/// The number of commands `name` Redis has run (`INFO commandstats`).
+async fn commands_run(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_pool_pings_only_idle_connections_and_drops_one_that_broke() {
+    use callq::lab::embedded_redis::EmbeddedRedis;
+    // a Redis of its own: its command counts are this test's alone
+    let redis = EmbeddedRedis::start().expect("redis-server");
+    let opts = StoreOptions {
+        pool_size: 1,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect_with(&redis.url(), "pool", &opts).expect("store");
+    let mut admin = redis::Client::open(redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
+    store.ping().await.expect("first use");
+    let pings = commands_run(&mut admin, "ping").await;
+    // busy: a connection taken out again at once goes without a PING
+    for _ in 0..50 {
+        store.redis_time().await.expect("TIME");
+    }
+    assert_eq!(
+        commands_run(&mut admin, "ping").await,
+        pings,
+        "no PING per checkout"
+    );
+    // idle for longer than a second: checked first
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    store.redis_time().await.expect("TIME");
+    assert_eq!(
+        commands_run(&mut admin, "ping").await,
+        pings + 1,
+        "an idle one is PINGed"
+    );
+
+    // the server drops the pooled connection: the next use fails, and the one after works on a
+    // new connection rather than the dead one coming back from the pool
+    let id: i64 = {
+        let mut c = store.conn().await.expect("conn");
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut c)
+            .await
+            .expect("CLIENT ID")
+    };
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    let first = store.redis_time().await;
+    let second = store.redis_time().await;
+    let third = store.redis_time().await;
+    assert!(
+        second.is_ok() && third.is_ok(),
+        "after one failure ({first:?}) a new connection: {second:?} {third:?}"
+    );
+}

@@ -100,6 +100,40 @@ fn redact(url: &str) -> String {
     .collect()
 }
 
+/// How recently a pooled connection must have been taken out for it to go out again without
+/// a PING first. Its last use did not break it (a use that did drops it: see [`Conn`]), so
+/// within this a PING would only cost a round trip as dear as the command it precedes.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A pool of connections to one server (each one multiplexed): deadpool-redis' manager, whose
+/// recycle PINGs every connection each time it leaves the pool, a round trip as dear as the
+/// command it precedes (it doubled the round trips of a webhook or a transition). Here that
+/// check runs only on a connection idle for longer than [`FRESH`]; the pool never gets back a
+/// connection whose use failed at the connection level ([`Conn`]).
+pub struct SingleManager(deadpool_redis::Manager);
+
+impl managed::Manager for SingleManager {
+    type Type = <deadpool_redis::Manager as managed::Manager>::Type;
+    type Error = redis::RedisError;
+
+    async fn create(&self) -> std::result::Result<Self::Type, redis::RedisError> {
+        self.0.create().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Self::Type,
+        metrics: &managed::Metrics,
+    ) -> managed::RecycleResult<redis::RedisError> {
+        if metrics.last_used() < FRESH {
+            return Ok(());
+        }
+        self.0.recycle(conn, metrics).await
+    }
+}
+
+type SinglePool = managed::Pool<SingleManager>;
+
 /// A pool of cluster connections. Built on deadpool's managed pool (as deadpool-redis' own
 /// cluster pool is) so that the client's timeouts can be set: deadpool-redis' cluster
 /// `Manager` takes only the seed URLs and leaves the client without a response timeout, so
@@ -121,8 +155,11 @@ impl managed::Manager for ClusterManager {
     async fn recycle(
         &self,
         conn: &mut ClusterConnection,
-        _: &managed::Metrics,
+        metrics: &managed::Metrics,
     ) -> managed::RecycleResult<redis::RedisError> {
+        if metrics.last_used() < FRESH {
+            return Ok(());
+        }
         // PING goes to every node by default: one node down would fail every recycle.
         conn.route_command(redis::cmd("PING"), master_of(self.route))
             .await?;
@@ -140,7 +177,7 @@ type ClusterPool = managed::Pool<ClusterManager>;
 #[derive(Clone)]
 pub enum Backend {
     Single {
-        pool: deadpool_redis::Pool,
+        pool: SinglePool,
         url: String,
     },
     Cluster {
@@ -162,10 +199,12 @@ impl Backend {
                 let conn_cfg = redis::AsyncConnectionConfig::new()
                     .set_response_timeout(Some(opts.response_timeout))
                     .set_connection_timeout(Some(opts.connect_timeout));
-                let manager = deadpool_redis::Manager::new_with_config(url.as_str(), conn_cfg)?;
-                let pool = deadpool_redis::Pool::builder(manager)
+                let manager = SingleManager(deadpool_redis::Manager::new_with_config(
+                    url.as_str(),
+                    conn_cfg,
+                )?);
+                let pool = SinglePool::builder(manager)
                     .max_size(opts.pool_size.max(1))
-                    .runtime(deadpool_redis::Runtime::Tokio1)
                     .build()
                     .map_err(|e| StoreError::PoolSetup(e.to_string()))?;
                 Ok(Backend::Single {
@@ -206,23 +245,31 @@ impl Backend {
     }
 
     pub async fn get(&self) -> Result<Conn> {
-        match self {
-            Backend::Single { pool, .. } => Ok(Conn::Single(pool.get().await?)),
-            Backend::Cluster { pool, .. } => match pool.get().await {
-                Ok(c) => Ok(Conn::Cluster(c)),
-                Err(managed::PoolError::Backend(e)) => Err(e.into()),
-                Err(e) => Err(StoreError::PoolSetup(e.to_string())),
-            },
+        let to = |c| Conn {
+            inner: Some(c),
+            broken: false,
+        };
+        let got = match self {
+            Backend::Single { pool, .. } => pool.get().await.map(|c| to(Pooled::Single(c))),
+            Backend::Cluster { pool, .. } => pool.get().await.map(|c| to(Pooled::Cluster(c))),
+        };
+        match got {
+            Ok(c) => Ok(c),
+            Err(managed::PoolError::Backend(e)) => Err(e.into()),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Run a command that has no key on the server, or on the centre's master.
     async fn keyless(&self, cmd: Cmd) -> Result<Value> {
-        match (self, self.get().await?) {
-            (Backend::Cluster { route, .. }, Conn::Cluster(mut c)) => {
-                Ok(c.route_command(cmd, master_of(*route)).await?)
+        let mut c = self.get().await?;
+        match (self, c.inner.as_mut()) {
+            (Backend::Cluster { route, .. }, Some(Pooled::Cluster(cluster))) => {
+                let reply = cluster.route_command(cmd, master_of(*route)).await;
+                c.note(&reply);
+                Ok(reply?)
             }
-            (_, mut c) => Ok(cmd.query_async(&mut c).await?),
+            _ => Ok(cmd.query_async(&mut c).await?),
         }
     }
 
@@ -310,18 +357,56 @@ fn master_for(reply: &Value, slot: i64) -> Option<(String, u16)> {
 }
 
 /// A pooled connection: to the one server, or a cluster connection that routes each command
-/// (and each pipeline, whole) to the master of its key's slot.
-pub enum Conn {
-    Single(deadpool_redis::Connection),
+/// (and each pipeline, whole) to the master of its key's slot. A command that fails at the
+/// connection level (reset, dropped, refused: the redis crate's "unrecoverable" errors)
+/// marks it broken, and a broken connection is dropped rather than returned to the pool, so
+/// the pool's skipped PING ([`FRESH`]) never hands it out again.
+pub struct Conn {
+    /// Always Some until dropped.
+    inner: Option<Pooled>,
+    broken: bool,
+}
+
+enum Pooled {
+    Single(managed::Object<SingleManager>),
     Cluster(managed::Object<ClusterManager>),
+}
+
+impl Conn {
+    /// Mark the connection broken when `reply` failed at the connection level.
+    fn note<T>(&mut self, reply: &redis::RedisResult<T>) {
+        if let Err(e) = reply {
+            if e.is_unrecoverable_error() {
+                self.broken = true;
+            }
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.broken {
+            return;
+        }
+        match self.inner.take() {
+            Some(Pooled::Single(c)) => drop(managed::Object::take(c)),
+            Some(Pooled::Cluster(c)) => drop(managed::Object::take(c)),
+            None => {}
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
+        Box::pin(async move {
+            let reply = match self.inner.as_mut() {
+                Some(Pooled::Single(c)) => c.req_packed_command(cmd).await,
+                Some(Pooled::Cluster(c)) => c.req_packed_command(cmd).await,
+                None => Err(gone()),
+            };
+            self.note(&reply);
+            reply
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -330,18 +415,32 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
+        Box::pin(async move {
+            let reply = match self.inner.as_mut() {
+                Some(Pooled::Single(c)) => c.req_packed_commands(cmd, offset, count).await,
+                Some(Pooled::Cluster(c)) => c.req_packed_commands(cmd, offset, count).await,
+                None => Err(gone()),
+            };
+            self.note(&reply);
+            reply
+        })
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+        match &self.inner {
+            Some(Pooled::Single(c)) => c.get_db(),
+            Some(Pooled::Cluster(c)) => c.get_db(),
+            None => 0,
         }
     }
+}
+
+/// The error of a connection already given back (cannot happen: `inner` is taken only on drop).
+fn gone() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "pooled connection already released",
+    ))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub enum StoreError {
     #[error("redis reply: {0}")]
     Parse(#[from] redis::ParsingError),
     #[error("redis connection pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] deadpool::managed::PoolError<redis::RedisError>),
     #[error("redis pool setup: {0}")]
     PoolSetup(String),
     #[error("script {script} returned an unexpected reply: {reply:?}")]
