@@ -9,7 +9,7 @@ use callq::config::CentreConfig;
 use callq::lab::stack::{Stack, StackOptions};
 use callq::sim::agents::{AgentBehaviour, AgentProfile};
 use callq::sim::clock::Clock;
-use callq::sim::twiml_exec::{CallerScript, Outcome};
+use callq::sim::twiml_exec::{CallLog, CallerScript, Outcome};
 use callq::sim::SimConfig;
 use callq::store::CallState;
 
@@ -98,21 +98,28 @@ async fn finish(stack: &Stack) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_to_a_queue_number_reaches_the_agent_and_completes() {
-    let stack = stack(&[("alice", &[("sales", 1)])]).await;
+/// A caller rings sales' number from `from`, holds up to 30 s and talks half a second with
+/// whoever answers; returns the call and its log once every call has ended.
+async fn talk_briefly(stack: &Stack, from: &str) -> (String, CallLog) {
     let script = CallerScript {
         patience: Some(Duration::from_secs(30)),
         talk: Duration::from_millis(500),
         ..CallerScript::default()
     };
-    let sid = stack
-        .sim
-        .env
-        .place_inbound("+12025550001", "+15005550001", script);
-    finish(&stack).await;
+    let sid = stack.sim.env.place_inbound(from, "+15005550001", script);
+    finish(stack).await;
     let logs = stack.sim.stats.snapshot().logs;
-    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    let log = logs
+        .into_iter()
+        .find(|l| l.info.sid == sid)
+        .expect("logged");
+    (sid, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_queue_number_reaches_the_agent_and_completes() {
+    let stack = stack(&[("alice", &[("sales", 1)])]).await;
+    let (sid, log) = talk_briefly(&stack, "+12025550001").await;
     assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
     assert_eq!(log.agent.as_deref(), Some("client:alice"));
     assert_eq!(log.dial_results, vec!["completed"]);
@@ -334,18 +341,7 @@ async fn a_ring_all_queue_rings_every_agent_and_exactly_one_gets_the_call() {
         ("carol", &[("sales", 1)]),
     ];
     let stack = stack_with(centre, &team).await;
-    let script = CallerScript {
-        patience: Some(Duration::from_secs(30)),
-        talk: Duration::from_millis(500),
-        ..CallerScript::default()
-    };
-    let sid = stack
-        .sim
-        .env
-        .place_inbound("+12025550021", "+15005550001", script);
-    finish(&stack).await;
-    let logs = stack.sim.stats.snapshot().logs;
-    let log = logs.iter().find(|l| l.info.sid == sid).expect("logged");
+    let (sid, log) = talk_briefly(&stack, "+12025550021").await;
     assert_eq!(log.outcome(), Outcome::Answered, "{log:?}");
     assert!(log.errors.is_empty(), "{:?}", log.errors);
     // one <Dial> rang the three phones at once: one leg talked, the other two were canceled
