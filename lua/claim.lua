@@ -122,6 +122,24 @@ end
 -- Strategies that pick among every fresh agent seen rather than the first.
 local RANDOM = { random = true, weighted_random = true }
 
+-- Agent `id` of ready set `key`: its hash when it is live and ready, else nil, with the stale
+-- entry cleaned up on the way (an agent gone from the set, a lost heartbeat marked, one no
+-- longer ready taken out of its ready sets).
+local function ready_entry(key, id)
+  local alive = redis.call('GET', k_alive(id))
+  local a = hgetall(k_agent(id))
+  if a == nil then
+    redis.call('ZREM', key, id)
+  elseif not alive then
+    agent_lost(id, a)
+  elseif not eligible(id, a, alive) then
+    remove_ready(id, a)
+  else
+    return a
+  end
+  return nil
+end
+
 -- Looks at the first st.scan agents of ready set `key` (best first): returns the first one
 -- that is live, ready and meets st.need and that this call has not rung yet (with the
 -- random strategies, one of those at random, by the caller's seed, in proportion to the
@@ -132,14 +150,9 @@ local function scan_set(key, st, strategy, seed)
   for _, id in ipairs(redis.call('ZRANGE', key, 0, st.scan - 1)) do
     if not st.seen[id] then
       st.seen[id] = true
-      local alive = redis.call('GET', k_alive(id))
-      local a = hgetall(k_agent(id))
+      local a = ready_entry(key, id)
       if a == nil then
-        redis.call('ZREM', key, id)
-      elseif not alive then
-        agent_lost(id, a)
-      elseif not eligible(id, a, alive) then
-        remove_ready(id, a)
+        -- gone, lost or not ready: cleaned up
       elseif not meets(a, st.need) then
         -- a ready agent without another skill this call needs
       elseif string.find(st.rang, ',' .. id .. ',', 1, true) then
@@ -225,17 +238,8 @@ local function ring_group(q, cfg, c, r)
             if #group >= RING_ALL_MAX then break end
             if not seen[id] then
               seen[id] = true
-              local alive = redis.call('GET', k_alive(id))
-              local a = hgetall(k_agent(id))
-              if a == nil then
-                redis.call('ZREM', key, id)
-              elseif not alive then
-                agent_lost(id, a)
-              elseif not eligible(id, a, alive) then
-                remove_ready(id, a)
-              elseif meets(a, r.need) then
-                group[#group + 1] = { id, a }
-              end
+              local a = ready_entry(key, id)
+              if a and meets(a, r.need) then group[#group + 1] = { id, a } end
             end
           end
         end

@@ -128,19 +128,30 @@ fn asks_again(srv: &TestServer, doc: &callq::twilio::twiml::Response, retry: u32
     }
 }
 
+/// Caller `sid` rings sales, holds, is offered to a new agent a1, and a1 answers.
+async fn connected_to_a1(srv: &TestServer, sid: &str) -> callq::store::Offer {
+    let offer = offered_to(srv, "a1", sid).await;
+    srv.state
+        .store
+        .offer_result(
+            &offer.offer_ref(),
+            callq::store::OfferOutcome::Answered,
+            "CAleg",
+        )
+        .await
+        .expect("answered");
+    offer
+}
+
 #[tokio::test]
 async fn a_transferred_caller_whose_agent_hangs_up_during_a_redis_pause_holds_in_the_new_queue() {
     use callq::contract::OfferHook;
-    use callq::store::{AgentStatus, OfferOutcome};
+    use callq::store::AgentStatus;
 
     let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
-    let offer = offered_to(&srv, "a1", "CAxfer").await;
-    store
-        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "CAleg")
-        .await
-        .expect("answered");
+    let offer = connected_to_a1(&srv, "CAxfer").await;
     store
         .transfer_connected("CAxfer", "a1", "support", None)
         .await
@@ -186,16 +197,11 @@ async fn a_transferred_caller_whose_agent_hangs_up_during_a_redis_pause_holds_in
 #[tokio::test]
 async fn a_call_that_ends_during_a_redis_pause_is_completed_once_redis_answers() {
     use callq::contract::{OfferHook, DIAL_RETRIES};
-    use callq::store::OfferOutcome;
 
     let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
     let srv = spawn_server(centre_with("", "", "")).await;
     let store = srv.state.store.clone();
-    let offer = offered_to(&srv, "a1", "CAdone").await;
-    store
-        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "CAleg")
-        .await
-        .expect("answered");
+    let offer = connected_to_a1(&srv, "CAdone").await;
 
     pause_redis(2000).await;
     let mut params = voice_params("CAdone", CALLER, SALES_NO);
