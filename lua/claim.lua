@@ -30,10 +30,10 @@
 --          and result that follows; waited_ms is how long the call has been in line, for the
 --          agent's screen; record the queue's `<Dial record>` mode for the agent's leg; the
 --          pairs after it: the other agents a ring_all offer rings with the first)
---          or {'none', next_due_ms} where next_due_ms is the earliest time something falls
---          due (a wrap-up end, an arrival's grace, a callback retry, an offer lease, a
---          connected call's check, a heartbeat deadline, a waiting call's next widening
---          step or the end of its pin; '' when nothing): when a worker should look again.
+--          or {'none', next_due_ms} where next_due_ms is the earliest time still to come
+--          that something a claim acts on falls due (a wrap-up end, an arrival's grace, a
+--          callback retry, a heartbeat deadline, a waiting call's next widening step or the
+--          end of its pin; '' when nothing): when a worker should look again.
 -- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
@@ -365,9 +365,14 @@ for _, h in ipairs(heads) do
   end
 end
 
+-- When to look again: the next of what a claim (or the reap before it) acts on, still to
+-- come. Offer leases and connected-call checks are left out: the worker's check rounds take
+-- those on a timer of their own, and one overdue until its round would otherwise keep the
+-- worker from timing the wrap-ups that end meanwhile.
 local next_due = widen_due
-for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_OFFERS, K_CONNECTED, K_HEARTBEATS }) do
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_HEARTBEATS }) do
+  local first = redis.call('ZRANGEBYSCORE', key, '(' .. int(NOW), '+inf', 'WITHSCORES',
+    'LIMIT', 0, 1)
   if first[2] then
     local t = tonumber(first[2])
     if next_due == nil or t < next_due then next_due = t end

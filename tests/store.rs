@@ -85,6 +85,46 @@ async fn answered_then_completed_goes_through_wrapup_to_available() {
     assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
 }
 
+/// Redis' clock, unix ms.
+async fn redis_ms(store: &Store) -> i64 {
+    let (secs, micros) = store.redis_time().await.expect("TIME");
+    secs * 1000 + micros / 1000
+}
+
+#[tokio::test]
+async fn an_overdue_connected_call_check_does_not_hide_when_a_wrap_up_ends() {
+    // The worker waits for the time an idle claim reports; a check the worker's check round
+    // takes on its own timer, overdue until then, must not stand in for the wrap-up ending
+    // meanwhile (a worker would then wait for the next unrelated event to offer that agent).
+    let mut q = sales();
+    q.wrapup = Duration::from_secs(2);
+    q.check_after = Duration::from_millis(100);
+    let (store, _) = connected(q, "CA1").await;
+    online_agent(&store, &agent("a2", &[("sales", 1)])).await;
+    let o2 = enter_connected(&store, "CA2", "sales").await;
+    assert_eq!(o2.agent_id, "a2");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = redis_ms(&store).await;
+    assert_eq!(
+        complete(&store, "CA2").await.expect("complete"),
+        Completion::Completed("a2".to_string())
+    );
+    let after = redis_ms(&store).await;
+    assert_eq!(status(&store, "a2").await, AgentStatus::Wrapup);
+    // both calls' checks are overdue now (CA1 still talking, nobody has asked Twilio yet)
+    let due = match store.claim(LEASE, 0).await.expect("claim") {
+        Claim::Idle { next_due_ms } => next_due_ms.expect("the wrap-up end is reported"),
+        Claim::Offer(o) => panic!("offered {o:?} with every agent busy or wrapping up"),
+    };
+    assert!(
+        (before + 2000..=after + 2000).contains(&due),
+        "next due {due} is a2's wrap-up end, between {} and {}",
+        before + 2000,
+        after + 2000
+    );
+    assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
+}
+
 #[tokio::test]
 async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
     let store = staffed(sales()).await;

@@ -5,7 +5,7 @@
 //!
 //! 1. Wait for work: a dedicated connection blocks on `BLPOP callq:{C}:wake` (every script that
 //!    makes work pushes a capped marker). The wait also ends at the time the last idle `claim`
-//!    said something falls due (a wrap-up ending, an offer lease or a heartbeat expiring), so a
+//!    said something falls due (a wrap-up ending, an arrival or a heartbeat expiring), so a
 //!    wrap-up that ends at T gets its next call at T, not at the next unrelated event; and it
 //!    ends after `wake_timeout` at the latest (a safety net, not what sets latency). See
 //!    [`wake`].
