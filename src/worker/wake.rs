@@ -43,40 +43,50 @@ pub enum Woke {
 
 /// The offset between Redis' clock (which every script uses) and ours, so that a due time in
 /// Redis milliseconds can be waited for locally. Measured with `TIME` at start and by the
-/// reaper on every round.
+/// reaper on every round, to the microsecond (the midpoint of the round trip).
 #[derive(Debug, Clone, Default)]
 pub struct RedisClock {
-    offset_ms: Arc<AtomicI64>,
+    offset_us: Arc<AtomicI64>,
 }
 
-fn local_unix_ms() -> i64 {
+fn local_unix_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
+
+/// How long after a due time the worker looks: a script reads Redis' clock in whole
+/// milliseconds (`now_ms` in keys.lua), so at Redis time T.000 it already sees T as passed;
+/// this covers the offset's own error on a nearby Redis. Looking too early costs one idle
+/// claim, which reports the same due time again.
+const DUE_MARGIN_US: i64 = 200;
 
 impl RedisClock {
     /// Read Redis' `TIME` and remember how far it is from ours; returns the offset in ms.
     pub async fn measure(&self, store: &Store) -> Result<i64> {
-        let before = local_unix_ms();
+        let before = local_unix_us();
         let (secs, micros) = store.redis_time().await?;
-        let after = local_unix_ms();
-        let offset = secs * 1000 + micros / 1000 - (before + after) / 2;
-        self.offset_ms.store(offset, Ordering::Relaxed);
-        Ok(offset)
+        let after = local_unix_us();
+        let offset = secs * 1_000_000 + micros - (before + after) / 2;
+        self.offset_us.store(offset, Ordering::Relaxed);
+        Ok(offset / 1000)
+    }
+
+    fn redis_now_us(&self) -> i64 {
+        local_unix_us() + self.offset_us.load(Ordering::Relaxed)
     }
 
     /// Redis' clock now, as unix ms.
     pub fn redis_now_ms(&self) -> i64 {
-        local_unix_ms() + self.offset_ms.load(Ordering::Relaxed)
+        self.redis_now_us().div_euclid(1000)
     }
 
-    /// The local instant at which Redis' clock reads `redis_ms` (plus 1 ms, so that a script
-    /// run then sees the time as passed).
+    /// The local instant at which Redis' clock reads `redis_ms` (plus [`DUE_MARGIN_US`]), so
+    /// that a script run then sees the time as passed.
     pub fn instant_at(&self, redis_ms: i64) -> Instant {
-        let ahead = redis_ms + 1 - self.redis_now_ms();
-        Instant::now() + Duration::from_millis(ahead.max(0) as u64)
+        let ahead = redis_ms * 1000 + DUE_MARGIN_US - self.redis_now_us();
+        Instant::now() + Duration::from_micros(ahead.max(0) as u64)
     }
 }
 
@@ -272,5 +282,33 @@ impl WakeListener {
     /// Let go of the connection (the loop is over).
     pub async fn close(&mut self) {
         self.conn = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_is_waited_for_to_the_sub_millisecond_on_redis_clock() {
+        let clock = RedisClock::default();
+        // Redis 2.5 s ahead of us
+        clock.offset_us.store(2_500_000, Ordering::Relaxed);
+        let redis_now = clock.redis_now_ms();
+        let local_now = local_unix_us() / 1000;
+        assert!(
+            (redis_now - local_now - 2500).abs() <= 1,
+            "{redis_now} vs {local_now}"
+        );
+        let at = clock.instant_at(redis_now + 40);
+        let ahead = at.saturating_duration_since(Instant::now());
+        // at most 40 ms and the margin ahead (less the part of the current ms already gone),
+        // never a whole millisecond more; well above nothing (this thread may be descheduled
+        // for a while on a busy machine)
+        assert!(ahead <= Duration::from_micros(40_000 + 200), "{ahead:?}");
+        assert!(ahead >= Duration::from_millis(20), "{ahead:?}");
+        // a time already passed is due now
+        let past = clock.instant_at(redis_now - 1000);
+        assert!(past.saturating_duration_since(Instant::now()) <= Duration::from_millis(1));
     }
 }

@@ -500,9 +500,9 @@ impl Report {
 }
 
 /// Mean wait (real seconds, up to the answer) of the calls that entered in `window` when the
-/// run's own arrivals and handle times (ring + talk + wrap-up, as drawn) go through `agents`
-/// servers first come, first served, with no overhead at all. None unless every call was
-/// answered at its first ring.
+/// run's own arrivals and handle times (ring and talk as they happened, plus the wrap-up) go
+/// through `agents` servers first come, first served, with no overhead at all. None unless
+/// every call was answered at its first ring.
 pub fn ideal_asa(
     logs: &[crate::sim::twiml_exec::CallLog],
     agents: u32,

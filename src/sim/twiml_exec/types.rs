@@ -273,7 +273,8 @@ pub struct CallLog {
     pub caller_hung_up: bool,
     /// When the device that answered started ringing.
     pub rang_at: Option<Instant>,
-    /// How long the conversation was to last (the caller's talk time).
+    /// How long the conversation lasted, from the answer to the end of the agent's leg (the
+    /// drawn talk time while it goes on).
     pub talk: Duration,
 }
 
