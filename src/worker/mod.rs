@@ -9,7 +9,8 @@
 //!    wrap-up that ends at T gets its next call at T, not at the next unrelated event; and it
 //!    ends after `wake_timeout` at the latest (a safety net, not what sets latency). See
 //!    [`wake`].
-//! 2. `reap` (cheap: expired leases, dead heartbeats, due wrap-ups), then `claim` until it says
+//! 2. `reap` (cheap: dead heartbeats, due wrap-ups, arrivals and callback retries; expired
+//!    offer leases are the check rounds' work, see [`checks`]), then `claim` until it says
 //!    idle. Each offer's REST work runs as its own task, at most `concurrency` at once: a
 //!    worker with no free slot claims nothing and hands the wake-up to another worker. See
 //!    [`offer`].

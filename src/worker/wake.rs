@@ -296,8 +296,9 @@ mod tests {
         clock.offset_us.store(2_500_000, Ordering::Relaxed);
         let redis_now = clock.redis_now_ms();
         let local_now = local_unix_us() / 1000;
+        // the two clocks are read a moment apart: allow for the thread being descheduled
         assert!(
-            (redis_now - local_now - 2500).abs() <= 1,
+            (redis_now - local_now - 2500).abs() <= 50,
             "{redis_now} vs {local_now}"
         );
         let at = clock.instant_at(redis_now + 40);
