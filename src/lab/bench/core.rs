@@ -63,6 +63,10 @@ pub struct Latency {
     pub p99_us: f64,
     pub p50_vs_ping: f64,
     pub p99_vs_ping: f64,
+    /// Redis' own execution time per call, mean, from `INFO commandstats` around each batch
+    /// (one call at a time, no slow log recording, so no profiling cost in it); None for PING
+    /// or when the server does not report it.
+    pub redis_mean_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -294,7 +298,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     }
     drop(conn);
     let ping_p50 = percentile(&ping, 0.50).max(1e-9);
-    let mut add = |op: &str, v: Vec<f64>| {
+    let mut add = |op: &str, v: Vec<f64>, redis: ScriptTime| {
         lat.push(Latency {
             op: op.to_string(),
             samples: v.len(),
@@ -302,12 +306,14 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
             p99_us: percentile(&v, 0.99) * 1e6,
             p50_vs_ping: percentile(&v, 0.50) / ping_p50,
             p99_vs_ping: percentile(&v, 0.99) / ping_p50,
+            redis_mean_us: redis.mean_us(),
         });
     };
-    add("PING (baseline)", ping.clone());
+    add("PING (baseline)", ping.clone(), ScriptTime::default());
     let base = seq.load(Ordering::Relaxed);
     let sid = |i: usize| format!("CAlat{}", base as usize + i);
     let mut i = 0;
+    let before = ScriptTime::read(store).await;
     let enq = time_n(n, || {
         i += 1;
         let s = sid(i);
@@ -319,33 +325,17 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         }
     })
     .await?;
-    add("enqueue", enq);
-    // claim with calls waiting and agents ready; then answer and complete each claim
-    let mut offers = Vec::with_capacity(n);
+    let enq_redis = ScriptTime::read(store).await.since(&before);
+    add("enqueue", enq, enq_redis);
+    // In batches, each timed inside Redis as a whole: claims while calls wait and agents are
+    // ready, then an answer for each offer, then its completion, until n of each.
     let mut claim_t = Vec::with_capacity(n);
-    for _ in 0..n.min(agents.len()) {
-        let t = Instant::now();
-        if let Claim::Offer(o) = store.claim(Duration::from_secs(30), 0).await? {
-            claim_t.push(t.elapsed().as_secs_f64());
-            offers.push(o);
-        }
-    }
-    let mut answer_t = Vec::new();
-    let mut complete_t = Vec::new();
-    // cycle the agents until we have n samples of each
+    let mut answer_t = Vec::with_capacity(n);
+    let mut complete_t = Vec::with_capacity(n);
+    let (mut claim_r, mut answer_r, mut complete_r) = Default::default();
     while claim_t.len() < n {
-        for o in offers.drain(..) {
-            let t = Instant::now();
-            store
-                .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
-                .await?;
-            answer_t.push(t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            store
-                .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
-                .await?;
-            complete_t.push(t.elapsed().as_secs_f64());
-        }
+        let mut offers = Vec::new();
+        let before = ScriptTime::read(store).await;
         for _ in 0..agents.len() {
             if claim_t.len() >= n {
                 break;
@@ -359,14 +349,38 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
                 Claim::Idle { .. } => break,
             }
         }
+        ScriptTime::add(&mut claim_r, &before, store).await;
         if offers.is_empty() {
             break;
         }
+        let before = ScriptTime::read(store).await;
+        for o in &offers {
+            let t = Instant::now();
+            store
+                .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
+                .await?;
+            answer_t.push(t.elapsed().as_secs_f64());
+        }
+        ScriptTime::add(&mut answer_r, &before, store).await;
+        let before = ScriptTime::read(store).await;
+        for o in &offers {
+            let t = Instant::now();
+            store
+                .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
+                .await?;
+            complete_t.push(t.elapsed().as_secs_f64());
+        }
+        ScriptTime::add(&mut complete_r, &before, store).await;
     }
-    add("claim", claim_t);
-    add("offer_result(answered)", answer_t);
-    add("complete", complete_t);
+    add("claim", claim_t, claim_r.unwrap_or_default());
+    add(
+        "offer_result(answered)",
+        answer_t,
+        answer_r.unwrap_or_default(),
+    );
+    add("complete", complete_t, complete_r.unwrap_or_default());
     let mut k = 0;
+    let before = ScriptTime::read(store).await;
     let hb = time_n(n, || {
         k += 1;
         let id = agents[k % agents.len()].clone();
@@ -376,13 +390,16 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         }
     })
     .await?;
-    add("heartbeat", hb);
+    let hb_redis = ScriptTime::read(store).await.since(&before);
+    add("heartbeat", hb, hb_redis);
+    let before = ScriptTime::read(store).await;
     let reap = time_n(n, || async {
         store.reap(100).await?;
         Ok(())
     })
     .await?;
-    add("reap", reap);
+    let reap_redis = ScriptTime::read(store).await.since(&before);
+    add("reap", reap, reap_redis);
 
     Ok(CoreReport {
         agents: args.agents,
@@ -420,6 +437,78 @@ fn main_thread_cpu(info: &str) -> Option<f64> {
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
     Some(field("used_cpu_user_main_thread")? + field("used_cpu_sys_main_thread")?)
+}
+
+/// Scripts run so far and Redis' time in them (`FCALL` and `EVALSHA` of `INFO
+/// commandstats`), or a difference of two readings. Unknown (None) when the server does not
+/// report it.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScriptTime(Option<(u64, u64)>);
+
+impl ScriptTime {
+    async fn read(store: &Store) -> Self {
+        let Ok(mut c) = store.conn().await else {
+            return Self(None);
+        };
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await;
+        Self(info.ok().and_then(|i| script_calls_usec(&i)))
+    }
+
+    /// This reading less an earlier one.
+    fn since(&self, before: &Self) -> Self {
+        match (self.0, before.0) {
+            (Some((c, u)), Some((c0, u0))) => {
+                Self(Some((c.saturating_sub(c0), u.saturating_sub(u0))))
+            }
+            _ => Self(None),
+        }
+    }
+
+    /// Add what ran since `before` to the running total `sum` (a batch of many).
+    async fn add(sum: &mut Option<Self>, before: &Self, store: &Store) {
+        let d = Self::read(store).await.since(before);
+        *sum = Some(match *sum {
+            None => d,
+            Some(s) => match (s.0, d.0) {
+                (Some((c, u)), Some((dc, du))) => Self(Some((c + dc, u + du))),
+                _ => Self(None),
+            },
+        });
+    }
+
+    fn mean_us(&self) -> Option<f64> {
+        match self.0 {
+            Some((calls, usec)) if calls > 0 => Some(usec as f64 / calls as f64),
+            _ => None,
+        }
+    }
+}
+
+/// The calls and µs of `FCALL` plus `EVALSHA` in an `INFO commandstats` reply (None when
+/// neither is there).
+fn script_calls_usec(info: &str) -> Option<(u64, u64)> {
+    let mut total: Option<(u64, u64)> = None;
+    for line in info.lines() {
+        let Some(stats) = line
+            .strip_prefix("cmdstat_fcall:")
+            .or_else(|| line.strip_prefix("cmdstat_evalsha:"))
+        else {
+            continue;
+        };
+        let field = |name: &str| {
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let (calls, usec) = (field("calls")?, field("usec")?);
+        let (c, u) = total.unwrap_or((0, 0));
+        total = Some((c + calls, u + usec));
+    }
+    total
 }
 
 async fn time_n<F, Fut>(n: usize, mut f: F) -> anyhow::Result<Vec<f64>>
@@ -482,15 +571,21 @@ fn print_table(r: &CoreReport) {
         println!("  Redis main thread CPU per cycle: {us:.0} µs");
     }
     println!(
-        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10}",
-        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING"
+        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14}",
+        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING", "in Redis µs"
     );
     for l in &r.latencies {
+        let in_redis = l
+            .redis_mean_us
+            .map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
         println!(
-            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2}",
-            l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping
+            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2} {:>14}",
+            l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping, in_redis
         );
     }
+    println!(
+        "  (in Redis: the script's own execution time, mean, from INFO commandstats around each batch, one call at a time)"
+    );
     if !r.redis_profile.is_empty() {
         println!(
             "\n  inside Redis during the throughput phase (its one thread; slow log at 0 µs):"
@@ -545,6 +640,17 @@ mod tests {
         let info = "# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.0\r\nused_cpu_sys_main_thread:0.25\r\nused_cpu_user_main_thread:1.5\r\n";
         assert_eq!(main_thread_cpu(info), Some(1.75));
         assert_eq!(main_thread_cpu("# CPU\r\nused_cpu_sys:1.5\r\n"), None);
+    }
+
+    #[test]
+    fn script_time_sums_fcall_and_evalsha() {
+        let info = "# Commandstats\r\ncmdstat_get:calls=9,usec=9,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\ncmdstat_fcall:calls=10,usec=400,usec_per_call=40.00,rejected_calls=0,failed_calls=0\r\ncmdstat_evalsha:calls=2,usec=100,usec_per_call=50.00,rejected_calls=0,failed_calls=0\r\n";
+        assert_eq!(script_calls_usec(info), Some((12, 500)));
+        assert_eq!(script_calls_usec("cmdstat_get:calls=1,usec=1\r\n"), None);
+        let before = ScriptTime(Some((12, 500)));
+        let after = ScriptTime(Some((22, 800)));
+        assert_eq!(after.since(&before).mean_us(), Some(30.0));
+        assert_eq!(ScriptTime(None).since(&before).mean_us(), None);
     }
 
     #[test]
