@@ -330,10 +330,10 @@ for _, h in ipairs(heads) do
         end
         if #group > 1 then members = members .. ',' else members = '' end
         -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
-        redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts', attempts,
-          'offered_ms', NOW, 'rang', rang, 'phase', 'claimed', 'leg_sid', '', 'checks', 0,
-          'pinned', '', 'group', members, 'ringing', members)
-        redis.call('ZADD', K_OFFERS, NOW + lease_ms, h.sid)
+        redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts',
+          int(attempts), 'offered_ms', NOW_S, 'rang', rang, 'phase', 'claimed', 'leg_sid', '',
+          'checks', '0', 'pinned', '', 'group', members, 'ringing', members)
+        redis.call('ZADD', K_OFFERS, int(NOW + lease_ms), h.sid)
         local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
           cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
           int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }

@@ -44,9 +44,9 @@ end
 if c.kind == 'callback' and (source == 'leg' or source == 'status') then
   -- due now: the next worker round asks Twilio (offered: whether the agent answered at all)
   if c.state == 'offered' then
-    redis.call('ZADD', K_OFFERS, NOW, sid)
+    redis.call('ZADD', K_OFFERS, NOW_S, sid)
   else
-    redis.call('ZADD', K_CONNECTED, NOW, sid)
+    redis.call('ZADD', K_CONNECTED, NOW_S, sid)
   end
   wake()
   return { 'check' }
@@ -67,7 +67,7 @@ if c.state == 'offered' and group then
   end
 end
 local answered = num(c.answered_ms, NOW)
-if c.state == 'offered' then redis.call('HSET', k_call(sid), 'answered_ms', NOW) end
+if c.state == 'offered' then redis.call('HSET', k_call(sid), 'answered_ms', NOW_S) end
 if c.state == 'offered' and group and agent ~= '' then
   redis.call('HSET', k_call(sid), 'agent', agent)
 end

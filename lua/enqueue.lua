@@ -52,16 +52,16 @@ elseif ARGV[7] == 'arriving' then
 end
 redis.call('HSET', k_call(sid),
   'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', int(boost),
-  'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', 0, 'rang', ',',
+  'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', '0', 'rang', ',',
   'entered_ms', int(entered), 'skills', ARGV[9] or '', 'resumed', resumed)
 if kind == 'callback' then
   -- a callback requested on arrival (e.g. after hours): call back the number that called
   redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])
 end
 if state == 'arriving' then
-  redis.call('ZADD', K_ARRIVING, NOW + ARRIVE_GRACE_MS, sid)
+  redis.call('ZADD', K_ARRIVING, int(NOW + ARRIVE_GRACE_MS), sid)
 else
-  redis.call('ZADD', k_waiting(q), rank, sid)
+  redis.call('ZADD', k_waiting(q), int(rank), sid)
   wake()
 end
 event('enqueue', { 'call', sid, 'queue', q, 'rank', int(rank), 'state', state,

@@ -21,7 +21,7 @@ local gen = ARGV[4] or ''
 if gen ~= '' and was.token_gen ~= gen then return { 'revoked' } end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', k_alive(id), ARGV[3], 'PX', ttl)
-redis.call('ZADD', K_HEARTBEATS, NOW + ttl, id)
+redis.call('ZADD', K_HEARTBEATS, int(NOW + ttl), id)
 -- the usual beat: online already, same device. Every change of status, calls, queues or
 -- presence went through agent_set and the ready sets then, so they are as they should be:
 -- nothing more to read or write.

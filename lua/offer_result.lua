@@ -84,9 +84,9 @@ end
 if outcome == 'answered' then
   local a = hgetall(k_agent(id))
   redis.call('ZREM', K_OFFERS, sid)
-  redis.call('ZADD', K_CONNECTED, NOW + num(cfg.check_after_ms, 300000), sid)
-  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW, 'phase', '',
-    'checks', 0, 'agent', id, 'ringing', '')
+  redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
+  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW_S, 'phase', '',
+    'checks', '0', 'agent', id, 'ringing', '')
   if ARGV[5] ~= nil and ARGV[5] ~= '' then
     redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5])
   end

@@ -1150,6 +1150,57 @@ async fn a_call_history_is_read_from_the_event_stream() {
     assert_eq!(kinds, vec!["enqueue", "offer", "connected", "completed"]);
 }
 
+/// The time to live of `key`, ms (-1: none, -2: no key).
+async fn pttl(store: &Store, key: &str) -> i64 {
+    let mut conn = store.conn().await.expect("conn");
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL")
+}
+
+#[tokio::test]
+async fn a_call_history_lives_a_day_from_its_first_entry_and_from_the_call_end() {
+    const DAY_MS: i64 = 86_400_000;
+    let store = store_with(&[sales()]).await;
+    enqueue(&store, "CA1", "sales").await;
+    let history = format!("{}call:CA1:history", store.prefix());
+    let call = format!("{}call:CA1", store.prefix());
+    let first = pttl(&store, &history).await;
+    assert!(first > DAY_MS - 60_000 && first <= DAY_MS, "{first}");
+    assert_eq!(
+        pttl(&store, &call).await,
+        -1,
+        "a live call's hash never expires"
+    );
+    // a day less an hour left on the history: the end of the call sets a whole day again
+    let mut conn = store.conn().await.expect("conn");
+    redis::cmd("PEXPIRE")
+        .arg(&history)
+        .arg(DAY_MS - 3_600_000)
+        .query_async::<i64>(&mut conn)
+        .await
+        .expect("PEXPIRE");
+    drop(conn);
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let offer = claim(&store).await.expect("offered");
+    store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "")
+        .await
+        .expect("answered");
+    let mid = pttl(&store, &history).await;
+    assert!(
+        mid <= DAY_MS - 3_600_000,
+        "a transition leaves the TTL as it is: {mid}"
+    );
+    complete(&store, "CA1").await.expect("complete");
+    for key in [history, call] {
+        let left = pttl(&store, &key).await;
+        assert!(left > DAY_MS - 60_000 && left <= DAY_MS, "{key}: {left}");
+    }
+}
+
 #[tokio::test]
 async fn queue_stats_count_agents_and_estimate_the_wait() {
     let (store, _) = offered(sales(), "CA1").await;

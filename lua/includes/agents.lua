@@ -71,12 +71,22 @@ end
 -- picks among those by the caller's seed (weighted by `weight` for weighted_random).
 local function ready_score(q, cfg, a, id)
   local s = cfg.strategy
-  if s == 'fewest_calls' then return num(a['fc:' .. q], 0) end
-  if s == 'least_talk_time' then return num(a['tt:' .. q], 0) end
-  if s == 'round_robin' then return num(a['rr:' .. q], 0) end
-  if s == 'linear' then return num(a.order, 0) end
   if s == 'random' or s == 'weighted_random' then return draw(id) end
-  return num(a.idle_ms, 0) -- longest_idle
+  local v
+  if s == 'fewest_calls' then
+    v = a['fc:' .. q]
+  elseif s == 'least_talk_time' then
+    v = a['tt:' .. q]
+  elseif s == 'round_robin' then
+    v = a['rr:' .. q]
+  elseif s == 'linear' then
+    v = a.order
+  else
+    v = a.idle_ms -- longest_idle
+  end
+  -- the field as stored (a string, no number formatting), or 0 when unset
+  if tonumber(v) == nil then return '0' end
+  return v
 end
 
 -- An agent's ready sets: per queue and tier, the plain set every call without required
@@ -136,8 +146,9 @@ end
 -- Add `delta` to the counter of `bucket` in each queue of the queue spec `queues`.
 local function count_agent(queues, bucket, delta)
   if bucket == nil then return end
+  local by = int(delta)
   for _, qt in ipairs(agent_queues(queues)) do
-    redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, delta)
+    redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, by)
   end
 end
 
@@ -147,9 +158,10 @@ local function agent_set(id, a, fields)
   local bucket, queues = agent_bucket(a), a.queues
   local flat = {}
   for k, v in pairs(fields) do
-    a[k] = tostring(v)
+    local s = str(v)
+    a[k] = s
     flat[#flat + 1] = k
-    flat[#flat + 1] = tostring(v)
+    flat[#flat + 1] = s
   end
   redis.call('HSET', k_agent(id), unpack(flat))
   local now_bucket = agent_bucket(a)
@@ -164,7 +176,7 @@ end
 local function agent_settle(id, a, status, hold_ms, reason)
   local fields = { status = status, reason = reason or '', winding_down = '' }
   if status == 'wrapup' then
-    redis.call('ZADD', K_WRAPUP, NOW + hold_ms, id)
+    redis.call('ZADD', K_WRAPUP, int(NOW + hold_ms), id)
     -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then
     wake()
   else
@@ -226,7 +238,7 @@ end
 
 -- Wrap-up and no-answer delays whose time has come: the agents are available again.
 local function promote_wrapups()
-  local due = redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 100)
   for _, id in ipairs(due) do
     local a = hgetall(k_agent(id))
     redis.call('ZREM', K_WRAPUP, id)

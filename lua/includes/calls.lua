@@ -65,9 +65,10 @@ local function call_finish(sid, c, state, reason)
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZREM', K_CONNECTED, sid)
   redis.call('ZREM', K_RETRY, sid)
-  redis.call('HSET', k_call(sid), 'state', state, 'ended_ms', NOW, 'end_reason', reason or '',
+  redis.call('HSET', k_call(sid), 'state', state, 'ended_ms', NOW_S, 'end_reason', reason or '',
     'phase', '', 'ringing', '')
   redis.call('PEXPIRE', k_call(sid), RETENTION_MS)
+  redis.call('PEXPIRE', k_call_history(sid), RETENTION_MS)
 end
 
 -- How callers leave queue q's line, for the estimated wait: decayed counts (each leaver
@@ -95,7 +96,7 @@ end
 
 -- Arrivals whose grace passed without a wait request: offer them anyway.
 local function promote_arrivals()
-  local due = redis.call('ZRANGEBYSCORE', K_ARRIVING, '-inf', NOW, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_ARRIVING, '-inf', NOW_S, 'LIMIT', 0, 100)
   for _, sid in ipairs(due) do
     local c = hgetall(k_call(sid))
     if c and c.state == 'arriving' then
@@ -109,7 +110,7 @@ end
 
 -- Callbacks whose retry delay ended: back in line at their rank.
 local function promote_retries()
-  local due = redis.call('ZRANGEBYSCORE', K_RETRY, '-inf', NOW, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_RETRY, '-inf', NOW_S, 'LIMIT', 0, 100)
   for _, sid in ipairs(due) do
     redis.call('ZREM', K_RETRY, sid)
     local c = hgetall(k_call(sid))

@@ -7,14 +7,15 @@ local EVENTS_MAXLEN = 100000
 
 -- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog.
 local function wake()
-  if redis.call('LPUSH', K_WAKE, NOW) > WAKE_CAP then
+  if redis.call('LPUSH', K_WAKE, NOW_S) > WAKE_CAP then
     redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
   end
 end
 
 -- A call's own history (`call:<sid>:history`) keeps its latest transitions this many ...
 local HISTORY_CAP = 200
--- ... for as long as a finished call's hash is kept (a day after its last transition).
+-- ... for as long as a finished call's hash is kept: a day from its first entry and again
+-- from the call's end (call_finish), whichever is later.
 local RETENTION_MS = 86400000
 
 -- Append a transition to the audit stream. `fields` is a flat list of name, value pairs;
@@ -22,18 +23,17 @@ local RETENTION_MS = 86400000
 -- list of JSON entries [stream id, kind, [name, value, ...]], so a call's story is read
 -- without scanning the stream.
 local function event(kind, fields)
-  local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
-    unpack(fields))
-  if fields[1] ~= 'call' or fields[2] == nil or fields[2] == '' then return end
+  -- numbers as Redis stores them (integers as plain digits), the same in stream and history
   local flat = {}
-  for i, v in ipairs(fields) do
-    -- as XADD stored it: integers as plain digits, never exponent notation
-    if type(v) == 'number' and v == math.floor(v) then v = int(v) end
-    flat[i] = tostring(v)
-  end
-  local key = k_call_history(fields[2])
-  if redis.call('RPUSH', key, cjson.encode({ id, kind, flat })) > HISTORY_CAP then
+  for i, v in ipairs(fields) do flat[i] = str(v) end
+  local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
+    unpack(flat))
+  if flat[1] ~= 'call' or flat[2] == nil or flat[2] == '' then return end
+  local key = k_call_history(flat[2])
+  local len = redis.call('RPUSH', key, cjson.encode({ id, kind, flat }))
+  if len == 1 then
+    redis.call('PEXPIRE', key, RETENTION_MS)
+  elseif len > HISTORY_CAP then
     redis.call('LTRIM', key, -HISTORY_CAP, -1)
   end
-  redis.call('PEXPIRE', key, RETENTION_MS)
 end

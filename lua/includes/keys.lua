@@ -5,7 +5,8 @@
 -- Key names (P = KEYS[1]):
 --   P..'call:'..sid              hash  the call
 --   P..'call:'..sid..':history'  list  the call's transitions, JSON [stream id, kind, [name,
---                                value, ...]], oldest first (capped, kept a day)
+--                                value, ...]], oldest first (capped, kept a day after the
+--                                call ends)
 --   P..'queue:'..q               hash  the queue's routing settings and running stats
 --   P..'queue:'..q..':waiting'   zset  calls in line (waiting, or callback due), score = rank
 --   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
@@ -31,8 +32,11 @@
 
 -- The centre's prefix, the script's clock and the fixed keys: set for each call by `begin`
 -- (the scripts are also loaded once as a library of Redis functions, whose shared code runs
--- once at load, so nothing here may depend on the call at load time).
-local P, NOW, RUN = nil, nil, 0
+-- once at load, so nothing here may depend on the call at load time). NOW_S is NOW as
+-- digits: a Lua number given to redis.call is formatted with "%.17g" on every use, several
+-- times dearer than passing a string, so arguments go as strings (`int`, `str`) where a
+-- script can.
+local P, NOW, NOW_S, RUN = nil, nil, nil, 0
 local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
 local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS
 
@@ -46,6 +50,7 @@ end
 -- keys stay built from one call to the next of the same centre.
 local function begin(keys)
   NOW = now_ms()
+  NOW_S = string.format('%d', NOW)
   RUN = RUN + 1
   if keys[1] == P then return end
   P = keys[1]
@@ -104,4 +109,13 @@ end
 -- Integers as plain digits: tostring() of a large Lua number gives exponent notation.
 local function int(v)
   return string.format('%d', v)
+end
+
+-- A value as the string Redis stores: whole numbers as plain digits, other numbers as
+-- tostring() gives them (14 significant digits), strings as they are.
+local function str(v)
+  if type(v) == 'number' then
+    if v == math.floor(v) and v > -9e15 and v < 9e15 then return string.format('%d', v) end
+  end
+  return tostring(v)
 end
