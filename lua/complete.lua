@@ -77,9 +77,7 @@ local wrapup = num(cfg.wrapup_ms, 0)
 if c.kind == 'callback' then wrapup = math.max(wrapup, WIND_DOWN_MS) end
 -- running mean handle time (talk + wrap-up), the basis of the estimated wait
 local handle = NOW - answered + wrapup
-local aht_ms = cfg.aht_ms
-if cfg.strategy == nil then aht_ms = redis.call('HGET', k_queue(c.queue), 'aht_ms') end
-local aht = num(aht_ms, handle)
+local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)
 redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
 for _, other in ipairs(others) do
   local oa = hgetall(k_agent(other))

@@ -46,5 +46,6 @@ redis.call('HSET', k_queue(q),
   'transfer_rank', ARGV[19] or 'keep')
 redis.call('HSETNX', k_queue(q), 'tiers', 1)
 redis.call('SADD', K_QUEUES, q)
+config_changed()
 if existed then return { 'updated' } end
 return { 'created' }

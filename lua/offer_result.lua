@@ -108,7 +108,7 @@ if outcome == 'answered' then
   if c.kind ~= 'callback' then
     -- the estimated wait's inputs: the ring callers wait through, and how long they held
     local ring = NOW - num(c.offered_ms, NOW)
-    local mean = num(cfg.ring_ms, ring)
+    local mean = num(redis.call('HGET', k_queue(c.queue), 'ring_ms'), ring)
     redis.call('HSET', k_queue(c.queue), 'ring_ms', int(math.floor(mean * 0.9 + ring * 0.1)))
     queue_left(c.queue, NOW - num(c.entered_ms, NOW), false)
   end

@@ -40,7 +40,10 @@ agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4],
 for _, sl in ipairs(parse_pairs(ARGV[7])) do redis.call('SADD', K_SKILLS, sl[1]) end
 for _, qt in ipairs(qs) do
   local tiers = num(redis.call('HGET', k_queue(qt[1]), 'tiers'), 1)
-  if qt[2] > tiers then redis.call('HSET', k_queue(qt[1]), 'tiers', qt[2]) end
+  if qt[2] > tiers then
+    redis.call('HSET', k_queue(qt[1]), 'tiers', qt[2])
+    config_changed()
+  end
 end
 redis.call('SADD', K_AGENTS, id)
 if refresh_ready(id, a) then wake() end

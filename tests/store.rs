@@ -1150,6 +1150,36 @@ async fn a_call_history_is_read_from_the_event_stream() {
     assert_eq!(kinds, vec!["enqueue", "offer", "connected", "completed"]);
 }
 
+#[tokio::test]
+async fn a_changed_queue_setting_applies_to_the_next_transition() {
+    // Scripts keep a queue's settings from one call to the next (the functions library's
+    // state outlives a call); a change must show in the very next transition.
+    let mut q = sales();
+    q.wrapup = Duration::ZERO;
+    let (store, _) = connected(q.clone(), "CA1").await;
+    q.wrapup = Duration::from_secs(60);
+    store.configure_queue(&q).await.expect("reconfigured");
+    complete(&store, "CA1").await.expect("complete");
+    assert_eq!(
+        status(&store, "a1").await,
+        AgentStatus::Wrapup,
+        "the new wrap-up applies"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_in_a_new_tier_is_offered_at_once() {
+    // Adding an agent in a tier beyond the queue's last raises the queue's `tiers`, a
+    // setting the scripts keep between calls: the next claim must look at that tier.
+    let store = store_with(&[sales()]).await;
+    enqueue(&store, "CA1", "sales").await;
+    assert!(claim(&store).await.is_none(), "nobody to take it yet");
+    online_agent(&store, &agent("a2", &[("sales", 2)])).await;
+    let offer = claim(&store).await.expect("offered to the tier-2 agent");
+    assert_eq!(offer.agent_id, "a2");
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
 /// The time to live of `key`, ms (-1: none, -2: no key).
 async fn pttl(store: &Store, key: &str) -> i64 {
     let mut conn = store.conn().await.expect("conn");

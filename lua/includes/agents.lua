@@ -28,16 +28,37 @@ local function parse_pairs(spec)
 end
 local function agent_queues(spec) return parse_pairs(spec) end
 
--- The queue's routing settings, or nil when the queue is not configured. Read once per call:
--- no script writes a setting it has already read (configure_queue reads none; upsert_agent
--- writes `tiers` before its first read); callers only read the table.
-local queue_cfgs, cfgs_run = {}, nil
+-- Running figures the queue hash holds beside its settings: never cached, so never in the
+-- table queue_cfg returns (a script reads them with HGET/HMGET when it needs them).
+local QUEUE_STATS = { 'aht_ms', 'ring_ms', 'left_n', 'abandon_n', 'held_s', 'rr_seq' }
+
+-- The queue's routing settings, or nil when the queue is not configured. Loaded as a library
+-- of functions, the Lua state outlives a call, so the settings are kept from one call to the
+-- next, per centre, as long as the centre's `config_gen` stays the same: one GET per call
+-- instead of reading each queue's whole hash (every script that writes a setting calls
+-- config_changed: configure_queue, and upsert_agent when it raises `tiers`). Loaded as
+-- plain scripts (EVALSHA), the cache lasts one call. Callers only read the table.
+local cfg_cache = {} -- [prefix] = { gen = config_gen as read, cfgs = { [queue] = table or false } }
+local queue_cfgs = {}
 local function queue_cfg(q)
-  if cfgs_run ~= RUN then queue_cfgs, cfgs_run = {}, RUN end
+  if CFG_RUN ~= RUN then
+    CFG_RUN = RUN
+    local gen = redis.call('GET', K_CONFIG_GEN) or ''
+    local cached = cfg_cache[P]
+    if cached == nil or cached.gen ~= gen then
+      cached = { gen = gen, cfgs = {} }
+      cfg_cache[P] = cached
+    end
+    queue_cfgs = cached.cfgs
+  end
   local c = queue_cfgs[q]
   if c == nil then
     c = hgetall(k_queue(q))
-    if c == nil or c.strategy == nil then c = false end
+    if c == nil or c.strategy == nil then
+      c = false
+    else
+      for _, name in ipairs(QUEUE_STATS) do c[name] = nil end
+    end
     queue_cfgs[q] = c
   end
   return c or nil

@@ -29,6 +29,7 @@
 --   P..'wake' list (capped), P..'events' stream (capped)
 --   P..'switches'   hash  run-time overrides of the config (share_pct: rollout share;
 --                         feature:<name>: '1' or '0', see set_feature.lua)
+--   P..'config_gen' string  changes whenever a queue's routing settings do (config_changed)
 
 -- The centre's prefix, the script's clock and the fixed keys: set for each call by `begin`
 -- (the scripts are also loaded once as a library of Redis functions, whose shared code runs
@@ -36,20 +37,21 @@
 -- digits: a Lua number given to redis.call is formatted with "%.17g" on every use, several
 -- times dearer than passing a string, so arguments go as strings (`int`, `str`) where a
 -- script can.
-local P, NOW, NOW_S, RUN = nil, nil, nil, 0
+local P, NOW, NOW_S, NOW_US, RUN = nil, nil, nil, nil, 0
 local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
-local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS
+local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS, K_CONFIG_GEN
 
+-- Redis' clock: unix ms, and the exact reading as a string (seconds.microseconds).
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. '.' .. t[2]
 end
 
 -- Every transition opens with begin(KEYS): the centre, the time, the keys; RUN numbers the
 -- call, for what a script reads once per call (see agents.lua). Loaded as functions, the
 -- keys stay built from one call to the next of the same centre.
 local function begin(keys)
-  NOW = now_ms()
+  NOW, NOW_US = now_ms()
   NOW_S = string.format('%d', NOW)
   RUN = RUN + 1
   if keys[1] == P then return end
@@ -66,6 +68,18 @@ local function begin(keys)
   K_EVENTS = P .. 'events'
   K_SWITCHES = P .. 'switches'
   K_SKILLS = P .. 'skills'
+  K_CONFIG_GEN = P .. 'config_gen'
+end
+
+-- The call (RUN) that last checked the configuration generation; see queue_cfg (agents.lua).
+local CFG_RUN = nil
+
+-- A script changed a queue's routing settings: a new generation (the clock to the
+-- microsecond, never seen before, even after the key was lost), so every cached copy of the
+-- settings is read afresh, in this call too.
+local function config_changed()
+  redis.call('SET', K_CONFIG_GEN, NOW_US)
+  CFG_RUN = nil
 end
 
 local function k_call(sid) return P .. 'call:' .. sid end

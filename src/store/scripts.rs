@@ -415,7 +415,7 @@ mod tests {
             "local WAKE_CAP = ",
             "local function begin(keys)",
             "local function now_ms()",
-            "local P, NOW, RUN = nil, nil, 0",
+            "local P, NOW, NOW_S, NOW_US, RUN = nil, nil, nil, nil, 0",
             "-- Wake one waiting worker",
         ] {
             assert!(src.contains(kept), "{kept} kept:\n{src}");

@@ -633,7 +633,7 @@ fn print_table(r: &CoreReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{main_thread_cpu, percentile};
+    use super::{main_thread_cpu, percentile, script_calls_usec, ScriptTime};
 
     #[test]
     fn main_thread_cpu_adds_user_and_system() {
