@@ -193,9 +193,12 @@ local function agent_set(id, a, fields)
 end
 
 -- Move the agent to `status` (not on a call) and fix its ready sets, wrap-up entry and wake.
--- hold_ms > 0 with status 'wrapup' puts it in the wrap-up set until NOW + hold_ms.
-local function agent_settle(id, a, status, hold_ms, reason)
-  local fields = { status = status, reason = reason or '', winding_down = '' }
+-- hold_ms > 0 with status 'wrapup' puts it in the wrap-up set until NOW + hold_ms. `extra`
+-- (optional) holds more fields to write in the same HSET (agent_release's), none of them
+-- `status`, `reason` or `winding_down`.
+local function agent_settle(id, a, status, hold_ms, reason, extra)
+  local fields = extra or {}
+  fields.status, fields.reason, fields.winding_down = status, reason or '', ''
   if status == 'wrapup' then
     redis.call('ZADD', K_WRAPUP, int(NOW + hold_ms), id)
     -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then
@@ -203,7 +206,9 @@ local function agent_settle(id, a, status, hold_ms, reason)
   else
     redis.call('ZREM', K_WRAPUP, id)
   end
-  if status == 'available' and a.status ~= 'available' and num(a.active, 0) == 0 then
+  local active = fields.active
+  if active == nil then active = a.active end
+  if status == 'available' and a.status ~= 'available' and num(active, 0) == 0 then
     fields.idle_ms = NOW
   end
   agent_set(id, a, fields)
@@ -220,28 +225,30 @@ local function agent_release(id, a, hold_ms, extra)
   local active = math.max(num(a.active, 0) - 1, 0)
   local fields = extra or {}
   fields.active = active
-  agent_set(id, a, fields)
   if a.status == 'paused' or a.status == 'offline' then
+    agent_set(id, a, fields)
     remove_ready(id, a)
     return
   end
   if a.pending ~= nil and a.pending ~= '' then
     if active > 0 then
+      agent_set(id, a, fields)
       remove_ready(id, a)
       return
     end
     local pending, reason = a.pending, a.pending_reason
-    agent_set(id, a, { pending = '', pending_reason = '' })
-    agent_settle(id, a, pending, 0, reason)
+    fields.pending, fields.pending_reason = '', ''
+    agent_settle(id, a, pending, 0, reason, fields)
     return
   end
   if active == 0 and hold_ms > 0 then
-    agent_settle(id, a, 'wrapup', hold_ms, '')
+    agent_settle(id, a, 'wrapup', hold_ms, '', fields)
   elseif active == 0 then
-    agent_settle(id, a, 'available', 0, '')
+    agent_settle(id, a, 'available', 0, '', fields)
   else
     -- still holding other calls, now below capacity: offerable again
-    agent_set(id, a, { status = 'available' })
+    fields.status = 'available'
+    agent_set(id, a, fields)
     if refresh_ready(id, a) then wake() end
   end
 end

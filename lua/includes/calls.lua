@@ -71,13 +71,28 @@ local function call_requeue(sid, c)
   wake()
 end
 
--- A call reached a final state: out of every set, kept a day for history.
+-- A call reached a final state: out of the sets its state kept it in, kept a day for
+-- history. (The scripts keep a call in its state's sets only; were a stray entry left
+-- elsewhere all the same, the round that reaches it drops it: claim, take_checks and the
+-- arrival and retry promotions each remove an entry whose call is not in their state.)
 local function call_finish(sid, c, state, reason)
-  redis.call('ZREM', k_waiting(c.queue), sid)
-  redis.call('ZREM', K_ARRIVING, sid)
-  redis.call('ZREM', K_OFFERS, sid)
-  redis.call('ZREM', K_CONNECTED, sid)
-  redis.call('ZREM', K_RETRY, sid)
+  local was = c.state
+  if was == 'waiting' or was == 'callback' then
+    redis.call('ZREM', k_waiting(c.queue), sid)
+    if was == 'callback' then redis.call('ZREM', K_RETRY, sid) end
+  elseif was == 'arriving' then
+    redis.call('ZREM', K_ARRIVING, sid)
+  elseif was == 'offered' then
+    redis.call('ZREM', K_OFFERS, sid)
+  elseif was == 'connected' then
+    redis.call('ZREM', K_CONNECTED, sid)
+  else
+    redis.call('ZREM', k_waiting(c.queue), sid)
+    redis.call('ZREM', K_ARRIVING, sid)
+    redis.call('ZREM', K_OFFERS, sid)
+    redis.call('ZREM', K_CONNECTED, sid)
+    redis.call('ZREM', K_RETRY, sid)
+  end
   redis.call('HSET', k_call(sid), 'state', state, 'ended_ms', NOW_S, 'end_reason', reason or '',
     'phase', '', 'ringing', '')
   redis.call('PEXPIRE', k_call(sid), RETENTION_MS)
