@@ -82,7 +82,10 @@ local function status_of(aid)
 end
 
 if outcome == 'answered' then
-  local a = hgetall(k_agent(id))
+  -- what of the agent this changes, and what its queues' counters are kept by (agent_set)
+  local a = hmget(k_agent(id), { 'status', 'handled', 'queues', 'online', 'device',
+    'fc:' .. c.queue })
+  if a.status == nil then a = nil end
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
   redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW_S, 'phase', '',
@@ -106,11 +109,8 @@ if outcome == 'answered' then
     end
   end
   if c.kind ~= 'callback' then
-    -- the estimated wait's inputs: the ring callers wait through, and how long they held
-    local ring = NOW - num(c.offered_ms, NOW)
-    local mean = num(redis.call('HGET', k_queue(c.queue), 'ring_ms'), ring)
-    redis.call('HSET', k_queue(c.queue), 'ring_ms', int(math.floor(mean * 0.9 + ring * 0.1)))
-    queue_left(c.queue, NOW - num(c.entered_ms, NOW), false)
+    -- the estimated wait's inputs: how long callers held, and the ring they wait through
+    queue_left(c.queue, NOW - num(c.entered_ms, NOW), false, NOW - num(c.offered_ms, NOW))
   end
   local fields = { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
     'waited_ms', NOW - num(c.entered_ms, NOW) }

@@ -102,16 +102,23 @@ end
 -- How callers leave queue q's line, for the estimated wait: decayed counts (each leaver
 -- weighs LEFT_DECAY of the one after it) of the callers who left it answered or not
 -- (`left_n`), of those who gave up (`abandon_n`) and of the seconds they held (`held_s`).
--- abandon_n / held_s is the queue's abandonment rate per waiting caller.
+-- abandon_n / held_s is the queue's abandonment rate per waiting caller. `ring_ms`
+-- (optional: a caller who was answered) is how long the agent's phone rang, which moves the
+-- running mean ring time (`ring_ms`) a tenth of the way in the same read and write.
 local LEFT_DECAY = 0.995
-local function queue_left(q, held_ms, abandoned)
-  local was = redis.call('HMGET', k_queue(q), 'left_n', 'abandon_n', 'held_s')
+local function queue_left(q, held_ms, abandoned, ring_ms)
+  local was = redis.call('HMGET', k_queue(q), 'left_n', 'abandon_n', 'held_s', 'ring_ms')
   local gave_up = num(was[2], 0) * LEFT_DECAY
   if abandoned then gave_up = gave_up + 1 end
-  redis.call('HSET', k_queue(q),
+  local fields = {
     'left_n', string.format('%.4f', num(was[1], 0) * LEFT_DECAY + 1),
     'abandon_n', string.format('%.4f', gave_up),
-    'held_s', string.format('%.3f', num(was[3], 0) * LEFT_DECAY + math.max(held_ms, 0) / 1000))
+    'held_s', string.format('%.3f', num(was[3], 0) * LEFT_DECAY + math.max(held_ms, 0) / 1000) }
+  if ring_ms then
+    local mean = num(was[4], ring_ms)
+    fields[7], fields[8] = 'ring_ms', int(math.floor(mean * 0.9 + ring_ms * 0.1))
+  end
+  redis.call('HSET', k_queue(q), unpack(fields))
 end
 
 -- Twilio holds the caller now (or has had time enough to): the call joins its line.
