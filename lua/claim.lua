@@ -22,22 +22,30 @@
 -- transferred to a named agent (`pinned`, transfer_connected.lua) is offered to that agent
 -- alone until `pinned_until_ms`, once.
 --
+-- A claim makes up to ARGV[3] offers in one step (each decided exactly as a claim of one
+-- would, one after another): a worker with several free slots, after many agents freed up at
+-- once, takes them in one round trip. It stops early when nothing more matches.
+--
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
 -- ARGV[2]  a random non-negative integer from the caller (for the random strategies)
--- Returns  {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
+-- ARGV[3]  offers to make at most (missing: 1)
+-- Returns  {'batch', next, n1, offer1 (n1 items)..., n2, offer2..., ...} where each offer is
+--          {'offer', CallSid, agent, identity, queue, attempt, ring_timeout_ms, kind, from, to,
 --          waited_ms, record, [agent, identity]...} (attempt names this offer in every URL
 --          and result that follows; waited_ms is how long the call has been in line, for the
 --          agent's screen; record the queue's `<Dial record>` mode for the agent's leg; the
---          pairs after it: the other agents a ring_all offer rings with the first)
---          or {'none', next_due_ms} where next_due_ms is the earliest time still to come
+--          pairs after it: the other agents a ring_all offer rings with the first), and
+--          `next` is 'more' when the claim stopped at ARGV[3] offers (claim again at once),
+--          else it found nothing more to offer: the earliest time still to come (unix ms)
 --          that something a claim acts on falls due (a wrap-up end, an arrival's grace, a
 --          callback retry, a heartbeat deadline, a waiting call's next widening step or the
---          end of its pin; '' when nothing): when a worker should look again.
+--          end of its pin), '' when nothing: when a worker should look again.
 -- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
 local seed = tonumber(ARGV[2]) or 0
+local max_offers = math.max(tonumber(ARGV[3]) or 1, 1)
 
 promote_wrapups()
 promote_arrivals()
@@ -258,112 +266,138 @@ local function pinned_agent(id)
   return nil
 end
 
--- The calls at the head of every queue's line, best rank first.
-local heads = {}
-for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
-  local cfg = queue_cfg(q)
-  local depth = 1
-  if cfg then depth = math.max(num(cfg.depth, 1), 1) end
-  local h = redis.call('ZRANGE', k_waiting(q), 0, depth - 1, 'WITHSCORES')
-  for i = 1, #h, 2 do
-    heads[#heads + 1] = { q = q, sid = h[i], rank = tonumber(h[i + 1]) }
-  end
-end
-table.sort(heads, function(x, y)
-  if x.rank == y.rank then
-    if x.q == y.q then return x.sid < y.sid end
-    return x.q < y.q
-  end
-  return x.rank < y.rank
-end)
-
-local widen_due = nil
+-- Calls whose reach found nobody (by `sig`): nobody is found for them later in the same
+-- claim either, as its offers only take agents away.
 local found_nobody = {}
-local tries = 0
-for _, h in ipairs(heads) do
-  local cfg = queue_cfg(h.q)
-  -- what of the call an offer needs (a call that is not there has no state)
-  local c = hmget(k_call(h.sid), { 'state', 'rang', 'attempts', 'kind', 'from', 'to',
-    'entered_ms', 'skills', 'pinned', 'pinned_until_ms' })
-  if c.state ~= 'waiting' and c.state ~= 'callback' then
-    -- cannot happen through these scripts; never leave a stray entry in a line
-    redis.call('ZREM', k_waiting(h.q), h.sid)
-  elseif cfg then
-    -- a call transferred to a named agent waits for that agent alone, for a while
-    local pin = c.pinned
-    if pin == '' or num(c.pinned_until_ms, 0) <= NOW then pin = nil end
-    local r, sig
-    if pin then
-      local until_ms = num(c.pinned_until_ms, 0)
-      if widen_due == nil or until_ms < widen_due then widen_due = until_ms end
-      sig = 'pin|' .. pin
-    else
-      r = reach(h.q, cfg, c)
-      if r.due and (widen_due == nil or r.due < widen_due) then widen_due = r.due end
-      sig = h.q .. '|' .. r.sig
+-- The earliest widening step or pin end still to come among the calls the last pass looked
+-- at (the pass that found nothing, when a claim ends idle).
+local widen_due = nil
+
+-- One offer: the best waiting call a live ready agent may take, reserved; returns the offer
+-- (the list described at the top) or nil when nothing matches.
+local function claim_one()
+  widen_due = nil
+  -- The calls at the head of every queue's line, best rank first.
+  local heads = {}
+  for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
+    local cfg = queue_cfg(q)
+    local depth = 1
+    if cfg then depth = math.max(num(cfg.depth, 1), 1) end
+    local h = redis.call('ZRANGE', k_waiting(q), 0, depth - 1, 'WITHSCORES')
+    for i = 1, #h, 2 do
+      heads[#heads + 1] = { q = q, sid = h[i], rank = tonumber(h[i + 1]) }
     end
-    if not found_nobody[sig] and tries < MAX_TRIES then
-      tries = tries + 1
-      -- the agents this offer rings: one, or (ring_all, an inbound call not pinned) every
-      -- ready agent of the best tier
-      local group = {}
+  end
+  table.sort(heads, function(x, y)
+    if x.rank == y.rank then
+      if x.q == y.q then return x.sid < y.sid end
+      return x.q < y.q
+    end
+    return x.rank < y.rank
+  end)
+
+  local tries = 0
+  for _, h in ipairs(heads) do
+    local cfg = queue_cfg(h.q)
+    -- what of the call an offer needs (a call that is not there has no state)
+    local c = hmget(k_call(h.sid), { 'state', 'rang', 'attempts', 'kind', 'from', 'to',
+      'entered_ms', 'skills', 'pinned', 'pinned_until_ms' })
+    if c.state ~= 'waiting' and c.state ~= 'callback' then
+      -- cannot happen through these scripts; never leave a stray entry in a line
+      redis.call('ZREM', k_waiting(h.q), h.sid)
+    elseif cfg then
+      -- a call transferred to a named agent waits for that agent alone, for a while
+      local pin = c.pinned
+      if pin == '' or num(c.pinned_until_ms, 0) <= NOW then pin = nil end
+      local r, sig
       if pin then
-        local id, a = pinned_agent(pin)
-        if id then group[1] = { id, a } end
-      elseif cfg.strategy == 'ring_all' and c.kind ~= 'callback' then
-        group = ring_group(h.q, cfg, c, r)
+        local until_ms = num(c.pinned_until_ms, 0)
+        if widen_due == nil or until_ms < widen_due then widen_due = until_ms end
+        sig = 'pin|' .. pin
       else
-        local id, a = pick_agent(h.q, cfg, c, r)
-        if id then group[1] = { id, a } end
+        r = reach(h.q, cfg, c)
+        if r.due and (widen_due == nil or r.due < widen_due) then widen_due = r.due end
+        sig = h.q .. '|' .. r.sig
       end
-      if #group == 0 then
-        found_nobody[sig] = true
-      else
-        local id, a = group[1][1], group[1][2]
-        local attempts = num(c.attempts, 0) + 1
-        redis.call('ZREM', k_waiting(h.q), h.sid)
-        local rang = c.rang or ','
-        local members = ''
-        for _, g in ipairs(group) do
-          if not string.find(rang, ',' .. g[1] .. ',', 1, true) then rang = rang .. g[1] .. ',' end
-          members = members .. ',' .. g[1]
+      if not found_nobody[sig] and tries < MAX_TRIES then
+        tries = tries + 1
+        -- the agents this offer rings: one, or (ring_all, an inbound call not pinned) every
+        -- ready agent of the best tier
+        local group = {}
+        if pin then
+          local id, a = pinned_agent(pin)
+          if id then group[1] = { id, a } end
+        elseif cfg.strategy == 'ring_all' and c.kind ~= 'callback' then
+          group = ring_group(h.q, cfg, c, r)
+        else
+          local id, a = pick_agent(h.q, cfg, c, r)
+          if id then group[1] = { id, a } end
         end
-        if #group > 1 then members = members .. ',' else members = '' end
-        -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
-        redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts',
-          int(attempts), 'offered_ms', NOW_S, 'rang', rang, 'phase', 'claimed', 'leg_sid', '',
-          'checks', '0', 'pinned', '', 'group', members, 'ringing', members)
-        redis.call('ZADD', K_OFFERS, int(NOW + lease_ms), h.sid)
-        local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
-          cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
-          int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
-        for i, g in ipairs(group) do
-          local gid, ga = g[1], g[2]
-          local active = num(ga.active, 0) + 1
-          local fields = { active = active }
-          if cfg.strategy == 'round_robin' then
-            fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+        if #group == 0 then
+          found_nobody[sig] = true
+        else
+          local id, a = group[1][1], group[1][2]
+          local attempts = num(c.attempts, 0) + 1
+          redis.call('ZREM', k_waiting(h.q), h.sid)
+          local rang = c.rang or ','
+          local members = ''
+          for _, g in ipairs(group) do
+            if not string.find(rang, ',' .. g[1] .. ',', 1, true) then rang = rang .. g[1] .. ',' end
+            members = members .. ',' .. g[1]
           end
-          if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
-          agent_set(gid, ga, fields)
-          if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
-          if i > 1 then
-            out[#out + 1] = gid
-            out[#out + 1] = ga.identity or gid
+          if #group > 1 then members = members .. ',' else members = '' end
+          -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
+          redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts',
+            int(attempts), 'offered_ms', NOW_S, 'rang', rang, 'phase', 'claimed', 'leg_sid', '',
+            'checks', '0', 'pinned', '', 'group', members, 'ringing', members)
+          redis.call('ZADD', K_OFFERS, int(NOW + lease_ms), h.sid)
+          local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
+            cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
+            int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
+          for i, g in ipairs(group) do
+            local gid, ga = g[1], g[2]
+            local active = num(ga.active, 0) + 1
+            local fields = { active = active }
+            if cfg.strategy == 'round_robin' then
+              fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+            end
+            if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
+            agent_set(gid, ga, fields)
+            if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
+            if i > 1 then
+              out[#out + 1] = gid
+              out[#out + 1] = ga.identity or gid
+            end
           end
+          -- one offer, named by its first agent; a ring_all offer lists every agent it rings
+          local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
+          if members ~= '' then
+            fields[#fields + 1] = 'agents'
+            fields[#fields + 1] = string.sub(members, 2, -2)
+          end
+          event('offer', fields)
+          return out
         end
-        -- one offer, named by its first agent; a ring_all offer lists every agent it rings
-        local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
-        if members ~= '' then
-          fields[#fields + 1] = 'agents'
-          fields[#fields + 1] = string.sub(members, 2, -2)
-        end
-        event('offer', fields)
-        return out
       end
     end
   end
+  return nil
 end
+
+-- Offers, one after another, up to max_offers; each next one picks by another random number
+-- (the caller's, stepped as the Park-Miller generator does).
+local out, more = { 'batch', 'more' }, true
+for _ = 1, max_offers do
+  local offer = claim_one()
+  if offer == nil then
+    more = false
+    break
+  end
+  out[#out + 1] = tostring(#offer)
+  for _, v in ipairs(offer) do out[#out + 1] = v end
+  seed = (seed % 2147483647 + 1) * 48271 % 2147483647
+end
+if more then return out end
 
 -- When to look again: the next of what a claim (or the reap before it) acts on, still to
 -- come. Offer leases and connected-call checks are left out: the worker's check rounds take
@@ -378,5 +412,6 @@ for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_HEARTBEATS }) do
     if next_due == nil or t < next_due then next_due = t end
   end
 end
-if next_due == nil then return { 'none', '' } end
-return { 'none', int(next_due) }
+out[2] = ''
+if next_due ~= nil then out[2] = int(next_due) end
+return out

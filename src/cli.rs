@@ -228,6 +228,10 @@ pub struct WorkerTuningArgs {
     /// Offers rung at once per worker.
     #[arg(long, env = "CALLQ_WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+    /// Offers one claim makes at most, in one round trip to Redis, when the worker has slots
+    /// free for them (1: one offer per claim).
+    #[arg(long, env = "CALLQ_CLAIM_BATCH", default_value_t = 8)]
+    pub claim_batch: usize,
     /// Bound on the graceful shutdown (in-flight REST calls finish within it).
     #[arg(long, env = "CALLQ_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -775,6 +779,11 @@ impl WorkerTuningArgs {
             self.concurrency > 0,
             "CALLQ_WORKER_CONCURRENCY (--concurrency) must be at least 1"
         );
+        anyhow::ensure!(
+            (1..=100).contains(&self.claim_batch),
+            "CALLQ_CLAIM_BATCH (--claim-batch) must be from 1 to 100, got {}",
+            self.claim_batch
+        );
         let public = public_url.trim();
         anyhow::ensure!(
             public.starts_with("http://") || public.starts_with("https://"),
@@ -784,6 +793,7 @@ impl WorkerTuningArgs {
         s.ring_grace = self.ring_grace;
         s.wake_timeout = self.wake_timeout;
         s.concurrency = self.concurrency;
+        s.claim_batch = self.claim_batch;
         s.shutdown_grace = self.shutdown_grace;
         Ok(s)
     }

@@ -36,9 +36,11 @@ enum Op {
     Arrive {
         call: usize,
     },
+    /// A claim of one offer (`batch` 1) or of up to `batch` offers in one step.
     Claim {
         seed: u32,
         short_lease: bool,
+        batch: usize,
     },
     /// A result for the call's current offer, or (stale) for the one before it.
     Result {
@@ -114,8 +116,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..3usize, 0..3u64, prop::bool::weighted(0.3), prop::bool::weighted(0.3))
             .prop_map(|(queue, boost_s, arriving, spanish)| Op::Enqueue { queue, boost_s, arriving, spanish }),
         1 => (0..12usize).prop_map(|call| Op::Arrive { call }),
-        4 => (any::<u32>(), prop::bool::weighted(0.2))
-            .prop_map(|(seed, short_lease)| Op::Claim { seed, short_lease }),
+        4 => (any::<u32>(), prop::bool::weighted(0.2), prop_oneof![3 => Just(1usize), 1 => 2..5usize])
+            .prop_map(|(seed, short_lease, batch)| Op::Claim { seed, short_lease, batch }),
         3 => (0..12usize, 0..6usize, prop::bool::weighted(0.2))
             .prop_map(|(call, outcome, stale)| Op::Result { call, outcome, stale }),
         3 => (0..12usize, 0..4usize, 0..7usize)
@@ -299,14 +301,48 @@ async fn apply(store: &Store, calls: &mut Vec<String>, pins: &mut Vec<(String, S
                 store.arrive(&sid).await.expect("arrive");
             }
         }
-        Op::Claim { seed, short_lease } => {
+        Op::Claim {
+            seed,
+            short_lease,
+            batch,
+        } => {
             let lease = if *short_lease {
                 Duration::from_millis(5)
             } else {
                 Duration::from_secs(30)
             };
-            if let callq::store::Claim::Offer(o) = store.claim(lease, *seed).await.expect("claim") {
-                offer_meets_skills(store, &o, pins).await;
+            if *batch == 1 {
+                if let callq::store::Claim::Offer(o) =
+                    store.claim(lease, *seed).await.expect("claim")
+                {
+                    offer_meets_skills(store, &o, pins).await;
+                }
+            } else {
+                let got = store
+                    .claim_many(lease, *seed, *batch)
+                    .await
+                    .expect("claim many");
+                assert!(
+                    got.offers.len() <= *batch,
+                    "at most {batch} offers: {got:?}"
+                );
+                if got.offers.len() < *batch {
+                    assert!(
+                        got.idle.is_some(),
+                        "fewer offers than asked means idle: {got:?}"
+                    );
+                }
+                let mut calls: Vec<&str> = got.offers.iter().map(|o| o.call_sid.as_str()).collect();
+                calls.sort_unstable();
+                calls.dedup();
+                assert_eq!(
+                    calls.len(),
+                    got.offers.len(),
+                    "a call offered twice in one claim: {got:?}"
+                );
+                for o in &got.offers {
+                    offer_meets_skills(store, o, pins).await;
+                }
             }
         }
         Op::Result {

@@ -597,6 +597,47 @@ async fn tier_two_is_offered_only_when_tier_one_has_nobody_ready() {
 }
 
 #[tokio::test]
+async fn one_claim_makes_several_offers_in_rank_order_and_stops_when_nothing_matches() {
+    let store = store_with(&[queue("sales", Strategy::LongestIdle)]).await;
+    for id in ["a1", "a2", "a3"] {
+        online_agent(&store, &agent(id, &[("sales", 1)])).await;
+    }
+    let calls = ["CA1", "CA2", "CA3", "CA4", "CA5"];
+    for sid in calls {
+        enqueue(&store, sid, "sales").await;
+    }
+    let lease = Duration::from_secs(30);
+    let first = store.claim_many(lease, 7, 2).await.expect("claim");
+    assert_eq!(first.offers.len(), 2);
+    assert_eq!(first.idle, None, "stopped at two offers: there may be more");
+    let second = store.claim_many(lease, 7, 8).await.expect("claim");
+    assert!(second.idle.is_some(), "nobody left for the last two calls");
+    let offers: Vec<_> = first.offers.iter().chain(&second.offers).collect();
+    assert_eq!(
+        offers
+            .iter()
+            .map(|o| o.call_sid.as_str())
+            .collect::<Vec<_>>(),
+        ["CA1", "CA2", "CA3"],
+        "the best calls, best first"
+    );
+    let mut agents: Vec<_> = offers.iter().map(|o| o.agent_id.as_str()).collect();
+    agents.sort_unstable();
+    assert_eq!(agents, ["a1", "a2", "a3"], "each call to its own agent");
+    for o in &offers {
+        assert_eq!(o.attempt, 1);
+        assert_eq!(state(&store, &o.call_sid).await, CallState::Offered);
+        assert_eq!(status(&store, &o.agent_id).await, AgentStatus::Reserved);
+    }
+    for sid in ["CA4", "CA5"] {
+        assert_eq!(state(&store, sid).await, CallState::Waiting);
+    }
+    let again = store.claim_many(lease, 7, 8).await.expect("claim");
+    assert!(again.offers.is_empty() && again.idle.is_some(), "{again:?}");
+    assert_invariants(&store, &sids(&calls)).await;
+}
+
+#[tokio::test]
 async fn capacity_bounds_how_many_calls_an_agent_holds() {
     let store = store_with(&[queue("chat", Strategy::LongestIdle)]).await;
     let mut spec = agent("multi", &[("chat", 1)]);

@@ -643,37 +643,44 @@ impl Store {
     /// Take the best (call, agent) pair, reserving both under an offer lease of `lease`
     /// (`claim.lua`). `random` feeds the `random` strategy.
     pub async fn claim(&self, lease: Duration, random: u32) -> Result<Claim> {
+        let mut batch = self.claim_many(lease, random, 1).await?;
+        match batch.offers.pop() {
+            Some(offer) => Ok(Claim::Offer(offer)),
+            None => Ok(Claim::Idle {
+                next_due_ms: batch.idle.flatten(),
+            }),
+        }
+    }
+
+    /// Up to `max` offers in one step (`claim.lua`), each decided as `claim` decides one, one
+    /// after another: a worker with `max` free slots takes them in one round trip.
+    pub async fn claim_many(&self, lease: Duration, random: u32, max: usize) -> Result<ClaimBatch> {
         let r = self
             .run_list(
                 "claim",
                 &self.scripts.claim,
-                &[&ms(lease), &random.to_string()],
+                &[&ms(lease), &random.to_string(), &max.max(1).to_string()],
             )
             .await?;
-        match r.tag() {
-            "offer" if r.v.len() >= 12 && r.v.len().is_multiple_of(2) => Ok(Claim::Offer(Offer {
-                call_sid: r.field(1).to_string(),
-                agent_id: r.field(2).to_string(),
-                identity: r.field(3).to_string(),
-                queue: r.field(4).to_string(),
-                attempt: r.parse(5)?,
-                ring_timeout: Duration::from_millis(r.parse(6)?),
-                kind: r.parse(7)?,
-                from: r.field(8).to_string(),
-                to: r.field(9).to_string(),
-                waited: Duration::from_millis(r.parse(10)?),
-                // a queue configured before recording existed reads as not recording
-                record: r.field(11).parse().unwrap_or_default(),
-                also: r.v[12..]
-                    .chunks(2)
-                    .map(|p| (p[0].clone(), p[1].clone()))
-                    .collect(),
-            })),
-            "none" => Ok(Claim::Idle {
-                next_due_ms: r.field(1).parse().ok(),
-            }),
-            _ => Err(r.unexpected()),
+        if r.tag() != "batch" {
+            return Err(r.unexpected());
         }
+        let idle = match r.field(1) {
+            "more" => None,
+            due => Some(due.parse().ok()),
+        };
+        let mut offers = Vec::new();
+        let mut at = 2;
+        while at < r.v.len() {
+            let n: usize = r.parse(at)?;
+            let end = at + 1 + n;
+            let Some(one) = r.v.get(at + 1..end) else {
+                return Err(r.unexpected());
+            };
+            offers.push(parse_offer(one).ok_or_else(|| r.unexpected())?);
+            at = end;
+        }
+        Ok(ClaimBatch { offers, idle })
     }
 
     /// The offer is ringing (or, after a check, still ringing or still talking): its next
@@ -1188,6 +1195,32 @@ fn parse_switch(v: &str) -> Option<bool> {
 
 fn ms(d: Duration) -> String {
     d.as_millis().to_string()
+}
+
+/// One offer of a claim's reply: {'offer', CallSid, agent, identity, queue, attempt,
+/// ring_timeout_ms, kind, from, to, waited_ms, record, [agent, identity]...}.
+fn parse_offer(v: &[String]) -> Option<Offer> {
+    if v.len() < 12 || !v.len().is_multiple_of(2) || v[0] != "offer" {
+        return None;
+    }
+    Some(Offer {
+        call_sid: v[1].clone(),
+        agent_id: v[2].clone(),
+        identity: v[3].clone(),
+        queue: v[4].clone(),
+        attempt: v[5].parse().ok()?,
+        ring_timeout: Duration::from_millis(v[6].parse().ok()?),
+        kind: v[7].parse().ok()?,
+        from: v[8].clone(),
+        to: v[9].clone(),
+        waited: Duration::from_millis(v[10].parse().ok()?),
+        // a queue configured before recording existed reads as not recording
+        record: v[11].parse().unwrap_or_default(),
+        also: v[12..]
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect(),
+    })
 }
 
 /// A script's reply: a tag then fields.

@@ -512,6 +512,17 @@ pub enum Claim {
     },
 }
 
+/// What a claim of several offers at once (`claim_many`) made: the offers, in the order
+/// they were decided, and whether it went idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBatch {
+    pub offers: Vec<Offer>,
+    /// None: it stopped at the most it was asked for, so there may be more to offer now.
+    /// Some: it found nothing more to offer; look again at that time (Redis clock, unix ms)
+    /// at the latest (None inside: nothing falls due).
+    pub idle: Option<Option<i64>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
     /// False when the CallSid was already known (a retried webhook).

@@ -12,7 +12,9 @@
 //! 2. `reap` (cheap: dead heartbeats, due wrap-ups, arrivals and callback retries; expired
 //!    offer leases are the check rounds' work, see [`checks`]), then `claim` until it says
 //!    idle. Each offer's REST work runs as its own task, at most `concurrency` at once: a
-//!    worker with no free slot claims nothing and hands the wake-up to another worker. See
+//!    worker with no free slot claims nothing and hands the wake-up to another worker. One
+//!    claim makes as many offers as the worker has free slots, up to `claim_batch`, in one
+//!    round trip (when many agents free up at once, or a burst of calls arrives). See
 //!    [`offer`].
 //! 3. While Twilio looks down (the circuit breaker is open) the worker claims nothing: calls
 //!    wait in Redis at their rank instead of being offered to agents who cannot be rung. When
@@ -44,7 +46,7 @@ use tracing::Instrument;
 
 use crate::config::CentreConfig;
 use crate::shutdown::Shutdown;
-use crate::store::{Claim, Store};
+use crate::store::Store;
 use crate::twilio::rest::{Backoff, RestConfig, TwilioRest};
 
 use breaker::{BreakerState, CircuitBreaker};
@@ -67,6 +69,8 @@ pub struct Settings {
     pub wake_timeout: Duration,
     /// Offers rung at once.
     pub concurrency: usize,
+    /// Offers one claim makes at most (one round trip to Redis), when slots are free for them.
+    pub claim_batch: usize,
     /// Bound on the graceful shutdown.
     pub shutdown_grace: Duration,
     /// How often the reaper runs on its own.
@@ -92,6 +96,7 @@ impl Settings {
             ring_grace: Duration::from_secs(30),
             wake_timeout: Duration::from_secs(1),
             concurrency: 64,
+            claim_batch: 8,
             shutdown_grace: Duration::from_secs(10),
             reap_interval: Duration::from_secs(1),
             public_url: public_url.trim().trim_end_matches('/').to_string(),
@@ -453,32 +458,49 @@ impl Worker {
             let Some(permit) = permit else {
                 return Ok(Stop::Shutdown);
             };
-            let claimed_at = Instant::now();
-            match self.store.claim(s.offer_lease, rand::random()).await? {
-                Claim::Idle { next_due_ms } => return Ok(Stop::Idle(next_due_ms)),
-                Claim::Offer(offer) => {
-                    let span = tracing::info_span!(
-                        "offer",
-                        call_sid = %offer.call_sid,
-                        agent = %offer.agent_id,
-                        queue = %offer.queue,
-                        attempt = offer.attempt,
-                    );
-                    tracing::debug!(
-                        parent: &span,
-                        call_sid = %offer.call_sid,
-                        agent = %offer.agent_id,
-                        "claimed"
-                    );
-                    let ringer = ringer.clone();
-                    tasks.spawn(
-                        async move {
-                            ringer.ring(offer, claimed_at).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
+            // as many more offers as there are free slots, up to the batch (one while probing)
+            let mut permits = vec![permit];
+            let batch = if probing { 1 } else { s.claim_batch.max(1) };
+            while permits.len() < batch {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
                 }
+            }
+            let claimed_at = Instant::now();
+            let claimed = self
+                .store
+                .claim_many(s.offer_lease, rand::random(), permits.len())
+                .await?;
+            // a slot per offer; the rest are free again when `permits` drops
+            for offer in claimed.offers {
+                let Some(permit) = permits.pop() else {
+                    break;
+                };
+                let span = tracing::info_span!(
+                    "offer",
+                    call_sid = %offer.call_sid,
+                    agent = %offer.agent_id,
+                    queue = %offer.queue,
+                    attempt = offer.attempt,
+                );
+                tracing::debug!(
+                    parent: &span,
+                    call_sid = %offer.call_sid,
+                    agent = %offer.agent_id,
+                    "claimed"
+                );
+                let ringer = ringer.clone();
+                tasks.spawn(
+                    async move {
+                        ringer.ring(offer, claimed_at).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            if let Some(next_due_ms) = claimed.idle {
+                return Ok(Stop::Idle(next_due_ms));
             }
         }
     }

@@ -89,6 +89,29 @@ pub struct CoreReport {
     /// Redis' own execution time per script during the throughput phase (its slow log at
     /// threshold 0); empty when the server refused `CONFIG SET`.
     pub redis_profile: Vec<ScriptCost>,
+    /// A burst claimed one offer per claim and several per claim (see [`BurstClaim`]).
+    pub burst: Vec<BurstClaim>,
+}
+
+/// Offers per claim in the burst phase: one (a claim per offer) and a worker's default batch.
+const BURST_BATCHES: [usize; 2] = [1, 8];
+/// Bursts per batch size (interleaved: one of each in turn).
+const BURST_ROUNDS: usize = 10;
+
+/// A burst: every agent ready and as many calls waiting (as after many agents freed up at
+/// once), claimed by one claimer making `batch` offers per claim until the claim says idle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BurstClaim {
+    pub batch: usize,
+    pub offers: u64,
+    /// Claims (round trips to Redis) per offer, the last idle claim of each burst included.
+    pub claims_per_offer: f64,
+    /// The claimer's wall time per offer, µs (round trips included).
+    pub wall_us_per_offer: f64,
+    /// Redis main-thread CPU per offer, µs: scripts, the protocol and the kernel's share.
+    pub redis_cpu_us_per_offer: Option<f64>,
+    /// Redis' time in the claim scripts per offer, µs (`INFO commandstats`).
+    pub script_us_per_offer: Option<f64>,
 }
 
 pub async fn run(args: &CoreOptions, json: bool) -> anyhow::Result<CoreReport> {
@@ -400,6 +423,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     .await?;
     let reap_redis = ScriptTime::read(store).await.since(&before);
     add("reap", reap, reap_redis);
+    let burst = burst_claims(store, &agents, args.skills, base as usize + n * 4).await?;
 
     Ok(CoreReport {
         agents: args.agents,
@@ -414,7 +438,106 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         },
         latencies: lat,
         redis_profile,
+        burst,
     })
+}
+
+/// One batch size's bursts, summed.
+struct BurstSum {
+    offers: u64,
+    claims: u64,
+    wall_s: f64,
+    /// Redis main-thread CPU seconds; None once a reading was unavailable.
+    cpu_s: Option<f64>,
+    script: Option<ScriptTime>,
+}
+
+impl BurstSum {
+    fn new() -> Self {
+        Self {
+            offers: 0,
+            claims: 0,
+            wall_s: 0.0,
+            cpu_s: Some(0.0),
+            script: None,
+        }
+    }
+}
+
+/// The burst phase: BURST_ROUNDS bursts per batch size, interleaved. Each burst enqueues a
+/// call per agent, then claims until idle, timed (wall, Redis CPU, script time) around the
+/// claiming alone; answering and completing the offers (untimed) frees the agents again.
+async fn burst_claims(
+    store: &Store,
+    agents: &[String],
+    skilled: bool,
+    first_sid: usize,
+) -> anyhow::Result<Vec<BurstClaim>> {
+    let mut sums: Vec<BurstSum> = BURST_BATCHES.iter().map(|_| BurstSum::new()).collect();
+    let mut next = first_sid;
+    for _ in 0..BURST_ROUNDS {
+        for (b, &batch) in BURST_BATCHES.iter().enumerate() {
+            for _ in 0..agents.len() {
+                next += 1;
+                let sid = format!("CAburst{next}");
+                store
+                    .enqueue(&bench_call(&sid, skilled, next as u64))
+                    .await?;
+            }
+            let mut offers = Vec::new();
+            let mut claims = 0u64;
+            let cpu0 = redis_main_cpu(store).await;
+            let before = ScriptTime::read(store).await;
+            let t = Instant::now();
+            loop {
+                let got = store
+                    .claim_many(Duration::from_secs(30), next as u32, batch)
+                    .await?;
+                claims += 1;
+                offers.extend(got.offers);
+                if got.idle.is_some() {
+                    break;
+                }
+            }
+            let wall = t.elapsed().as_secs_f64();
+            let sum = &mut sums[b];
+            ScriptTime::add(&mut sum.script, &before, store).await;
+            let cpu1 = redis_main_cpu(store).await;
+            sum.cpu_s = match (sum.cpu_s, cpu0, cpu1) {
+                (Some(total), Some(c0), Some(c1)) => Some(total + (c1 - c0)),
+                _ => None,
+            };
+            sum.offers += offers.len() as u64;
+            sum.claims += claims;
+            sum.wall_s += wall;
+            for o in &offers {
+                store
+                    .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
+                    .await?;
+                store
+                    .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
+                    .await?;
+            }
+        }
+    }
+    Ok(BURST_BATCHES
+        .iter()
+        .zip(sums)
+        .map(|(&batch, sum)| {
+            let per = sum.offers.max(1) as f64;
+            BurstClaim {
+                batch,
+                offers: sum.offers,
+                claims_per_offer: sum.claims as f64 / per,
+                wall_us_per_offer: sum.wall_s * 1e6 / per,
+                redis_cpu_us_per_offer: sum.cpu_s.map(|c| c * 1e6 / per),
+                script_us_per_offer: sum
+                    .script
+                    .and_then(|s| s.0)
+                    .map(|(_, usec)| usec as f64 / per),
+            }
+        })
+        .collect())
 }
 
 /// Seconds of CPU Redis' main thread has used (`used_cpu_user_main_thread` +
@@ -586,6 +709,46 @@ fn print_table(r: &CoreReport) {
     println!(
         "  (in Redis: the script's own execution time, mean, from INFO commandstats around each batch, one call at a time)"
     );
+    if !r.burst.is_empty() {
+        println!(
+            "\n  a burst ({} agents ready, a call each), claimed until idle, {} bursts per batch size:",
+            r.agents, BURST_ROUNDS
+        );
+        println!(
+            "  {:<18} {:>8} {:>12} {:>12} {:>16} {:>16}",
+            "offers per claim",
+            "offers",
+            "claims/offer",
+            "wall µs/offer",
+            "Redis CPU µs/offer",
+            "script µs/offer"
+        );
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+        for b in &r.burst {
+            println!(
+                "  {:<18} {:>8} {:>12.3} {:>12.1} {:>16} {:>16}",
+                b.batch,
+                b.offers,
+                b.claims_per_offer,
+                b.wall_us_per_offer,
+                opt(b.redis_cpu_us_per_offer),
+                opt(b.script_us_per_offer)
+            );
+        }
+        if let [one, many] = r.burst.as_slice() {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+                _ => "-".to_string(),
+            };
+            println!(
+                "  {} per claim vs 1: wall {:.2}x, Redis CPU {}, script time {}",
+                many.batch,
+                many.wall_us_per_offer / one.wall_us_per_offer.max(1e-9),
+                ratio(many.redis_cpu_us_per_offer, one.redis_cpu_us_per_offer),
+                ratio(many.script_us_per_offer, one.script_us_per_offer)
+            );
+        }
+    }
     if !r.redis_profile.is_empty() {
         println!(
             "\n  inside Redis during the throughput phase (its one thread; slow log at 0 µs):"
