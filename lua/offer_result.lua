@@ -88,11 +88,12 @@ if outcome == 'answered' then
   if a.status == nil then a = nil end
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
-  redis.call('HSET', k_call(sid), 'state', 'connected', 'answered_ms', NOW_S, 'phase', '',
-    'checks', '0', 'agent', id, 'ringing', '')
+  local call_fields = { 'state', 'connected', 'answered_ms', NOW_S, 'phase', '', 'checks', '0',
+    'agent', id, 'ringing', '' }
   if ARGV[5] ~= nil and ARGV[5] ~= '' then
-    redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5])
+    call_fields[13], call_fields[14] = 'leg_sid', ARGV[5]
   end
+  redis.call('HSET', k_call(sid), unpack(call_fields))
   if a then
     local fields = { misses = 0, handled = num(a.handled, 0) + 1 }
     fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)

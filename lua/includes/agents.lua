@@ -125,10 +125,14 @@ local function remove_ready(id, a)
 end
 
 -- Ready means: status available, below capacity, a live heartbeat with a registered device.
--- `alive` is the heartbeat key's value when the caller has just read it (nil: read it here).
+-- `alive` is the heartbeat key's value when the caller has just read it (claim reads it for
+-- every agent it offers to). Without it, presence is taken from the agent hash's mirror of
+-- it (`online`, `device`), which lags the key only between a heartbeat's TTL running out and
+-- the next reap (a second at most, or the claim that meets the agent): an agent added to its
+-- ready sets in that gap is taken out by either, and never offered a call meanwhile.
 local function eligible(id, a, alive)
   if a.status ~= 'available' or num(a.active, 0) >= num(a.capacity, 1) then return false end
-  if alive == nil then alive = redis.call('GET', k_alive(id)) end
+  if alive == nil then return a.online == '1' and a.device == '1' end
   return alive == '1'
 end
 
@@ -203,7 +207,8 @@ local function agent_settle(id, a, status, hold_ms, reason, extra)
     redis.call('ZADD', K_WRAPUP, int(NOW + hold_ms), id)
     -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then
     wake()
-  else
+  elseif a.status == 'wrapup' then
+    -- only an agent in wrap-up is in the wrap-up set (it enters both here, together)
     redis.call('ZREM', K_WRAPUP, id)
   end
   local active = fields.active

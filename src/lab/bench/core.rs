@@ -67,6 +67,9 @@ pub struct Latency {
     /// (one call at a time, no slow log recording, so no profiling cost in it); None for PING
     /// or when the server does not report it.
     pub redis_mean_us: Option<f64>,
+    /// Redis commands the script ran per call (its `redis.call`s, from `INFO commandstats`
+    /// around the same batches): what its time is made of, the same on any machine.
+    pub redis_commands: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -330,6 +333,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
             p50_vs_ping: percentile(&v, 0.50) / ping_p50,
             p99_vs_ping: percentile(&v, 0.99) / ping_p50,
             redis_mean_us: redis.mean_us(),
+            redis_commands: redis.commands_per_call(),
         });
     };
     add("PING (baseline)", ping.clone(), ScriptTime::default());
@@ -531,10 +535,7 @@ async fn burst_claims(
                 claims_per_offer: sum.claims as f64 / per,
                 wall_us_per_offer: sum.wall_s * 1e6 / per,
                 redis_cpu_us_per_offer: sum.cpu_s.map(|c| c * 1e6 / per),
-                script_us_per_offer: sum
-                    .script
-                    .and_then(|s| s.0)
-                    .map(|(_, usec)| usec as f64 / per),
+                script_us_per_offer: sum.script.and_then(|s| s.0).map(|c| c.usec as f64 / per),
             }
         })
         .collect())
@@ -562,11 +563,20 @@ fn main_thread_cpu(info: &str) -> Option<f64> {
     Some(field("used_cpu_user_main_thread")? + field("used_cpu_sys_main_thread")?)
 }
 
-/// Scripts run so far and Redis' time in them (`FCALL` and `EVALSHA` of `INFO
-/// commandstats`), or a difference of two readings. Unknown (None) when the server does not
-/// report it.
+/// What `INFO commandstats` counts: scripts run (`FCALL` and `EVALSHA`), Redis' µs in them,
+/// and the other commands run (the scripts' own `redis.call`s, and any sent directly; `INFO`
+/// itself, and the connection's `HELLO`, `CLIENT` and `SELECT`, left out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    calls: u64,
+    usec: u64,
+    inner: u64,
+}
+
+/// Scripts run so far, Redis' time in them and the commands run besides (see [`Counts`]), or
+/// a difference of two readings. Unknown (None) when the server does not report it.
 #[derive(Debug, Clone, Copy, Default)]
-struct ScriptTime(Option<(u64, u64)>);
+struct ScriptTime(Option<Counts>);
 
 impl ScriptTime {
     async fn read(store: &Store) -> Self {
@@ -577,15 +587,17 @@ impl ScriptTime {
             .arg("commandstats")
             .query_async(&mut c)
             .await;
-        Self(info.ok().and_then(|i| script_calls_usec(&i)))
+        Self(info.ok().and_then(|i| script_counts(&i)))
     }
 
     /// This reading less an earlier one.
     fn since(&self, before: &Self) -> Self {
         match (self.0, before.0) {
-            (Some((c, u)), Some((c0, u0))) => {
-                Self(Some((c.saturating_sub(c0), u.saturating_sub(u0))))
-            }
+            (Some(a), Some(b)) => Self(Some(Counts {
+                calls: a.calls.saturating_sub(b.calls),
+                usec: a.usec.saturating_sub(b.usec),
+                inner: a.inner.saturating_sub(b.inner),
+            })),
             _ => Self(None),
         }
     }
@@ -596,7 +608,11 @@ impl ScriptTime {
         *sum = Some(match *sum {
             None => d,
             Some(s) => match (s.0, d.0) {
-                (Some((c, u)), Some((dc, du))) => Self(Some((c + dc, u + du))),
+                (Some(a), Some(b)) => Self(Some(Counts {
+                    calls: a.calls + b.calls,
+                    usec: a.usec + b.usec,
+                    inner: a.inner + b.inner,
+                })),
                 _ => Self(None),
             },
         });
@@ -604,20 +620,28 @@ impl ScriptTime {
 
     fn mean_us(&self) -> Option<f64> {
         match self.0 {
-            Some((calls, usec)) if calls > 0 => Some(usec as f64 / calls as f64),
+            Some(c) if c.calls > 0 => Some(c.usec as f64 / c.calls as f64),
+            _ => None,
+        }
+    }
+
+    /// Commands run per script call: a script's `redis.call`s when nothing else ran.
+    fn commands_per_call(&self) -> Option<f64> {
+        match self.0 {
+            Some(c) if c.calls > 0 => Some(c.inner as f64 / c.calls as f64),
             _ => None,
         }
     }
 }
 
-/// The calls and µs of `FCALL` plus `EVALSHA` in an `INFO commandstats` reply (None when
-/// neither is there).
-fn script_calls_usec(info: &str) -> Option<(u64, u64)> {
-    let mut total: Option<(u64, u64)> = None;
+/// The [`Counts`] of an `INFO commandstats` reply (None when no script has run).
+fn script_counts(info: &str) -> Option<Counts> {
+    let mut scripts: Option<(u64, u64)> = None;
+    let mut inner = 0;
     for line in info.lines() {
-        let Some(stats) = line
-            .strip_prefix("cmdstat_fcall:")
-            .or_else(|| line.strip_prefix("cmdstat_evalsha:"))
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
         else {
             continue;
         };
@@ -627,11 +651,18 @@ fn script_calls_usec(info: &str) -> Option<(u64, u64)> {
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        let (calls, usec) = (field("calls")?, field("usec")?);
-        let (c, u) = total.unwrap_or((0, 0));
-        total = Some((c + calls, u + usec));
+        match name {
+            "fcall" | "evalsha" => {
+                let (calls, usec) = (field("calls")?, field("usec")?);
+                let (c, u) = scripts.unwrap_or((0, 0));
+                scripts = Some((c + calls, u + usec));
+            }
+            "info" | "hello" | "select" => {}
+            _ if name.starts_with("client") => {}
+            _ => inner += field("calls").unwrap_or(0),
+        }
     }
-    total
+    scripts.map(|(calls, usec)| Counts { calls, usec, inner })
 }
 
 async fn time_n<F, Fut>(n: usize, mut f: F) -> anyhow::Result<Vec<f64>>
@@ -694,21 +725,25 @@ fn print_table(r: &CoreReport) {
         println!("  Redis main thread CPU per cycle: {us:.0} µs");
     }
     println!(
-        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14}",
-        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING", "in Redis µs"
+        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9}",
+        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING", "in Redis µs", "commands"
     );
     for l in &r.latencies {
         let in_redis = l
             .redis_mean_us
             .map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
+        let commands = l
+            .redis_commands
+            .map_or_else(|| "-".to_string(), |n| format!("{n:.1}"));
         println!(
-            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2} {:>14}",
-            l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping, in_redis
+            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2} {:>14} {:>9}",
+            l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping, in_redis, commands
         );
     }
     println!(
-        "  (in Redis: the script's own execution time, mean, from INFO commandstats around each batch, one call at a time)"
+        "  (in Redis: the script's own execution time, mean, from INFO commandstats around each batch, one call at a time;"
     );
+    println!("   commands: the Redis commands it ran per call, the same on any machine)");
     if !r.burst.is_empty() {
         println!(
             "\n  a burst ({} agents ready, a call each), claimed until idle, {} bursts per batch size:",
@@ -796,7 +831,7 @@ fn print_table(r: &CoreReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{main_thread_cpu, percentile, script_calls_usec, ScriptTime};
+    use super::{main_thread_cpu, percentile, script_counts, Counts, ScriptTime};
 
     #[test]
     fn main_thread_cpu_adds_user_and_system() {
@@ -807,12 +842,14 @@ mod tests {
 
     #[test]
     fn script_time_sums_fcall_and_evalsha() {
-        let info = "# Commandstats\r\ncmdstat_get:calls=9,usec=9,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\ncmdstat_fcall:calls=10,usec=400,usec_per_call=40.00,rejected_calls=0,failed_calls=0\r\ncmdstat_evalsha:calls=2,usec=100,usec_per_call=50.00,rejected_calls=0,failed_calls=0\r\n";
-        assert_eq!(script_calls_usec(info), Some((12, 500)));
-        assert_eq!(script_calls_usec("cmdstat_get:calls=1,usec=1\r\n"), None);
-        let before = ScriptTime(Some((12, 500)));
-        let after = ScriptTime(Some((22, 800)));
+        let info = "# Commandstats\r\ncmdstat_get:calls=9,usec=9,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\ncmdstat_fcall:calls=10,usec=400,usec_per_call=40.00,rejected_calls=0,failed_calls=0\r\ncmdstat_info:calls=5,usec=50\r\ncmdstat_client|setinfo:calls=2,usec=2\r\ncmdstat_hset:calls=3,usec=3\r\ncmdstat_evalsha:calls=2,usec=100,usec_per_call=50.00,rejected_calls=0,failed_calls=0\r\n";
+        let counts = |calls, usec, inner| Counts { calls, usec, inner };
+        assert_eq!(script_counts(info), Some(counts(12, 500, 12)));
+        assert_eq!(script_counts("cmdstat_get:calls=1,usec=1\r\n"), None);
+        let before = ScriptTime(Some(counts(12, 500, 12)));
+        let after = ScriptTime(Some(counts(22, 800, 162)));
         assert_eq!(after.since(&before).mean_us(), Some(30.0));
+        assert_eq!(after.since(&before).commands_per_call(), Some(15.0));
         assert_eq!(ScriptTime(None).since(&before).mean_us(), None);
     }
 
