@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::redis_profile::{Profiler, ScriptCost};
 use crate::lab::embedded_redis::EmbeddedRedis;
 use crate::store::{
-    AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, OfferOutcome, QueueSettings,
+    AgentSpec, Arrival, CallKind, Claim, EndSource, NewCall, Offer, OfferOutcome, QueueSettings,
     RecordMode, RequestedStatus, Skills, Store, Strategy, UpsertMode, WidenStep,
 };
 
@@ -162,6 +162,17 @@ fn bench_call(sid: &str, skilled: bool, n: u64) -> NewCall<'_> {
     }
 }
 
+/// The rest of a call cycle: offer `o` answered, then the call completed.
+async fn answer_and_complete(store: &Store, o: &Offer) -> anyhow::Result<()> {
+    store
+        .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
+        .await?;
+    store
+        .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
+        .await?;
+    Ok(())
+}
+
 /// The bench queue and its agents, online and available. With `skills`, the queue requires
 /// billing at level 2, widening (level 1 after an hour, anyone after two: steps the cycle
 /// never reaches but every claim evaluates), and each agent has billing at levels 2 to 5 and
@@ -271,12 +282,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
                 match store.claim(Duration::from_secs(30), 0).await? {
                     Claim::Offer(o) => {
                         claims.fetch_add(1, Ordering::Relaxed);
-                        store
-                            .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
-                            .await?;
-                        store
-                            .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
-                            .await?;
+                        answer_and_complete(&store, &o).await?;
                     }
                     Claim::Idle { .. } => {
                         idle.fetch_add(1, Ordering::Relaxed);
@@ -515,12 +521,7 @@ async fn burst_claims(
             sum.claims += claims;
             sum.wall_s += wall;
             for o in &offers {
-                store
-                    .offer_result(&o.offer_ref(), OfferOutcome::Answered, "")
-                    .await?;
-                store
-                    .complete(&o.call_sid, Some(&o.offer_ref()), EndSource::Dial)
-                    .await?;
+                answer_and_complete(store, o).await?;
             }
         }
     }
