@@ -1005,13 +1005,23 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        let tuned = ["--offer-lease", "5s", "--concurrency", "3"];
+        let tuned = [
+            "--offer-lease",
+            "5s",
+            "--concurrency",
+            "3",
+            "--claim-batch",
+            "2",
+        ];
         for cmd in ["worker", "all"] {
             let c = config(cmd, " https://callq.example.com/ ", &tuned).expect("valid");
             assert_eq!(c.settings.public_url, "https://callq.example.com");
             assert_eq!(c.settings.offer_lease, Duration::from_secs(5));
             assert_eq!(c.settings.lease_margin, Duration::from_millis(500));
             assert_eq!(c.settings.concurrency, 3);
+            assert_eq!(c.settings.claim_batch, 2);
+            let defaults = config(cmd, "https://callq.example.com", &[]).expect("valid");
+            assert_eq!(defaults.settings.claim_batch, 8);
         }
         let url = "https://callq.example.com";
         for (cmd, public_url, extra, names) in [
@@ -1028,6 +1038,8 @@ mod tests {
                 &["--concurrency", "0"],
                 "CALLQ_WORKER_CONCURRENCY",
             ),
+            ("worker", url, &["--claim-batch", "0"], "CALLQ_CLAIM_BATCH"),
+            ("all", url, &["--claim-batch", "101"], "CALLQ_CLAIM_BATCH"),
             ("all", "callq.example.com", &[], "CALLQ_PUBLIC_URL"),
         ] {
             let err = config(cmd, public_url, extra).expect_err("refused");
