@@ -266,18 +266,72 @@ local function pinned_agent(id)
   return nil
 end
 
--- Calls whose reach found nobody (by `sig`): nobody is found for them later in the same
--- claim either, as its offers only take agents away.
-local found_nobody = {}
--- The earliest widening step or pin end still to come among the calls the last pass looked
--- at (the pass that found nothing, when a claim ends idle).
-local widen_due = nil
+-- The agents call c (head h of queue h.q, settings cfg) would ring now: its pinned agent
+-- `pin` alone, or (ring_all, an inbound call) every ready agent of the best tier within reach
+-- r, or the best one; { {id, hash}, ... }, empty when nobody.
+local function ring_whom(h, cfg, c, pin, r)
+  if pin then
+    local id, a = pinned_agent(pin)
+    if id then return { { id, a } } end
+    return {}
+  end
+  if cfg.strategy == 'ring_all' and c.kind ~= 'callback' then
+    return ring_group(h.q, cfg, c, r)
+  end
+  local id, a = pick_agent(h.q, cfg, c, r)
+  if id then return { { id, a } } end
+  return {}
+end
 
--- One offer: the best waiting call a live ready agent may take, reserved; returns the offer
--- (the list described at the top) or nil when nothing matches.
-local function claim_one()
-  widen_due = nil
-  -- The calls at the head of every queue's line, best rank first.
+-- Offer call c (head h, settings cfg) to `group`: out of its line, the offer and its lease
+-- written, every agent of the group reserved (or, below capacity, still ready), the event
+-- told. Returns the offer (the list described at the top).
+local function make_offer(h, cfg, c, group)
+  local id, a = group[1][1], group[1][2]
+  local attempts = num(c.attempts, 0) + 1
+  redis.call('ZREM', k_waiting(h.q), h.sid)
+  local rang = c.rang or ','
+  local members = ''
+  for _, g in ipairs(group) do
+    if not string.find(rang, ',' .. g[1] .. ',', 1, true) then rang = rang .. g[1] .. ',' end
+    members = members .. ',' .. g[1]
+  end
+  if #group > 1 then members = members .. ',' else members = '' end
+  -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
+  redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts',
+    int(attempts), 'offered_ms', NOW_S, 'rang', rang, 'phase', 'claimed', 'leg_sid', '',
+    'checks', '0', 'pinned', '', 'group', members, 'ringing', members)
+  redis.call('ZADD', K_OFFERS, int(NOW + lease_ms), h.sid)
+  local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
+    cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
+    int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
+  for i, g in ipairs(group) do
+    local gid, ga = g[1], g[2]
+    local active = num(ga.active, 0) + 1
+    local fields = { active = active }
+    if cfg.strategy == 'round_robin' then
+      fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+    end
+    if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
+    agent_set(gid, ga, fields)
+    if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
+    if i > 1 then
+      out[#out + 1] = gid
+      out[#out + 1] = ga.identity or gid
+    end
+  end
+  -- one offer, named by its first agent; a ring_all offer lists every agent it rings
+  local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
+  if members ~= '' then
+    fields[#fields + 1] = 'agents'
+    fields[#fields + 1] = string.sub(members, 2, -2)
+  end
+  event('offer', fields)
+  return out
+end
+
+-- The calls at the head of every queue's line, best rank first.
+local function queue_heads()
   local heads = {}
   for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
     local cfg = queue_cfg(q)
@@ -295,9 +349,22 @@ local function claim_one()
     end
     return x.rank < y.rank
   end)
+  return heads
+end
 
+-- Calls whose reach found nobody (by `sig`): nobody is found for them later in the same
+-- claim either, as its offers only take agents away.
+local found_nobody = {}
+-- The earliest widening step or pin end still to come among the calls the last pass looked
+-- at (the pass that found nothing, when a claim ends idle).
+local widen_due = nil
+
+-- One offer: the best waiting call a live ready agent may take, reserved; returns the offer
+-- or nil when nothing matches.
+local function claim_one()
+  widen_due = nil
   local tries = 0
-  for _, h in ipairs(heads) do
+  for _, h in ipairs(queue_heads()) do
     local cfg = queue_cfg(h.q)
     -- what of the call an offer needs (a call that is not there has no state)
     local c = hmget(k_call(h.sid), { 'state', 'rang', 'attempts', 'kind', 'from', 'to',
@@ -321,63 +388,9 @@ local function claim_one()
       end
       if not found_nobody[sig] and tries < MAX_TRIES then
         tries = tries + 1
-        -- the agents this offer rings: one, or (ring_all, an inbound call not pinned) every
-        -- ready agent of the best tier
-        local group = {}
-        if pin then
-          local id, a = pinned_agent(pin)
-          if id then group[1] = { id, a } end
-        elseif cfg.strategy == 'ring_all' and c.kind ~= 'callback' then
-          group = ring_group(h.q, cfg, c, r)
-        else
-          local id, a = pick_agent(h.q, cfg, c, r)
-          if id then group[1] = { id, a } end
-        end
-        if #group == 0 then
-          found_nobody[sig] = true
-        else
-          local id, a = group[1][1], group[1][2]
-          local attempts = num(c.attempts, 0) + 1
-          redis.call('ZREM', k_waiting(h.q), h.sid)
-          local rang = c.rang or ','
-          local members = ''
-          for _, g in ipairs(group) do
-            if not string.find(rang, ',' .. g[1] .. ',', 1, true) then rang = rang .. g[1] .. ',' end
-            members = members .. ',' .. g[1]
-          end
-          if #group > 1 then members = members .. ',' else members = '' end
-          -- a pin is good for one offer: unanswered, the call goes to anyone who may take it
-          redis.call('HSET', k_call(h.sid), 'state', 'offered', 'agent', id, 'attempts',
-            int(attempts), 'offered_ms', NOW_S, 'rang', rang, 'phase', 'claimed', 'leg_sid', '',
-            'checks', '0', 'pinned', '', 'group', members, 'ringing', members)
-          redis.call('ZADD', K_OFFERS, int(NOW + lease_ms), h.sid)
-          local out = { 'offer', h.sid, id, a.identity or id, h.q, int(attempts),
-            cfg.ring_timeout_ms or '20000', c.kind or 'inbound', c.from or '', c.to or '',
-            int(math.max(NOW - num(c.entered_ms, NOW), 0)), cfg.record or 'do-not-record' }
-          for i, g in ipairs(group) do
-            local gid, ga = g[1], g[2]
-            local active = num(ga.active, 0) + 1
-            local fields = { active = active }
-            if cfg.strategy == 'round_robin' then
-              fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
-            end
-            if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
-            agent_set(gid, ga, fields)
-            if ga.status == 'reserved' then remove_ready(gid, ga) else refresh_ready(gid, ga) end
-            if i > 1 then
-              out[#out + 1] = gid
-              out[#out + 1] = ga.identity or gid
-            end
-          end
-          -- one offer, named by its first agent; a ring_all offer lists every agent it rings
-          local fields = { 'call', h.sid, 'agent', id, 'queue', h.q, 'attempt', attempts }
-          if members ~= '' then
-            fields[#fields + 1] = 'agents'
-            fields[#fields + 1] = string.sub(members, 2, -2)
-          end
-          event('offer', fields)
-          return out
-        end
+        local group = ring_whom(h, cfg, c, pin, r)
+        if #group > 0 then return make_offer(h, cfg, c, group) end
+        found_nobody[sig] = true
       end
     end
   end
