@@ -452,6 +452,53 @@ async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_ne
 }
 
 #[tokio::test]
+async fn an_agent_whose_heartbeat_lapsed_during_a_call_is_not_offered_the_next_before_a_reap() {
+    let store = store_with(&[sales()]).await;
+    let spec = agent("a1", &[("sales", 1)]);
+    store
+        .upsert_agent(&spec, UpsertMode::Upsert)
+        .await
+        .expect("agent");
+    store
+        .heartbeat("a1", Duration::from_secs(1), true)
+        .await
+        .expect("beat");
+    store
+        .set_agent_status("a1", RequestedStatus::Available, "")
+        .await
+        .expect("available");
+    enqueue(&store, "CA1", "sales").await;
+    let offer = claim(&store)
+        .await
+        .expect("offered while the heartbeat lives");
+    store
+        .offer_result(&offer.offer_ref(), OfferOutcome::Answered, "")
+        .await
+        .expect("answer");
+    // the heartbeat key expires during the call, and no reap runs before the call ends
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    complete(&store, "CA1").await.expect("complete");
+    assert_eq!(status(&store, "a1").await, AgentStatus::Available);
+    enqueue(&store, "CA2", "sales").await;
+    assert_eq!(
+        claim(&store).await,
+        None,
+        "no offer to an agent whose heartbeat key is gone"
+    );
+    assert!(!agent_rec(&store, "a1").await.online());
+    assert_invariants(&store, &sids(&["CA1", "CA2"])).await;
+    store
+        .heartbeat("a1", Duration::from_secs(30), true)
+        .await
+        .expect("beat");
+    assert_eq!(
+        claim(&store).await.map(|o| o.call_sid),
+        Some("CA2".to_string()),
+        "the next heartbeat makes the agent offerable again"
+    );
+}
+
+#[tokio::test]
 async fn a_heartbeat_gap_never_turns_a_pause_into_available() {
     struct Case {
         name: &'static str,

@@ -274,9 +274,10 @@ local function promote_wrapups()
   local due = redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 100)
   for _, id in ipairs(due) do
     local a = hgetall(k_agent(id))
-    redis.call('ZREM', K_WRAPUP, id)
     if a and a.status == 'wrapup' then
-      agent_settle(id, a, 'available', 0, '')
+      agent_settle(id, a, 'available', 0, '') -- takes it out of the wrap-up set
+    else
+      redis.call('ZREM', K_WRAPUP, id)
     end
   end
   return #due
