@@ -411,19 +411,12 @@ async fn extend_offer_keeps_a_ringing_offer_alive_and_names_its_offer() {
 #[tokio::test]
 async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_next() {
     let store = store_with(&[sales()]).await;
-    let spec = agent("a1", &[("sales", 1)]);
-    store
-        .upsert_agent(&spec, UpsertMode::Upsert)
-        .await
-        .expect("agent");
-    store
-        .heartbeat("a1", Duration::from_millis(100), true)
-        .await
-        .expect("beat");
-    store
-        .set_agent_status("a1", RequestedStatus::Available, "")
-        .await
-        .expect("available");
+    online_agent_for(
+        &store,
+        &agent("a1", &[("sales", 1)]),
+        Duration::from_millis(100),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     enqueue(&store, "CA1", "sales").await;
     assert_eq!(
@@ -454,19 +447,12 @@ async fn an_agent_whose_heartbeat_expired_is_never_offered_and_returns_on_the_ne
 #[tokio::test]
 async fn an_agent_whose_heartbeat_lapsed_during_a_call_is_not_offered_the_next_before_a_reap() {
     let store = store_with(&[sales()]).await;
-    let spec = agent("a1", &[("sales", 1)]);
-    store
-        .upsert_agent(&spec, UpsertMode::Upsert)
-        .await
-        .expect("agent");
-    store
-        .heartbeat("a1", Duration::from_secs(1), true)
-        .await
-        .expect("beat");
-    store
-        .set_agent_status("a1", RequestedStatus::Available, "")
-        .await
-        .expect("available");
+    online_agent_for(
+        &store,
+        &agent("a1", &[("sales", 1)]),
+        Duration::from_secs(1),
+    )
+    .await;
     enqueue(&store, "CA1", "sales").await;
     let offer = claim(&store)
         .await

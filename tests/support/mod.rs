@@ -111,12 +111,17 @@ pub fn agent(id: &str, queues: &[(&str, u32)]) -> AgentSpec {
 
 /// Create an agent, give it a live heartbeat with a registered device, and make it available.
 pub async fn online_agent(store: &Store, spec: &AgentSpec) {
+    online_agent_for(store, spec, Duration::from_secs(30)).await;
+}
+
+/// The same with a heartbeat that lives `ttl` (a test of what happens when it lapses).
+pub async fn online_agent_for(store: &Store, spec: &AgentSpec, ttl: Duration) {
     store
         .upsert_agent(spec, UpsertMode::Upsert)
         .await
         .expect("agent created");
     store
-        .heartbeat(&spec.id, Duration::from_secs(30), true)
+        .heartbeat(&spec.id, ttl, true)
         .await
         .expect("heartbeat");
     store
