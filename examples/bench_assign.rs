@@ -2,7 +2,7 @@
 //! Twilio (here the lab's REST recorder standing in for its API) receives the redirect that
 //! rings the agent.
 //! Everything between is measured: the Lua transition that makes the agent ready and pushes the
-//! wake marker, the worker's BLPOP waking, `reap`, `claim`, building the TwiML and the HTTP
+//! wake marker, the worker's BLPOP waking, `claim`, building the TwiML and the HTTP
 //! request over loopback.
 //!
 //! Each of `--agents` chains has its own queue and agent, so chains run side by side without

@@ -39,8 +39,8 @@
 --          `next` is 'more' when the claim stopped at ARGV[3] offers (claim again at once),
 --          else it found nothing more to offer: the earliest time still to come (unix ms)
 --          that something a claim acts on falls due (a wrap-up end, an arrival's grace, a
---          callback retry, a heartbeat deadline, a waiting call's next widening step or the
---          end of its pin), '' when nothing: when a worker should look again.
+--          callback retry, a waiting call's next widening step or the end of its pin), ''
+--          when nothing: when a worker should look again.
 -- @include calls.lua
 
 local lease_ms = tonumber(ARGV[1])
@@ -412,12 +412,14 @@ for _ = 1, max_offers do
 end
 if more then return out end
 
--- When to look again: the next of what a claim (or the reap before it) acts on, still to
--- come. Offer leases and connected-call checks are left out: the worker's check rounds take
--- those on a timer of their own, and one overdue until its round would otherwise keep the
--- worker from timing the wrap-ups that end meanwhile.
+-- When to look again: the next of what a claim acts on, still to come. Offer leases and
+-- connected-call checks are left out: the worker's check rounds take those on a timer of
+-- their own, and one overdue until its round would otherwise keep the worker from timing the
+-- wrap-ups that end meanwhile. Heartbeat deadlines too: a lapsed heartbeat makes no work (a
+-- claim checks each agent's heartbeat key before offering), and the reaper's timer counts
+-- the agent offline.
 local next_due = widen_due
-for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY, K_HEARTBEATS }) do
+for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY }) do
   local first = redis.call('ZRANGEBYSCORE', key, '(' .. int(NOW), '+inf', 'WITHSCORES',
     'LIMIT', 0, 1)
   if first[2] then

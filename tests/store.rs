@@ -126,6 +126,47 @@ async fn an_overdue_connected_call_check_does_not_hide_when_a_wrap_up_ends() {
 }
 
 #[tokio::test]
+async fn an_idle_claim_reports_no_heartbeat_deadline() {
+    // A lapsed heartbeat makes no work for a worker (a claim checks each agent's heartbeat key
+    // before offering; the reaper's timer counts the agent offline), so an idle claim must not
+    // send the worker to wake at every agent's next deadline.
+    let store = store_with(&[sales()]).await;
+    online_agent_for(
+        &store,
+        &agent("a1", &[("sales", 1)]),
+        Duration::from_secs(2),
+    )
+    .await;
+    online_agent_for(
+        &store,
+        &agent("a2", &[("sales", 1)]),
+        Duration::from_secs(3),
+    )
+    .await;
+    match store.claim(LEASE, 0).await.expect("claim") {
+        Claim::Idle { next_due_ms } => assert_eq!(next_due_ms, None, "nothing to look again for"),
+        Claim::Offer(o) => panic!("offered {o:?} with no call waiting"),
+    }
+    // a wrap-up end is still reported
+    let mut q = sales();
+    q.wrapup = Duration::from_secs(5);
+    let (store, _) = connected(q, "CA1").await;
+    let before = redis_ms(&store).await;
+    complete(&store, "CA1").await.expect("complete");
+    let after = redis_ms(&store).await;
+    let due = match store.claim(LEASE, 0).await.expect("claim") {
+        Claim::Idle { next_due_ms } => next_due_ms.expect("the wrap-up end is reported"),
+        Claim::Offer(o) => panic!("offered {o:?} during wrap-up"),
+    };
+    assert!(
+        (before + 5000..=after + 5000).contains(&due),
+        "next due {due} is the wrap-up end, between {} and {}",
+        before + 5000,
+        after + 5000
+    );
+}
+
+#[tokio::test]
 async fn no_answer_returns_call_to_its_original_rank_and_offers_next_agent() {
     let store = staffed(sales()).await;
     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -539,6 +539,47 @@ async fn a_wrapup_ending_wakes_the_worker_at_its_end() {
 }
 
 #[tokio::test]
+async fn a_lapsed_heartbeat_is_never_offered_a_call_and_the_reaper_counts_it_offline() {
+    logs();
+    let store = store_with(&[sales()]).await;
+    let twilio = recorder_ok().await;
+    let mut settings = fast_settings();
+    // the worker does not reap when it wakes (nor wake at heartbeat deadlines): the reaper's
+    // timer is what counts the agent offline; the safety-net wake-up stays out of it
+    settings.wake_timeout = SECS(600);
+    settings.reap_interval = Duration::from_millis(300);
+    online_agent_for(&store, &agent("a1", &[("sales", 1)]), SECS(1)).await;
+    let worker = RunningWorker::start(&store, rest_for(&twilio, &settings), settings);
+    let before = store.queue_stats("sales").await.expect("stats");
+    assert_eq!(before.count(AgentStatus::Available), 1);
+    eventually(SECS(20), "counted offline after the lapse", || async {
+        let q = store.queue_stats("sales").await.expect("stats");
+        (q.count(AgentStatus::Offline) == 1 && q.count(AgentStatus::Available) == 0).then_some(())
+    })
+    .await;
+    let a = agent_rec(&store, "a1").await;
+    assert_eq!(
+        a.status,
+        AgentStatus::Available,
+        "what the agent chose is kept"
+    );
+    assert!(!a.online());
+    enqueue(&store, "CA0001", "sales").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        twilio.count(),
+        0,
+        "no offer to an agent without a heartbeat"
+    );
+    // back with the next heartbeat, and offered the waiting call
+    store.heartbeat("a1", SECS(30), true).await.expect("beat");
+    let reqs = twilio.wait_for(1, SECS(10)).await;
+    assert_eq!(reqs[0].call_sid.as_deref(), Some("CA0001"));
+    worker.stop(SECS(5)).await;
+    assert_invariants(&store, &sids(&["CA0001"])).await;
+}
+
+#[tokio::test]
 async fn shutdown_lets_in_flight_rest_calls_finish() {
     logs();
     let store = store_with(&[sales()]).await;

@@ -5,13 +5,13 @@
 //!
 //! 1. Wait for work: a dedicated connection blocks on `BLPOP callq:{C}:wake` (every script that
 //!    makes work pushes a capped marker). The wait also ends at the time the last idle `claim`
-//!    said something falls due (a wrap-up ending, an arrival or a heartbeat expiring), so a
+//!    said something falls due (a wrap-up ending, an arrival's grace, a callback retry), so a
 //!    wrap-up that ends at T gets its next call at T, not at the next unrelated event; and it
 //!    ends after `wake_timeout` at the latest (a safety net, not what sets latency). See
 //!    [`wake`].
-//! 2. `reap` (cheap: dead heartbeats, due wrap-ups, arrivals and callback retries; expired
-//!    offer leases are the check rounds' work, see [`checks`]), then `claim` until it says
-//!    idle. Each offer's REST work runs as its own task, at most `concurrency` at once: a
+//! 2. `claim` until it says idle (each claim first promotes due wrap-ups, arrivals and
+//!    callback retries; nothing else stands between a wake-up and the offers, not even a
+//!    reap). Each offer's REST work runs as its own task, at most `concurrency` at once: a
 //!    worker with no free slot claims nothing and hands the wake-up to another worker. One
 //!    claim makes as many offers as the worker has free slots, up to `claim_batch`, in one
 //!    round trip (when many agents free up at once, or a burst of calls arrives). See
@@ -20,12 +20,15 @@
 //!    wait in Redis at their rank instead of being offered to agents who cannot be rung. When
 //!    the breaker's cool-down ends, one offer at a time probes Twilio until it closes.
 //!
-//! A separate task reaps on a timer as well (see [`reaper`]), so expired heartbeats take agents
-//! offline within one TTL even when nothing wakes the worker.
+//! A separate task reaps on a timer (see [`reaper`]): lapsed heartbeats (the agents were
+//! already unofferable: a claim checks each agent's heartbeat key before offering), and the
+//! same promotions as a claim, in case no worker claims; then it asks Twilio about offers
+//! whose lease passed (expired offer leases are the check rounds' work, see [`checks`]).
 //!
 //! Shutdown (SIGTERM/SIGINT): stop claiming, let in-flight REST calls finish within
 //! `shutdown_grace`, return `Ok`. Whatever a worker held when it died (even `kill -9`) comes
-//! back through `reap` once its offer lease passes: nothing is lost, nobody is double-booked.
+//! back through the check rounds once its offer lease passes: nothing is lost, nobody is
+//! double-booked.
 
 pub mod breaker;
 pub mod checks;
@@ -327,9 +330,6 @@ impl Worker {
             while let Some(done) = tasks.try_join_next() {
                 log_task_end(done);
             }
-            if let Err(e) = reaper::reap_all(&self.store).await {
-                tracing::warn!(error = %e, "reap failed");
-            }
             let stop = self
                 .claim_until_idle(&ringer, &slots, &mut tasks, &mut shutdown)
                 .await;
@@ -521,8 +521,9 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Guards the wait against a due time that stays in the past (it should not: `reap` and
-/// `claim` clear what is due, but a busy worker must not spin on a stale one).
+/// Guards the wait against a due time that stays in the past (it should not: `claim` promotes
+/// what is due and reports only what is still to come, but a busy worker must not spin on a
+/// stale one).
 #[derive(Default)]
 struct StaleDue {
     last: Option<i64>,

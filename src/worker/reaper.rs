@@ -2,9 +2,12 @@
 //! from every worker at once) takes the presence of agents whose heartbeat key expired, ends
 //! due wrap-ups, and lets overdue arrivals and due callback retries into line. A check round
 //! ([`super::checks`]) then asks Twilio about offers whose lease passed and connected calls
-//! gone silent. Each worker reaps whenever it wakes and, here, on a timer of its own, so a
-//! lapsed heartbeat makes its agent unofferable within one TTL (plus one interval) and a call
-//! callq lost track of is settled within a lease or two, even when nothing else happens.
+//! gone silent. Each worker does this on a timer of its own (not when it wakes: a claim
+//! promotes what is due itself, and a reap first would put one more round trip between an
+//! agent freeing up and their next offer). A lapsed heartbeat makes its agent unofferable at
+//! once (a claim checks the heartbeat key of every agent before offering) and counted offline
+//! within one interval; a call callq lost track of is settled within a lease or two, even
+//! when nothing else happens.
 
 use std::time::Duration;
 
