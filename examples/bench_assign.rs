@@ -12,6 +12,10 @@
 //! - `complete`: the agent's previous call ends (no wrap-up), freeing the agent;
 //! - `available`: the paused agent asks for `available` (as after a break).
 //!
+//! Beside the latencies it prints what a round costs Redis, which the machine's load moves
+//! little: the scripts run per round, Redis' time in them (`INFO commandstats`) and its main
+//! thread's CPU (`INFO cpu`).
+//!
 //! Run with `scripts/bench-assign.sh` (release build; it starts its own `redis-server`).
 
 use std::collections::HashMap;
@@ -23,6 +27,7 @@ use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use callq::lab::bench::core::{redis_main_cpu, ScriptTime};
 use callq::lab::embedded_redis::EmbeddedRedis;
 use callq::sim::recorder::{Recorder, Reply};
 use callq::store::{
@@ -194,6 +199,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
     }
 
     let per_chain = (args.assignments + args.warmup).div_ceil(args.agents);
+    let (scripts0, cpu0) = (ScriptTime::read(&store).await, redis_main_cpu(&store).await);
     let started = Instant::now();
     let mut chains = Vec::new();
     for k in 0..args.agents {
@@ -207,6 +213,12 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
         samples.extend(c.await.context("chain task")??);
     }
     let wall = started.elapsed();
+    let scripts = ScriptTime::read(&store).await.since(&scripts0);
+    let cpu = redis_main_cpu(&store)
+        .await
+        .zip(cpu0)
+        .map(|(after, before)| after - before);
+    let rounds = (per_chain * args.agents) as f64;
     for (trigger, _) in &stops {
         trigger.trigger();
     }
@@ -246,6 +258,17 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 .filter(|(x, _)| *x == t)
                 .map(|(_, d)| *d)
                 .collect(),
+        );
+    }
+    // what a round costs Redis, whatever the machine's load: the scripts run (the bench's own
+    // transitions and the worker's), Redis' time in them, and its main thread's CPU (which
+    // also counts the bench's polling for the lease extension)
+    if let Some(c) = scripts.counts() {
+        println!(
+            "per round (warm-up included): {:.2} scripts, {:.1} µs in them; Redis main-thread CPU {}",
+            c.calls as f64 / rounds,
+            c.usec as f64 / rounds,
+            cpu.map_or("unknown".to_string(), |s| format!("{:.1} µs", s * 1e6 / rounds)),
         );
     }
     Ok(())

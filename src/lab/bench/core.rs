@@ -544,7 +544,7 @@ async fn burst_claims(
 
 /// Seconds of CPU Redis' main thread has used (`used_cpu_user_main_thread` +
 /// `used_cpu_sys_main_thread` of `INFO cpu`); None when unavailable.
-async fn redis_main_cpu(store: &Store) -> Option<f64> {
+pub async fn redis_main_cpu(store: &Store) -> Option<f64> {
     let mut c = store.conn().await.ok()?;
     let info: String = redis::cmd("INFO")
         .arg("cpu")
@@ -568,19 +568,22 @@ fn main_thread_cpu(info: &str) -> Option<f64> {
 /// and the other commands run (the scripts' own `redis.call`s, and any sent directly; `INFO`
 /// itself, and the connection's `HELLO`, `CLIENT` and `SELECT`, left out).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Counts {
-    calls: u64,
-    usec: u64,
-    inner: u64,
+pub struct Counts {
+    /// Scripts run.
+    pub calls: u64,
+    /// Redis' µs in them.
+    pub usec: u64,
+    /// Other commands run.
+    pub inner: u64,
 }
 
 /// Scripts run so far, Redis' time in them and the commands run besides (see [`Counts`]), or
 /// a difference of two readings. Unknown (None) when the server does not report it.
 #[derive(Debug, Clone, Copy, Default)]
-struct ScriptTime(Option<Counts>);
+pub struct ScriptTime(Option<Counts>);
 
 impl ScriptTime {
-    async fn read(store: &Store) -> Self {
+    pub async fn read(store: &Store) -> Self {
         let Ok(mut c) = store.conn().await else {
             return Self(None);
         };
@@ -591,8 +594,13 @@ impl ScriptTime {
         Self(info.ok().and_then(|i| script_counts(&i)))
     }
 
+    /// What the reading holds (None: the server did not say).
+    pub fn counts(&self) -> Option<Counts> {
+        self.0
+    }
+
     /// This reading less an earlier one.
-    fn since(&self, before: &Self) -> Self {
+    pub fn since(&self, before: &Self) -> Self {
         match (self.0, before.0) {
             (Some(a), Some(b)) => Self(Some(Counts {
                 calls: a.calls.saturating_sub(b.calls),
