@@ -44,7 +44,7 @@ use crate::sim::Faults;
 use crate::sim::{LegacyPhones, SimConfig};
 use crate::store::{QueueSettings, RecordMode, Strategy};
 use kpis::PathKpis;
-use report::{Load, Report, RunData};
+use report::{Load, RedisReading, Report, RunData};
 use route::{Path, Route, LEGACY_NUMBER};
 
 /// What `callq bench` runs. Times of the load are simulated seconds.
@@ -571,8 +571,13 @@ pub(crate) async fn drive(
         );
         bar
     });
+    // Redis' counters at the end of the warm-up and of the arrivals: the run's cost per call
+    let mut redis_from: Option<RedisReading> = None;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        if redis_from.is_none() && Instant::now() >= start + warmup {
+            redis_from = Some(RedisReading::take(&stack.store).await);
+        }
         if let Some(bar) = &bar {
             let (answered, abandoned) = sim.stats.counts();
             bar.set_position(start.elapsed().as_secs().min(duration.as_secs()));
@@ -582,6 +587,7 @@ pub(crate) async fn drive(
             ));
         }
     }
+    let redis_to = RedisReading::take(&stack.store).await;
     let placed = load.await.unwrap_or_default();
     if let Some(p) = pauser {
         match p.await {
@@ -639,6 +645,8 @@ pub(crate) async fn drive(
     report.redis_paused_s = paused_ms as f64 / 1000.0;
     report.cut_examples = cut_examples;
     report.arrivals_digest = format!("{:016x}", placed.digest);
+    report.redis_cost =
+        redis_from.and_then(|from| from.cost_to(&redis_to, &stack.sim.stats.snapshot().logs));
     floor.abort();
     Ok(report)
 }

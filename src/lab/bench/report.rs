@@ -12,6 +12,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::core::{redis_main_cpu, ScriptTime};
 use super::erlang::ErlangC;
 use super::kpis::{self, PathKpis};
 use super::route::Route;
@@ -137,6 +138,74 @@ pub struct Report {
     /// `--skills`: the wait per skill and the share answered within each widening step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skills: Option<super::skills::SkillsReport>,
+    /// What the measured window cost Redis per call (None: Redis did not say).
+    pub redis_cost: Option<RedisCost>,
+}
+
+/// What a run cost Redis, per call that arrived between two readings of its counters (taken
+/// at the end of the warm-up and at the end of the arrivals): the scripts run (callq's
+/// transitions, the worker's claims and rounds included), Redis' time in them and the
+/// commands they ran (`INFO commandstats`), and Redis' main-thread CPU, which adds the
+/// protocol and the kernel's share (`INFO cpu`). In steady traffic the transitions of calls
+/// that arrived before the window stand for those of the window's calls that end after it.
+/// The counts are the same on any machine; the microseconds move with its load, less than the
+/// latencies do. On a Redis shared with other work, that work is counted too.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RedisCost {
+    /// Calls that arrived between the two readings.
+    pub calls: u64,
+    pub scripts_per_call: f64,
+    pub commands_per_call: f64,
+    pub script_us_per_call: f64,
+    pub cpu_us_per_call: Option<f64>,
+}
+
+/// Redis' counters at one moment (see [`RedisCost`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RedisReading {
+    pub at: Instant,
+    scripts: ScriptTime,
+    cpu_s: Option<f64>,
+}
+
+impl RedisReading {
+    pub async fn take(store: &crate::store::Store) -> RedisReading {
+        let scripts = ScriptTime::read(store).await;
+        let cpu_s = redis_main_cpu(store).await;
+        RedisReading {
+            at: Instant::now(),
+            scripts,
+            cpu_s,
+        }
+    }
+
+    /// The cost from `self` to `later` per call of `logs` that arrived between the two; None
+    /// when Redis did not report its counters or no call arrived.
+    pub fn cost_to(
+        &self,
+        later: &RedisReading,
+        logs: &[crate::sim::twiml_exec::CallLog],
+    ) -> Option<RedisCost> {
+        let calls = logs
+            .iter()
+            .filter(|l| l.started >= self.at && l.started <= later.at)
+            .count() as u64;
+        let d = later.scripts.since(&self.scripts).counts()?;
+        if calls == 0 {
+            return None;
+        }
+        let per = |x: f64| x / calls as f64;
+        Some(RedisCost {
+            calls,
+            scripts_per_call: per(d.calls as f64),
+            commands_per_call: per(d.inner as f64),
+            script_us_per_call: per(d.usec as f64),
+            cpu_us_per_call: match (self.cpu_s, later.cpu_s) {
+                (Some(a), Some(b)) if b >= a => Some(per((b - a) * 1e6)),
+                _ => None,
+            },
+        })
+    }
 }
 
 /// Inputs of [`Report::build`].
@@ -283,6 +352,7 @@ impl Report {
             legacy_nobody_free: 0,
             legacy_rang_out: 0,
             skills: None,
+            redis_cost: None,
         }
     }
 
@@ -438,6 +508,19 @@ impl Report {
                 self.webhook_errors
             ),
         );
+        if let Some(c) = &self.redis_cost {
+            row(
+                "Redis per call",
+                format!(
+                    "{:.2} scripts, {:.1} commands, {:.0} µs in scripts, main-thread CPU {} µs   ({} calls)",
+                    c.scripts_per_call,
+                    c.commands_per_call,
+                    c.script_us_per_call,
+                    n(c.cpu_us_per_call, 0),
+                    c.calls
+                ),
+            );
+        }
         row(
             "estimated wait MAE (s)",
             format!(
