@@ -24,7 +24,8 @@
 --
 -- A claim makes up to ARGV[3] offers in one step (each decided exactly as a claim of one
 -- would, one after another): a worker with several free slots, after many agents freed up at
--- once, takes them in one round trip. It stops early when nothing more matches.
+-- once, takes them in one round trip. It stops early when nothing more matches. A claim
+-- pushes no wake marker (WAKE_QUIET, events.lua): what it promotes it offers itself.
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  offer lease, ms (time for the worker to reach Twilio; extended once it has)
@@ -47,6 +48,8 @@ local lease_ms = tonumber(ARGV[1])
 local seed = tonumber(ARGV[2]) or 0
 local max_offers = math.max(tonumber(ARGV[3]) or 1, 1)
 
+-- what the promotions free up, this claim offers itself: they wake no other worker
+WAKE_QUIET = true
 promote_wrapups()
 promote_arrivals()
 promote_retries()

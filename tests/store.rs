@@ -91,6 +91,72 @@ async fn redis_ms(store: &Store) -> i64 {
     secs * 1000 + micros / 1000
 }
 
+/// The wake list, newest marker first.
+async fn wake_markers(store: &Store) -> Vec<String> {
+    let mut c = store.conn().await.expect("conn");
+    redis::cmd("LRANGE")
+        .arg(store.key("wake"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .expect("LRANGE")
+}
+
+#[tokio::test]
+async fn a_wrap_up_wakes_a_worker_for_its_end_and_the_claim_that_ends_it_wakes_nobody() {
+    // A wrap-up makes no work until it ends: its marker carries the end, so the worker that
+    // takes it sets its timer instead of claiming for nothing. The claim at the end promotes
+    // the agent and offers the waiting call itself: a marker from it would only send another
+    // worker to claim for nothing.
+    let mut q = sales();
+    q.wrapup = Duration::from_millis(300);
+    let (store, _) = connected(q, "CA1").await;
+    enqueue(&store, "CA2", "sales").await;
+    let mut c = store.conn().await.expect("conn");
+    redis::cmd("DEL")
+        .arg(store.key("wake"))
+        .query_async::<()>(&mut c)
+        .await
+        .expect("DEL");
+    let before = redis_ms(&store).await;
+    complete(&store, "CA1").await.expect("complete");
+    let after = redis_ms(&store).await;
+    let markers = wake_markers(&store).await;
+    assert_eq!(markers.len(), 1, "one marker: {markers:?}");
+    let at: i64 = markers[0].parse().expect("a time");
+    assert!(
+        (before + 300..=after + 300).contains(&at),
+        "the marker {at} is the wrap-up end, between {} and {}",
+        before + 300,
+        after + 300
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let offer = claim(&store).await.expect("offered once the wrap-up ended");
+    assert_eq!(
+        (offer.call_sid.as_str(), offer.agent_id.as_str()),
+        ("CA2", "a1")
+    );
+    assert_eq!(
+        wake_markers(&store).await,
+        markers,
+        "the claim pushed no marker of its own"
+    );
+    // the reaper, which offers nothing, still wakes a worker for what it promotes
+    complete(&store, "CA2").await.expect("complete");
+    enqueue(&store, "CA3", "sales").await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let n = wake_markers(&store).await.len();
+    store.reap(100).await.expect("reap");
+    assert_eq!(
+        wake_markers(&store).await.len(),
+        n + 1,
+        "the reap woke a worker"
+    );
+    assert_eq!(claim(&store).await.expect("offered").call_sid, "CA3");
+    assert_invariants(&store, &sids(&["CA1", "CA2", "CA3"])).await;
+}
+
 #[tokio::test]
 async fn an_overdue_connected_call_check_does_not_hide_when_a_wrap_up_ends() {
     // The worker waits for the time an idle claim reports; a check the worker's check round

@@ -204,9 +204,11 @@ local function agent_settle(id, a, status, hold_ms, reason, extra)
   local fields = extra or {}
   fields.status, fields.reason, fields.winding_down = status, reason or '', ''
   if status == 'wrapup' then
-    redis.call('ZADD', K_WRAPUP, int(NOW + hold_ms), id)
-    -- a worker's next claim learns when this wrap-up ends (next_due) and wakes then
-    wake()
+    local ends = int(NOW + hold_ms)
+    redis.call('ZADD', K_WRAPUP, ends, id)
+    -- a worker learns when this wrap-up ends and claims then (no claim now: nothing changed
+    -- that it could offer)
+    wake(ends)
   elseif a.status == 'wrapup' then
     -- only an agent in wrap-up is in the wrap-up set (it enters both here, together)
     redis.call('ZREM', K_WRAPUP, id)

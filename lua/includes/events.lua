@@ -5,9 +5,15 @@
 local WAKE_CAP = 16
 local EVENTS_MAXLEN = 100000
 
--- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog.
-local function wake()
-  if redis.call('LPUSH', K_WAKE, NOW_S) > WAKE_CAP then
+-- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog. The
+-- marker is when the work falls due (Redis' clock, unix ms): now, or `at` (a wrap-up's end),
+-- in which case the worker that takes it only sets its timer and claims then. A claim wakes
+-- nobody (WAKE_QUIET): what its own promotions free up it offers in the same step, and a
+-- worker whose claim stopped at its batch claims again at once. Idle claims still report
+-- the next due time, so a marker lost to the cap costs nothing.
+local function wake(at)
+  if WAKE_QUIET then return end
+  if redis.call('LPUSH', K_WAKE, at or NOW_S) > WAKE_CAP then
     redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
   end
 end

@@ -47,6 +47,9 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. '.' .. t[2]
 end
 
+-- Set by a claim for the rest of its call, cleared by begin: see wake (events.lua).
+local WAKE_QUIET = false
+
 -- Every transition opens with begin(KEYS): the centre, the time, the keys; RUN numbers the
 -- call, for what a script reads once per call (see agents.lua). Loaded as functions, the
 -- keys stay built from one call to the next of the same centre.
@@ -54,6 +57,7 @@ local function begin(keys)
   NOW, NOW_US = now_ms()
   NOW_S = string.format('%d', NOW)
   RUN = RUN + 1
+  WAKE_QUIET = false
   if keys[1] == P then return end
   P = keys[1]
   K_QUEUES = P .. 'queues'

@@ -400,8 +400,8 @@ mod tests {
             src.find(needle)
                 .unwrap_or_else(|| panic!("{needle} missing"))
         };
-        assert!(pos("local function begin(keys)") < pos("local function wake()"));
-        assert!(pos("local function wake()") < pos("local function agent_release("));
+        assert!(pos("local function begin(keys)") < pos("local function wake(at)"));
+        assert!(pos("local function wake(at)") < pos("local function agent_release("));
         assert!(pos("local function agent_release(") < pos("local function call_requeue("));
         assert!(pos("local function call_requeue(") < pos("local z = "));
     }
@@ -411,7 +411,7 @@ mod tests {
         let src = expand("t.lua", "-- t: x\n-- @include calls.lua\nwake()\n");
         // wake and what it uses (the wake key, the cap, the clock), with their comments
         for kept in [
-            "local function wake()",
+            "local function wake(at)",
             "local WAKE_CAP = ",
             "local function begin(keys)",
             "local function now_ms()",

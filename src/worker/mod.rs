@@ -4,11 +4,12 @@
 //! The loop, one per worker:
 //!
 //! 1. Wait for work: a dedicated connection blocks on `BLPOP callq:{C}:wake` (every script that
-//!    makes work pushes a capped marker). The wait also ends at the time the last idle `claim`
-//!    said something falls due (a wrap-up ending, an arrival's grace, a callback retry), so a
-//!    wrap-up that ends at T gets its next call at T, not at the next unrelated event; and it
-//!    ends after `wake_timeout` at the latest (a safety net, not what sets latency). See
-//!    [`wake`].
+//!    makes work pushes a capped marker: the time it falls due). A marker for later (a
+//!    wrap-up's end) only moves the worker's timer; a marker for now ends the wait. So does
+//!    the time the last idle `claim` said something falls due (a wrap-up ending, an arrival's
+//!    grace, a callback retry), so a wrap-up that ends at T gets its next call at T, not at
+//!    the next unrelated event; and `wake_timeout` at the latest (a safety net, not what sets
+//!    latency). See [`wake`] and [`after_wake`].
 //! 2. `claim` until it says idle (each claim first promotes due wrap-ups, arrivals and
 //!    callback retries; nothing else stands between a wake-up and the offers, not even a
 //!    reap). Each offer's REST work runs as its own task, at most `concurrency` at once: a
@@ -323,7 +324,7 @@ impl Worker {
         let mut stale_due = StaleDue::default();
         let mut redis_backoff = RedisBackoff::default();
 
-        loop {
+        'work: loop {
             if shutdown.is_triggered() {
                 break;
             }
@@ -333,7 +334,7 @@ impl Worker {
             let stop = self
                 .claim_until_idle(&ringer, &slots, &mut tasks, &mut shutdown)
                 .await;
-            let (next_due, wait_until) = match stop {
+            let (mut next_due, mut wait_until) = match stop {
                 Ok(Stop::Shutdown) => break,
                 Ok(Stop::Paused(until)) => {
                     tokio::select! {
@@ -357,18 +358,30 @@ impl Worker {
                     continue;
                 }
             };
-            match listener
-                .wait(s.wake_timeout, wait_until, &mut shutdown)
-                .await
-            {
-                Ok(Woke::Shutdown) => break,
-                Ok(woke) => tracing::trace!(?woke, ?next_due, "awake"),
-                Err(e) => {
-                    let pause = redis_backoff.next();
-                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "waiting for wake markers failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = shutdown.wait() => break,
+            loop {
+                match listener
+                    .wait(s.wake_timeout, wait_until, &mut shutdown)
+                    .await
+                {
+                    Ok(Woke::Shutdown) => break 'work,
+                    Ok(woke) => match after_wake(woke, next_due, clock.redis_now_ms()) {
+                        AfterWake::Claim => {
+                            tracing::trace!(?woke, ?next_due, "awake");
+                            break;
+                        }
+                        AfterWake::WaitUntil(due) => {
+                            tracing::trace!(?woke, next_due = due, "work due later");
+                            (next_due, wait_until) = (Some(due), Some(clock.instant_at(due)));
+                        }
+                    },
+                    Err(e) => {
+                        let pause = redis_backoff.next();
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "waiting for wake markers failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.wait() => break 'work,
+                        }
+                        break;
                     }
                 }
             }
@@ -521,6 +534,26 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// What a worker does once a wait ends.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterWake {
+    Claim,
+    /// Go on waiting, now until this time (Redis' clock, unix ms).
+    WaitUntil(i64),
+}
+
+/// A marker that names a time still to come (a wrap-up's end) only moves the worker's timer
+/// (to the earlier of it and `next_due`): nothing can be offered before then, so a claim now
+/// would find nothing. Anything else (a marker for now, the due time, the safety net) claims.
+fn after_wake(woke: Woke, next_due: Option<i64>, redis_now_ms: i64) -> AfterWake {
+    match woke {
+        Woke::Marker(Some(at)) if at > redis_now_ms => {
+            AfterWake::WaitUntil(next_due.map_or(at, |d| d.min(at)))
+        }
+        _ => AfterWake::Claim,
+    }
+}
+
 /// Guards the wait against a due time that stays in the past (it should not: `claim` promotes
 /// what is due and reports only what is still to come, but a busy worker must not spin on a
 /// stale one).
@@ -611,6 +644,39 @@ impl RejectPause {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_for_later_moves_the_timer_and_anything_else_claims() {
+        let now = 10_000;
+        let later = Woke::Marker(Some(now + 500));
+        assert_eq!(
+            after_wake(later, None, now),
+            AfterWake::WaitUntil(now + 500)
+        );
+        assert_eq!(
+            after_wake(later, Some(now + 200), now),
+            AfterWake::WaitUntil(now + 200),
+            "an earlier due time stands"
+        );
+        assert_eq!(
+            after_wake(later, Some(now + 900), now),
+            AfterWake::WaitUntil(now + 500),
+            "the marker's time comes first"
+        );
+        for woke in [
+            Woke::Marker(Some(now)),
+            Woke::Marker(Some(now - 5)),
+            Woke::Marker(None),
+            Woke::Due,
+            Woke::Timeout,
+        ] {
+            assert_eq!(
+                after_wake(woke, Some(now + 900), now),
+                AfterWake::Claim,
+                "{woke:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_due_time_stuck_in_the_past_is_dropped_after_three_rounds() {

@@ -32,8 +32,9 @@ use crate::store::{Result, Store, StoreError};
 /// What ended a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Woke {
-    /// A wake marker: some script made work.
-    Marker,
+    /// A wake marker: some script made work, due at the marker's time (Redis' clock, unix ms;
+    /// None when the marker names no time, or was taken while the wait was being ended).
+    Marker(Option<i64>),
     /// The due time `claim` reported has come.
     Due,
     /// The safety-net timeout passed.
@@ -200,7 +201,7 @@ impl WakeListener {
         let early = tokio::select! {
             r = &mut pending => {
                 return match r {
-                    Ok(Some(_)) => Ok(Woke::Marker),
+                    Ok(Some((_, marker))) => Ok(Woke::Marker(marker.parse().ok())),
                     Ok(None) if due.is_some() && id.is_none() => Ok(Woke::Due),
                     Ok(None) => Ok(Woke::Timeout),
                     Err(e) => {
@@ -226,7 +227,7 @@ impl WakeListener {
                 }
                 Ok(Woke::Shutdown)
             }
-            (_, true) => Ok(Woke::Marker),
+            (_, true) => Ok(Woke::Marker(None)),
             (early, false) => Ok(early),
         }
     }
