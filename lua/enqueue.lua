@@ -62,7 +62,7 @@ if state == 'arriving' then
   redis.call('ZADD', K_ARRIVING, int(NOW + ARRIVE_GRACE_MS), sid)
 else
   redis.call('ZADD', k_waiting(q), int(rank), sid)
-  wake()
+  wake_for_line(q)
 end
 event('enqueue', { 'call', sid, 'queue', q, 'rank', int(rank), 'state', state,
   'resumed', resumed })

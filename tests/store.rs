@@ -158,6 +158,76 @@ async fn a_wrap_up_wakes_a_worker_for_its_end_and_the_claim_that_ends_it_wakes_n
 }
 
 #[tokio::test]
+async fn a_call_joining_a_line_wakes_a_worker_only_when_a_claim_could_offer_it() {
+    // Every agent busy: nothing a claim could do for the new call (an agent becoming ready
+    // wakes a worker itself), so it wakes nobody.
+    let (store, _) = connected(sales(), "CA1").await;
+    let clear = |store: Store| async move {
+        let mut c = store.conn().await.expect("conn");
+        redis::cmd("DEL")
+            .arg(store.key("wake"))
+            .query_async::<()>(&mut c)
+            .await
+            .expect("DEL");
+    };
+    clear(store.clone()).await;
+    enqueue(&store, "CA2", "sales").await;
+    assert_eq!(
+        wake_markers(&store).await,
+        Vec::<String>::new(),
+        "nobody could take it"
+    );
+    // the agent freeing up wakes a worker, and the call is offered
+    complete(&store, "CA1").await.expect("complete");
+    assert_eq!(
+        wake_markers(&store).await.len(),
+        1,
+        "the agent woke a worker"
+    );
+    assert_eq!(claim(&store).await.expect("offered").call_sid, "CA2");
+
+    // an agent ready: the call wakes a worker
+    online_agent(&store, &agent("a2", &[("sales", 1)])).await;
+    clear(store.clone()).await;
+    enqueue(&store, "CA3", "sales").await;
+    assert_eq!(wake_markers(&store).await.len(), 1, "a2 could take it");
+    assert_eq!(claim(&store).await.expect("offered").agent_id, "a2");
+
+    // a wrap-up that ended and is not promoted yet: a claim would promote it and offer
+    let mut q = sales();
+    q.wrapup = Duration::from_millis(100);
+    let (store, _) = connected(q, "CA1").await;
+    complete(&store, "CA1").await.expect("complete");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    clear(store.clone()).await;
+    enqueue(&store, "CA2", "sales").await;
+    assert_eq!(
+        wake_markers(&store).await.len(),
+        1,
+        "a1's wrap-up has ended"
+    );
+    assert_eq!(claim(&store).await.expect("offered").call_sid, "CA2");
+
+    // a queue that widens to others: the claim decides, so the call wakes a worker
+    let mut q = sales();
+    q.widen = vec![WidenStep {
+        after: Duration::from_secs(30),
+        min_level: Some(1),
+        tiers: None,
+        any_skill: false,
+        queue: None,
+    }];
+    let (store, _) = connected(q, "CA1").await;
+    clear(store.clone()).await;
+    enqueue(&store, "CA2", "sales").await;
+    assert_eq!(
+        wake_markers(&store).await.len(),
+        1,
+        "the widening is the claim's to judge"
+    );
+}
+
+#[tokio::test]
 async fn an_overdue_connected_call_check_does_not_hide_when_a_wrap_up_ends() {
     // The worker waits for the time an idle claim reports; a check the worker's check round
     // takes on its own timer, overdue until then, must not stand in for the wrap-up ending

@@ -60,6 +60,26 @@ local function call_agents(c)
   return out
 end
 
+-- A call of queue q joined its line: wake a worker, unless no claim could offer it now. That
+-- is when the queue widens to nobody else (no `widen` steps), no agent of any of its tiers is
+-- ready (every ready set of a skill holds only agents of the plain ones), and no wrap-up has
+-- ended unpromoted (a claim would promote it first). The call then waits for an agent to
+-- become ready, which wakes a worker itself, so while every agent is busy a call joining the
+-- line costs no claim.
+local function wake_for_line(q)
+  if WAKE_QUIET then return end
+  local cfg = queue_cfg(q)
+  if cfg and (cfg.widen == nil or cfg.widen == '') then
+    for t = 1, num(cfg.tiers, 1) do
+      if redis.call('ZCARD', k_ready(q, t)) > 0 then return wake() end
+    end
+    if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 1)[1] == nil then
+      return
+    end
+  end
+  wake()
+end
+
 -- The call is in line again, at its original rank (not answered, lease passed, retry due).
 local function call_requeue(sid, c)
   local state = 'waiting'
@@ -68,7 +88,7 @@ local function call_requeue(sid, c)
   redis.call('ZREM', K_CONNECTED, sid)
   redis.call('HSET', k_call(sid), 'state', state, 'agent', '', 'phase', '', 'ringing', '')
   redis.call('ZADD', k_waiting(c.queue), c.rank, sid)
-  wake()
+  wake_for_line(c.queue)
 end
 
 -- A call reached a final state: out of the sets its state kept it in, kept a day for
@@ -126,7 +146,7 @@ local function call_arrive(sid, c)
   redis.call('ZREM', K_ARRIVING, sid)
   redis.call('HSET', k_call(sid), 'state', 'waiting')
   redis.call('ZADD', k_waiting(c.queue), c.rank, sid)
-  wake()
+  wake_for_line(c.queue)
 end
 
 -- Arrivals whose grace passed without a wait request: offer them anyway.
@@ -151,7 +171,7 @@ local function promote_retries()
     local c = hgetall(k_call(sid))
     if c and c.state == 'callback' then
       redis.call('ZADD', k_waiting(c.queue), c.rank, sid)
-      wake()
+      wake_for_line(c.queue)
     end
   end
   return #due
