@@ -103,6 +103,16 @@ async fn wake_markers(store: &Store) -> Vec<String> {
         .expect("LRANGE")
 }
 
+/// Empty the wake list (so a test sees only the markers that follow).
+async fn clear_wake_markers(store: &Store) {
+    let mut c = store.conn().await.expect("conn");
+    redis::cmd("DEL")
+        .arg(store.key("wake"))
+        .query_async::<()>(&mut c)
+        .await
+        .expect("DEL");
+}
+
 #[tokio::test]
 async fn a_wrap_up_wakes_a_worker_for_its_end_and_the_claim_that_ends_it_wakes_nobody() {
     // A wrap-up makes no work until it ends: its marker carries the end, so the worker that
@@ -113,12 +123,7 @@ async fn a_wrap_up_wakes_a_worker_for_its_end_and_the_claim_that_ends_it_wakes_n
     q.wrapup = Duration::from_millis(300);
     let (store, _) = connected(q, "CA1").await;
     enqueue(&store, "CA2", "sales").await;
-    let mut c = store.conn().await.expect("conn");
-    redis::cmd("DEL")
-        .arg(store.key("wake"))
-        .query_async::<()>(&mut c)
-        .await
-        .expect("DEL");
+    clear_wake_markers(&store).await;
     let before = redis_ms(&store).await;
     complete(&store, "CA1").await.expect("complete");
     let after = redis_ms(&store).await;
@@ -162,15 +167,7 @@ async fn a_call_joining_a_line_wakes_a_worker_only_when_a_claim_could_offer_it()
     // Every agent busy: nothing a claim could do for the new call (an agent becoming ready
     // wakes a worker itself), so it wakes nobody.
     let (store, _) = connected(sales(), "CA1").await;
-    let clear = |store: Store| async move {
-        let mut c = store.conn().await.expect("conn");
-        redis::cmd("DEL")
-            .arg(store.key("wake"))
-            .query_async::<()>(&mut c)
-            .await
-            .expect("DEL");
-    };
-    clear(store.clone()).await;
+    clear_wake_markers(&store).await;
     enqueue(&store, "CA2", "sales").await;
     assert_eq!(
         wake_markers(&store).await,
@@ -188,7 +185,7 @@ async fn a_call_joining_a_line_wakes_a_worker_only_when_a_claim_could_offer_it()
 
     // an agent ready: the call wakes a worker
     online_agent(&store, &agent("a2", &[("sales", 1)])).await;
-    clear(store.clone()).await;
+    clear_wake_markers(&store).await;
     enqueue(&store, "CA3", "sales").await;
     assert_eq!(wake_markers(&store).await.len(), 1, "a2 could take it");
     assert_eq!(claim(&store).await.expect("offered").agent_id, "a2");
@@ -199,7 +196,7 @@ async fn a_call_joining_a_line_wakes_a_worker_only_when_a_claim_could_offer_it()
     let (store, _) = connected(q, "CA1").await;
     complete(&store, "CA1").await.expect("complete");
     tokio::time::sleep(Duration::from_millis(150)).await;
-    clear(store.clone()).await;
+    clear_wake_markers(&store).await;
     enqueue(&store, "CA2", "sales").await;
     assert_eq!(
         wake_markers(&store).await.len(),
@@ -218,7 +215,7 @@ async fn a_call_joining_a_line_wakes_a_worker_only_when_a_claim_could_offer_it()
         queue: None,
     }];
     let (store, _) = connected(q, "CA1").await;
-    clear(store.clone()).await;
+    clear_wake_markers(&store).await;
     enqueue(&store, "CA2", "sales").await;
     assert_eq!(
         wake_markers(&store).await.len(),
