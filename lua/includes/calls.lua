@@ -65,19 +65,18 @@ end
 -- ready (every ready set of a skill holds only agents of the plain ones), and no wrap-up has
 -- ended unpromoted (a claim would promote it first). The call then waits for an agent to
 -- become ready, which wakes a worker itself, so while every agent is busy a call joining the
--- line costs no claim.
+-- line costs no claim. The common case, someone of tier 1 ready, costs one ZCARD.
 local function wake_for_line(q)
   if WAKE_QUIET then return end
+  if redis.call('ZCARD', k_ready(q, 1)) > 0 then return wake() end
   local cfg = queue_cfg(q)
-  if cfg and (cfg.widen == nil or cfg.widen == '') then
-    for t = 1, num(cfg.tiers, 1) do
-      if redis.call('ZCARD', k_ready(q, t)) > 0 then return wake() end
-    end
-    if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 1)[1] == nil then
-      return
-    end
+  if cfg == nil or (cfg.widen ~= nil and cfg.widen ~= '') then return wake() end
+  for t = 2, num(cfg.tiers, 1) do
+    if redis.call('ZCARD', k_ready(q, t)) > 0 then return wake() end
   end
-  wake()
+  if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 1)[1] ~= nil then
+    wake()
+  end
 end
 
 -- The call is in line again, at its original rank (not answered, lease passed, retry due).
