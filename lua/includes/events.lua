@@ -9,8 +9,9 @@ local EVENTS_MAXLEN = 100000
 -- marker is when the work falls due (Redis' clock, unix ms): now, or `at` (a wrap-up's end),
 -- in which case the worker that takes it only sets its timer and claims then. A claim wakes
 -- nobody (WAKE_QUIET): what its own promotions free up it offers in the same step, and a
--- worker whose claim stopped at its batch claims again at once. Idle claims still report
--- the next due time, so a marker lost to the cap costs nothing.
+-- worker whose claim stopped at its batch claims again at once. A marker lost to the cap
+-- costs little: idle claims still report the next wrap-up end, and the reaper promotes it
+-- within its interval.
 local function wake(at)
   if WAKE_QUIET then return end
   if redis.call('LPUSH', K_WAKE, at or NOW_S) > WAKE_CAP then

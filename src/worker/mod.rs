@@ -324,65 +324,70 @@ impl Worker {
         let mut stale_due = StaleDue::default();
         let mut redis_backoff = RedisBackoff::default();
 
-        'work: loop {
+        // a round claims until idle, then waits; a marker for later only moves the timer,
+        // and the round after it waits again without claiming
+        let mut claim = true;
+        let mut next_due: Option<i64> = None;
+        loop {
             if shutdown.is_triggered() {
                 break;
             }
-            while let Some(done) = tasks.try_join_next() {
-                log_task_end(done);
-            }
-            let stop = self
-                .claim_until_idle(&ringer, &slots, &mut tasks, &mut shutdown)
-                .await;
-            let (mut next_due, mut wait_until) = match stop {
-                Ok(Stop::Shutdown) => break,
-                Ok(Stop::Paused(until)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(until) => {}
-                        _ = shutdown.wait() => break,
+            if claim {
+                while let Some(done) = tasks.try_join_next() {
+                    log_task_end(done);
+                }
+                let stop = self
+                    .claim_until_idle(&ringer, &slots, &mut tasks, &mut shutdown)
+                    .await;
+                match stop {
+                    Ok(Stop::Shutdown) => break,
+                    Ok(Stop::Paused(until)) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => {}
+                            _ = shutdown.wait() => break,
+                        }
+                        continue;
                     }
-                    continue;
+                    Ok(Stop::Idle(due)) => {
+                        redis_backoff.reset();
+                        next_due = stale_due.filter(due, clock.redis_now_ms());
+                    }
+                    Err(e) => {
+                        let pause = redis_backoff.next();
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "claim failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.wait() => break,
+                        }
+                        continue;
+                    }
                 }
-                Ok(Stop::Idle(due)) => {
-                    redis_backoff.reset();
-                    let due = stale_due.filter(due, clock.redis_now_ms());
-                    (due, due.map(|ms| clock.instant_at(ms)))
-                }
+            }
+            let wait_until = next_due.map(|ms| clock.instant_at(ms));
+            match listener
+                .wait(s.wake_timeout, wait_until, &mut shutdown)
+                .await
+            {
+                Ok(Woke::Shutdown) => break,
+                Ok(woke) => match after_wake(woke, next_due, clock.redis_now_ms()) {
+                    AfterWake::Claim => {
+                        tracing::trace!(?woke, ?next_due, "awake");
+                        claim = true;
+                    }
+                    AfterWake::WaitUntil(due) => {
+                        tracing::trace!(?woke, next_due = due, "work due later");
+                        next_due = Some(due);
+                        claim = false;
+                    }
+                },
                 Err(e) => {
                     let pause = redis_backoff.next();
-                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "claim failed");
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "waiting for wake markers failed");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.wait() => break,
                     }
-                    continue;
-                }
-            };
-            loop {
-                match listener
-                    .wait(s.wake_timeout, wait_until, &mut shutdown)
-                    .await
-                {
-                    Ok(Woke::Shutdown) => break 'work,
-                    Ok(woke) => match after_wake(woke, next_due, clock.redis_now_ms()) {
-                        AfterWake::Claim => {
-                            tracing::trace!(?woke, ?next_due, "awake");
-                            break;
-                        }
-                        AfterWake::WaitUntil(due) => {
-                            tracing::trace!(?woke, next_due = due, "work due later");
-                            (next_due, wait_until) = (Some(due), Some(clock.instant_at(due)));
-                        }
-                    },
-                    Err(e) => {
-                        let pause = redis_backoff.next();
-                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "waiting for wake markers failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = shutdown.wait() => break 'work,
-                        }
-                        break;
-                    }
+                    claim = true;
                 }
             }
         }
