@@ -28,7 +28,7 @@ if c.kind == 'callback' and reason == 'hangup' then
 end
 if s ~= 'waiting' and s ~= 'arriving' and s ~= 'offered' then return { 'stale', s } end
 if s == 'offered' and c.phase == 'ringing' and reason == 'hangup' then
-  redis.call('ZADD', K_OFFERS, NOW, sid)
+  redis.call('ZADD', K_OFFERS, NOW_S, sid)
   wake()
   return { 'stale', s }
 end

@@ -158,7 +158,7 @@ end
 -- rung as the last resort. Stale entries found on the way are cleaned up.
 local function scan_set(key, st, strategy, seed)
   local fresh = {}
-  for _, id in ipairs(redis.call('ZRANGE', key, 0, st.scan - 1)) do
+  for _, id in ipairs(redis.call('ZRANGE', key, '0', int(st.scan - 1))) do
     if not st.seen[id] then
       st.seen[id] = true
       local a = ready_entry(key, id)
@@ -245,7 +245,7 @@ local function ring_group(q, cfg, c, r)
         end
         local group, seen = {}, {}
         for _, key in ipairs(keys) do
-          for _, id in ipairs(redis.call('ZRANGE', key, 0, scan - 1)) do
+          for _, id in ipairs(redis.call('ZRANGE', key, '0', int(scan - 1))) do
             if #group >= RING_ALL_MAX then break end
             if not seen[id] then
               seen[id] = true
@@ -313,7 +313,7 @@ local function make_offer(h, cfg, c, group)
     local active = num(ga.active, 0) + 1
     local fields = { active = active }
     if cfg.strategy == 'round_robin' then
-      fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', 1)
+      fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', '1')
     end
     if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
     agent_set(gid, ga, fields)
@@ -340,7 +340,7 @@ local function queue_heads()
     local cfg = queue_cfg(q)
     local depth = 1
     if cfg then depth = math.max(num(cfg.depth, 1), 1) end
-    local h = redis.call('ZRANGE', k_waiting(q), 0, depth - 1, 'WITHSCORES')
+    local h = redis.call('ZRANGE', k_waiting(q), '0', int(depth - 1), 'WITHSCORES')
     for i = 1, #h, 2 do
       heads[#heads + 1] = { q = q, sid = h[i], rank = tonumber(h[i + 1]) }
     end
@@ -424,7 +424,7 @@ if more then return out end
 local next_due = widen_due
 for _, key in ipairs({ K_WRAPUP, K_ARRIVING, K_RETRY }) do
   local first = redis.call('ZRANGEBYSCORE', key, '(' .. int(NOW), '+inf', 'WITHSCORES',
-    'LIMIT', 0, 1)
+    'LIMIT', '0', '1')
   if first[2] then
     local t = tonumber(first[2])
     if next_due == nil or t < next_due then next_due = t end

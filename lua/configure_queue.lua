@@ -44,7 +44,7 @@ redis.call('HSET', k_queue(q),
   'widen', ARGV[14] or '', 'depth', ARGV[15] or '1', 'busy_delay_ms', ARGV[16] or ARGV[6],
   'failed_delay_ms', ARGV[17] or ARGV[6], 'resume_ms', ARGV[18] or '0',
   'transfer_rank', ARGV[19] or 'keep')
-redis.call('HSETNX', k_queue(q), 'tiers', 1)
+redis.call('HSETNX', k_queue(q), 'tiers', '1')
 redis.call('SADD', K_QUEUES, q)
 config_changed()
 if existed then return { 'updated' } end

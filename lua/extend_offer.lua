@@ -29,11 +29,11 @@ if lease == nil then
   end
 end
 if c.state == 'offered' then
-  redis.call('ZADD', K_OFFERS, NOW + lease, sid)
-  redis.call('HSET', k_call(sid), 'phase', 'ringing', 'checks', 0)
+  redis.call('ZADD', K_OFFERS, int(NOW + lease), sid)
+  redis.call('HSET', k_call(sid), 'phase', 'ringing', 'checks', '0')
 else
-  redis.call('ZADD', K_CONNECTED, NOW + lease, sid)
-  redis.call('HSET', k_call(sid), 'checks', 0)
+  redis.call('ZADD', K_CONNECTED, int(NOW + lease), sid)
+  redis.call('HSET', k_call(sid), 'checks', '0')
 end
 if ARGV[5] ~= nil and ARGV[5] ~= '' then redis.call('HSET', k_call(sid), 'leg_sid', ARGV[5]) end
 return { 'ok' }

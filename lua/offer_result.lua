@@ -124,7 +124,7 @@ if outcome == 'answered' then
 end
 
 if outcome == 'refused' then
-  local refusals = redis.call('HINCRBY', k_call(sid), 'refusals', 1)
+  local refusals = redis.call('HINCRBY', k_call(sid), 'refusals', '1')
   if refusals >= MAX_REFUSALS then
     call_finish(sid, c, 'overflowed', ARGV[5])
     event('overflowed', { 'call', sid, 'queue', c.queue, 'to', 'overflow_action',

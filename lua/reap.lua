@@ -11,7 +11,7 @@
 
 local limit = tonumber(ARGV[1]) or 100
 local lost = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_HEARTBEATS, '-inf', NOW_S, 'LIMIT', 0, limit)) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_HEARTBEATS, '-inf', NOW_S, 'LIMIT', '0', int(limit))) do
   if redis.call('EXISTS', k_alive(id)) == 0 then
     redis.call('ZREM', K_HEARTBEATS, id)
     local a = hgetall(k_agent(id))

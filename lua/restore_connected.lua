@@ -32,12 +32,12 @@ if active > num(a.capacity, 1) then return { 'agent_full' } end
 local entered = NOW - math.max(num(ARGV[8], 0), 0)
 local answered = NOW - math.max(num(ARGV[9], 0), 0)
 redis.call('HSET', k_call(sid),
-  'sid', sid, 'queue', q, 'from', ARGV[5], 'to', ARGV[6], 'priority', 0,
+  'sid', sid, 'queue', q, 'from', ARGV[5], 'to', ARGV[6], 'priority', '0',
   'rank', int(entered), 'kind', ARGV[7], 'state', 'connected', 'agent', id,
-  'attempts', num(attempt, 1), 'rang', ',' .. id .. ',', 'entered_ms', int(entered),
-  'offered_ms', int(answered), 'answered_ms', int(answered), 'phase', '', 'checks', 0,
+  'attempts', int(num(attempt, 1)), 'rang', ',' .. id .. ',', 'entered_ms', int(entered),
+  'offered_ms', int(answered), 'answered_ms', int(answered), 'phase', '', 'checks', '0',
   'leg_sid', '', 'skills', '', 'resumed', '0', 'group', '', 'ringing', '', 'restored', '1')
-redis.call('ZADD', K_CONNECTED, NOW + num(cfg.check_after_ms, 300000), sid)
+redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
 
 -- the agent holds the call: never offered another beyond its capacity
 local fields = { active = active }

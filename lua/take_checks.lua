@@ -21,13 +21,13 @@ local out = {}
 for _, key in ipairs({ K_OFFERS, K_CONNECTED }) do
   local want = 'offered'
   if key == K_CONNECTED then want = 'connected' end
-  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, limit)) do
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', NOW_S, 'LIMIT', '0', int(limit))) do
     local c = hgetall(k_call(sid))
     if c == nil or c.state ~= want then
       redis.call('ZREM', key, sid)
     elseif #out < limit then
-      redis.call('ZADD', key, NOW + lease, sid)
-      local checks = redis.call('HINCRBY', k_call(sid), 'checks', 1)
+      redis.call('ZADD', key, int(NOW + lease), sid)
+      local checks = redis.call('HINCRBY', k_call(sid), 'checks', '1')
       local identity = redis.call('HGET', k_agent(c.agent), 'identity') or c.agent
       local row = { sid, c.state, c.agent or '', c.attempts or '0', c.kind or 'inbound',
         c.phase or '', c.leg_sid or '', identity, c.offered_ms or '', int(checks) }

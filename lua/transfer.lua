@@ -16,7 +16,7 @@ if redis.call('SISMEMBER', K_QUEUES, to) == 0 then return { 'unknown_queue' } en
 if c.queue == to then return { 'transferred', to } end
 redis.call('ZREM', k_waiting(c.queue), sid)
 redis.call('ZADD', k_waiting(to), c.rank, sid)
-redis.call('HSET', k_call(sid), 'queue', to, 'transferred_ms', NOW)
+redis.call('HSET', k_call(sid), 'queue', to, 'transferred_ms', NOW_S)
 event('transferred', { 'call', sid, 'queue', to, 'from_queue', c.queue })
 wake()
 return { 'transferred', c.queue }

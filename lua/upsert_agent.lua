@@ -27,8 +27,8 @@ local created = a == nil
 if ARGV[5] == 'create' and not created then return { 'exists' } end
 if ARGV[5] == 'update' and created then return { 'unknown' } end
 if created then
-  a = { status = 'offline', active = '0', handled = '0', misses = '0', idle_ms = int(NOW),
-    online = '0' }
+  -- nothing stored yet: agent_set writes every field and counts the agent in its queues
+  a = {}
   agent_set(id, a, { id = id, status = 'offline', reason = 'new', online = 0, active = 0,
     handled = 0, misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW,
     token_gen = ARGV[6] or '' })

@@ -178,16 +178,23 @@ local function count_agent(queues, bucket, delta)
 end
 
 -- Set fields on the agent hash and mirror them in the Lua table `a`; moves the agent between
--- its queues' counters when its counted state or its queues change.
+-- its queues' counters when its counted state or its queues change. `a` mirrors the hash
+-- for every field it holds (only agent_set writes an agent's routing fields), so a field
+-- already at its value is not written again: each field a write names costs Redis a scan
+-- of the hash.
 local function agent_set(id, a, fields)
   local bucket, queues = agent_bucket(a), a.queues
-  local flat = {}
+  local flat, n = {}, 0
   for k, v in pairs(fields) do
-    local s = str(v)
-    a[k] = s
-    flat[#flat + 1] = k
-    flat[#flat + 1] = s
+    local s = v
+    if type(s) ~= 'string' then s = str(v) end
+    if a[k] ~= s then
+      a[k] = s
+      flat[n + 1], flat[n + 2] = k, s
+      n = n + 2
+    end
   end
+  if n == 0 then return end
   redis.call('HSET', k_agent(id), unpack(flat))
   local now_bucket = agent_bucket(a)
   if now_bucket ~= bucket or a.queues ~= queues then
@@ -273,7 +280,7 @@ end
 
 -- Wrap-up and no-answer delays whose time has come: the agents are available again.
 local function promote_wrapups()
-  local due = redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', '0', '100')
   for _, id in ipairs(due) do
     local a = hgetall(k_agent(id))
     if a and a.status == 'wrapup' then

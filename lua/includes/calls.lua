@@ -74,7 +74,7 @@ local function wake_for_line(q)
   for t = 2, num(cfg.tiers, 1) do
     if redis.call('ZCARD', k_ready(q, t)) > 0 then return wake() end
   end
-  if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', 0, 1)[1] ~= nil then
+  if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', '0', '1')[1] ~= nil then
     wake()
   end
 end
@@ -150,7 +150,7 @@ end
 
 -- Arrivals whose grace passed without a wait request: offer them anyway.
 local function promote_arrivals()
-  local due = redis.call('ZRANGEBYSCORE', K_ARRIVING, '-inf', NOW_S, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_ARRIVING, '-inf', NOW_S, 'LIMIT', '0', '100')
   for _, sid in ipairs(due) do
     local c = hgetall(k_call(sid))
     if c and c.state == 'arriving' then
@@ -164,7 +164,7 @@ end
 
 -- Callbacks whose retry delay ended: back in line at their rank.
 local function promote_retries()
-  local due = redis.call('ZRANGEBYSCORE', K_RETRY, '-inf', NOW_S, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', K_RETRY, '-inf', NOW_S, 'LIMIT', '0', '100')
   for _, sid in ipairs(due) do
     redis.call('ZREM', K_RETRY, sid)
     local c = hgetall(k_call(sid))

@@ -2,8 +2,10 @@
 -- appends a transition to the capped audit stream (and to the call's own history).
 -- @include keys.lua
 
+-- (Caps given to redis.call go as strings, formatted once at load: see keys.lua.)
 local WAKE_CAP = 16
-local EVENTS_MAXLEN = 100000
+local WAKE_LAST = (WAKE_CAP - 1) .. ''
+local EVENTS_MAXLEN = '100000'
 
 -- Wake one waiting worker; the list is capped so a burst leaves a bounded backlog. The
 -- marker is when the work falls due (Redis' clock, unix ms): now, or `at` (a wrap-up's end),
@@ -15,15 +17,16 @@ local EVENTS_MAXLEN = 100000
 local function wake(at)
   if WAKE_QUIET then return end
   if redis.call('LPUSH', K_WAKE, at or NOW_S) > WAKE_CAP then
-    redis.call('LTRIM', K_WAKE, 0, WAKE_CAP - 1)
+    redis.call('LTRIM', K_WAKE, '0', WAKE_LAST)
   end
 end
 
 -- A call's own history (`call:<sid>:history`) keeps its latest transitions this many ...
 local HISTORY_CAP = 200
+local HISTORY_FROM = (-HISTORY_CAP) .. ''
 -- ... for as long as a finished call's hash is kept: a day from its first entry and again
 -- from the call's end (call_finish), whichever is later.
-local RETENTION_MS = 86400000
+local RETENTION_MS = '86400000'
 
 -- Append a transition to the audit stream. `fields` is a flat list of name, value pairs;
 -- a transition of a call (fields open with 'call', sid) also goes to that call's history, a
@@ -32,7 +35,9 @@ local RETENTION_MS = 86400000
 local function event(kind, fields)
   -- numbers as Redis stores them (integers as plain digits), the same in stream and history
   local flat = {}
-  for i, v in ipairs(fields) do flat[i] = str(v) end
+  for i, v in ipairs(fields) do
+    if type(v) == 'string' then flat[i] = v else flat[i] = str(v) end
+  end
   local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
     unpack(flat))
   if flat[1] ~= 'call' or flat[2] == nil or flat[2] == '' then return end
@@ -41,6 +46,6 @@ local function event(kind, fields)
   if len == 1 then
     redis.call('PEXPIRE', key, RETENTION_MS)
   elseif len > HISTORY_CAP then
-    redis.call('LTRIM', key, -HISTORY_CAP, -1)
+    redis.call('LTRIM', key, HISTORY_FROM, '-1')
   end
 end

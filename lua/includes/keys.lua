@@ -35,8 +35,9 @@
 -- (the scripts are also loaded once as a library of Redis functions, whose shared code runs
 -- once at load, so nothing here may depend on the call at load time). NOW_S is NOW as
 -- digits: a Lua number given to redis.call is formatted with "%.17g" on every use, several
--- times dearer than passing a string, so arguments go as strings (`int`, `str`) where a
--- script can.
+-- times dearer than passing a string (a ZADD with a number score costs Redis nearly twice
+-- one with the digits), so arguments go as strings (`int`, `str`, constants written as
+-- strings); a test of src/store/scripts.rs refuses a number literal in a redis.call.
 local P, NOW, NOW_S, NOW_US, RUN = nil, nil, nil, nil, 0
 local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
 local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS, K_CONFIG_GEN

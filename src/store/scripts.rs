@@ -490,6 +490,69 @@ mod tests {
         }
     }
 
+    /// The arguments of every `redis.call(...)` in `src` (whole-line comments skipped), as
+    /// written: split at the call's own commas, outside strings and brackets.
+    fn call_arguments(src: &str) -> Vec<Vec<String>> {
+        let code: String = src
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut calls = Vec::new();
+        for (at, _) in code.match_indices("redis.call(") {
+            let mut args = vec![String::new()];
+            let (mut depth, mut quote) = (0usize, None::<char>);
+            for ch in code[at + "redis.call(".len()..].chars() {
+                match (quote, ch) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, '\'' | '"') => quote = Some(ch),
+                    (None, '(' | '{' | '[') => depth += 1,
+                    (None, ')') if depth == 0 => break,
+                    (None, ')' | '}' | ']') => depth -= 1,
+                    (None, ',') if depth == 0 => {
+                        args.push(String::new());
+                        continue;
+                    }
+                    _ => {}
+                }
+                if let Some(last) = args.last_mut() {
+                    last.push(ch);
+                }
+            }
+            calls.push(args.into_iter().map(|a| a.trim().to_owned()).collect());
+        }
+        calls
+    }
+
+    #[test]
+    fn no_script_hands_redis_a_number_literal() {
+        // a Lua number given to redis.call is formatted with "%.17g" on every call, several
+        // times the cost of passing the digits as a string (keys.lua)
+        let mut texts: Vec<(String, &str)> = INCLUDES
+            .iter()
+            .map(|(n, b)| (format!("includes/{n}"), *b))
+            .collect();
+        let bodies = Scripts::sources();
+        texts.extend(bodies.iter().map(|(n, b)| ((*n).to_owned(), b.as_str())));
+        let mut seen = 0;
+        for (file, src) in texts {
+            for args in call_arguments(src) {
+                seen += 1;
+                for arg in &args {
+                    assert!(
+                        arg.trim_start_matches('-').parse::<f64>().is_err(),
+                        "lua/{file}: redis.call({}) passes the number {arg}; write it as a string",
+                        args.join(", ")
+                    );
+                }
+            }
+        }
+        assert!(seen > 100, "found {seen} calls");
+        let caught = call_arguments("redis.call('LTRIM', k('a', 1), 0, f(x))\n");
+        assert_eq!(caught, vec![vec!["'LTRIM'", "k('a', 1)", "0", "f(x)"]]);
+    }
+
     #[test]
     fn every_lua_file_is_registered_and_every_include_is_known() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
