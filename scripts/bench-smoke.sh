@@ -25,6 +25,8 @@ run() { # name, command... (exit status 75: a peer the benchmark needs is unavai
 }
 run bench-core scripts/bench-core.sh --core-seconds 1 --core-samples 100 --core-agents 10 \
   --core-claimers 2
+run bench-instructions scripts/bench-instructions.sh --core-samples 100 --core-agents 10 \
+  --core-claimers 2
 run bench-bullmq scripts/bench-bullmq.sh --jobs 200 --core-seconds 1 --core-samples 100 \
   --core-agents 10 --core-claimers 2
 run bench-assign scripts/bench-assign.sh --assignments 20 --warmup 2

@@ -661,6 +661,11 @@ pub struct CoreArgs {
     /// every command); for comparing the cycle rate with another system on the same Redis.
     #[arg(long = "core-no-profile")]
     pub no_profile: bool,
+    /// Also count the instructions Redis runs per script call: the Redis of
+    /// `--core-redis-url` runs under `valgrind --tool=callgrind --callgrind-out-file=FILE`
+    /// (`scripts/bench-instructions.sh` sets this up).
+    #[arg(long = "core-callgrind", value_name = "FILE", requires = "redis_url")]
+    pub callgrind: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -897,6 +902,7 @@ impl BenchArgs {
                 samples: c.samples,
                 profile: !c.no_profile,
                 skills: self.skills,
+                callgrind: c.callgrind.clone(),
             },
             json: self.json,
             agents: self.agents,

@@ -4,7 +4,11 @@
 //! enqueue → claim → answer → complete cycles per second, with several claimers racing) and
 //! each script's latency percentiles. Every latency is also given as a ratio to a plain
 //! `PING` round trip measured in the same run, which stays comparable on a noisy machine.
+//! When that Redis runs under valgrind's callgrind (`--core-callgrind`,
+//! `scripts/bench-instructions.sh`), each script's cost is also counted in instructions Redis
+//! ran per call, a figure no machine's load moves.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +42,9 @@ pub struct CoreOptions {
     /// Agents with two skills at levels, a queue requiring one (with widening steps the cycle
     /// never reaches) and every other call requiring the other: the claim's skill path.
     pub skills: bool,
+    /// The `--callgrind-out-file` of the valgrind callgrind that Redis runs under: count the
+    /// instructions Redis runs per script call (None: not counted).
+    pub callgrind: Option<PathBuf>,
 }
 
 impl Default for CoreOptions {
@@ -50,6 +57,7 @@ impl Default for CoreOptions {
             samples: 5000,
             profile: true,
             skills: false,
+            callgrind: None,
         }
     }
 }
@@ -70,6 +78,9 @@ pub struct Latency {
     /// Redis commands the script ran per call (its `redis.call`s, from `INFO commandstats`
     /// around the same batches): what its time is made of, the same on any machine.
     pub redis_commands: Option<f64>,
+    /// Instructions Redis ran per call (callgrind, around the same batches; `INFO
+    /// commandstats` once per batch included), when Redis runs under callgrind.
+    pub redis_instructions: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +267,11 @@ async fn setup(store: &Store, agents: u32, skills: bool) -> anyhow::Result<Vec<S
 }
 
 async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::Result<CoreReport> {
+    let instr = match &args.callgrind {
+        Some(out) => Some(Instructions::attach(store, out).await?),
+        None => None,
+    };
+    let instr = instr.as_ref();
     let agents = setup(store, args.agents.max(1), args.skills).await?;
 
     // Throughput: claimers race; each claimed pair is answered and completed at once, and a
@@ -340,13 +356,14 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
             p99_vs_ping: percentile(&v, 0.99) / ping_p50,
             redis_mean_us: redis.mean_us(),
             redis_commands: redis.commands_per_call(),
+            redis_instructions: redis.instructions_per_call(),
         });
     };
     add("PING (baseline)", ping.clone(), ScriptTime::default());
     let base = seq.load(Ordering::Relaxed);
     let sid = |i: usize| format!("CAlat{}", base as usize + i);
     let mut i = 0;
-    let before = ScriptTime::read(store).await;
+    let before = ScriptTime::read_with(store, instr).await;
     let enq = time_n(n, || {
         i += 1;
         let s = sid(i);
@@ -358,7 +375,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         }
     })
     .await?;
-    let enq_redis = ScriptTime::read(store).await.since(&before);
+    let enq_redis = ScriptTime::read_with(store, instr).await.since(&before);
     add("enqueue", enq, enq_redis);
     // In batches, each timed inside Redis as a whole: claims while calls wait and agents are
     // ready, then an answer for each offer, then its completion, until n of each.
@@ -368,7 +385,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     let (mut claim_r, mut answer_r, mut complete_r) = Default::default();
     while claim_t.len() < n {
         let mut offers = Vec::new();
-        let before = ScriptTime::read(store).await;
+        let before = ScriptTime::read_with(store, instr).await;
         for _ in 0..agents.len() {
             if claim_t.len() >= n {
                 break;
@@ -382,11 +399,11 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
                 Claim::Idle { .. } => break,
             }
         }
-        ScriptTime::add(&mut claim_r, &before, store).await;
+        ScriptTime::add(&mut claim_r, &before, store, instr).await;
         if offers.is_empty() {
             break;
         }
-        let before = ScriptTime::read(store).await;
+        let before = ScriptTime::read_with(store, instr).await;
         for o in &offers {
             let t = Instant::now();
             store
@@ -394,8 +411,8 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
                 .await?;
             answer_t.push(t.elapsed().as_secs_f64());
         }
-        ScriptTime::add(&mut answer_r, &before, store).await;
-        let before = ScriptTime::read(store).await;
+        ScriptTime::add(&mut answer_r, &before, store, instr).await;
+        let before = ScriptTime::read_with(store, instr).await;
         for o in &offers {
             let t = Instant::now();
             store
@@ -403,7 +420,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
                 .await?;
             complete_t.push(t.elapsed().as_secs_f64());
         }
-        ScriptTime::add(&mut complete_r, &before, store).await;
+        ScriptTime::add(&mut complete_r, &before, store, instr).await;
     }
     add("claim", claim_t, claim_r.unwrap_or_default());
     add(
@@ -413,7 +430,7 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
     );
     add("complete", complete_t, complete_r.unwrap_or_default());
     let mut k = 0;
-    let before = ScriptTime::read(store).await;
+    let before = ScriptTime::read_with(store, instr).await;
     let hb = time_n(n, || {
         k += 1;
         let id = agents[k % agents.len()].clone();
@@ -423,15 +440,15 @@ async fn measure(store: &Store, redis_url: &str, args: &CoreOptions) -> anyhow::
         }
     })
     .await?;
-    let hb_redis = ScriptTime::read(store).await.since(&before);
+    let hb_redis = ScriptTime::read_with(store, instr).await.since(&before);
     add("heartbeat", hb, hb_redis);
-    let before = ScriptTime::read(store).await;
+    let before = ScriptTime::read_with(store, instr).await;
     let reap = time_n(n, || async {
         store.reap(100).await?;
         Ok(())
     })
     .await?;
-    let reap_redis = ScriptTime::read(store).await.since(&before);
+    let reap_redis = ScriptTime::read_with(store, instr).await.since(&before);
     add("reap", reap, reap_redis);
     let burst = burst_claims(store, &agents, args.skills, base as usize + n * 4).await?;
 
@@ -511,7 +528,7 @@ async fn burst_claims(
             }
             let wall = t.elapsed().as_secs_f64();
             let sum = &mut sums[b];
-            ScriptTime::add(&mut sum.script, &before, store).await;
+            ScriptTime::add(&mut sum.script, &before, store, None).await;
             let cpu1 = redis_main_cpu(store).await;
             sum.cpu_s = match (sum.cpu_s, cpu0, cpu1) {
                 (Some(total), Some(c0), Some(c1)) => Some(total + (c1 - c0)),
@@ -575,6 +592,9 @@ pub struct Counts {
     pub usec: u64,
     /// Other commands run.
     pub inner: u64,
+    /// Instructions Redis ran since the bench began (None: not counted; see
+    /// [`Instructions`]).
+    pub instructions: Option<u64>,
 }
 
 /// Scripts run so far, Redis' time in them and the commands run besides (see [`Counts`]), or
@@ -584,6 +604,15 @@ pub struct ScriptTime(Option<Counts>);
 
 impl ScriptTime {
     pub async fn read(store: &Store) -> Self {
+        Self::read_with(store, None).await
+    }
+
+    /// A reading that also counts the instructions Redis ran, when `instr` is given.
+    async fn read_with(store: &Store, instr: Option<&Instructions>) -> Self {
+        let instructions = match instr {
+            Some(i) => i.total().await,
+            None => None,
+        };
         let Ok(mut c) = store.conn().await else {
             return Self(None);
         };
@@ -591,7 +620,11 @@ impl ScriptTime {
             .arg("commandstats")
             .query_async(&mut c)
             .await;
-        Self(info.ok().and_then(|i| script_counts(&i)))
+        Self(
+            info.ok()
+                .and_then(|i| script_counts(&i))
+                .map(|c| Counts { instructions, ..c }),
+        )
     }
 
     /// What the reading holds (None: the server did not say).
@@ -606,14 +639,23 @@ impl ScriptTime {
                 calls: a.calls.saturating_sub(b.calls),
                 usec: a.usec.saturating_sub(b.usec),
                 inner: a.inner.saturating_sub(b.inner),
+                instructions: a
+                    .instructions
+                    .zip(b.instructions)
+                    .map(|(a, b)| a.saturating_sub(b)),
             })),
             _ => Self(None),
         }
     }
 
     /// Add what ran since `before` to the running total `sum` (a batch of many).
-    async fn add(sum: &mut Option<Self>, before: &Self, store: &Store) {
-        let d = Self::read(store).await.since(before);
+    async fn add(
+        sum: &mut Option<Self>,
+        before: &Self,
+        store: &Store,
+        instr: Option<&Instructions>,
+    ) {
+        let d = Self::read_with(store, instr).await.since(before);
         *sum = Some(match *sum {
             None => d,
             Some(s) => match (s.0, d.0) {
@@ -621,6 +663,7 @@ impl ScriptTime {
                     calls: a.calls + b.calls,
                     usec: a.usec + b.usec,
                     inner: a.inner + b.inner,
+                    instructions: a.instructions.zip(b.instructions).map(|(a, b)| a + b),
                 })),
                 _ => Self(None),
             },
@@ -641,6 +684,106 @@ impl ScriptTime {
             _ => None,
         }
     }
+
+    /// Instructions Redis ran per script call, when counted.
+    fn instructions_per_call(&self) -> Option<f64> {
+        match self.0 {
+            Some(c) if c.calls > 0 => c.instructions.map(|i| i as f64 / c.calls as f64),
+            _ => None,
+        }
+    }
+}
+
+/// The instructions a Redis running under valgrind's callgrind has run, read by asking
+/// callgrind to dump its counters (`callgrind_control -d`, which also zeroes them) and
+/// adding up the dumps' totals. Valgrind slows Redis some fifty times, but counts the same
+/// instructions for the same work on any machine under any load.
+struct Instructions {
+    /// Redis' process (valgrind runs it in its own).
+    pid: u32,
+    /// callgrind's `--callgrind-out-file`: each dump is written beside it as `<file>.<n>`.
+    out: PathBuf,
+    /// Instructions counted so far.
+    total: AtomicU64,
+}
+
+impl Instructions {
+    /// The callgrind running the Redis behind `store`, writing its dumps beside `out`.
+    async fn attach(store: &Store, out: &Path) -> anyhow::Result<Self> {
+        let mut c = store.conn().await?;
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .context("INFO server gave no process_id")?;
+        let me = Self {
+            pid,
+            out: out.to_path_buf(),
+            total: AtomicU64::new(0),
+        };
+        me.dump()
+            .await
+            .context("callgrind_control -d (is Redis running under valgrind --tool=callgrind with this --callgrind-out-file?)")?;
+        Ok(me)
+    }
+
+    /// Instructions Redis ran since [`Instructions::attach`]; None when a dump failed.
+    async fn total(&self) -> Option<u64> {
+        let n = self.dump().await.ok()?;
+        Some(self.total.fetch_add(n, Ordering::Relaxed) + n)
+    }
+
+    /// Dump callgrind's counters (zeroing them) and return the instructions in the dump.
+    async fn dump(&self) -> anyhow::Result<u64> {
+        let status = tokio::process::Command::new("callgrind_control")
+            .arg("-d")
+            .arg(self.pid.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .context("running callgrind_control")?;
+        anyhow::ensure!(status.success(), "callgrind_control -d failed: {status}");
+        let dir = match self.out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let stem = self
+            .out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("callgrind out file has no name")?;
+        // the newest dump is the highest `<file>.<n>`
+        let mut newest: Option<(u64, PathBuf)> = None;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let n = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .and_then(|f| f.strip_prefix(stem)?.strip_prefix('.')?.parse::<u64>().ok());
+            if let Some(n) = n {
+                if newest.as_ref().is_none_or(|(m, _)| n > *m) {
+                    newest = Some((n, path));
+                }
+            }
+        }
+        let (_, path) = newest.context("callgrind wrote no dump")?;
+        let text = std::fs::read_to_string(&path)?;
+        // the dump's own part only: the earlier parts are already counted
+        let _ = std::fs::remove_file(&path);
+        callgrind_total(&text).context("no totals line in the callgrind dump")
+    }
+}
+
+/// The instruction total of a callgrind dump (its `totals:` line, or `summary:`).
+fn callgrind_total(dump: &str) -> Option<u64> {
+    dump.lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// The [`Counts`] of an `INFO commandstats` reply (None when no script has run).
@@ -671,7 +814,12 @@ fn script_counts(info: &str) -> Option<Counts> {
             _ => inner += field("calls").unwrap_or(0),
         }
     }
-    scripts.map(|(calls, usec)| Counts { calls, usec, inner })
+    scripts.map(|(calls, usec)| Counts {
+        calls,
+        usec,
+        inner,
+        instructions: None,
+    })
 }
 
 async fn time_n<F, Fut>(n: usize, mut f: F) -> anyhow::Result<Vec<f64>>
@@ -733,9 +881,18 @@ fn print_table(r: &CoreReport) {
     if let Some(us) = r.redis_cpu_us_per_cycle {
         println!("  Redis main thread CPU per cycle: {us:.0} µs");
     }
+    let counted = r.latencies.iter().any(|l| l.redis_instructions.is_some());
     println!(
-        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9}",
-        "script", "samples", "p50 µs", "p99 µs", "p50/PING", "p99/PING", "in Redis µs", "commands"
+        "\n  {:<24} {:>8} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9}{}",
+        "script",
+        "samples",
+        "p50 µs",
+        "p99 µs",
+        "p50/PING",
+        "p99/PING",
+        "in Redis µs",
+        "commands",
+        if counted { "  k instructions" } else { "" }
     );
     for l in &r.latencies {
         let in_redis = l
@@ -744,8 +901,13 @@ fn print_table(r: &CoreReport) {
         let commands = l
             .redis_commands
             .map_or_else(|| "-".to_string(), |n| format!("{n:.1}"));
+        let instructions = match (counted, l.redis_instructions) {
+            (false, _) => String::new(),
+            (true, None) => format!("{:>16}", "-"),
+            (true, Some(i)) => format!("{:>16.1}", i / 1000.0),
+        };
         println!(
-            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2} {:>14} {:>9}",
+            "  {:<24} {:>8} {:>10.1} {:>10.1} {:>10.2} {:>10.2} {:>14} {:>9}{instructions}",
             l.op, l.samples, l.p50_us, l.p99_us, l.p50_vs_ping, l.p99_vs_ping, in_redis, commands
         );
     }
@@ -753,6 +915,10 @@ fn print_table(r: &CoreReport) {
         "  (in Redis: the script's own execution time, mean, from INFO commandstats around each batch, one call at a time;"
     );
     println!("   commands: the Redis commands it ran per call, the same on any machine)");
+    if counted {
+        println!("   k instructions: thousands of instructions Redis ran per call (callgrind), the same on any machine under any load;");
+        println!("   under valgrind the times above are some fifty times Redis' own)");
+    }
     if !r.burst.is_empty() {
         println!(
             "\n  a burst ({} agents ready, a call each), claimed until idle, {} bursts per batch size:",
@@ -840,7 +1006,7 @@ fn print_table(r: &CoreReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{main_thread_cpu, percentile, script_counts, Counts, ScriptTime};
+    use super::{callgrind_total, main_thread_cpu, percentile, script_counts, Counts, ScriptTime};
 
     #[test]
     fn main_thread_cpu_adds_user_and_system() {
@@ -852,7 +1018,12 @@ mod tests {
     #[test]
     fn script_time_sums_fcall_and_evalsha() {
         let info = "# Commandstats\r\ncmdstat_get:calls=9,usec=9,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\ncmdstat_fcall:calls=10,usec=400,usec_per_call=40.00,rejected_calls=0,failed_calls=0\r\ncmdstat_info:calls=5,usec=50\r\ncmdstat_client|setinfo:calls=2,usec=2\r\ncmdstat_hset:calls=3,usec=3\r\ncmdstat_evalsha:calls=2,usec=100,usec_per_call=50.00,rejected_calls=0,failed_calls=0\r\n";
-        let counts = |calls, usec, inner| Counts { calls, usec, inner };
+        let counts = |calls, usec, inner| Counts {
+            calls,
+            usec,
+            inner,
+            instructions: None,
+        };
         assert_eq!(script_counts(info), Some(counts(12, 500, 12)));
         assert_eq!(script_counts("cmdstat_get:calls=1,usec=1\r\n"), None);
         let before = ScriptTime(Some(counts(12, 500, 12)));
@@ -860,6 +1031,36 @@ mod tests {
         assert_eq!(after.since(&before).mean_us(), Some(30.0));
         assert_eq!(after.since(&before).commands_per_call(), Some(15.0));
         assert_eq!(ScriptTime(None).since(&before).mean_us(), None);
+    }
+
+    #[test]
+    fn a_callgrind_dump_gives_its_instruction_total() {
+        let dump = "version: 1\ncreator: callgrind-3.19.0\npid: 7\ncmd:  redis-server\npart: 3\n\
+                    events: Ir\nsummary: 123456\n\nfn=(1) main\n0 5\ntotals: 123456\n";
+        assert_eq!(callgrind_total(dump), Some(123456));
+        assert_eq!(callgrind_total("events: Ir\nsummary: 42\n"), Some(42));
+        assert_eq!(callgrind_total("events: Ir\nfn=(1) main\n"), None);
+    }
+
+    #[test]
+    fn instructions_per_call_need_both_readings() {
+        let with = |calls, instructions| {
+            ScriptTime(Some(Counts {
+                calls,
+                usec: 0,
+                inner: 0,
+                instructions,
+            }))
+        };
+        let d = with(30, Some(9_000_000)).since(&with(10, Some(1_000_000)));
+        assert_eq!(d.instructions_per_call(), Some(400_000.0));
+        assert_eq!(
+            with(30, Some(9))
+                .since(&with(10, None))
+                .instructions_per_call(),
+            None
+        );
+        assert_eq!(with(0, Some(9)).instructions_per_call(), None);
     }
 
     #[test]

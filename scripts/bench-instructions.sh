@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What each routing script costs Redis in instructions, a figure no machine's load moves:
+# `callq bench --core` against a private redis-server run under valgrind's callgrind, which
+# counts every instruction Redis runs (callq reads the count around each batch of one
+# script, as it reads INFO commandstats, with `callgrind_control -d`). Valgrind slows Redis
+# some fifty times, so the µs columns mean nothing here; compare two builds by the
+# "k instructions" column (thousands of instructions per call), which repeats to about 1%.
+# Usage: scripts/bench-instructions.sh [--core-samples 300] [--core-agents 200]
+#          [any other `callq bench --core` option]
+# Needs valgrind (Debian: apt-get install valgrind). Exits 75 when it is unavailable
+# (scripts/bench-smoke.sh then skips it). BENCH_PROFILE=debug: the debug build. CALLQ=path:
+# measure that callq binary instead of building one (to compare two builds, copy each aside).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unavailable() {
+  echo "bench-instructions: valgrind unavailable: $*" >&2
+  exit 75
+}
+command -v valgrind >/dev/null 2>&1 || unavailable "valgrind is not installed"
+command -v callgrind_control >/dev/null 2>&1 || unavailable "callgrind_control is not installed"
+
+scripts/ensure-redis.sh
+profile=${BENCH_PROFILE:-release}
+if [[ -n ${CALLQ:-} ]]; then
+  callq=$CALLQ profile="given: $CALLQ"
+elif [[ "$profile" == debug ]]; then
+  cargo build --locked --quiet --bin callq
+  callq=target/debug/callq
+else
+  cargo build --release --locked --quiet --bin callq
+  callq=target/release/callq
+fi
+
+work=$(mktemp -d)
+redis_pid=
+cleanup() {
+  if [[ -n $redis_pid ]]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# shellcheck source=scripts/lib/ports.sh
+source scripts/lib/ports.sh
+port=$(free_port)
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+  >"$work/redis.log" 2>&1 &
+redis_pid=$!
+# valgrind takes a few seconds to start Redis, more on a busy machine
+for _ in $(seq 1 600); do port_in_use "$port" && break; sleep 0.1; done
+port_in_use "$port" || { echo "redis-server did not come up under valgrind" >&2; cat "$work/redis.log" >&2; exit 1; }
+
+echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*') under $(valgrind --version)" \
+  "on :$port, callq ($profile)"
+# defaults sized for valgrind (a short throughput phase, a few hundred calls per script),
+# each unless given
+args=(--core-redis-url "redis://127.0.0.1:$port/" --core-callgrind "$work/callgrind.out"
+  --core-no-profile)
+for default in "--core-seconds 1" "--core-samples 300"; do
+  if [[ " $* " != *" ${default%% *} "* ]]; then
+    read -ra pair <<<"$default"
+    args+=("${pair[@]}")
+  fi
+done
+"$callq" bench --core "${args[@]}" "$@"
