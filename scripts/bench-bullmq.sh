@@ -54,23 +54,14 @@ fi
 callq=target/$profile/callq
 
 work=$(mktemp -d)
-redis_pid=
+# shellcheck source=scripts/lib/ports.sh
+source scripts/lib/ports.sh
 cleanup() {
-  if [[ -n $redis_pid ]]; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
+  stop_redis
   rm -rf "$work"
 }
 trap cleanup EXIT
-# shellcheck source=scripts/lib/ports.sh
-source scripts/lib/ports.sh
-port=$(free_port)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 1 100); do port_in_use "$port" && break; sleep 0.1; done
-port_in_use "$port" || { echo "redis-server did not come up" >&2; cat "$work/redis.log" >&2; exit 1; }
+start_redis "$work"
 url="redis://127.0.0.1:$port/"
 
 echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*') on :$port, callq ($profile)," \

@@ -33,25 +33,14 @@ else
 fi
 
 work=$(mktemp -d)
-redis_pid=
+# shellcheck source=scripts/lib/ports.sh
+source scripts/lib/ports.sh
 cleanup() {
-  if [[ -n $redis_pid ]]; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
+  stop_redis
   rm -rf "$work"
 }
 trap cleanup EXIT
-# shellcheck source=scripts/lib/ports.sh
-source scripts/lib/ports.sh
-port=$(free_port)
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-redis_pid=$!
-# valgrind takes a few seconds to start Redis, more on a busy machine
-for _ in $(seq 1 600); do port_in_use "$port" && break; sleep 0.1; done
-port_in_use "$port" || { echo "redis-server did not come up under valgrind" >&2; cat "$work/redis.log" >&2; exit 1; }
+start_redis "$work" valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out"
 
 echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*') under $(valgrind --version)" \
   "on :$port, callq ($profile)"
