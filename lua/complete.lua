@@ -23,7 +23,7 @@
 -- @include calls.lua
 
 local sid, id, attempt, source = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local c = call_offer_view(sid)
+local c = call_offer_view(sid, CALL_END_FIELDS)
 if c == nil then return { 'stale', 'unknown' } end
 if source == 'leg' and id ~= '' and not is_current_offer(c, id, attempt) then
   local a = hgetall(k_agent(id))

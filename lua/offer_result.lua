@@ -40,7 +40,7 @@ local MAX_REFUSALS = 3
 
 local sid, id, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local scope = ARGV[6] or ''
-local c = call_offer_view(sid)
+local c = call_offer_view(sid, CALL_OFFER_FIELDS)
 if c == nil then return { 'stale', 'unknown' } end
 if c.state ~= 'offered' or not is_current_offer(c, id, attempt) then
   return { 'stale', c.state }

@@ -171,7 +171,7 @@ end
 -- Add `delta` to the counter of `bucket` in each queue of the queue spec `queues`.
 local function count_agent(queues, bucket, delta)
   if bucket == nil then return end
-  local by = int(delta)
+  local by = (delta == 1 and '1') or (delta == -1 and '-1') or int(delta)
   for _, qt in ipairs(agent_queues(queues)) do
     redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, by)
   end

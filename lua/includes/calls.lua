@@ -15,15 +15,18 @@ local ARRIVE_GRACE_MS = 10000
 -- the <Dial>): its agent is held at least this long before the next offer.
 local WIND_DOWN_MS = 2000
 
--- The fields of a call an offer's result and a call's end read (and the shared moves below
--- them): a few of the call hash's two dozen, read with HMGET, which costs Redis well under
--- HGETALL's every field turned into a Lua string.
+-- The fields of a call an offer's result (CALL_OFFER_FIELDS) and a call's end
+-- (CALL_END_FIELDS) read, with the shared moves below them: a few of the call hash's two
+-- dozen, read with HMGET, which costs Redis well under HGETALL's every field turned into a
+-- Lua string (and each field named costs it a scan of the hash).
 local CALL_OFFER_FIELDS = { 'state', 'agent', 'group', 'ringing', 'attempts', 'queue', 'kind',
-  'rank', 'offered_ms', 'entered_ms', 'answered_ms' }
+  'rank', 'offered_ms', 'entered_ms' }
+local CALL_END_FIELDS = { 'state', 'agent', 'group', 'ringing', 'attempts', 'queue', 'kind',
+  'answered_ms' }
 
--- Those fields of call `sid`, or nil when there is no such call.
-local function call_offer_view(sid)
-  local c = hmget(k_call(sid), CALL_OFFER_FIELDS)
+-- Those fields (`names`) of call `sid`, or nil when there is no such call.
+local function call_offer_view(sid, names)
+  local c = hmget(k_call(sid), names)
   if c.state == nil then return nil end
   return c
 end
