@@ -3,7 +3,7 @@
 # default `lab` feature), the product build without the lab, every unit, integration and
 # property test against real redis-server instances the tests start (and the archive's against
 # the machine's PostgreSQL, scripts/ensure-postgres.sh), every benchmark script at
-# a tiny size on the debug build (scripts/bench-smoke.sh, about a minute and a quarter), the agent and
+# a tiny size on the debug build (scripts/bench-smoke.sh, about two and a half minutes), the agent and
 # admin API fuzzed against its own OpenAPI document (scripts/api-fuzz.sh: schemathesis,
 # skipped where it cannot be installed), then `helm lint` and `helm template` of the chart, and promtool on its
 # alerting rules and dashboard queries. tests/console.rs (the agent console) and
