@@ -10,7 +10,7 @@ local a = hgetall(k_agent(id))
 if a == nil then return { 'unknown' } end
 if num(a.active, 0) > 0 then return { 'busy', a.active } end
 remove_ready(id, a)
-count_agent(a.queues, agent_bucket(a), -1)
+count_agent(a.queues, agent_bucket(a), '-1')
 redis.call('ZREM', K_WRAPUP, id)
 redis.call('ZREM', K_HEARTBEATS, id)
 redis.call('DEL', k_alive(id), k_agent(id))

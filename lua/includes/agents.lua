@@ -168,12 +168,12 @@ local function agent_bucket(a)
   return s
 end
 
--- Add `delta` to the counter of `bucket` in each queue of the queue spec `queues`.
-local function count_agent(queues, bucket, delta)
+-- Add `step` ('1' or '-1') to the counter of `bucket` in each queue of the queue spec
+-- `queues`.
+local function count_agent(queues, bucket, step)
   if bucket == nil then return end
-  local by = (delta == 1 and '1') or (delta == -1 and '-1') or int(delta)
   for _, qt in ipairs(agent_queues(queues)) do
-    redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, by)
+    redis.call('HINCRBY', k_queue_agents(qt[1]), bucket, step)
   end
 end
 
@@ -186,8 +186,7 @@ local function agent_set(id, a, fields)
   local bucket, queues = agent_bucket(a), a.queues
   local flat, n = {}, 0
   for k, v in pairs(fields) do
-    local s = v
-    if type(s) ~= 'string' then s = str(v) end
+    local s = str(v)
     if a[k] ~= s then
       a[k] = s
       flat[n + 1], flat[n + 2] = k, s
@@ -198,8 +197,8 @@ local function agent_set(id, a, fields)
   redis.call('HSET', k_agent(id), unpack(flat))
   local now_bucket = agent_bucket(a)
   if now_bucket ~= bucket or a.queues ~= queues then
-    count_agent(queues, bucket, -1)
-    count_agent(a.queues, now_bucket, 1)
+    count_agent(queues, bucket, '-1')
+    count_agent(a.queues, now_bucket, '1')
   end
 end
 

@@ -35,9 +35,7 @@ local RETENTION_MS = '86400000'
 local function event(kind, fields)
   -- numbers as Redis stores them (integers as plain digits), the same in stream and history
   local flat = {}
-  for i, v in ipairs(fields) do
-    if type(v) == 'string' then flat[i] = v else flat[i] = str(v) end
-  end
+  for i, v in ipairs(fields) do flat[i] = str(v) end
   local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
     unpack(flat))
   if flat[1] ~= 'call' or flat[2] == nil or flat[2] == '' then return end

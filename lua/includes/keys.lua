@@ -133,7 +133,9 @@ end
 -- A value as the string Redis stores: whole numbers as plain digits, other numbers as
 -- tostring() gives them (14 significant digits), strings as they are.
 local function str(v)
-  if type(v) == 'number' then
+  local t = type(v)
+  if t == 'string' then return v end
+  if t == 'number' then
     if v == math.floor(v) and v > -9e15 and v < 9e15 then return string.format('%d', v) end
   end
   return tostring(v)
