@@ -9,7 +9,9 @@
 //! stealing each other's calls. In each round a call is enqueued while the agent cannot take
 //! it, then the clock starts and the agent becomes ready in one of two ways:
 //!
-//! - `complete`: the agent's previous call ends (no wrap-up), freeing the agent;
+//! - `complete`: the agent's previous call ends, freeing the agent (at once, or with
+//!   `--wrapup-ms` when its wrap-up ends: the clock then starts that long after the
+//!   `complete` request was sent, which times the worker's own timer for a wrap-up's end);
 //! - `available`: the paused agent asks for `available` (as after a break).
 //!
 //! Beside the latencies it prints what a round costs Redis, which the machine's load moves
@@ -55,6 +57,10 @@ struct Args {
     /// How the agent becomes ready: complete, available, or mixed (alternating).
     #[arg(long, default_value = "mixed")]
     trigger: String,
+    /// Each queue's wrap-up, ms: a `complete` round's agent is ready this long after its call
+    /// ended (0: at once, through the wake marker the completion pushes).
+    #[arg(long, default_value_t = 0)]
+    wrapup_ms: u64,
     /// Use this Redis instead of starting a private redis-server.
     #[arg(long, env = "BENCH_REDIS_URL")]
     redis_url: Option<String>,
@@ -157,7 +163,7 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
                 name: q.clone(),
                 strategy: Strategy::LongestIdle,
                 ring_timeout: Duration::from_secs(20),
-                wrapup: Duration::ZERO,
+                wrapup: Duration::from_millis(args.wrapup_ms),
                 max_no_answer: 100,
                 no_answer_delay: Duration::ZERO,
                 callback_retries: 0,
@@ -199,13 +205,14 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
     }
 
     let per_chain = (args.assignments + args.warmup).div_ceil(args.agents);
+    let wrapup = Duration::from_millis(args.wrapup_ms);
     let (scripts0, cpu0) = (ScriptTime::read(&store).await, redis_main_cpu(&store).await);
     let started = Instant::now();
     let mut chains = Vec::new();
     for k in 0..args.agents {
         let (store, waiters, plan) = (store.clone(), waiters.clone(), plan.clone());
         chains.push(tokio::spawn(async move {
-            chain(k, per_chain, &plan, &store, &waiters).await
+            chain(k, per_chain, &plan, wrapup, &store, &waiters).await
         }));
     }
     let mut samples: Vec<(usize, Trigger, Duration)> = Vec::new();
@@ -238,11 +245,12 @@ async fn bench(args: Args, plan: Vec<Trigger>, redis_url: String) -> anyhow::Res
         .collect();
     println!(
         "assignment latency (agent ready with a call waiting -> REST redirect received)\n\
-         {} assignments, {} chain(s), {} worker(s), trigger {}, {:.1} s wall",
+         {} assignments, {} chain(s), {} worker(s), trigger {}, wrap-up {} ms, {:.1} s wall",
         measured.len(),
         args.agents,
         args.workers,
         args.trigger,
+        args.wrapup_ms,
         wall.as_secs_f64()
     );
     println!(
@@ -297,10 +305,14 @@ fn report(label: &str, mut v: Vec<Duration>) {
 
 /// One chain's rounds: enqueue a call the agent cannot take yet, start the clock, make the
 /// agent ready, stop the clock when the redirect reaches the recorder; then answer the call.
+/// A completion's clock starts `wrapup` after the request was sent: when the agent's wrap-up
+/// ends (Redis starts it a little later, when the script runs, which this counts against the
+/// worker).
 async fn chain(
     k: usize,
     rounds: usize,
     plan: &[Trigger],
+    wrapup: Duration,
     store: &Store,
     waiters: &Waiters,
 ) -> anyhow::Result<Vec<(usize, Trigger, Duration)>> {
@@ -344,7 +356,7 @@ async fn chain(
                 skills: Default::default(),
             })
             .await?;
-        let t0 = Instant::now();
+        let mut t0 = Instant::now();
         match trigger {
             Trigger::Available => {
                 store
@@ -356,6 +368,7 @@ async fn chain(
                     store
                         .complete(&prev.call_sid, Some(&prev), EndSource::Dial)
                         .await?;
+                    t0 += wrapup;
                 }
             }
         }
@@ -363,7 +376,7 @@ async fn chain(
             .await
             .with_context(|| format!("{sid}: no redirect within 10 s"))?
             .context("the recorder dropped the waiter")?;
-        out.push((round, trigger, at - t0));
+        out.push((round, trigger, at.saturating_duration_since(t0)));
         // wait for the worker to record the ring (extend_offer), then the agent answers
         wait_extended(store, &sid).await?;
         let offer = current_offer(store, &sid).await?;

@@ -3,6 +3,7 @@
 # reaches a local stand-in for Twilio. Release build; starts its own redis-server.
 #   scripts/bench-assign.sh                      # 2,000 assignments, 1 chain, 1 worker
 #   scripts/bench-assign.sh --agents 8 --workers 2 --assignments 5000
+#   scripts/bench-assign.sh --trigger complete --wrapup-ms 20   # the worker's timer at a wrap-up's end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh

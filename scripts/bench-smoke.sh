@@ -30,6 +30,8 @@ run bench-instructions scripts/bench-instructions.sh --core-samples 100 --core-a
 run bench-bullmq scripts/bench-bullmq.sh --jobs 200 --core-seconds 1 --core-samples 100 \
   --core-agents 10 --core-claimers 2
 run bench-assign scripts/bench-assign.sh --assignments 20 --warmup 2
+run bench-assign-wrapup scripts/bench-assign.sh --trigger complete --wrapup-ms 5 \
+  --assignments 20 --warmup 2
 run bench-webhooks scripts/bench-webhooks.sh --rate 50 --seconds 1 --warmup 0
 run bench-heartbeats scripts/bench-heartbeats.sh --agents 50 --rate 50 --paced 1s --max 1s \
   --connections 8 --setup-concurrency 8
