@@ -15,6 +15,12 @@
 //! (the worker claims anyway) or, when the worker is stopping, pushed back for another one.
 //! Where `CLIENT UNBLOCK` is not allowed (some managed Redis), the `BLPOP` timeout itself ends
 //! at the due time, to Redis' tick.
+//!
+//! The due timer is finer than tokio's, which rounds a deadline up to its next millisecond
+//! tick and, once its thread has idled, fired 1 to 2 ms late here: the last two milliseconds
+//! are slept on a blocking-pool thread ([`sleep_until_precisely`]). A wrap-up's end used to
+//! reach its next offer 1.3 ms after it on average, now 0.45 ms (`scripts/bench-assign.sh
+//! --trigger complete --wrapup-ms 20`), about what a marker for now takes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -210,7 +216,7 @@ impl WakeListener {
                     }
                 };
             }
-            _ = tokio::time::sleep_until(due.unwrap_or(guard)), if due.is_some() && id.is_some() => Woke::Due,
+            _ = sleep_until_precisely(due.unwrap_or(guard)), if due.is_some() && id.is_some() => Woke::Due,
             _ = shutdown.wait() => Woke::Shutdown,
             _ = tokio::time::sleep_until(guard) => {
                 // Redis should have answered long ago: the connection is gone.
@@ -286,6 +292,29 @@ impl WakeListener {
     }
 }
 
+/// Sleep until `at` to within a fraction of a millisecond. tokio's timer rounds a deadline up
+/// to its next millisecond tick (up to a whole one late, more once its thread has idled);
+/// this sleeps on it until two milliseconds before, and the rest on a blocking-pool thread
+/// with the OS's own timer (tens of microseconds late). Dropped early, the thread finishes its
+/// short sleep and nothing else happens.
+async fn sleep_until_precisely(at: Instant) {
+    const COARSE: Duration = Duration::from_millis(2);
+    if let Some(before) = at.checked_sub(COARSE) {
+        tokio::time::sleep_until(before).await;
+    }
+    let rest = at.saturating_duration_since(Instant::now());
+    if rest.is_zero() {
+        return;
+    }
+    if tokio::task::spawn_blocking(move || std::thread::sleep(rest))
+        .await
+        .is_err()
+    {
+        // the blocking pool is gone (the runtime is shutting down): tokio's timer will do
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +341,24 @@ mod tests {
         // a time already passed is due now
         let past = clock.instant_at(redis_now - 1000);
         assert!(past.saturating_duration_since(Instant::now()) <= Duration::from_millis(1));
+    }
+
+    #[tokio::test]
+    async fn the_precise_timer_never_fires_before_its_time() {
+        // deadlines passed, within the last stretch, and beyond it
+        for ahead_us in [0, 300, 1_500, 2_000, 4_700] {
+            let at = Instant::now() + Duration::from_micros(ahead_us);
+            sleep_until_precisely(at).await;
+            assert!(
+                Instant::now() >= at,
+                "woke before a deadline {ahead_us} µs ahead"
+            );
+        }
+        let past = Instant::now();
+        sleep_until_precisely(past - Duration::from_millis(5)).await;
+        // dropped while the blocking thread sleeps: returns nothing, breaks nothing
+        let at = Instant::now() + Duration::from_millis(1);
+        let cut = tokio::time::timeout(Duration::from_micros(10), sleep_until_precisely(at)).await;
+        assert!(cut.is_err() || Instant::now() >= at);
     }
 }
