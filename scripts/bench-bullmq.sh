@@ -53,14 +53,9 @@ else
 fi
 callq=target/$profile/callq
 
-work=$(mktemp -d)
 # shellcheck source=scripts/lib/ports.sh
 source scripts/lib/ports.sh
-cleanup() {
-  stop_redis
-  rm -rf "$work"
-}
-trap cleanup EXIT
+private_work
 start_redis "$work"
 url="redis://127.0.0.1:$port/"
 

@@ -32,14 +32,9 @@ else
   callq=target/release/callq
 fi
 
-work=$(mktemp -d)
 # shellcheck source=scripts/lib/ports.sh
 source scripts/lib/ports.sh
-cleanup() {
-  stop_redis
-  rm -rf "$work"
-}
-trap cleanup EXIT
+private_work
 start_redis "$work" valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out"
 
 echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*') under $(valgrind --version)" \

@@ -9,10 +9,18 @@ free_port() {
   done
 }
 
+# A benchmark's scratch: `private_work` makes a temporary directory `work` and, when the script
+# exits, stops the private redis-server (below) and removes the directory.
+private_work() {
+  work=$(mktemp -d)
+  trap 'stop_redis; rm -rf "$work"' EXIT
+}
+
 # A private redis-server for a benchmark: `start_redis WORK [LAUNCHER...]` starts one on a
 # free port with nothing kept on disk, its files and log in WORK, run through LAUNCHER when
 # given (valgrind, say), and waits up to a minute for it to answer; sets `redis_pid` and
-# `port`. `stop_redis` stops it (from the script's EXIT trap; harmless when none started).
+# `port`. `stop_redis` stops it (from the script's EXIT trap, as `private_work` sets; harmless
+# when none started).
 redis_pid=
 start_redis() {
   local work=$1
