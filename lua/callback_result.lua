@@ -26,8 +26,8 @@ end
 local cfg = queue_cfg(c.queue) or {}
 local tries = num(c.callback_tries, 0) + 1
 local result
-if outcome ~= 'refused' and tries <= num(cfg.callback_retries, 2) then
-  local due = NOW + num(cfg.callback_retry_delay_ms, 300000)
+if outcome ~= 'refused' and tries <= setting(cfg, 'callback_retries', 2) then
+  local due = NOW + setting(cfg, 'callback_retry_delay_ms', 300000)
   redis.call('ZREM', K_OFFERS, sid)
   redis.call('ZREM', K_CONNECTED, sid)
   redis.call('HSET', k_call(sid), 'state', 'callback', 'agent', '', 'phase', '',

@@ -87,7 +87,7 @@ local function reach(q, cfg, c)
   local spec = c.skills
   if spec == nil or spec == '' then spec = cfg.skills end
   local steps = widen_steps(cfg.widen)
-  local tiers = num(cfg.tiers, 1)
+  local tiers = setting(cfg, 'tiers', 1)
   for _, step in ipairs(steps) do
     if step.tiers then tiers = 1 break end
   end
@@ -313,7 +313,7 @@ local function make_offer(h, cfg, c, group)
     local active = num(ga.active, 0) + 1
     local fields = { active = active }
     if cfg.strategy == 'round_robin' then
-      fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue(h.q), 'rr_seq', '1')
+      fields['rr:' .. h.q] = redis.call('HINCRBY', k_queue_stats(h.q), 'rr_seq', '1')
     end
     if active >= num(ga.capacity, 1) then fields.status = 'reserved' end
     agent_set(gid, ga, fields)
@@ -339,7 +339,7 @@ local function queue_heads()
   for _, q in ipairs(redis.call('SMEMBERS', K_QUEUES)) do
     local cfg = queue_cfg(q)
     local depth = 1
-    if cfg then depth = math.max(num(cfg.depth, 1), 1) end
+    if cfg then depth = math.max(setting(cfg, 'depth', 1), 1) end
     local h = redis.call('ZRANGE', k_waiting(q), '0', int(depth - 1), 'WITHSCORES')
     for i = 1, #h, 2 do
       heads[#heads + 1] = { q = q, sid = h[i], rank = tonumber(h[i + 1]) }
@@ -370,15 +370,22 @@ local function claim_one()
   for _, h in ipairs(queue_heads()) do
     local cfg = queue_cfg(h.q)
     -- what of the call an offer needs (a call that is not there has no state)
-    local c = hmget(k_call(h.sid), { 'state', 'rang', 'attempts', 'kind', 'from', 'to',
-      'entered_ms', 'skills', 'pinned', 'pinned_until_ms' })
+    local v = redis.call('HMGET', k_call(h.sid), 'state', 'rang', 'attempts', 'kind', 'from',
+      'to', 'entered_ms', 'skills', 'pinned')
+    local c = { state = v[1] or nil, rang = v[2] or nil, attempts = v[3] or nil,
+      kind = v[4] or nil, from = v[5] or nil, to = v[6] or nil, entered_ms = v[7] or nil,
+      skills = v[8] or nil, pinned = v[9] or nil }
+    if c.pinned and c.pinned ~= '' then
+      -- (read only for a pinned call: a field a hash lacks costs a scan of the whole hash)
+      c.pinned_until_ms = redis.call('HGET', k_call(h.sid), 'pinned_until_ms') or nil
+    end
     if c.state ~= 'waiting' and c.state ~= 'callback' then
       -- cannot happen through these scripts; never leave a stray entry in a line
       redis.call('ZREM', k_waiting(h.q), h.sid)
     elseif cfg then
       -- a call transferred to a named agent waits for that agent alone, for a while
       local pin = c.pinned
-      if pin == '' or num(c.pinned_until_ms, 0) <= NOW then pin = nil end
+      if pin == nil or pin == '' or num(c.pinned_until_ms, 0) <= NOW then pin = nil end
       local r, sig
       if pin then
         local until_ms = num(c.pinned_until_ms, 0)

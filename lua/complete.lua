@@ -23,7 +23,7 @@
 -- @include calls.lua
 
 local sid, id, attempt, source = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local c = call_offer_view(sid, CALL_END_FIELDS)
+local c = call_end_view(sid)
 if c == nil then return { 'stale', 'unknown' } end
 if source == 'leg' and id ~= '' and not is_current_offer(c, id, attempt) then
   local a = hgetall(k_agent(id))
@@ -73,12 +73,12 @@ if c.state == 'offered' and group and agent ~= '' then
 end
 call_finish(sid, c, 'completed', source)
 local cfg = queue_cfg(c.queue) or {}
-local wrapup = num(cfg.wrapup_ms, 0)
+local wrapup = setting(cfg, 'wrapup_ms', 0)
 if c.kind == 'callback' then wrapup = math.max(wrapup, WIND_DOWN_MS) end
 -- running mean handle time (talk + wrap-up), the basis of the estimated wait
 local handle = NOW - answered + wrapup
-local aht = num(redis.call('HGET', k_queue(c.queue), 'aht_ms'), handle)
-redis.call('HSET', k_queue(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
+local aht = num(redis.call('HGET', k_queue_stats(c.queue), 'aht_ms'), handle)
+redis.call('HSET', k_queue_stats(c.queue), 'aht_ms', int(math.floor(aht * 0.9 + handle * 0.1)))
 for _, other in ipairs(others) do
   local oa = hgetall(k_agent(other))
   if oa then agent_release(other, oa, 0) end
@@ -89,11 +89,11 @@ if a then
   local fields = {}
   if c.state == 'offered' then
     fields = { misses = 0, handled = num(a.handled, 0) + 1 }
-    fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)
+    fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg)
   end
   -- talk time, for least_talk_time (in seconds, at least a millisecond's worth)
   fields['tt:' .. c.queue] = faded_plus(a['tt:' .. c.queue],
-    math.max(NOW - answered, 1) / 1000, cfg.half_life_ms)
+    math.max(NOW - answered, 1) / 1000, cfg)
   agent_release(agent, a, wrapup, fields)
 end
 event('completed', { 'call', sid, 'agent', agent, 'queue', c.queue, 'talk_ms', NOW - answered,

@@ -1,4 +1,7 @@
 -- configure_queue: create or update a queue's routing settings (from the centre's config file).
+-- The queue's running figures live apart, in `queue:<q>:stats`; a queue hash written before
+-- they did still holds them, and they are moved there (kept where both have a figure: the
+-- stats hash's is the newer).
 --
 -- KEYS[1]  centre prefix `callq:{C}:`
 -- ARGV[1]  queue name
@@ -36,6 +39,16 @@
 
 local q = ARGV[1]
 local existed = redis.call('SISMEMBER', K_QUEUES, q) == 1
+if existed then
+  local names = { 'aht_ms', 'ring_ms', 'left_n', 'abandon_n', 'held_s', 'rr_seq' }
+  local old = redis.call('HMGET', k_queue(q), unpack(names))
+  for i, name in ipairs(names) do
+    if old[i] then
+      redis.call('HSETNX', k_queue_stats(q), name, old[i])
+      redis.call('HDEL', k_queue(q), name)
+    end
+  end
+end
 redis.call('HSET', k_queue(q),
   'strategy', ARGV[2], 'ring_timeout_ms', ARGV[3], 'wrapup_ms', ARGV[4],
   'max_no_answer', ARGV[5], 'no_answer_delay_ms', ARGV[6], 'callback_retries', ARGV[7],

@@ -50,10 +50,13 @@ if kind == 'callback' then
 elseif ARGV[7] == 'arriving' then
   state = 'arriving'
 end
+-- The fields every transition reads come first, the offer's own among them (empty until an
+-- offer): a field read or written is looked for from the hash's first field on.
 redis.call('HSET', k_call(sid),
-  'sid', sid, 'queue', q, 'from', ARGV[3], 'to', ARGV[4], 'priority', int(boost),
-  'rank', int(rank), 'kind', kind, 'state', state, 'agent', '', 'attempts', '0', 'rang', ',',
-  'entered_ms', int(entered), 'skills', ARGV[9] or '', 'resumed', resumed)
+  'state', state, 'agent', '', 'attempts', '0', 'queue', q, 'kind', kind, 'rank', int(rank),
+  'entered_ms', int(entered), 'group', '', 'ringing', '', 'offered_ms', '', 'answered_ms', '',
+  'rang', ',', 'pinned', '', 'skills', ARGV[9] or '', 'from', ARGV[3], 'to', ARGV[4],
+  'sid', sid, 'priority', int(boost), 'resumed', resumed)
 if kind == 'callback' then
   -- a callback requested on arrival (e.g. after hours): call back the number that called
   redis.call('HSET', k_call(sid), 'callback_to', ARGV[3])

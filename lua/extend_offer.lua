@@ -23,9 +23,9 @@ local lease = tonumber(ARGV[4])
 if lease == nil then
   local cfg = queue_cfg(c.queue) or {}
   if c.state == 'offered' then
-    lease = num(cfg.ring_timeout_ms, 20000) + 30000
+    lease = setting(cfg, 'ring_timeout_ms', 20000) + 30000
   else
-    lease = num(cfg.check_after_ms, 300000)
+    lease = setting(cfg, 'check_after_ms', 300000)
   end
 end
 if c.state == 'offered' then

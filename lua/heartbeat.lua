@@ -15,8 +15,10 @@
 -- @include agents.lua
 
 local id = ARGV[1]
-local was = hmget(k_agent(id), { 'status', 'online', 'device', 'token_gen' })
-if was.status == nil then return { 'unknown' } end
+local v = redis.call('HMGET', k_agent(id), 'status', 'online', 'device', 'token_gen')
+if not v[1] then return { 'unknown' } end
+local was = { status = v[1], online = v[2] or nil, device = v[3] or nil,
+  token_gen = v[4] or nil }
 local gen = ARGV[4] or ''
 if gen ~= '' and was.token_gen ~= gen then return { 'revoked' } end
 local ttl = tonumber(ARGV[2])

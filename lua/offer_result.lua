@@ -40,7 +40,7 @@ local MAX_REFUSALS = 3
 
 local sid, id, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local scope = ARGV[6] or ''
-local c = call_offer_view(sid, CALL_OFFER_FIELDS)
+local c = call_offer_view(sid)
 if c == nil then return { 'stale', 'unknown' } end
 if c.state ~= 'offered' or not is_current_offer(c, id, attempt) then
   return { 'stale', c.state }
@@ -61,17 +61,17 @@ local function release_unanswered(aid, a, why)
   end
   local misses = num(a.misses, 0) + 1
   agent_set(aid, a, { misses = misses })
-  if misses >= num(cfg.max_no_answer, 3) and num(a.active, 0) <= 1 then
+  if misses >= setting(cfg, 'max_no_answer', 3) and num(a.active, 0) <= 1 then
     agent_set(aid, a, { active = 0, pending = '', pending_reason = '' })
     agent_settle(aid, a, 'paused', 0, 'no_answer')
     return
   end
   -- the rest before the next offer, by what became of this one
-  local rest = num(cfg.no_answer_delay_ms, 0)
+  local rest = setting(cfg, 'no_answer_delay_ms', 0)
   if why == 'busy' then
-    rest = num(cfg.busy_delay_ms, rest)
+    rest = setting(cfg, 'busy_delay_ms', rest)
   elseif why == 'failed' then
-    rest = num(cfg.failed_delay_ms, rest)
+    rest = setting(cfg, 'failed_delay_ms', rest)
   end
   agent_release(aid, a, rest)
 end
@@ -83,11 +83,16 @@ end
 
 if outcome == 'answered' then
   -- what of the agent this changes, and what its queues' counters are kept by (agent_set)
-  local a = hmget(k_agent(id), { 'status', 'handled', 'queues', 'online', 'device',
-    'fc:' .. c.queue })
-  if a.status == nil then a = nil end
+  local fc = 'fc:' .. c.queue
+  local v = redis.call('HMGET', k_agent(id), 'status', 'handled', 'queues', 'online', 'device',
+    fc)
+  local a = nil
+  if v[1] then
+    a = { status = v[1], handled = v[2] or nil, queues = v[3] or nil, online = v[4] or nil,
+      device = v[5] or nil, [fc] = v[6] or nil }
+  end
   redis.call('ZREM', K_OFFERS, sid)
-  redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
+  redis.call('ZADD', K_CONNECTED, int(NOW + setting(cfg, 'check_after_ms', 300000)), sid)
   local call_fields = { 'state', 'connected', 'answered_ms', NOW_S, 'phase', '', 'checks', '0',
     'agent', id, 'ringing', '' }
   if ARGV[5] ~= nil and ARGV[5] ~= '' then
@@ -96,7 +101,7 @@ if outcome == 'answered' then
   redis.call('HSET', k_call(sid), unpack(call_fields))
   if a then
     local fields = { misses = 0, handled = num(a.handled, 0) + 1 }
-    fields['fc:' .. c.queue] = faded_plus(a['fc:' .. c.queue], 1, cfg.half_life_ms)
+    fields[fc] = faded_plus(a[fc], 1, cfg)
     if a.status == 'reserved' then fields.status = 'busy' end
     agent_set(id, a, fields)
   end
@@ -109,18 +114,19 @@ if outcome == 'answered' then
       released[#released + 1] = other
     end
   end
+  local waited = NOW - num(c.entered_ms, NOW)
   if c.kind ~= 'callback' then
     -- the estimated wait's inputs: how long callers held, and the ring they wait through
-    queue_left(c.queue, NOW - num(c.entered_ms, NOW), false, NOW - num(c.offered_ms, NOW))
+    queue_left(c.queue, waited, false, NOW - num(c.offered_ms, NOW))
   end
   local fields = { 'call', sid, 'agent', id, 'queue', c.queue, 'attempt', attempt,
-    'waited_ms', NOW - num(c.entered_ms, NOW) }
+    'waited_ms', waited }
   if #released > 0 then
     fields[#fields + 1] = 'released'
     fields[#fields + 1] = table.concat(released, ',')
   end
   event('connected', fields)
-  return { 'connected', c.queue, c.kind or 'inbound', int(NOW - num(c.entered_ms, NOW)) }
+  return { 'connected', c.queue, c.kind or 'inbound', int(waited) }
 end
 
 if outcome == 'refused' then

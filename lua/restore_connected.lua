@@ -37,7 +37,7 @@ redis.call('HSET', k_call(sid),
   'attempts', int(num(attempt, 1)), 'rang', ',' .. id .. ',', 'entered_ms', int(entered),
   'offered_ms', int(answered), 'answered_ms', int(answered), 'phase', '', 'checks', '0',
   'leg_sid', '', 'skills', '', 'resumed', '0', 'group', '', 'ringing', '', 'restored', '1')
-redis.call('ZADD', K_CONNECTED, int(NOW + num(cfg.check_after_ms, 300000)), sid)
+redis.call('ZADD', K_CONNECTED, int(NOW + setting(cfg, 'check_after_ms', 300000)), sid)
 
 -- the agent holds the call: never offered another beyond its capacity
 local fields = { active = active }

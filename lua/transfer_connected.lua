@@ -42,8 +42,8 @@ local a = hgetall(k_agent(id))
 if a then
   local fields = {}
   fields['tt:' .. c.queue] = faded_plus(a['tt:' .. c.queue],
-    math.max(NOW - answered, 1) / 1000, cfg.half_life_ms)
-  agent_release(id, a, num(cfg.wrapup_ms, 0), fields)
+    math.max(NOW - answered, 1) / 1000, cfg)
+  agent_release(id, a, setting(cfg, 'wrapup_ms', 0), fields)
 end
 
 local rank = num(c.rank, NOW)

@@ -27,16 +27,24 @@ local created = a == nil
 if ARGV[5] == 'create' and not created then return { 'exists' } end
 if ARGV[5] == 'update' and created then return { 'unknown' } end
 if created then
-  -- nothing stored yet: agent_set writes every field and counts the agent in its queues
-  a = {}
-  agent_set(id, a, { id = id, status = 'offline', reason = 'new', online = 0, active = 0,
-    handled = 0, misses = 0, idle_ms = NOW, pending = '', pending_reason = '', created_ms = NOW,
-    token_gen = ARGV[6] or '' })
+  -- nothing stored yet: every field in one write, those an offer's transitions read and write
+  -- first (the presence mirror and each queue's work figures among them, empty until set)
+  local flat = { 'status', 'offline', 'active', '0', 'online', '0', 'device', '0',
+    'token_gen', ARGV[6] or '', 'queues', ARGV[3], 'handled', '0', 'misses', '0' }
+  for _, qt in ipairs(qs) do
+    flat[#flat + 1], flat[#flat + 2] = 'fc:' .. qt[1], ''
+    flat[#flat + 1], flat[#flat + 2] = 'tt:' .. qt[1], ''
+  end
+  local rest = { 'capacity', ARGV[4], 'reason', 'new', 'winding_down', '', 'idle_ms', NOW_S,
+    'pending', '', 'pending_reason', '', 'skills', ARGV[7] or '', 'identity', ARGV[2],
+    'order', ARGV[8] or '0', 'weight', ARGV[9] or '1', 'id', id, 'created_ms', NOW_S }
+  for _, v in ipairs(rest) do flat[#flat + 1] = v end
+  a = agent_create(id, flat)
 else
   remove_ready(id, a)
+  agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4],
+    skills = ARGV[7] or '', order = ARGV[8] or '0', weight = ARGV[9] or '1' })
 end
-agent_set(id, a, { identity = ARGV[2], queues = ARGV[3], capacity = ARGV[4],
-  skills = ARGV[7] or '', order = ARGV[8] or '0', weight = ARGV[9] or '1' })
 for _, sl in ipairs(parse_pairs(ARGV[7])) do redis.call('SADD', K_SKILLS, sl[1]) end
 for _, qt in ipairs(qs) do
   local tiers = num(redis.call('HGET', k_queue(qt[1]), 'tiers'), 1)

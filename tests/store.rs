@@ -1548,6 +1548,55 @@ async fn callers_leaving_the_line_teach_the_wait_estimate() {
     assert!(estimate > stats.ring_s, "{estimate}");
 }
 
+/// A queue hash written by an older callq holds the running figures beside the settings;
+/// configuring the queue again moves them into `queue:<q>:stats`, where the wait estimate
+/// reads them, and a figure the stats hash already has (newer) is kept.
+#[tokio::test]
+async fn configuring_a_queue_moves_old_running_figures_into_its_stats_hash() {
+    let store = store_with(&[sales()]).await;
+    let mut c = store.conn().await.expect("conn");
+    let queue = store.key("queue:sales");
+    let figures = store.key("queue:sales:stats");
+    let _: () = redis::cmd("HSET")
+        .arg(&queue)
+        .arg(&["aht_ms", "42000", "ring_ms", "3000", "rr_seq", "7"])
+        .query_async(&mut c)
+        .await
+        .expect("old layout");
+    let _: () = redis::cmd("HSET")
+        .arg(&figures)
+        .arg(&["ring_ms", "5000"])
+        .query_async(&mut c)
+        .await
+        .expect("a newer figure");
+    store.configure_queue(&sales()).await.expect("configured");
+
+    let left: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(&queue)
+        .arg(&["aht_ms", "ring_ms", "rr_seq", "strategy"])
+        .query_async(&mut c)
+        .await
+        .expect("queue hash");
+    assert_eq!(
+        &left[..3],
+        &[None, None, None],
+        "the figures left the settings"
+    );
+    assert!(left[3].is_some(), "the settings stay");
+    let moved: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(&figures)
+        .arg(&["aht_ms", "ring_ms", "rr_seq"])
+        .query_async(&mut c)
+        .await
+        .expect("stats hash");
+    assert_eq!(
+        moved,
+        [Some("42000".into()), Some("5000".into()), Some("7".into())]
+    );
+    let stats = store.queue_stats("sales").await.expect("stats");
+    assert_eq!((stats.aht_s, stats.ring_s), (42.0, 5.0));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fault paths: results late, repeated or about another offer; calls Twilio is not yet
 // holding; callbacks whose customer does not answer; checks; re-entry; operator ends.

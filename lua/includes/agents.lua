@@ -4,8 +4,9 @@
 -- not, mirrored in the field `online` ('1'/'0') for readers. Losing the heartbeat makes an
 -- agent unofferable; it never changes the status the agent chose.
 --
--- Every write to an agent hash goes through agent_set, which keeps each queue's counters
--- (`queue:<q>:agents`, agents by state) in step, so a queue's numbers cost O(1) to read.
+-- Every write to an agent hash goes through agent_set (agent_create makes a new one), which
+-- keeps each queue's counters (`queue:<q>:agents`, agents by state) in step, so a queue's
+-- numbers cost O(1) to read.
 -- @include events.lua
 
 -- "sales=1,support=2" -> { {'sales', 1}, {'support', 2} }: an agent's queues with tiers, and
@@ -27,10 +28,6 @@ local function parse_pairs(spec)
   return out
 end
 local function agent_queues(spec) return parse_pairs(spec) end
-
--- Running figures the queue hash holds beside its settings: never cached, so never in the
--- table queue_cfg returns (a script reads them with HGET/HMGET when it needs them).
-local QUEUE_STATS = { 'aht_ms', 'ring_ms', 'left_n', 'abandon_n', 'held_s', 'rr_seq' }
 
 -- The queue's routing settings, or nil when the queue is not configured. Loaded as a library
 -- of functions, the Lua state outlives a call, so the settings are kept from one call to the
@@ -54,14 +51,30 @@ local function queue_cfg(q)
   local c = queue_cfgs[q]
   if c == nil then
     c = hgetall(k_queue(q))
-    if c == nil or c.strategy == nil then
-      c = false
-    else
-      for _, name in ipairs(QUEUE_STATS) do c[name] = nil end
-    end
+    if c == nil or c.strategy == nil then c = false end
     queue_cfgs[q] = c
   end
   return c or nil
+end
+
+-- A queue setting as a number, or `default` when unset or not a number. Turned into a number
+-- once per copy of the settings (a string's conversion is a strtod each time), so as long
+-- as queue_cfg keeps the copy, across calls when loaded as functions. The numbers are kept
+-- in the settings table itself under the key NUMBERS, a table, which no field name can be.
+local NUMBERS = {}
+local function setting(cfg, name, default)
+  local nums = cfg[NUMBERS]
+  if nums == nil then
+    nums = {}
+    cfg[NUMBERS] = nums
+  end
+  local n = nums[name]
+  if n == nil then
+    n = tonumber(cfg[name]) or false
+    nums[name] = n
+  end
+  if n == false then return default end
+  return n
 end
 
 -- Work an agent did lately in a queue (calls answered `fc:<q>`, seconds talked `tt:<q>`),
@@ -71,8 +84,8 @@ end
 -- An agent who did nothing there scores 0, below everyone: a newcomer is preferred until
 -- their recent work matches the others', never for the others' whole lifetime.
 local DEFAULT_HALF_LIFE_MS = 3600000
-local function faded_plus(score, amount, half_life_ms)
-  local t = NOW / math.max(num(half_life_ms, DEFAULT_HALF_LIFE_MS), 1000)
+local function faded_plus(score, amount, cfg)
+  local t = NOW / math.max(setting(cfg, 'half_life_ms', DEFAULT_HALF_LIFE_MS), 1000)
   local total = amount
   local s = tonumber(score)
   if s ~= nil and s > 0 then total = total + 2 ^ (s - t) end
@@ -137,10 +150,13 @@ local function eligible(id, a, alive)
 end
 
 -- Put the agent in (or take it out of) its ready sets to match its state. Returns true when
--- the agent was not ready before and is now (the caller then wakes a worker).
-local function refresh_ready(id, a)
+-- the agent was not ready before and is now (the caller then wakes a worker). `listed` false:
+-- the caller knows the agent is in none of its ready sets, since its status was not
+-- available (every move away from available takes an agent out of them, and a claim drops
+-- any entry it meets of an agent not ready), so an agent still not ready needs no removal.
+local function refresh_ready(id, a, listed)
   if not eligible(id, a) then
-    remove_ready(id, a)
+    if listed ~= false then remove_ready(id, a) end
     return false
   end
   local added = false
@@ -179,12 +195,15 @@ end
 
 -- Set fields on the agent hash and mirror them in the Lua table `a`; moves the agent between
 -- its queues' counters when its counted state or its queues change. `a` mirrors the hash
--- for every field it holds (only agent_set writes an agent's routing fields), so a field
--- already at its value is not written again: each field a write names costs Redis a scan
--- of the hash.
+-- for every field it holds (only agent_set, and agent_create for a new agent, write an
+-- agent's routing fields), so a field already at its value is not written again: each
+-- field a write names costs Redis a scan of the hash. (`set_flat` is agent_set's scratch
+-- list of name, value pairs, kept between calls so its array is not grown afresh by every
+-- write; only agent_set uses it, and never re-entered.)
+local set_flat = {}
 local function agent_set(id, a, fields)
   local bucket, queues = agent_bucket(a), a.queues
-  local flat, n = {}, 0
+  local flat, n = set_flat, 0
   for k, v in pairs(fields) do
     local s = str(v)
     if a[k] ~= s then
@@ -194,12 +213,24 @@ local function agent_set(id, a, fields)
     end
   end
   if n == 0 then return end
-  redis.call('HSET', k_agent(id), unpack(flat))
+  redis.call('HSET', k_agent(id), unpack(flat, 1, n))
   local now_bucket = agent_bucket(a)
   if now_bucket ~= bucket or a.queues ~= queues then
     count_agent(queues, bucket, '-1')
     count_agent(a.queues, now_bucket, '1')
   end
+end
+
+-- A new agent's hash, written by one HSET in the order of `flat` (name, value pairs, every
+-- value a string), and its mirror table, counted in its queues as agent_set would count it.
+-- Each field a command names costs Redis a scan of the hash from its first field, so the
+-- caller puts first the fields transitions read and write most.
+local function agent_create(id, flat)
+  local a = {}
+  for i = 1, #flat, 2 do a[flat[i]] = flat[i + 1] end
+  redis.call('HSET', k_agent(id), unpack(flat))
+  count_agent(a.queues, agent_bucket(a), '1')
+  return a
 end
 
 -- Move the agent to `status` (not on a call) and fix its ready sets, wrap-up entry and wake.
@@ -224,8 +255,9 @@ local function agent_settle(id, a, status, hold_ms, reason, extra)
   if status == 'available' and a.status ~= 'available' and num(active, 0) == 0 then
     fields.idle_ms = NOW
   end
+  local listed = a.status == 'available'
   agent_set(id, a, fields)
-  if refresh_ready(id, a) then wake() end
+  if refresh_ready(id, a, listed) then wake() end
   event('agent', { 'agent', id, 'status', status, 'reason', reason or '' })
 end
 

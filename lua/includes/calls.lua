@@ -15,20 +15,28 @@ local ARRIVE_GRACE_MS = 10000
 -- the <Dial>): its agent is held at least this long before the next offer.
 local WIND_DOWN_MS = 2000
 
--- The fields of a call an offer's result (CALL_OFFER_FIELDS) and a call's end
--- (CALL_END_FIELDS) read, with the shared moves below them: a few of the call hash's two
--- dozen, read with HMGET, which costs Redis well under HGETALL's every field turned into a
--- Lua string (and each field named costs it a scan of the hash).
-local CALL_OFFER_FIELDS = { 'state', 'agent', 'group', 'ringing', 'attempts', 'queue', 'kind',
-  'rank', 'offered_ms', 'entered_ms' }
-local CALL_END_FIELDS = { 'state', 'agent', 'group', 'ringing', 'attempts', 'queue', 'kind',
-  'answered_ms' }
+-- What an offer's result (call_offer_view) and a call's end (call_end_view) read of call
+-- `sid`, or nil when there is no such call: a few of the call hash's two dozen fields, read
+-- with HMGET, which costs Redis well under HGETALL's every field turned into a Lua string
+-- (each field named costs it a scan of the hash from its first field, so enqueue puts these
+-- first). Each table is made by one constructor, sized once, where a table filled field by
+-- field is rebuilt at every power of two. A missing field reads nil.
+local function call_offer_view(sid)
+  local v = redis.call('HMGET', k_call(sid), 'state', 'agent', 'group', 'ringing', 'attempts',
+    'queue', 'kind', 'rank', 'offered_ms', 'entered_ms')
+  if not v[1] then return nil end
+  return { state = v[1], agent = v[2] or nil, group = v[3] or nil, ringing = v[4] or nil,
+    attempts = v[5] or nil, queue = v[6] or nil, kind = v[7] or nil, rank = v[8] or nil,
+    offered_ms = v[9] or nil, entered_ms = v[10] or nil }
+end
 
--- Those fields (`names`) of call `sid`, or nil when there is no such call.
-local function call_offer_view(sid, names)
-  local c = hmget(k_call(sid), names)
-  if c.state == nil then return nil end
-  return c
+local function call_end_view(sid)
+  local v = redis.call('HMGET', k_call(sid), 'state', 'agent', 'group', 'ringing', 'attempts',
+    'queue', 'kind', 'answered_ms')
+  if not v[1] then return nil end
+  return { state = v[1], agent = v[2] or nil, group = v[3] or nil, ringing = v[4] or nil,
+    attempts = v[5] or nil, queue = v[6] or nil, kind = v[7] or nil,
+    answered_ms = v[8] or nil }
 end
 
 -- Whether `id` is in the list `set` (the form ",a,b,": `rang`, `group`, `ringing`).
@@ -74,7 +82,7 @@ local function wake_for_line(q)
   if redis.call('ZCARD', k_ready(q, 1)) > 0 then return wake() end
   local cfg = queue_cfg(q)
   if cfg == nil or (cfg.widen ~= nil and cfg.widen ~= '') then return wake() end
-  for t = 2, num(cfg.tiers, 1) do
+  for t = 2, setting(cfg, 'tiers', 1) do
     if redis.call('ZCARD', k_ready(q, t)) > 0 then return wake() end
   end
   if redis.call('ZRANGEBYSCORE', K_WRAPUP, '-inf', NOW_S, 'LIMIT', '0', '1')[1] ~= nil then
@@ -121,15 +129,15 @@ local function call_finish(sid, c, state, reason)
   redis.call('PEXPIRE', k_call_history(sid), RETENTION_MS)
 end
 
--- How callers leave queue q's line, for the estimated wait: decayed counts (each leaver
--- weighs LEFT_DECAY of the one after it) of the callers who left it answered or not
--- (`left_n`), of those who gave up (`abandon_n`) and of the seconds they held (`held_s`).
--- abandon_n / held_s is the queue's abandonment rate per waiting caller. `ring_ms`
+-- How callers leave queue q's line, for the estimated wait (in the queue's stats hash):
+-- decayed counts (each leaver weighs LEFT_DECAY of the one after it) of the callers who left
+-- it answered or not (`left_n`), of those who gave up (`abandon_n`) and of the seconds they
+-- held (`held_s`). abandon_n / held_s is the queue's abandonment rate per waiting caller. `ring_ms`
 -- (optional: a caller who was answered) is how long the agent's phone rang, which moves the
 -- running mean ring time (`ring_ms`) a tenth of the way in the same read and write.
 local LEFT_DECAY = 0.995
 local function queue_left(q, held_ms, abandoned, ring_ms)
-  local was = redis.call('HMGET', k_queue(q), 'left_n', 'abandon_n', 'held_s', 'ring_ms')
+  local was = redis.call('HMGET', k_queue_stats(q), 'left_n', 'abandon_n', 'held_s', 'ring_ms')
   local gave_up = num(was[2], 0) * LEFT_DECAY
   if abandoned then gave_up = gave_up + 1 end
   local fields = {
@@ -140,7 +148,7 @@ local function queue_left(q, held_ms, abandoned, ring_ms)
     local mean = num(was[4], ring_ms)
     fields[7], fields[8] = 'ring_ms', int(math.floor(mean * 0.9 + ring_ms * 0.1))
   end
-  redis.call('HSET', k_queue(q), unpack(fields))
+  redis.call('HSET', k_queue_stats(q), unpack(fields))
 end
 
 -- Twilio holds the caller now (or has had time enough to): the call joins its line.

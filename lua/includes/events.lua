@@ -28,14 +28,20 @@ local HISTORY_FROM = (-HISTORY_CAP) .. ''
 -- from the call's end (call_finish), whichever is later.
 local RETENTION_MS = '86400000'
 
--- Append a transition to the audit stream. `fields` is a flat list of name, value pairs;
+-- Append a transition to the audit stream. `fields` is a flat list of name, value pairs
+-- (the caller's own, made for this event: its numbers are turned into strings in place);
 -- a transition of a call (fields open with 'call', sid) also goes to that call's history, a
 -- list of JSON entries [stream id, kind, [name, value, ...]], so a call's story is read
 -- without scanning the stream.
 local function event(kind, fields)
   -- numbers as Redis stores them (integers as plain digits), the same in stream and history
-  local flat = {}
-  for i, v in ipairs(fields) do flat[i] = str(v) end
+  local flat, n = fields, 0
+  for i, v in ipairs(flat) do
+    n = i
+    if type(v) ~= 'string' then flat[i] = str(v) end
+  end
+  -- (a nil ends the list, as it always did: what follows it is left out)
+  if #flat ~= n then flat = { unpack(flat, 1, n) } end
   local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
     unpack(flat))
   if flat[1] ~= 'call' or flat[2] == nil or flat[2] == '' then return end

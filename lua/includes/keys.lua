@@ -7,7 +7,10 @@
 --   P..'call:'..sid..':history'  list  the call's transitions, JSON [stream id, kind, [name,
 --                                value, ...]], oldest first (capped, kept a day after the
 --                                call ends)
---   P..'queue:'..q               hash  the queue's routing settings and running stats
+--   P..'queue:'..q               hash  the queue's routing settings (configure_queue)
+--   P..'queue:'..q..':stats'     hash  the queue's running figures, kept by the transitions:
+--                                aht_ms, ring_ms, left_n, abandon_n, held_s (the estimated
+--                                wait's inputs), rr_seq (round_robin's counter)
 --   P..'queue:'..q..':waiting'   zset  calls in line (waiting, or callback due), score = rank
 --   P..'queue:'..q..':ready:'..t zset  agents ready for q at tier t, score by strategy
 --   P..'queue:'..q..':ready:'..t..':skill:'..s..':'..l
@@ -42,10 +45,13 @@ local P, NOW, NOW_S, NOW_US, RUN = nil, nil, nil, nil, 0
 local K_QUEUES, K_AGENTS, K_ARRIVING, K_OFFERS, K_CONNECTED, K_RETRY, K_WRAPUP
 local K_HEARTBEATS, K_WAKE, K_EVENTS, K_SWITCHES, K_SKILLS, K_CONFIG_GEN
 
--- Redis' clock: unix ms, and the exact reading as a string (seconds.microseconds).
+-- Redis' clock: unix ms as digits and as a number, and the exact reading as a string
+-- (seconds.microseconds). The digits are cut from TIME's reply: each string turned into a
+-- number costs a strtod (tonumber two), the dearest small thing a script does.
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. '.' .. t[2]
+  local ms = t[1] .. string.sub('00000' .. t[2], -6, -4)
+  return ms, ms + 0, t[1] .. '.' .. t[2]
 end
 
 -- Set by a claim for the rest of its call, cleared by begin: see wake (events.lua).
@@ -55,8 +61,7 @@ local WAKE_QUIET = false
 -- call, for what a script reads once per call (see agents.lua). Loaded as functions, the
 -- keys stay built from one call to the next of the same centre.
 local function begin(keys)
-  NOW, NOW_US = now_ms()
-  NOW_S = string.format('%d', NOW)
+  NOW_S, NOW, NOW_US = now_ms()
   RUN = RUN + 1
   WAKE_QUIET = false
   if keys[1] == P then return end
@@ -97,6 +102,7 @@ local function k_ready_skill(q, tier, skill, level)
 end
 local function k_resume(q, from) return P .. 'queue:' .. q .. ':resume:' .. from end
 local function k_queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
+local function k_queue_stats(q) return P .. 'queue:' .. q .. ':stats' end
 local function k_agent(a) return P .. 'agent:' .. a end
 local function k_alive(a) return P .. 'agent:' .. a .. ':alive' end
 
@@ -105,17 +111,6 @@ local function hgetall(key)
   if #flat == 0 then return nil end
   local t = {}
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
--- The fields `names` of hash `key` as a table (a missing field, or hash, gives nils): for a
--- script that reads a few fields of a big hash, cheaper than hgetall.
-local function hmget(key, names)
-  local vals = redis.call('HMGET', key, unpack(names))
-  local t = {}
-  for i, name in ipairs(names) do
-    if vals[i] then t[name] = vals[i] end
-  end
   return t
 end
 

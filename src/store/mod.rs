@@ -6,8 +6,9 @@
 //! a Redis without functions (before 7.0).
 //!
 //! Keys (centre `C`; the `{C}` hash tag keeps a centre in one slot; `lua/includes/keys.lua`
-//! says what each holds): `callq:{C}:call:<CallSid>`, `callq:{C}:queue:<Q>`,
-//! `callq:{C}:queue:<Q>:waiting`, `callq:{C}:queue:<Q>:ready:<tier>`, `callq:{C}:agent:<A>`,
+//! says what each holds): `callq:{C}:call:<CallSid>`, `callq:{C}:queue:<Q>` (settings),
+//! `callq:{C}:queue:<Q>:stats` (running figures), `callq:{C}:queue:<Q>:waiting`,
+//! `callq:{C}:queue:<Q>:ready:<tier>`, `callq:{C}:agent:<A>`,
 //! `callq:{C}:agent:<A>:alive`, `callq:{C}:queues`, `callq:{C}:agents`, `callq:{C}:arriving`,
 //! `callq:{C}:offers`, `callq:{C}:connected`, `callq:{C}:retry`, `callq:{C}:wrapup`,
 //! `callq:{C}:heartbeats`, `callq:{C}:wake`, `callq:{C}:events`.

@@ -296,14 +296,18 @@ impl Store {
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         let mut c = self.conn().await?;
         let waiting_key = self.key(&format!("queue:{queue}:waiting"));
-        // O(1) in the number of agents: the scripts keep `queue:<q>:agents` in step
-        let (cfg, waiting, head, counted): (
-            HashMap<String, String>,
+        // O(1) in the number of agents: the scripts keep `queue:<q>:agents` in step, and the
+        // running figures in `queue:<q>:stats`
+        type Fields = HashMap<String, String>;
+        let (cfg, figures, waiting, head, counted): (
+            Fields,
+            Fields,
             u64,
             Vec<String>,
             HashMap<String, i64>,
         ) = redis::pipe()
             .hgetall(self.key(&format!("queue:{queue}")))
+            .hgetall(self.key(&format!("queue:{queue}:stats")))
             .zcard(&waiting_key)
             .zrange(&waiting_key, 0, 0)
             .hgetall(self.key(&format!("queue:{queue}:agents")))
@@ -334,12 +338,16 @@ impl Store {
                 (s.as_str().to_string(), n.max(0) as u64)
             })
             .collect();
-        let aht_s = get(&cfg, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
-        let ring_s = get(&cfg, "ring_ms").parse::<f64>().unwrap_or(0.0).max(0.0) / 1000.0;
+        let aht_s = get(&figures, "aht_ms").parse::<f64>().unwrap_or(180_000.0) / 1000.0;
+        let ring_s = get(&figures, "ring_ms")
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            .max(0.0)
+            / 1000.0;
         let abandon_rate = abandon_rate(
-            get(&cfg, "left_n").parse().unwrap_or(0.0),
-            get(&cfg, "abandon_n").parse().unwrap_or(0.0),
-            get(&cfg, "held_s").parse().unwrap_or(0.0),
+            get(&figures, "left_n").parse().unwrap_or(0.0),
+            get(&figures, "abandon_n").parse().unwrap_or(0.0),
+            get(&figures, "held_s").parse().unwrap_or(0.0),
         );
         let mut stats = QueueStats {
             name: queue.to_string(),
