@@ -35,13 +35,16 @@ local RETENTION_MS = '86400000'
 -- without scanning the stream.
 local function event(kind, fields)
   -- numbers as Redis stores them (integers as plain digits), the same in stream and history
-  local flat, n = fields, 0
-  for i, v in ipairs(flat) do
-    n = i
-    if type(v) ~= 'string' then flat[i] = str(v) end
+  local flat = fields
+  for i = 1, #fields do
+    local v = fields[i]
+    if v == nil then
+      -- (a nil ends the list, as it always did: what follows it is left out)
+      flat = { unpack(fields, 1, i - 1) }
+      break
+    end
+    if type(v) ~= 'string' then fields[i] = str(v) end
   end
-  -- (a nil ends the list, as it always did: what follows it is left out)
-  if #flat ~= n then flat = { unpack(flat, 1, n) } end
   local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
     unpack(flat))
   if flat[1] ~= 'call' or flat[2] == nil or flat[2] == '' then return end
