@@ -158,21 +158,33 @@ end
 -- rung as the last resort. Stale entries found on the way are cleaned up.
 local function scan_set(key, st, strategy, seed)
   local fresh = {}
-  for _, id in ipairs(redis.call('ZRANGE', key, '0', int(st.scan - 1))) do
-    if not st.seen[id] then
-      st.seen[id] = true
-      local a = ready_entry(key, id)
-      if a == nil then
-        -- gone, lost or not ready: cleaned up
-      elseif not meets(a, st.need) then
-        -- a ready agent without another skill this call needs
-      elseif string.find(st.rang, ',' .. id .. ',', 1, true) then
-        if st.fallback == nil then st.fallback, st.fallback_a = id, a end
-      else
-        fresh[#fresh + 1] = { id, a }
-        if not RANDOM[strategy] then break end
+  local random = RANDOM[strategy]
+  -- A set in the strategy's order is read two entries deep first: its head is nearly always
+  -- the agent offered, and each entry read costs Redis a Lua string. Only when those two do
+  -- not do is it read again, st.scan deep (from the top: a stale entry cleaned up on the
+  -- way moves the others up; st.seen skips the ones already looked at).
+  local depth = st.scan
+  if not random then depth = math.min(2, depth) end
+  while true do
+    local ids = redis.call('ZRANGE', key, '0', int(depth - 1))
+    for _, id in ipairs(ids) do
+      if not st.seen[id] then
+        st.seen[id] = true
+        local a = ready_entry(key, id)
+        if a == nil then
+          -- gone, lost or not ready: cleaned up
+        elseif not meets(a, st.need) then
+          -- a ready agent without another skill this call needs
+        elseif string.find(st.rang, ',' .. id .. ',', 1, true) then
+          if st.fallback == nil then st.fallback, st.fallback_a = id, a end
+        else
+          fresh[#fresh + 1] = { id, a }
+          if not random then break end
+        end
       end
     end
+    if #fresh > 0 or depth >= st.scan or #ids < depth then break end
+    depth = st.scan
   end
   if #fresh == 0 then return nil end
   local pick = fresh[1]
@@ -199,7 +211,7 @@ local function pick_agent(q, cfg, c, r)
     local cx = cfg
     if i > 1 then cx = queue_cfg(qx) end
     if cx then
-      local tiers = num(cx.tiers, 1)
+      local tiers = setting(cx, 'tiers', 1)
       if i == 1 then tiers = math.min(tiers, r.tiers) end
       for tier = 1, tiers do
         if #r.need == 0 then
@@ -232,7 +244,7 @@ local function ring_group(q, cfg, c, r)
     local cx = cfg
     if i > 1 then cx = queue_cfg(qx) end
     if cx then
-      local tiers = num(cx.tiers, 1)
+      local tiers = setting(cx, 'tiers', 1)
       if i == 1 then tiers = math.min(tiers, r.tiers) end
       for tier = 1, tiers do
         local keys = {}

@@ -1093,6 +1093,33 @@ async fn linear_offers_in_the_configured_order() {
     );
 }
 
+/// A claim reads the head of a ready set first and looks deeper only when the head's agents
+/// cannot take the call: here the first two in order already rang it, and the third, further
+/// down, is the one offered (not the first again).
+#[tokio::test]
+async fn agents_past_the_head_of_the_ready_set_are_found_when_the_head_already_rang() {
+    let store = store_with(&[queue("q", Strategy::Linear)]).await;
+    for (id, order) in [("a1", 1), ("a2", 2), ("a3", 3)] {
+        let mut spec = agent(id, &[("q", 1)]);
+        spec.order = order;
+        online_agent(&store, &spec).await;
+    }
+    enqueue(&store, "CA1", "q").await;
+    let mut rang = Vec::new();
+    for _ in 0..3 {
+        let o = claim(&store).await.expect("offer");
+        rang.push(o.agent_id.clone());
+        store
+            .offer_result(&o.offer_ref(), OfferOutcome::NoAnswer, "")
+            .await
+            .expect("no-answer");
+    }
+    assert_eq!(rang, ["a1", "a2", "a3"], "each agent once before any again");
+    let again = claim(&store).await.expect("offer");
+    assert_eq!(again.agent_id, "a1", "then the first in order again");
+    assert_invariants(&store, &sids(&["CA1"])).await;
+}
+
 #[tokio::test]
 async fn going_offline_on_a_call_is_applied_when_the_call_ends() {
     let mut q = sales();
