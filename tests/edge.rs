@@ -456,6 +456,28 @@ async fn wait_for_a_call_being_offered_is_just_music() {
     assert_eq!(doc.verbs, vec![Verb::Play(twiml::Play::new(SALES_MUSIC))]);
 }
 
+/// A caller whose callback is booked and already being offered, yet holding again (their
+/// queue exit was answered without Redis): their wait request sends them away (`<Leave/>`,
+/// then the goodbye), never music while the callback rings their own phone.
+#[tokio::test]
+async fn wait_for_a_callback_already_offered_leaves_the_queue() {
+    let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;
+    let store = &srv.state.store;
+    call_in(&srv, "CAcbheld", CALLER, SALES_NO).await;
+    wait_doc(&srv, "CAcbheld").await;
+    let params = [("CallSid", "CAcbheld"), ("From", CALLER), ("Digits", "1")];
+    let doc = twiml(&srv, "/twilio/wait/gather", &params).await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Leave));
+    online_agent(store, &agent("a1", &[("sales", 1)])).await;
+    let offer = claim(store).await.expect("the callback is offered");
+    assert_eq!(offer.call_sid, "CAcbheld");
+    assert_eq!(state_of(store, "CAcbheld").await, Some(CallState::Offered));
+    let doc = wait_doc(&srv, "CAcbheld").await;
+    assert_eq!(doc.verbs, vec![Verb::Leave]);
+    let doc = queue_exit(&srv, "CAcbheld", "leave").await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup), "{doc:?}");
+}
+
 #[tokio::test]
 async fn callback_offer_after_threshold_and_pressing_1() {
     let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;

@@ -231,3 +231,56 @@ async fn a_call_that_ends_during_a_redis_pause_is_completed_once_redis_answers()
     assert_eq!(doc.verbs, vec![Verb::Hangup]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
 }
+
+/// A caller who pressed 1 for a callback leaves Twilio's queue (our `<Leave/>`), and Twilio's
+/// request to the `<Enqueue>` action comes while Redis pauses: why the caller left is known to
+/// Redis alone, so the answer waits for it (a pause shorter than the edge's patience) and is
+/// the goodbye, never the caller held again (or sent to the fallback number) while their
+/// callback is booked.
+#[tokio::test]
+async fn a_caller_who_took_a_callback_and_leaves_during_a_redis_pause_is_told_goodbye() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
+    let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;
+    let store = srv.state.store.clone();
+    call_in(&srv, "CAcbpause", CALLER, SALES_NO).await;
+    let doc = wait_doc(&srv, "CAcbpause").await;
+    assert!(
+        doc.verbs.iter().any(|v| matches!(v, Verb::Gather(_))),
+        "the callback offer: {doc:?}"
+    );
+    let params = [("CallSid", "CAcbpause"), ("From", CALLER), ("Digits", "1")];
+    let doc = twiml(&srv, "/twilio/wait/gather", &params).await;
+    assert_eq!(doc.verbs.last(), Some(&Verb::Leave), "{doc:?}");
+
+    pause_redis(1500).await;
+    let doc = queue_exit(&srv, "CAcbpause", "leave").await;
+    assert!(
+        !doc.verbs
+            .iter()
+            .any(|v| matches!(v, Verb::Enqueue(_) | Verb::Dial(_))),
+        "held again or dialled elsewhere with a callback booked: {doc:?}"
+    );
+    assert_eq!(doc.verbs.last(), Some(&Verb::Hangup), "{doc:?}");
+    assert_eq!(
+        state_of(&store, "CAcbpause").await,
+        Some(CallState::Callback)
+    );
+}
+
+/// The callback key pressed while Redis pauses: the request waits for Redis instead of telling
+/// the caller it was not taken (and then booking it all the same once Redis runs the command).
+#[tokio::test]
+async fn a_callback_key_pressed_during_a_redis_pause_is_taken_once_redis_answers() {
+    let _alone = ONE_PAUSE_AT_A_TIME.lock().await;
+    let srv = spawn_server(centre_with("callback_after_s = 0", "", "")).await;
+    let store = srv.state.store.clone();
+    call_in(&srv, "CAcbkey", CALLER, SALES_NO).await;
+    wait_doc(&srv, "CAcbkey").await;
+    let params = [("CallSid", "CAcbkey"), ("From", CALLER), ("Digits", "1")];
+    // the call was read before the pause; the request itself meets it
+    pause_redis(1500).await;
+    let doc = twiml(&srv, "/twilio/wait/gather", &params).await;
+    assert!(said(&doc, "call you back"), "{:?}", says(&doc));
+    assert_eq!(doc.verbs.last(), Some(&Verb::Leave), "{doc:?}");
+    assert_eq!(state_of(&store, "CAcbkey").await, Some(CallState::Callback));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::speech::Speech;
 use super::{
     action_twiml, callable, enqueue_healing, enqueue_verb, fallback, hold_verbs, last_resort,
-    now_ms, queue_config, speech_of, within, ExitState, Hook, Reply, Why,
+    now_ms, queue_config, speech_of, within, within_patiently, ExitState, Hook, Reply, Why,
 };
 use crate::app::AppState;
 use crate::config::Action;
@@ -89,8 +89,13 @@ pub(crate) async fn wait(h: Hook) -> Reply {
         Ok(Some((call, _))) if call.state == CallState::Overflowed => {
             Reply::twiml(twiml::Response::new().leave(), "overflowed")
         }
-        Ok(Some((call, _))) if call.state == CallState::Callback => {
-            // asked for a callback; our <Leave/> did not reach Twilio: leave now
+        Ok(Some((call, _)))
+            if call.state == CallState::Callback
+                || (call.kind == CallKind::Callback && !call.state.is_final()) =>
+        {
+            // asked for a callback, and our <Leave/> did not reach Twilio or the exit was
+            // answered without Redis (so the caller was held again): leave now, even when
+            // the callback is already ringing an agent
             Reply::twiml(twiml::Response::new().leave(), "callback")
         }
         Ok(Some((call, _))) if call.state.is_final() => {
@@ -342,7 +347,9 @@ async fn leave_line(h: &Hook, call: &CallRecord, action: &Action, why: Why) -> R
 /// Record a callback request for `from` and let the caller leave the queue.
 async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
     let app = &h.app;
-    match within(app, app.store.request_callback(&h.call_sid, from)).await {
+    // the caller pressed the key and waits for the answer: Redis is given time to pause
+    // (the request is idempotent, so a try that timed out may be made again)
+    match within_patiently(app, || app.store.request_callback(&h.call_sid, from)).await {
         Ok(Transition::Done(())) | Ok(Transition::Stale(Some(CallState::Callback))) => {
             tracing::info!("callback requested");
             let sp = speech_of(app, queue);
@@ -371,8 +378,10 @@ async fn callback(h: &Hook, from: &str, queue: &str) -> Reply {
 /// Its TwiML runs in the wait context: Play, Say, Pause, Leave, Hangup, Redirect, Gather.
 pub(crate) async fn gather(h: Hook) -> Reply {
     let app = &h.app;
-    // the caller's queue, for its hold music (the default queue's when Redis cannot tell)
-    let (queue, recorded_from, redis_ok) = match within(app, app.store.call(&h.call_sid)).await {
+    // the caller's queue, for its hold music (the default queue's when Redis cannot tell);
+    // the caller pressed a key and waits for the answer, so Redis is given time to pause
+    let looked_up = within_patiently(app, || app.store.call(&h.call_sid)).await;
+    let (queue, recorded_from, redis_ok) = match looked_up {
         Ok(Some(call)) => (call.queue, call.from, true),
         Ok(None) => (app.centre.default_queue.clone(), String::new(), true),
         Err(e) => {
@@ -501,7 +510,9 @@ pub(crate) fn overflowed_twiml(app: &AppState, call: &CallRecord) -> twiml::Resp
 /// The caller left on our `<Leave/>`: a callback request, or an overflow action.
 async fn left(h: &Hook, exit: ExitState) -> Reply {
     let app = &h.app;
-    let call = match within(app, app.store.call(&h.call_sid)).await {
+    // Why the caller left is in Redis only (a callback taken, an overflow): answered blind, a
+    // caller whose callback is booked would be held again, or sent to the fallback number
+    let call = match within_patiently(app, || app.store.call(&h.call_sid)).await {
         Ok(Some(call)) => call,
         Ok(None) => {
             tracing::warn!("caller left the queue but the call is unknown; fallback");

@@ -348,6 +348,42 @@ fn percent_decode(s: &str) -> Result<String, MalformedForm> {
 // Shared pieces of the handlers
 // ---------------------------------------------------------------------------------------------
 
+/// How long a caller between two documents may wait for Redis: after pressing the callback
+/// key, or on leaving Twilio's queue for it. A moment of silence there is better than an
+/// answer taken blind (hold music, or the fallback number, for a caller whose callback is
+/// booked), and a Redis failover's pause is usually shorter; Twilio waits 15 s for a
+/// webhook's answer.
+pub(crate) const PATIENT_DEADLINE: Duration = Duration::from_secs(5);
+/// Between two tries of [`within_patiently`].
+const PATIENT_RETRY: Duration = Duration::from_millis(200);
+
+/// Run `op` (a request's Redis work, safe to repeat: a read or an idempotent transition)
+/// until it succeeds or [`PATIENT_DEADLINE`] (at least the edge's Redis deadline) has passed:
+/// for the few answers that must not be given without Redis' word while Redis pauses.
+pub(crate) async fn within_patiently<T, F, Fut>(
+    app: &AppState,
+    mut op: F,
+) -> crate::store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::store::Result<T>>,
+{
+    let deadline = PATIENT_DEADLINE.max(app.edge.redis_deadline);
+    let until = Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, op()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if Instant::now() + PATIENT_RETRY >= until => return Err(e),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "redis did not answer; trying again");
+                tokio::time::sleep(PATIENT_RETRY).await;
+            }
+            Err(_) => return Err(StoreError::Timeout(deadline)),
+        }
+    }
+}
+
 /// Run `fut` (a request's Redis work) under the edge's Redis deadline.
 pub(crate) async fn within<T>(
     app: &AppState,
