@@ -277,7 +277,7 @@ async fn a_callback_key_pressed_during_a_redis_pause_is_taken_once_redis_answers
     call_in(&srv, "CAcbkey", CALLER, SALES_NO).await;
     wait_doc(&srv, "CAcbkey").await;
     let params = [("CallSid", "CAcbkey"), ("From", CALLER), ("Digits", "1")];
-    // the call was read before the pause; the request itself meets it
+    // the caller heard the offer before the pause; the key's read and request both meet it
     pause_redis(1500).await;
     let doc = twiml(&srv, "/twilio/wait/gather", &params).await;
     assert!(said(&doc, "call you back"), "{:?}", says(&doc));

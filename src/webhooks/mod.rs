@@ -353,7 +353,7 @@ fn percent_decode(s: &str) -> Result<String, MalformedForm> {
 /// answer taken blind (hold music, or the fallback number, for a caller whose callback is
 /// booked), and a Redis failover's pause is usually shorter; Twilio waits 15 s for a
 /// webhook's answer.
-pub(crate) const PATIENT_DEADLINE: Duration = Duration::from_secs(5);
+const PATIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// Between two tries of [`within_patiently`].
 const PATIENT_RETRY: Duration = Duration::from_millis(200);
 
