@@ -12,6 +12,12 @@
 # (scripts/ensure-browser.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the whole run builds about 4 GB into target/ (Cargo.toml's [profile.dev] keeps it there); say so
+# up front when the disk is short, rather than as rustc's "No space left on device" half an hour in
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt $((5 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }'); the test build needs about 4 GB" >&2
+fi
 scripts/ensure-redis.sh
 scripts/ensure-postgres.sh
 scripts/ensure-browser.sh
