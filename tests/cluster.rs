@@ -108,11 +108,23 @@ async fn centres_spread_over_the_masters_and_run_every_transition_on_theirs() {
         assert_eq!(stats.waiting, 0);
         assert!(!store.recent_events(10).await.expect("events").is_empty());
     }
-    // the script cache is gone on every node (a restart, a new master): EVALSHA answers
-    // NOSCRIPT, the scripts are loaded again on the masters and the transitions go on
-    cluster.flush_scripts();
-    for (i, (store, _)) in stores.iter().enumerate() {
+    // the routing library and the script cache are gone on every node (a restart, a new
+    // master): FCALL finds no function, the library is loaded again on the masters and the
+    // transitions go on
+    cluster.flush_functions_and_scripts();
+    for (_, master) in &stores {
+        assert!(
+            cluster.libraries_on(*master).is_empty(),
+            "flushed on {master}"
+        );
+    }
+    for (i, (store, master)) in stores.iter().enumerate() {
         a_call_lives_and_ends(store, &format!("CA{i}b")).await;
+        let libraries = cluster.libraries_on(*master);
+        assert!(
+            libraries.iter().any(|l| l.starts_with("callq")),
+            "the routing library loaded again on {master}: {libraries:?}"
+        );
     }
 }
 

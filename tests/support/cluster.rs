@@ -85,11 +85,31 @@ impl LocalCluster {
             .any(|l| l.contains(&want) && l.contains(" cmd=blpop "))
     }
 
-    /// Every node: `SCRIPT FLUSH` (as a restart or a new master would have it).
-    pub fn flush_scripts(&self) {
+    /// `FUNCTION FLUSH` on every master (replicas follow it; they refuse it themselves) and
+    /// `SCRIPT FLUSH` on every node, as a restart or a new master without a copy of the data
+    /// would have it: neither the routing library nor a script is left.
+    pub fn flush_functions_and_scripts(&self) {
         for p in self.ports() {
+            if cli(p, &["ROLE"]).starts_with("master") {
+                assert_eq!(cli(p, &["FUNCTION", "FLUSH"]).trim(), "OK");
+            }
             assert_eq!(cli(p, &["SCRIPT", "FLUSH"]).trim(), "OK");
         }
+    }
+
+    /// The function libraries node `port` holds (`FUNCTION LIST`: their names).
+    pub fn libraries_on(&self, port: u16) -> Vec<String> {
+        let list = cli(port, &["FUNCTION", "LIST"]);
+        let mut lines = list.lines();
+        let mut names = Vec::new();
+        while let Some(l) = lines.next() {
+            if l.trim() == "library_name" {
+                if let Some(name) = lines.next() {
+                    names.push(name.trim().to_string());
+                }
+            }
+        }
+        names
     }
 
     /// Keys of `pattern` on node `port` (only that node's own).
