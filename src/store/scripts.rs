@@ -3,8 +3,12 @@
 //! Only the shared definitions a script uses are pasted: Redis runs a script's whole text on
 //! every call, and each `local function` it passes builds a closure, so a helper no script
 //! line reaches would cost every call for nothing (see [`shake`]).
-//! Each script is called by SHA (EVALSHA); the `redis` crate falls back to loading it on
-//! NOSCRIPT, so a `SCRIPT FLUSH` or a Redis restart never breaks a running process.
+//! The same transitions are also built into one library of Redis functions ([`Library`]:
+//! helpers defined once, `FCALL` by name), which is how they run on Redis 7 and later; a
+//! Redis that lacks the library (restarted, failed over, `FUNCTION FLUSH`) is given it again
+//! by the first call that misses it. On an older Redis each script is called by SHA
+//! (EVALSHA), and the `redis` crate loads it again on NOSCRIPT. Either way a flush or a
+//! restart never breaks a running process.
 //!
 //! Every script has the name of the [`Store`](super::Store) function that runs it: grep one
 //! word and you land on both sides of a transition.
