@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README.md, and what CI runs): formatting, lints (with and without the
-# default `lab` feature), the product build without the lab, every unit, integration and
+# default `lab` feature), the code's docs (warnings denied), the product build without the lab, every unit, integration and
 # property test against real redis-server instances the tests start (and the archive's against
 # the machine's PostgreSQL, scripts/ensure-postgres.sh), every benchmark script at
 # a tiny size on the debug build (scripts/bench-smoke.sh, about two and a half minutes), the agent and
@@ -26,6 +26,8 @@ cargo clippy --all-targets --locked -- -D warnings
 # the product alone, without the lab (simulator, demo, bench): what the Dockerfile builds
 cargo build --no-default-features --locked
 cargo clippy --all-targets --no-default-features --locked -- -D warnings
+# the code's own docs, whose links must resolve (they link private items: maintainers' docs)
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --document-private-items --locked
 cargo test --all-targets --locked
 # every benchmark script starts, measures and exits 0 (tiny sizes, the debug build above)
 scripts/bench-smoke.sh

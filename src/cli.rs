@@ -143,7 +143,7 @@ pub struct TwilioArgs {
         default_value = "https://api.twilio.com"
     )]
     pub api_base: String,
-    /// The public base URL Twilio calls (as configured on the number), e.g. https://callq.example.com.
+    /// The public base URL Twilio calls (as configured on the number), e.g. `https://callq.example.com`.
     /// Signatures are checked against it, since callq sits behind a load balancer.
     #[arg(
         long,

@@ -19,6 +19,11 @@
 //! - `sim`: a Twilio simulator that speaks Twilio's real protocol, for the demo and benches.
 //! - `lab`: what assembles callq with the simulator and drives it: the in-process stack,
 //!   `callq demo`, `callq bench` (with the Erlang C yardstick) and an embedded `redis-server`.
+//!
+//! These docs are written for whoever works on callq, and link private items freely: read them
+//! with `cargo doc --document-private-items` (the test command builds them so, warnings denied).
+
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agents;
 pub mod app;

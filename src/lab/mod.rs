@@ -3,7 +3,7 @@
 //!
 //! - [`stack`]: callq (server and workers), its Redis and the simulator in one process.
 //! - [`demo`]: `callq demo`.
-//! - [`bench`]: `callq bench`: load runs against the simulator, judged by Erlang C, and the
+//! - [`mod@bench`]: `callq bench`: load runs against the simulator, judged by Erlang C, and the
 //!   routing-core micro-benchmark.
 //! - [`drill`]: `callq drill`: the bench's load with one fault injected (a worker killed, Redis
 //!   restarted, a cluster failover, Twilio's REST API down), reported as calls lost, double

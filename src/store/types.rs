@@ -247,7 +247,7 @@ impl QueueSettings {
         }
     }
 
-    /// The stored form of the widening steps (`configure_queue.lua`, ARGV[14]).
+    /// The stored form of the widening steps (`configure_queue.lua`, `ARGV[14]`).
     pub fn widen_field(&self) -> String {
         self.widen
             .iter()

@@ -2,7 +2,7 @@
 //! shapes as Twilio's own), under `/2010-04-01/Accounts/{AccountSid}`:
 //!
 //! - `POST …/Calls/{CallSid}.json` with `Twiml`, `Url` (+`Method`) or
-//!   `Status=completed|canceled` ([`write`]): an `in-progress` call is interrupted and runs the
+//!   `Status=completed|canceled` ([`mod@write`]): an `in-progress` call is interrupted and runs the
 //!   new instructions; 200 with the Call resource. New TwiML for a call that is not
 //!   `in-progress` — ended, or an inbound call whose first TwiML has not run yet — is refused
 //!   with 21220, as Twilio does. `canceled` ends a queued or ringing call and leaves an

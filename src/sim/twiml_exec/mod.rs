@@ -1,6 +1,6 @@
 //! The TwiML interpreter: one simulated call, as Twilio runs it for callq.
 //!
-//! It requests a webhook, parses the TwiML with [`twiml::parse`] and follows it verb by verb:
+//! It requests a webhook, parses the TwiML with [`parse`](crate::twilio::twiml::parse) and follows it verb by verb:
 //! `<Say>`, `<Play>` and `<Pause>` take time; `<Enqueue>` puts the caller in a (Twilio) queue
 //! and requests the `waitUrl` again each time its document ends; a REST update of the call
 //! ([`Control`]) interrupts whatever it is doing (inside `<Enqueue>` the action is then requested

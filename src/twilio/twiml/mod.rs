@@ -1,6 +1,6 @@
 //! TwiML, the XML callq answers Twilio's voice webhooks with: ONE model ([`Response`], [`Verb`]
 //! and the structs under them) that callq's handlers write ([`Response::to_xml`]) and that callq's
-//! Twilio simulator and tests read back ([`parse`]), so what is written and what is read can never
+//! Twilio simulator and tests read back ([`parse()`]), so what is written and what is read can never
 //! drift apart. `parse(&r.to_xml()) == Ok(r)` for every valid response.
 //!
 //! Writing uses quick-xml's `Writer`, compact (no indentation), with the XML declaration. Text
