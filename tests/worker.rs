@@ -141,6 +141,47 @@ async fn one_worker_process_serves_several_centres() {
     assert!(ended.is_ok(), "{ended:?}");
 }
 
+/// The `/metrics` line `name` (no labels) of a worker's probe listener over `stores`.
+async fn worker_metric(stores: Vec<Store>, name: &str) -> Option<f64> {
+    use tower::ServiceExt;
+    let app = callq::worker::probes::router(stores, Vec::new());
+    let req = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    let res = tokio::time::timeout(SECS(30), app.oneshot(req))
+        .await
+        .expect("/metrics within 30 s")
+        .expect("infallible");
+    assert_eq!(res.status(), 200);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines().find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        (series == name).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// A worker serving several centres exports no queue gauges (they carry no centre), yet says
+/// whether Redis answers, so the Redis-down alert watches it too: `callq_redis_up` is 1 while
+/// every centre's Redis answers and 0 while one does not.
+#[tokio::test]
+async fn a_worker_of_several_centres_reports_whether_redis_answers() {
+    logs();
+    let (east, west) = (fresh_store(), fresh_store());
+    // nothing listens on port 1: connections are refused (the store connects lazily)
+    let gone = Store::connect("redis://127.0.0.1:1/", "gone", 1).expect("a store");
+    assert_eq!(
+        worker_metric(vec![east.clone(), west], "callq_redis_up").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        worker_metric(vec![east, gone], "callq_redis_up").await,
+        Some(0.0)
+    );
+}
+
 #[tokio::test]
 async fn an_offer_redirects_the_caller_to_the_agent_and_extends_the_lease() {
     logs();

@@ -126,10 +126,32 @@ async fn serve_metrics(
 /// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners), with
 /// the queue gauges read from `store` (when given) within `deadline` first.
 pub async fn metrics(store: Option<&Store>, deadline: Duration) -> impl IntoResponse {
+    // the recorder first: a gauge set before it exists would be lost
+    let handle = metrics_handle();
     if let Some(store) = store {
         refresh_queue_gauges(store, deadline).await;
     }
-    match metrics_handle() {
+    render(handle)
+}
+
+/// `/metrics` of a process serving several centres (a worker with `CALLQ_CENTRES`): no queue
+/// gauges (they carry no centre), but `callq_redis_up`, 1 only when every centre's Redis
+/// answered a PING within `deadline`, so `CallqRedisDown` watches these processes too.
+pub async fn metrics_of_centres(stores: &[Store], deadline: Duration) -> impl IntoResponse {
+    let handle = metrics_handle();
+    let pings = async {
+        for store in stores {
+            store.ping().await?;
+        }
+        Ok::<_, crate::store::StoreError>(())
+    };
+    let up = matches!(tokio::time::timeout(deadline, pings).await, Ok(Ok(())));
+    metrics::gauge!("callq_redis_up").set(if up { 1.0 } else { 0.0 });
+    render(handle)
+}
+
+fn render(handle: Option<&PrometheusHandle>) -> (StatusCode, String) {
+    match handle {
         Some(h) => (StatusCode::OK, h.render()),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -33,11 +33,14 @@ pub fn router(stores: Vec<Store>, healths: Vec<Arc<TwilioHealth>>) -> Router {
             "/metrics",
             get(|State(p): State<Probes>| async move {
                 // queue gauges carry no centre: only a one-centre worker sets them
-                let gauges = match p.stores.as_slice() {
-                    [one] => Some(one),
-                    _ => None,
-                };
-                crate::ops::metrics(gauges, Duration::from_secs(1)).await
+                match p.stores.as_slice() {
+                    [one] => crate::ops::metrics(Some(one), Duration::from_secs(1))
+                        .await
+                        .into_response(),
+                    several => crate::ops::metrics_of_centres(several, Duration::from_secs(1))
+                        .await
+                        .into_response(),
+                }
             }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
