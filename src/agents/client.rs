@@ -72,11 +72,15 @@ impl ClientError {
         }
     }
 
-    /// Whether retrying cannot help: the token or the agent is wrong, or the request is.
+    /// Whether retrying cannot help: the token or the agent is wrong, or the request is. A
+    /// 408 (the body was late: the network's doing) and a 429 (a gateway's rate limit) are
+    /// worth another try.
     pub fn is_permanent(&self) -> bool {
         match self {
             ClientError::Api { status, .. } => {
-                status.is_client_error() && *status != StatusCode::TOO_MANY_REQUESTS
+                status.is_client_error()
+                    && *status != StatusCode::REQUEST_TIMEOUT
+                    && *status != StatusCode::TOO_MANY_REQUESTS
             }
             ClientError::Http(_) => false,
         }
@@ -302,5 +306,34 @@ mod tests {
             AgentClient::new("http://h", "a/b c", "t", Duration::from_secs(1)).expect("client");
         assert_eq!(odd.url(None).as_str(), "http://h/v1/agents/a%2Fb%20c");
         assert!(AgentClient::new("not a url", "a1", "t", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn a_late_body_or_a_rate_limit_is_retried_any_other_4xx_is_permanent() {
+        let answered = |status: StatusCode| ClientError::Api {
+            status,
+            error: ErrorDetail {
+                code: "x".into(),
+                message: String::new(),
+                field: None,
+            },
+        };
+        for retried in [
+            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ] {
+            assert!(!answered(retried).is_permanent(), "{retried}");
+        }
+        for permanent in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::NOT_FOUND,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ] {
+            assert!(answered(permanent).is_permanent(), "{permanent}");
+        }
     }
 }
