@@ -463,7 +463,8 @@ pub struct ErrorDetail {
     /// `unknown_field`, `invalid_field`, `unknown_queue`, `invalid_path`,
     /// `unsupported_media_type`, `body_too_large`, `body_timeout`, `agent_not_found`,
     /// `call_not_found`, `feature_not_found`, `not_found`, `call_already_ended`, `method_not_allowed`,
-    /// `agent_exists`, `agent_on_call`, `deferred_until_call_ends`, `store_unavailable`,
+    /// `agent_exists`, `agent_on_call`, `deferred_until_call_ends`, `call_not_connected`,
+    /// `not_your_call`, `no_legacy_path`, `voice_tokens_unconfigured`, `store_unavailable`,
     /// `internal`.
     #[schema(example = "invalid_field")]
     pub code: String,
