@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a PostgreSQL answers on 127.0.0.1:5432 for tests/archive.rs (each test makes and
-# drops a database of its own as user postgres; PGURL overrides where). Starts the machine's
+# drops a database of its own as user postgres; PGHOST and PGPORT override where this script
+# looks, and CALLQ_TEST_PG where the tests connect). Starts the machine's
 # cluster when it is installed but stopped; installs Debian's postgresql package (trust auth
 # on loopback for the tests) where it is missing (needs root or sudo).
 set -euo pipefail

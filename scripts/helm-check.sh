@@ -44,6 +44,24 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$helm" template callq "$chart" --set existingSecret=callq-secrets > "$out/default.yaml"
 "$helm" template callq "$chart" -f scripts/helm-all-on.yaml > "$out/all-on.yaml"
+# values callq would refuse fail the install instead (a pod crash-looping at 3 a.m. says less)
+ok_secrets=(--set secrets.twilioAuthToken=0123456789abcdef
+  --set secrets.adminToken=0123456789abcdef01234567
+  --set secrets.agentSecret=0123456789abcdef0123456789abcdef)
+"$helm" template callq "$chart" "${ok_secrets[@]}" > /dev/null \
+  || fail "the chart refuses secrets of the lengths callq accepts"
+refused() { # a reason, then helm template's arguments: the render must fail saying `reason`
+  local reason=$1 said
+  shift
+  if said=$("$helm" template callq "$chart" "$@" 2>&1 >/dev/null); then
+    fail "rendered with $* (callq would refuse it)"
+  fi
+  grep -q "$reason" <<<"$said" || fail "rendering with $* failed, but not for $reason: $said"
+}
+refused 'secrets.adminToken must be at least 24 bytes' "${ok_secrets[@]}" --set secrets.adminToken=short
+refused 'secrets.agentSecret must be at least 32 bytes' "${ok_secrets[@]}" --set secrets.agentSecret=0123456789abcdef
+refused 'archive.outbound.urls needs secrets.outboundSecret' "${ok_secrets[@]}" \
+  --set archive.enabled=true --set secrets.databaseUrl=postgres://db/callq --set 'archive.outbound.urls={https://hooks.example.com/callq}'
 # what the worker needs to be probed and scraped is there in both
 for f in "$out/default.yaml" "$out/all-on.yaml"; do
   grep -q 'CALLQ_WORKER_LISTEN' "$f"
@@ -144,7 +162,10 @@ if grep -q '^kind: PodMonitor' "$out/default.yaml"; then fail "PodMonitor render
 grep -q '^kind: PodMonitor' "$out/all-on.yaml" || fail "no PodMonitor with podMonitor.enabled=true"
 grep -q 'key: CALLQ_METRICS_TOKEN' <(awk '/^kind: PodMonitor/,/^---/' "$out/all-on.yaml") \
   || fail "the PodMonitor does not send CALLQ_METRICS_TOKEN with podMonitor.metricsToken=true"
-grep -q '^    release: kube-prometheus-stack$' "$out/all-on.yaml" || fail "alerts.ruleLabels not on the PrometheusRule"
+grep -q '^    release: kube-prometheus-stack$' <(awk '/^kind: PrometheusRule/,/^---/' "$out/all-on.yaml") \
+  || fail "alerts.ruleLabels not on the PrometheusRule"
+grep -q '^    - app.kubernetes.io/name$' <(awk '/^kind: PodMonitor/,/^---/' "$out/all-on.yaml") \
+  || fail "the PodMonitor does not put the pods' name label on its targets (CallqTargetDown's selector)"
 grep -q '^    grafana_dashboard: "1"$' "$out/all-on.yaml" || fail "dashboards ConfigMap without the sidecar's label"
 grep -q '^    grafana_folder: Contact centre$' "$out/all-on.yaml" || fail "dashboards.annotations not on the ConfigMap"
 grep -q '^ *"uid": "callq",$' "$out/all-on.yaml" || fail "the dashboard JSON is not in the ConfigMap"
