@@ -44,7 +44,8 @@ echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*') under $(valgrin
 args=(--core-redis-url "redis://127.0.0.1:$port/" --core-callgrind "$work/callgrind.out"
   --core-no-profile)
 for default in "--core-seconds 1" "--core-samples 300"; do
-  if [[ " $* " != *" ${default%% *} "* ]]; then
+  flag=${default%% *}
+  if [[ " $* " != *" $flag "* && " $*" != *" $flag="* ]]; then
     read -ra pair <<<"$default"
     args+=("${pair[@]}")
   fi
