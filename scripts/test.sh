@@ -21,6 +21,7 @@ fi
 scripts/ensure-redis.sh
 scripts/ensure-postgres.sh
 scripts/ensure-browser.sh
+scripts/ensure-jq.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # the product alone, without the lab (simulator, demo, bench): what the Dockerfile builds

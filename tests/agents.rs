@@ -2084,16 +2084,26 @@ async fn the_agent_client_loop_stops_on_a_refused_token() {
     let client =
         AgentClient::new(&srv.base, "a1", "garbage", Duration::from_secs(5)).expect("client");
     let (_trigger, shutdown) = callq::shutdown::channel();
-    let r = callq::agents::client::run_until(
-        &client,
-        "a1",
-        Duration::from_millis(100),
-        RequestedStatus::Available,
-        true,
-        shutdown,
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        callq::agents::client::run_until(
+            &client,
+            "a1",
+            Duration::from_millis(100),
+            RequestedStatus::Available,
+            true,
+            shutdown,
+        ),
     )
-    .await;
-    assert!(r.is_err(), "a bad token ends the loop at once");
+    .await
+    .expect("a bad token ends the loop, never retried");
+    let e = r.expect_err("a bad token ends the loop at once");
+    let refused = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<callq::agents::client::ClientError>())
+        .unwrap_or_else(|| panic!("the server's refusal, not another failure: {e:#}"));
+    assert_eq!(refused.code(), Some("invalid_token"), "{e:#}");
+    assert!(refused.is_permanent());
 }
 
 /// An operator ends a call whose end never reached callq: the agent is free at once, the
@@ -2259,13 +2269,19 @@ async fn the_openapi_document_describes_values_as_the_server_checks_them() {
         regex::Regex::new(p).expect("the pattern compiles")
     };
 
-    // path parameters
+    // path parameters: every templated path declares its parameters, each with the pattern
     for (path, method, _) in ROUTES {
-        for p in doc["paths"][*path][*method]["parameters"]
+        let params = doc["paths"][*path][*method]["parameters"]
             .as_array()
-            .into_iter()
-            .flatten()
-        {
+            .cloned()
+            .unwrap_or_default();
+        if path.contains('{') {
+            assert!(
+                !params.is_empty(),
+                "{method} {path}: no parameters declared"
+            );
+        }
+        for p in &params {
             assert_eq!(
                 p["schema"]["pattern"],
                 json!(callq::agents::openapi::NAME_PATTERN),
@@ -2422,10 +2438,11 @@ async fn the_agent_example_script_runs_against_a_real_server() {
         .output()
         .await
         .is_ok_and(|o| o.status.success());
-    let mut runs = vec![("plain", true)];
-    if has_jq {
-        runs.push(("jq", false));
-    }
+    assert!(
+        has_jq,
+        "this test runs the example with jq too: install it (scripts/ensure-jq.sh)"
+    );
+    let runs = [("plain", true), ("jq", false)];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-example.sh");
     for (mode, no_jq) in runs {
         let id = format!("desk-{mode}");

@@ -619,7 +619,11 @@ async fn outbound_events_are_signed_and_retried_until_delivered() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     trigger.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the relay stops within 30 s of shutdown")
+        .expect("the relay task");
+    assert!(stopped.is_ok(), "the relay ends cleanly: {stopped:?}");
 
     let got = got.lock().expect("lock").clone();
     // the first event was tried four times: three failures, then delivered

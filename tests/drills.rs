@@ -31,8 +31,13 @@ async fn drill(d: Drill) {
         r.back_to_normal_s.is_some(),
         "the line never got back to normal"
     );
-    if let Some(w) = r.redis_writes {
+    if matches!(d, Drill::RedisRestart | Drill::RedisKill) {
         // appendfsync always, or a SHUTDOWN that writes the file out: nothing acknowledged is lost
+        let w = r
+            .redis_writes
+            .as_ref()
+            .expect("a Redis drill probes its writes");
+        assert!(w.acknowledged > 0, "the probe wrote nothing: {w:?}");
         assert_eq!(w.lost, 0, "Redis lost acknowledged writes: {w:?}");
     }
 }

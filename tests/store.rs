@@ -888,21 +888,32 @@ async fn the_best_call_across_an_agents_queues_is_offered_first() {
 #[tokio::test]
 async fn a_priority_boost_moves_a_caller_ahead_by_a_bounded_time() {
     let store = store_with(&[sales()]).await;
+    // a caller who has held two minutes, and one who just came
+    let mut long = holding("CA-long", "sales", "+2");
+    long.arrival = Arrival::Holding {
+        waited: Duration::from_secs(120),
+    };
+    store.enqueue(&long).await.expect("enqueue");
     enqueue(&store, "CA-plain", "sales").await;
+    // a minute's boost passes the newcomer, never the caller who waited longer than that
     let mut vip = holding("CA-vip", "sales", "+1");
     vip.priority_boost = Duration::from_secs(60);
     store.enqueue(&vip).await.expect("enqueue");
     let snap = store
-        .snapshot(&sids(&["CA-plain", "CA-vip"]))
+        .snapshot(&sids(&["CA-long", "CA-plain", "CA-vip"]))
         .await
         .expect("snap");
-    assert_eq!(snap.waiting["sales"], sids(&["CA-vip", "CA-plain"]));
+    assert_eq!(
+        snap.waiting["sales"],
+        sids(&["CA-long", "CA-vip", "CA-plain"])
+    );
+    assert_eq!(call(&store, "CA-vip").await.priority_ms, 60_000);
     let pos = store
         .position("CA-plain", "sales")
         .await
         .expect("pos")
         .expect("waiting");
-    assert_eq!(pos.position, 2);
+    assert_eq!(pos.position, 3);
 }
 
 #[tokio::test]
@@ -1206,9 +1217,13 @@ async fn a_callback_enqueued_on_arrival_calls_back_the_caller() {
     cb.kind = CallKind::Callback;
     cb.arrival = Arrival::Arriving;
     store.enqueue(&cb).await.expect("enqueue");
-    let call = call(&store, "CA1").await;
-    assert_eq!(call.state, CallState::Callback);
-    assert_eq!(call.callback_to.as_deref(), Some("+15557654321"));
+    let record = call(&store, "CA1").await;
+    assert_eq!(record.state, CallState::Callback);
+    assert_eq!(record.callback_to.as_deref(), Some("+15557654321"));
+    // an agent comes online: the callback is offered, to ring the caller's number
+    online_agent(&store, &agent("a1", &[("sales", 1)])).await;
+    let o = claim(&store).await.expect("the callback offered");
+    assert_eq!((o.call_sid.as_str(), o.kind), ("CA1", CallKind::Callback));
 }
 
 #[tokio::test]
@@ -1340,7 +1355,16 @@ async fn moving_an_agent_between_queues_reindexes_its_ready_sets() {
 
 #[tokio::test]
 async fn scripts_survive_a_script_flush() {
-    let store = store_with(&[sales()]).await;
+    // by SHA, as on a Redis without functions: a SCRIPT FLUSH (a restart, a new master) leaves
+    // EVALSHA answering NOSCRIPT, and the script is loaded again (functions ignore the flush:
+    // transitions_survive_a_function_flush covers them)
+    let opts = callq::store::StoreOptions {
+        functions: false,
+        ..callq::store::StoreOptions::default()
+    };
+    let centre = format!("flush{}", std::process::id());
+    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
+    store.configure_queue(&sales()).await.expect("queue");
     enqueue(&store, "CA1", "sales").await;
     let mut conn = store.conn().await.expect("conn");
     let _: () = redis::cmd("SCRIPT")
@@ -1351,6 +1375,19 @@ async fn scripts_survive_a_script_flush() {
     enqueue(&store, "CA2", "sales").await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     assert_eq!(claim(&store).await.map(|o| o.call_sid), Some("CA1".into()));
+    let memory: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .expect("info");
+    let cached = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(
+        cached.is_some_and(|n| n > 0),
+        "the scripts were loaded again: {cached:?}"
+    );
 }
 
 #[tokio::test]

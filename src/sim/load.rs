@@ -158,7 +158,6 @@ mod tests {
             }
             f.0
         };
-        assert_eq!(of(&["ab", "c"]), of(&["ab", "c"]));
         assert_ne!(of(&["ab", "c"]), of(&["a", "bc"]));
         assert_ne!(of(&["a", "b"]), of(&["b", "a"]));
         // a fixed value: the digest must not change between builds

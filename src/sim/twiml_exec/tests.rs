@@ -558,11 +558,10 @@ fn offered_digits_are_read_from_the_prompt() {
         resolve_url("https://h.example/twilio/voice", "/twilio/wait"),
         "https://h.example/twilio/wait"
     );
-    assert_eq!(
-        TwilioQueues::sid_for("sales"),
-        TwilioQueues::sid_for("sales")
-    );
-    assert_eq!(TwilioQueues::sid_for("sales").len(), 34);
+    let sid = TwilioQueues::sid_for("sales");
+    assert_eq!(sid.len(), 34);
+    assert!(sid.starts_with("QU"), "{sid}");
+    assert_ne!(sid, TwilioQueues::sid_for("support"));
 }
 
 /// A `<Dial>` of three clients, as a ring_all offer sends it.
