@@ -2047,17 +2047,7 @@ async fn the_agent_client_beats_sets_status_and_goes_offline_on_exit() {
 
     let (trigger, shutdown) = callq::shutdown::channel();
     let looping = client.clone();
-    let task = tokio::spawn(async move {
-        callq::agents::client::run_until(
-            &looping,
-            "a1",
-            Duration::from_millis(100),
-            RequestedStatus::Available,
-            true,
-            shutdown,
-        )
-        .await
-    });
+    let task = tokio::spawn(async move { beat_as_a1(&looping, shutdown).await });
     let mut seen = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -2077,6 +2067,23 @@ async fn the_agent_client_beats_sets_status_and_goes_offline_on_exit() {
     );
 }
 
+/// `callq agent`'s loop for agent a1 with `client`: available, device registered, a beat
+/// every 100 ms, until `shutdown` (or an error it cannot retry).
+async fn beat_as_a1(
+    client: &AgentClient,
+    shutdown: callq::shutdown::Shutdown,
+) -> anyhow::Result<()> {
+    callq::agents::client::run_until(
+        client,
+        "a1",
+        Duration::from_millis(100),
+        RequestedStatus::Available,
+        true,
+        shutdown,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_agent_client_loop_stops_on_a_refused_token() {
     let srv = server().await;
@@ -2084,19 +2091,9 @@ async fn the_agent_client_loop_stops_on_a_refused_token() {
     let client =
         AgentClient::new(&srv.base, "a1", "garbage", Duration::from_secs(5)).expect("client");
     let (_trigger, shutdown) = callq::shutdown::channel();
-    let r = tokio::time::timeout(
-        Duration::from_secs(30),
-        callq::agents::client::run_until(
-            &client,
-            "a1",
-            Duration::from_millis(100),
-            RequestedStatus::Available,
-            true,
-            shutdown,
-        ),
-    )
-    .await
-    .expect("a bad token ends the loop, never retried");
+    let r = tokio::time::timeout(Duration::from_secs(30), beat_as_a1(&client, shutdown))
+        .await
+        .expect("a bad token ends the loop, never retried");
     let e = r.expect_err("a bad token ends the loop at once");
     let refused = e
         .chain()

@@ -620,26 +620,6 @@ async fn queue_counters_follow_agents_and_a_recount_repairs_them() {
     assert!(store.recount_agents(false).await.expect("check").is_empty());
 }
 
-/// The value of the sample of `name` whose labels include every one of `labels`, in the
-/// Prometheus text `text`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = match series.split_once('{') {
-            Some((m, rest)) => (m, rest),
-            None => (series, ""),
-        };
-        if metric != name {
-            return None;
-        }
-        labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
-}
-
 /// After a scripted day in queue `kpi` (one call answered and completed, one missed then
 /// abandoned, one overflowed, one callback requested twice), `/metrics` reports the plan's
 /// KPIs with Prometheus types and labels: counters by queue, the wait to answer as a

@@ -1353,18 +1353,30 @@ async fn moving_an_agent_between_queues_reindexes_its_ready_sets() {
     assert_eq!(claim(&store).await, None);
 }
 
+/// How a store runs the routing scripts, whatever `CALLQ_TEST_BY_SHA` says.
+enum Scripts {
+    AsFunctions,
+    BySha,
+}
+
+/// A store on centre `<name><pid>` with the sales queue, running the scripts as `scripts` says.
+async fn sales_store_running(scripts: Scripts, name: &str) -> Store {
+    let opts = callq::store::StoreOptions {
+        functions: matches!(scripts, Scripts::AsFunctions),
+        ..callq::store::StoreOptions::default()
+    };
+    let centre = format!("{name}{}", std::process::id());
+    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
+    store.configure_queue(&sales()).await.expect("queue");
+    store
+}
+
 #[tokio::test]
 async fn scripts_survive_a_script_flush() {
     // by SHA, as on a Redis without functions: a SCRIPT FLUSH (a restart, a new master) leaves
     // EVALSHA answering NOSCRIPT, and the script is loaded again (functions ignore the flush:
     // transitions_survive_a_function_flush covers them)
-    let opts = callq::store::StoreOptions {
-        functions: false,
-        ..callq::store::StoreOptions::default()
-    };
-    let centre = format!("flush{}", std::process::id());
-    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
-    store.configure_queue(&sales()).await.expect("queue");
+    let store = sales_store_running(Scripts::BySha, "flush").await;
     enqueue(&store, "CA1", "sales").await;
     let mut conn = store.conn().await.expect("conn");
     let _: () = redis::cmd("SCRIPT")
@@ -1393,13 +1405,7 @@ async fn scripts_survive_a_script_flush() {
 #[tokio::test]
 async fn a_call_cycle_runs_by_sha_as_on_a_redis_without_functions() {
     // each script with only the shared definitions it reaches pasted in (EVALSHA)
-    let opts = callq::store::StoreOptions {
-        functions: false,
-        ..callq::store::StoreOptions::default()
-    };
-    let centre = format!("sha{}", std::process::id());
-    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
-    store.configure_queue(&sales()).await.expect("queue");
+    let store = sales_store_running(Scripts::BySha, "sha").await;
     online_agent(&store, &agent("a1", &[("sales", 1)])).await;
     enter_connected(&store, "CA1", "sales").await;
     assert_eq!(status(&store, "a1").await, AgentStatus::Busy);
@@ -1412,13 +1418,7 @@ async fn a_call_cycle_runs_by_sha_as_on_a_redis_without_functions() {
 async fn transitions_survive_a_function_flush() {
     // the scripts run as a library of Redis functions; a Redis that lost it (restarted
     // without persistence, flushed) gets it loaded again by the next transition
-    let opts = callq::store::StoreOptions {
-        functions: true,
-        ..callq::store::StoreOptions::default()
-    };
-    let centre = format!("fn{}", std::process::id());
-    let store = Store::connect_with(&support::redis_url(), &centre, &opts).expect("store");
-    store.configure_queue(&sales()).await.expect("queue");
+    let store = sales_store_running(Scripts::AsFunctions, "fn").await;
     enqueue(&store, "CA1", "sales").await;
     let mut conn = store.conn().await.expect("conn");
     async fn libraries(conn: &mut callq::store::Conn) -> usize {

@@ -141,7 +141,7 @@ async fn one_worker_process_serves_several_centres() {
     assert!(ended.is_ok(), "{ended:?}");
 }
 
-/// The `/metrics` line `name` (no labels) of a worker's probe listener over `stores`.
+/// The `/metrics` sample `name` (no labels) of a worker's probe listener over `stores`.
 async fn worker_metric(stores: Vec<Store>, name: &str) -> Option<f64> {
     use tower::ServiceExt;
     let app = callq::worker::probes::router(stores, Vec::new());
@@ -156,11 +156,7 @@ async fn worker_metric(stores: Vec<Store>, name: &str) -> Option<f64> {
     let body = axum::body::to_bytes(res.into_body(), 1 << 20)
         .await
         .expect("a body");
-    let text = String::from_utf8_lossy(&body).into_owned();
-    text.lines().find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        (series == name).then(|| value.parse().ok()).flatten()
-    })
+    sample(&String::from_utf8_lossy(&body), name, &[])
 }
 
 /// A worker serving several centres exports no queue gauges (they carry no centre), yet says

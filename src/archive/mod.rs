@@ -300,7 +300,7 @@ pub async fn serve_health(
                         );
                     }
                     // the queue gauges are serve's; the archive shows its own counters
-                    crate::ops::metrics(None, Duration::from_secs(1)).await
+                    crate::ops::metrics(&[], Duration::from_secs(1)).await
                 }
             }),
         )

@@ -118,39 +118,37 @@ async fn serve_metrics(
         )
             .into_response();
     }
-    metrics(Some(&app.store), app.edge.redis_deadline * 3)
-        .await
-        .into_response()
+    metrics(
+        std::slice::from_ref(&app.store),
+        app.edge.redis_deadline * 3,
+    )
+    .await
+    .into_response()
 }
 
-/// `GET /metrics`: the process's Prometheus text (serve's and the worker's listeners), with
-/// the queue gauges read from `store` (when given) within `deadline` first.
-pub async fn metrics(store: Option<&Store>, deadline: Duration) -> impl IntoResponse {
+/// `GET /metrics`: the process's Prometheus text (serve's, the worker's and the archive's
+/// listeners), after reading, within `deadline`, what the centres it serves (`stores`) show:
+/// for one centre its queue gauges and `callq_redis_up`; for several (a worker with
+/// `CALLQ_CENTRES`) no queue gauges, which carry no centre, but `callq_redis_up`, 1 only when
+/// every centre's Redis answered a PING, so `CallqRedisDown` watches those processes too;
+/// for none (the archive) nothing.
+pub async fn metrics(stores: &[Store], deadline: Duration) -> impl IntoResponse {
     // the recorder first: a gauge set before it exists would be lost
     let handle = metrics_handle();
-    if let Some(store) = store {
-        refresh_queue_gauges(store, deadline).await;
-    }
-    render(handle)
-}
-
-/// `/metrics` of a process serving several centres (a worker with `CALLQ_CENTRES`): no queue
-/// gauges (they carry no centre), but `callq_redis_up`, 1 only when every centre's Redis
-/// answered a PING within `deadline`, so `CallqRedisDown` watches these processes too.
-pub async fn metrics_of_centres(stores: &[Store], deadline: Duration) -> impl IntoResponse {
-    let handle = metrics_handle();
-    let pings = async {
-        for store in stores {
-            store.ping().await?;
+    match stores {
+        [] => {}
+        [one] => refresh_queue_gauges(one, deadline).await,
+        several => {
+            let pings = async {
+                for store in several {
+                    store.ping().await?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            };
+            let up = matches!(tokio::time::timeout(deadline, pings).await, Ok(Ok(())));
+            metrics::gauge!("callq_redis_up").set(if up { 1.0 } else { 0.0 });
         }
-        Ok::<_, crate::store::StoreError>(())
-    };
-    let up = matches!(tokio::time::timeout(deadline, pings).await, Ok(Ok(())));
-    metrics::gauge!("callq_redis_up").set(if up { 1.0 } else { 0.0 });
-    render(handle)
-}
-
-fn render(handle: Option<&PrometheusHandle>) -> (StatusCode, String) {
+    }
     match handle {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

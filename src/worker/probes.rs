@@ -32,15 +32,7 @@ pub fn router(stores: Vec<Store>, healths: Vec<Arc<TwilioHealth>>) -> Router {
         .route(
             "/metrics",
             get(|State(p): State<Probes>| async move {
-                // queue gauges carry no centre: only a one-centre worker sets them
-                match p.stores.as_slice() {
-                    [one] => crate::ops::metrics(Some(one), Duration::from_secs(1))
-                        .await
-                        .into_response(),
-                    several => crate::ops::metrics_of_centres(several, Duration::from_secs(1))
-                        .await
-                        .into_response(),
-                }
+                crate::ops::metrics(&p.stores, Duration::from_secs(1)).await
             }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })

@@ -363,6 +363,26 @@ pub fn invariant_violations(snap: &Snapshot, entered: &[String], all_calls: bool
 }
 
 /// Take a snapshot and assert the invariants hold; `entered` is every call of the centre.
+/// The value of the sample of `name` whose labels include every one of `labels`, in the
+/// Prometheus text `text`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
 pub async fn assert_invariants(store: &Store, entered: &[String]) {
     let snap = store.snapshot(entered).await.expect("snapshot");
     let v = invariant_violations(&snap, entered, true);
